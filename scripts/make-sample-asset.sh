@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Regenerates assets/sample.ts: 12 s of H.264 + AAC in a constant-bitrate
+# (3 Mbit/s mux rate) MPEG transport stream with a PCR every 20 ms and a key
+# frame every second, so Range seeks have a random-access point per second.
+# The committed file is what tests and `npm start` use; run this only to change it.
+set -euo pipefail
+out="${1:-$(dirname "$0")/../assets/sample.ts}"
+ffmpeg -hide_banner -loglevel error -y \
+  -f lavfi -i "testsrc2=size=640x360:rate=25" \
+  -f lavfi -i "sine=frequency=440:sample_rate=48000" \
+  -t 12 -map 0:v -map 1:a \
+  -c:v libx264 -preset veryfast -profile:v main -pix_fmt yuv420p \
+  -b:v 2000k -minrate 2000k -maxrate 2000k -bufsize 1000k \
+  -g 25 -keyint_min 25 -sc_threshold 0 -x264-params nal-hrd=cbr \
+  -c:a aac -b:a 128k \
+  -f mpegts -muxrate 3000000 -pcr_period 20 \
+  -mpegts_flags +resend_headers -flush_packets 0 \
+  -metadata service_name=twinframe-sample \
+  "$out"
+echo "wrote $out ($(stat -c %s "$out") bytes)"
