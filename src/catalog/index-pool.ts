@@ -1,0 +1,149 @@
+// Indexes assets on a one-thread piscina pool and caches the results as
+// '.tfidx' files keyed by the asset's absolute path; a cached index is reused
+// while the asset's size and mtime still match, and concurrent requests for one
+// asset share a single build.
+
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Piscina } from 'piscina';
+import { TwinframeError, type ErrorCode } from '../errors.js';
+import { INDEX_FILE_EXTENSION, readIndexMetaAsync, type AssetIndexMeta } from './index-file.js';
+import { deserializeError, type IndexTask, type IndexTaskResult } from './index-worker.js';
+
+export interface IndexedAsset {
+  /** Absolute path of the asset. */
+  assetPath: string;
+  indexPath: string;
+  meta: AssetIndexMeta;
+}
+
+export interface IndexPoolOptions {
+  /** How long the indexing thread may sit idle before it exits (ms). */
+  idleTimeout?: number;
+}
+
+export interface IndexPoolStats {
+  /** Indexes built by the worker. */
+  builds: number;
+  /** Requests answered from a valid cached index file. */
+  cacheHits: number;
+  /** Requests that joined a build already in progress. */
+  shared: number;
+  /** Builds that refused their asset. */
+  failures: number;
+}
+
+/** The cache file of an asset: the first 16 hex digits of sha256(absolute path). */
+export function indexPathFor(assetPath: string, cacheDir: string): string {
+  const key = createHash('sha256').update(path.resolve(assetPath)).digest('hex').slice(0, 16);
+  return path.join(path.resolve(cacheDir), key + INDEX_FILE_EXTENSION);
+}
+
+/** Refusals that depend only on the file's bytes; read errors may be transient and are retried. */
+const CONTENT_VERDICTS: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'TF_ASSET_EMPTY',
+  'TF_ASSET_NOT_TS',
+  'TF_ASSET_TRUNCATED',
+  'TF_ASSET_NO_PAT',
+  'TF_ASSET_NO_PMT',
+  'TF_ASSET_NO_PCR',
+]);
+
+interface Failure {
+  size: number;
+  mtimeMs: number;
+  error: TwinframeError;
+}
+
+export class IndexPool {
+  readonly #piscina: Piscina<IndexTask, IndexTaskResult>;
+  readonly #inflight = new Map<string, Promise<IndexedAsset>>();
+  /** Assets that failed to index, by index path: not rebuilt until they change. */
+  readonly #failed = new Map<string, Failure>();
+  readonly #stats: IndexPoolStats = { builds: 0, cacheHits: 0, shared: 0, failures: 0 };
+  #closed = false;
+
+  constructor(options: IndexPoolOptions = {}) {
+    this.#piscina = new Piscina<IndexTask, IndexTaskResult>({
+      filename: new URL('./index-worker.js', import.meta.url).href,
+      // One thread: indexing is disk-bound, and a second one would only compete
+      // with the data paths for the two cores.
+      maxThreads: 1,
+      minThreads: 0,
+      idleTimeout: options.idleTimeout ?? 30_000,
+    });
+  }
+
+  get stats(): Readonly<IndexPoolStats> {
+    return { ...this.#stats };
+  }
+
+  /** Returns the asset's index, from the cache when it is still valid, else built now. */
+  index(assetPath: string, cacheDir: string): Promise<IndexedAsset> {
+    if (this.#closed) return Promise.reject(new Error('index pool is closed'));
+    const abs = path.resolve(assetPath);
+    const indexPath = indexPathFor(abs, cacheDir);
+    const running = this.#inflight.get(indexPath);
+    if (running !== undefined) {
+      this.#stats.shared++;
+      return running;
+    }
+    const job = this.#lookupOrBuild(abs, indexPath).finally(() => this.#inflight.delete(indexPath));
+    this.#inflight.set(indexPath, job);
+    return job;
+  }
+
+  async #lookupOrBuild(assetPath: string, indexPath: string): Promise<IndexedAsset> {
+    let st: fs.Stats;
+    try {
+      st = await fs.promises.stat(assetPath);
+    } catch (err) {
+      const errno = (err as NodeJS.ErrnoException).code;
+      if (errno === 'ENOENT' || errno === 'ENOTDIR') {
+        throw new TwinframeError('TF_ASSET_NOT_FOUND', `${assetPath}: no such file`, { path: assetPath, errno });
+      }
+      throw new TwinframeError('TF_ASSET_UNREADABLE', `${assetPath}: cannot stat (${errno ?? (err as Error).message})`, {
+        path: assetPath,
+        errno,
+      });
+    }
+    if (!st.isFile()) throw new TwinframeError('TF_ASSET_UNREADABLE', `${assetPath}: is not a regular file`, { path: assetPath });
+
+    const cached = await readIndexMetaAsync(indexPath).catch(() => undefined);
+    if (
+      cached !== undefined &&
+      cached.sourcePath === assetPath &&
+      cached.sourceSize === st.size &&
+      cached.sourceMtimeMs === st.mtimeMs
+    ) {
+      this.#stats.cacheHits++;
+      return { assetPath, indexPath, meta: cached };
+    }
+
+    const failed = this.#failed.get(indexPath);
+    if (failed !== undefined && failed.size === st.size && failed.mtimeMs === st.mtimeMs) {
+      // Same bytes as last time: the answer cannot have changed, so do not pay for a rescan.
+      throw new TwinframeError(failed.error.code, failed.error.message, { ...failed.error.details });
+    }
+
+    await fs.promises.mkdir(path.dirname(indexPath), { recursive: true });
+    this.#stats.builds++;
+    const result = await this.#piscina.run({ assetPath, indexPath });
+    if (!result.ok) {
+      this.#stats.failures++;
+      const error = deserializeError(result.error);
+      if (error instanceof TwinframeError && CONTENT_VERDICTS.has(error.code)) this.#failed.set(indexPath, { size: st.size, mtimeMs: st.mtimeMs, error });
+      throw error;
+    }
+    this.#failed.delete(indexPath);
+    return { assetPath, indexPath, meta: result.meta };
+  }
+
+  /** Stops the indexing thread; pending and later requests fail. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#piscina.destroy();
+  }
+}

@@ -1,0 +1,204 @@
+// The data path's loop: one of two identical workers. Every turn it beats its
+// heartbeat, takes commands from its SAB queue, and for each session either
+// sends the datagrams that are due (when it owns ACTIVE) or prepares them and
+// holds them (standby). It sleeps in Atomics.wait on the ACTIVE word until the
+// next deadline, so a switch wakes the standby at once and it sends the very
+// next datagram from the shared cursor.
+//
+// The loop leaves its synchronous run only to let Node's event loop finish
+// socket setup and reclaim completed sends (every few milliseconds, at a moment
+// when no datagram is imminent); nothing else waits on the event loop.
+
+import { parentPort } from 'node:worker_threads';
+import { ControlBlock } from '../shared/control-block.js';
+import { CommandReader } from '../shared/command-queue.js';
+import type { PathCommand, PathEvent, FaultKind, OpenSessionCommand } from '../shared/commands.js';
+import { FailureCause, type PathId } from '../shared/layout.js';
+import { monoNowMs } from '../shared/clock.js';
+import { PathSession } from './path-session.js';
+
+/** Send what falls due within this margin now rather than sleep a few microseconds. */
+const EARLY_MS = 0.05;
+/** Yield to the event loop at least this often, when nothing is due within YIELD_CLEARANCE_MS. */
+const YIELD_EVERY_MS = 5;
+const YIELD_CLEARANCE_MS = 0.4;
+/** Datagrams one session may send in one turn (catch-up after a switch); then the others get a turn. */
+const MAX_BURST = 64;
+
+/** A failure of this path with a known cause (injected or real); the worker entry reports it. */
+export class PathFailure extends Error {
+  override readonly name = 'PathFailure';
+  constructor(readonly failureCause: FailureCause, message: string) {
+    super(message);
+  }
+}
+
+export class DataPath {
+  private readonly cb: ControlBlock;
+  private readonly path: PathId;
+  readonly incarnation: number;
+  private readonly commands: CommandReader;
+  private readonly faultInjection: boolean;
+  private readonly sessions = new Map<number, PathSession>();
+  private sessionList: PathSession[] = [];
+  /** Sync markers waiting for every session's socket. */
+  private pendingSyncTokens: number[] = [];
+  private socketsPending = 0;
+  private lastYieldMs = monoNowMs();
+  private socketFailure = false;
+
+  constructor(options: { cb: ControlBlock; path: PathId; incarnation: number; commands: CommandReader; faultInjection: boolean }) {
+    this.cb = options.cb;
+    this.path = options.path;
+    this.incarnation = options.incarnation;
+    this.commands = options.commands;
+    this.faultInjection = options.faultInjection;
+  }
+
+  /**
+   * Run until the event loop is needed or shutdown. Returns true to be called
+   * again after a yield, false on shutdown.
+   */
+  runSlice(): boolean {
+    const cb = this.cb;
+    const path = this.path;
+    while (!cb.isShutdown()) {
+      cb.beat(path);
+      if (this.commands.hasCommand()) this.drainCommands();
+      if (this.socketFailure) this.throwSocketFailure();
+
+      const activeWord = cb.activeWord();
+      const active = ControlBlock.ownerOf(activeWord) === path;
+      const now = monoNowMs();
+      const beatIntervalMs = cb.heartbeatSettings().periodUs / 2000;
+      let wake = now + beatIntervalMs;
+      for (let i = 0; i < this.sessionList.length; i++) {
+        const next = this.service(this.sessionList[i]!, now, active, activeWord, beatIntervalMs);
+        if (next < wake) wake = next;
+      }
+
+      const after = monoNowMs();
+      if (this.socketsPending > 0 || (after - this.lastYieldMs >= YIELD_EVERY_MS && wake - after >= YIELD_CLEARANCE_MS)) {
+        this.lastYieldMs = after;
+        return true;
+      }
+      const timeout = wake - after;
+      if (timeout > 0) cb.waitOnActive(activeWord, timeout);
+    }
+    this.closeAll();
+    return false;
+  }
+
+  /** Serve one session; returns when this path next needs to look at it. */
+  private service(s: PathSession, now: number, active: boolean, activeWord: number, pollMs: number): number {
+    const cb = this.cb;
+    for (let burst = 0; burst < MAX_BURST; burst++) {
+      const word = cb.ctrl(s.slot);
+      if (ControlBlock.isPaused(word) || ControlBlock.isEnded(word)) return Number.POSITIVE_INFINITY;
+      if (!s.syncSegment(cb, ControlBlock.segmentOf(word))) return now + pollMs;
+      const cursor = ControlBlock.cursorOf(word);
+      if (!s.prepare(cursor)) {
+        if (active && s.ready) {
+          cb.markEnded(s.slot);
+          this.post({ type: 'session-ended', slot: s.slot, sessionId: s.sessionId });
+        }
+        return Number.POSITIVE_INFINITY;
+      }
+      if (s.deadlineMs > now + EARLY_MS) return s.deadlineMs;
+      // Due. The standby holds it and looks again soon: the active path should move the cursor.
+      if (!active || !s.ready) return now + pollMs;
+      // Fence: a deposed path must not send. Re-read ACTIVE right before the send.
+      if (cb.activeWord() !== activeWord) return now;
+      s.send();
+      cb.advanceCursor(s.slot, word);
+    }
+    return now;
+  }
+
+  private drainCommands(): void {
+    for (let command = this.commands.pop(); command; command = this.commands.pop()) this.apply(command);
+  }
+
+  private apply(command: PathCommand): void {
+    switch (command.type) {
+      case 'open-session': this.openSession(command); break;
+      case 'close-session': this.closeSession(command.slot); break;
+      case 'sync-marker': this.pendingSyncTokens.push(command.token); this.checkSynced(); break;
+      case 'inject-fault': this.injectFault(command.kind); break;
+    }
+  }
+
+  private openSession(command: OpenSessionCommand): void {
+    this.closeSession(command.slot);
+    this.socketsPending++;
+    const session = new PathSession(
+      command,
+      (s) => {
+        this.socketsPending--;
+        this.post({ type: 'session-ready', slot: s.slot, sessionId: s.sessionId });
+        this.checkSynced();
+      },
+      () => { this.socketFailure = true; },
+    );
+    this.sessions.set(command.slot, session);
+    this.sessionList = [...this.sessions.values()];
+  }
+
+  private closeSession(slot: number): void {
+    const session = this.sessions.get(slot);
+    if (!session) return;
+    if (!session.ready) this.socketsPending--;
+    session.close();
+    this.sessions.delete(slot);
+    this.sessionList = [...this.sessions.values()];
+    this.post({ type: 'session-closed', slot });
+  }
+
+  /** Once every session's socket is up, the path can take over: say so. */
+  private checkSynced(): void {
+    if (this.socketsPending > 0 || this.pendingSyncTokens.length === 0) return;
+    this.cb.setReady(this.path, this.incarnation);
+    for (const token of this.pendingSyncTokens) this.post({ type: 'synced', token });
+    this.pendingSyncTokens = [];
+  }
+
+  private throwSocketFailure(): never {
+    const failed = this.sessionList.find((s) => s.socketFailure);
+    throw new PathFailure(FailureCause.SOCKET, `socket failure: ${failed?.socketFailure?.message ?? 'unknown'}`);
+  }
+
+  private injectFault(kind: FaultKind): void {
+    if (!this.faultInjection) return;
+    this.cb.recordFaultStart(this.path, monoNowMs());
+    switch (kind) {
+      case 'crash':
+        process.exit(70);
+        break;
+      case 'exception':
+        throw new PathFailure(FailureCause.EXCEPTION, 'injected uncaught exception');
+      case 'hang':
+        // A busy loop that never beats: only the heartbeat monitor can find it.
+        // Bounded by shutdown; the control plane terminates the worker long before.
+        while (!this.cb.isShutdown()) { /* spin */ }
+        break;
+      case 'socket':
+        for (const s of this.sessionList) s.breakSocket();
+        break;
+      case 'disk':
+        for (const s of this.sessionList) s.breakDisk();
+        break;
+      case 'temperature':
+        throw new PathFailure(FailureCause.TEMPERATURE, 'temperature sensor over limit');
+    }
+  }
+
+  private closeAll(): void {
+    for (const s of this.sessionList) s.close();
+    this.sessions.clear();
+    this.sessionList = [];
+  }
+
+  private post(event: PathEvent): void {
+    parentPort?.postMessage(event);
+  }
+}

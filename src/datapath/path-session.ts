@@ -1,0 +1,147 @@
+// One streaming session as one data path sees it: its asset reader, its own
+// connected UDP socket (bound to the same source port as its twin's), and the
+// datagram for the session's current cursor, built the same way on both paths
+// so that either can send it byte for byte.
+
+import { createSocket, type Socket } from 'node:dgram';
+import { ControlBlock, type SegmentParams } from '../shared/control-block.js';
+import type { OpenSessionCommand } from '../shared/commands.js';
+import { AssetReader } from './asset-reader.js';
+import { RTP_HEADER_BYTES, TS_PAYLOAD_BYTES, TS_PACKETS_PER_DATAGRAM, writeRtpHeader } from '../rtp/packetizer.js';
+
+/** Datagram buffers per session: Node's send keeps a reference until libuv is done with it. */
+const DATAGRAM_RING = 64;
+const TICKS_PER_MS = 90;
+
+/** The path's socket for a session failed or was lost. */
+export class SocketError extends Error {
+  override readonly name = 'SocketError';
+}
+
+export class PathSession {
+  readonly slot: number;
+  readonly sessionId: string;
+  private readonly command: OpenSessionCommand;
+  private readonly reader: AssetReader;
+  private readonly headerBytes: number;
+  private socket: Socket | undefined;
+  private closing = false;
+  /** Set once the socket is bound and connected. */
+  ready = false;
+  /** Set when the socket failed; the path reports a socket failure on its next turn. */
+  socketFailure: Error | undefined;
+
+  // The current segment, read from the control block when the control word names a new one.
+  readonly segment: SegmentParams = { id: -1, startCursor: 0, startPacket: 0, startTimeMs: 0, rtpTsBase: 0 };
+  private segmentStartTicks = 0;
+
+  // The prepared datagram: which (segment, cursor) it is, its deadline and length.
+  private preparedSegment = -1;
+  private preparedCursor = -1;
+  deadlineMs = 0;
+  private preparedLength = 0;
+  private readonly ring: Buffer[] = [];
+  private ringPos = 0;
+
+  constructor(command: OpenSessionCommand, onReady: (s: PathSession) => void, onSocketFailure: () => void) {
+    this.slot = command.slot;
+    this.sessionId = command.sessionId;
+    this.command = command;
+    this.headerBytes = command.transport === 'rtp' ? RTP_HEADER_BYTES : 0;
+    this.reader = new AssetReader(command.assetPath, command.indexPath, command.packetCount, command.timesOffset);
+    for (let i = 0; i < DATAGRAM_RING; i++) this.ring.push(Buffer.alloc(this.headerBytes + TS_PAYLOAD_BYTES));
+    this.openSocket(onReady, onSocketFailure);
+  }
+
+  private openSocket(onReady: (s: PathSession) => void, onSocketFailure: () => void): void {
+    const { source, destination } = this.command;
+    const socket = createSocket({ type: 'udp4', reuseAddr: true });
+    this.socket = socket;
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      // ICMP port unreachable: the viewer is not listening. Both paths see the same
+      // thing, so it says nothing about this path's health.
+      if (err.code === 'ECONNREFUSED') return;
+      this.socketFailure ??= err;
+      onSocketFailure();
+    });
+    socket.on('close', () => {
+      if (!this.closing) {
+        this.socketFailure ??= new SocketError('socket closed underneath the session');
+        onSocketFailure();
+      }
+    });
+    socket.bind({ port: source.port, address: source.address, exclusive: false }, () => {
+      socket.connect(destination.port, destination.address, () => {
+        this.ready = true;
+        onReady(this);
+      });
+    });
+  }
+
+  /**
+   * Bring the session's segment up to date with the control word. False when the
+   * segment is not readable yet (the control plane is publishing a newer one).
+   */
+  syncSegment(cb: ControlBlock, segmentId: number): boolean {
+    if (segmentId === this.segment.id) return true;
+    if (!cb.readSegment(this.slot, segmentId, this.segment)) return false;
+    this.segmentStartTicks = this.segment.startPacket < this.reader.packetCount ? this.reader.timeOf(this.segment.startPacket) : 0;
+    return true;
+  }
+
+  /**
+   * Build the datagram for `cursor` in the current segment (once; later calls for
+   * the same cursor are free). Returns false when the cursor is past the asset's end.
+   */
+  prepare(cursor: number): boolean {
+    if (cursor === this.preparedCursor && this.segment.id === this.preparedSegment) return true;
+    const seg = this.segment;
+    const first = seg.startPacket + TS_PACKETS_PER_DATAGRAM * (cursor - seg.startCursor);
+    if (first >= this.reader.packetCount) return false;
+    const count = Math.min(TS_PACKETS_PER_DATAGRAM, this.reader.packetCount - first);
+    const buf = this.ring[this.ringPos]!;
+    const ticks = this.reader.copyPackets(first, count, buf, this.headerBytes);
+    const elapsedTicks = ticks - this.segmentStartTicks;
+    if (this.headerBytes > 0) {
+      const seq = (this.command.initialSeq + cursor) & 0xffff;
+      writeRtpHeader(buf, seq, (seg.rtpTsBase + elapsedTicks) >>> 0, this.command.ssrc);
+    }
+    this.deadlineMs = seg.startTimeMs + elapsedTicks / TICKS_PER_MS;
+    this.preparedLength = this.headerBytes + count * 188;
+    this.preparedCursor = cursor;
+    this.preparedSegment = seg.id;
+    return true;
+  }
+
+  /** Send the prepared datagram on this path's connected socket. */
+  send(): void {
+    const socket = this.socket!;
+    if (this.socketFailure) throw new SocketError(`socket failed: ${this.socketFailure.message}`);
+    // A backed-up send queue would let libuv read a ring buffer we are about to reuse.
+    if (socket.getSendQueueCount() >= DATAGRAM_RING - 1) throw new SocketError('send queue backed up');
+    try {
+      socket.send(this.ring[this.ringPos]!, 0, this.preparedLength);
+    } catch (err) {
+      throw new SocketError(`send failed: ${(err as Error).message}`);
+    }
+    this.ringPos = (this.ringPos + 1) % DATAGRAM_RING;
+    this.preparedCursor = -1; // the next prepare builds into the next ring buffer
+  }
+
+  /** Fault injection: lose the socket, as when an interface goes away. */
+  breakSocket(): void {
+    this.socket?.close();
+  }
+
+  breakDisk(): void {
+    this.reader.breakDisk();
+    this.preparedCursor = -1;
+  }
+
+  close(): void {
+    this.closing = true;
+    this.reader.close();
+    try { this.socket?.close(); } catch { /* already closed */ }
+    this.socket = undefined;
+  }
+}

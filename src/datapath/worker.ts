@@ -1,0 +1,60 @@
+// Entry of a data-path worker thread. Imported by nothing: src/datapath/index.ts
+// spawns it. It runs the DataPath loop and makes sure that however this thread
+// dies (exception, process.exit, socket or disk loss), it first writes its
+// critical-failure word so the supervisor switches within microseconds, instead
+// of waiting for the parent's 'exit' event (milliseconds later).
+
+import { parentPort, workerData } from 'node:worker_threads';
+import { ControlBlock } from '../shared/control-block.js';
+import { CommandReader } from '../shared/command-queue.js';
+import type { DataPathWorkerData } from '../shared/commands.js';
+import { FailureCause } from '../shared/layout.js';
+import { monoNowMs } from '../shared/clock.js';
+import { DataPath, PathFailure } from './data-path.js';
+import { DiskError } from './asset-reader.js';
+import { SocketError } from './path-session.js';
+import { currentThreadId, raiseThreadPriority } from '../shared/thread-priority.js';
+
+const data = workerData as DataPathWorkerData;
+const cb = ControlBlock.attach(data.controlBlock, data.maxSessions);
+let stoppingCleanly = false;
+
+function reportCritical(cause: FailureCause): void {
+  cb.reportCritical(data.path, data.incarnation, cause, monoNowMs());
+}
+
+function causeOf(err: unknown): FailureCause {
+  if (err instanceof PathFailure) return err.failureCause;
+  if (err instanceof DiskError) return FailureCause.DISK;
+  if (err instanceof SocketError) return FailureCause.SOCKET;
+  return FailureCause.EXCEPTION;
+}
+
+process.on('exit', () => {
+  if (!stoppingCleanly) reportCritical(FailureCause.EXIT);
+});
+
+const dataPath = new DataPath({
+  cb,
+  path: data.path,
+  incarnation: data.incarnation,
+  commands: new CommandReader(data.commandQueue),
+  faultInjection: data.faultInjection,
+});
+
+function run(): void {
+  let again: boolean;
+  try {
+    again = dataPath.runSlice();
+  } catch (err) {
+    reportCritical(causeOf(err));
+    throw err;
+  }
+  if (again) setImmediate(run);
+  else stoppingCleanly = true;
+}
+
+cb.setThreadId(data.path, currentThreadId());
+const priority = raiseThreadPriority();
+parentPort?.postMessage({ type: 'booted', path: data.path, incarnation: data.incarnation, policy: priority.policy, priorityError: priority.error });
+run();

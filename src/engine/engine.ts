@@ -1,0 +1,651 @@
+// The engine: the control plane's handle on the two data paths and the
+// supervisor. It owns the session table (the patent's broadcast table), picks
+// everything random once (SSRC, first sequence number and timestamp, ports) so
+// both paths build identical datagrams, and carries out what a failure needs:
+// terminate the failed worker, spawn its replacement, synchronize it mid-stream
+// from the session table and the shared cursors, and bring the pair back to
+// Primary + Secondary without the streams pausing.
+//
+//   main thread (this)          supervisor thread          data paths a, b
+//   openSession/play/pause ──► SAB command queues ───────► open sockets, follow cursors
+//   session control words ◄─────────────────────────────── advance cursors (CAS)
+//   'path-failed' ◄──────────── switches ACTIVE (CAS) ◄─── heartbeats, critical words
+
+import { EventEmitter } from 'node:events';
+import { randomBytes, randomInt } from 'node:crypto';
+import type { Worker } from 'node:worker_threads';
+import { ControlBlock, type SegmentParams } from '../shared/control-block.js';
+import { CommandWriter, createQueueStorage } from '../shared/command-queue.js';
+import type { FaultKind, OpenSessionCommand, PathCommand, PathEvent, TransportKind } from '../shared/commands.js';
+import { FailureCause, MAX_SESSIONS, PATH_COUNT, PATH_NAMES, type PathId, type PathName } from '../shared/layout.js';
+import { monoNowMs } from '../shared/clock.js';
+import { spawnDataPathWorker } from '../datapath/index.js';
+import { spawnSupervisorWorker } from '../supervisor/index.js';
+import { failPath, type FailureReport } from '../supervisor/fail-path.js';
+import { TwinframeError } from '../errors.js';
+import { silentLogger, type Logger } from '../log.js';
+import { reservePortPair, type PortPair } from './ports.js';
+import { FailoverState, FailoverType, namedState, type NamedState } from '../failover/states.js';
+import { TS_PACKETS_PER_DATAGRAM } from '../rtp/packetizer.js';
+
+export interface EngineAsset {
+  readonly assetPath: string;
+  readonly indexPath: string;
+  readonly packetCount: number;
+  /** Byte offset of the packet-time table in the index file. */
+  readonly timesOffset: number;
+  readonly bitrate: number;
+}
+
+export interface EngineOptions {
+  readonly logger?: Logger;
+  readonly maxSessions?: number;
+  readonly heartbeatPeriodUs?: number;
+  readonly maxMissedHeartbeats?: number;
+  /** Heartbeats of a freshly synchronized path are not judged for this long. */
+  readonly warmupGraceMs?: number;
+  readonly faultInjection?: boolean;
+  /** Source address of the media (the patent's stream IP). */
+  readonly streamAddress?: string;
+  /** How long a respawned path may take to open every session before the attempt is abandoned. */
+  readonly syncTimeoutMs?: number;
+}
+
+export interface OpenSessionOptions {
+  readonly asset: EngineAsset;
+  readonly destination: { readonly address: string; readonly port: number };
+  readonly transport: TransportKind;
+}
+
+export type SessionState = 'ready' | 'playing' | 'paused' | 'ended' | 'closed';
+
+export interface SessionInfo {
+  readonly id: string;
+  readonly slot: number;
+  readonly transport: TransportKind;
+  readonly destination: { readonly address: string; readonly port: number };
+  readonly source: { readonly address: string; readonly rtpPort: number; readonly rtcpPort: number };
+  readonly ssrc: number;
+  readonly initialSeq: number;
+  readonly initialRtpTs: number;
+  readonly assetPath: string;
+  readonly bitrate: number;
+  readonly state: SessionState;
+  /** Datagrams sent so far (the shared cursor). */
+  readonly sent: number;
+}
+
+export interface PlayResult {
+  /** RTP sequence number and timestamp of the first datagram of this play (for RTP-Info). */
+  readonly seq: number;
+  readonly rtptime: number;
+  readonly startPacket: number;
+  readonly startTimeMs: number;
+}
+
+export interface PathStatus {
+  readonly path: PathName;
+  readonly incarnation: number;
+  readonly named: NamedState;
+  readonly failoverType: FailoverType;
+  readonly failoverState: FailoverState;
+  readonly ready: boolean;
+  readonly active: boolean;
+  readonly heartbeat: number;
+}
+
+export interface FailoverEvent extends FailureReport {
+  readonly pathName: PathName;
+  readonly switchedToName: PathName | undefined;
+  /** Failure to ACTIVE switch, ms (undefined when the failed path was not sending). */
+  readonly switchLatencyMs: number | undefined;
+}
+
+interface PathRecord {
+  readonly id: PathId;
+  worker: Worker | undefined;
+  exited: Promise<void>;
+  incarnation: number;
+  writer: CommandWriter | undefined;
+  /** The worker is being stopped on purpose: its exit is not a failure. */
+  stopping: boolean;
+  syncToken: number;
+  syncTimer: NodeJS.Timeout | undefined;
+}
+
+interface Session {
+  readonly id: string;
+  readonly slot: number;
+  readonly asset: EngineAsset;
+  readonly transport: TransportKind;
+  readonly destination: { readonly address: string; readonly port: number };
+  readonly ports: PortPair;
+  readonly ssrc: number;
+  readonly initialSeq: number;
+  readonly initialRtpTs: number;
+  state: SessionState;
+  segment: SegmentParams | undefined;
+  firstStartMs: number | undefined;
+  /** Path incarnations whose socket for this session is up. */
+  readonly readyOn: Set<string>;
+  readyWaiters: Array<() => void>;
+}
+
+const DEFAULTS = {
+  maxSessions: 64,
+  heartbeatPeriodUs: 250,
+  maxMissedHeartbeats: 3,
+  warmupGraceMs: 1500,
+  streamAddress: '127.0.0.1',
+  syncTimeoutMs: 5000,
+};
+/** How far ahead of now a play is scheduled: time for both paths to see it. */
+const PLAY_LEAD_MS = 2;
+const SESSION_READY_TIMEOUT_MS = 3000;
+const STOP_TIMEOUT_MS = 2000;
+
+export class Engine extends EventEmitter {
+  readonly cb: ControlBlock;
+  private readonly log: Logger;
+  private readonly options: Required<Omit<EngineOptions, 'logger'>>;
+  private readonly paths: PathRecord[];
+  private supervisor: Worker | undefined;
+  private supervisorExited: Promise<void> = Promise.resolve();
+  private readonly sessions = new Map<string, Session>();
+  private readonly freeSlots: number[];
+  /** Slots closed but not yet acknowledged by every path: slot → path incarnations still to ack. */
+  private readonly closingSlots = new Map<number, Set<string>>();
+  private closed = false;
+  private lastFailover: FailoverEvent | undefined;
+  private nextSyncToken = 1;
+
+  private constructor(options: EngineOptions) {
+    super();
+    this.options = { ...DEFAULTS, faultInjection: false, ...stripUndefined(options) } as Required<Omit<EngineOptions, 'logger'>>;
+    if (this.options.maxSessions > MAX_SESSIONS) throw new TwinframeError('TF_CONFIG_INVALID', `maxSessions ${this.options.maxSessions} exceeds ${MAX_SESSIONS}`);
+    this.log = (options.logger ?? silentLogger).child({ component: 'engine' });
+    this.cb = ControlBlock.create(this.options.maxSessions);
+    this.cb.setHeartbeatSettings(this.options.heartbeatPeriodUs, this.options.maxMissedHeartbeats, this.options.warmupGraceMs);
+    this.freeSlots = Array.from({ length: this.options.maxSessions }, (_, i) => this.options.maxSessions - 1 - i);
+    this.paths = Array.from({ length: PATH_COUNT }, (_, i) => ({
+      id: i as PathId, worker: undefined, exited: Promise.resolve(), incarnation: 0, writer: undefined, stopping: false, syncToken: 0, syncTimer: undefined,
+    }));
+  }
+
+  /** Start the supervisor and both data paths; resolves when the pair is Primary + Secondary. */
+  static async start(options: EngineOptions = {}): Promise<Engine> {
+    const engine = new Engine(options);
+    engine.startSupervisor();
+    for (const p of engine.paths) engine.spawnPath(p);
+    await engine.waitUntilProtected(engine.options.syncTimeoutMs);
+    return engine;
+  }
+
+  // ── Sessions ───────────────────────────────────────────────────────────────
+
+  /** Create a session on both paths (sockets opened, nothing sent until play). */
+  async openSession(options: OpenSessionOptions): Promise<SessionInfo> {
+    this.assertOpen();
+    const slot = this.freeSlots.pop();
+    if (slot === undefined) throw new TwinframeError('TF_SESSION_LIMIT', `all ${this.options.maxSessions} session slots are in use`);
+    let ports: PortPair;
+    try {
+      ports = await reservePortPair(this.options.streamAddress);
+    } catch (err) {
+      this.freeSlots.push(slot);
+      throw err;
+    }
+    const session: Session = {
+      id: randomBytes(8).toString('hex'),
+      slot,
+      asset: options.asset,
+      transport: options.transport,
+      destination: { ...options.destination },
+      ports,
+      ssrc: randomInt(1, 2 ** 32 - 1),
+      initialSeq: randomInt(0, 0x10000),
+      initialRtpTs: randomInt(0, 2 ** 32 - 1),
+      state: 'ready',
+      segment: undefined,
+      firstStartMs: undefined,
+      readyOn: new Set(),
+      readyWaiters: [],
+    };
+    this.cb.resetSession(slot);
+    this.sessions.set(session.id, session);
+    const command = this.openCommand(session);
+    for (const p of this.livePaths()) this.send(p, command);
+    this.cb.wakePaths();
+    this.log.info({ session: session.id, slot, transport: session.transport, rtpPort: ports.rtpPort }, 'session opened');
+    this.emit('session-opened', this.info(session));
+    return this.info(session);
+  }
+
+  /**
+   * Start (or resume, or seek) streaming at `startPacket` (default: where it
+   * paused). Resolves once the datagrams are scheduled, with the RTP-Info values.
+   */
+  async play(sessionId: string, options: { startPacket?: number } = {}): Promise<PlayResult> {
+    const session = this.session(sessionId);
+    if (session.state === 'closed') throw new TwinframeError('TF_SESSION_NOT_FOUND', `session ${sessionId} is closed`);
+    await this.waitSessionReady(session);
+    if (session.state === 'playing') this.cb.pauseSession(session.slot);
+    const startPacket = options.startPacket ?? this.currentPacket(session);
+    if (!Number.isInteger(startPacket) || startPacket < 0 || startPacket >= session.asset.packetCount) {
+      throw new TwinframeError('TF_RANGE_INVALID', `start packet ${startPacket} is outside the asset (0..${session.asset.packetCount - 1})`);
+    }
+    const startTimeMs = monoNowMs() + PLAY_LEAD_MS;
+    session.firstStartMs ??= startTimeMs;
+    const rtpTsBase = (session.initialRtpTs + Math.round((startTimeMs - session.firstStartMs) * 90)) >>> 0;
+    const segment = this.cb.startSegment(session.slot, () => ({ startPacket, startTimeMs, rtpTsBase }));
+    session.segment = segment;
+    session.state = 'playing';
+    this.cb.wakePaths();
+    return { seq: (session.initialSeq + segment.startCursor) & 0xffff, rtptime: rtpTsBase, startPacket, startTimeMs };
+  }
+
+  pause(sessionId: string): void {
+    const session = this.session(sessionId);
+    if (session.state !== 'playing') return;
+    this.cb.pauseSession(session.slot);
+    session.state = 'paused';
+  }
+
+  /** Stop a session on both paths and free its slot and ports. */
+  closeSession(sessionId: string): void {
+    const session = this.sessions.get(sessionId);
+    if (!session) return;
+    this.cb.pauseSession(session.slot);
+    session.state = 'closed';
+    this.sessions.delete(sessionId);
+    session.ports.release();
+    const waiting = new Set<string>();
+    for (const p of this.livePaths()) {
+      this.send(p, { type: 'close-session', slot: session.slot });
+      waiting.add(incarnationKey(p));
+    }
+    this.cb.wakePaths();
+    if (waiting.size === 0) this.freeSlots.push(session.slot);
+    else this.closingSlots.set(session.slot, waiting);
+    for (const resolve of session.readyWaiters) resolve();
+    this.log.info({ session: sessionId }, 'session closed');
+    this.emit('session-closed', { id: sessionId });
+  }
+
+  getSession(sessionId: string): SessionInfo | undefined {
+    const session = this.sessions.get(sessionId);
+    return session && this.info(session);
+  }
+
+  listSessions(): SessionInfo[] {
+    return [...this.sessions.values()].map((s) => this.info(s));
+  }
+
+  // ── Failover ───────────────────────────────────────────────────────────────
+
+  status(): { active: PathName | undefined; epoch: number; switches: number; paths: PathStatus[]; heartbeat: { periodUs: number; maxMissed: number; warmupGraceMs: number }; lastFailover: FailoverEvent | undefined; sessions: number } {
+    const word = this.cb.activeWord();
+    const owner = ControlBlock.ownerOf(word);
+    return {
+      active: owner === undefined ? undefined : PATH_NAMES[owner],
+      epoch: ControlBlock.epochOf(word),
+      switches: this.cb.switchCount(),
+      paths: this.paths.map((p) => {
+        const v = this.cb.failoverVariables(p.id);
+        return {
+          path: PATH_NAMES[p.id], incarnation: p.incarnation, named: namedState(v.type, v.state),
+          failoverType: v.type, failoverState: v.state, ready: this.cb.isReady(p.id), active: owner === p.id, heartbeat: this.cb.heartbeat(p.id),
+        };
+      }),
+      heartbeat: this.cb.heartbeatSettings(),
+      lastFailover: this.lastFailover,
+      sessions: this.sessions.size,
+    };
+  }
+
+  /** Inject a fault into one path (only when enabled by configuration). */
+  injectFault(path: PathName, kind: FaultKind): void {
+    if (!this.options.faultInjection) throw new TwinframeError('TF_FAULT_INJECTION_DISABLED');
+    this.send(this.pathRecord(path), { type: 'inject-fault', kind });
+    this.cb.wakePaths();
+  }
+
+  /** Operator-requested switch to the standby: the same CAS as a failover, so just as lossless. */
+  switchover(): { from: PathName; to: PathName } {
+    const word = this.cb.activeWord();
+    const owner = ControlBlock.ownerOf(word);
+    if (owner === undefined) throw new TwinframeError('TF_NO_DATA_PATH', 'no data path is sending');
+    const twin = (1 - owner) as PathId;
+    if (!this.cb.isReady(twin) || !this.cb.switchActive(word, twin)) {
+      throw new TwinframeError('TF_FAILOVER_NO_STANDBY', `path ${PATH_NAMES[twin]} is not synchronized and cannot take over`);
+    }
+    this.setRole(twin, FailoverType.MASTER, FailoverState.LIVE);
+    this.setRole(owner, FailoverType.SLAVE, FailoverState.LIVE);
+    this.log.info({ from: PATH_NAMES[owner], to: PATH_NAMES[twin] }, 'manual switchover');
+    return { from: PATH_NAMES[owner], to: PATH_NAMES[twin] };
+  }
+
+  setHeartbeat(periodUs: number, maxMissed: number): void {
+    this.cb.setHeartbeatSettings(periodUs, maxMissed, this.cb.heartbeatSettings().warmupGraceMs);
+  }
+
+  /** Resolves when one path sends and the other is synchronized and ready to take over. */
+  async waitUntilProtected(timeoutMs = 10_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.isProtected()) {
+      if (this.closed) throw new TwinframeError('TF_ENGINE_STOPPED');
+      if (Date.now() > deadline) throw new TwinframeError('TF_FAILOVER_NO_STANDBY', `pair not protected after ${timeoutMs} ms: ${JSON.stringify(this.status().paths.map((p) => p.named))}`);
+      await sleep(5);
+    }
+  }
+
+  isProtected(): boolean {
+    const owner = ControlBlock.ownerOf(this.cb.activeWord());
+    return owner !== undefined && this.cb.isReady(owner) && this.cb.isReady((1 - owner) as PathId);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const id of [...this.sessions.keys()]) this.closeSession(id);
+    for (const p of this.paths) {
+      p.stopping = true;
+      clearTimeout(p.syncTimer);
+    }
+    this.cb.shutdown();
+    await Promise.all([
+      ...this.paths.map((p) => stopWorker(p.worker, p.exited)),
+      stopWorker(this.supervisor, this.supervisorExited),
+    ]);
+    this.removeAllListeners();
+  }
+
+  // ── Paths: spawn, sync, fail, respawn ──────────────────────────────────────
+
+  private startSupervisor(): void {
+    const worker = spawnSupervisorWorker({ controlBlock: this.cb.sab, maxSessions: this.options.maxSessions });
+    worker.on('message', (msg: { type: 'path-failed'; report: FailureReport } | { type: 'booted'; policy: string; priorityError?: string }) => {
+      if (msg.type === 'path-failed') this.onPathFailed(msg.report);
+      else if (msg.policy !== 'fifo') this.log.warn({ thread: 'supervisor', policy: msg.policy, reason: msg.priorityError }, 'supervisor runs without real-time priority');
+    });
+    worker.on('error', (err) => this.log.error({ err }, 'supervisor thread failed'));
+    this.supervisorExited = new Promise((resolve) => worker.once('exit', () => resolve()));
+    this.supervisor = worker;
+  }
+
+  private spawnPath(p: PathRecord): void {
+    const incarnation = this.cb.beginIncarnation(p.id);
+    const queue = createQueueStorage();
+    p.incarnation = incarnation;
+    p.writer = new CommandWriter(queue);
+    p.stopping = false;
+    const worker = spawnDataPathWorker({
+      path: p.id, incarnation, controlBlock: this.cb.sab, maxSessions: this.options.maxSessions,
+      commandQueue: queue, faultInjection: this.options.faultInjection,
+    });
+    p.worker = worker;
+    p.exited = new Promise((resolve) => worker.once('exit', () => resolve()));
+    const log = this.log.child({ path: PATH_NAMES[p.id], incarnation });
+    worker.on('message', (event: PathEvent) => this.onPathEvent(p, incarnation, event));
+    worker.on('error', (err) => log.warn({ err: err.message }, 'data path threw'));
+    worker.on('exit', (code) => this.onPathExit(p, incarnation, code));
+
+    // The patent's sequence for a path joining a pair: it comes up as a secondary,
+    // synchronizes the broadcast table, then goes live.
+    this.setRole(p.id, FailoverType.SLAVE, FailoverState.NONE);
+    for (const session of this.sessions.values()) this.send(p, this.openCommand(session));
+    p.syncToken = this.nextSyncToken++;
+    this.send(p, { type: 'sync-marker', token: p.syncToken });
+    this.setRole(p.id, FailoverType.SLAVE, FailoverState.SYNCING);
+    clearTimeout(p.syncTimer);
+    p.syncTimer = setTimeout(() => this.onSyncTimeout(p, incarnation), this.options.syncTimeoutMs);
+    p.syncTimer.unref();
+    log.info({ sessions: this.sessions.size }, 'data path spawned, synchronizing');
+  }
+
+  private onPathEvent(p: PathRecord, incarnation: number, event: PathEvent): void {
+    if (incarnation !== p.incarnation) return; // a message from a worker already replaced
+    switch (event.type) {
+      case 'session-ready': {
+        const session = this.sessionBySlot(event.slot);
+        if (session && session.id === event.sessionId) {
+          session.readyOn.add(incarnationKey(p));
+          for (const resolve of session.readyWaiters.splice(0)) resolve();
+        }
+        break;
+      }
+      case 'session-closed': this.ackClose(event.slot, incarnationKey(p)); break;
+      case 'session-ended': {
+        const session = this.sessionBySlot(event.slot);
+        if (session && session.id === event.sessionId && session.state === 'playing') {
+          session.state = 'ended';
+          this.emit('session-ended', { id: session.id });
+        }
+        break;
+      }
+      case 'synced': if (event.token === p.syncToken) this.onSynced(p); break;
+      case 'booted':
+        if (event.policy !== 'fifo') this.log.warn({ path: PATH_NAMES[p.id], policy: event.policy, reason: event.priorityError }, 'data path runs without real-time priority');
+        break;
+      case 'session-error': this.log.warn({ path: PATH_NAMES[p.id], session: event.sessionId, message: event.message }, 'session error on data path'); break;
+    }
+  }
+
+  private onSynced(p: PathRecord): void {
+    clearTimeout(p.syncTimer);
+    const twin = this.paths[1 - p.id]!;
+    const word = this.cb.activeWord();
+    const owner = ControlBlock.ownerOf(word);
+    if (owner === undefined) {
+      // Nobody is sending (start-up, or both paths failed): this path takes over.
+      this.rebasePlayingSessions();
+      this.cb.switchActive(word, p.id);
+      this.setRole(p.id, FailoverType.MASTER, this.cb.isReady(twin.id) ? FailoverState.LIVE : FailoverState.NOPARTNER);
+      if (this.cb.isReady(twin.id)) this.setRole(twin.id, FailoverType.SLAVE, FailoverState.LIVE);
+    } else {
+      this.setRole(p.id, FailoverType.SLAVE, FailoverState.SYNCED);
+      this.setRole(p.id, FailoverType.SLAVE, FailoverState.LIVE);
+      if (owner === twin.id) this.setRole(twin.id, FailoverType.MASTER, FailoverState.LIVE);
+    }
+    this.log.info({ path: PATH_NAMES[p.id], active: PATH_NAMES[ControlBlock.ownerOf(this.cb.activeWord()) ?? 0] }, 'data path synchronized');
+    this.emit('path-synced', { path: PATH_NAMES[p.id] });
+  }
+
+  private onSyncTimeout(p: PathRecord, incarnation: number): void {
+    if (p.incarnation !== incarnation || this.cb.isReady(p.id) || this.closed) return;
+    this.log.warn({ path: PATH_NAMES[p.id] }, 'data path did not synchronize in time; restarting it');
+    const report = failPath(this.cb, p.id, incarnation, FailureCause.SYNC, monoNowMs());
+    if (report) this.onPathFailed(report);
+  }
+
+  private onPathExit(p: PathRecord, incarnation: number, code: number): void {
+    if (p.stopping || this.closed || incarnation !== p.incarnation) return;
+    // Backup detector: the worker died without the supervisor having handled it.
+    const critical = this.cb.critical(p.id);
+    const report = failPath(this.cb, p.id, incarnation, critical?.cause ?? FailureCause.EXIT, critical?.atMs ?? monoNowMs());
+    this.log.warn({ path: PATH_NAMES[p.id], code }, 'data path exited');
+    if (report) this.onPathFailed(report);
+    else if (p.worker) this.replacePath(p);
+  }
+
+  private onPathFailed(report: FailureReport): void {
+    if (this.closed) return;
+    const p = this.paths[report.path]!;
+    if (report.incarnation !== p.incarnation) return;
+    const event: FailoverEvent = {
+      ...report,
+      pathName: PATH_NAMES[report.path],
+      switchedToName: report.switchedTo === undefined ? undefined : PATH_NAMES[report.switchedTo],
+      switchLatencyMs: report.switchedAtMs === undefined ? undefined : report.switchedAtMs - report.failedAtMs,
+    };
+    this.lastFailover = event;
+    this.setRole(p.id, this.cb.failoverVariables(p.id).type, FailoverState.FAILED);
+    if (report.switchedTo !== undefined) this.setRole(report.switchedTo, FailoverType.MASTER, FailoverState.NOPARTNER);
+    else if (!report.wasActive) {
+      const owner = ControlBlock.ownerOf(this.cb.activeWord());
+      if (owner !== undefined) this.setRole(owner, FailoverType.MASTER, FailoverState.NOPARTNER);
+    }
+    this.log.warn({
+      path: event.pathName, cause: event.cause, to: event.switchedToName, wasActive: event.wasActive,
+      switchLatencyMs: event.switchLatencyMs, detectionMs: event.detectedAtMs - event.failedAtMs,
+    }, 'data path failed');
+    this.emit('failover', event);
+    if (!p.stopping) this.replacePath(p);
+  }
+
+  /** Terminate a failed worker (a hung one must not keep burning a core) and spawn its replacement. */
+  private replacePath(p: PathRecord): void {
+    const old = p.worker;
+    p.worker = undefined;
+    p.stopping = true;
+    clearTimeout(p.syncTimer);
+    const oldKey = incarnationKey(p);
+    // The dead incarnation will never acknowledge closes or report sockets.
+    for (const [slot, waiting] of this.closingSlots) {
+      if (waiting.delete(oldKey) && waiting.size === 0) this.releaseSlot(slot);
+    }
+    for (const session of this.sessions.values()) session.readyOn.delete(oldKey);
+    void (old ? old.terminate() : Promise.resolve()).then(() => {
+      if (this.closed) return;
+      this.spawnPath(p);
+    });
+  }
+
+  // ── Helpers ────────────────────────────────────────────────────────────────
+
+  private openCommand(session: Session): OpenSessionCommand {
+    return {
+      type: 'open-session',
+      slot: session.slot,
+      sessionId: session.id,
+      assetPath: session.asset.assetPath,
+      indexPath: session.asset.indexPath,
+      packetCount: session.asset.packetCount,
+      timesOffset: session.asset.timesOffset,
+      transport: session.transport,
+      destination: session.destination,
+      source: { address: session.ports.address, port: session.ports.rtpPort },
+      ssrc: session.ssrc,
+      initialSeq: session.initialSeq,
+    };
+  }
+
+  /** Where a session stands in its asset: the packet its next datagram starts with. */
+  private currentPacket(session: Session): number {
+    if (!session.segment) return 0;
+    const cursor = ControlBlock.cursorOf(this.cb.ctrl(session.slot));
+    const packet = session.segment.startPacket + TS_PACKETS_PER_DATAGRAM * (cursor - session.segment.startCursor);
+    return Math.min(packet, session.asset.packetCount - 1);
+  }
+
+  /** After a time with no sender, restart every playing session's clock at its cursor, instead of bursting the backlog. */
+  private rebasePlayingSessions(): void {
+    for (const session of this.sessions.values()) {
+      if (session.state !== 'playing') continue;
+      const startPacket = this.currentPacket(session);
+      const startTimeMs = monoNowMs() + PLAY_LEAD_MS;
+      const rtpTsBase = (session.initialRtpTs + Math.round((startTimeMs - (session.firstStartMs ?? startTimeMs)) * 90)) >>> 0;
+      session.segment = this.cb.startSegment(session.slot, () => ({ startPacket, startTimeMs, rtpTsBase }));
+    }
+  }
+
+  private async waitSessionReady(session: Session): Promise<void> {
+    const deadline = Date.now() + SESSION_READY_TIMEOUT_MS;
+    for (;;) {
+      const owner = ControlBlock.ownerOf(this.cb.activeWord());
+      const needed = this.livePaths().filter((p) => this.cb.isReady(p.id) || p.id === owner);
+      if (needed.length > 0 && needed.every((p) => session.readyOn.has(incarnationKey(p)))) return;
+      if (session.state === 'closed') throw new TwinframeError('TF_SESSION_NOT_FOUND', `session ${session.id} was closed`);
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        if (owner !== undefined && session.readyOn.has(incarnationKey(this.paths[owner]!))) return; // unprotected, but the sender is ready
+        throw new TwinframeError('TF_NO_DATA_PATH', `session ${session.id} is not open on any sending data path`);
+      }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, Math.min(left, 50));
+        session.readyWaiters.push(() => { clearTimeout(timer); resolve(); });
+      });
+    }
+  }
+
+  private ackClose(slot: number, key: string): void {
+    const waiting = this.closingSlots.get(slot);
+    if (waiting && waiting.delete(key) && waiting.size === 0) this.releaseSlot(slot);
+  }
+
+  private releaseSlot(slot: number): void {
+    this.closingSlots.delete(slot);
+    this.freeSlots.push(slot);
+  }
+
+  private setRole(path: PathId, type: FailoverType, state: FailoverState): void {
+    const before = this.cb.failoverVariables(path);
+    this.cb.setFailoverVariables(path, type, state);
+    if (before.type !== type || before.state !== state) {
+      const named = namedState(type, state);
+      this.log.info({ path: PATH_NAMES[path], state: named }, 'failover state');
+      this.emit('path-state', { path: PATH_NAMES[path], named, type, state });
+    }
+  }
+
+  private send(p: PathRecord, command: PathCommand): void {
+    p.writer?.push(command);
+  }
+
+  private livePaths(): PathRecord[] {
+    return this.paths.filter((p) => p.worker !== undefined && !p.stopping);
+  }
+
+  private pathRecord(name: PathName): PathRecord {
+    const index = PATH_NAMES.indexOf(name);
+    if (index < 0) throw new TwinframeError('TF_ADMIN_BAD_REQUEST', `no path named ${name}`);
+    return this.paths[index]!;
+  }
+
+  private session(sessionId: string): Session {
+    const session = this.sessions.get(sessionId);
+    if (!session) throw new TwinframeError('TF_SESSION_NOT_FOUND', `session ${sessionId} not found`);
+    return session;
+  }
+
+  private sessionBySlot(slot: number): Session | undefined {
+    for (const s of this.sessions.values()) if (s.slot === slot) return s;
+    return undefined;
+  }
+
+  private info(s: Session): SessionInfo {
+    return {
+      id: s.id, slot: s.slot, transport: s.transport, destination: s.destination,
+      source: { address: s.ports.address, rtpPort: s.ports.rtpPort, rtcpPort: s.ports.rtcpPort },
+      ssrc: s.ssrc, initialSeq: s.initialSeq, initialRtpTs: s.initialRtpTs, assetPath: s.asset.assetPath,
+      bitrate: s.asset.bitrate, state: s.state, sent: ControlBlock.cursorOf(this.cb.ctrl(s.slot)),
+    };
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new TwinframeError('TF_ENGINE_STOPPED');
+  }
+}
+
+function incarnationKey(p: PathRecord): string {
+  return `${p.id}:${p.incarnation}`;
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Let a worker leave its loop by itself (shutdown flag), then terminate it if it does not. */
+async function stopWorker(worker: Worker | undefined, exited: Promise<void>): Promise<void> {
+  if (!worker) return;
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<void>((resolve) => {
+    timer = setTimeout(() => { void worker.terminate().then(() => resolve()); }, STOP_TIMEOUT_MS);
+  });
+  await Promise.race([exited, timeout]);
+  clearTimeout(timer);
+}

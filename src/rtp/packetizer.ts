@@ -1,0 +1,47 @@
+// RTP framing for MPEG-TS (RFC 3550 header, RFC 2250 payload type 33): seven
+// 188-byte TS packets per datagram. Pure byte writing; no allocation.
+
+export const TS_PACKET_BYTES = 188;
+export const TS_PACKETS_PER_DATAGRAM = 7;
+export const TS_PAYLOAD_BYTES = TS_PACKET_BYTES * TS_PACKETS_PER_DATAGRAM; // 1316
+export const RTP_HEADER_BYTES = 12;
+export const RTP_PAYLOAD_TYPE_MP2T = 33;
+/** RTP timestamps for MP2T use a 90 kHz clock (RFC 2250 §2). */
+export const RTP_CLOCK_HZ = 90_000;
+
+/** Write a 12-byte RTP header (V=2, no padding/extension/CSRC, marker 0, PT 33). */
+export function writeRtpHeader(buf: Uint8Array, seq: number, timestamp: number, ssrc: number): void {
+  buf[0] = 0x80;
+  buf[1] = RTP_PAYLOAD_TYPE_MP2T;
+  buf[2] = (seq >>> 8) & 0xff;
+  buf[3] = seq & 0xff;
+  buf[4] = (timestamp >>> 24) & 0xff;
+  buf[5] = (timestamp >>> 16) & 0xff;
+  buf[6] = (timestamp >>> 8) & 0xff;
+  buf[7] = timestamp & 0xff;
+  buf[8] = (ssrc >>> 24) & 0xff;
+  buf[9] = (ssrc >>> 16) & 0xff;
+  buf[10] = (ssrc >>> 8) & 0xff;
+  buf[11] = ssrc & 0xff;
+}
+
+export interface RtpHeader {
+  version: number;
+  payloadType: number;
+  marker: boolean;
+  seq: number;
+  timestamp: number;
+  ssrc: number;
+}
+
+export function readRtpHeader(buf: Uint8Array): RtpHeader {
+  if (buf.length < RTP_HEADER_BYTES) throw new Error(`RTP datagram too short: ${buf.length} bytes`);
+  return {
+    version: buf[0]! >>> 6,
+    payloadType: buf[1]! & 0x7f,
+    marker: (buf[1]! & 0x80) !== 0,
+    seq: (buf[2]! << 8) | buf[3]!,
+    timestamp: ((buf[4]! << 24) | (buf[5]! << 16) | (buf[6]! << 8) | buf[7]!) >>> 0,
+    ssrc: ((buf[8]! << 24) | (buf[9]! << 16) | (buf[10]! << 8) | buf[11]!) >>> 0,
+  };
+}

@@ -1,0 +1,62 @@
+// The commands the control plane sends to a data path, and the events a data
+// path reports back. Commands travel on the path's SAB ring (command-queue.ts);
+// events go by postMessage, since the control plane is never on the hot path.
+
+import type { PathId } from './layout.js';
+
+export type TransportKind = 'rtp' | 'udp';
+
+export const FaultKinds = ['crash', 'exception', 'hang', 'socket', 'disk', 'temperature'] as const;
+export type FaultKind = (typeof FaultKinds)[number];
+
+export interface OpenSessionCommand {
+  readonly type: 'open-session';
+  readonly slot: number;
+  readonly sessionId: string;
+  readonly assetPath: string;
+  readonly indexPath: string;
+  readonly packetCount: number;
+  /** Byte offset of the packet-time table in the index file. */
+  readonly timesOffset: number;
+  readonly transport: TransportKind;
+  readonly destination: { readonly address: string; readonly port: number };
+  readonly source: { readonly address: string; readonly port: number };
+  readonly ssrc: number;
+  readonly initialSeq: number;
+}
+
+export interface CloseSessionCommand {
+  readonly type: 'close-session';
+  readonly slot: number;
+}
+
+/** Sent after the commands that (re)build a path's session table: the path reports 'synced' once every session is open. */
+export interface SyncMarkerCommand {
+  readonly type: 'sync-marker';
+  readonly token: number;
+}
+
+export interface InjectFaultCommand {
+  readonly type: 'inject-fault';
+  readonly kind: FaultKind;
+}
+
+export type PathCommand = OpenSessionCommand | CloseSessionCommand | SyncMarkerCommand | InjectFaultCommand;
+
+export type PathEvent =
+  | { readonly type: 'booted'; readonly path: PathId; readonly incarnation: number; readonly policy: string; readonly priorityError: string | undefined }
+  | { readonly type: 'session-ready'; readonly slot: number; readonly sessionId: string }
+  | { readonly type: 'session-closed'; readonly slot: number }
+  | { readonly type: 'session-ended'; readonly slot: number; readonly sessionId: string }
+  | { readonly type: 'synced'; readonly token: number }
+  | { readonly type: 'session-error'; readonly slot: number; readonly sessionId: string; readonly message: string };
+
+/** What the data path worker receives as workerData. */
+export interface DataPathWorkerData {
+  readonly path: PathId;
+  readonly incarnation: number;
+  readonly controlBlock: SharedArrayBuffer;
+  readonly maxSessions: number;
+  readonly commandQueue: SharedArrayBuffer;
+  readonly faultInjection: boolean;
+}

@@ -1,0 +1,355 @@
+// Every Atomics call on the shared control block lives here. Other modules ask
+// for what they mean ("beat", "switch active from epoch e to B") and never index
+// the buffer themselves. The layout is declared in ./layout.ts.
+
+import {
+  ACTIVE_OWNER_BITS, ACTIVE_OWNER_MASK, ACTIVE_OWNER_NONE, CTRL, I32, PATH_F64, PATH_I32, SEGMENT_F64,
+  computeLayout, pathF64Index, pathI32Index, segmentF64Index,
+  type FailureCause, type Layout, type PathId,
+} from './layout.js';
+import type { FailoverState, FailoverType } from '../failover/states.js';
+
+export interface SegmentParams {
+  id: number;
+  startCursor: number;
+  startPacket: number;
+  startTimeMs: number;
+  rtpTsBase: number;
+}
+
+export type WaitResult = 'ok' | 'not-equal' | 'timed-out';
+
+export class ControlBlock {
+  readonly sab: SharedArrayBuffer;
+  readonly layout: Layout;
+  private readonly i32: Int32Array;
+  private readonly f64: Float64Array;
+  private readonly u64: BigUint64Array;
+
+  private constructor(sab: SharedArrayBuffer, layout: Layout) {
+    this.sab = sab;
+    this.layout = layout;
+    this.i32 = new Int32Array(sab, 0, layout.i32Words);
+    this.f64 = new Float64Array(sab, layout.f64Offset, layout.f64Words);
+    this.u64 = new BigUint64Array(sab, layout.u64Offset, layout.u64Words);
+  }
+
+  static create(maxSessions?: number): ControlBlock {
+    const layout = computeLayout(maxSessions);
+    const block = new ControlBlock(new SharedArrayBuffer(layout.byteLength), layout);
+    block.i32[I32.ACTIVE] = ACTIVE_OWNER_NONE;
+    return block;
+  }
+
+  /** Attach to a buffer created by another thread. */
+  static attach(sab: SharedArrayBuffer, maxSessions: number): ControlBlock {
+    const layout = computeLayout(maxSessions);
+    if (sab.byteLength !== layout.byteLength) throw new Error(`control block is ${sab.byteLength} bytes, layout needs ${layout.byteLength}`);
+    return new ControlBlock(sab, layout);
+  }
+
+  // ── ACTIVE: who sends ─────────────────────────────────────────────────────
+
+  activeWord(): number {
+    return Atomics.load(this.i32, I32.ACTIVE);
+  }
+
+  static ownerOf(word: number): PathId | undefined {
+    const owner = word & ACTIVE_OWNER_MASK;
+    return owner === ACTIVE_OWNER_NONE ? undefined : (owner as PathId);
+  }
+
+  static epochOf(word: number): number {
+    return word >>> ACTIVE_OWNER_BITS;
+  }
+
+  /**
+   * Hand sending to `to` (or to nobody) if ACTIVE still holds `expectedWord`.
+   * One compare-and-swap: two detectors racing can never both switch.
+   */
+  switchActive(expectedWord: number, to: PathId | undefined): boolean {
+    const epoch = ControlBlock.epochOf(expectedWord) + 1;
+    const next = ((epoch << ACTIVE_OWNER_BITS) | (to ?? ACTIVE_OWNER_NONE)) | 0;
+    if (Atomics.compareExchange(this.i32, I32.ACTIVE, expectedWord, next) !== expectedWord) return false;
+    Atomics.add(this.i32, I32.SWITCH_COUNT, 1);
+    Atomics.notify(this.i32, I32.ACTIVE);
+    return true;
+  }
+
+  /** Sleep until ACTIVE changes from `expectedWord`, a notify, or the timeout. */
+  waitOnActive(expectedWord: number, timeoutMs: number): WaitResult {
+    return Atomics.wait(this.i32, I32.ACTIVE, expectedWord, timeoutMs);
+  }
+
+  /** Wake every data path (a command was queued, or the session table changed). */
+  wakePaths(): void {
+    Atomics.notify(this.i32, I32.ACTIVE);
+  }
+
+  switchCount(): number {
+    return Atomics.load(this.i32, I32.SWITCH_COUNT);
+  }
+
+  // ── SIGFAILOVER and the supervisor's doorbell ─────────────────────────────
+
+  sigfailover(): number {
+    return Atomics.load(this.i32, I32.SIGFAILOVER);
+  }
+
+  bumpSigfailover(): void {
+    Atomics.add(this.i32, I32.SIGFAILOVER, 1);
+    Atomics.notify(this.i32, I32.SIGFAILOVER);
+  }
+
+  waitSigfailover(generation: number, timeoutMs: number): WaitResult {
+    return Atomics.wait(this.i32, I32.SIGFAILOVER, generation, timeoutMs);
+  }
+
+  supervisorDoorbell(): number {
+    return Atomics.load(this.i32, I32.SUPERVISOR_DOORBELL);
+  }
+
+  ringSupervisor(): void {
+    Atomics.add(this.i32, I32.SUPERVISOR_DOORBELL, 1);
+    Atomics.notify(this.i32, I32.SUPERVISOR_DOORBELL);
+  }
+
+  waitSupervisorDoorbell(value: number, timeoutMs: number): WaitResult {
+    return Atomics.wait(this.i32, I32.SUPERVISOR_DOORBELL, value, timeoutMs);
+  }
+
+  // ── Heartbeat settings and shutdown ───────────────────────────────────────
+
+  heartbeatSettings(): { periodUs: number; maxMissed: number; warmupGraceMs: number } {
+    return {
+      periodUs: Atomics.load(this.i32, I32.HEARTBEAT_PERIOD_US),
+      maxMissed: Atomics.load(this.i32, I32.MAX_MISSED_HEARTBEATS),
+      warmupGraceMs: Atomics.load(this.i32, I32.WARMUP_GRACE_MS),
+    };
+  }
+
+  setHeartbeatSettings(periodUs: number, maxMissed: number, warmupGraceMs: number): void {
+    Atomics.store(this.i32, I32.HEARTBEAT_PERIOD_US, periodUs);
+    Atomics.store(this.i32, I32.MAX_MISSED_HEARTBEATS, maxMissed);
+    Atomics.store(this.i32, I32.WARMUP_GRACE_MS, warmupGraceMs);
+    this.ringSupervisor();
+  }
+
+  isShutdown(): boolean {
+    return Atomics.load(this.i32, I32.SHUTDOWN) !== 0;
+  }
+
+  shutdown(): void {
+    Atomics.store(this.i32, I32.SHUTDOWN, 1);
+    Atomics.notify(this.i32, I32.ACTIVE);
+    this.ringSupervisor();
+  }
+
+  // ── Per path ──────────────────────────────────────────────────────────────
+
+  beat(path: PathId): void {
+    Atomics.add(this.i32, pathI32Index(path, PATH_I32.HEARTBEAT), 1);
+  }
+
+  heartbeat(path: PathId): number {
+    return Atomics.load(this.i32, pathI32Index(path, PATH_I32.HEARTBEAT));
+  }
+
+  failoverVariables(path: PathId): { type: FailoverType; state: FailoverState } {
+    return {
+      type: Atomics.load(this.i32, pathI32Index(path, PATH_I32.FAILOVER_TYPE)) as FailoverType,
+      state: Atomics.load(this.i32, pathI32Index(path, PATH_I32.FAILOVER_STATE)) as FailoverState,
+    };
+  }
+
+  /** Publish a path's failover variables; every change bumps SIGFAILOVER. */
+  setFailoverVariables(path: PathId, type: FailoverType, state: FailoverState): void {
+    const t = Atomics.exchange(this.i32, pathI32Index(path, PATH_I32.FAILOVER_TYPE), type);
+    const s = Atomics.exchange(this.i32, pathI32Index(path, PATH_I32.FAILOVER_STATE), state);
+    if (t !== type || s !== state) this.bumpSigfailover();
+  }
+
+  setThreadId(path: PathId, tid: number): void {
+    Atomics.store(this.i32, pathI32Index(path, PATH_I32.THREAD_ID), tid);
+  }
+
+  threadId(path: PathId): number {
+    return Atomics.load(this.i32, pathI32Index(path, PATH_I32.THREAD_ID));
+  }
+
+  incarnation(path: PathId): number {
+    return Atomics.load(this.i32, pathI32Index(path, PATH_I32.INCARNATION));
+  }
+
+  /** Called by the control plane before it spawns a path's next worker. */
+  beginIncarnation(path: PathId): number {
+    Atomics.store(this.i32, pathI32Index(path, PATH_I32.READY), 0);
+    Atomics.store(this.i32, pathI32Index(path, PATH_I32.THREAD_ID), 0);
+    this.f64[pathF64Index(path, PATH_F64.FAULT_AT_MS)] = 0;
+    return Atomics.add(this.i32, pathI32Index(path, PATH_I32.INCARNATION), 1) + 1;
+  }
+
+  /**
+   * A path that caught its own fatal error says so here before it dies. The
+   * incarnation tag keeps a late write from a terminated worker from blaming its
+   * replacement.
+   */
+  reportCritical(path: PathId, incarnation: number, cause: FailureCause, atMs: number): void {
+    this.f64[pathF64Index(path, PATH_F64.CRITICAL_AT_MS)] = atMs;
+    Atomics.store(this.i32, pathI32Index(path, PATH_I32.CRITICAL), (incarnation << 8) | cause);
+    this.ringSupervisor();
+  }
+
+  /** The cause of the current incarnation's critical failure, or undefined. */
+  critical(path: PathId): { cause: FailureCause; atMs: number } | undefined {
+    const word = Atomics.load(this.i32, pathI32Index(path, PATH_I32.CRITICAL));
+    if (word === 0 || word >>> 8 !== this.incarnation(path)) return undefined;
+    return { cause: (word & 0xff) as FailureCause, atMs: this.f64[pathF64Index(path, PATH_F64.CRITICAL_AT_MS)]! };
+  }
+
+  /** Stamp the moment an injected fault begins, for detection-latency figures. */
+  recordFaultStart(path: PathId, atMs: number): void {
+    this.f64[pathF64Index(path, PATH_F64.FAULT_AT_MS)] = atMs;
+    Atomics.add(this.i32, I32.FENCE, 0);
+  }
+
+  faultStartMs(path: PathId): number {
+    Atomics.load(this.i32, I32.FENCE);
+    return this.f64[pathF64Index(path, PATH_F64.FAULT_AT_MS)]!;
+  }
+
+  /** Claim the handling of one incarnation's failure; true for exactly one caller. */
+  claimFailure(path: PathId, incarnation: number): boolean {
+    const index = pathI32Index(path, PATH_I32.FAILURE_CLAIMED);
+    for (;;) {
+      const claimed = Atomics.load(this.i32, index);
+      if (claimed >= incarnation) return false;
+      if (Atomics.compareExchange(this.i32, index, claimed, incarnation) === claimed) return true;
+    }
+  }
+
+  failureClaimed(path: PathId): boolean {
+    return Atomics.load(this.i32, pathI32Index(path, PATH_I32.FAILURE_CLAIMED)) === this.incarnation(path);
+  }
+
+  /** A path that has opened every session marks itself able to take over. */
+  setReady(path: PathId, incarnation: number): void {
+    Atomics.store(this.i32, pathI32Index(path, PATH_I32.READY), incarnation);
+    this.ringSupervisor();
+  }
+
+  /** Ready and not failed: the only kind of path a switch may go to. */
+  isReady(path: PathId): boolean {
+    const incarnation = this.incarnation(path);
+    return incarnation !== 0
+      && Atomics.load(this.i32, pathI32Index(path, PATH_I32.READY)) === incarnation
+      && Atomics.load(this.i32, pathI32Index(path, PATH_I32.FAILURE_CLAIMED)) !== incarnation;
+  }
+
+  // ── Per session: the control word ─────────────────────────────────────────
+
+  ctrl(slot: number): bigint {
+    return Atomics.load(this.u64, slot);
+  }
+
+  static cursorOf(word: bigint): number {
+    return Number(word & CTRL.CURSOR_MASK);
+  }
+
+  static segmentOf(word: bigint): number {
+    return Number((word >> CTRL.SEGMENT_SHIFT) & CTRL.SEGMENT_MASK);
+  }
+
+  static isPaused(word: bigint): boolean {
+    return (word & CTRL.PAUSED) !== 0n;
+  }
+
+  static isEnded(word: bigint): boolean {
+    return (word & CTRL.ENDED) !== 0n;
+  }
+
+  /** Reset a free slot for a new session: cursor 0, segment 0, paused. */
+  resetSession(slot: number): void {
+    Atomics.store(this.u64, slot, CTRL.PAUSED);
+  }
+
+  /**
+   * Send-then-advance: after sending datagram `cursorOf(sentWord)`, move the
+   * cursor on by one. Fails (false) if a newer owner or a new segment already
+   * moved it, so a deposed path that wakes late can never move it backwards; a
+   * pause that landed meanwhile does not undo the advance (the datagram left).
+   */
+  advanceCursor(slot: number, sentWord: bigint): boolean {
+    const cursor = sentWord & CTRL.CURSOR_MASK;
+    const segment = sentWord >> CTRL.SEGMENT_SHIFT;
+    let expected = sentWord;
+    for (;;) {
+      const seen = Atomics.compareExchange(this.u64, slot, expected, expected + 1n);
+      if (seen === expected) return true;
+      if ((seen & CTRL.CURSOR_MASK) !== cursor || seen >> CTRL.SEGMENT_SHIFT !== segment) return false;
+      expected = seen; // only the paused/ended flags changed: keep them, still advance
+    }
+  }
+
+  /** Set a flag (paused or ended) on the control word, whatever the cursor. */
+  private setCtrlFlag(slot: number, flag: bigint): bigint {
+    for (;;) {
+      const seen = Atomics.load(this.u64, slot);
+      if ((seen & flag) !== 0n) return seen;
+      if (Atomics.compareExchange(this.u64, slot, seen, seen | flag) === seen) return seen | flag;
+    }
+  }
+
+  pauseSession(slot: number): bigint {
+    return this.setCtrlFlag(slot, CTRL.PAUSED);
+  }
+
+  markEnded(slot: number): bigint {
+    return this.setCtrlFlag(slot, CTRL.ENDED);
+  }
+
+  /**
+   * Start a new segment (first PLAY, resume or seek) at the current cursor.
+   * `build(cursor)` returns the parameters for a segment starting at that cursor;
+   * they are written to the slot no path is reading, then published with one CAS
+   * that also clears paused/ended. If a path advanced the cursor in between, the
+   * CAS fails and the segment is rebuilt at the new cursor.
+   */
+  startSegment(slot: number, build: (cursor: number, segmentId: number) => Omit<SegmentParams, 'id' | 'startCursor'>): SegmentParams {
+    for (;;) {
+      const seen = Atomics.load(this.u64, slot);
+      const cursor = ControlBlock.cursorOf(seen);
+      const id = (ControlBlock.segmentOf(seen) + 1) & Number(CTRL.SEGMENT_MASK);
+      const params: SegmentParams = { id, startCursor: cursor, ...build(cursor, id) };
+      this.writeSegment(slot, params);
+      const next = (BigInt(id) << CTRL.SEGMENT_SHIFT) | BigInt(cursor);
+      if (Atomics.compareExchange(this.u64, slot, seen, next) === seen) return params;
+    }
+  }
+
+  private writeSegment(slot: number, p: SegmentParams): void {
+    const s = p.id % 2;
+    // Seqlock: invalidate the id, write the fields, then the id. Readers check the
+    // id after reading the fields. The publishing CAS orders these plain stores.
+    this.f64[segmentF64Index(slot, s, SEGMENT_F64.ID)] = -1;
+    this.f64[segmentF64Index(slot, s, SEGMENT_F64.START_CURSOR)] = p.startCursor;
+    this.f64[segmentF64Index(slot, s, SEGMENT_F64.START_PACKET)] = p.startPacket;
+    this.f64[segmentF64Index(slot, s, SEGMENT_F64.START_TIME_MS)] = p.startTimeMs;
+    this.f64[segmentF64Index(slot, s, SEGMENT_F64.RTP_TS_BASE)] = p.rtpTsBase;
+    Atomics.add(this.i32, I32.FENCE, 0); // full fence before the id
+    this.f64[segmentF64Index(slot, s, SEGMENT_F64.ID)] = p.id;
+  }
+
+  /** Read segment `id` of a session into `out`; false if that segment is no longer stored. */
+  readSegment(slot: number, id: number, out: SegmentParams): boolean {
+    const s = id % 2;
+    if (this.f64[segmentF64Index(slot, s, SEGMENT_F64.ID)] !== id) return false;
+    out.id = id;
+    out.startCursor = this.f64[segmentF64Index(slot, s, SEGMENT_F64.START_CURSOR)]!;
+    out.startPacket = this.f64[segmentF64Index(slot, s, SEGMENT_F64.START_PACKET)]!;
+    out.startTimeMs = this.f64[segmentF64Index(slot, s, SEGMENT_F64.START_TIME_MS)]!;
+    out.rtpTsBase = this.f64[segmentF64Index(slot, s, SEGMENT_F64.RTP_TS_BASE)]!;
+    Atomics.load(this.i32, I32.FENCE); // fence: re-check the id after the fields
+    return this.f64[segmentF64Index(slot, s, SEGMENT_F64.ID)] === id;
+  }
+}

@@ -1,0 +1,158 @@
+// The shared control block: the one place that declares the SharedArrayBuffer
+// layout. Nothing else indexes the buffer by number; src/shared/control-block.ts
+// holds every Atomics call on it.
+//
+//   ┌─ Int32 words ─────────────────────────────────────────────────────────────┐
+//   │ global: ACTIVE, SIGFAILOVER, SUPERVISOR_DOORBELL, heartbeat config, ...   │
+//   │ per path (×2): heartbeat, failover_type/state, critical word, ...         │
+//   ├─ Float64 words ───────────────────────────────────────────────────────────┤
+//   │ per path: time of the critical failure / injected fault                  │
+//   │ per session: two segment slots (start cursor, start packet, start time,  │
+//   │              RTP timestamp base, segment id)                              │
+//   ├─ BigUint64 words ─────────────────────────────────────────────────────────┤
+//   │ per session: the control word {segment id, paused, ended, cursor}        │
+//   └───────────────────────────────────────────────────────────────────────────┘
+
+export const PATH_COUNT = 2;
+export const PathId = { A: 0, B: 1 } as const;
+export type PathId = 0 | 1;
+export const PATH_NAMES = ['a', 'b'] as const;
+export type PathName = (typeof PATH_NAMES)[number];
+
+/** ACTIVE word: owner in the low 2 bits, epoch above them. Every switch bumps the epoch. */
+export const ACTIVE_OWNER_BITS = 2;
+export const ACTIVE_OWNER_MASK = 0b11;
+export const ACTIVE_OWNER_NONE = 3;
+
+// ── Int32 region ────────────────────────────────────────────────────────────
+export const I32 = {
+  /** Which path sends, and the switch epoch. Data paths sleep on this word. */
+  ACTIVE: 0,
+  /** Generation counter bumped on every change of failover_type/failover_state. */
+  SIGFAILOVER: 1,
+  /** The supervisor sleeps on this word; dying paths and the control plane notify it. */
+  SUPERVISOR_DOORBELL: 2,
+  HEARTBEAT_PERIOD_US: 3,
+  MAX_MISSED_HEARTBEATS: 4,
+  WARMUP_GRACE_MS: 5,
+  /** Non-zero: every thread leaves its loop. */
+  SHUTDOWN: 6,
+  /** Count of switches the supervisor or control plane made (for statistics). */
+  SWITCH_COUNT: 7,
+  /** Never holds data: read-modify-write on it is a full memory fence for plain stores. */
+  FENCE: 8,
+  GLOBAL_WORDS: 9,
+} as const;
+
+/** Per-path Int32 fields, at I32.GLOBAL_WORDS + path * PATH_I32_STRIDE. */
+export const PATH_I32 = {
+  /** Incremented by the path on every loop turn. */
+  HEARTBEAT: 0,
+  FAILOVER_TYPE: 1,
+  FAILOVER_STATE: 2,
+  /** Which incarnation of the worker occupies this path (bumped on every respawn). */
+  INCARNATION: 3,
+  /** (incarnation << 8) | cause, written by a path that caught its own fatal error. */
+  CRITICAL: 4,
+  /** Incarnation whose failure has been handled: claimed once, by CAS. */
+  FAILURE_CLAIMED: 5,
+  /** Incarnation that has opened every session and may take over sending. */
+  READY: 6,
+  /** Linux thread id of the path's worker, so the supervisor can read its CPU time. */
+  THREAD_ID: 7,
+  STRIDE: 8,
+} as const;
+
+export const MAX_SESSIONS = 256;
+
+// ── Float64 region ──────────────────────────────────────────────────────────
+/** Per-path Float64 fields (shared-clock milliseconds). */
+export const PATH_F64 = {
+  /** When the path caught its fatal error or began an injected fault. */
+  CRITICAL_AT_MS: 0,
+  /** When an injected fault began (a hang never reports itself, so it is stamped here). */
+  FAULT_AT_MS: 1,
+  STRIDE: 2,
+} as const;
+
+/** One segment: a stretch of a session played from one start point at one pace. */
+export const SEGMENT_F64 = {
+  /** Segment id this slot holds; written last, checked after reading (seqlock). */
+  ID: 0,
+  /** Cursor value (datagram count since session start) at which the segment begins. */
+  START_CURSOR: 1,
+  /** First TS packet of the segment. */
+  START_PACKET: 2,
+  /** Shared-clock time at which the segment's first datagram is due. */
+  START_TIME_MS: 3,
+  /** RTP timestamp of the segment's first datagram (90 kHz). */
+  RTP_TS_BASE: 4,
+  STRIDE: 5,
+} as const;
+/** Two slots per session so the control plane writes one while paths read the other. */
+export const SEGMENT_SLOTS = 2;
+export const SESSION_F64_STRIDE = SEGMENT_F64.STRIDE * SEGMENT_SLOTS;
+
+// ── BigUint64 region: per-session control word ─────────────────────────────
+//   bits 0-39 cursor (datagrams sent since session start)
+//   bit 40 paused, bit 41 ended
+//   bits 48-63 segment id
+export const CTRL = {
+  CURSOR_MASK: (1n << 40n) - 1n,
+  PAUSED: 1n << 40n,
+  ENDED: 1n << 41n,
+  SEGMENT_SHIFT: 48n,
+  SEGMENT_MASK: 0xffffn,
+} as const;
+
+export interface Layout {
+  readonly maxSessions: number;
+  readonly i32Words: number;
+  readonly f64Offset: number; // bytes
+  readonly f64Words: number;
+  readonly u64Offset: number; // bytes
+  readonly u64Words: number;
+  readonly byteLength: number;
+}
+
+export function computeLayout(maxSessions: number = MAX_SESSIONS): Layout {
+  const i32Words = I32.GLOBAL_WORDS + PATH_COUNT * PATH_I32.STRIDE;
+  const f64Offset = align8(i32Words * 4);
+  const f64Words = PATH_COUNT * PATH_F64.STRIDE + maxSessions * SESSION_F64_STRIDE;
+  const u64Offset = f64Offset + f64Words * 8;
+  const u64Words = maxSessions;
+  return { maxSessions, i32Words, f64Offset, f64Words, u64Offset, u64Words, byteLength: u64Offset + u64Words * 8 };
+}
+
+export function pathI32Index(path: PathId, field: number): number {
+  return I32.GLOBAL_WORDS + path * PATH_I32.STRIDE + field;
+}
+
+export function pathF64Index(path: PathId, field: number): number {
+  return path * PATH_F64.STRIDE + field;
+}
+
+export function segmentF64Index(slot: number, segmentSlot: number, field: number): number {
+  return PATH_COUNT * PATH_F64.STRIDE + slot * SESSION_F64_STRIDE + segmentSlot * SEGMENT_F64.STRIDE + field;
+}
+
+function align8(n: number): number {
+  return (n + 7) & ~7;
+}
+
+/** Causes written into a path's critical-failure word (and reported by the supervisor). */
+export const FailureCause = {
+  NONE: 0,
+  EXCEPTION: 1,
+  EXIT: 2,
+  SOCKET: 3,
+  DISK: 4,
+  HEARTBEAT: 5,
+  TEMPERATURE: 6,
+  MANUAL: 7,
+  SYNC: 8,
+} as const;
+export type FailureCause = (typeof FailureCause)[keyof typeof FailureCause];
+export const FAILURE_CAUSE_NAMES: Record<FailureCause, string> = {
+  0: 'none', 1: 'exception', 2: 'exit', 3: 'socket', 4: 'disk', 5: 'heartbeat', 6: 'temperature', 7: 'manual', 8: 'sync',
+};

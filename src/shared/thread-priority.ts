@@ -1,0 +1,55 @@
+// Raises the calling thread's scheduling priority. On a two-core box the data
+// paths and the supervisor share the CPUs with the control plane, the test or
+// benchmark harness and freshly booting workers; at normal priority a runnable
+// data path can wait milliseconds for a core, which a heartbeat monitor with a
+// sub-millisecond window cannot tell from a hang.
+//
+// First choice: SCHED_FIFO through our addon (native/), which applies to this
+// thread only. Fallback: a negative nice value for this thread, via its thread
+// id from /proc/thread-self. Both need CAP_SYS_NICE; without it the thread runs
+// at normal priority and the caller logs why. TWINFRAME_REALTIME=off|nice|fifo.
+
+import { readlinkSync } from 'node:fs';
+import { constants, getPriority, setPriority } from 'node:os';
+import { nativeAddon } from './native.js';
+
+export interface PriorityResult {
+  /** 'fifo', 'nice' or 'normal'. */
+  readonly policy: 'fifo' | 'nice' | 'normal';
+  /** Why a better policy was not had, if it was not. */
+  readonly error: string | undefined;
+}
+
+export const REALTIME_PRIORITY = 10;
+export const FALLBACK_NICE = -10;
+
+/** This thread's Linux thread id, or 0 where /proc does not say. */
+export function currentThreadId(): number {
+  try {
+    return Number(readlinkSync('/proc/thread-self').split('/').pop()) || 0;
+  } catch {
+    return 0;
+  }
+}
+
+export function raiseThreadPriority(priority = REALTIME_PRIORITY): PriorityResult {
+  const mode = process.env.TWINFRAME_REALTIME ?? 'fifo';
+  if (mode === 'off') return { policy: 'normal', error: 'disabled by TWINFRAME_REALTIME=off' };
+  let fifoError: string | undefined;
+  if (mode === 'fifo') {
+    if (!nativeAddon) fifoError = 'native addon not built';
+    else {
+      const errno = nativeAddon.setRealtimePriority(priority);
+      if (errno === 0) return { policy: 'fifo', error: undefined };
+      fifoError = errno === constants.errno.EPERM ? 'SCHED_FIFO not permitted (no CAP_SYS_NICE)' : `sched_setscheduler errno ${errno}`;
+    }
+  }
+  try {
+    const tid = currentThreadId();
+    setPriority(tid, FALLBACK_NICE);
+    if (getPriority(tid) === FALLBACK_NICE) return { policy: 'nice', error: fifoError };
+  } catch (err) {
+    return { policy: 'normal', error: [fifoError, (err as Error).message].filter(Boolean).join('; ') };
+  }
+  return { policy: 'normal', error: fifoError };
+}
