@@ -38,6 +38,7 @@ export const errorCodes = {
   TF_CONFIG_INVALID: { message: 'configuration is invalid' },
   TF_ADMIN_BAD_REQUEST: { message: 'malformed admin request' },
   TF_ADMIN_SOCKET_IN_USE: { message: 'admin socket path is in use by another file or server' },
+  TF_INTERNAL: { message: 'internal error', rtspStatus: 500 },
 
   // RTSP protocol
   TF_RTSP_BAD_REQUEST: { message: 'bad request', rtspStatus: 400 },

@@ -110,6 +110,7 @@ export class DataPath {
       // Fence: a deposed path must not send. Re-read ACTIVE right before the send.
       if (cb.activeWord() !== activeWord) return now;
       s.send();
+      cb.countSent(this.path);
       cb.advanceCursor(s.slot, word);
     }
     return now;

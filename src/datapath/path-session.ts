@@ -117,13 +117,15 @@ export class PathSession {
   send(): void {
     const socket = this.socket!;
     if (this.socketFailure) throw new SocketError(`socket failed: ${this.socketFailure.message}`);
-    // A backed-up send queue would let libuv read a ring buffer we are about to reuse.
-    if (socket.getSendQueueCount() >= DATAGRAM_RING - 1) throw new SocketError('send queue backed up');
+    let backedUp = false;
     try {
-      socket.send(this.ring[this.ringPos]!, 0, this.preparedLength);
+      // A backed-up send queue would let libuv read a ring buffer we are about to reuse.
+      backedUp = socket.getSendQueueCount() >= DATAGRAM_RING - 1;
+      if (!backedUp) socket.send(this.ring[this.ringPos]!, 0, this.preparedLength);
     } catch (err) {
       throw new SocketError(`send failed: ${(err as Error).message}`);
     }
+    if (backedUp) throw new SocketError('send queue backed up');
     this.ringPos = (this.ringPos + 1) % DATAGRAM_RING;
     this.preparedCursor = -1; // the next prepare builds into the next ring buffer
   }

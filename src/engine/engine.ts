@@ -92,6 +92,8 @@ export interface PathStatus {
   readonly ready: boolean;
   readonly active: boolean;
   readonly heartbeat: number;
+  /** Datagrams this path has sent, over all its incarnations. */
+  readonly sent: number;
 }
 
 export interface FailoverEvent extends FailureReport {
@@ -294,7 +296,7 @@ export class Engine extends EventEmitter {
         const v = this.cb.failoverVariables(p.id);
         return {
           path: PATH_NAMES[p.id], incarnation: p.incarnation, named: namedState(v.type, v.state),
-          failoverType: v.type, failoverState: v.state, ready: this.cb.isReady(p.id), active: owner === p.id, heartbeat: this.cb.heartbeat(p.id),
+          failoverType: v.type, failoverState: v.state, ready: this.cb.isReady(p.id), active: owner === p.id, heartbeat: this.cb.heartbeat(p.id), sent: this.cb.sentCount(p.id),
         };
       }),
       heartbeat: this.cb.heartbeatSettings(),
@@ -464,8 +466,8 @@ export class Engine extends EventEmitter {
     const critical = this.cb.critical(p.id);
     const report = failPath(this.cb, p.id, incarnation, critical?.cause ?? FailureCause.EXIT, critical?.atMs ?? monoNowMs());
     this.log.warn({ path: PATH_NAMES[p.id], code }, 'data path exited');
+    // Not claimed here: the supervisor claimed it and its report is on the way.
     if (report) this.onPathFailed(report);
-    else if (p.worker) this.replacePath(p);
   }
 
   private onPathFailed(report: FailureReport): void {

@@ -151,6 +151,14 @@ export class ControlBlock {
     Atomics.add(this.i32, pathI32Index(path, PATH_I32.HEARTBEAT), 1);
   }
 
+  countSent(path: PathId): void {
+    Atomics.add(this.i32, pathI32Index(path, PATH_I32.SENT), 1);
+  }
+
+  sentCount(path: PathId): number {
+    return Atomics.load(this.i32, pathI32Index(path, PATH_I32.SENT)) >>> 0;
+  }
+
   heartbeat(path: PathId): number {
     return Atomics.load(this.i32, pathI32Index(path, PATH_I32.HEARTBEAT));
   }

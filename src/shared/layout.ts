@@ -60,7 +60,9 @@ export const PATH_I32 = {
   READY: 6,
   /** Linux thread id of the path's worker, so the supervisor can read its CPU time. */
   THREAD_ID: 7,
-  STRIDE: 8,
+  /** Datagrams this path put on the wire (all incarnations; wraps at 2^32). */
+  SENT: 8,
+  STRIDE: 10,
 } as const;
 
 export const MAX_SESSIONS = 256;

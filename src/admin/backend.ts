@@ -1,0 +1,167 @@
+// The contract between the admin server and whatever runs the data paths (the engine):
+// one async method per admin command, plus a subscription for `watch` events, and the
+// shapes of their results. The admin server validates, dispatches and frames; the
+// backend decides. A backend refuses a command by throwing a TwinframeError, whose
+// code, message and details travel to the client unchanged; any other exception is
+// reported as TF_INTERNAL and logged with its stack.
+
+import type { PairStates, PathName } from '../failover/state-machine.js';
+import type { FailoverState, FailoverType, NamedState } from '../failover/states.js';
+import type { AdminCommand, CommandArgs, FaultKind } from './protocol.js';
+
+export type { FaultKind, PathName, PairStates };
+
+/** One data path, as status shows it. */
+export interface PathStatus {
+  readonly path: PathName;
+  readonly namedState: NamedState;
+  /** The patent's failover_type variable, by name ('UNDEF' | 'MASTER' | 'SLAVE'). */
+  readonly failoverType: keyof typeof FailoverType;
+  /** The patent's failover_state variable, by name ('NONE', 'LIVE', 'SYNCED', …). */
+  readonly failoverState: keyof typeof FailoverState;
+  /** Whether this path's datagrams go on the wire now. */
+  readonly sending: boolean;
+  /** Worker thread id, null while no worker runs. */
+  readonly threadId: number | null;
+  /** The path's heartbeat counter (moves while the path is alive). */
+  readonly heartbeats: number;
+  /** How many times this path was restarted after a failure. */
+  readonly restarts: number;
+}
+
+export interface HeartbeatSettings {
+  readonly periodUs: number;
+  readonly maxMissed: number;
+  /** From validateFailoverTiming: the longest a hang can go undetected. */
+  readonly worstCaseDetectionUs: number;
+}
+
+export interface LimitsSettings {
+  readonly maxStreams: number;
+  readonly mpegBandwidthKbps: number;
+  readonly serverBandwidthKbps: number;
+}
+
+/** One switch of the sending path. */
+export interface FailoverRecord {
+  /** Wall-clock time of the switch, ISO 8601. */
+  readonly at: string;
+  readonly from: PathName | null;
+  readonly to: PathName | null;
+  /** What caused it: 'manual', 'missed heartbeats', 'exception: …', 'worker exit 1', … */
+  readonly cause: string;
+  /** Fault → detection, when the fault's time is known (injected faults, failure words); else null. */
+  readonly detectionLatencyUs: number | null;
+  /** Detection → ACTIVE switched. */
+  readonly switchLatencyUs: number | null;
+}
+
+export interface StatusResult {
+  readonly paths: { readonly a: PathStatus; readonly b: PathStatus };
+  /** The sending path, null when none is online. */
+  readonly active: PathName | null;
+  /** ACTIVE's epoch: incremented by every switch. */
+  readonly epoch: number;
+  readonly heartbeat: HeartbeatSettings;
+  readonly lastFailover: FailoverRecord | null;
+  /** Sessions currently open. */
+  readonly sessions: number;
+  readonly uptimeSec: number;
+  readonly faultInjection: boolean;
+}
+
+export interface SessionInfo {
+  readonly id: string;
+  readonly asset: string;
+  /** Where the datagrams go, e.g. '127.0.0.1:5000'. */
+  readonly client: string;
+  /** 'RTP/AVP' or 'MP2T/UDP'. */
+  readonly transport: string;
+  readonly state: 'init' | 'ready' | 'playing' | 'paused';
+  readonly startedAt: string;
+  readonly positionSec: number;
+  readonly datagramsSent: number;
+  readonly bitrateKbps: number;
+}
+
+export interface AssetInfo {
+  readonly name: string;
+  readonly sizeBytes: number;
+  /** Null until the asset is indexed. */
+  readonly durationSec: number | null;
+  readonly bitrateKbps: number | null;
+  readonly indexed: boolean;
+}
+
+/** Result of the five failover commands: both paths' named states after the command. */
+export interface PairStatesResult {
+  readonly states: PairStates;
+}
+
+export interface FaultInjectionResult {
+  readonly path: PathName;
+  readonly kind: FaultKind;
+  /** Wall-clock time the fault was injected, ISO 8601. */
+  readonly at: string;
+}
+
+/** What `watch` streams. `at` is an ISO 8601 wall-clock time. */
+export type WatchEvent =
+  /** failover_type/failover_state changed (the SIGFAILOVER of [0093]). */
+  | { readonly type: 'state'; readonly at: string; readonly states: PairStates; readonly cause: string }
+  | ({ readonly type: 'failover' } & FailoverRecord)
+  | { readonly type: 'session'; readonly at: string; readonly id: string; readonly change: 'opened' | 'playing' | 'paused' | 'closed'; readonly asset?: string }
+  | { readonly type: 'config'; readonly at: string; readonly changed: readonly string[] }
+  | { readonly type: 'path'; readonly at: string; readonly path: PathName; readonly change: 'started' | 'exited' | 'restarted' | 'fault-injected'; readonly detail?: string };
+
+export type WatchListener = (event: WatchEvent) => void;
+
+export interface AdminBackend {
+  status(): Promise<StatusResult>;
+  sessions(): Promise<SessionInfo[]>;
+  assets(): Promise<AssetInfo[]>;
+  /** TF_FAILOVER_ILLEGAL_COMMAND when the state machine refuses. */
+  setConfigType(args: CommandArgs<'set_config_type'>): Promise<PairStatesResult>;
+  startStreaming(args: CommandArgs<'start_streaming'>): Promise<PairStatesResult>;
+  stopStreaming(args: CommandArgs<'stop_streaming'>): Promise<PairStatesResult>;
+  /**
+   * Resolves once synchronization has an outcome: Secondary_Synchronized, or
+   * Secondary_Offline when it failed (the states tell which), so a script can go on.
+   */
+  failoverSync(args: CommandArgs<'failover_sync'>): Promise<PairStatesResult>;
+  failoverUnsync(args: CommandArgs<'failover_unsync'>): Promise<PairStatesResult>;
+  /** No arguments: read. Otherwise apply (TF_HEARTBEAT_TOO_SLOW / TF_CONFIG_INVALID via validateFailoverTiming) and persist. */
+  heartbeat(args: CommandArgs<'heartbeat'>): Promise<HeartbeatSettings>;
+  /** No arguments: read. Otherwise apply and persist (TF_CONFIG_INVALID if the result is invalid). */
+  limits(args: CommandArgs<'limits'>): Promise<LimitsSettings>;
+  /** Manual switch; TF_FAILOVER_NO_STANDBY unless one path is Primary and the other Secondary. */
+  failover(args: CommandArgs<'failover'>): Promise<FailoverRecord>;
+  /** TF_FAULT_INJECTION_DISABLED unless the configuration enables it. */
+  injectFault(args: CommandArgs<'inject_fault'>): Promise<FaultInjectionResult>;
+  /**
+   * Registers a listener for watch events; returns the function that removes it. The
+   * listener must be called outside any lock: it writes to a socket (and never throws).
+   */
+  subscribe(listener: WatchListener): () => void;
+}
+
+/** The result each command's reply carries. */
+export interface CommandResults {
+  status: StatusResult;
+  sessions: SessionInfo[];
+  assets: AssetInfo[];
+  set_config_type: PairStatesResult;
+  start_streaming: PairStatesResult;
+  stop_streaming: PairStatesResult;
+  failover_sync: PairStatesResult;
+  failover_unsync: PairStatesResult;
+  heartbeat: HeartbeatSettings;
+  limits: LimitsSettings;
+  failover: FailoverRecord;
+  watch: { watching: true };
+  inject_fault: FaultInjectionResult;
+}
+
+// Compile-time check that every wire command has a result type and no more.
+type _EveryCommandHasAResult = [AdminCommand] extends [keyof CommandResults] ? ([keyof CommandResults] extends [AdminCommand] ? true : never) : never;
+export const everyCommandHasAResult: _EveryCommandHasAResult = true;

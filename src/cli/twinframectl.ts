@@ -1,0 +1,341 @@
+#!/usr/bin/env node
+// twinframectl: the operator's command line for a running twinframe. Parses the
+// command, sends it over the admin socket, prints the result as aligned tables (or
+// JSON with --json), and exits with a code scripts can rely on:
+//   0 ok · 1 refused by the server · 2 usage error · 3 cannot connect (or connection lost)
+
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Argument, Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { AdminClient, AdminConnectionError, AdminReplyError } from '../admin/client.js';
+import type {
+  AssetInfo,
+  FailoverRecord,
+  FaultInjectionResult,
+  HeartbeatSettings,
+  LimitsSettings,
+  PairStatesResult,
+  SessionInfo,
+  StatusResult,
+  WatchEvent,
+} from '../admin/backend.js';
+import { FAULT_KINDS, type AdminCommand, type CommandArgs } from '../admin/protocol.js';
+import { defaultAdminSocketPath } from '../config/schema.js';
+import { defaultConfigPath, loadConfig } from '../config/store.js';
+
+export const EXIT = { ok: 0, refused: 1, usage: 2, connect: 3 } as const;
+
+interface GlobalOptions {
+  socket?: string;
+  json?: boolean;
+  timeout: number;
+}
+
+// --- formatting ------------------------------------------------------------------------
+
+/** Columns aligned on the widest cell, two spaces apart; the last column is not padded. */
+export function formatTable(headers: readonly string[], rows: ReadonlyArray<readonly string[]>): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: readonly string[]): string => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd();
+  return [line(headers), ...rows.map(line)].join('\n');
+}
+
+function formatPairs(pairs: ReadonlyArray<readonly [string, string]>): string {
+  const width = Math.max(...pairs.map(([k]) => k.length));
+  return pairs.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join('\n');
+}
+
+const ms = (us: number): string => `${(us / 1000).toFixed(2)} ms`;
+
+function formatDuration(sec: number): string {
+  const s = Math.floor(sec % 60);
+  const m = Math.floor(sec / 60) % 60;
+  const h = Math.floor(sec / 3600);
+  return h > 0 ? `${h}h ${String(m).padStart(2, '0')}m ${String(s).padStart(2, '0')}s` : m > 0 ? `${m}m ${String(s).padStart(2, '0')}s` : `${s}s`;
+}
+
+function formatBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return u === 0 ? `${v} B` : `${v.toFixed(1)} ${units[u]}`;
+}
+
+function formatFailover(f: FailoverRecord): string {
+  const parts = [`${f.from ?? '-'} → ${f.to ?? 'nobody'}`, `cause: ${f.cause}`];
+  if (f.detectionLatencyUs !== null) parts.push(`detected in ${ms(f.detectionLatencyUs)}`);
+  if (f.switchLatencyUs !== null) parts.push(`switched in ${ms(f.switchLatencyUs)}`);
+  return `${f.at}  ${parts.join(', ')}`;
+}
+
+function formatStatus(s: StatusResult): string {
+  const rows = (['a', 'b'] as const).map((p) => {
+    const path = s.paths[p];
+    return [p, path.namedState, path.failoverType, path.failoverState, path.sending ? 'yes' : 'no', String(path.heartbeats), String(path.restarts), path.threadId === null ? '-' : String(path.threadId)];
+  });
+  const table = formatTable(['PATH', 'STATE', 'TYPE', 'FO_STATE', 'SENDING', 'HEARTBEATS', 'RESTARTS', 'THREAD'], rows);
+  const hb = s.heartbeat;
+  const facts = formatPairs([
+    ['active', s.active === null ? 'none (no path online)' : `${s.active} (epoch ${s.epoch})`],
+    ['heartbeat', `${hb.periodUs} µs × ${hb.maxMissed} missed (worst-case detection ${ms(hb.worstCaseDetectionUs)})`],
+    ['sessions', String(s.sessions)],
+    ['uptime', formatDuration(s.uptimeSec)],
+    ['fault injection', s.faultInjection ? 'enabled' : 'disabled'],
+    ['last failover', s.lastFailover === null ? 'none' : formatFailover(s.lastFailover)],
+  ]);
+  return `${table}\n\n${facts}`;
+}
+
+function formatSessions(list: readonly SessionInfo[]): string {
+  if (list.length === 0) return 'no sessions';
+  return formatTable(['ID', 'ASSET', 'CLIENT', 'TRANSPORT', 'STATE', 'POSITION', 'SENT', 'KBPS', 'STARTED'], list.map((x) => [
+    x.id, x.asset, x.client, x.transport, x.state, `${x.positionSec.toFixed(1)} s`, String(x.datagramsSent), String(x.bitrateKbps), x.startedAt,
+  ]));
+}
+
+function formatAssets(list: readonly AssetInfo[]): string {
+  if (list.length === 0) return 'no assets';
+  return formatTable(['NAME', 'SIZE', 'DURATION', 'KBPS', 'INDEXED'], list.map((x) => [
+    x.name, formatBytes(x.sizeBytes), x.durationSec === null ? '-' : formatDuration(x.durationSec), x.bitrateKbps === null ? '-' : String(x.bitrateKbps), x.indexed ? 'yes' : 'no',
+  ]));
+}
+
+function formatStates(r: PairStatesResult): string {
+  return formatTable(['PATH', 'STATE'], [['a', r.states.a], ['b', r.states.b]]);
+}
+
+function formatHeartbeat(h: HeartbeatSettings): string {
+  return formatPairs([['period', `${h.periodUs} µs`], ['max missed', String(h.maxMissed)], ['worst-case detection', ms(h.worstCaseDetectionUs)]]);
+}
+
+function formatLimits(l: LimitsSettings): string {
+  return formatPairs([['max streams', String(l.maxStreams)], ['MPEG bandwidth', `${l.mpegBandwidthKbps} kbps`], ['server bandwidth', `${l.serverBandwidthKbps} kbps`]]);
+}
+
+function formatFault(f: FaultInjectionResult): string {
+  return `injected ${f.kind} into path ${f.path} at ${f.at}`;
+}
+
+function formatEvent(e: WatchEvent): string {
+  const pad = e.type.padEnd(8);
+  switch (e.type) {
+    case 'state': return `${e.at}  ${pad}  a: ${e.states.a}  b: ${e.states.b}  (${e.cause})`;
+    case 'failover': return `${e.at}  ${pad}  ${formatFailover(e).slice(e.at.length + 2)}`;
+    case 'session': return `${e.at}  ${pad}  ${e.id} ${e.change}${e.asset === undefined ? '' : ` ${e.asset}`}`;
+    case 'config': return `${e.at}  ${pad}  changed ${e.changed.join(', ')}`;
+    case 'path': return `${e.at}  ${pad}  ${e.path} ${e.change}${e.detail === undefined ? '' : `: ${e.detail}`}`;
+    default: {
+      const other = e as { at?: unknown; type?: unknown };
+      return `${String(other.at ?? '')}  ${String(other.type ?? '?').padEnd(8)}  ${JSON.stringify(e)}`;
+    }
+  }
+}
+
+// --- running a command ---------------------------------------------------------------------
+
+/** `--socket`, else $TWINFRAME_ADMIN_SOCKET, else the configuration's admin.socketPath. */
+async function resolveSocket(opts: GlobalOptions): Promise<string> {
+  if (opts.socket !== undefined && opts.socket !== '') return opts.socket;
+  const fromEnv = process.env.TWINFRAME_ADMIN_SOCKET;
+  if (fromEnv !== undefined && fromEnv !== '') return fromEnv;
+  try {
+    return (await loadConfig(defaultConfigPath())).admin.socketPath;
+  } catch (err) {
+    process.stderr.write(`twinframectl: warning: ${(err as Error).message.split('\n')[0]}; using the default socket\n`);
+    return defaultAdminSocketPath();
+  }
+}
+
+function print(text: string): void {
+  process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+}
+
+function reportError(err: unknown, json: boolean): number {
+  if (err instanceof AdminReplyError) {
+    process.stderr.write(`twinframectl: ${err.code}: ${err.message}\n`);
+    if (json) print(JSON.stringify({ ok: false, error: { code: err.code, message: err.message, details: err.details } }, null, 2));
+    return EXIT.refused;
+  }
+  if (err instanceof AdminConnectionError) {
+    process.stderr.write(`twinframectl: ${err.message}\n`);
+    if (json) print(JSON.stringify({ ok: false, error: { code: err.code, message: err.message, details: { socketPath: err.socketPath } } }, null, 2));
+    return EXIT.connect;
+  }
+  process.stderr.write(`twinframectl: ${err instanceof Error ? err.message : String(err)}\n`);
+  return EXIT.refused;
+}
+
+async function runRequest<C extends Exclude<AdminCommand, 'watch'>>(
+  command: Command,
+  cmd: C,
+  args: CommandArgs<C>,
+  format: (result: never) => string,
+): Promise<void> {
+  const opts = command.optsWithGlobals<GlobalOptions>();
+  let client: AdminClient | null = null;
+  try {
+    client = await AdminClient.connect(await resolveSocket(opts), { timeoutMs: opts.timeout });
+    const result = await (client.request as (c: C, a: CommandArgs<C>) => Promise<unknown>)(cmd, args);
+    print(opts.json === true ? JSON.stringify(result, null, 2) : format(result as never));
+    process.exitCode = EXIT.ok;
+  } catch (err) {
+    process.exitCode = reportError(err, opts.json === true);
+  } finally {
+    client?.close();
+  }
+}
+
+async function runWatch(command: Command): Promise<void> {
+  const opts = command.optsWithGlobals<GlobalOptions>();
+  let client: AdminClient;
+  try {
+    client = await AdminClient.connect(await resolveSocket(opts), { timeoutMs: opts.timeout });
+  } catch (err) {
+    process.exitCode = reportError(err, opts.json === true);
+    return;
+  }
+  let interrupted = false;
+  const onSignal = (): void => {
+    interrupted = true;
+    client.close();
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    for await (const event of client.watch()) {
+      print(opts.json === true ? JSON.stringify(event) : formatEvent(event));
+    }
+    if (interrupted) {
+      process.exitCode = EXIT.ok;
+    } else {
+      process.stderr.write('twinframectl: the server closed the connection\n');
+      process.exitCode = EXIT.connect;
+    }
+  } catch (err) {
+    process.exitCode = interrupted ? EXIT.ok : reportError(err, opts.json === true);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    client.close();
+  }
+}
+
+// --- the command line ------------------------------------------------------------------------
+
+function positiveInt(value: string): number {
+  if (!/^\d+$/.test(value) || Number(value) < 1 || !Number.isSafeInteger(Number(value))) {
+    throw new InvalidArgumentError('must be a positive integer');
+  }
+  return Number(value);
+}
+
+const pathArgument = (): Argument => new Argument('<path>', 'data path').choices(['a', 'b']);
+
+export function buildProgram(): Command {
+  const program = new Command('twinframectl')
+    .description('Control a running twinframe server through its admin socket.')
+    .option('-s, --socket <path>', 'admin socket (default: $TWINFRAME_ADMIN_SOCKET, else admin.socketPath of the configuration)')
+    .option('--json', 'print results as JSON')
+    .addOption(new Option('--timeout <ms>', 'reply timeout in milliseconds (0: none)').default(10_000).argParser((v) => (v === '0' ? 0 : positiveInt(v))))
+    .addHelpText('after', `
+Exit codes: 0 ok, 1 refused by the server, 2 usage error, 3 cannot connect or connection lost.`)
+    .configureHelp({ showGlobalOptions: true })
+    .exitOverride()
+    .showHelpAfterError('(add --help for usage)')
+    .showSuggestionAfterError(true);
+
+  program.command('status').description('both paths\' failover states, heartbeat settings and the last failover')
+    .action((_o, cmd: Command) => runRequest(cmd, 'status', {}, formatStatus));
+
+  program.command('sessions').description('the open streaming sessions')
+    .action((_o, cmd: Command) => runRequest(cmd, 'sessions', {}, formatSessions));
+
+  program.command('assets').description('the assets that can be streamed')
+    .action((_o, cmd: Command) => runRequest(cmd, 'assets', {}, formatAssets));
+
+  program.command('set-config-type').description('designate a path primary, secondary or undefined ([0079], [0081])')
+    .addArgument(pathArgument())
+    .addArgument(new Argument('<type>', 'failover role').choices(['primary', 'secondary', 'undef']))
+    .action((path: 'a' | 'b', type: 'primary' | 'secondary' | 'undef', _o, cmd: Command) => runRequest(cmd, 'set_config_type', { path, type }, formatStates));
+
+  const pathCommands = [
+    ['start-streaming', 'start_streaming', 'bring a path online ([0080], [0086])'],
+    ['stop-streaming', 'stop_streaming', 'take a path offline ([0088])'],
+    ['failover-sync', 'failover_sync', 'synchronize a secondary with the pair\'s parameters ([0082])'],
+    ['failover-unsync', 'failover_unsync', 'take a synchronized secondary offline for changes ([0085])'],
+  ] as const;
+  for (const [name, wire, description] of pathCommands) {
+    program.command(name).description(description)
+      .addArgument(pathArgument())
+      .action((path: 'a' | 'b', _o, cmd: Command) => runRequest(cmd, wire, { path }, formatStates));
+  }
+
+  program.command('heartbeat').description('show, or with options change, the heartbeat period and max missed heartbeats')
+    .option('--period-us <n>', 'heartbeat period in microseconds', positiveInt)
+    .option('--max-missed <n>', 'missed heartbeats before a failover', positiveInt)
+    .action((o: { periodUs?: number; maxMissed?: number }, cmd: Command) => {
+      const args: CommandArgs<'heartbeat'> = {};
+      if (o.periodUs !== undefined) args.periodUs = o.periodUs;
+      if (o.maxMissed !== undefined) args.maxMissed = o.maxMissed;
+      return runRequest(cmd, 'heartbeat', args, formatHeartbeat);
+    });
+
+  program.command('limits').description('show, or with options change, the stream limits ([0083])')
+    .option('--max-streams <n>', 'maximum number of streams', positiveInt)
+    .option('--mpeg-bandwidth-kbps <n>', 'bandwidth for MPEG streams, kbit/s', positiveInt)
+    .option('--server-bandwidth-kbps <n>', 'total server bandwidth, kbit/s', positiveInt)
+    .action((o: { maxStreams?: number; mpegBandwidthKbps?: number; serverBandwidthKbps?: number }, cmd: Command) => {
+      const args: CommandArgs<'limits'> = {};
+      if (o.maxStreams !== undefined) args.maxStreams = o.maxStreams;
+      if (o.mpegBandwidthKbps !== undefined) args.mpegBandwidthKbps = o.mpegBandwidthKbps;
+      if (o.serverBandwidthKbps !== undefined) args.serverBandwidthKbps = o.serverBandwidthKbps;
+      return runRequest(cmd, 'limits', args, formatLimits);
+    });
+
+  program.command('failover').description('switch roles: the Secondary becomes Primary, without losing a datagram')
+    .action((_o, cmd: Command) => runRequest(cmd, 'failover', {}, formatFailover));
+
+  program.command('watch').description('print events (state changes, failovers, sessions) until Ctrl-C or the server closes')
+    .action((_o, cmd: Command) => runWatch(cmd));
+
+  program.command('inject-fault').description('make a path fail on purpose (only when the configuration enables fault injection)')
+    .addArgument(pathArgument())
+    .addArgument(new Argument('<kind>', 'fault kind').choices(FAULT_KINDS))
+    .action((path: 'a' | 'b', kind: (typeof FAULT_KINDS)[number], _o, cmd: Command) => runRequest(cmd, 'inject_fault', { path, kind }, formatFault));
+
+  return program;
+}
+
+export async function main(argv: readonly string[] = process.argv): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync([...argv]);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Help asked for (--help, help <cmd>) or version: success. Anything else from
+      // the parser, including help shown because no command was given: usage error.
+      return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    }
+    return reportError(err, false);
+  }
+  return typeof process.exitCode === 'number' ? process.exitCode : EXIT.ok;
+}
+
+/** True when this file is the program being run (directly or through an npm bin symlink), not an import. */
+function isMain(): boolean {
+  const invoked = process.argv[1];
+  if (invoked === undefined) return false;
+  try {
+    return realpathSync(invoked) === fileURLToPath(import.meta.url);
+  } catch {
+    return false;
+  }
+}
+
+if (isMain()) {
+  process.exitCode = await main();
+}

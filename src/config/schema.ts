@@ -1,0 +1,332 @@
+// The configuration's shape: one JSON document, validated with zod, whose defaults run
+// out of the box. It holds the patent's synchronized parameters ([0083]: stream limits,
+// ports, failover, load balance, network, mount points) plus twinframe's own settings,
+// and the rule that failure detection must fit in one video frame (claims 2-3, 7-10).
+
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+import { TwinframeError } from '../errors.js';
+
+// --- where the package lives (for defaults that must work from any cwd) ----------------
+
+let cachedRoot: string | undefined;
+
+/** The package root: the nearest ancestor of this module with twinframe's package.json. */
+export function packageRoot(): string {
+  if (cachedRoot !== undefined) return cachedRoot;
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const candidate = path.join(dir, 'package.json');
+    if (existsSync(candidate)) {
+      try {
+        if ((JSON.parse(readFileSync(candidate, 'utf8')) as { name?: unknown }).name === 'twinframe') return (cachedRoot = dir);
+      } catch {
+        // an unreadable package.json further down is not ours; keep walking up
+      }
+    }
+    const parent = path.dirname(dir);
+    if (parent === dir) break;
+    dir = parent;
+  }
+  // Not inside the package (bundled or copied): fall back to the working directory.
+  return (cachedRoot = process.cwd());
+}
+
+/** Linux sun_path holds 108 bytes including the terminating NUL. */
+export const MAX_UNIX_SOCKET_PATH_BYTES = 107;
+
+/**
+ * Default admin socket: `<package>/.twinframe/admin.sock` (per checkout, so two
+ * checkouts never collide), or, when that path is too long for a Unix socket, a
+ * per-user, per-checkout directory under the system temp dir.
+ */
+export function defaultAdminSocketPath(): string {
+  const inPackage = path.join(packageRoot(), '.twinframe', 'admin.sock');
+  if (Buffer.byteLength(inPackage) <= MAX_UNIX_SOCKET_PATH_BYTES) return inPackage;
+  const uid = typeof process.getuid === 'function' ? process.getuid() : 0;
+  const tag = createHash('sha256').update(packageRoot()).digest('hex').slice(0, 8);
+  return path.join(os.tmpdir(), `twinframe-${uid}-${tag}`, 'admin.sock');
+}
+
+// --- failure-detection timing ---------------------------------------------------------
+
+/** One frame at 29.97 fps (NTSC), 25 fps (PAL), 23.976 fps (film), in milliseconds. */
+export const FRAME_INTERVAL_MS = { ntsc: 1001 / 30, pal: 40, film: 1001 / 24 } as const;
+
+/**
+ * Periods below this buy nothing: Atomics.wait timeouts overshoot by 50-80 µs on this
+ * machine (kernel timer slack), and 100 µs × 3 gave false failovers in most trials.
+ */
+export const MIN_HEARTBEAT_PERIOD_US = 150;
+
+/** Allowance for the wake-up overshoot of each wait, measured 50-80 µs, rounded up. */
+export const WAKEUP_OVERSHOOT_ALLOWANCE_US = 100;
+
+/**
+ * Worst-case time from a hang to its detection by heartbeats. A path that hangs just
+ * after beating is seen as alive by the next check (up to one period later); from
+ * there `maxMissed` more checks must each find no beat. Every check may wake late by
+ * the overshoot allowance. Hence (maxMissed + 1) × (period + allowance): one period
+ * more than the naive period × maxMissed, because that is what a detector that counts
+ * missed checks can actually guarantee.
+ */
+export function worstCaseDetectionUs(periodUs: number, maxMissed: number): number {
+  return (maxMissed + 1) * (periodUs + WAKEUP_OVERSHOOT_ALLOWANCE_US);
+}
+
+export interface FailoverTiming {
+  readonly periodUs: number;
+  readonly maxMissed: number;
+  readonly worstCaseDetectionUs: number;
+  readonly frameIntervalUs: number;
+}
+
+interface TimingProblem {
+  readonly code: 'TF_HEARTBEAT_TOO_SLOW' | 'TF_CONFIG_INVALID';
+  readonly field: 'heartbeatPeriodUs' | 'maxMissedHeartbeats';
+  readonly message: string;
+}
+
+function timingProblem(periodUs: number, maxMissed: number, frameIntervalMs: number): TimingProblem | null {
+  if (!Number.isInteger(maxMissed) || maxMissed < 1) {
+    return { code: 'TF_CONFIG_INVALID', field: 'maxMissedHeartbeats', message: `max missed heartbeats must be an integer ≥ 1 (got ${maxMissed})` };
+  }
+  if (!Number.isInteger(periodUs) || periodUs < MIN_HEARTBEAT_PERIOD_US) {
+    return {
+      code: 'TF_CONFIG_INVALID',
+      field: 'heartbeatPeriodUs',
+      message: `heartbeat period must be an integer ≥ ${MIN_HEARTBEAT_PERIOD_US} µs (got ${periodUs}): shorter periods drown in the 50-80 µs wake-up overshoot and cause false failovers`,
+    };
+  }
+  const worst = worstCaseDetectionUs(periodUs, maxMissed);
+  const frameUs = frameIntervalMs * 1000;
+  if (worst > frameUs) {
+    return {
+      code: 'TF_HEARTBEAT_TOO_SLOW',
+      field: 'heartbeatPeriodUs',
+      message: `heartbeat ${periodUs} µs × ${maxMissed} missed can take ${(worst / 1000).toFixed(2)} ms to detect a hang `
+        + `((${maxMissed} + 1) × (${periodUs} + ${WAKEUP_OVERSHOOT_ALLOWANCE_US} µs wake-up allowance)), more than one frame (${frameIntervalMs.toFixed(3)} ms)`,
+    };
+  }
+  return null;
+}
+
+/**
+ * Refuses heartbeat settings that cannot detect a hang within one frame interval
+ * (TF_HEARTBEAT_TOO_SLOW), periods under MIN_HEARTBEAT_PERIOD_US and maxMissed < 1
+ * (TF_CONFIG_INVALID). Returns the timing it accepted.
+ */
+export function validateFailoverTiming(periodUs: number, maxMissed: number, frameIntervalMs: number = FRAME_INTERVAL_MS.ntsc): FailoverTiming {
+  const problem = timingProblem(periodUs, maxMissed, frameIntervalMs);
+  if (problem !== null) {
+    throw new TwinframeError(problem.code, problem.message, { field: `failover.${problem.field}`, periodUs, maxMissed, frameIntervalMs });
+  }
+  return { periodUs, maxMissed, worstCaseDetectionUs: worstCaseDetectionUs(periodUs, maxMissed), frameIntervalUs: frameIntervalMs * 1000 };
+}
+
+// --- field types ----------------------------------------------------------------------
+
+const ipv4 = z.string().ip({ version: 'v4', message: 'must be an IPv4 address' });
+
+/** A netmask is a run of one bits followed by zero bits (255.255.255.0, not 255.0.255.0). */
+function isNetmask(mask: string): boolean {
+  const parts = mask.split('.');
+  if (parts.length !== 4 || parts.some((p) => !/^\d{1,3}$/.test(p) || Number(p) > 255)) return false;
+  const bits = parts.map((p) => Number(p).toString(2).padStart(8, '0')).join('');
+  return /^1*0*$/.test(bits);
+}
+
+const netmask = z.string().refine(isNetmask, 'must be a contiguous dotted-quad netmask such as 255.255.255.0');
+
+const cidr = z.string().refine((s) => {
+  const [addr, len, extra] = s.split('/');
+  if (extra !== undefined || addr === undefined || len === undefined || !/^\d{1,2}$/.test(len) || Number(len) > 32) return false;
+  return ipv4.safeParse(addr).success;
+}, 'must be an IPv4 network in CIDR form such as 10.0.0.0/8');
+
+const port = z.number().int().min(1).max(65535);
+const kbps = z.number().int().positive();
+
+/** An asset path prefix: '' (the root) or slash-separated names, no leading or trailing slash, no '..'. */
+const mountPrefix = z.string().max(200).refine(
+  (p) => p === '' || (/^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/.test(p) && !p.split('/').some((s) => s === '.' || s === '..')),
+  "must be '' or names separated by '/', without leading/trailing '/' or '.'/'..' segments",
+);
+
+// --- the schema -------------------------------------------------------------------------
+
+const rtspSchema = z.object({
+  /** Address the RTSP server listens on. Loopback by default: exposing it is a choice. */
+  host: z.string().min(1).default('127.0.0.1'),
+  /** RTSP port ([0083] "Ports: RTSP"). 8554 needs no privileges. */
+  port: port.default(8554),
+  /** A session with no request for this long is torn down (RFC 2326 §12.37). */
+  sessionTimeoutSec: z.number().int().min(5).max(3600).default(60),
+  /**
+   * Allow SETUP to name a destination other than the requesting client's address.
+   * Off by default: otherwise anyone could aim a stream at a third party.
+   */
+  allowForeignDestination: z.boolean().default(false),
+  /** Largest RTSP request (head + body) accepted; bigger gets 413 and the connection closed. */
+  maxRequestBytes: z.number().int().min(1024).max(1024 * 1024).default(16 * 1024),
+  /** UDP server ports handed out to sessions ([0083] "Ports: MPEG"); RTP uses even, RTCP odd. */
+  serverPortRange: z.object({
+    first: port.refine((p) => p % 2 === 0, 'must be even (RTP port of a pair)'),
+    last: port,
+  }).strict().refine((r) => r.last > r.first, { message: 'last must be greater than first', path: ['last'] })
+    .default({ first: 30000, last: 30999 }),
+}).strict();
+
+const mountSchema = z.object({
+  /** Asset names under this prefix are looked up in `dir`. */
+  prefix: mountPrefix,
+  /** Directory holding the .ts assets; relative paths are resolved against the config file's directory. */
+  dir: z.string().min(1),
+}).strict();
+
+const mediaSchema = z.object({
+  /** Mount points ([0083] "Mount points"). */
+  mounts: z.array(mountSchema).superRefine((mounts, ctx) => {
+    const seen = new Set<string>();
+    mounts.forEach((m, i) => {
+      if (seen.has(m.prefix)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: [i, 'prefix'], message: `duplicate prefix '${m.prefix}'` });
+      seen.add(m.prefix);
+    });
+  }).default(() => [{ prefix: '', dir: path.join(packageRoot(), 'assets') }]),
+  /** Where asset indexes (PCR, frames, random access points) are kept. */
+  cacheDir: z.string().min(1).default(() => path.join(packageRoot(), '.twinframe', 'cache')),
+}).strict();
+
+const limitsSchema = z.object({
+  /** MPEG_Stream_Count_Limit of [0083]. */
+  maxStreams: z.number().int().min(1).max(100_000).default(100),
+  /** MPEG_Bandwidth_Limit_In_KBPS of [0083]: sum of the streams' bit rates. */
+  mpegBandwidthKbps: kbps.default(500_000),
+  /** Server_Bandwidth_Limit_In_KBPS of [0083]: everything the server sends. */
+  serverBandwidthKbps: kbps.default(1_000_000),
+}).strict().refine((l) => l.mpegBandwidthKbps <= l.serverBandwidthKbps, {
+  message: 'mpegBandwidthKbps cannot exceed serverBandwidthKbps',
+  path: ['mpegBandwidthKbps'],
+});
+
+const failoverSchema = z.object({
+  /** Failover_Heartbeat_Freq of [0083], as a period in microseconds. */
+  heartbeatPeriodUs: z.number().int().min(MIN_HEARTBEAT_PERIOD_US, `must be at least ${MIN_HEARTBEAT_PERIOD_US} µs: shorter periods drown in the 50-80 µs wake-up overshoot and cause false failovers`).default(250),
+  /** Max_Missed_Heartbeats of [0083]. */
+  maxMissedHeartbeats: z.number().int().min(1, 'must be at least 1').default(3),
+  /**
+   * After a path starts, missed heartbeats are not counted for this long: JIT warm-up
+   * and first GCs stall a fresh worker for milliseconds with no fault at all.
+   */
+  warmupGraceMs: z.number().int().min(0).max(60_000).default(1000),
+}).strict().superRefine((f, ctx) => {
+  // zod still runs this when a field failed its own check (a "dirty" parse): those
+  // failures are already reported, so only the frame budget is checked here.
+  if (!Number.isInteger(f.heartbeatPeriodUs) || f.heartbeatPeriodUs < MIN_HEARTBEAT_PERIOD_US) return;
+  if (!Number.isInteger(f.maxMissedHeartbeats) || f.maxMissedHeartbeats < 1) return;
+  const problem = timingProblem(f.heartbeatPeriodUs, f.maxMissedHeartbeats, FRAME_INTERVAL_MS.ntsc);
+  if (problem !== null) ctx.addIssue({ code: z.ZodIssueCode.custom, path: [problem.field], message: problem.message, params: { code: problem.code } });
+});
+
+const adminSchema = z.object({
+  /** Unix socket of the admin server (twinframectl). Relative paths: against the config file's directory. */
+  socketPath: z.string().min(1).refine((p) => Buffer.byteLength(p) <= MAX_UNIX_SOCKET_PATH_BYTES, `longer than the ${MAX_UNIX_SOCKET_PATH_BYTES}-byte limit of a Unix socket path`)
+    .default(defaultAdminSocketPath),
+  /** The inject_fault admin command exists only when this is true. */
+  faultInjection: z.boolean().default(false),
+}).strict();
+
+const loadBalanceSchema = z.object({
+  /** Load_Balance_Active of [0083]. The pair counts as one server for a balancer. */
+  active: z.boolean().default(false),
+  /** Load_Balance_Group_ID of [0083]. */
+  groupId: z.number().int().min(0).default(0),
+}).strict();
+
+const routeSchema = z.object({
+  destination: cidr,
+  gateway: ipv4,
+}).strict();
+
+const networkSchema = z.object({
+  /** StreamIP of [0083]: the source address both paths' datagrams carry. */
+  streamIp: ipv4.default('127.0.0.1'),
+  /** Stream_Mask of [0083]. */
+  mask: netmask.default('255.0.0.0'),
+  /**
+   * Routes of [0083]. Kept and synchronized for completeness; twinframe does not
+   * change the host's routing table.
+   */
+  routes: z.array(routeSchema).default([]),
+}).strict();
+
+const logSchema = z.object({
+  level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+}).strict();
+
+export const configSchema = z.object({
+  rtsp: rtspSchema.default({}),
+  media: mediaSchema.default({}),
+  limits: limitsSchema.default({}),
+  failover: failoverSchema.default({}),
+  admin: adminSchema.default({}),
+  loadBalance: loadBalanceSchema.default({}),
+  network: networkSchema.default({}),
+  log: logSchema.default({}),
+}).strict();
+
+/** A complete, validated configuration (every default filled in). */
+export type TwinframeConfig = z.output<typeof configSchema>;
+/** What a configuration file may contain: any field may be left out. */
+export type TwinframeConfigInput = z.input<typeof configSchema>;
+
+type DeepPartial<T> = T extends readonly unknown[] ? T : T extends object ? { [K in keyof T]?: DeepPartial<T[K]> } : T;
+/** A change to apply with updateConfig: nested objects merge, arrays and values replace. */
+export type ConfigPatch = DeepPartial<TwinframeConfig>;
+
+export interface ConfigIssue {
+  /** Dotted path of the bad field, e.g. `rtsp.port` or `media.mounts[0].dir`. */
+  readonly path: string;
+  readonly message: string;
+}
+
+function issuePath(segments: ReadonlyArray<string | number>): string {
+  let out = '';
+  for (const s of segments) out += typeof s === 'number' ? `[${s}]` : out === '' ? s : `.${s}`;
+  return out === '' ? '(root)' : out;
+}
+
+/** Flattens a zod error into one entry per bad field (unknown keys each get their own). */
+export function configIssues(error: z.ZodError): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  for (const issue of error.issues) {
+    if (issue.code === z.ZodIssueCode.unrecognized_keys) {
+      for (const key of issue.keys) issues.push({ path: issuePath([...issue.path, key]), message: 'unknown field' });
+    } else {
+      issues.push({ path: issuePath(issue.path), message: issue.message });
+    }
+  }
+  return issues;
+}
+
+/**
+ * Validates a parsed JSON value. Throws TF_CONFIG_INVALID listing every bad field
+ * (message and `details.issues`); `source` names the file in the message.
+ */
+export function parseConfig(raw: unknown, source = 'configuration'): TwinframeConfig {
+  const result = configSchema.safeParse(raw);
+  if (result.success) return result.data;
+  const issues = configIssues(result.error);
+  throw new TwinframeError('TF_CONFIG_INVALID',
+    `${source} is invalid:\n${issues.map((i) => `  ${i.path}: ${i.message}`).join('\n')}`,
+    { source, issues });
+}
+
+/** The configuration used when there is no file. */
+export function defaultConfig(): TwinframeConfig {
+  return configSchema.parse({});
+}

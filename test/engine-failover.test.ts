@@ -1,0 +1,275 @@
+// The dual data-path engine end to end: a real UDP receiver on 127.0.0.1 gets
+// every datagram, in order, once, byte for byte what the asset dictates,
+// across every kind of injected fault, repeated, and across manual switches.
+
+import test from 'ava';
+import type { FaultKind } from '../src/shared/commands.js';
+import type { Engine } from '../src/engine/engine.js';
+import { UdpReceiver } from './helpers/rtsp-client.js';
+import { ThreadReceiver } from './helpers/thread-receiver.js';
+import { checkRtpStream, loadSample, sleep, startEngine, waitForRecovery, type SampleAsset } from './helpers/engine-fixture.js';
+
+let sample: SampleAsset;
+test.before(async () => {
+  sample = await loadSample();
+});
+test.after.always(async () => {
+  await sample?.cleanup();
+});
+
+async function withStream<T>(engine: Engine, fn: (ctx: { receiver: UdpReceiver; sessionId: string }) => Promise<T>) {
+  const receiver = await UdpReceiver.open();
+  try {
+    const session = await engine.openSession({ asset: sample.asset, destination: { address: '127.0.0.1', port: receiver.rtpPort }, transport: 'rtp' });
+    const play = await engine.play(session.id);
+    const result = await fn({ receiver, sessionId: session.id });
+    engine.pause(session.id);
+    await receiver.waitForQuiet(150, 5000);
+    const sent = engine.getSession(session.id)!.sent;
+    const check = checkRtpStream(receiver.packets, session, play, sample);
+    engine.closeSession(session.id);
+    return { check, sent, received: receiver.datagrams.length, result };
+  } finally {
+    await receiver.close();
+  }
+}
+
+test.serial('the standby sends nothing while the active path is healthy, and the viewer gets every datagram', async (t) => {
+  const engine = await startEngine();
+  try {
+    const before = engine.status().paths.map((p) => p.sent);
+    const { check, sent, received } = await withStream(engine, () => sleep(1200));
+    const status = engine.status();
+    const active = status.paths.find((p) => p.active)!;
+    const standby = status.paths.find((p) => !p.active)!;
+    t.is(status.switches, 1, 'only the start-up hand-over to the first synchronized path');
+    t.is(standby.sent - before[status.paths.indexOf(standby)]!, 0, 'standby sent nothing');
+    t.is(active.sent - before[status.paths.indexOf(active)]!, sent, 'active path sent exactly the cursor count');
+    t.true(received > 250, `received ${received}`);
+    t.is(received, sent);
+    t.deepEqual({ lost: check.lost, duplicated: check.duplicated, reordered: check.reordered, mismatched: check.mismatched }, { lost: 0, duplicated: 0, reordered: 0, mismatched: 0 }, check.firstMismatch);
+    t.deepEqual(status.paths.map((p) => p.named).sort(), ['Primary', 'Secondary']);
+  } finally {
+    await engine.close();
+  }
+});
+
+const causeOfKind: Record<FaultKind, string> = {
+  crash: 'exit', exception: 'exception', hang: 'heartbeat', socket: 'socket', disk: 'disk', temperature: 'temperature',
+};
+
+for (const kind of Object.keys(causeOfKind) as FaultKind[]) {
+  test.serial(`a ${kind} fault of the active path loses and duplicates nothing, twice in a row`, async (t) => {
+    const engine = await startEngine();
+    const failovers: Array<{ cause: string; wasActive: boolean; to: string | undefined }> = [];
+    engine.on('failover', (e) => failovers.push({ cause: e.cause, wasActive: e.wasActive, to: e.switchedToName }));
+    try {
+      const { check, sent, received } = await withStream(engine, async () => {
+        for (let round = 0; round < 2; round++) {
+          await sleep(300);
+          const switches = engine.status().switches;
+          const active = engine.status().active!;
+          engine.injectFault(active, kind);
+          await waitForRecovery(engine, switches);
+          t.not(engine.status().active, active, `round ${round}: sending moved off the faulted path`);
+        }
+        await sleep(300);
+      });
+      t.true(received > 250, `received ${received}`);
+      t.is(received, sent, 'every datagram the cursor counts arrived');
+      t.deepEqual({ lost: check.lost, duplicated: check.duplicated, reordered: check.reordered, mismatched: check.mismatched }, { lost: 0, duplicated: 0, reordered: 0, mismatched: 0 }, check.firstMismatch);
+      const faultFailovers = failovers.filter((f) => f.cause === causeOfKind[kind]);
+      t.is(faultFailovers.length, 2, JSON.stringify(failovers));
+      t.true(faultFailovers.every((f) => f.wasActive && f.to !== undefined));
+      t.deepEqual(engine.status().paths.map((p) => p.named).sort(), ['Primary', 'Secondary']);
+    } finally {
+      await engine.close();
+    }
+  });
+}
+
+test.serial('a fault of the standby path does not disturb the stream', async (t) => {
+  const engine = await startEngine();
+  try {
+    const { check, sent, received } = await withStream(engine, async () => {
+      await sleep(300);
+      const switches = engine.status().switches;
+      const standby = engine.status().paths.find((p) => !p.active)!.path;
+      const active = engine.status().active;
+      engine.injectFault(standby, 'crash');
+      await sleep(50);
+      t.is(engine.status().active, active, 'sending stayed where it was');
+      t.is(engine.status().switches, switches);
+      await engine.waitUntilProtected(10_000);
+      await sleep(300);
+    });
+    t.is(received, sent);
+    t.deepEqual({ lost: check.lost, duplicated: check.duplicated, mismatched: check.mismatched }, { lost: 0, duplicated: 0, mismatched: 0 }, check.firstMismatch);
+  } finally {
+    await engine.close();
+  }
+});
+
+test.serial('manual switchovers back and forth are lossless, so both paths build byte-identical datagrams', async (t) => {
+  const engine = await startEngine();
+  try {
+    const { check, sent, received } = await withStream(engine, async () => {
+      for (let i = 0; i < 6; i++) {
+        await sleep(150);
+        engine.switchover();
+      }
+      await sleep(150);
+    });
+    const sentByPath = engine.status().paths.map((p) => p.sent);
+    t.true(sentByPath.every((n) => n > 50), `both paths sent: ${sentByPath}`);
+    t.is(received, sent);
+    // Every datagram, whichever path sent it, equals the one the asset dictates for its place.
+    t.deepEqual({ lost: check.lost, duplicated: check.duplicated, mismatched: check.mismatched }, { lost: 0, duplicated: 0, mismatched: 0 }, check.firstMismatch);
+  } finally {
+    await engine.close();
+  }
+});
+
+test.serial('after a failover the respawned path resynchronizes mid-stream and a second failover back to it is lossless', async (t) => {
+  const engine = await startEngine();
+  try {
+    const { check, sent, received } = await withStream(engine, async () => {
+      await sleep(200);
+      const first = engine.status().active!;
+      let switches = engine.status().switches;
+      engine.injectFault(first, 'crash');
+      await waitForRecovery(engine, switches);
+      const respawned = engine.status().paths.find((p) => p.path === first)!;
+      t.is(respawned.incarnation, 2);
+      t.is(respawned.named, 'Secondary');
+      await sleep(200);
+      switches = engine.status().switches;
+      engine.injectFault(engine.status().active!, 'exception');
+      await waitForRecovery(engine, switches);
+      t.is(engine.status().active, first, 'sending went back to the respawned path');
+      await sleep(200);
+    });
+    t.is(received, sent);
+    t.deepEqual({ lost: check.lost, duplicated: check.duplicated, mismatched: check.mismatched }, { lost: 0, duplicated: 0, mismatched: 0 }, check.firstMismatch);
+  } finally {
+    await engine.close();
+  }
+});
+
+test.serial('streams keep their pace while the main thread is blocked for one second', async (t) => {
+  const engine = await startEngine();
+  const receiver = await ThreadReceiver.open();
+  try {
+    const session = await engine.openSession({ asset: sample.asset, destination: { address: '127.0.0.1', port: receiver.port }, transport: 'rtp' });
+    await engine.play(session.id);
+    await sleep(1000);
+    const blockStart = Number(process.hrtime.bigint()) / 1e6;
+    while (Number(process.hrtime.bigint()) / 1e6 - blockStart < 1000) { /* block the control plane */ }
+    const blockEnd = Number(process.hrtime.bigint()) / 1e6;
+    await sleep(500);
+    engine.closeSession(session.id);
+    const arrivals = await receiver.stop();
+    const gaps = (from: number, to: number) => {
+      const inside = arrivals.filter((a) => a.atMs >= from && a.atMs <= to);
+      let max = 0;
+      for (let i = 1; i < inside.length; i++) max = Math.max(max, inside[i]!.atMs - inside[i - 1]!.atMs);
+      return { count: inside.length, max };
+    };
+    const during = gaps(blockStart, blockEnd);
+    const before = gaps(blockStart - 1000, blockStart);
+    // 3 Mbit/s in 1316-byte payloads is ~285 datagrams a second.
+    t.true(during.count > 250, `datagrams while blocked: ${during.count}`);
+    t.true(during.max < Math.max(20, before.max * 3), `largest gap while blocked ${during.max.toFixed(2)} ms vs ${before.max.toFixed(2)} ms before`);
+  } finally {
+    await engine.close();
+  }
+});
+
+test.serial('raw MPEG-TS over UDP delivers the asset bytes exactly across a failover', async (t) => {
+  const engine = await startEngine();
+  const receiver = await UdpReceiver.open({ mode: 'udp' });
+  try {
+    const session = await engine.openSession({ asset: sample.asset, destination: { address: '127.0.0.1', port: receiver.rtpPort }, transport: 'udp' });
+    await engine.play(session.id);
+    await sleep(300);
+    const switches = engine.status().switches;
+    engine.injectFault(engine.status().active!, 'disk');
+    await waitForRecovery(engine, switches);
+    await sleep(300);
+    engine.pause(session.id);
+    await receiver.waitForQuiet(150, 5000);
+    const sent = engine.getSession(session.id)!.sent;
+    const payload = receiver.tsPayload();
+    t.is(receiver.datagrams.length, sent);
+    t.true(receiver.datagrams.every((d) => d.data.length === 1316));
+    t.true(payload.equals(sample.bytes.subarray(0, payload.length)), 'received bytes are the asset prefix, in order');
+  } finally {
+    await receiver.close();
+    await engine.close();
+  }
+});
+
+test.serial('pause and resume keep RTP sequence numbers continuous; a seek restarts at the requested packet', async (t) => {
+  const engine = await startEngine();
+  const receiver = await UdpReceiver.open();
+  try {
+    const session = await engine.openSession({ asset: sample.asset, destination: { address: '127.0.0.1', port: receiver.rtpPort }, transport: 'rtp' });
+    const first = await engine.play(session.id);
+    await sleep(300);
+    engine.pause(session.id);
+    await receiver.waitForQuiet(100, 3000);
+    const pausedAt = receiver.datagrams.length;
+    await sleep(200);
+    t.is(receiver.datagrams.length, pausedAt, 'nothing is sent while paused');
+    const resumed = await engine.play(session.id);
+    t.is(resumed.seq, (first.seq + pausedAt) & 0xffff, 'resume continues the sequence');
+    t.is(resumed.startPacket, 7 * pausedAt, 'resume continues where it paused');
+    await sleep(200);
+    const rap = sample.randomAccess[5]!;
+    const seek = await engine.play(session.id, { startPacket: rap.packet });
+    await sleep(200);
+    engine.pause(session.id);
+    await receiver.waitForQuiet(100, 3000);
+    const packets = receiver.packets;
+    const stats = checkRtpStream(packets.filter((p) => ((p.sequence - seek.seq) & 0xffff) < 0x8000), session, seek, sample);
+    t.deepEqual({ lost: stats.lost, duplicated: stats.duplicated, mismatched: stats.mismatched }, { lost: 0, duplicated: 0, mismatched: 0 }, stats.firstMismatch);
+    const firstAfterSeek = packets.find((p) => p.sequence === seek.seq)!;
+    t.true(firstAfterSeek.payload.equals(sample.bytes.subarray(rap.packet * 188, (rap.packet + 7) * 188)), 'first datagram after the seek starts at the random-access packet');
+    const all = checkRtpStream(packets, session, first, sample);
+    t.is(all.lost + all.duplicated, 0, 'sequence numbers are continuous over pause, resume and seek');
+  } finally {
+    await receiver.close();
+    await engine.close();
+  }
+});
+
+test.serial('a session that reaches the end of its asset is reported ended after its last datagram', async (t) => {
+  const engine = await startEngine();
+  const receiver = await UdpReceiver.open();
+  try {
+    const session = await engine.openSession({ asset: sample.asset, destination: { address: '127.0.0.1', port: receiver.rtpPort }, transport: 'rtp' });
+    const ended = new Promise<void>((resolve) => engine.on('session-ended', (e: { id: string }) => { if (e.id === session.id) resolve(); }));
+    const startPacket = sample.asset.packetCount - 7 * 60 - 4; // a short last datagram of 4 packets
+    const play = await engine.play(session.id, { startPacket });
+    await ended;
+    await receiver.waitForQuiet(100, 3000);
+    t.is(receiver.datagrams.length, 61);
+    t.is(receiver.packets.at(-1)!.payload.length, 4 * 188);
+    const check = checkRtpStream(receiver.packets, session, play, sample);
+    t.is(check.mismatched + check.lost, 0, check.firstMismatch);
+    t.is(engine.getSession(session.id)!.state, 'ended');
+  } finally {
+    await receiver.close();
+    await engine.close();
+  }
+});
+
+test.serial('fault injection is refused unless the configuration enables it', async (t) => {
+  const engine = await startEngine({ faultInjection: false });
+  try {
+    const err = t.throws(() => engine.injectFault('a', 'crash'));
+    t.is((err as { code?: string }).code, 'TF_FAULT_INJECTION_DISABLED');
+  } finally {
+    await engine.close();
+  }
+});
