@@ -116,7 +116,7 @@ test.serial('manual switchovers back and forth are lossless, so both paths build
     const { check, sent, received } = await withStream(engine, async () => {
       for (let i = 0; i < 6; i++) {
         await sleep(150);
-        engine.switchover();
+        await engine.switchover();
       }
       await sleep(150);
     });

@@ -155,10 +155,9 @@ export class DataPath {
     this.post({ type: 'session-closed', slot });
   }
 
-  /** Once every session's socket is up, the path can take over: say so. */
+  /** Once every session's socket is up, the path could take over: tell the control plane. */
   private checkSynced(): void {
     if (this.socketsPending > 0 || this.pendingSyncTokens.length === 0) return;
-    this.cb.setReady(this.path, this.incarnation);
     for (const token of this.pendingSyncTokens) this.post({ type: 'synced', token });
     this.pendingSyncTokens = [];
   }

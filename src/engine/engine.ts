@@ -26,6 +26,10 @@ import { TwinframeError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { reservePortPair, type PortPair } from './ports.js';
 import { FailoverState, FailoverType, namedState, type NamedState } from '../failover/states.js';
+import {
+  bootstrapPair, describePair, initialPair, rejoinEvents, transition,
+  type FailoverAction, type FailoverEvent as MachineEvent, type FailoverPair, type PairStates,
+} from '../failover/state-machine.js';
 import { TS_PACKETS_PER_DATAGRAM } from '../rtp/packetizer.js';
 
 export interface EngineAsset {
@@ -47,8 +51,14 @@ export interface EngineOptions {
   readonly faultInjection?: boolean;
   /** Source address of the media (the patent's stream IP). */
   readonly streamAddress?: string;
-  /** How long a respawned path may take to open every session before the attempt is abandoned. */
+  /** How long a path may take to open every session before its synchronization fails. */
   readonly syncTimeoutMs?: number;
+  /**
+   * Take both paths through the patent's walk-through at start (a Primary, b
+   * Secondary) and bring every restarted path back to Secondary by itself.
+   * Off: paths start Undefined and an operator drives every step (twinframectl).
+   */
+  readonly autoFailover?: boolean;
 }
 
 export interface OpenSessionOptions {
@@ -111,8 +121,9 @@ interface PathRecord {
   writer: CommandWriter | undefined;
   /** The worker is being stopped on purpose: its exit is not a failure. */
   stopping: boolean;
-  syncToken: number;
-  syncTimer: NodeJS.Timeout | undefined;
+  /** Token of the sync marker sent after the session table; set to 0 once acknowledged. */
+  pendingSyncToken: number;
+  syncWaiters: Array<() => void>;
 }
 
 interface Session {
@@ -140,6 +151,7 @@ const DEFAULTS = {
   warmupGraceMs: 1500,
   streamAddress: '127.0.0.1',
   syncTimeoutMs: 5000,
+  autoFailover: true,
 };
 /** How far ahead of now a play is scheduled: time for both paths to see it. */
 const PLAY_LEAD_MS = 2;
@@ -160,6 +172,10 @@ export class Engine extends EventEmitter {
   private closed = false;
   private lastFailover: FailoverEvent | undefined;
   private nextSyncToken = 1;
+  /** The failover state machine's view of the pair; published to the control block on every change. */
+  private pair: FailoverPair = initialPair();
+  /** Failover events run one at a time, each with all its actions. */
+  private machineQueue: Promise<unknown> = Promise.resolve();
 
   private constructor(options: EngineOptions) {
     super();
@@ -170,16 +186,30 @@ export class Engine extends EventEmitter {
     this.cb.setHeartbeatSettings(this.options.heartbeatPeriodUs, this.options.maxMissedHeartbeats, this.options.warmupGraceMs);
     this.freeSlots = Array.from({ length: this.options.maxSessions }, (_, i) => this.options.maxSessions - 1 - i);
     this.paths = Array.from({ length: PATH_COUNT }, (_, i) => ({
-      id: i as PathId, worker: undefined, exited: Promise.resolve(), incarnation: 0, writer: undefined, stopping: false, syncToken: 0, syncTimer: undefined,
+      id: i as PathId, worker: undefined, exited: Promise.resolve(), incarnation: 0, writer: undefined, stopping: false, pendingSyncToken: 0, syncWaiters: [],
     }));
   }
 
-  /** Start the supervisor and both data paths; resolves when the pair is Primary + Secondary. */
+  /**
+   * Start the supervisor and both data-path workers. With autoFailover (the
+   * default) resolves when the pair is Primary + Secondary; without it, when both
+   * workers run, Undefined, waiting for an operator.
+   */
   static async start(options: EngineOptions = {}): Promise<Engine> {
     const engine = new Engine(options);
     engine.startSupervisor();
     for (const p of engine.paths) engine.spawnPath(p);
-    await engine.waitUntilProtected(engine.options.syncTimeoutMs);
+    try {
+      if (engine.options.autoFailover) {
+        for (const event of bootstrapPair('a')) {
+          if (event.kind !== 'sync_complete') await engine.command(event); // begin-sync reports its own outcome
+        }
+        await engine.waitUntilProtected(engine.options.syncTimeoutMs);
+      }
+    } catch (err) {
+      await engine.close();
+      throw err;
+    }
     return engine;
   }
 
@@ -313,18 +343,29 @@ export class Engine extends EventEmitter {
   }
 
   /** Operator-requested switch to the standby: the same CAS as a failover, so just as lossless. */
-  switchover(): { from: PathName; to: PathName } {
-    const word = this.cb.activeWord();
-    const owner = ControlBlock.ownerOf(word);
-    if (owner === undefined) throw new TwinframeError('TF_NO_DATA_PATH', 'no data path is sending');
-    const twin = (1 - owner) as PathId;
-    if (!this.cb.isReady(twin) || !this.cb.switchActive(word, twin)) {
-      throw new TwinframeError('TF_FAILOVER_NO_STANDBY', `path ${PATH_NAMES[twin]} is not synchronized and cannot take over`);
-    }
-    this.setRole(twin, FailoverType.MASTER, FailoverState.LIVE);
-    this.setRole(owner, FailoverType.SLAVE, FailoverState.LIVE);
-    this.log.info({ from: PATH_NAMES[owner], to: PATH_NAMES[twin] }, 'manual switchover');
-    return { from: PATH_NAMES[owner], to: PATH_NAMES[twin] };
+  async switchover(): Promise<{ from: PathName; to: PathName }> {
+    const from = ControlBlock.ownerOf(this.cb.activeWord());
+    await this.command({ kind: 'manual_switch' });
+    const to = ControlBlock.ownerOf(this.cb.activeWord());
+    if (from === undefined || to === undefined || to === from) throw new TwinframeError('TF_FAILOVER_NO_STANDBY', 'the switch did not take place');
+    this.log.info({ from: PATH_NAMES[from], to: PATH_NAMES[to] }, 'manual switchover');
+    return { from: PATH_NAMES[from], to: PATH_NAMES[to] };
+  }
+
+  /**
+   * Run one event of the failover state machine (an operator command, or a system
+   * event) and carry out its actions. Resolves with the named states after; a
+   * command not allowed in the current state rejects with TF_FAILOVER_ILLEGAL_COMMAND.
+   */
+  command(event: MachineEvent): Promise<PairStates> {
+    if (this.closed) return Promise.reject(new TwinframeError('TF_ENGINE_STOPPED'));
+    const run = this.machineQueue.then(() => this.applyEvent(event));
+    this.machineQueue = run.catch(() => undefined);
+    return run;
+  }
+
+  failoverPair(): FailoverPair {
+    return this.pair;
   }
 
   setHeartbeat(periodUs: number, maxMissed: number): void {
@@ -352,7 +393,7 @@ export class Engine extends EventEmitter {
     for (const id of [...this.sessions.keys()]) this.closeSession(id);
     for (const p of this.paths) {
       p.stopping = true;
-      clearTimeout(p.syncTimer);
+      for (const resolve of p.syncWaiters.splice(0)) resolve();
     }
     this.cb.shutdown();
     await Promise.all([
@@ -391,18 +432,12 @@ export class Engine extends EventEmitter {
     worker.on('message', (event: PathEvent) => this.onPathEvent(p, incarnation, event));
     worker.on('error', (err) => log.warn({ err: err.message }, 'data path threw'));
     worker.on('exit', (code) => this.onPathExit(p, incarnation, code));
-
-    // The patent's sequence for a path joining a pair: it comes up as a secondary,
-    // synchronizes the broadcast table, then goes live.
-    this.setRole(p.id, FailoverType.SLAVE, FailoverState.NONE);
+    // Every live worker follows the broadcast table from birth, so that
+    // synchronizing it (begin-sync) is only waiting for this marker's echo.
     for (const session of this.sessions.values()) this.send(p, this.openCommand(session));
-    p.syncToken = this.nextSyncToken++;
-    this.send(p, { type: 'sync-marker', token: p.syncToken });
-    this.setRole(p.id, FailoverType.SLAVE, FailoverState.SYNCING);
-    clearTimeout(p.syncTimer);
-    p.syncTimer = setTimeout(() => this.onSyncTimeout(p, incarnation), this.options.syncTimeoutMs);
-    p.syncTimer.unref();
-    log.info({ sessions: this.sessions.size }, 'data path spawned, synchronizing');
+    p.pendingSyncToken = this.nextSyncToken++;
+    this.send(p, { type: 'sync-marker', token: p.pendingSyncToken });
+    log.info({ sessions: this.sessions.size }, 'data path spawned');
   }
 
   private onPathEvent(p: PathRecord, incarnation: number, event: PathEvent): void {
@@ -425,39 +460,17 @@ export class Engine extends EventEmitter {
         }
         break;
       }
-      case 'synced': if (event.token === p.syncToken) this.onSynced(p); break;
+      case 'synced':
+        if (event.token === p.pendingSyncToken) {
+          p.pendingSyncToken = 0;
+          for (const resolve of p.syncWaiters.splice(0)) resolve();
+        }
+        break;
       case 'booted':
         if (event.policy !== 'fifo') this.log.warn({ path: PATH_NAMES[p.id], policy: event.policy, reason: event.priorityError }, 'data path runs without real-time priority');
         break;
       case 'session-error': this.log.warn({ path: PATH_NAMES[p.id], session: event.sessionId, message: event.message }, 'session error on data path'); break;
     }
-  }
-
-  private onSynced(p: PathRecord): void {
-    clearTimeout(p.syncTimer);
-    const twin = this.paths[1 - p.id]!;
-    const word = this.cb.activeWord();
-    const owner = ControlBlock.ownerOf(word);
-    if (owner === undefined) {
-      // Nobody is sending (start-up, or both paths failed): this path takes over.
-      this.rebasePlayingSessions();
-      this.cb.switchActive(word, p.id);
-      this.setRole(p.id, FailoverType.MASTER, this.cb.isReady(twin.id) ? FailoverState.LIVE : FailoverState.NOPARTNER);
-      if (this.cb.isReady(twin.id)) this.setRole(twin.id, FailoverType.SLAVE, FailoverState.LIVE);
-    } else {
-      this.setRole(p.id, FailoverType.SLAVE, FailoverState.SYNCED);
-      this.setRole(p.id, FailoverType.SLAVE, FailoverState.LIVE);
-      if (owner === twin.id) this.setRole(twin.id, FailoverType.MASTER, FailoverState.LIVE);
-    }
-    this.log.info({ path: PATH_NAMES[p.id], active: PATH_NAMES[ControlBlock.ownerOf(this.cb.activeWord()) ?? 0] }, 'data path synchronized');
-    this.emit('path-synced', { path: PATH_NAMES[p.id] });
-  }
-
-  private onSyncTimeout(p: PathRecord, incarnation: number): void {
-    if (p.incarnation !== incarnation || this.cb.isReady(p.id) || this.closed) return;
-    this.log.warn({ path: PATH_NAMES[p.id] }, 'data path did not synchronize in time; restarting it');
-    const report = failPath(this.cb, p.id, incarnation, FailureCause.SYNC, monoNowMs());
-    if (report) this.onPathFailed(report);
   }
 
   private onPathExit(p: PathRecord, incarnation: number, code: number): void {
@@ -470,6 +483,11 @@ export class Engine extends EventEmitter {
     if (report) this.onPathFailed(report);
   }
 
+  /**
+   * A failure was claimed (by the supervisor, which has already moved ACTIVE, or
+   * here). Record it, then let the state machine mark the path Failed, promote its
+   * partner and restart it.
+   */
   private onPathFailed(report: FailureReport): void {
     if (this.closed) return;
     const p = this.paths[report.path]!;
@@ -481,36 +499,122 @@ export class Engine extends EventEmitter {
       switchLatencyMs: report.switchedAtMs === undefined ? undefined : report.switchedAtMs - report.failedAtMs,
     };
     this.lastFailover = event;
-    this.setRole(p.id, this.cb.failoverVariables(p.id).type, FailoverState.FAILED);
-    if (report.switchedTo !== undefined) this.setRole(report.switchedTo, FailoverType.MASTER, FailoverState.NOPARTNER);
-    else if (!report.wasActive) {
-      const owner = ControlBlock.ownerOf(this.cb.activeWord());
-      if (owner !== undefined) this.setRole(owner, FailoverType.MASTER, FailoverState.NOPARTNER);
-    }
     this.log.warn({
       path: event.pathName, cause: event.cause, to: event.switchedToName, wasActive: event.wasActive,
       switchLatencyMs: event.switchLatencyMs, detectionMs: event.detectedAtMs - event.failedAtMs,
     }, 'data path failed');
     this.emit('failover', event);
-    if (!p.stopping) this.replacePath(p);
+    const path = PATH_NAMES[p.id];
+    const machineEvent: MachineEvent = report.cause === 'heartbeat'
+      ? { kind: 'heartbeat_missed', path }
+      : { kind: 'critical_failure', path, cause: report.cause };
+    this.command(machineEvent).catch((err: Error) => {
+      // The machine knew the path as failed already; the worker still has to go.
+      this.log.warn({ path, err: err.message }, 'failure not taken by the state machine; restarting the path');
+      void this.command({ kind: 'repaired', path }).catch(() => undefined);
+    });
+  }
+
+  // ── The state machine's actions ────────────────────────────────────────────
+
+  private async applyEvent(event: MachineEvent): Promise<PairStates> {
+    const { pair, actions } = transition(this.pair, event);
+    this.pair = pair;
+    this.publishPair();
+    for (const action of actions) await this.carryOut(action);
+    return describePair(this.pair);
+  }
+
+  private async carryOut(action: FailoverAction): Promise<void> {
+    switch (action.kind) {
+      case 'begin-sync': {
+        const p = this.pathRecord(action.path);
+        const synced = await this.waitSynced(p);
+        await this.applyEvent(synced
+          ? { kind: 'sync_complete', path: action.path }
+          : { kind: 'sync_failed', path: action.path, reason: `not synchronized within ${this.options.syncTimeoutMs} ms` });
+        if (!synced && this.options.autoFailover) {
+          const report = failPath(this.cb, p.id, p.incarnation, FailureCause.SYNC, monoNowMs());
+          if (report) this.onPathFailed(report);
+        }
+        break;
+      }
+      case 'start-path': {
+        const p = this.pathRecord(action.path);
+        if (!(await this.waitSynced(p))) throw new TwinframeError('TF_FAILOVER_NO_STANDBY', `path ${action.path} has not opened every session`);
+        this.cb.setReady(p.id, p.incarnation);
+        break;
+      }
+      case 'switch-active':
+        this.switchActiveTo(action.to);
+        break;
+      case 'stop-path':
+        this.cb.clearReady(this.pathRecord(action.path).id);
+        break;
+      case 'restart-path':
+        await this.restartPath(this.pathRecord(action.path));
+        await this.applyEvent({ kind: 'repaired', path: action.path });
+        if (this.options.autoFailover) {
+          for (const event of rejoinEvents(action.path)) {
+            if (event.kind !== 'sync_complete') await this.applyEvent(event);
+          }
+        }
+        break;
+    }
+  }
+
+  /** Make `to` the sender (or nobody). A no-op when the supervisor already did it. */
+  private switchActiveTo(to: PathName | null): void {
+    const target = to === null ? undefined : this.pathRecord(to).id;
+    for (;;) {
+      const word = this.cb.activeWord();
+      const owner = ControlBlock.ownerOf(word);
+      if (owner === target) return;
+      if (target !== undefined && !this.cb.isReady(target)) {
+        throw new TwinframeError('TF_FAILOVER_NO_STANDBY', `path ${to} is not online and synchronized`);
+      }
+      // After a time with no sender, restart the clocks rather than burst the backlog.
+      if (owner === undefined) this.rebasePlayingSessions();
+      if (this.cb.switchActive(word, target)) return;
+    }
+  }
+
+  private waitSynced(p: PathRecord): Promise<boolean> {
+    if (p.worker && p.pendingSyncToken === 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), this.options.syncTimeoutMs);
+      timer.unref();
+      p.syncWaiters.push(() => { clearTimeout(timer); resolve(true); });
+    });
   }
 
   /** Terminate a failed worker (a hung one must not keep burning a core) and spawn its replacement. */
-  private replacePath(p: PathRecord): void {
+  private async restartPath(p: PathRecord): Promise<void> {
     const old = p.worker;
     p.worker = undefined;
     p.stopping = true;
-    clearTimeout(p.syncTimer);
+    this.cb.clearReady(p.id);
     const oldKey = incarnationKey(p);
     // The dead incarnation will never acknowledge closes or report sockets.
     for (const [slot, waiting] of this.closingSlots) {
       if (waiting.delete(oldKey) && waiting.size === 0) this.releaseSlot(slot);
     }
     for (const session of this.sessions.values()) session.readyOn.delete(oldKey);
-    void (old ? old.terminate() : Promise.resolve()).then(() => {
-      if (this.closed) return;
-      this.spawnPath(p);
-    });
+    if (old) await old.terminate();
+    if (!this.closed) this.spawnPath(p);
+  }
+
+  /** Publish the machine's variables to the control block (bumping SIGFAILOVER) and announce changes. */
+  private publishPair(): void {
+    for (const p of this.paths) {
+      const { type, state } = this.pair[PATH_NAMES[p.id]];
+      const before = this.cb.failoverVariables(p.id);
+      if (before.type === type && before.state === state) continue;
+      this.cb.setFailoverVariables(p.id, type, state);
+      const named = namedState(type, state);
+      this.log.info({ path: PATH_NAMES[p.id], state: named }, 'failover state');
+      this.emit('path-state', { path: PATH_NAMES[p.id], named, type, state });
+    }
   }
 
   // ── Helpers ────────────────────────────────────────────────────────────────
@@ -578,16 +682,6 @@ export class Engine extends EventEmitter {
   private releaseSlot(slot: number): void {
     this.closingSlots.delete(slot);
     this.freeSlots.push(slot);
-  }
-
-  private setRole(path: PathId, type: FailoverType, state: FailoverState): void {
-    const before = this.cb.failoverVariables(path);
-    this.cb.setFailoverVariables(path, type, state);
-    if (before.type !== type || before.state !== state) {
-      const named = namedState(type, state);
-      this.log.info({ path: PATH_NAMES[path], state: named }, 'failover state');
-      this.emit('path-state', { path: PATH_NAMES[path], named, type, state });
-    }
   }
 
   private send(p: PathRecord, command: PathCommand): void {

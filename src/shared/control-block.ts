@@ -240,9 +240,18 @@ export class ControlBlock {
     return Atomics.load(this.i32, pathI32Index(path, PATH_I32.FAILURE_CLAIMED)) === this.incarnation(path);
   }
 
-  /** A path that has opened every session marks itself able to take over. */
+  /**
+   * The control plane marks a path online in lockstep (it has opened every
+   * session): from now on a switch may go to it, and its heartbeats are watched.
+   */
   setReady(path: PathId, incarnation: number): void {
     Atomics.store(this.i32, pathI32Index(path, PATH_I32.READY), incarnation);
+    this.ringSupervisor();
+  }
+
+  /** The path went offline: no switch may go to it. */
+  clearReady(path: PathId): void {
+    Atomics.store(this.i32, pathI32Index(path, PATH_I32.READY), 0);
     this.ringSupervisor();
   }
 
