@@ -223,6 +223,12 @@ const failoverSchema = z.object({
    * and first GCs stall a fresh worker for milliseconds with no fault at all.
    */
   warmupGraceMs: z.number().int().min(0).max(60_000).default(1000),
+  /**
+   * true: the server walks the patent's start-up sequence itself (a Primary, b
+   * Secondary) and brings every restarted path back to Secondary. false: both
+   * paths start Undefined and an operator drives every step with twinframectl.
+   */
+  autoFailover: z.boolean().default(true),
 }).strict().superRefine((f, ctx) => {
   // zod still runs this when a field failed its own check (a "dirty" parse): those
   // failures are already reported, so only the frame budget is checked here.

@@ -70,7 +70,7 @@ export class DataPath {
       const activeWord = cb.activeWord();
       const active = ControlBlock.ownerOf(activeWord) === path;
       const now = monoNowMs();
-      const beatIntervalMs = cb.heartbeatSettings().periodUs / 2000;
+      const beatIntervalMs = cb.heartbeatPeriodUs() / 2000;
       let wake = now + beatIntervalMs;
       for (let i = 0; i < this.sessionList.length; i++) {
         const next = this.service(this.sessionList[i]!, now, active, activeWord, beatIntervalMs);

@@ -18,8 +18,12 @@ import { currentThreadId, raiseThreadPriority } from '../shared/thread-priority.
 const data = workerData as DataPathWorkerData;
 const cb = ControlBlock.attach(data.controlBlock, data.maxSessions);
 let stoppingCleanly = false;
+let reported = false;
 
+/** The first report wins: the 'exit' hook that follows a caught failure must not overwrite its cause. */
 function reportCritical(cause: FailureCause): void {
+  if (reported) return;
+  reported = true;
   cb.reportCritical(data.path, data.incarnation, cause, monoNowMs());
 }
 

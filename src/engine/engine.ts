@@ -59,10 +59,24 @@ export interface EngineOptions {
    * Off: paths start Undefined and an operator drives every step (twinframectl).
    */
   readonly autoFailover?: boolean;
+  /** UDP ports handed to sessions as server ports (RTP even, RTCP odd). */
+  readonly serverPortRange?: { readonly first: number; readonly last: number };
+  /** The patent's stream limits; a session that would exceed one is refused (RTSP 453). */
+  readonly limits?: StreamLimits;
+}
+
+export interface StreamLimits {
+  readonly maxStreams: number;
+  /** Sum of the open sessions' MPEG bit rates. */
+  readonly mpegBandwidthKbps: number;
+  /** Everything sent: MPEG plus RTP/UDP/IP headers. */
+  readonly serverBandwidthKbps: number;
 }
 
 export interface OpenSessionOptions {
   readonly asset: EngineAsset;
+  /** How operators see the asset (its URL path); defaults to the file path. */
+  readonly assetName?: string;
   readonly destination: { readonly address: string; readonly port: number };
   readonly transport: TransportKind;
 }
@@ -79,7 +93,9 @@ export interface SessionInfo {
   readonly initialSeq: number;
   readonly initialRtpTs: number;
   readonly assetPath: string;
+  readonly assetName: string;
   readonly bitrate: number;
+  readonly openedAt: Date;
   readonly state: SessionState;
   /** Datagrams sent so far (the shared cursor). */
   readonly sent: number;
@@ -104,6 +120,8 @@ export interface PathStatus {
   readonly heartbeat: number;
   /** Datagrams this path has sent, over all its incarnations. */
   readonly sent: number;
+  /** Linux thread id of the path's worker, null while none runs. */
+  readonly threadId: number | null;
 }
 
 export interface FailoverEvent extends FailureReport {
@@ -130,6 +148,8 @@ interface Session {
   readonly id: string;
   readonly slot: number;
   readonly asset: EngineAsset;
+  readonly assetName: string;
+  readonly openedAt: Date;
   readonly transport: TransportKind;
   readonly destination: { readonly address: string; readonly port: number };
   readonly ports: PortPair;
@@ -152,7 +172,11 @@ const DEFAULTS = {
   streamAddress: '127.0.0.1',
   syncTimeoutMs: 5000,
   autoFailover: true,
+  serverPortRange: { first: 30000, last: 39999 },
+  limits: { maxStreams: 100, mpegBandwidthKbps: 500_000, serverBandwidthKbps: 1_000_000 },
 };
+/** IPv4 + UDP + RTP headers per 1316-byte payload, for the server-bandwidth limit. */
+const HEADER_OVERHEAD = (20 + 8 + 12) / 1316;
 /** How far ahead of now a play is scheduled: time for both paths to see it. */
 const PLAY_LEAD_MS = 2;
 const SESSION_READY_TIMEOUT_MS = 3000;
@@ -162,6 +186,7 @@ export class Engine extends EventEmitter {
   readonly cb: ControlBlock;
   private readonly log: Logger;
   private readonly options: Required<Omit<EngineOptions, 'logger'>>;
+  private limits: StreamLimits;
   private readonly paths: PathRecord[];
   private supervisor: Worker | undefined;
   private supervisorExited: Promise<void> = Promise.resolve();
@@ -182,6 +207,7 @@ export class Engine extends EventEmitter {
     this.options = { ...DEFAULTS, faultInjection: false, ...stripUndefined(options) } as Required<Omit<EngineOptions, 'logger'>>;
     if (this.options.maxSessions > MAX_SESSIONS) throw new TwinframeError('TF_CONFIG_INVALID', `maxSessions ${this.options.maxSessions} exceeds ${MAX_SESSIONS}`);
     this.log = (options.logger ?? silentLogger).child({ component: 'engine' });
+    this.limits = this.options.limits;
     this.cb = ControlBlock.create(this.options.maxSessions);
     this.cb.setHeartbeatSettings(this.options.heartbeatPeriodUs, this.options.maxMissedHeartbeats, this.options.warmupGraceMs);
     this.freeSlots = Array.from({ length: this.options.maxSessions }, (_, i) => this.options.maxSessions - 1 - i);
@@ -218,11 +244,12 @@ export class Engine extends EventEmitter {
   /** Create a session on both paths (sockets opened, nothing sent until play). */
   async openSession(options: OpenSessionOptions): Promise<SessionInfo> {
     this.assertOpen();
+    this.admit(options.asset.bitrate);
     const slot = this.freeSlots.pop();
     if (slot === undefined) throw new TwinframeError('TF_SESSION_LIMIT', `all ${this.options.maxSessions} session slots are in use`);
     let ports: PortPair;
     try {
-      ports = await reservePortPair(this.options.streamAddress);
+      ports = await reservePortPair(this.options.streamAddress, this.options.serverPortRange);
     } catch (err) {
       this.freeSlots.push(slot);
       throw err;
@@ -231,6 +258,8 @@ export class Engine extends EventEmitter {
       id: randomBytes(8).toString('hex'),
       slot,
       asset: options.asset,
+      assetName: options.assetName ?? options.asset.assetPath,
+      openedAt: new Date(),
       transport: options.transport,
       destination: { ...options.destination },
       ports,
@@ -304,6 +333,31 @@ export class Engine extends EventEmitter {
     this.emit('session-closed', { id: sessionId });
   }
 
+  /** Refuse a new session that would break a stream limit; nothing running is touched. */
+  private admit(bitrate: number): void {
+    const open = [...this.sessions.values()];
+    const { maxStreams, mpegBandwidthKbps, serverBandwidthKbps } = this.limits;
+    if (open.length + 1 > maxStreams) {
+      throw new TwinframeError('TF_SESSION_LIMIT', `stream count limit of ${maxStreams} reached`, { limit: maxStreams });
+    }
+    const mpegKbps = (open.reduce((sum, s) => sum + s.asset.bitrate, 0) + bitrate) / 1000;
+    if (mpegKbps > mpegBandwidthKbps) {
+      throw new TwinframeError('TF_BANDWIDTH_LIMIT', `MPEG bandwidth would reach ${Math.ceil(mpegKbps)} kbit/s, over the ${mpegBandwidthKbps} kbit/s limit`, { limit: mpegBandwidthKbps });
+    }
+    if (mpegKbps * (1 + HEADER_OVERHEAD) > serverBandwidthKbps) {
+      throw new TwinframeError('TF_BANDWIDTH_LIMIT', `server bandwidth would reach ${Math.ceil(mpegKbps * (1 + HEADER_OVERHEAD))} kbit/s, over the ${serverBandwidthKbps} kbit/s limit`, { limit: serverBandwidthKbps });
+    }
+  }
+
+  getLimits(): StreamLimits {
+    return this.limits;
+  }
+
+  /** New limits apply to sessions opened from now on; running ones are never cut. */
+  setLimits(limits: StreamLimits): void {
+    this.limits = { ...limits };
+  }
+
   getSession(sessionId: string): SessionInfo | undefined {
     const session = this.sessions.get(sessionId);
     return session && this.info(session);
@@ -327,6 +381,7 @@ export class Engine extends EventEmitter {
         return {
           path: PATH_NAMES[p.id], incarnation: p.incarnation, named: namedState(v.type, v.state),
           failoverType: v.type, failoverState: v.state, ready: this.cb.isReady(p.id), active: owner === p.id, heartbeat: this.cb.heartbeat(p.id), sent: this.cb.sentCount(p.id),
+          threadId: p.worker ? this.cb.threadId(p.id) || null : null,
         };
       }),
       heartbeat: this.cb.heartbeatSettings(),
@@ -714,7 +769,7 @@ export class Engine extends EventEmitter {
       id: s.id, slot: s.slot, transport: s.transport, destination: s.destination,
       source: { address: s.ports.address, rtpPort: s.ports.rtpPort, rtcpPort: s.ports.rtcpPort },
       ssrc: s.ssrc, initialSeq: s.initialSeq, initialRtpTs: s.initialRtpTs, assetPath: s.asset.assetPath,
-      bitrate: s.asset.bitrate, state: s.state, sent: ControlBlock.cursorOf(this.cb.ctrl(s.slot)),
+      assetName: s.assetName, bitrate: s.asset.bitrate, openedAt: s.openedAt, state: s.state, sent: ControlBlock.cursorOf(this.cb.ctrl(s.slot)),
     };
   }
 

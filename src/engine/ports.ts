@@ -17,15 +17,23 @@ export interface PortPair {
 
 const ATTEMPTS = 64;
 
-export async function reservePortPair(address: string): Promise<PortPair> {
-  for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
-    // The kernel's port-0 choice may land on a port that other SO_REUSEADDR sockets
-    // share, so probe for a truly free port with an exclusive socket first.
-    const probe = await bindUdp(address, 0, false);
+/**
+ * Reserve an even/odd pair inside [range.first, range.last] (the patent's MPEG
+ * ports), starting at a random pair so concurrent servers rarely collide.
+ */
+export async function reservePortPair(address: string, range: { first: number; last: number }): Promise<PortPair> {
+  const pairs = Math.floor((range.last - range.first + 1) / 2);
+  if (pairs < 1) throw new TwinframeError('TF_PORTS_EXHAUSTED', `server port range ${range.first}-${range.last} holds no even/odd pair`);
+  const firstEven = range.first + (range.first % 2);
+  let index = Math.floor(Math.random() * pairs);
+  for (let attempt = 0; attempt < Math.min(ATTEMPTS, pairs); attempt++, index = (index + 1) % pairs) {
+    const rtpPort = firstEven + 2 * index;
+    if (rtpPort + 1 > range.last) continue;
+    // Other SO_REUSEADDR sockets could share a port silently, so first check that an
+    // exclusive bind succeeds: then nobody else holds it.
+    const probe = await bindUdp(address, rtpPort, false);
     if (!probe) continue;
-    const rtpPort = probe.address().port;
     probe.close();
-    if (rtpPort % 2 !== 0 || rtpPort === 65535) continue;
     const probeRtcp = await bindUdp(address, rtpPort + 1, false);
     if (!probeRtcp) continue;
     probeRtcp.close();
@@ -50,7 +58,7 @@ export async function reservePortPair(address: string): Promise<PortPair> {
       },
     };
   }
-  throw new TwinframeError('TF_PORTS_EXHAUSTED', `no free even/odd UDP port pair on ${address} after ${ATTEMPTS} attempts`);
+  throw new TwinframeError('TF_PORTS_EXHAUSTED', `no free even/odd UDP port pair in ${range.first}-${range.last} on ${address}`);
 }
 
 function bindUdp(address: string, port: number, reuseAddr: boolean): Promise<Socket | undefined> {

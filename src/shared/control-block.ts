@@ -128,6 +128,11 @@ export class ControlBlock {
     };
   }
 
+  /** The heartbeat period alone: read on every data-path turn, so no object is built. */
+  heartbeatPeriodUs(): number {
+    return Atomics.load(this.i32, I32.HEARTBEAT_PERIOD_US);
+  }
+
   setHeartbeatSettings(periodUs: number, maxMissed: number, warmupGraceMs: number): void {
     Atomics.store(this.i32, I32.HEARTBEAT_PERIOD_US, periodUs);
     Atomics.store(this.i32, I32.MAX_MISSED_HEARTBEATS, maxMissed);

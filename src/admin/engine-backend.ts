@@ -1,0 +1,200 @@
+// The admin backend of a running server: each twinframectl command carried out
+// on the engine (state machine commands, switches, faults), the catalog (assets)
+// and the configuration file (heartbeat and limits persist across restarts).
+
+import { readIndexMetaAsync } from '../catalog/index-file.js';
+import { indexPathFor } from '../catalog/index-pool.js';
+import type { AssetCatalog } from '../catalog/catalog.js';
+import { updateConfig } from '../config/store.js';
+import { validateFailoverTiming } from '../config/schema.js';
+import { describePair, type PathName } from '../failover/state-machine.js';
+import { failoverStateName, failoverTypeName } from '../failover/states.js';
+import type { Engine, FailoverEvent, SessionInfo as EngineSession, StreamLimits } from '../engine/engine.js';
+import { monoNowMs } from '../shared/clock.js';
+import type {
+  AdminBackend, AssetInfo, FailoverRecord, FaultInjectionResult, HeartbeatSettings, LimitsSettings,
+  PairStatesResult, PathStatus, SessionInfo, StatusResult, WatchEvent, WatchListener,
+} from './backend.js';
+import type { CommandArgs } from './protocol.js';
+
+export interface EngineBackendOptions {
+  readonly engine: Engine;
+  readonly catalog: AssetCatalog;
+  readonly cacheDir: string;
+  /** Where settings changed here are persisted; undefined: not persisted. */
+  readonly configPath: string | undefined;
+  readonly faultInjection: boolean;
+}
+
+export class EngineAdminBackend implements AdminBackend {
+  private readonly engine: Engine;
+  private readonly catalog: AssetCatalog;
+  private readonly cacheDir: string;
+  private readonly configPath: string | undefined;
+  private readonly faultInjection: boolean;
+  private readonly startedAt = Date.now();
+  private readonly restarts: Record<PathName, number> = { a: 0, b: 0 };
+  private lastFailover: FailoverRecord | null = null;
+  private readonly listeners = new Set<WatchListener>();
+
+  constructor(options: EngineBackendOptions) {
+    this.engine = options.engine;
+    this.catalog = options.catalog;
+    this.cacheDir = options.cacheDir;
+    this.configPath = options.configPath;
+    this.faultInjection = options.faultInjection;
+    const engine = this.engine;
+    engine.on('failover', (e: FailoverEvent) => {
+      this.restarts[e.pathName]++;
+      this.lastFailover = failoverRecord(e);
+      this.publish({ type: 'failover', ...this.lastFailover });
+    });
+    engine.on('path-state', (e: { path: PathName; named: string }) => {
+      this.publish({ type: 'state', at: now(), states: describePair(engine.failoverPair()), cause: `${e.path} → ${e.named}` });
+    });
+    engine.on('session-opened', (s: EngineSession) => this.publish({ type: 'session', at: now(), id: s.id, change: 'opened', asset: s.assetName }));
+    engine.on('session-closed', (s: { id: string }) => this.publish({ type: 'session', at: now(), id: s.id, change: 'closed' }));
+  }
+
+  async status(): Promise<StatusResult> {
+    const s = this.engine.status();
+    const path = (name: PathName): PathStatus => {
+      const p = s.paths.find((x) => x.path === name)!;
+      return {
+        path: name, namedState: p.named, failoverType: failoverTypeName(p.failoverType), failoverState: failoverStateName(p.failoverState),
+        sending: p.active, threadId: p.threadId, heartbeats: p.heartbeat, restarts: this.restarts[name],
+      };
+    };
+    return {
+      paths: { a: path('a'), b: path('b') },
+      active: s.active ?? null,
+      epoch: s.epoch,
+      heartbeat: heartbeatSettings(s.heartbeat.periodUs, s.heartbeat.maxMissed),
+      lastFailover: this.lastFailover,
+      sessions: s.sessions,
+      uptimeSec: Math.round((Date.now() - this.startedAt) / 1000),
+      faultInjection: this.faultInjection,
+    };
+  }
+
+  async sessions(): Promise<SessionInfo[]> {
+    return this.engine.listSessions().map((s) => ({
+      id: s.id,
+      asset: s.assetName,
+      client: `${s.destination.address}:${s.destination.port}`,
+      transport: s.transport === 'rtp' ? 'RTP/AVP' : 'MP2T/UDP',
+      state: s.state === 'ended' || s.state === 'closed' ? 'ready' : s.state,
+      startedAt: s.openedAt.toISOString(),
+      positionSec: Math.round((s.sent * 1316 * 8 / s.bitrate) * 10) / 10,
+      datagramsSent: s.sent,
+      bitrateKbps: Math.round(s.bitrate / 1000),
+    }));
+  }
+
+  async assets(): Promise<AssetInfo[]> {
+    const entries = await this.catalog.list();
+    return Promise.all(entries.map(async (e) => {
+      // Report what the cache already knows; listing never indexes.
+      const meta = await readIndexMetaAsync(indexPathFor(e.path, this.cacheDir)).catch(() => undefined);
+      const fresh = meta !== undefined && meta.sourceSize === e.size;
+      return {
+        name: e.name, sizeBytes: e.size, indexed: fresh,
+        durationSec: fresh ? Math.round(meta.durationMs) / 1000 : null,
+        bitrateKbps: fresh ? Math.round(meta.bitrate / 1000) : null,
+      };
+    }));
+  }
+
+  setConfigType(args: CommandArgs<'set_config_type'>): Promise<PairStatesResult> {
+    return this.run({ kind: 'set_config_type', path: args.path, type: args.type });
+  }
+
+  startStreaming(args: CommandArgs<'start_streaming'>): Promise<PairStatesResult> {
+    return this.run({ kind: 'start_streaming', path: args.path });
+  }
+
+  stopStreaming(args: CommandArgs<'stop_streaming'>): Promise<PairStatesResult> {
+    return this.run({ kind: 'stop_streaming', path: args.path });
+  }
+
+  failoverSync(args: CommandArgs<'failover_sync'>): Promise<PairStatesResult> {
+    return this.run({ kind: 'failover_sync', path: args.path });
+  }
+
+  failoverUnsync(args: CommandArgs<'failover_unsync'>): Promise<PairStatesResult> {
+    return this.run({ kind: 'failover_unsync', path: args.path });
+  }
+
+  async heartbeat(args: CommandArgs<'heartbeat'>): Promise<HeartbeatSettings> {
+    const current = this.engine.status().heartbeat;
+    if (args.periodUs === undefined && args.maxMissed === undefined) return heartbeatSettings(current.periodUs, current.maxMissed);
+    const periodUs = args.periodUs ?? current.periodUs;
+    const maxMissed = args.maxMissed ?? current.maxMissed;
+    validateFailoverTiming(periodUs, maxMissed);
+    if (this.configPath) await updateConfig(this.configPath, { failover: { heartbeatPeriodUs: periodUs, maxMissedHeartbeats: maxMissed } });
+    this.engine.setHeartbeat(periodUs, maxMissed);
+    this.publish({ type: 'config', at: now(), changed: ['failover.heartbeatPeriodUs', 'failover.maxMissedHeartbeats'] });
+    return heartbeatSettings(periodUs, maxMissed);
+  }
+
+  async limits(args: CommandArgs<'limits'>): Promise<LimitsSettings> {
+    const current = this.engine.getLimits();
+    const changed = Object.keys(args).filter((k) => (args as Record<string, unknown>)[k] !== undefined);
+    if (changed.length === 0) return current;
+    const next: StreamLimits = { ...current, ...Object.fromEntries(changed.map((k) => [k, (args as Record<string, number>)[k]])) };
+    // The config store validates the whole (e.g. MPEG ≤ server bandwidth) before anything applies.
+    if (this.configPath) await updateConfig(this.configPath, { limits: next });
+    this.engine.setLimits(next);
+    this.publish({ type: 'config', at: now(), changed: changed.map((k) => `limits.${k}`) });
+    return next;
+  }
+
+  async failover(): Promise<FailoverRecord> {
+    const started = monoNowMs();
+    const { from, to } = await this.engine.switchover();
+    const record: FailoverRecord = {
+      at: now(), from, to, cause: 'manual', detectionLatencyUs: null, switchLatencyUs: Math.round((monoNowMs() - started) * 1000),
+    };
+    this.lastFailover = record;
+    this.publish({ type: 'failover', ...record });
+    return record;
+  }
+
+  async injectFault(args: CommandArgs<'inject_fault'>): Promise<FaultInjectionResult> {
+    this.engine.injectFault(args.path, args.kind);
+    this.publish({ type: 'path', at: now(), path: args.path, change: 'fault-injected', detail: args.kind });
+    return { path: args.path, kind: args.kind, at: now() };
+  }
+
+  subscribe(listener: WatchListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private async run(event: Parameters<Engine['command']>[0]): Promise<PairStatesResult> {
+    return { states: await this.engine.command(event) };
+  }
+
+  private publish(event: WatchEvent): void {
+    for (const listener of this.listeners) listener(event);
+  }
+}
+
+function now(): string {
+  return new Date().toISOString();
+}
+
+function heartbeatSettings(periodUs: number, maxMissed: number): HeartbeatSettings {
+  return { periodUs, maxMissed, worstCaseDetectionUs: validateFailoverTiming(periodUs, maxMissed).worstCaseDetectionUs };
+}
+
+function failoverRecord(e: FailoverEvent): FailoverRecord {
+  return {
+    at: new Date(Date.now() - (monoNowMs() - e.detectedAtMs)).toISOString(),
+    from: e.wasActive ? e.pathName : null,
+    to: e.switchedToName ?? null,
+    cause: e.cause === 'heartbeat' ? 'missed heartbeats' : e.cause,
+    detectionLatencyUs: Math.round((e.detectedAtMs - e.failedAtMs) * 1000),
+    switchLatencyUs: e.switchedAtMs === undefined ? null : Math.round((e.switchedAtMs - e.detectedAtMs) * 1000),
+  };
+}

@@ -1,0 +1,79 @@
+// The SDP (RFC 4566) a DESCRIBE returns for one MPEG-TS asset: a single RTP/AVP
+// media section with static payload type 33 (RFC 2250 / RFC 3551: MP2T, 90 kHz),
+// as live555's own MPEG-TS server describes its files, which is what ffmpeg,
+// VLC (live555) and GStreamer are tested against.
+//
+// Controls: the session level says a=control:* (aggregate control is the
+// Content-Base itself) and the media level a relative control (track1). ffmpeg,
+// live555 and GStreamer all build "<Content-Base>/track1" by plain appending,
+// but a client that resolves by RFC 3986 rules would resolve "track1" against
+// the asset's parent directory unless the base ends in '/': so send a
+// Content-Base with a trailing '/' in the DESCRIBE reply (url.ts accepts the
+// trailing '/' that players then put on the aggregate PLAY URL).
+
+import { TRACK_CONTROL } from './url.js';
+
+export interface SdpParams {
+  /** o= sess-id: a numeric string, unique per asset (RFC 4566 suggests an NTP timestamp). */
+  readonly sessionId: string | number | bigint;
+  /** o= sess-version: bump it when the asset changes. Default 1. */
+  readonly sessionVersion?: string | number | bigint;
+  /** The address the RTSP connection reached (o= unicast-address). */
+  readonly serverAddress: string;
+  /** s=: the asset's name. Line breaks are replaced by spaces. */
+  readonly name: string;
+  /** Presentation length in seconds; undefined gives an open range ("npt=0-"). */
+  readonly durationSeconds?: number;
+  /** Media-level a=control. Default TRACK_CONTROL. */
+  readonly trackControl?: string;
+  /** b=AS: mux rate in kbit/s. Players (VLC) size their receive buffers from it. */
+  readonly bitrateKbps?: number;
+}
+
+/** RFC 2250 / RFC 3551 static payload type of MPEG-2 transport streams. */
+export const MP2T_PAYLOAD_TYPE = 33;
+export const MP2T_CLOCK_RATE = 90_000;
+
+function numeric(value: string | number | bigint, what: string): string {
+  const text = String(value);
+  if (!/^[0-9]{1,20}$/.test(text)) throw new TypeError(`SDP ${what} must be a decimal number, got ${JSON.stringify(text)}`);
+  return text;
+}
+
+/** SDP text fields cannot carry line breaks; NUL is forbidden too (RFC 4566 §5). */
+function textField(value: string): string {
+  const clean = value.replace(/[\r\n\0]+/g, ' ').trim();
+  // RFC 4566 §5.3: a session without a meaningful name is "s= ".
+  return clean === '' ? ' ' : clean;
+}
+
+export function buildSdp(params: SdpParams): string {
+  const addrType = params.serverAddress.includes(':') ? 'IP6' : 'IP4';
+  if (!/^[0-9A-Za-z.:%-]+$/.test(params.serverAddress)) throw new TypeError(`invalid SDP address ${params.serverAddress}`);
+  const control = params.trackControl ?? TRACK_CONTROL;
+  if (!/^[\x21-\x7e]+$/.test(control)) throw new TypeError(`invalid SDP control ${control}`);
+  let range = 'npt=0-';
+  if (params.durationSeconds !== undefined) {
+    if (!Number.isFinite(params.durationSeconds) || params.durationSeconds < 0) {
+      throw new TypeError(`invalid duration ${params.durationSeconds}`);
+    }
+    range += params.durationSeconds.toFixed(3);
+  }
+  const lines = [
+    'v=0',
+    `o=- ${numeric(params.sessionId, 'session id')} ${numeric(params.sessionVersion ?? 1, 'session version')} IN ${addrType} ${params.serverAddress}`,
+    `s=${textField(params.name)}`,
+    // The media goes where SETUP says, not to a session-wide address.
+    `c=IN ${addrType} ${addrType === 'IP4' ? '0.0.0.0' : '::'}`,
+    't=0 0',
+    'a=control:*',
+    `a=range:${range}`,
+    `m=video 0 RTP/AVP ${MP2T_PAYLOAD_TYPE}`,
+  ];
+  if (params.bitrateKbps !== undefined) {
+    if (!Number.isFinite(params.bitrateKbps) || params.bitrateKbps <= 0) throw new TypeError(`invalid bitrate ${params.bitrateKbps}`);
+    lines.push(`b=AS:${Math.ceil(params.bitrateKbps)}`);
+  }
+  lines.push(`a=rtpmap:${MP2T_PAYLOAD_TYPE} MP2T/${MP2T_CLOCK_RATE}`, `a=control:${control}`);
+  return `${lines.join('\r\n')}\r\n`;
+}

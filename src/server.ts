@@ -1,0 +1,63 @@
+// One twinframe server: the configuration turned into running parts. The
+// catalog (assets under the mount points, indexed on a piscina pool), the engine
+// (supervisor + two data paths), the RTSP front end for viewers and the admin
+// socket for operators. close() stops them in the reverse order.
+
+import { mkdir } from 'node:fs/promises';
+import type { Logger } from 'pino';
+import { AssetCatalog } from './catalog/catalog.js';
+import { IndexPool } from './catalog/index-pool.js';
+import type { TwinframeConfig } from './config/schema.js';
+import { Engine } from './engine/engine.js';
+import { AdminServer } from './admin/server.js';
+import { EngineAdminBackend } from './admin/engine-backend.js';
+
+export interface ServerOptions {
+  readonly config: TwinframeConfig;
+  /** Where admin changes are persisted; undefined keeps them in memory only. */
+  readonly configPath: string | undefined;
+  readonly logger: Logger;
+}
+
+export interface TwinframeServer {
+  readonly config: TwinframeConfig;
+  readonly engine: Engine;
+  readonly catalog: AssetCatalog;
+  readonly admin: AdminServer;
+  close(): Promise<void>;
+}
+
+export async function startServer(options: ServerOptions): Promise<TwinframeServer> {
+  const { config, logger } = options;
+  await mkdir(config.media.cacheDir, { recursive: true });
+  const pool = new IndexPool();
+  const catalog = new AssetCatalog({ mounts: config.media.mounts, cacheDir: config.media.cacheDir, pool, logger: logger.child({ component: 'catalog' }) });
+  const stops: Array<() => Promise<void>> = [() => pool.close()];
+  const close = async () => {
+    for (const stop of stops.reverse()) await stop().catch((err: Error) => logger.error({ err: err.message }, 'error while stopping'));
+  };
+  try {
+    const engine = await Engine.start({
+      logger,
+      heartbeatPeriodUs: config.failover.heartbeatPeriodUs,
+      maxMissedHeartbeats: config.failover.maxMissedHeartbeats,
+      warmupGraceMs: config.failover.warmupGraceMs,
+      autoFailover: config.failover.autoFailover,
+      faultInjection: config.admin.faultInjection,
+      streamAddress: config.network.streamIp,
+      serverPortRange: config.rtsp.serverPortRange,
+      limits: config.limits,
+    });
+    stops.push(() => engine.close());
+    const backend = new EngineAdminBackend({
+      engine, catalog, cacheDir: config.media.cacheDir, configPath: options.configPath, faultInjection: config.admin.faultInjection,
+    });
+    const admin = new AdminServer({ socketPath: config.admin.socketPath, backend, logger: logger.child({ component: 'admin' }) });
+    await admin.listen();
+    stops.push(() => admin.close());
+    return { config, engine, catalog, admin, close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
