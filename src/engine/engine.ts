@@ -27,7 +27,7 @@ import { silentLogger, type Logger } from '../log.js';
 import { reservePortPair, type PortPair } from './ports.js';
 import { FailoverState, FailoverType, namedState, type NamedState } from '../failover/states.js';
 import {
-  bootstrapPair, describePair, initialPair, rejoinEvents, transition,
+  bootstrapPair, describePair, initialPair, partnerOf, transition,
   type FailoverAction, type FailoverEvent as MachineEvent, type FailoverPair, type PairStates,
 } from '../failover/state-machine.js';
 import { TS_PACKETS_PER_DATAGRAM } from '../rtp/packetizer.js';
@@ -609,12 +609,36 @@ export class Engine extends EventEmitter {
       case 'restart-path':
         await this.restartPath(this.pathRecord(action.path));
         await this.applyEvent({ kind: 'repaired', path: action.path });
-        if (this.options.autoFailover) {
-          for (const event of rejoinEvents(action.path)) {
-            if (event.kind !== 'sync_complete') await this.applyEvent(event);
-          }
-        }
+        if (this.options.autoFailover) await this.heal(action.path);
         break;
+    }
+  }
+
+  /**
+   * autoFailover: walk a restarted path from whatever state it came back in (a
+   * double failure can leave it Primary_Offline, or Undefined) to online: the
+   * operator's steps, taken one at a time until the path is online. A refused
+   * step ends the walk; the operator can take over from there.
+   */
+  private async heal(path: PathName): Promise<void> {
+    for (let step = 0; step < 6; step++) {
+      const partner = this.pair[partnerOf(path)];
+      const { type, state } = this.pair[path];
+      let event: MachineEvent | undefined;
+      if (type === FailoverType.UNDEF) {
+        event = { kind: 'set_config_type', path, type: partner.type === FailoverType.MASTER ? 'secondary' : 'primary' };
+      } else if (state === FailoverState.NONE && type === FailoverType.SLAVE) {
+        event = { kind: 'failover_sync', path };
+      } else if (state === FailoverState.NONE || state === FailoverState.SYNCED) {
+        event = { kind: 'start_streaming', path };
+      }
+      if (!event) return;
+      try {
+        await this.applyEvent(event);
+      } catch (err) {
+        this.log.warn({ path, step: event.kind, err: (err as Error).message }, 'automatic recovery stopped');
+        return;
+      }
     }
   }
 
