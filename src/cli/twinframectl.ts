@@ -20,8 +20,6 @@ import type {
   WatchEvent,
 } from '../admin/backend.js';
 import { FAULT_KINDS, type AdminCommand, type CommandArgs } from '../admin/protocol.js';
-import { defaultAdminSocketPath } from '../config/schema.js';
-import { defaultConfigPath, loadConfig } from '../config/store.js';
 
 export const EXIT = { ok: 0, refused: 1, usage: 2, connect: 3 } as const;
 
@@ -142,6 +140,9 @@ async function resolveSocket(opts: GlobalOptions): Promise<string> {
   if (opts.socket !== undefined && opts.socket !== '') return opts.socket;
   const fromEnv = process.env.TWINFRAME_ADMIN_SOCKET;
   if (fromEnv !== undefined && fromEnv !== '') return fromEnv;
+  // Loaded only here: the schema library costs start-up time that --socket does not need.
+  const { defaultAdminSocketPath } = await import('../config/schema.js');
+  const { defaultConfigPath, loadConfig } = await import('../config/store.js');
   try {
     return (await loadConfig(defaultConfigPath())).admin.socketPath;
   } catch (err) {
