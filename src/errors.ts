@@ -48,6 +48,12 @@ export const errorCodes = {
   TF_RTSP_UNSUPPORTED_TRANSPORT: { message: 'unsupported transport', rtspStatus: 461 },
   TF_RTSP_NOT_IMPLEMENTED: { message: 'method not implemented', rtspStatus: 501 },
   TF_RTSP_VERSION_NOT_SUPPORTED: { message: 'RTSP version not supported', rtspStatus: 505 },
+  TF_RTSP_NOT_ACCEPTABLE: { message: 'no acceptable description format', rtspStatus: 406 },
+  TF_RTSP_REQUEST_TIMEOUT: { message: 'request not completed in time', rtspStatus: 408 },
+  TF_RTSP_PARAMETER_NOT_UNDERSTOOD: { message: 'parameter not understood', rtspStatus: 451 },
+  TF_RTSP_DESTINATION_UNREACHABLE: { message: 'destination unreachable', rtspStatus: 462 },
+  TF_RTSP_OPTION_NOT_SUPPORTED: { message: 'option not supported', rtspStatus: 551 },
+  TF_RTSP_TOO_MANY_CONNECTIONS: { message: 'too many RTSP connections', rtspStatus: 503 },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof errorCodes;

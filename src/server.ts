@@ -1,7 +1,8 @@
 // One twinframe server: the configuration turned into running parts. The
 // catalog (assets under the mount points, indexed on a piscina pool), the engine
 // (supervisor + two data paths), the RTSP front end for viewers and the admin
-// socket for operators. close() stops them in the reverse order.
+// socket for operators. close() stops them in the reverse order, so the RTSP
+// server says BYE to its players before the engine stops the data paths.
 
 import { mkdir } from 'node:fs/promises';
 import type { Logger } from 'pino';
@@ -11,12 +12,18 @@ import type { TwinframeConfig } from './config/schema.js';
 import { Engine } from './engine/engine.js';
 import { AdminServer } from './admin/server.js';
 import { EngineAdminBackend } from './admin/engine-backend.js';
+import { RtspServer, type RtspServerOptions } from './rtsp/server.js';
 
 export interface ServerOptions {
   readonly config: TwinframeConfig;
   /** Where admin changes are persisted; undefined keeps them in memory only. */
   readonly configPath: string | undefined;
   readonly logger: Logger;
+  /**
+   * RTSP settings the configuration cannot express (port 0, sub-second
+   * timeouts for tests, the connection cap); they win over the configuration.
+   */
+  readonly rtsp?: Partial<Omit<RtspServerOptions, 'engine' | 'catalog' | 'logger'>>;
 }
 
 export interface TwinframeServer {
@@ -24,6 +31,7 @@ export interface TwinframeServer {
   readonly engine: Engine;
   readonly catalog: AssetCatalog;
   readonly admin: AdminServer;
+  readonly rtsp: RtspServer;
   close(): Promise<void>;
 }
 
@@ -55,7 +63,20 @@ export async function startServer(options: ServerOptions): Promise<TwinframeServ
     const admin = new AdminServer({ socketPath: config.admin.socketPath, backend, logger: logger.child({ component: 'admin' }) });
     await admin.listen();
     stops.push(() => admin.close());
-    return { config, engine, catalog, admin, close };
+    const rtsp = new RtspServer({
+      engine,
+      catalog,
+      host: config.rtsp.host,
+      port: config.rtsp.port,
+      sessionTimeoutMs: config.rtsp.sessionTimeoutSec * 1000,
+      allowForeignDestination: config.rtsp.allowForeignDestination,
+      maxRequestBytes: config.rtsp.maxRequestBytes,
+      logger,
+      ...options.rtsp,
+    });
+    stops.push(() => rtsp.close());
+    await rtsp.listen();
+    return { config, engine, catalog, admin, rtsp, close };
   } catch (err) {
     await close();
     throw err;

@@ -414,9 +414,7 @@ export class Engine extends EventEmitter {
    */
   command(event: MachineEvent): Promise<PairStates> {
     if (this.closed) return Promise.reject(new TwinframeError('TF_ENGINE_STOPPED'));
-    const run = this.machineQueue.then(() => this.applyEvent(event));
-    this.machineQueue = run.catch(() => undefined);
-    return run;
+    return this.enqueue(() => this.applyEvent(event));
   }
 
   failoverPair(): FailoverPair {
@@ -564,10 +562,17 @@ export class Engine extends EventEmitter {
       ? { kind: 'heartbeat_missed', path }
       : { kind: 'critical_failure', path, cause: report.cause };
     this.command(machineEvent).catch((err: Error) => {
-      // The machine knew the path as failed already; the worker still has to go.
-      this.log.warn({ path, err: err.message }, 'failure not taken by the state machine; restarting the path');
-      void this.command({ kind: 'repaired', path }).catch(() => undefined);
+      // Whatever the machine thought, a failed worker must not stay: restart it.
+      this.log.error({ path, err: err.message }, 'failure refused by the state machine; restarting the path anyway');
+      void this.enqueue(() => this.carryOut({ kind: 'restart-path', path, cause: report.cause }));
     });
+  }
+
+  /** Run `job` after every failover event queued before it. */
+  private enqueue<T>(job: () => Promise<T>): Promise<T> {
+    const run = this.machineQueue.then(job);
+    this.machineQueue = run.catch(() => undefined);
+    return run;
   }
 
   // ── The state machine's actions ────────────────────────────────────────────
@@ -608,19 +613,25 @@ export class Engine extends EventEmitter {
         break;
       case 'restart-path':
         await this.restartPath(this.pathRecord(action.path));
-        await this.applyEvent({ kind: 'repaired', path: action.path });
-        if (this.options.autoFailover) await this.heal(action.path);
+        await this.applyEvent({ kind: 'repaired', path: action.path }).catch((err: Error) => {
+          this.log.warn({ path: action.path, err: err.message }, 'repaired refused by the state machine');
+        });
+        if (this.options.autoFailover) {
+          await this.heal(action.path);
+          await this.heal(partnerOf(action.path)); // a double failure can leave the partner offline too
+        }
         break;
     }
   }
 
   /**
-   * autoFailover: walk a restarted path from whatever state it came back in (a
-   * double failure can leave it Primary_Offline, or Undefined) to online: the
-   * operator's steps, taken one at a time until the path is online. A refused
-   * step ends the walk; the operator can take over from there.
+   * autoFailover: walk a path from whatever offline state it is in (a double
+   * failure can leave it Primary_Offline, or Undefined) to online: the operator's
+   * steps, one at a time. A failed path is left alone (its restart is under way);
+   * a refused step ends the walk and the operator can take over from there.
    */
   private async heal(path: PathName): Promise<void> {
+    if (!this.pathRecord(path).worker) return;
     for (let step = 0; step < 6; step++) {
       const partner = this.pair[partnerOf(path)];
       const { type, state } = this.pair[path];
@@ -642,16 +653,21 @@ export class Engine extends EventEmitter {
     }
   }
 
-  /** Make `to` the sender (or nobody). A no-op when the supervisor already did it. */
+  /**
+   * Make `to` the sender (or nobody). A no-op when the supervisor already did it.
+   * If `to` failed too before this ran (its own failure event is queued), nobody
+   * sends until that event restarts it: never a switch to a path that is not ready.
+   */
   private switchActiveTo(to: PathName | null): void {
-    const target = to === null ? undefined : this.pathRecord(to).id;
+    let target = to === null ? undefined : this.pathRecord(to).id;
+    if (target !== undefined && !this.cb.isReady(target)) {
+      this.log.warn({ to }, 'switch target is no longer ready; no path sends until it recovers');
+      target = undefined;
+    }
     for (;;) {
       const word = this.cb.activeWord();
       const owner = ControlBlock.ownerOf(word);
       if (owner === target) return;
-      if (target !== undefined && !this.cb.isReady(target)) {
-        throw new TwinframeError('TF_FAILOVER_NO_STANDBY', `path ${to} is not online and synchronized`);
-      }
       // After a time with no sender, restart the clocks rather than burst the backlog.
       if (owner === undefined) this.rebasePlayingSessions();
       if (this.cb.switchActive(word, target)) return;

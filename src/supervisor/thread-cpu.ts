@@ -19,6 +19,11 @@ export function readThreadCpuNs(tid: number): number | undefined {
     const ns = nativeAddon.threadCpuNs(tid);
     return ns >= 0 ? ns : undefined;
   }
+  return readSchedstatCpuNs(tid);
+}
+
+/** The fallback: /proc/self/task/<tid>/schedstat, current to the last scheduler tick. */
+export function readSchedstatCpuNs(tid: number): number | undefined {
   let fd: number;
   try {
     fd = openSync(`/proc/self/task/${tid}/schedstat`, 'r');

@@ -1,0 +1,717 @@
+// The RTSP/1.0 front end (RFC 2326) on the main thread: accepts TCP
+// connections, frames requests (message.ts), answers OPTIONS, DESCRIBE, SETUP,
+// PLAY, PAUSE, TEARDOWN, GET_PARAMETER and SET_PARAMETER, and turns them into
+// engine calls. It never touches media: the engine's two data paths stream,
+// and nothing this module does (a flood of connections, a stalled client, a
+// malformed request) can reach them except through those calls.
+//
+//   TCP connection ── RtspRequestParser ── per-connection queue ── method handler
+//        │  idle timeout, request timeout,            (in order)        │
+//        │  connection cap, write bound                                 ▼
+//        └──────────────────────────────────────── RtspSession ── engine.openSession/play/pause/closeSession
+//                                                   (state, timeout, RTCP)
+//
+// Sessions belong to the server, not to a connection (RFC 2326 §3.4): a player
+// may reconnect to send TEARDOWN, and a session whose player vanished is torn
+// down by its inactivity timeout, which frees its data-path state.
+
+import dns from 'node:dns';
+import { open } from 'node:fs/promises';
+import net from 'node:net';
+import { hostname } from 'node:os';
+import type { Logger } from 'pino';
+import type { CatalogAsset } from '../catalog/catalog.js';
+import { IndexHeader, randomAccessAtOrBefore } from '../catalog/index-file.js';
+import { toEngineAsset } from '../engine/asset.js';
+import type { OpenSessionOptions, PlayResult, SessionInfo, StreamLimits } from '../engine/engine.js';
+import { TwinframeError, isTwinframeError, type ErrorCode } from '../errors.js';
+import { silentLogger } from '../log.js';
+import { parseRange, resolveRange, serializeRange } from './headers/range.js';
+import { serializeRtpInfo } from './headers/rtp-info.js';
+import { parseSession, serializeSession } from './headers/session.js';
+import { chooseTransport, parseTransport, serializeTransportSpec, transportReply, type ChosenTransport } from './headers/transport.js';
+import { RtspRequestParser, serializeResponse, type HeaderValue, type RtspRequest } from './message.js';
+import { RtcpSender } from './rtcp.js';
+import { buildSdp } from './sdp.js';
+import { RtspSession, type RtspSessionState, type SessionAsset } from './session.js';
+import { TRACK_CONTROL, parseRtspUrl } from './url.js';
+
+/** What the RTSP server needs from the engine (Engine implements it). */
+export interface RtspEngine {
+  openSession(options: OpenSessionOptions): Promise<SessionInfo>;
+  play(sessionId: string, options?: { startPacket?: number }): Promise<PlayResult>;
+  pause(sessionId: string): void;
+  closeSession(sessionId: string): void;
+  getSession(sessionId: string): SessionInfo | undefined;
+  listSessions(): SessionInfo[];
+  getLimits(): StreamLimits;
+  on(event: 'session-ended' | 'session-closed', listener: (event: { id: string }) => void): unknown;
+  off(event: 'session-ended' | 'session-closed', listener: (event: { id: string }) => void): unknown;
+}
+
+/** What it needs from the asset catalog (AssetCatalog implements it). */
+export interface RtspCatalog {
+  resolve(urlPath: string): Promise<CatalogAsset>;
+}
+
+export interface RtspServerOptions {
+  readonly engine: RtspEngine;
+  readonly catalog: RtspCatalog;
+  /** Listen address. Default 127.0.0.1. */
+  readonly host?: string;
+  /** Default 8554; 0 picks a free port (tests). */
+  readonly port?: number;
+  /** A session that receives no request for this long is torn down. Default 60 s. */
+  readonly sessionTimeoutMs?: number;
+  /** Let SETUP's destination= name an address other than the client's own. Default false. */
+  readonly allowForeignDestination?: boolean;
+  /** Largest request head, and largest body, accepted; bigger gets 413 and the connection closed. Default 16 KiB. */
+  readonly maxRequestBytes?: number;
+  /** Connections beyond this many get 503 and are closed at once. Default 1000. */
+  readonly maxConnections?: number;
+  /** A connection with no traffic for this long is closed (its sessions live on). Default session timeout + 10 s. */
+  readonly idleTimeoutMs?: number;
+  /** A request must be complete this long after its first byte arrived, else 408 and close. Default 10 s. */
+  readonly requestTimeoutMs?: number;
+  readonly logger?: Logger;
+}
+
+/** Methods this server implements, as OPTIONS lists them. GET_PARAMETER tells ffmpeg to use it for keep-alive. */
+export const PUBLIC_METHODS = ['OPTIONS', 'DESCRIBE', 'SETUP', 'PLAY', 'PAUSE', 'TEARDOWN', 'GET_PARAMETER', 'SET_PARAMETER'] as const;
+type Method = (typeof PUBLIC_METHODS)[number];
+
+/**
+ * Session states in which each method that names a session is valid. SETUP on
+ * an existing session would change its transport; with one track per asset
+ * that is its only use, and RFC 2326 §10.4 lets a server refuse it with 455.
+ */
+const ALLOWED_STATES: Readonly<Record<'SETUP' | 'PLAY' | 'PAUSE', readonly RtspSessionState[]>> = {
+  SETUP: [],
+  PLAY: ['ready', 'playing'],
+  PAUSE: ['ready', 'playing'],
+};
+
+const SERVER_NAME = 'twinframe';
+/** Requests queued on one connection before the server stops reading from it. */
+const MAX_PIPELINED = 32;
+/** Response bytes a client may leave unread before the connection is dropped. */
+const MAX_UNREAD_RESPONSE_BYTES = 1024 * 1024;
+/** After an error reply that ends a connection, how long the client gets to read it. */
+const CLOSE_GRACE_MS = 1000;
+/** Same figure as the engine's admission: IPv4 + UDP + RTP headers per 1316-byte payload. */
+const HEADER_OVERHEAD = (20 + 8 + 12) / 1316;
+const TICKS_PER_SECOND = 90_000;
+
+/** Asset refusals by content: there is no playable asset at that URL. */
+const ASSET_VERDICTS: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'TF_ASSET_EMPTY', 'TF_ASSET_NOT_TS', 'TF_ASSET_TRUNCATED', 'TF_ASSET_NO_PAT', 'TF_ASSET_NO_PMT', 'TF_ASSET_NO_PCR', 'TF_INDEX_CORRUPT',
+]);
+
+interface Reply {
+  readonly status: number;
+  readonly headers?: Readonly<Record<string, HeaderValue>>;
+  readonly body?: string;
+}
+
+/** One client TCP connection: its reader, its in-order request queue, its timers. */
+class Connection {
+  readonly id: number;
+  readonly socket: net.Socket;
+  readonly peer: string;
+  readonly local: string;
+  readonly parser: RtspRequestParser;
+  readonly log: Logger;
+  /** Requests are answered strictly in order: each waits for the one before. */
+  queue: Promise<void> = Promise.resolve();
+  pending = 0;
+  /** No more requests are read: an error reply is the last thing it gets. */
+  ending = false;
+  requestTimer: NodeJS.Timeout | undefined;
+
+  constructor(id: number, socket: net.Socket, maxRequestBytes: number, log: Logger) {
+    this.id = id;
+    this.socket = socket;
+    this.peer = plainAddress(socket.remoteAddress ?? '');
+    this.local = plainAddress(socket.localAddress ?? '127.0.0.1');
+    this.parser = new RtspRequestParser({ maxHeadBytes: maxRequestBytes, maxBodyBytes: maxRequestBytes });
+    this.log = log.child({ conn: id, peer: this.peer });
+  }
+
+  get open(): boolean {
+    return !this.socket.destroyed && this.socket.writable;
+  }
+
+  write(bytes: Buffer): void {
+    if (!this.open) return;
+    this.socket.write(bytes);
+    if (this.socket.writableLength > MAX_UNREAD_RESPONSE_BYTES) {
+      this.log.warn({ unread: this.socket.writableLength }, 'client does not read its responses; connection dropped');
+      this.socket.destroy();
+    }
+  }
+
+  /** Send what is written, then close; destroy if the client does not let go. */
+  end(): void {
+    this.ending = true;
+    this.clearRequestTimer();
+    if (this.socket.destroyed) return;
+    this.socket.end();
+    setTimeout(() => this.socket.destroy(), CLOSE_GRACE_MS).unref();
+  }
+
+  clearRequestTimer(): void {
+    if (this.requestTimer) clearTimeout(this.requestTimer);
+    this.requestTimer = undefined;
+  }
+}
+
+export class RtspServer {
+  readonly #engine: RtspEngine;
+  readonly #catalog: RtspCatalog;
+  readonly #host: string;
+  readonly #port: number;
+  readonly #sessionTimeoutMs: number;
+  readonly #allowForeignDestination: boolean;
+  readonly #maxRequestBytes: number;
+  readonly #maxConnections: number;
+  readonly #idleTimeoutMs: number;
+  readonly #requestTimeoutMs: number;
+  readonly #log: Logger;
+  readonly #server: net.Server;
+  readonly #connections = new Set<Connection>();
+  readonly #sessions = new Map<string, RtspSession>();
+  readonly #cname = `twinframe@${hostname()}`;
+  #nextConnectionId = 1;
+  #atCapacity = false;
+  #refusedConnections = 0;
+  #closed = false;
+  #listening = false;
+
+  constructor(options: RtspServerOptions) {
+    this.#engine = options.engine;
+    this.#catalog = options.catalog;
+    this.#host = options.host ?? '127.0.0.1';
+    this.#port = options.port ?? 8554;
+    this.#sessionTimeoutMs = options.sessionTimeoutMs ?? 60_000;
+    this.#allowForeignDestination = options.allowForeignDestination ?? false;
+    this.#maxRequestBytes = options.maxRequestBytes ?? 16 * 1024;
+    this.#maxConnections = options.maxConnections ?? 1000;
+    this.#idleTimeoutMs = options.idleTimeoutMs ?? this.#sessionTimeoutMs + 10_000;
+    this.#requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
+    this.#log = (options.logger ?? silentLogger).child({ component: 'rtsp' });
+    this.#server = net.createServer((socket) => this.#accept(socket));
+    this.#server.on('error', (err) => this.#log.error({ err: err.message }, 'RTSP listener error'));
+    this.#engine.on('session-ended', this.#onSessionEnded);
+    this.#engine.on('session-closed', this.#onSessionClosed);
+  }
+
+  /** Start listening; resolves with the bound address (port 0 becomes the real port). */
+  async listen(): Promise<{ address: string; port: number }> {
+    if (this.#closed) throw new TwinframeError('TF_ENGINE_STOPPED', 'RTSP server is closed');
+    await new Promise<void>((resolve, reject) => {
+      const onError = (err: Error): void => reject(err);
+      this.#server.once('error', onError);
+      this.#server.listen({ host: this.#host, port: this.#port }, () => {
+        this.#server.off('error', onError);
+        resolve();
+      });
+    });
+    this.#listening = true;
+    const address = this.address();
+    this.#log.info({ host: address.address, port: address.port }, 'RTSP server listening');
+    return address;
+  }
+
+  address(): { address: string; port: number } {
+    const a = this.#server.address();
+    if (a === null || typeof a === 'string') return { address: this.#host, port: this.#port };
+    return { address: a.address, port: a.port };
+  }
+
+  get port(): number {
+    return this.address().port;
+  }
+
+  get connectionCount(): number {
+    return this.#connections.size;
+  }
+
+  /** Connections refused because the cap was reached, since start. */
+  get refusedConnections(): number {
+    return this.#refusedConnections;
+  }
+
+  /** The live sessions, for operators and tests. */
+  sessions(): ReadonlyArray<{ id: string; state: RtspSessionState; asset: string; transport: 'rtp' | 'udp' }> {
+    return [...this.#sessions.values()].map((s) => ({ id: s.id, state: s.state, asset: s.asset.name, transport: s.transport.kind }));
+  }
+
+  /** Stop listening, drop every connection, tear down every session (BYE to each player). */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#engine.off('session-ended', this.#onSessionEnded);
+    this.#engine.off('session-closed', this.#onSessionClosed);
+    const stopped = this.#listening ? new Promise<void>((resolve) => this.#server.close(() => resolve())) : Promise.resolve();
+    for (const conn of this.#connections) {
+      conn.clearRequestTimer();
+      conn.socket.destroy();
+    }
+    await Promise.all([...this.#sessions.values()].map((s) => this.#teardown(s, 'server closing')));
+    await stopped;
+    this.#log.info('RTSP server closed');
+  }
+
+  // ── Connections ────────────────────────────────────────────────────────────
+
+  #accept(socket: net.Socket): void {
+    socket.on('error', () => {}); // resets and the like end in 'close'; nothing to report to anyone
+    if (this.#closed) {
+      socket.destroy();
+      return;
+    }
+    if (this.#connections.size >= this.#maxConnections) {
+      this.#refusedConnections++;
+      if (!this.#atCapacity) {
+        this.#atCapacity = true;
+        this.#log.warn({ status: 503, code: 'TF_RTSP_TOO_MANY_CONNECTIONS', limit: this.#maxConnections }, 'connection limit reached; refusing new connections with 503');
+      }
+      // A response without CSeq (no request was read): better than a silent reset for a player's error message.
+      socket.end(serializeResponse({ status: 503, headers: { Server: SERVER_NAME } }));
+      setTimeout(() => socket.destroy(), CLOSE_GRACE_MS).unref();
+      return;
+    }
+    const conn = new Connection(this.#nextConnectionId++, socket, this.#maxRequestBytes, this.#log);
+    this.#connections.add(conn);
+    socket.setNoDelay(true);
+    socket.setTimeout(this.#idleTimeoutMs, () => {
+      conn.log.info({ idleMs: this.#idleTimeoutMs }, 'idle connection closed');
+      socket.destroy();
+    });
+    socket.on('data', (chunk: Buffer) => this.#onData(conn, chunk));
+    socket.on('close', () => {
+      conn.clearRequestTimer();
+      this.#connections.delete(conn);
+      if (this.#atCapacity && this.#connections.size < this.#maxConnections) {
+        this.#atCapacity = false;
+        this.#log.info({ refused: this.#refusedConnections }, 'below the connection limit again');
+      }
+      conn.log.debug('connection closed');
+    });
+    conn.log.debug('connection opened');
+  }
+
+  #onData(conn: Connection, chunk: Buffer): void {
+    if (conn.ending) return;
+    const { messages, error } = conn.parser.push(chunk);
+    for (const request of messages) this.#enqueue(conn, () => this.#handle(conn, request));
+    if (error) {
+      conn.ending = true;
+      conn.clearRequestTimer();
+      this.#enqueue(conn, async () => this.#refuseFraming(conn, error));
+      return;
+    }
+    // A slow client (slowloris) must finish each request within the request timeout, counted from its first byte.
+    if (messages.length > 0) conn.clearRequestTimer();
+    if (conn.parser.bufferedBytes > 0 && conn.requestTimer === undefined) {
+      conn.requestTimer = setTimeout(() => {
+        conn.requestTimer = undefined;
+        if (conn.ending) return;
+        conn.log.info({ status: 408, code: 'TF_RTSP_REQUEST_TIMEOUT', buffered: conn.parser.bufferedBytes, timeoutMs: this.#requestTimeoutMs }, 'incomplete request timed out');
+        conn.ending = true;
+        this.#enqueue(conn, async () => {
+          conn.write(serializeResponse({ status: 408, headers: { Server: SERVER_NAME } }));
+          conn.end();
+        });
+      }, this.#requestTimeoutMs);
+      conn.requestTimer.unref();
+    } else if (conn.parser.bufferedBytes === 0) {
+      conn.clearRequestTimer();
+    }
+  }
+
+  /** Queue work on the connection, in arrival order; stop reading while too much is queued. */
+  #enqueue(conn: Connection, work: () => Promise<void>): void {
+    conn.pending++;
+    if (conn.pending >= MAX_PIPELINED) conn.socket.pause();
+    conn.queue = conn.queue.then(work).catch((err: Error) => {
+      conn.log.error({ err: err.message }, 'request handling failed');
+      conn.socket.destroy();
+    }).finally(() => {
+      conn.pending--;
+      if (conn.pending < MAX_PIPELINED / 2 && !conn.ending && conn.socket.isPaused()) conn.socket.resume();
+    });
+  }
+
+  /** The framing is lost (malformed, oversized, wrong version): answer once and close. */
+  #refuseFraming(conn: Connection, error: TwinframeError): void {
+    const status = error.rtspStatus ?? 400;
+    const cseq = typeof error.details.cseq === 'number' ? error.details.cseq : undefined;
+    conn.log.warn({ status, code: error.code, reason: error.message }, 'malformed request; closing the connection');
+    conn.write(serializeResponse({ status, headers: { CSeq: cseq, Server: SERVER_NAME } }));
+    conn.end();
+  }
+
+  // ── Requests ───────────────────────────────────────────────────────────────
+
+  async #handle(conn: Connection, request: RtspRequest): Promise<void> {
+    const started = performance.now();
+    let reply: Reply;
+    try {
+      reply = await this.#dispatch(conn, request);
+    } catch (err) {
+      reply = this.#errorReply(conn, request, err);
+    }
+    const headers: Record<string, HeaderValue> = { CSeq: request.cseq, Server: SERVER_NAME, ...reply.headers };
+    conn.write(serializeResponse({ status: reply.status, headers, ...(reply.body !== undefined ? { body: reply.body } : {}) }));
+    if (reply.status < 400) {
+      conn.log.debug({ method: request.method, cseq: request.cseq, status: reply.status, ms: round(performance.now() - started) }, 'request');
+    }
+  }
+
+  #errorReply(conn: Connection, request: RtspRequest, err: unknown): Reply {
+    const method = loggableMethod(request.method);
+    if (isTwinframeError(err)) {
+      const status = err.rtspStatus ?? (ASSET_VERDICTS.has(err.code) ? 404 : 500);
+      const log = status >= 500 ? conn.log.error.bind(conn.log) : conn.log.info.bind(conn.log);
+      log({ method, cseq: request.cseq, status, code: err.code, reason: err.message }, 'request refused');
+      const headers: Record<string, HeaderValue> = {};
+      if (status === 501 || status === 405) headers.Public = PUBLIC_METHODS.join(', ');
+      if (status === 551 && typeof err.details.unsupported === 'string') headers.Unsupported = err.details.unsupported;
+      return { status, headers };
+    }
+    conn.log.error({ method, cseq: request.cseq, status: 500, err: (err as Error)?.message ?? String(err) }, 'request failed');
+    return { status: 500 };
+  }
+
+  #dispatch(conn: Connection, request: RtspRequest): Promise<Reply> | Reply {
+    const require = request.headers.get('require');
+    if (require !== undefined) {
+      // RFC 2326 §12.32: we support no extension, so every required one is unsupported.
+      throw new TwinframeError('TF_RTSP_OPTION_NOT_SUPPORTED', 'Require names an option this server lacks', { unsupported: require.slice(0, 200) });
+    }
+    if (this.#closed) throw new TwinframeError('TF_ENGINE_STOPPED', 'the server is shutting down');
+    switch (request.method as Method) {
+      case 'OPTIONS': return this.#options(request);
+      case 'DESCRIBE': return this.#describe(conn, request);
+      case 'SETUP': return this.#setup(conn, request);
+      case 'PLAY': return this.#play(request);
+      case 'PAUSE': return this.#pause(request);
+      case 'TEARDOWN': return this.#teardownRequest(request);
+      case 'GET_PARAMETER':
+      case 'SET_PARAMETER': return this.#parameter(request);
+      default:
+        throw new TwinframeError('TF_RTSP_NOT_IMPLEMENTED', `method ${loggableMethod(request.method)} is not implemented`);
+    }
+  }
+
+  #options(request: RtspRequest): Reply {
+    if (request.uri !== '*') parseRtspUrl(request.uri);
+    const session = this.#optionalSession(request);
+    return { status: 200, headers: { Public: PUBLIC_METHODS.join(', '), ...this.#sessionHeader(session) } };
+  }
+
+  async #describe(conn: Connection, request: RtspRequest): Promise<Reply> {
+    const url = absoluteUrl(request.uri);
+    const accept = request.headers.get('accept');
+    if (accept !== undefined && !/(^|,)\s*(application\/sdp|application\/\*|\*\/\*)\s*(;|,|$)/i.test(accept)) {
+      throw new TwinframeError('TF_RTSP_NOT_ACCEPTABLE', 'Accept does not include application/sdp');
+    }
+    const asset = await this.#resolveCatalog(url.assetPath);
+    const sdp = buildSdp({
+      sessionId: sdpSessionId(asset.name),
+      sessionVersion: Math.max(1, Math.floor(asset.meta.sourceMtimeMs)),
+      serverAddress: conn.local,
+      name: asset.name,
+      durationSeconds: asset.meta.durationMs / 1000,
+      bitrateKbps: asset.meta.bitrate / 1000,
+    });
+    // Players resolve the SDP's relative a=control against this; the trailing '/' keeps RFC 3986 resolvers inside the asset.
+    const base = request.uri.replace(/[?#].*$/, '');
+    return {
+      status: 200,
+      headers: { 'Content-Base': base.endsWith('/') ? base : `${base}/`, 'Content-Type': 'application/sdp' },
+      body: sdp,
+    };
+  }
+
+  async #setup(conn: Connection, request: RtspRequest): Promise<Reply> {
+    const url = absoluteUrl(request.uri);
+    const existing = this.#optionalSession(request);
+    if (existing) existing.checkState('SETUP', ALLOWED_STATES.SETUP);
+    if (url.track !== undefined && url.track !== TRACK_CONTROL) {
+      throw new TwinframeError('TF_RTSP_NOT_FOUND', `no track ${url.track} (the asset has one, ${TRACK_CONTROL})`);
+    }
+    const transportHeader = request.headers.get('transport');
+    if (transportHeader === undefined) throw new TwinframeError('TF_RTSP_BAD_REQUEST', 'SETUP without a Transport header');
+    const chosen = chooseTransport(parseTransport(transportHeader));
+    const destination = await this.#destination(conn, chosen);
+    const catalogAsset = await this.#resolveCatalog(url.assetPath);
+    const engineAsset = await toEngineAsset({ assetPath: catalogAsset.path, indexPath: catalogAsset.indexPath, meta: catalogAsset.meta });
+    const asset: SessionAsset = { name: catalogAsset.name, meta: catalogAsset.meta, engineAsset };
+    const info = await this.#engine.openSession({
+      asset: engineAsset,
+      assetName: asset.name,
+      destination: { address: destination, port: chosen.clientRtpPort },
+      transport: chosen.kind,
+    });
+    if (this.#closed) {
+      this.#engine.closeSession(info.id);
+      throw new TwinframeError('TF_ENGINE_STOPPED', 'the server is shutting down');
+    }
+    const session = new RtspSession({
+      info,
+      asset,
+      transport: chosen,
+      controlUrl: request.uri,
+      timeoutMs: this.#sessionTimeoutMs,
+      onTimeout: (s) => {
+        s.log.info({ timeoutMs: this.#sessionTimeoutMs }, 'session timed out: no request from the client');
+        void this.#teardown(s, 'timeout');
+      },
+      sent: () => this.#engine.getSession(info.id)?.sent ?? 0,
+      logger: this.#log,
+    });
+    this.#sessions.set(session.id, session);
+    if (chosen.kind === 'rtp' && chosen.clientRtcpPort !== undefined) {
+      try {
+        session.attachRtcp(await RtcpSender.open(
+          { address: info.source.address, port: info.source.rtcpPort },
+          { address: destination, port: chosen.clientRtcpPort },
+          info.ssrc,
+          this.#cname,
+        ));
+      } catch (err) {
+        // Sender reports are advisory: stream without them rather than refuse the viewer.
+        session.log.warn({ err: (err as Error).message, port: info.source.rtcpPort }, 'cannot bind the RTCP port; no sender reports');
+      }
+    }
+    session.log.info({
+      asset: asset.name, transport: chosen.kind, destination, clientPort: chosen.clientRtpPort,
+      serverPort: info.source.rtpPort, ssrc: info.ssrc,
+    }, 'session set up');
+    const reply = transportReply(chosen, {
+      serverRtpPort: info.source.rtpPort,
+      ...(chosen.kind === 'rtp' ? { serverRtcpPort: info.source.rtcpPort, ssrc: info.ssrc } : {}),
+    });
+    return { status: 200, headers: { Transport: serializeTransportSpec(reply), ...this.#sessionHeader(session) } };
+  }
+
+  async #play(request: RtspRequest): Promise<Reply> {
+    absoluteUrl(request.uri);
+    const session = this.#requiredSession(request, 'PLAY');
+    session.checkState('PLAY', ALLOWED_STATES.PLAY);
+    const { meta, engineAsset } = session.asset;
+    const durationS = meta.durationMs / 1000;
+    const rangeHeader = request.headers.get('range');
+    const range = rangeHeader === undefined ? undefined : parseRange(rangeHeader);
+    if (range?.time !== undefined) throw new TwinframeError('TF_RTSP_NOT_IMPLEMENTED', 'Range: scheduled play (time=) is not implemented');
+    let startPacket: number | undefined;
+    if (range !== undefined && typeof range.start === 'number') {
+      const wanted = resolveRange(range, { duration: durationS });
+      const ticks = Math.floor(wanted.start * TICKS_PER_SECOND);
+      const firstKey = meta.randomAccess[0];
+      // A decoder can only start at a key frame: begin at the last one at or before the asked time.
+      // Before the first one (npt=0 included) that is the asset's own start, PAT and PMT first.
+      startPacket = firstKey === undefined || ticks === 0 || ticks < firstKey.ticks ? 0 : randomAccessAtOrBefore(meta, ticks).packet;
+    } else if (session.lastPlay === undefined || session.ended) {
+      startPacket = 0; // first PLAY, or again after the end of the asset: from the start
+    }
+    this.#admitPlay(session);
+    const play = await this.#engine.play(session.id, startPacket === undefined ? {} : { startPacket });
+    if (session.disposed) throw new TwinframeError('TF_SESSION_NOT_FOUND', 'session was torn down during PLAY');
+    session.played(play);
+    session.touch();
+    const startS = (await packetTicks(engineAsset.indexPath, engineAsset.timesOffset, play.startPacket)) / TICKS_PER_SECOND;
+    session.log.info({ startPacket: play.startPacket, npt: round(startS), seq: play.seq, rtptime: play.rtptime }, 'play');
+    const headers: Record<string, HeaderValue> = {
+      Range: serializeRange({ unit: 'npt', start: startS, end: durationS }),
+      ...this.#sessionHeader(session),
+    };
+    if (session.transport.kind === 'rtp') {
+      headers['RTP-Info'] = serializeRtpInfo([{ url: session.controlUrl, seq: play.seq, rtptime: play.rtptime }]);
+    }
+    return { status: 200, headers };
+  }
+
+  #pause(request: RtspRequest): Reply {
+    absoluteUrl(request.uri);
+    const session = this.#requiredSession(request, 'PAUSE');
+    session.checkState('PAUSE', ALLOWED_STATES.PAUSE);
+    if (session.state === 'playing') {
+      this.#engine.pause(session.id);
+      session.paused();
+      session.log.info('pause');
+    }
+    return { status: 200, headers: this.#sessionHeader(session) };
+  }
+
+  async #teardownRequest(request: RtspRequest): Promise<Reply> {
+    absoluteUrl(request.uri);
+    const session = this.#requiredSession(request, 'TEARDOWN');
+    await this.#teardown(session, 'teardown');
+    return { status: 200 };
+  }
+
+  /** GET_PARAMETER / SET_PARAMETER: keep-alives. No parameters are defined, so a body naming any is 451. */
+  #parameter(request: RtspRequest): Reply {
+    if (request.uri !== '*') parseRtspUrl(request.uri);
+    const session = this.#optionalSession(request);
+    if (request.body.toString('latin1').trim() !== '') {
+      throw new TwinframeError('TF_RTSP_PARAMETER_NOT_UNDERSTOOD', `${request.method} names parameters; this server has none`);
+    }
+    return { status: 200, headers: this.#sessionHeader(session) };
+  }
+
+  // ── Sessions ───────────────────────────────────────────────────────────────
+
+  /** The session a Session header names (touched), or undefined without the header; 454 if unknown. */
+  #optionalSession(request: RtspRequest): RtspSession | undefined {
+    const header = request.headers.get('session');
+    if (header === undefined) return undefined;
+    const { id } = parseSession(header);
+    const session = this.#sessions.get(id);
+    if (!session) throw new TwinframeError('TF_SESSION_NOT_FOUND', 'no session with that id');
+    session.touch();
+    return session;
+  }
+
+  #requiredSession(request: RtspRequest, method: string): RtspSession {
+    const session = this.#optionalSession(request);
+    if (!session) throw new TwinframeError('TF_SESSION_NOT_FOUND', `${method} without a Session header`);
+    return session;
+  }
+
+  #sessionHeader(session: RtspSession | undefined): Record<string, HeaderValue> {
+    if (!session) return {};
+    return { Session: serializeSession({ id: session.id, timeout: Math.max(1, Math.floor(this.#sessionTimeoutMs / 1000)) }) };
+  }
+
+  /**
+   * Stop the datagrams, say BYE from the RTCP port, then free the session on
+   * both data paths. Safe to call twice; the second call does nothing.
+   */
+  async #teardown(session: RtspSession, reason: string): Promise<void> {
+    if (this.#sessions.get(session.id) !== session) return;
+    this.#sessions.delete(session.id);
+    // Pause first so no datagram follows the BYE.
+    this.#engine.pause(session.id);
+    await session.dispose(session.lastPlay !== undefined);
+    this.#engine.closeSession(session.id);
+    session.log.info({ reason }, 'session torn down');
+  }
+
+  /**
+   * A PLAY is admitted again against the limits as they are now: an operator may
+   * have lowered them since the SETUP. Nothing already streaming is touched.
+   */
+  #admitPlay(session: RtspSession): void {
+    const limits = this.#engine.getLimits();
+    const others = this.#engine.listSessions().filter((s) => s.id !== session.id);
+    if (others.length + 1 > limits.maxStreams) {
+      throw new TwinframeError('TF_SESSION_LIMIT', `stream count limit of ${limits.maxStreams} reached`, { limit: limits.maxStreams });
+    }
+    const mpegKbps = (others.reduce((sum, s) => sum + s.bitrate, 0) + session.info.bitrate) / 1000;
+    if (mpegKbps > limits.mpegBandwidthKbps) {
+      throw new TwinframeError('TF_BANDWIDTH_LIMIT', `MPEG bandwidth would reach ${Math.ceil(mpegKbps)} kbit/s, over the ${limits.mpegBandwidthKbps} kbit/s limit`);
+    }
+    if (mpegKbps * (1 + HEADER_OVERHEAD) > limits.serverBandwidthKbps) {
+      throw new TwinframeError('TF_BANDWIDTH_LIMIT', `server bandwidth would exceed the ${limits.serverBandwidthKbps} kbit/s limit`);
+    }
+  }
+
+  readonly #onSessionEnded = (event: { id: string }): void => {
+    const session = this.#sessions.get(event.id);
+    if (!session) return;
+    session.log.info('end of asset; BYE sent');
+    session.endOfAsset();
+  };
+
+  /** Closed by someone else (an operator): forget it here too. */
+  readonly #onSessionClosed = (event: { id: string }): void => {
+    const session = this.#sessions.get(event.id);
+    if (!session) return;
+    this.#sessions.delete(event.id);
+    session.log.info('session closed by the engine');
+    void session.dispose(session.lastPlay !== undefined);
+  };
+
+  /**
+   * Where the media goes: the client's own address unless configuration lets
+   * destination= name another. Only unicast IPv4 (the data paths' sockets are udp4).
+   */
+  async #destination(conn: Connection, chosen: ChosenTransport): Promise<string> {
+    let address = conn.peer;
+    if (chosen.destination !== undefined) {
+      let named = plainAddress(chosen.destination.replace(/^\[(.*)\]$/, '$1'));
+      if (named !== conn.peer) {
+        if (!this.#allowForeignDestination) {
+          throw new TwinframeError('TF_RTSP_FORBIDDEN', 'destination is not the address of the requesting client');
+        }
+        if (net.isIP(named) === 0) {
+          try {
+            named = (await dns.promises.lookup(named, { family: 4 })).address;
+          } catch {
+            throw new TwinframeError('TF_RTSP_DESTINATION_UNREACHABLE', 'destination does not resolve to an IPv4 address');
+          }
+        }
+      }
+      address = named;
+    }
+    if (!net.isIPv4(address)) throw new TwinframeError('TF_RTSP_UNSUPPORTED_TRANSPORT', 'only IPv4 destinations are supported');
+    const first = Number(address.split('.')[0]);
+    if (first === 0 || first >= 224 || address === '255.255.255.255') {
+      throw new TwinframeError('TF_RTSP_UNSUPPORTED_TRANSPORT', 'destination is not a unicast address');
+    }
+    return address;
+  }
+
+  #resolveCatalog(urlPath: string): Promise<CatalogAsset> {
+    return this.#catalog.resolve(urlPath);
+  }
+}
+
+// ── Helpers ──────────────────────────────────────────────────────────────────
+
+function absoluteUrl(uri: string): Extract<ReturnType<typeof parseRtspUrl>, { kind: 'absolute' }> {
+  const url = parseRtspUrl(uri);
+  if (url.kind !== 'absolute') throw new TwinframeError('TF_RTSP_BAD_REQUEST', 'this method needs an absolute rtsp:// URL');
+  return url;
+}
+
+/** '::ffff:1.2.3.4' (an IPv4 peer on a dual-stack socket) → '1.2.3.4'. */
+function plainAddress(address: string): string {
+  return address.startsWith('::ffff:') && net.isIPv4(address.slice(7)) ? address.slice(7) : address;
+}
+
+/** A method name fit for a log line: ours as they are, anything else shortened. */
+function loggableMethod(method: string): string {
+  return (PUBLIC_METHODS as readonly string[]).includes(method) ? method : method.slice(0, 32);
+}
+
+/** o= sess-id: a stable number per asset name (FNV-1a, 32 bits). */
+function sdpSessionId(name: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < name.length; i++) {
+    h ^= name.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h;
+}
+
+/** A packet's send time from the index's times table (90 kHz ticks from packet 0). */
+async function packetTicks(indexPath: string, timesOffset: number, packet: number): Promise<number> {
+  const file = await open(indexPath, 'r');
+  try {
+    const buf = Buffer.alloc(IndexHeader.TIME_ENTRY_SIZE);
+    const { bytesRead } = await file.read(buf, 0, buf.length, timesOffset + IndexHeader.TIME_ENTRY_SIZE * packet);
+    if (bytesRead !== buf.length) throw new TwinframeError('TF_INDEX_CORRUPT', `index ${indexPath} has no time for packet ${packet}`);
+    return buf.readUInt32LE(0);
+  } finally {
+    await file.close();
+  }
+}
+
+function round(n: number): number {
+  return Math.round(n * 1000) / 1000;
+}

@@ -1,0 +1,176 @@
+// One RTSP session (RFC 2326 §A.1, server side): its state, the guard every
+// method passes through (checkState, after gortsplib's server_session.go), its
+// inactivity timeout, and its RTCP sender. It holds no sockets of the media
+// itself: the engine's two data paths send the datagrams, and the session only
+// mirrors what it asked the engine to do.
+//
+//            SETUP              PLAY                 PAUSE / end of asset
+//   (none) ────────► ready ─────────► playing ───────────────────────► ready
+//                      ▲ TEARDOWN or timeout from any state: gone ▲
+//
+// The RTSP session id is the engine's session id, so that an operator's
+// `twinframectl sessions` and the RTSP log lines name a session alike.
+
+import type { Logger } from 'pino';
+import type { AssetIndexMeta } from '../catalog/index-file.js';
+import type { EngineAsset, PlayResult, SessionInfo } from '../engine/engine.js';
+import { TwinframeError } from '../errors.js';
+import { monoNowMs } from '../shared/clock.js';
+import type { ChosenTransport } from './headers/transport.js';
+import type { ReportSource, RtcpSender } from './rtcp.js';
+import { TS_PAYLOAD_BYTES } from '../rtp/packetizer.js';
+
+export type RtspSessionState = 'ready' | 'playing';
+
+/** What a session streams: the catalog's view (name, index metadata) and the engine's. */
+export interface SessionAsset {
+  /** Canonical URL path from the catalog, e.g. '/sample.ts'. */
+  readonly name: string;
+  readonly meta: AssetIndexMeta;
+  readonly engineAsset: EngineAsset;
+}
+
+export interface RtspSessionOptions {
+  readonly info: SessionInfo;
+  readonly asset: SessionAsset;
+  readonly transport: ChosenTransport;
+  /** The SETUP request URI: players match RTP-Info url= against it character for character. */
+  readonly controlUrl: string;
+  readonly timeoutMs: number;
+  readonly onTimeout: (session: RtspSession) => void;
+  /** Datagrams sent so far (the engine's shared cursor), for sender reports. */
+  readonly sent: () => number;
+  readonly logger: Logger;
+}
+
+export class RtspSession {
+  readonly id: string;
+  readonly info: SessionInfo;
+  readonly asset: SessionAsset;
+  readonly transport: ChosenTransport;
+  readonly controlUrl: string;
+  readonly log: Logger;
+  readonly timeoutMs: number;
+  #state: RtspSessionState = 'ready';
+  /** The last PLAY's RTP-Info values and schedule; undefined before the first PLAY. */
+  #play: PlayResult | undefined;
+  /** The data paths reached the end of the asset; a PLAY without Range starts over. */
+  #ended = false;
+  #rtcp: RtcpSender | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  readonly #onTimeout: (session: RtspSession) => void;
+  readonly #sent: () => number;
+  #disposed = false;
+
+  constructor(options: RtspSessionOptions) {
+    this.id = options.info.id;
+    this.info = options.info;
+    this.asset = options.asset;
+    this.transport = options.transport;
+    this.controlUrl = options.controlUrl;
+    this.timeoutMs = options.timeoutMs;
+    this.#onTimeout = options.onTimeout;
+    this.#sent = options.sent;
+    this.log = options.logger.child({ session: this.id });
+    this.touch();
+  }
+
+  get state(): RtspSessionState {
+    return this.#state;
+  }
+
+  get ended(): boolean {
+    return this.#ended;
+  }
+
+  get lastPlay(): PlayResult | undefined {
+    return this.#play;
+  }
+
+  get disposed(): boolean {
+    return this.#disposed;
+  }
+
+  /**
+   * The guard every method passes: 455 Method Not Valid in This State (with an
+   * Allow-able explanation) unless the session is in one of `allowed`.
+   */
+  checkState(method: string, allowed: readonly RtspSessionState[]): void {
+    if (!allowed.includes(this.#state)) {
+      throw new TwinframeError('TF_SESSION_INVALID_STATE', `${method} is not valid while the session is ${this.#state}`, {
+        state: this.#state,
+        allowed,
+      });
+    }
+  }
+
+  /** Any request naming the session keeps it alive (RFC 2326 §12.37). */
+  touch(): void {
+    if (this.#disposed) return;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      if (!this.#disposed) this.#onTimeout(this);
+    }, this.timeoutMs);
+    this.#timer.unref();
+  }
+
+  attachRtcp(rtcp: RtcpSender): void {
+    this.#rtcp = rtcp;
+  }
+
+  played(play: PlayResult): void {
+    this.#play = play;
+    this.#state = 'playing';
+    this.#ended = false;
+    this.#rtcp?.start(this.reportSource);
+  }
+
+  paused(): void {
+    this.#state = 'ready';
+    this.#rtcp?.stop();
+  }
+
+  /** The data paths sent the asset's last datagram: say BYE, so players end cleanly. */
+  endOfAsset(): void {
+    if (this.#state !== 'playing') return;
+    this.#state = 'ready';
+    this.#ended = true;
+    void this.#rtcp?.bye(this.reportSource);
+  }
+
+  /**
+   * What an RTCP sender report says now: the RTP timestamp the stream's clock
+   * shows at this instant (the data paths stamp datagram k with
+   * rtptime + (its send time − the segment's start) in 90 kHz ticks, and send
+   * it at startTimeMs + that same offset), and what has been sent so far.
+   */
+  readonly reportSource: ReportSource = () => {
+    const play = this.#play;
+    if (!play) return undefined;
+    const mono = monoNowMs();
+    const wallMs = Date.now();
+    if (mono < play.startTimeMs) return undefined;
+    const packets = this.#sent();
+    return {
+      wallMs,
+      rtpTimestamp: (play.rtptime + Math.round((mono - play.startTimeMs) * 90)) >>> 0,
+      packetCount: packets,
+      // Every datagram but an asset's very last carries 7 whole TS packets.
+      octetCount: packets * TS_PAYLOAD_BYTES,
+    };
+  };
+
+  /** Stop the timer and RTCP; `bye` first tells the player the stream is over. */
+  async dispose(bye: boolean): Promise<void> {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    const rtcp = this.#rtcp;
+    this.#rtcp = undefined;
+    if (!rtcp) return;
+    if (bye) await rtcp.bye(this.reportSource);
+    rtcp.close();
+  }
+}

@@ -1,0 +1,436 @@
+// The RTSP front end end to end: the real server (catalog + engine with both
+// data paths + RTSP) answered by the test RtspClient, with every datagram
+// received on 127.0.0.1 and held against the asset's bytes and times.
+
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import test from 'ava';
+import { parseConfig } from '../src/config/schema.js';
+import type { PlayResult, SessionInfo } from '../src/engine/engine.js';
+import { silentLogger } from '../src/log.js';
+import { packetPcr } from '../src/mpegts/packet.js';
+import { parseRange } from '../src/rtsp/headers/range.js';
+import { parseRtpInfo } from '../src/rtsp/headers/rtp-info.js';
+import { parseSession } from '../src/rtsp/headers/session.js';
+import { parseTransport } from '../src/rtsp/headers/transport.js';
+import type { RtspResponse } from '../src/rtsp/message.js';
+import { RTCP_BYE, RTCP_SR, parseCompound } from '../src/rtsp/rtcp.js';
+import type { RtspServerOptions } from '../src/rtsp/server.js';
+import { startServer, type TwinframeServer } from '../src/server.js';
+import { checkRtpStream, loadSample, sleep, type SampleAsset } from './helpers/engine-fixture.js';
+import { RtspClient, UdpReceiver } from './helpers/rtsp-client.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const ASSETS = path.join(ROOT, 'assets');
+const SESSION_TIMEOUT_MS = 1500;
+
+let sample: SampleAsset;
+let server: TwinframeServer;
+let port: number;
+let tmp: string;
+
+async function startRtsp(dir: string, rtsp: Partial<Omit<RtspServerOptions, 'engine' | 'catalog' | 'logger'>>): Promise<TwinframeServer> {
+  const config = parseConfig({
+    media: { mounts: [{ prefix: '', dir: ASSETS }], cacheDir: path.join(dir, 'cache') },
+    admin: { socketPath: path.join(dir, `admin-${Math.random().toString(36).slice(2, 8)}.sock`) },
+    log: { level: 'silent' },
+  });
+  return startServer({ config, configPath: undefined, logger: silentLogger, rtsp: { host: '127.0.0.1', port: 0, ...rtsp } });
+}
+
+test.before(async () => {
+  tmp = await mkdtemp(path.join(tmpdir(), 'twinframe-rtsp-'));
+  sample = await loadSample();
+  server = await startRtsp(tmp, { sessionTimeoutMs: SESSION_TIMEOUT_MS });
+  port = server.rtsp.port;
+});
+
+test.after.always(async () => {
+  await server?.close();
+  await sample?.cleanup();
+  if (tmp) await rm(tmp, { recursive: true, force: true });
+});
+
+/** Wait while keeping the session alive with GET_PARAMETER, as players do. */
+async function keepAlive(client: RtspClient, ms: number): Promise<void> {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    await sleep(Math.min(400, Math.max(0, until - Date.now())));
+    const r = await client.getParameter('/sample.ts');
+    if (r.status !== 200) throw new Error(`keep-alive answered ${r.status}`);
+  }
+}
+
+function rtpInfo(r: RtspResponse): { seq: number; rtptime: number; url: string } {
+  const [entry] = parseRtpInfo(r.headers.get('rtp-info') ?? '');
+  if (entry?.seq === undefined || entry.rtptime === undefined) throw new Error(`no RTP-Info seq/rtptime in ${r.headers.get('rtp-info')}`);
+  return { seq: entry.seq, rtptime: entry.rtptime, url: entry.url };
+}
+
+function playOf(r: RtspResponse, startPacket: number): PlayResult {
+  const info = rtpInfo(r);
+  return { seq: info.seq, rtptime: info.rtptime, startPacket, startTimeMs: 0 };
+}
+
+function clean(check: ReturnType<typeof checkRtpStream>) {
+  return { lost: check.lost, duplicated: check.duplicated, reordered: check.reordered, mismatched: check.mismatched };
+}
+
+const NONE = { lost: 0, duplicated: 0, reordered: 0, mismatched: 0 };
+
+/** OPTIONS, DESCRIBE, SETUP (RTP); returns the engine's view of the new session. */
+async function setUp(client: RtspClient, receiver: UdpReceiver): Promise<SessionInfo> {
+  const setup = await client.setup('/sample.ts/track1', receiver.transportHeader());
+  if (setup.status !== 200) throw new Error(`SETUP answered ${setup.status}`);
+  const info = server.engine.getSession(client.session!);
+  if (!info) throw new Error('the engine has no session for the RTSP session id');
+  return info;
+}
+
+test.serial('OPTIONS, DESCRIBE, SETUP, PLAY, PAUSE and TEARDOWN stream every datagram of the asset, with sender reports and a BYE', async (t) => {
+  const client = await RtspClient.connect({ port });
+  const receiver = await UdpReceiver.open();
+  try {
+    const options = await client.options();
+    t.is(options.status, 200);
+    t.deepEqual(options.headers.get('public')!.split(/,\s*/), ['OPTIONS', 'DESCRIBE', 'SETUP', 'PLAY', 'PAUSE', 'TEARDOWN', 'GET_PARAMETER', 'SET_PARAMETER']);
+
+    const describe = await client.describe('/sample.ts');
+    t.is(describe.status, 200);
+    t.is(describe.headers.get('content-type'), 'application/sdp');
+    t.is(describe.headers.get('content-base'), `rtsp://127.0.0.1:${port}/sample.ts/`);
+    const sdp = describe.body.toString('utf8');
+    t.regex(sdp, /^m=video 0 RTP\/AVP 33\r$/m);
+    t.regex(sdp, /^a=rtpmap:33 MP2T\/90000\r$/m);
+    t.regex(sdp, /^a=control:track1\r$/m);
+    t.regex(sdp, new RegExp(`^a=range:npt=0-${(sample.durationMs / 1000).toFixed(3)}\\r$`, 'm'));
+
+    const setup = await client.setup(`rtsp://127.0.0.1:${port}/sample.ts/track1`, receiver.transportHeader());
+    t.is(setup.status, 200);
+    const session = parseSession(setup.headers.get('session')!);
+    t.is(session.timeout, Math.floor(SESSION_TIMEOUT_MS / 1000));
+    const [transport] = parseTransport(setup.headers.get('transport')!);
+    const info = server.engine.getSession(session.id)!;
+    t.truthy(info, 'the RTSP session id is the engine session id');
+    t.like(transport, { protocol: 'RTP', profile: 'AVP', delivery: 'unicast', ssrc: info.ssrc });
+    t.deepEqual(transport!.clientPort, { first: receiver.rtpPort, last: receiver.rtcpPort });
+    t.deepEqual(transport!.serverPort, { first: info.source.rtpPort, last: info.source.rtcpPort });
+    t.is(info.destination.address, '127.0.0.1', 'the destination defaults to the peer address');
+
+    const play = await client.play(`rtsp://127.0.0.1:${port}/sample.ts/`, 'npt=0.000-');
+    t.is(play.status, 200);
+    const range = parseRange(play.headers.get('range')!);
+    t.is(range.start, 0);
+    const { url } = rtpInfo(play);
+    t.is(url, `rtsp://127.0.0.1:${port}/sample.ts/track1`, 'RTP-Info names the URL the client set up');
+    await keepAlive(client, 1500);
+    t.is((await client.pause('/sample.ts')).status, 200);
+    await receiver.waitForQuiet(150, 5000);
+
+    const sent = server.engine.getSession(session.id)!.sent;
+    const check = checkRtpStream(receiver.packets, info, playOf(play, 0), sample);
+    t.true(receiver.datagrams.length > 300, `received ${receiver.datagrams.length}`);
+    t.is(receiver.datagrams.length, sent, 'every datagram the engine counted arrived');
+    t.deepEqual(clean(check), NONE, check.firstMismatch);
+    t.is(receiver.packets[0]!.sequence, rtpInfo(play).seq, 'RTP-Info seq is the first datagram');
+    t.is(receiver.packets[0]!.timestamp, rtpInfo(play).rtptime, 'RTP-Info rtptime is the first datagram');
+
+    const reports = receiver.rtcpDatagrams.flatMap((d) => parseCompound(d.data));
+    const sr = reports.find((p) => p.type === RTCP_SR);
+    t.truthy(sr, 'a sender report arrived on the RTCP port');
+    t.is(sr!.ssrc, info.ssrc);
+
+    const teardown = await client.teardown('/sample.ts');
+    t.is(teardown.status, 200);
+    t.deepEqual(server.engine.listSessions(), [], 'the engine freed the session');
+    t.deepEqual(server.rtsp.sessions(), []);
+    await sleep(100);
+    t.true(receiver.rtcpDatagrams.flatMap((d) => parseCompound(d.data)).some((p) => p.type === RTCP_BYE && p.ssrc === info.ssrc), 'TEARDOWN says BYE');
+    t.is((await client.play('/sample.ts')).status, 454, 'the session is gone');
+  } finally {
+    await client.close();
+    await receiver.close();
+  }
+});
+
+for (const spec of ['MP2T/H2221/UDP', 'RAW/RAW/UDP']) {
+  test.serial(`raw MPEG-TS over UDP (${spec}) delivers the asset's bytes exactly`, async (t) => {
+    const client = await RtspClient.connect({ port });
+    const receiver = await UdpReceiver.open({ mode: 'udp' });
+    try {
+      const setup = await client.setup('/sample.ts/track1', `${spec};unicast;client_port=${receiver.rtpPort}`);
+      t.is(setup.status, 200);
+      const [transport] = parseTransport(setup.headers.get('transport')!);
+      t.is(`${transport!.protocol}/${transport!.profile}/${transport!.lowerTransport}`, spec);
+      const info = server.engine.getSession(client.session!)!;
+      t.deepEqual(transport!.serverPort, { first: info.source.rtpPort }, 'one server port: no RTCP for raw TS');
+      const play = await client.play('/sample.ts');
+      t.is(play.status, 200);
+      t.false(play.headers.has('rtp-info'), 'no RTP, no RTP-Info');
+      await keepAlive(client, 800);
+      await client.pause('/sample.ts');
+      await receiver.waitForQuiet(150, 5000);
+      const got = receiver.tsPayload();
+      t.true(receiver.datagrams.length > 150, `received ${receiver.datagrams.length}`);
+      t.true(receiver.datagrams.every((d) => d.data.length === 1316), 'seven TS packets per datagram');
+      t.is(receiver.datagrams.length, server.engine.getSession(client.session!)!.sent);
+      t.true(got.equals(sample.bytes.subarray(0, got.length)), 'received bytes are the asset from its first packet');
+      t.is((await client.teardown('/sample.ts')).status, 200);
+    } finally {
+      await client.close();
+      await receiver.close();
+    }
+  });
+}
+
+test.serial('PLAY with Range npt=5- starts at the key frame at or before 5 s, with its PCR', async (t) => {
+  const client = await RtspClient.connect({ port });
+  const receiver = await UdpReceiver.open();
+  try {
+    const info = await setUp(client, receiver);
+    const rap = [...sample.randomAccess].reverse().find((r) => r.ticks <= 5 * 90_000)!;
+    t.truthy(rap);
+    t.true(rap.packet > 0);
+    const play = await client.play('/sample.ts', 'npt=5-');
+    t.is(play.status, 200);
+    const range = parseRange(play.headers.get('range')!);
+    t.is(range.start, Number((rap.ticks / 90_000).toFixed(3)), 'Range names the key frame time');
+    t.is(range.end, Number((sample.durationMs / 1000).toFixed(3)));
+    await keepAlive(client, 600);
+    await client.pause('/sample.ts');
+    await receiver.waitForQuiet(150, 5000);
+
+    const packets = receiver.packets;
+    const first = packets[0]!;
+    t.is(first.sequence, rtpInfo(play).seq);
+    t.is(first.timestamp, rtpInfo(play).rtptime);
+    t.true(first.payload.equals(sample.bytes.subarray(rap.packet * 188, (rap.packet + 7) * 188)), 'the first datagram is the asset at the key frame');
+    // The first PCR the player sees is the asset's own at that place: nothing is restamped.
+    const { pcr, packet } = firstPcr(packets.map((p) => p.payload));
+    const expected = firstPcrFrom(sample.bytes, rap.packet);
+    t.is(pcr, expected.pcr);
+    t.is(rap.packet + packet, expected.packet);
+    const assetStart = firstPcrFrom(sample.bytes, 0).pcr;
+    const seconds = (pcr - assetStart) / 27e6;
+    t.true(seconds <= 5 && seconds > 5 - 2.5, `first PCR is ${seconds.toFixed(3)} s into the asset`);
+    const check = checkRtpStream(packets, info, playOf(play, rap.packet), sample);
+    t.deepEqual(clean(check), NONE, check.firstMismatch);
+    await client.teardown('/sample.ts');
+  } finally {
+    await client.close();
+    await receiver.close();
+  }
+});
+
+test.serial('PAUSE then PLAY resumes at the next datagram with continuous sequence numbers', async (t) => {
+  const client = await RtspClient.connect({ port });
+  const receiver = await UdpReceiver.open();
+  try {
+    const info = await setUp(client, receiver);
+    const play1 = await client.play('/sample.ts');
+    await keepAlive(client, 600);
+    await client.pause('/sample.ts');
+    await receiver.waitForQuiet(150, 5000);
+    const before = receiver.packets.length;
+    const last = receiver.packets.at(-1)!;
+    await sleep(300); // paused: nothing flows
+    t.is(receiver.packets.length, before);
+
+    const play2 = await client.play('/sample.ts');
+    t.is(play2.status, 200);
+    t.is(rtpInfo(play2).seq, (last.sequence + 1) & 0xffff, 'RTP-Info seq continues the sequence');
+    await keepAlive(client, 600);
+    await client.pause('/sample.ts');
+    await receiver.waitForQuiet(150, 5000);
+
+    const packets = receiver.packets;
+    t.deepEqual(receiver.stats({ firstSeq: rtpInfo(play1).seq }), { received: packets.length, unique: packets.length, expected: packets.length, lost: 0, duplicated: 0, reordered: 0 });
+    // Each play segment carries its own RTP time base; the payloads run on without a gap.
+    const firstOfSecond = packets.findIndex((p) => p.sequence === rtpInfo(play2).seq);
+    t.is(firstOfSecond, before);
+    const check1 = checkRtpStream(packets.slice(0, before), info, playOf(play1, 0), sample);
+    const check2 = checkRtpStream(packets.slice(before), info, playOf(play2, 7 * before), sample);
+    t.deepEqual(clean(check1), NONE, check1.firstMismatch);
+    t.deepEqual(clean(check2), NONE, check2.firstMismatch);
+    t.is(parseRange(play2.headers.get('range')!).start, Number((sample.times[7 * before]! / 90_000).toFixed(3)), 'Range names where it resumed');
+    await client.teardown('/sample.ts');
+  } finally {
+    await client.close();
+    await receiver.close();
+  }
+});
+
+test.serial('at the end of the asset the server sends an RTCP BYE, and PLAY starts over', async (t) => {
+  const client = await RtspClient.connect({ port });
+  const receiver = await UdpReceiver.open();
+  try {
+    const info = await setUp(client, receiver);
+    const play = await client.play('/sample.ts', `npt=${(sample.durationMs / 1000 - 0.6).toFixed(3)}-`);
+    t.is(play.status, 200);
+    const deadline = Date.now() + 4000;
+    const hasBye = () => receiver.rtcpDatagrams.flatMap((d) => parseCompound(d.data)).some((p) => p.type === RTCP_BYE);
+    while (!hasBye() && Date.now() < deadline) await sleep(50);
+    t.true(hasBye(), 'BYE at the end of the asset');
+    await receiver.waitForQuiet(150, 5000);
+    const startPacket = [...sample.randomAccess].reverse().find((r) => r.ticks <= (sample.durationMs / 1000 - 0.6) * 90_000)!.packet;
+    const check = checkRtpStream(receiver.packets, info, playOf(play, startPacket), sample);
+    t.deepEqual(clean(check), NONE, check.firstMismatch);
+    t.is(receiver.tsPayload().length, sample.bytes.length - startPacket * 188, 'every packet to the last');
+    const again = await client.play('/sample.ts');
+    t.is(again.status, 200);
+    t.is(parseRange(again.headers.get('range')!).start, 0);
+    await client.teardown('/sample.ts');
+  } finally {
+    await client.close();
+    await receiver.close();
+  }
+});
+
+test.serial('a session whose client stops sending keep-alives times out and its data-path state is freed', async (t) => {
+  const client = await RtspClient.connect({ port });
+  const receiver = await UdpReceiver.open();
+  const alive = await RtspClient.connect({ port });
+  const aliveReceiver = await UdpReceiver.open();
+  try {
+    await setUp(client, receiver);
+    t.is((await client.play('/sample.ts')).status, 200);
+    await setUp(alive, aliveReceiver);
+    t.is((await alive.play('/sample.ts')).status, 200);
+    const doomed = client.session!;
+    t.is(server.engine.listSessions().length, 2);
+    // One client keeps its session alive, the other goes silent (its connection stays open).
+    await keepAlive(alive, SESSION_TIMEOUT_MS + 800);
+    t.deepEqual(server.engine.listSessions().map((s) => s.id), [alive.session], 'only the silent session was torn down');
+    t.false(server.rtsp.sessions().some((s) => s.id === doomed));
+    await receiver.waitForQuiet(200, 3000);
+    t.is((await client.play('/sample.ts')).status, 454, 'the timed-out session is gone');
+    await alive.teardown('/sample.ts');
+    t.deepEqual(server.engine.listSessions(), []);
+  } finally {
+    await client.close();
+    await receiver.close();
+    await alive.close();
+    await aliveReceiver.close();
+  }
+});
+
+test.serial('stream limits: SETUP and PLAY over a limit get 453 while a running session keeps every datagram', async (t) => {
+  const original = server.engine.getLimits();
+  const client = await RtspClient.connect({ port });
+  const receiver = await UdpReceiver.open();
+  const other = await RtspClient.connect({ port });
+  const otherReceiver = await UdpReceiver.open();
+  try {
+    const info = await setUp(client, receiver);
+    const play = await client.play('/sample.ts');
+    t.is(play.status, 200);
+
+    server.engine.setLimits({ ...original, maxStreams: 1 });
+    t.is((await other.setup('/sample.ts/track1', otherReceiver.transportHeader())).status, 453, 'stream count');
+    server.engine.setLimits({ ...original, mpegBandwidthKbps: 4000 });
+    t.is((await other.setup('/sample.ts/track1', otherReceiver.transportHeader())).status, 453, 'MPEG bandwidth');
+    server.engine.setLimits({ ...original, mpegBandwidthKbps: 6100, serverBandwidthKbps: 6100 });
+    t.is((await other.setup('/sample.ts/track1', otherReceiver.transportHeader())).status, 453, 'server bandwidth (headers count)');
+    t.is(other.session, undefined, 'no session was created');
+    t.is(server.engine.listSessions().length, 1);
+
+    // Admitted under the old limits, then the operator lowers them: its PLAY is refused.
+    server.engine.setLimits(original);
+    t.is((await other.setup('/sample.ts/track1', otherReceiver.transportHeader())).status, 200);
+    server.engine.setLimits({ ...original, maxStreams: 1 });
+    t.is((await other.play('/sample.ts')).status, 453, 'PLAY over the limit');
+    await keepAlive(client, 600);
+    t.is(otherReceiver.datagrams.length, 0, 'the refused session sent nothing');
+
+    await client.pause('/sample.ts');
+    await receiver.waitForQuiet(150, 5000);
+    const check = checkRtpStream(receiver.packets, info, playOf(play, 0), sample);
+    t.true(receiver.packets.length > 100, `received ${receiver.packets.length}`);
+    t.is(receiver.packets.length, server.engine.getSession(info.id)!.sent);
+    t.deepEqual(clean(check), NONE, check.firstMismatch);
+    await other.teardown('/sample.ts');
+    await client.teardown('/sample.ts');
+  } finally {
+    server.engine.setLimits(original);
+    await client.close();
+    await receiver.close();
+    await other.close();
+    await otherReceiver.close();
+  }
+});
+
+test.serial('`npm start` prints an rtsp:// URL of the sample that a client can DESCRIBE and SETUP', async (t) => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'twinframe-cli-'));
+  const rtspPort = await freeTcpPort();
+  const configPath = path.join(dir, 'config.json');
+  await writeFile(configPath, JSON.stringify({
+    rtsp: { port: rtspPort, serverPortRange: { first: 31000, last: 31999 } },
+    media: { cacheDir: path.join(dir, 'cache') },
+    admin: { socketPath: path.join(dir, 'admin.sock') },
+    log: { level: 'warn' },
+  }));
+  const child = spawn(process.execPath, [path.join(ROOT, 'dist/src/cli/twinframe.js'), '-c', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (c: Buffer) => { out += c.toString(); });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  try {
+    const deadline = Date.now() + 20_000;
+    while (!/rtsp:\/\/\S+\/sample\.ts/.test(out) && Date.now() < deadline) await sleep(50);
+    const url = /(rtsp:\/\/\S+\/sample\.ts)/.exec(out)?.[1];
+    t.is(url, `rtsp://127.0.0.1:${rtspPort}/sample.ts`, out);
+    const client = await RtspClient.connect({ port: rtspPort });
+    const receiver = await UdpReceiver.open();
+    try {
+      t.is((await client.describe(url!)).status, 200);
+      t.is((await client.setup(`${url}/track1`, receiver.transportHeader())).status, 200);
+      t.is((await client.play(`${url}/`)).status, 200);
+      await receiver.waitForCount(20, 5000);
+      t.is((await client.teardown(url!)).status, 200);
+    } finally {
+      await client.close();
+      await receiver.close();
+    }
+  } finally {
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+    t.is(await exited, 0, 'stops cleanly on SIGTERM');
+    clearTimeout(timer);
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+// ── helpers ──────────────────────────────────────────────────────────────────
+
+function firstPcr(payloads: readonly Buffer[]): { pcr: number; packet: number } {
+  let packet = 0;
+  for (const payload of payloads) {
+    for (let off = 0; off + 188 <= payload.length; off += 188, packet++) {
+      const pcr = packetPcr(payload, off);
+      if (pcr >= 0) return { pcr, packet };
+    }
+  }
+  throw new Error('no PCR received');
+}
+
+function firstPcrFrom(bytes: Buffer, fromPacket: number): { pcr: number; packet: number } {
+  for (let p = fromPacket; (p + 1) * 188 <= bytes.length; p++) {
+    const pcr = packetPcr(bytes, p * 188);
+    if (pcr >= 0) return { pcr, packet: p };
+  }
+  throw new Error('no PCR in the asset');
+}
+
+async function freeTcpPort(): Promise<number> {
+  const { createServer } = await import('node:net');
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => resolve(p));
+    });
+  });
+}
