@@ -11,121 +11,40 @@ import os from 'node:os';
 import path from 'node:path';
 import { TwinframeError, isTwinframeError } from '../src/errors.js';
 import { silentLogger } from '../src/log.js';
-import type { AdminBackend, StatusResult, WatchEvent, WatchListener } from '../src/admin/backend.js';
+import type { WatchEvent } from '../src/admin/backend.js';
 import { AdminClient, AdminConnectionError, AdminReplyError } from '../src/admin/client.js';
 import { MAX_REQUEST_LINE_BYTES } from '../src/admin/protocol.js';
 import { AdminServer } from '../src/admin/server.js';
+import { FakeAdminBackend, type FakeAdminBackendOptions } from './helpers/fake-admin-backend.js';
 
 // --- a fake backend: the server is under test here, not the engine -------------------------
 
-const STATUS: StatusResult = {
-  paths: {
-    a: { path: 'a', namedState: 'Primary', failoverType: 'MASTER', failoverState: 'LIVE', sending: true, threadId: 1, heartbeats: 1200, restarts: 0 },
-    b: { path: 'b', namedState: 'Secondary', failoverType: 'SLAVE', failoverState: 'LIVE', sending: false, threadId: 2, heartbeats: 1199, restarts: 1 },
+/** The fake's defaults, but with a refusal, an internal failure and fault injection disabled to report. */
+const BACKEND: FakeAdminBackendOptions = {
+  behaviour: {
+    startStreaming: (args) => {
+      throw new TwinframeError('TF_FAILOVER_ILLEGAL_COMMAND', 'start_streaming refused on path b in state Secondary_Offline', {
+        path: args.path, state: 'Secondary_Offline', command: 'start_streaming', allowed: ['set_config_type', 'failover_sync'],
+      });
+    },
+    stopStreaming: () => { throw new Error('engine exploded'); },
+    injectFault: () => { throw new TwinframeError('TF_FAULT_INJECTION_DISABLED'); },
   },
-  active: 'a',
-  epoch: 3,
-  heartbeat: { periodUs: 250, maxMissed: 3, worstCaseDetectionUs: 1400 },
-  lastFailover: null,
-  sessions: 0,
-  uptimeSec: 42,
-  faultInjection: false,
 };
-
-class FakeBackend implements AdminBackend {
-  readonly calls: Array<[string, unknown]> = [];
-  readonly listeners = new Set<WatchListener>();
-  statusDelayMs = 0;
-  sessionCount = 0;
-
-  async status(): Promise<StatusResult> {
-    this.calls.push(['status', {}]);
-    if (this.statusDelayMs > 0) await new Promise((r) => setTimeout(r, this.statusDelayMs));
-    return STATUS;
-  }
-
-  async sessions() {
-    this.calls.push(['sessions', {}]);
-    return Array.from({ length: this.sessionCount }, (_, i) => ({
-      id: `s${i}`, asset: 'sample.ts', client: '127.0.0.1:5000', transport: 'RTP/AVP', state: 'playing' as const,
-      startedAt: '2025-01-01T00:00:00.000Z', positionSec: i, datagramsSent: i * 10, bitrateKbps: 4000,
-    }));
-  }
-
-  async assets() {
-    return [{ name: 'sample.ts', sizeBytes: 4511248, durationSec: 10, bitrateKbps: 3600, indexed: true }];
-  }
-
-  async setConfigType(args: { path: 'a' | 'b'; type: string }) {
-    this.calls.push(['set_config_type', args]);
-    return { states: { a: 'Primary_Offline' as const, b: 'Undefined' as const } };
-  }
-
-  async startStreaming(args: { path: 'a' | 'b' }): Promise<never> {
-    this.calls.push(['start_streaming', args]);
-    throw new TwinframeError('TF_FAILOVER_ILLEGAL_COMMAND', 'start_streaming refused on path b in state Secondary_Offline', {
-      path: args.path, state: 'Secondary_Offline', command: 'start_streaming', allowed: ['set_config_type', 'failover_sync'],
-    });
-  }
-
-  async stopStreaming(args: { path: 'a' | 'b' }): Promise<never> {
-    this.calls.push(['stop_streaming', args]);
-    throw new Error('engine exploded');
-  }
-
-  async failoverSync(args: { path: 'a' | 'b' }) {
-    this.calls.push(['failover_sync', args]);
-    return { states: { a: 'Primary_No_Secondary' as const, b: 'Secondary_Synchronized' as const } };
-  }
-
-  async failoverUnsync(args: { path: 'a' | 'b' }) {
-    this.calls.push(['failover_unsync', args]);
-    return { states: { a: 'Primary_No_Secondary' as const, b: 'Secondary_Offline' as const } };
-  }
-
-  async heartbeat(args: { periodUs?: number; maxMissed?: number }) {
-    this.calls.push(['heartbeat', args]);
-    return { periodUs: args.periodUs ?? 250, maxMissed: args.maxMissed ?? 3, worstCaseDetectionUs: 1400 };
-  }
-
-  async limits(args: object) {
-    this.calls.push(['limits', args]);
-    return { maxStreams: 100, mpegBandwidthKbps: 500000, serverBandwidthKbps: 1000000 };
-  }
-
-  async failover() {
-    this.calls.push(['failover', {}]);
-    return { at: '2025-01-01T00:00:00.000Z', from: 'a' as const, to: 'b' as const, cause: 'manual', detectionLatencyUs: null, switchLatencyUs: 12 };
-  }
-
-  async injectFault(args: { path: 'a' | 'b'; kind: string }): Promise<never> {
-    this.calls.push(['inject_fault', args]);
-    throw new TwinframeError('TF_FAULT_INJECTION_DISABLED');
-  }
-
-  subscribe(listener: WatchListener): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
-  }
-
-  emit(event: WatchEvent): void {
-    for (const l of this.listeners) l(event);
-  }
-}
 
 // --- helpers ---------------------------------------------------------------------------
 
 interface Fixture {
   readonly dir: string;
   readonly socketPath: string;
-  readonly backend: FakeBackend;
+  readonly backend: FakeAdminBackend;
   readonly server: AdminServer;
 }
 
 async function withServer(fn: (f: Fixture) => Promise<void>, socketName = 'admin.sock'): Promise<void> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'tf-admin-'));
   const socketPath = path.join(dir, socketName);
-  const backend = new FakeBackend();
+  const backend = new FakeAdminBackend(BACKEND);
   const server = new AdminServer({ socketPath, backend, logger: silentLogger });
   try {
     await server.listen();
@@ -248,7 +167,7 @@ test('a stale socket left by a crashed run is replaced', async (t) => {
     await new Promise<void>((r) => crashed.close(() => r()));
     t.true((await lstat(socketPath)).isSocket());
 
-    const server = new AdminServer({ socketPath, backend: new FakeBackend(), logger: silentLogger });
+    const server = new AdminServer({ socketPath, backend: new FakeAdminBackend(BACKEND), logger: silentLogger });
     await server.listen();
     try {
       const c = await RawClient.connect(socketPath);
@@ -265,7 +184,7 @@ test('a stale socket left by a crashed run is replaced', async (t) => {
 
 test('a second server on the path of a live one is refused with TF_ADMIN_SOCKET_IN_USE and the first keeps serving', async (t) => {
   await withServer(async ({ socketPath }) => {
-    const second = new AdminServer({ socketPath, backend: new FakeBackend(), logger: silentLogger });
+    const second = new AdminServer({ socketPath, backend: new FakeAdminBackend(BACKEND), logger: silentLogger });
     const err = await t.throwsAsync(second.listen());
     t.true(isTwinframeError(err, 'TF_ADMIN_SOCKET_IN_USE'), String(err));
     await second.close();
@@ -288,7 +207,7 @@ test('a regular file, a directory or a symlink at the socket path is refused and
     await symlink(path.join(dir, 'nowhere'), dangling);
 
     for (const p of [file, sub, link, dangling]) {
-      const server = new AdminServer({ socketPath: p, backend: new FakeBackend(), logger: silentLogger });
+      const server = new AdminServer({ socketPath: p, backend: new FakeAdminBackend(BACKEND), logger: silentLogger });
       const err = await t.throwsAsync(server.listen(), undefined, p);
       t.true(isTwinframeError(err, 'TF_ADMIN_SOCKET_IN_USE'), `${p}: ${String(err)}`);
       t.truthy(await lstat(p), `${p} still exists`);
@@ -307,7 +226,7 @@ test('close removes the socket file, ends watchers, and frees the path for a new
   const dir = await mkdtemp(path.join(os.tmpdir(), 'tf-admin-'));
   const socketPath = path.join(dir, 'admin.sock');
   try {
-    const backend = new FakeBackend();
+    const backend = new FakeAdminBackend(BACKEND);
     const server = new AdminServer({ socketPath, backend, logger: silentLogger });
     await server.listen();
     const watcher = await RawClient.connect(socketPath);

@@ -11,8 +11,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TwinframeError } from '../src/errors.js';
 import { silentLogger } from '../src/log.js';
-import type { AdminBackend, FailoverRecord, StatusResult, WatchEvent, WatchListener } from '../src/admin/backend.js';
+import type { FailoverRecord, StatusResult, WatchEvent } from '../src/admin/backend.js';
 import { AdminServer } from '../src/admin/server.js';
+import { FAKE_STATUS, FakeAdminBackend, type FakeAdminBackendOptions } from './helpers/fake-admin-backend.js';
 
 const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../src/cli/twinframectl.js');
 
@@ -20,69 +21,41 @@ const LAST_FAILOVER: FailoverRecord = {
   at: '2025-11-21T05:40:00.000Z', from: 'a', to: 'b', cause: 'exception: disk EIO', detectionLatencyUs: 310, switchLatencyUs: 25,
 };
 
+/** Path a has failed over to b; one session plays; fault injection is on. */
 const STATUS: StatusResult = {
+  ...FAKE_STATUS,
   paths: {
     a: { path: 'a', namedState: 'Failed', failoverType: 'MASTER', failoverState: 'FAILED', sending: false, threadId: null, heartbeats: 4711, restarts: 0 },
     b: { path: 'b', namedState: 'Primary_No_Secondary', failoverType: 'MASTER', failoverState: 'NOPARTNER', sending: true, threadId: 3, heartbeats: 4800, restarts: 0 },
   },
-  active: 'b',
-  epoch: 2,
-  heartbeat: { periodUs: 250, maxMissed: 3, worstCaseDetectionUs: 1400 },
-  lastFailover: LAST_FAILOVER,
-  sessions: 1,
-  uptimeSec: 3723,
-  faultInjection: true,
+  active: 'b', epoch: 2, lastFailover: LAST_FAILOVER, sessions: 1, uptimeSec: 3723, faultInjection: true,
 };
 
-class FakeBackend implements AdminBackend {
-  readonly calls: Array<[string, unknown]> = [];
-  readonly listeners = new Set<WatchListener>();
-
-  async status() { this.calls.push(['status', {}]); return STATUS; }
-  async sessions() {
-    this.calls.push(['sessions', {}]);
-    return [{ id: 'f00d', asset: 'sample.ts', client: '127.0.0.1:5000', transport: 'RTP/AVP', state: 'playing' as const, startedAt: '2025-11-21T05:39:00.000Z', positionSec: 12.5, datagramsSent: 9000, bitrateKbps: 3600 }];
-  }
-  async assets() {
-    this.calls.push(['assets', {}]);
-    return [{ name: 'sample.ts', sizeBytes: 4511248, durationSec: 10, bitrateKbps: 3600, indexed: true }];
-  }
-  async setConfigType(args: object) { this.calls.push(['set_config_type', args]); return { states: { a: 'Primary_Offline' as const, b: 'Undefined' as const } }; }
-  async startStreaming(args: { path: 'a' | 'b' }): Promise<never> {
-    this.calls.push(['start_streaming', args]);
-    throw new TwinframeError('TF_FAILOVER_ILLEGAL_COMMAND', `start_streaming refused on path ${args.path} in state Secondary_Offline`, { allowed: ['failover_sync'] });
-  }
-  async stopStreaming(args: object) { this.calls.push(['stop_streaming', args]); return { states: { a: 'Primary_Offline' as const, b: 'Secondary_No_Primary' as const } }; }
-  async failoverSync(args: object) { this.calls.push(['failover_sync', args]); return { states: { a: 'Primary' as const, b: 'Secondary_Synchronized' as const } }; }
-  async failoverUnsync(args: object) { this.calls.push(['failover_unsync', args]); return { states: { a: 'Primary' as const, b: 'Secondary_Offline' as const } }; }
-  async heartbeat(args: { periodUs?: number; maxMissed?: number }) {
-    this.calls.push(['heartbeat', args]);
-    return { periodUs: args.periodUs ?? 250, maxMissed: args.maxMissed ?? 3, worstCaseDetectionUs: 1400 };
-  }
-  async limits(args: object) { this.calls.push(['limits', args]); return { maxStreams: 100, mpegBandwidthKbps: 500000, serverBandwidthKbps: 1000000 }; }
-  async failover() { this.calls.push(['failover', {}]); return { ...LAST_FAILOVER, cause: 'manual' }; }
-  async injectFault(args: { path: 'a' | 'b'; kind: 'crash' | 'exception' | 'hang' | 'socket' | 'disk' | 'temperature' }) {
-    this.calls.push(['inject_fault', args]);
-    return { ...args, at: '2025-11-21T05:41:00.000Z' };
-  }
-  subscribe(listener: WatchListener) {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
-  }
-  emit(event: WatchEvent) { for (const l of this.listeners) l(event); }
-}
+const BACKEND: FakeAdminBackendOptions = {
+  status: STATUS,
+  behaviour: {
+    sessions: () => [{ id: 'f00d', asset: 'sample.ts', client: '127.0.0.1:5000', transport: 'RTP/AVP', state: 'playing', startedAt: '2025-11-21T05:39:00.000Z', positionSec: 12.5, datagramsSent: 9000, bitrateKbps: 3600 }],
+    startStreaming: (args) => {
+      throw new TwinframeError('TF_FAILOVER_ILLEGAL_COMMAND', `start_streaming refused on path ${args.path} in state Secondary_Offline`, { allowed: ['failover_sync'] });
+    },
+    failoverSync: () => ({ states: { a: 'Primary', b: 'Secondary_Synchronized' } }),
+    failoverUnsync: () => ({ states: { a: 'Primary', b: 'Secondary_Offline' } }),
+    failover: () => ({ ...LAST_FAILOVER, cause: 'manual' }),
+    injectFault: (args) => ({ ...args, at: '2025-11-21T05:41:00.000Z' }),
+  },
+};
 
 interface Fixture {
   readonly dir: string;
   readonly socketPath: string;
-  readonly backend: FakeBackend;
+  readonly backend: FakeAdminBackend;
   readonly server: AdminServer;
 }
 
 async function withServer(fn: (f: Fixture) => Promise<void>): Promise<void> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'tf-ctl-'));
   const socketPath = path.join(dir, 'admin.sock');
-  const backend = new FakeBackend();
+  const backend = new FakeAdminBackend(BACKEND);
   const server = new AdminServer({ socketPath, backend, logger: silentLogger });
   await server.listen();
   try {
