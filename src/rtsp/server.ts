@@ -92,6 +92,7 @@ const ALLOWED_STATES: Readonly<Record<'SETUP' | 'PLAY' | 'PAUSE', readonly RtspS
 };
 
 const SERVER_NAME = 'twinframe';
+const LISTEN_BACKLOG = 1024;
 /** Requests queued on one connection before the server stops reading from it. */
 const MAX_PIPELINED = 32;
 /** Response bytes a client may leave unread before the connection is dropped. */
@@ -183,6 +184,7 @@ export class RtspServer {
   readonly #cname = `twinframe@${hostname()}`;
   #nextConnectionId = 1;
   #atCapacity = false;
+  #acceptedConnections = 0;
   #refusedConnections = 0;
   #closed = false;
   #listening = false;
@@ -211,7 +213,9 @@ export class RtspServer {
     await new Promise<void>((resolve, reject) => {
       const onError = (err: Error): void => reject(err);
       this.#server.once('error', onError);
-      this.#server.listen({ host: this.#host, port: this.#port }, () => {
+      // A deep accept queue: in a connection storm the cap answers 503 at once instead of
+      // the kernel silently dropping handshakes the server never sees.
+      this.#server.listen({ host: this.#host, port: this.#port, backlog: LISTEN_BACKLOG }, () => {
         this.#server.off('error', onError);
         resolve();
       });
@@ -234,6 +238,11 @@ export class RtspServer {
 
   get connectionCount(): number {
     return this.#connections.size;
+  }
+
+  /** Connections taken in (under the cap), since start. */
+  get acceptedConnections(): number {
+    return this.#acceptedConnections;
   }
 
   /** Connections refused because the cap was reached, since start. */
@@ -281,11 +290,13 @@ export class RtspServer {
       setTimeout(() => socket.destroy(), CLOSE_GRACE_MS).unref();
       return;
     }
+    this.#acceptedConnections++;
     const conn = new Connection(this.#nextConnectionId++, socket, this.#maxRequestBytes, this.#log);
     this.#connections.add(conn);
     socket.setNoDelay(true);
     socket.setTimeout(this.#idleTimeoutMs, () => {
-      conn.log.info({ idleMs: this.#idleTimeoutMs }, 'idle connection closed');
+      // debug, not info: a flood of idle connections must not become a flood of log lines.
+      conn.log.debug({ idleMs: this.#idleTimeoutMs }, 'idle connection closed');
       socket.destroy();
     });
     socket.on('data', (chunk: Buffer) => this.#onData(conn, chunk));
@@ -427,7 +438,8 @@ export class RtspServer {
       bitrateKbps: asset.meta.bitrate / 1000,
     });
     // Players resolve the SDP's relative a=control against this; the trailing '/' keeps RFC 3986 resolvers inside the asset.
-    const base = request.uri.replace(/[?#].*$/, '');
+    let base = request.uri.replace(/[?#].*$/, '');
+    if (url.track !== undefined) base = base.replace(/\/track[0-9]{1,3}\/?$/, ''); // DESCRIBE of the track URL: describe its asset
     return {
       status: 200,
       headers: { 'Content-Base': base.endsWith('/') ? base : `${base}/`, 'Content-Type': 'application/sdp' },
@@ -522,10 +534,14 @@ export class RtspServer {
     if (session.disposed) throw new TwinframeError('TF_SESSION_NOT_FOUND', 'session was torn down during PLAY');
     session.played(play);
     session.touch();
-    const startS = (await packetTicks(engineAsset.indexPath, engineAsset.timesOffset, play.startPacket)) / TICKS_PER_SECOND;
-    session.log.info({ startPacket: play.startPacket, npt: round(startS), seq: play.seq, rtptime: play.rtptime }, 'play');
+    // Streaming has begun: a failure to read the start time only costs the reply its Range.
+    const startS = await packetTicks(engineAsset.indexPath, engineAsset.timesOffset, play.startPacket).then(
+      (ticks) => ticks / TICKS_PER_SECOND,
+      (err: Error) => { session.log.warn({ err: err.message }, 'cannot read the start time from the index'); return undefined; },
+    );
+    session.log.info({ startPacket: play.startPacket, npt: startS === undefined ? undefined : round(startS), seq: play.seq, rtptime: play.rtptime }, 'play');
     const headers: Record<string, HeaderValue> = {
-      Range: serializeRange({ unit: 'npt', start: startS, end: durationS }),
+      Range: startS === undefined ? undefined : serializeRange({ unit: 'npt', start: startS, end: durationS }),
       ...this.#sessionHeader(session),
     };
     if (session.transport.kind === 'rtp') {
@@ -594,8 +610,8 @@ export class RtspServer {
   async #teardown(session: RtspSession, reason: string): Promise<void> {
     if (this.#sessions.get(session.id) !== session) return;
     this.#sessions.delete(session.id);
-    // Pause first so no datagram follows the BYE.
-    this.#engine.pause(session.id);
+    // Pause first so no datagram follows the BYE. (Gone already if the engine closed it meanwhile.)
+    if (this.#engine.getSession(session.id)) this.#engine.pause(session.id);
     await session.dispose(session.lastPlay !== undefined);
     this.#engine.closeSession(session.id);
     session.log.info({ reason }, 'session torn down');

@@ -92,8 +92,9 @@ export class RtspSession {
   }
 
   /**
-   * The guard every method passes: 455 Method Not Valid in This State (with an
-   * Allow-able explanation) unless the session is in one of `allowed`.
+   * The guard every method that names a session passes (gortsplib's
+   * checkState): TF_SESSION_INVALID_STATE, answered 455 Method Not Valid in This
+   * State, unless the session is in one of `allowed`.
    */
   checkState(method: string, allowed: readonly RtspSessionState[]): void {
     if (!allowed.includes(this.#state)) {
