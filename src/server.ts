@@ -10,6 +10,7 @@ import { AssetCatalog } from './catalog/catalog.js';
 import { IndexPool } from './catalog/index-pool.js';
 import type { TwinframeConfig } from './config/schema.js';
 import { Engine } from './engine/engine.js';
+import { MAX_SESSIONS } from './shared/layout.js';
 import { AdminServer } from './admin/server.js';
 import { EngineAdminBackend } from './admin/engine-backend.js';
 import { RtspServer, type RtspServerOptions } from './rtsp/server.js';
@@ -55,6 +56,8 @@ export async function startServer(options: ServerOptions): Promise<TwinframeServ
       streamAddress: config.network.streamIp,
       serverPortRange: config.rtsp.serverPortRange,
       limits: config.limits,
+      // Every slot the control block can hold: the configured limits decide admission.
+      maxSessions: MAX_SESSIONS,
     });
     stops.push(() => engine.close());
     const backend = new EngineAdminBackend({

@@ -272,3 +272,38 @@ test.serial('fault injection is refused unless the configuration enables it', as
     await engine.close();
   }
 });
+
+test.serial('errors about a destination (refused, not permitted) are the session\'s problem and never fail a data path', async (t) => {
+  const engine = await startEngine();
+  const failovers: string[] = [];
+  const sessionErrors: string[] = [];
+  engine.on('failover', (e) => failovers.push(`${e.pathName}:${e.cause}`));
+  engine.on('session-error', (e: { message: string }) => sessionErrors.push(e.message));
+  const healthy = await UdpReceiver.open();
+  try {
+    // Nobody listens on this port: every datagram draws ICMP port unreachable (ECONNREFUSED).
+    const gone = await UdpReceiver.open();
+    const port = gone.rtpPort;
+    await gone.close();
+    const refused = await engine.openSession({ asset: sample.asset, destination: { address: '127.0.0.1', port }, transport: 'rtp' });
+    await engine.play(refused.id);
+    // The kernel refuses every send to a broadcast address without SO_BROADCAST (EACCES).
+    await engine.openSession({ asset: sample.asset, destination: { address: '255.255.255.255', port: 9 }, transport: 'rtp' });
+    const session = await engine.openSession({ asset: sample.asset, destination: { address: '127.0.0.1', port: healthy.rtpPort }, transport: 'rtp' });
+    const play = await engine.play(session.id);
+    await sleep(800);
+    engine.pause(session.id);
+    await healthy.waitForQuiet(150, 5000);
+    t.deepEqual(failovers, [], 'no path failed');
+    t.true(engine.isProtected());
+    // The refused session's ICMP errors are reported once; a synchronous send error
+    // (EACCES to broadcast) is dropped by Node when send() has no callback.
+    t.is(sessionErrors.filter((m) => m.startsWith('ECONNREFUSED')).length, 1, `reported once, by the sending path: ${sessionErrors.join('; ')}`);
+    const check = checkRtpStream(healthy.packets, session, play, sample);
+    t.is(healthy.datagrams.length, engine.getSession(session.id)!.sent);
+    t.is(check.lost + check.duplicated + check.mismatched, 0, check.firstMismatch);
+  } finally {
+    await healthy.close();
+    await engine.close();
+  }
+});

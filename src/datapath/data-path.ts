@@ -46,6 +46,7 @@ export class DataPath {
   private socketsPending = 0;
   private lastYieldMs = monoNowMs();
   private socketFailure = false;
+  private readonly reportedDestinationErrors = new Set<string>();
 
   constructor(options: { cb: ControlBlock; path: PathId; incarnation: number; commands: CommandReader; faultInjection: boolean }) {
     this.cb = options.cb;
@@ -140,9 +141,18 @@ export class DataPath {
         this.checkSynced();
       },
       () => { this.socketFailure = true; },
+      (s, err) => this.reportDestinationError(s, err),
     );
     this.sessions.set(command.slot, session);
     this.sessionList = [...this.sessions.values()];
+  }
+
+  /** Tell the control plane once per session and error code; the stream goes on. */
+  private reportDestinationError(s: PathSession, err: NodeJS.ErrnoException): void {
+    const key = `${s.slot}:${s.sessionId}:${err.code}`;
+    if (this.reportedDestinationErrors.has(key)) return;
+    this.reportedDestinationErrors.add(key);
+    this.post({ type: 'session-error', slot: s.slot, sessionId: s.sessionId, message: `${err.code}: ${err.message}` });
   }
 
   private closeSession(slot: number): void {
@@ -150,6 +160,7 @@ export class DataPath {
     if (!session) return;
     if (!session.ready) this.socketsPending--;
     session.close();
+    for (const key of this.reportedDestinationErrors) if (key.startsWith(`${slot}:`)) this.reportedDestinationErrors.delete(key);
     this.sessions.delete(slot);
     this.sessionList = [...this.sessions.values()];
     this.post({ type: 'session-closed', slot });

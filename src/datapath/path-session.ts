@@ -13,6 +13,11 @@ import { RTP_HEADER_BYTES, TS_PAYLOAD_BYTES, TS_PACKETS_PER_DATAGRAM, writeRtpHe
 const DATAGRAM_RING = 64;
 const TICKS_PER_MS = 90;
 
+/** Socket errors caused by where a session sends, not by this path. */
+const DESTINATION_ERRORS: ReadonlySet<string> = new Set([
+  'ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENETDOWN', 'EACCES', 'EPERM', 'EMSGSIZE',
+]);
+
 /** The path's socket for a session failed or was lost. */
 export class SocketError extends Error {
   override readonly name = 'SocketError';
@@ -43,24 +48,37 @@ export class PathSession {
   private readonly ring: Buffer[] = [];
   private ringPos = 0;
 
-  constructor(command: OpenSessionCommand, onReady: (s: PathSession) => void, onSocketFailure: () => void) {
+  constructor(
+    command: OpenSessionCommand,
+    onReady: (s: PathSession) => void,
+    onSocketFailure: () => void,
+    onDestinationError: (s: PathSession, err: NodeJS.ErrnoException) => void,
+  ) {
     this.slot = command.slot;
     this.sessionId = command.sessionId;
     this.command = command;
     this.headerBytes = command.transport === 'rtp' ? RTP_HEADER_BYTES : 0;
     this.reader = new AssetReader(command.assetPath, command.indexPath, command.packetCount, command.timesOffset);
     for (let i = 0; i < DATAGRAM_RING; i++) this.ring.push(Buffer.alloc(this.headerBytes + TS_PAYLOAD_BYTES));
-    this.openSocket(onReady, onSocketFailure);
+    this.openSocket(onReady, onSocketFailure, onDestinationError);
   }
 
-  private openSocket(onReady: (s: PathSession) => void, onSocketFailure: () => void): void {
+  private openSocket(
+    onReady: (s: PathSession) => void,
+    onSocketFailure: () => void,
+    onDestinationError: (s: PathSession, err: NodeJS.ErrnoException) => void,
+  ): void {
     const { source, destination } = this.command;
     const socket = createSocket({ type: 'udp4', reuseAddr: true });
     this.socket = socket;
     socket.on('error', (err: NodeJS.ErrnoException) => {
-      // ICMP port unreachable: the viewer is not listening. Both paths see the same
-      // thing, so it says nothing about this path's health.
-      if (err.code === 'ECONNREFUSED') return;
+      // Errors about the destination (the viewer is not listening, no route to it,
+      // not allowed to send there) reach both paths alike: switching would not
+      // help, and they must not take a path down. They are the session's problem.
+      if (err.code !== undefined && DESTINATION_ERRORS.has(err.code)) {
+        onDestinationError(this, err);
+        return;
+      }
       this.socketFailure ??= err;
       onSocketFailure();
     });

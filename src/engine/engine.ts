@@ -522,7 +522,10 @@ export class Engine extends EventEmitter {
       case 'booted':
         if (event.policy !== 'fifo') this.log.warn({ path: PATH_NAMES[p.id], policy: event.policy, reason: event.priorityError }, 'data path runs without real-time priority');
         break;
-      case 'session-error': this.log.warn({ path: PATH_NAMES[p.id], session: event.sessionId, message: event.message }, 'session error on data path'); break;
+      case 'session-error':
+        this.log.warn({ path: PATH_NAMES[p.id], session: event.sessionId, message: event.message }, 'destination error on a session');
+        this.emit('session-error', { id: event.sessionId, message: event.message });
+        break;
     }
   }
 
