@@ -7,6 +7,11 @@
 //
 // currentPolicy() returns the calling thread's scheduling policy (for status).
 //
+// demoteThread(tid) puts thread `tid` of this process back under SCHED_OTHER at
+// nice 19: a hung data path spinning under SCHED_FIFO must not keep a core from
+// its twin while it is being terminated. Lowering a priority needs no privilege.
+// Returns 0 or the errno.
+//
 // threadCpuNs(tid) returns the CPU time of thread `tid` of this process in
 // nanoseconds, exact to now (clock_gettime on the thread's CPU-time clock runs
 // the scheduler's accounting for a thread that is on a CPU at this moment,
@@ -15,6 +20,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <sched.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <node_api.h>
 
@@ -47,6 +53,24 @@ static napi_value current_policy(napi_env env, napi_callback_info info) {
   return result;
 }
 
+static napi_value demote_thread(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  int32_t tid = 0;
+  napi_value result;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 ||
+      napi_get_value_int32(env, argv[0], &tid) != napi_ok || tid <= 0) {
+    napi_throw_type_error(env, NULL, "demoteThread(tid: positive integer)");
+    return NULL;
+  }
+  struct sched_param param = { .sched_priority = 0 };
+  int rc = 0;
+  if (sched_setscheduler(tid, SCHED_OTHER, &param) != 0) rc = errno;
+  else if (setpriority(PRIO_PROCESS, (id_t)tid, 19) != 0) rc = errno;
+  napi_create_int32(env, rc, &result);
+  return result;
+}
+
 // The kernel's encoding of a per-thread CPU clock id (include/linux/posix-timers.h).
 #define CPUCLOCK_SCHED 2
 #define CPUCLOCK_PERTHREAD_MASK 4
@@ -74,6 +98,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "setRealtimePriority", NULL, set_realtime_priority, NULL, NULL, NULL, napi_default, NULL },
     { "currentPolicy", NULL, current_policy, NULL, NULL, NULL, napi_default, NULL },
     { "threadCpuNs", NULL, thread_cpu_ns, NULL, NULL, NULL, napi_default, NULL },
+    { "demoteThread", NULL, demote_thread, NULL, NULL, NULL, napi_default, NULL },
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
   return exports;

@@ -222,7 +222,7 @@ const failoverSchema = z.object({
    * After a path starts, missed heartbeats are not counted for this long: JIT warm-up
    * and first GCs stall a fresh worker for milliseconds with no fault at all.
    */
-  warmupGraceMs: z.number().int().min(0).max(60_000).default(1000),
+  warmupGraceMs: z.number().int().min(0).max(60_000).default(3000),
   /**
    * true: the server walks the patent's start-up sequence itself (a Primary, b
    * Secondary) and brings every restarted path back to Secondary. false: both

@@ -19,9 +19,15 @@ import { PathSession } from './path-session.js';
 
 /** Send what falls due within this margin now rather than sleep a few microseconds. */
 const EARLY_MS = 0.05;
-/** Yield to the event loop at least this often, when nothing is due within YIELD_CLEARANCE_MS. */
+/**
+ * The event loop delivers what the path needs to hear about its sockets (a lost
+ * socket's 'close', errors) and reclaims finished sends. Yield to it every
+ * YIELD_EVERY_MS when no datagram is due within YIELD_CLEARANCE_MS, and at the
+ * latest every YIELD_FORCE_MS whatever is due (a busy path never has clearance).
+ */
 const YIELD_EVERY_MS = 5;
 const YIELD_CLEARANCE_MS = 0.4;
+const YIELD_FORCE_MS = 20;
 /** Datagrams one session may send in one turn (catch-up after a switch); then the others get a turn. */
 const MAX_BURST = 64;
 
@@ -72,18 +78,20 @@ export class DataPath {
       const active = ControlBlock.ownerOf(activeWord) === path;
       const now = monoNowMs();
       const beatIntervalMs = cb.heartbeatPeriodUs() / 2000;
-      let wake = now + beatIntervalMs;
+      let nextDue = Number.POSITIVE_INFINITY;
       for (let i = 0; i < this.sessionList.length; i++) {
         const next = this.service(this.sessionList[i]!, now, active, activeWord, beatIntervalMs);
-        if (next < wake) wake = next;
+        if (next < nextDue) nextDue = next;
       }
 
       const after = monoNowMs();
-      if (this.socketsPending > 0 || (after - this.lastYieldMs >= YIELD_EVERY_MS && wake - after >= YIELD_CLEARANCE_MS)) {
+      const sinceYield = after - this.lastYieldMs;
+      if (this.socketsPending > 0 || sinceYield >= YIELD_FORCE_MS || (sinceYield >= YIELD_EVERY_MS && nextDue - after >= YIELD_CLEARANCE_MS)) {
         this.lastYieldMs = after;
         return true;
       }
-      const timeout = wake - after;
+      // Sleep until the next datagram is due, but wake to beat at least twice a period.
+      const timeout = Math.min(nextDue, now + beatIntervalMs) - after;
       if (timeout > 0) cb.waitOnActive(activeWord, timeout);
     }
     this.closeAll();

@@ -12,6 +12,7 @@ import { FailureCause } from '../shared/layout.js';
 import { monoNowMs } from '../shared/clock.js';
 import { DataPath, PathFailure } from './data-path.js';
 import { DiskError } from './asset-reader.js';
+import { warmUpSendPath } from './warmup.js';
 import { SocketError } from './path-session.js';
 import { currentThreadId, raiseThreadPriority } from '../shared/thread-priority.js';
 
@@ -61,4 +62,5 @@ function run(): void {
 cb.setThreadId(data.path, currentThreadId());
 const priority = raiseThreadPriority();
 parentPort?.postMessage({ type: 'booted', path: data.path, incarnation: data.incarnation, policy: priority.policy, priorityError: priority.error });
-run();
+// Commands wait in the queue meanwhile: nothing is lost, the path just synchronizes a few ms later.
+void warmUpSendPath().then(run);

@@ -168,7 +168,7 @@ const DEFAULTS = {
   maxSessions: 64,
   heartbeatPeriodUs: 250,
   maxMissedHeartbeats: 3,
-  warmupGraceMs: 1000,
+  warmupGraceMs: 3000,
   streamAddress: '127.0.0.1',
   syncTimeoutMs: 5000,
   autoFailover: true,

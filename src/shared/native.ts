@@ -11,6 +11,8 @@ export interface NativeAddon {
   currentPolicy(): number;
   /** CPU time of a thread of this process, exact to now; -1 on error. */
   threadCpuNs(tid: number): number;
+  /** Put a thread of this process back under SCHED_OTHER at nice 19; 0 or an errno. */
+  demoteThread(tid: number): number;
 }
 
 function load(): NativeAddon | undefined {

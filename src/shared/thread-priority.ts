@@ -20,7 +20,9 @@ export interface PriorityResult {
   readonly error: string | undefined;
 }
 
+/** Data paths run at this SCHED_FIFO priority; the supervisor one above, so it always preempts a spinning path. */
 export const REALTIME_PRIORITY = 10;
+export const SUPERVISOR_PRIORITY = REALTIME_PRIORITY + 1;
 export const FALLBACK_NICE = -10;
 
 /** This thread's Linux thread id, or 0 where /proc does not say. */
@@ -52,4 +54,23 @@ export function raiseThreadPriority(priority = REALTIME_PRIORITY): PriorityResul
     return { policy: 'normal', error: [fifoError, (err as Error).message].filter(Boolean).join('; ') };
   }
   return { policy: 'normal', error: fifoError };
+}
+
+/**
+ * Take a hung thread's priority away (SCHED_OTHER, nice 19) so it cannot keep a
+ * core from the path taking over while it waits to be terminated. Lowering a
+ * priority needs no privilege. Returns an error message, or undefined.
+ */
+export function demoteThread(tid: number): string | undefined {
+  if (tid <= 0) return 'unknown thread';
+  try {
+    if (nativeAddon) {
+      const errno = nativeAddon.demoteThread(tid);
+      return errno === 0 ? undefined : `demote failed, errno ${errno}`;
+    }
+    setPriority(tid, 19);
+    return undefined;
+  } catch (err) {
+    return (err as Error).message;
+  }
 }

@@ -19,7 +19,7 @@ import { FailureCause, PATH_COUNT, type PathId } from '../shared/layout.js';
 import { monoNowMs } from '../shared/clock.js';
 import { failPath, type FailureReport } from './fail-path.js';
 import { readThreadCpuNs } from './thread-cpu.js';
-import { raiseThreadPriority } from '../shared/thread-priority.js';
+import { SUPERVISOR_PRIORITY, demoteThread, raiseThreadPriority } from '../shared/thread-priority.js';
 
 export interface SupervisorWorkerData {
   readonly controlBlock: SharedArrayBuffer;
@@ -96,11 +96,15 @@ function check(path: PathId, now: number, periodMs: number, maxMissed: number, g
   const hung = cpuNs === undefined || w.lateCpuNs === undefined
     || (observedMs >= periodMs && (cpuNs - w.lateCpuNs) / 1e6 >= observedMs * BUSY_SHARE);
   if (hung || silentMs >= Math.max(SILENT_LIMIT_MS, windowMs)) {
-    report(failPath(cb, path, incarnation, FailureCause.HEARTBEAT, w.lastChangeMs));
+    const r = failPath(cb, path, incarnation, FailureCause.HEARTBEAT, w.lastChangeMs);
+    // Switch first, then fence the CPU: a path spinning under SCHED_FIFO would
+    // otherwise keep a core from its twin until the control plane terminates it.
+    if (r) demoteThread(tid);
+    report(r);
   }
 }
 
-const priority = raiseThreadPriority();
+const priority = raiseThreadPriority(SUPERVISOR_PRIORITY);
 parentPort?.postMessage({ type: 'booted', policy: priority.policy, priorityError: priority.error });
 
 let lastWakeMs = monoNowMs();
