@@ -82,6 +82,8 @@ export class DataPath {
       for (let i = 0; i < this.sessionList.length; i++) {
         const next = this.service(this.sessionList[i]!, now, active, activeWord, beatIntervalMs);
         if (next < nextDue) nextDue = next;
+        // A turn that catches up many sessions after a takeover must not look like a hang.
+        cb.beat(path);
       }
 
       const after = monoNowMs();

@@ -39,6 +39,13 @@ interface Watch {
 
 /** A silent path that is not even running is failed after this long (or the window, if longer). */
 export const SILENT_LIMIT_MS = 10;
+/**
+ * The only sending path, with no ready twin, is failed for silence only after
+ * this long: failing it cannot hand the streams to anyone, so acting on a
+ * heuristic would turn a pause (the twins run the same code in lockstep and can
+ * pause together, e.g. in GC) into an outage. A real hang is restarted all the same.
+ */
+export const SOLE_SENDER_SILENT_LIMIT_MS = 200;
 /** Share of the silent time spent on the CPU that marks a path as hung rather than starved. */
 const BUSY_SHARE = 0.5;
 
@@ -90,6 +97,11 @@ function check(path: PathId, now: number, periodMs: number, maxMissed: number, g
   }
   const windowMs = periodMs * maxMissed;
   if (silentMs < windowMs) return;
+  const twin = (1 - path) as PathId;
+  if (ControlBlock.ownerOf(cb.activeWord()) === path && !cb.isReady(twin)) {
+    if (silentMs >= SOLE_SENDER_SILENT_LIMIT_MS) report(failPath(cb, path, incarnation, FailureCause.HEARTBEAT, w.lastChangeMs));
+    return;
+  }
   const cpuNs = readThreadCpuNs(tid);
   const observedMs = now - w.lateAtMs;
   // Without CPU figures, fall back to the plain heartbeat rule.
