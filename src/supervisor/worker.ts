@@ -85,9 +85,14 @@ function check(path: PathId, now: number, periodMs: number, maxMissed: number, g
   }
   const silentMs = now - w.lastChangeMs;
   if (silentMs < periodMs) return;
+  // The only sender with no ready twin: failing it would hand the streams to nobody.
+  if (ControlBlock.ownerOf(cb.activeWord()) === path && !cb.isReady((1 - path) as PathId)) {
+    if (silentMs >= SOLE_SENDER_SILENT_LIMIT_MS) failSilentPath(path, incarnation, w.lastChangeMs);
+    return;
+  }
   // Warm-up (JIT, first heap growth): only silence past the hard limit counts.
   if (now < w.monitorFromMs) {
-    if (silentMs >= SILENT_LIMIT_MS) report(failPath(cb, path, incarnation, FailureCause.HEARTBEAT, w.lastChangeMs));
+    if (silentMs >= SILENT_LIMIT_MS) failSilentPath(path, incarnation, w.lastChangeMs);
     return;
   }
   const tid = cb.threadId(path);
@@ -97,23 +102,24 @@ function check(path: PathId, now: number, periodMs: number, maxMissed: number, g
   }
   const windowMs = periodMs * maxMissed;
   if (silentMs < windowMs) return;
-  const twin = (1 - path) as PathId;
-  if (ControlBlock.ownerOf(cb.activeWord()) === path && !cb.isReady(twin)) {
-    if (silentMs >= SOLE_SENDER_SILENT_LIMIT_MS) report(failPath(cb, path, incarnation, FailureCause.HEARTBEAT, w.lastChangeMs));
-    return;
-  }
+
   const cpuNs = readThreadCpuNs(tid);
   const observedMs = now - w.lateAtMs;
   // Without CPU figures, fall back to the plain heartbeat rule.
   const hung = cpuNs === undefined || w.lateCpuNs === undefined
     || (observedMs >= periodMs && (cpuNs - w.lateCpuNs) / 1e6 >= observedMs * BUSY_SHARE);
-  if (hung || silentMs >= Math.max(SILENT_LIMIT_MS, windowMs)) {
-    const r = failPath(cb, path, incarnation, FailureCause.HEARTBEAT, w.lastChangeMs);
-    // Switch first, then fence the CPU: a path spinning under SCHED_FIFO would
-    // otherwise keep a core from its twin until the control plane terminates it.
-    if (r) demoteThread(tid);
-    report(r);
-  }
+  if (hung || silentMs >= Math.max(SILENT_LIMIT_MS, windowMs)) failSilentPath(path, incarnation, w.lastChangeMs);
+}
+
+/**
+ * Fail a path for silence. Switch first, then fence its CPU: a path spinning
+ * under SCHED_FIFO would otherwise keep a core from its twin until the control
+ * plane terminates it.
+ */
+function failSilentPath(path: PathId, incarnation: number, lastBeatMs: number): void {
+  const r = failPath(cb, path, incarnation, FailureCause.HEARTBEAT, lastBeatMs);
+  if (r) demoteThread(cb.threadId(path));
+  report(r);
 }
 
 const priority = raiseThreadPriority(SUPERVISOR_PRIORITY);
