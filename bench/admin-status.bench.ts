@@ -18,6 +18,7 @@ import { parseConfig } from '../src/config/schema.js';
 import { silentLogger } from '../src/log.js';
 import { startServer } from '../src/server.js';
 import { loadSample } from '../test/helpers/engine-fixture.js';
+import { quantile } from './lib.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const ctl = path.resolve(here, '../src/cli/twinframectl.js');
@@ -46,8 +47,7 @@ import(${JSON.stringify(new URL('../src/admin/client.js', import.meta.url).href)
 
 function summarize(times: number[]): { n: number; p50: number; p99: number; max: number } {
   const s = [...times].sort((a, b) => a - b);
-  const q = (p: number) => s[Math.min(s.length - 1, Math.floor(p * (s.length - 1)))]!;
-  return { n: s.length, p50: round(q(0.5)), p99: round(q(0.99)), max: round(s[s.length - 1]!) };
+  return { n: s.length, p50: round(quantile(s, 0.5)), p99: round(quantile(s, 0.99)), max: round(s[s.length - 1]!) };
 }
 
 function round(ms: number): number {

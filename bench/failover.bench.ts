@@ -68,6 +68,7 @@ import { raiseThreadPriority } from '../src/shared/thread-priority.js';
 import { createLogger, silentLogger, type Logger } from '../src/log.js';
 import { checkRtpStream, type SampleAsset } from '../test/helpers/engine-fixture.js';
 import { parseRtpPacket, sequenceStats, type RtpPacket } from '../test/helpers/rtsp-client.js';
+import { FlagReader, quantile } from './lib.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 /** Repository root, from dist/bench/ (compiled) or bench/ (never run uncompiled, but be kind). */
@@ -138,18 +139,10 @@ function parseOptions(argv: string[]): Options {
   };
   let faultsGiven = false;
   let baselineGiven = false;
-  for (let i = 0; i < argv.length; i++) {
-    const flag = argv[i]!;
-    const value = (): string => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${flag} needs a value\n${USAGE}`);
-      return v;
-    };
-    const num = (): number => {
-      const v = Number(value());
-      if (!Number.isFinite(v)) throw new Error(`${flag} needs a number\n${USAGE}`);
-      return v;
-    };
+  const args = new FlagReader(argv, USAGE);
+  for (const flag of args.flags()) {
+    const value = (): string => args.value(flag);
+    const num = (): number => args.number(flag);
     switch (flag) {
       case '--faults': o.faults = Math.max(0, Math.floor(num())); faultsGiven = true; break;
       case '--sessions': o.sessions = value().split(',').map((s) => Math.max(1, Math.floor(Number(s)))).filter((n) => Number.isFinite(n)); break;
@@ -215,12 +208,6 @@ function mulberry32(seed: number): () => number {
   };
 }
 
-/** Nearest-rank quantile of an ascending array. */
-function quantile(sorted: readonly number[], q: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  const rank = Math.min(sorted.length, Math.max(1, Math.ceil(q * sorted.length)));
-  return sorted[rank - 1]!;
-}
 
 interface Dist { n: number; p50: number; p99: number; max: number; mean: number }
 

@@ -22,6 +22,7 @@ import { fileURLToPath } from 'node:url';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { raiseThreadPriority } from '../src/shared/thread-priority.js';
 import { nativeAddon } from '../src/shared/native.js';
+import { FlagReader, quantile } from './lib.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.basename(path.dirname(HERE)) === 'dist' ? path.resolve(HERE, '../..') : path.resolve(HERE, '..');
@@ -53,18 +54,10 @@ function parseOptions(argv: string[]): Options {
   let durationGiven = false;
   let roundsGiven = false;
   let quick = false;
-  for (let i = 0; i < argv.length; i++) {
-    const flag = argv[i]!;
-    const value = (): string => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${flag} needs a value\n${USAGE}`);
-      return v;
-    };
-    const num = (): number => {
-      const v = Number(value());
-      if (!Number.isFinite(v) || v <= 0) throw new Error(`${flag} needs a positive number\n${USAGE}`);
-      return v;
-    };
+  const args = new FlagReader(argv, USAGE);
+  for (const flag of args.flags()) {
+    const value = (): string => args.value(flag);
+    const num = (): number => args.number(flag, { positive: true });
     switch (flag) {
       case '--duration-s': o.durationS = num(); durationGiven = true; break;
       case '--threads': o.threads = value().split(',').map(Number).filter((n) => Number.isInteger(n) && n > 0); break;
@@ -150,10 +143,6 @@ function stealMs(): number {
   }
 }
 
-function quantile(sorted: Float64Array, q: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length, Math.max(1, Math.ceil(q * sorted.length))) - 1]!;
-}
 
 async function runOnce(mode: Mode, threads: number, o: Options): Promise<ThreadResult[]> {
   const go = new SharedArrayBuffer(4);

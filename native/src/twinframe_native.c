@@ -53,16 +53,24 @@ static napi_value current_policy(napi_env env, napi_callback_info info) {
   return result;
 }
 
-static napi_value demote_thread(napi_env env, napi_callback_info info) {
+// Reads the single thread-id argument of demoteThread/threadCpuNs; throws and
+// returns 0 when it is missing or not a positive integer.
+static int32_t tid_argument(napi_env env, napi_callback_info info, const char* usage) {
   size_t argc = 1;
   napi_value argv[1];
   int32_t tid = 0;
-  napi_value result;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 ||
       napi_get_value_int32(env, argv[0], &tid) != napi_ok || tid <= 0) {
-    napi_throw_type_error(env, NULL, "demoteThread(tid: positive integer)");
-    return NULL;
+    napi_throw_type_error(env, NULL, usage);
+    return 0;
   }
+  return tid;
+}
+
+static napi_value demote_thread(napi_env env, napi_callback_info info) {
+  napi_value result;
+  int32_t tid = tid_argument(env, info, "demoteThread(tid: positive integer)");
+  if (tid == 0) return NULL;
   struct sched_param param = { .sched_priority = 0 };
   int rc = 0;
   if (sched_setscheduler(tid, SCHED_OTHER, &param) != 0) rc = errno;
@@ -77,15 +85,9 @@ static napi_value demote_thread(napi_env env, napi_callback_info info) {
 #define MAKE_THREAD_CPUCLOCK(tid, clock) ((~(clockid_t)(tid) << 3) | (clock) | CPUCLOCK_PERTHREAD_MASK)
 
 static napi_value thread_cpu_ns(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  int32_t tid = 0;
   napi_value result;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 ||
-      napi_get_value_int32(env, argv[0], &tid) != napi_ok || tid <= 0) {
-    napi_throw_type_error(env, NULL, "threadCpuNs(tid: positive integer)");
-    return NULL;
-  }
+  int32_t tid = tid_argument(env, info, "threadCpuNs(tid: positive integer)");
+  if (tid == 0) return NULL;
   struct timespec ts;
   double ns = -1;
   if (clock_gettime(MAKE_THREAD_CPUCLOCK(tid, CPUCLOCK_SCHED), &ts) == 0) ns = (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
