@@ -5,8 +5,6 @@
 // thread only, so a data-path or supervisor worker raises itself and nothing
 // else. Returns 0 or the errno (EPERM without CAP_SYS_NICE).
 //
-// currentPolicy() returns the calling thread's scheduling policy (for status).
-//
 // demoteThread(tid) puts thread `tid` of this process back under SCHED_OTHER at
 // nice 19: a hung data path spinning under SCHED_FIFO must not keep a core from
 // its twin while it is being terminated. Lowering a priority needs no privilege.
@@ -43,13 +41,6 @@ static napi_value set_realtime_priority(napi_env env, napi_callback_info info) {
   struct sched_param param = { .sched_priority = priority };
   int rc = sched_setscheduler(0, SCHED_FIFO, &param) == 0 ? 0 : errno;
   napi_create_int32(env, rc, &result);
-  return result;
-}
-
-static napi_value current_policy(napi_env env, napi_callback_info info) {
-  (void)info;
-  napi_value result;
-  napi_create_int32(env, sched_getscheduler(0), &result);
   return result;
 }
 
@@ -98,7 +89,6 @@ static napi_value thread_cpu_ns(napi_env env, napi_callback_info info) {
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     { "setRealtimePriority", NULL, set_realtime_priority, NULL, NULL, NULL, napi_default, NULL },
-    { "currentPolicy", NULL, current_policy, NULL, NULL, NULL, napi_default, NULL },
     { "threadCpuNs", NULL, thread_cpu_ns, NULL, NULL, NULL, napi_default, NULL },
     { "demoteThread", NULL, demote_thread, NULL, NULL, NULL, napi_default, NULL },
   };

@@ -369,13 +369,14 @@ export class Engine extends EventEmitter {
 
   // ── Failover ───────────────────────────────────────────────────────────────
 
-  status(): { active: PathName | undefined; epoch: number; switches: number; paths: PathStatus[]; heartbeat: { periodUs: number; maxMissed: number; warmupGraceMs: number }; lastFailover: FailoverEvent | undefined; sessions: number } {
+  status(): { active: PathName | undefined; epoch: number; switches: number; sigfailover: number; paths: PathStatus[]; heartbeat: { periodUs: number; maxMissed: number; warmupGraceMs: number }; lastFailover: FailoverEvent | undefined; sessions: number } {
     const word = this.cb.activeWord();
     const owner = ControlBlock.ownerOf(word);
     return {
       active: owner === undefined ? undefined : PATH_NAMES[owner],
       epoch: ControlBlock.epochOf(word),
       switches: this.cb.switchCount(),
+      sigfailover: this.cb.sigfailover(),
       paths: this.paths.map((p) => {
         const v = this.cb.failoverVariables(p.id);
         return {

@@ -24,24 +24,3 @@ export function writeRtpHeader(buf: Uint8Array, seq: number, timestamp: number, 
   buf[10] = (ssrc >>> 8) & 0xff;
   buf[11] = ssrc & 0xff;
 }
-
-export interface RtpHeader {
-  version: number;
-  payloadType: number;
-  marker: boolean;
-  seq: number;
-  timestamp: number;
-  ssrc: number;
-}
-
-export function readRtpHeader(buf: Uint8Array): RtpHeader {
-  if (buf.length < RTP_HEADER_BYTES) throw new Error(`RTP datagram too short: ${buf.length} bytes`);
-  return {
-    version: buf[0]! >>> 6,
-    payloadType: buf[1]! & 0x7f,
-    marker: (buf[1]! & 0x80) !== 0,
-    seq: (buf[2]! << 8) | buf[3]!,
-    timestamp: ((buf[4]! << 24) | (buf[5]! << 16) | (buf[6]! << 8) | buf[7]!) >>> 0,
-    ssrc: ((buf[8]! << 24) | (buf[9]! << 16) | (buf[10]! << 8) | buf[11]!) >>> 0,
-  };
-}

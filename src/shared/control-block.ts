@@ -101,10 +101,6 @@ export class ControlBlock {
     Atomics.notify(this.i32, I32.SIGFAILOVER);
   }
 
-  waitSigfailover(generation: number, timeoutMs: number): WaitResult {
-    return Atomics.wait(this.i32, I32.SIGFAILOVER, generation, timeoutMs);
-  }
-
   supervisorDoorbell(): number {
     return Atomics.load(this.i32, I32.SUPERVISOR_DOORBELL);
   }

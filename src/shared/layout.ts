@@ -151,10 +151,9 @@ export const FailureCause = {
   DISK: 4,
   HEARTBEAT: 5,
   TEMPERATURE: 6,
-  MANUAL: 7,
-  SYNC: 8,
+  SYNC: 7,
 } as const;
 export type FailureCause = (typeof FailureCause)[keyof typeof FailureCause];
 export const FAILURE_CAUSE_NAMES: Record<FailureCause, string> = {
-  0: 'none', 1: 'exception', 2: 'exit', 3: 'socket', 4: 'disk', 5: 'heartbeat', 6: 'temperature', 7: 'manual', 8: 'sync',
+  0: 'none', 1: 'exception', 2: 'exit', 3: 'socket', 4: 'disk', 5: 'heartbeat', 6: 'temperature', 7: 'sync',
 };

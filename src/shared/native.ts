@@ -8,7 +8,6 @@ import { createRequire } from 'node:module';
 export interface NativeAddon {
   /** SCHED_FIFO for the calling thread; 0 or an errno. */
   setRealtimePriority(priority: number): number;
-  currentPolicy(): number;
   /** CPU time of a thread of this process, exact to now; -1 on error. */
   threadCpuNs(tid: number): number;
   /** Put a thread of this process back under SCHED_OTHER at nice 19; 0 or an errno. */
