@@ -2,7 +2,7 @@
 // operations keep the promises the data paths rely on.
 
 import test from 'ava';
-import { ControlBlock } from '../src/shared/control-block.js';
+import { ControlBlock, newCtrlState } from '../src/shared/control-block.js';
 import {
   CTRL, I32, PATH_COUNT, PATH_F64, PATH_I32, SEGMENT_F64, SEGMENT_SLOTS, computeLayout,
   pathF64Index, pathI32Index, segmentF64Index,
@@ -114,4 +114,29 @@ test('control words keep cursor, flags and segment apart', (t) => {
   t.is(ControlBlock.segmentOf(word), 0xabcd);
   t.true(ControlBlock.isPaused(word));
   t.false(ControlBlock.isEnded(word));
+});
+
+test('the allocation-free control-word reader decodes exactly what the BigInt decoders do', (t) => {
+  const cb = ControlBlock.create(4);
+  const words = new BigUint64Array(cb.sab, cb.layout.u64Offset, cb.layout.u64Words);
+  const out = newCtrlState();
+  const samples = [0n, 1n, CTRL.CURSOR_MASK, CTRL.PAUSED | 7n, CTRL.ENDED | (1n << 35n), (0xffffn << CTRL.SEGMENT_SHIFT) | CTRL.PAUSED | CTRL.ENDED | ((1n << 40n) - 2n)];
+  for (let i = 0; i < 200; i++) {
+    samples.push((BigInt(Math.floor(Math.random() * 0x10000)) << CTRL.SEGMENT_SHIFT) | (Math.random() < 0.5 ? CTRL.PAUSED : 0n)
+      | (Math.random() < 0.5 ? CTRL.ENDED : 0n) | (BigInt(Math.floor(Math.random() * 2 ** 40)) & CTRL.CURSOR_MASK));
+  }
+  for (const word of samples) {
+    words[3] = word;
+    cb.readCtrl(3, out);
+    t.deepEqual(
+      { cursor: out.cursor, segment: out.segment, paused: out.paused, ended: out.ended },
+      { cursor: ControlBlock.cursorOf(word), segment: ControlBlock.segmentOf(word), paused: ControlBlock.isPaused(word), ended: ControlBlock.isEnded(word) },
+      `word 0x${word.toString(16)}`,
+    );
+  }
+  // And the compare-and-swap built from the halves advances that very word.
+  words[3] = (5n << CTRL.SEGMENT_SHIFT) | 41n;
+  cb.readCtrl(3, out);
+  t.true(cb.advanceCursorFrom(3, out));
+  t.is(ControlBlock.cursorOf(cb.ctrl(3)), 42);
 });

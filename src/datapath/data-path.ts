@@ -10,7 +10,7 @@
 // when no datagram is imminent); nothing else waits on the event loop.
 
 import { parentPort } from 'node:worker_threads';
-import { ControlBlock } from '../shared/control-block.js';
+import { ControlBlock, newCtrlState } from '../shared/control-block.js';
 import { CommandReader } from '../shared/command-queue.js';
 import type { PathCommand, PathEvent, FaultKind, OpenSessionCommand } from '../shared/commands.js';
 import { FailureCause, type PathId } from '../shared/layout.js';
@@ -52,6 +52,8 @@ export class DataPath {
   private socketsPending = 0;
   private lastYieldMs = monoNowMs();
   private socketFailure = false;
+  /** Reused for every control-word read: the hot loop allocates nothing to decode it. */
+  private readonly ctrlState = newCtrlState();
   private readonly reportedDestinationErrors = new Set<string>();
 
   constructor(options: { cb: ControlBlock; path: PathId; incarnation: number; commands: CommandReader; faultInjection: boolean }) {
@@ -103,12 +105,12 @@ export class DataPath {
   /** Serve one session; returns when this path next needs to look at it. */
   private service(s: PathSession, now: number, active: boolean, activeWord: number, pollMs: number): number {
     const cb = this.cb;
+    const word = this.ctrlState;
     for (let burst = 0; burst < MAX_BURST; burst++) {
-      const word = cb.ctrl(s.slot);
-      if (ControlBlock.isPaused(word) || ControlBlock.isEnded(word)) return Number.POSITIVE_INFINITY;
-      if (!s.syncSegment(cb, ControlBlock.segmentOf(word))) return now + pollMs;
-      const cursor = ControlBlock.cursorOf(word);
-      if (!s.prepare(cursor)) {
+      cb.readCtrl(s.slot, word);
+      if (word.paused || word.ended) return Number.POSITIVE_INFINITY;
+      if (!s.syncSegment(cb, word.segment)) return now + pollMs;
+      if (!s.prepare(word.cursor)) {
         if (active && s.ready) {
           cb.markEnded(s.slot);
           this.post({ type: 'session-ended', slot: s.slot, sessionId: s.sessionId });
@@ -122,7 +124,7 @@ export class DataPath {
       if (cb.activeWord() !== activeWord) return now;
       s.send();
       cb.countSent(this.path);
-      cb.advanceCursor(s.slot, word);
+      cb.advanceCursorFrom(s.slot, word);
     }
     return now;
   }

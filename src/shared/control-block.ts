@@ -19,12 +19,36 @@ export interface SegmentParams {
 
 export type WaitResult = 'ok' | 'not-equal' | 'timed-out';
 
+/** A session's control word, decoded without allocating (see ControlBlock.readCtrl). */
+export interface CtrlState {
+  cursor: number;
+  segment: number;
+  paused: boolean;
+  ended: boolean;
+  /** The word's two halves as read, for the compare-and-swap after a send. */
+  hi: number;
+  lo: number;
+}
+
+export function newCtrlState(): CtrlState {
+  return { cursor: 0, segment: 0, paused: false, ended: false, hi: 0, lo: 0 };
+}
+
+// readCtrl reads the 64-bit control word as two Int32 halves: low half first in memory.
+if (new Uint8Array(new Uint32Array([1]).buffer)[0] !== 1) throw new Error('twinframe needs a little-endian machine');
+const CTRL_HI_CURSOR_MASK = 0xff; // cursor bits 32-39
+const CTRL_HI_PAUSED = Number(CTRL.PAUSED >> 32n);
+const CTRL_HI_ENDED = Number(CTRL.ENDED >> 32n);
+const CTRL_HI_SEGMENT_SHIFT = Number(CTRL.SEGMENT_SHIFT) - 32;
+
 export class ControlBlock {
   readonly sab: SharedArrayBuffer;
   readonly layout: Layout;
   private readonly i32: Int32Array;
   private readonly f64: Float64Array;
   private readonly u64: BigUint64Array;
+  /** The same per-session words as Int32 halves, for reads that allocate nothing. */
+  private readonly ctrl32: Int32Array;
 
   private constructor(sab: SharedArrayBuffer, layout: Layout) {
     this.sab = sab;
@@ -32,6 +56,7 @@ export class ControlBlock {
     this.i32 = new Int32Array(sab, 0, layout.i32Words);
     this.f64 = new Float64Array(sab, layout.f64Offset, layout.f64Words);
     this.u64 = new BigUint64Array(sab, layout.u64Offset, layout.u64Words);
+    this.ctrl32 = new Int32Array(sab, layout.u64Offset, layout.u64Words * 2);
   }
 
   static create(maxSessions?: number): ControlBlock {
@@ -268,6 +293,34 @@ export class ControlBlock {
 
   ctrl(slot: number): bigint {
     return Atomics.load(this.u64, slot);
+  }
+
+  /**
+   * Decode a session's control word into `out` without allocating: the data
+   * paths do this for every session on every wake. The halves are read high, low,
+   * high again; writers only ever replace the whole word (64-bit CAS), and the
+   * high half (flags, segment id) never returns to an earlier value, so equal
+   * high reads mean the low half belongs to the same word.
+   */
+  readCtrl(slot: number, out: CtrlState): void {
+    const hiIndex = 2 * slot + 1;
+    for (;;) {
+      const hi = Atomics.load(this.ctrl32, hiIndex);
+      const lo = Atomics.load(this.ctrl32, 2 * slot);
+      if (Atomics.load(this.ctrl32, hiIndex) !== hi) continue;
+      out.hi = hi;
+      out.lo = lo;
+      out.cursor = (hi & CTRL_HI_CURSOR_MASK) * 0x1_0000_0000 + (lo >>> 0);
+      out.paused = (hi & CTRL_HI_PAUSED) !== 0;
+      out.ended = (hi & CTRL_HI_ENDED) !== 0;
+      out.segment = hi >>> CTRL_HI_SEGMENT_SHIFT;
+      return;
+    }
+  }
+
+  /** advanceCursor for a word decoded by readCtrl (the one allocation, after a send). */
+  advanceCursorFrom(slot: number, sent: CtrlState): boolean {
+    return this.advanceCursor(slot, (BigInt(sent.hi >>> 0) << 32n) | BigInt(sent.lo >>> 0));
   }
 
   static cursorOf(word: bigint): number {
