@@ -71,6 +71,7 @@ export class DataPath {
   runSlice(): boolean {
     const cb = this.cb;
     const path = this.path;
+    cb.setInEventLoop(path, false);
     while (!cb.isShutdown()) {
       cb.beat(path);
       if (this.commands.hasCommand()) this.drainCommands();
@@ -92,6 +93,8 @@ export class DataPath {
       const sinceYield = after - this.lastYieldMs;
       if (this.socketsPending > 0 || sinceYield >= YIELD_FORCE_MS || (sinceYield >= YIELD_EVERY_MS && nextDue - after >= YIELD_CLEARANCE_MS)) {
         this.lastYieldMs = after;
+        // V8 runs its GC tasks in the event loop: say so, or a long one looks like a hang.
+        cb.setInEventLoop(path, true);
         return true;
       }
       // Sleep until the next datagram is due, but wake to beat at least twice a period.

@@ -177,6 +177,15 @@ export class ControlBlock {
     Atomics.add(this.i32, pathI32Index(path, PATH_I32.HEARTBEAT), 1);
   }
 
+  /** The path yields to its event loop (and back): heartbeats pause meanwhile. */
+  setInEventLoop(path: PathId, inLoop: boolean): void {
+    Atomics.store(this.i32, pathI32Index(path, PATH_I32.IN_EVENT_LOOP), inLoop ? 1 : 0);
+  }
+
+  inEventLoop(path: PathId): boolean {
+    return Atomics.load(this.i32, pathI32Index(path, PATH_I32.IN_EVENT_LOOP)) !== 0;
+  }
+
   countSent(path: PathId): void {
     Atomics.add(this.i32, pathI32Index(path, PATH_I32.SENT), 1);
   }

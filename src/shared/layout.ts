@@ -62,6 +62,8 @@ export const PATH_I32 = {
   THREAD_ID: 7,
   /** Datagrams this path put on the wire (all incarnations; wraps at 2^32). */
   SENT: 8,
+  /** 1 while the path has handed its thread to Node's event loop (where V8 runs GC tasks). */
+  IN_EVENT_LOOP: 9,
   STRIDE: 10,
 } as const;
 

@@ -90,8 +90,10 @@ function check(path: PathId, now: number, periodMs: number, maxMissed: number, g
     if (silentMs >= SOLE_SENDER_SILENT_LIMIT_MS) failSilentPath(path, incarnation, w.lastChangeMs);
     return;
   }
-  // Warm-up (JIT, first heap growth): only silence past the hard limit counts.
-  if (now < w.monitorFromMs) {
+  // Warm-up (JIT, first heap growth), or the path is in Node's event loop, where V8
+  // runs its GC tasks (a mark-compact takes milliseconds): only silence past the
+  // hard limit counts.
+  if (now < w.monitorFromMs || cb.inEventLoop(path)) {
     if (silentMs >= SILENT_LIMIT_MS) failSilentPath(path, incarnation, w.lastChangeMs);
     return;
   }
