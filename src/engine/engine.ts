@@ -244,7 +244,7 @@ export class Engine extends EventEmitter {
   /** Create a session on both paths (sockets opened, nothing sent until play). */
   async openSession(options: OpenSessionOptions): Promise<SessionInfo> {
     this.assertOpen();
-    this.admit(options.asset.bitrate);
+    this.checkAdmission(options.asset.bitrate);
     const slot = this.freeSlots.pop();
     if (slot === undefined) throw new TwinframeError('TF_SESSION_LIMIT', `all ${this.options.maxSessions} session slots are in use`);
     let ports: PortPair;
@@ -333,9 +333,14 @@ export class Engine extends EventEmitter {
     this.emit('session-closed', { id: sessionId });
   }
 
-  /** Refuse a new session that would break a stream limit; nothing running is touched. */
-  private admit(bitrate: number): void {
-    const open = [...this.sessions.values()];
+  /**
+   * Refuse (TF_SESSION_LIMIT / TF_BANDWIDTH_LIMIT, RTSP 453) a session of this bit
+   * rate that would break a stream limit next to the others open now; nothing
+   * running is touched. `excludingSessionId` re-checks a session already open (an
+   * RTSP PLAY after the operator lowered a limit).
+   */
+  checkAdmission(bitrate: number, excludingSessionId?: string): void {
+    const open = [...this.sessions.values()].filter((s) => s.id !== excludingSessionId);
     const { maxStreams, mpegBandwidthKbps, serverBandwidthKbps } = this.limits;
     if (open.length + 1 > maxStreams) {
       throw new TwinframeError('TF_SESSION_LIMIT', `stream count limit of ${maxStreams} reached`, { limit: maxStreams });

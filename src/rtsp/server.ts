@@ -23,7 +23,7 @@ import type { Logger } from 'pino';
 import type { CatalogAsset } from '../catalog/catalog.js';
 import { IndexHeader, randomAccessAtOrBefore } from '../catalog/index-file.js';
 import { toEngineAsset } from '../engine/asset.js';
-import type { OpenSessionOptions, PlayResult, SessionInfo, StreamLimits } from '../engine/engine.js';
+import type { OpenSessionOptions, PlayResult, SessionInfo } from '../engine/engine.js';
 import { TwinframeError, isTwinframeError, type ErrorCode } from '../errors.js';
 import { silentLogger } from '../log.js';
 import { parseRange, resolveRange, serializeRange } from './headers/range.js';
@@ -44,7 +44,7 @@ export interface RtspEngine {
   closeSession(sessionId: string): void;
   getSession(sessionId: string): SessionInfo | undefined;
   listSessions(): SessionInfo[];
-  getLimits(): StreamLimits;
+  checkAdmission(bitrate: number, excludingSessionId?: string): void;
   on(event: 'session-ended' | 'session-closed', listener: (event: { id: string }) => void): unknown;
   off(event: 'session-ended' | 'session-closed', listener: (event: { id: string }) => void): unknown;
 }
@@ -99,8 +99,6 @@ const MAX_PIPELINED = 32;
 const MAX_UNREAD_RESPONSE_BYTES = 1024 * 1024;
 /** After an error reply that ends a connection, how long the client gets to read it. */
 const CLOSE_GRACE_MS = 1000;
-/** Same figure as the engine's admission: IPv4 + UDP + RTP headers per 1316-byte payload. */
-const HEADER_OVERHEAD = (20 + 8 + 12) / 1316;
 const TICKS_PER_SECOND = 90_000;
 
 /** Asset refusals by content: there is no playable asset at that URL. */
@@ -622,18 +620,7 @@ export class RtspServer {
    * have lowered them since the SETUP. Nothing already streaming is touched.
    */
   #admitPlay(session: RtspSession): void {
-    const limits = this.#engine.getLimits();
-    const others = this.#engine.listSessions().filter((s) => s.id !== session.id);
-    if (others.length + 1 > limits.maxStreams) {
-      throw new TwinframeError('TF_SESSION_LIMIT', `stream count limit of ${limits.maxStreams} reached`, { limit: limits.maxStreams });
-    }
-    const mpegKbps = (others.reduce((sum, s) => sum + s.bitrate, 0) + session.info.bitrate) / 1000;
-    if (mpegKbps > limits.mpegBandwidthKbps) {
-      throw new TwinframeError('TF_BANDWIDTH_LIMIT', `MPEG bandwidth would reach ${Math.ceil(mpegKbps)} kbit/s, over the ${limits.mpegBandwidthKbps} kbit/s limit`);
-    }
-    if (mpegKbps * (1 + HEADER_OVERHEAD) > limits.serverBandwidthKbps) {
-      throw new TwinframeError('TF_BANDWIDTH_LIMIT', `server bandwidth would exceed the ${limits.serverBandwidthKbps} kbit/s limit`);
-    }
+    this.#engine.checkAdmission(session.info.bitrate, session.id);
   }
 
   readonly #onSessionEnded = (event: { id: string }): void => {
