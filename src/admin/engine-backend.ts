@@ -33,7 +33,6 @@ export class EngineAdminBackend implements AdminBackend {
   private readonly configPath: string | undefined;
   private readonly faultInjection: boolean;
   private readonly startedAt = Date.now();
-  private readonly restarts: Record<PathName, number> = { a: 0, b: 0 };
   private lastFailover: FailoverRecord | null = null;
   private readonly listeners = new Set<WatchListener>();
 
@@ -45,7 +44,6 @@ export class EngineAdminBackend implements AdminBackend {
     this.faultInjection = options.faultInjection;
     const engine = this.engine;
     engine.on('failover', (e: FailoverEvent) => {
-      this.restarts[e.pathName]++;
       this.lastFailover = failoverRecord(e);
       this.publish({ type: 'failover', ...this.lastFailover });
     });
@@ -62,7 +60,7 @@ export class EngineAdminBackend implements AdminBackend {
       const p = s.paths.find((x) => x.path === name)!;
       return {
         path: name, namedState: p.named, failoverType: failoverTypeName(p.failoverType), failoverState: failoverStateName(p.failoverState),
-        sending: p.active, threadId: p.threadId, heartbeats: p.heartbeat, restarts: this.restarts[name],
+        sending: p.active, threadId: p.threadId, heartbeats: p.heartbeat, restarts: Math.max(0, p.incarnation - 1), // every incarnation after the first replaced a failed worker
       };
     };
     return {

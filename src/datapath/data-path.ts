@@ -6,8 +6,9 @@
 // next datagram from the shared cursor.
 //
 // The loop leaves its synchronous run only to let Node's event loop finish
-// socket setup and reclaim completed sends (every few milliseconds, at a moment
-// when no datagram is imminent); nothing else waits on the event loop.
+// socket setup and deliver socket events (a lost socket's 'close', errors):
+// every few milliseconds when no datagram is imminent, every 20 ms at the latest.
+// Nothing else waits on the event loop.
 
 import { parentPort } from 'node:worker_threads';
 import { ControlBlock, newCtrlState } from '../shared/control-block.js';
@@ -42,7 +43,6 @@ export class PathFailure extends Error {
 export class DataPath {
   private readonly cb: ControlBlock;
   private readonly path: PathId;
-  readonly incarnation: number;
   private readonly commands: CommandReader;
   private readonly faultInjection: boolean;
   private readonly sessions = new Map<number, PathSession>();
@@ -54,12 +54,10 @@ export class DataPath {
   private socketFailure = false;
   /** Reused for every control-word read: the hot loop allocates nothing to decode it. */
   private readonly ctrlState = newCtrlState();
-  private readonly reportedDestinationErrors = new Set<string>();
 
-  constructor(options: { cb: ControlBlock; path: PathId; incarnation: number; commands: CommandReader; faultInjection: boolean }) {
+  constructor(options: { cb: ControlBlock; path: PathId; commands: CommandReader; faultInjection: boolean }) {
     this.cb = options.cb;
     this.path = options.path;
-    this.incarnation = options.incarnation;
     this.commands = options.commands;
     this.faultInjection = options.faultInjection;
   }
@@ -164,9 +162,7 @@ export class DataPath {
 
   /** Tell the control plane once per session and error code; the stream goes on. */
   private reportDestinationError(s: PathSession, err: NodeJS.ErrnoException): void {
-    const key = `${s.slot}:${s.sessionId}:${err.code}`;
-    if (this.reportedDestinationErrors.has(key)) return;
-    this.reportedDestinationErrors.add(key);
+    if (!s.firstReportOf(err.code ?? 'unknown')) return;
     this.post({ type: 'session-error', slot: s.slot, sessionId: s.sessionId, message: `${err.code}: ${err.message}` });
   }
 
@@ -175,7 +171,6 @@ export class DataPath {
     if (!session) return;
     if (!session.ready) this.socketsPending--;
     session.close();
-    for (const key of this.reportedDestinationErrors) if (key.startsWith(`${slot}:`)) this.reportedDestinationErrors.delete(key);
     this.sessions.delete(slot);
     this.sessionList = [...this.sessions.values()];
     this.post({ type: 'session-closed', slot });

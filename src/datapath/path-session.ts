@@ -35,6 +35,8 @@ export class PathSession {
   ready = false;
   /** Set when the socket failed; the path reports a socket failure on its next turn. */
   socketFailure: Error | undefined;
+  /** Destination error codes already reported for this session (each once). */
+  private readonly reportedErrors = new Set<string>();
 
   // The current segment, read from the control block when the control word names a new one.
   readonly segment: SegmentParams = { id: -1, startCursor: 0, startPacket: 0, startTimeMs: 0, rtpTsBase: 0 };
@@ -146,6 +148,13 @@ export class PathSession {
     if (backedUp) throw new SocketError('send queue backed up');
     this.ringPos = (this.ringPos + 1) % DATAGRAM_RING;
     this.preparedCursor = -1; // the next prepare builds into the next ring buffer
+  }
+
+  /** True the first time an error code is seen for this session. */
+  firstReportOf(code: string): boolean {
+    if (this.reportedErrors.has(code)) return false;
+    this.reportedErrors.add(code);
+    return true;
   }
 
   /** Fault injection: lose the socket, as when an interface goes away. */

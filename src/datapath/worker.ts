@@ -42,7 +42,6 @@ process.on('exit', () => {
 const dataPath = new DataPath({
   cb,
   path: data.path,
-  incarnation: data.incarnation,
   commands: new CommandReader(data.commandQueue),
   faultInjection: data.faultInjection,
 });
