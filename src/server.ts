@@ -40,11 +40,13 @@ export async function startServer(options: ServerOptions): Promise<TwinframeServ
   const { config, logger } = options;
   await mkdir(config.media.cacheDir, { recursive: true });
   const pool = new IndexPool();
-  const catalog = new AssetCatalog({ mounts: config.media.mounts, cacheDir: config.media.cacheDir, pool, logger: logger.child({ component: 'catalog' }) });
+  const catalog = new AssetCatalog({ mounts: config.media.mounts, cacheDir: config.media.cacheDir, pool, logger });
   const stops: Array<() => Promise<void>> = [() => pool.close()];
-  const close = async () => {
-    for (const stop of stops.reverse()) await stop().catch((err: Error) => logger.error({ err: err.message }, 'error while stopping'));
-  };
+  let closing: Promise<void> | undefined;
+  // Stop in reverse order of start (RTSP first, so players get their BYE), once.
+  const close = (): Promise<void> => (closing ??= (async () => {
+    for (const stop of [...stops].reverse()) await stop().catch((err: Error) => logger.error({ err: err.message }, 'error while stopping'));
+  })());
   try {
     const engine = await Engine.start({
       logger,

@@ -6,7 +6,8 @@ import { readIndexMetaAsync } from '../catalog/index-file.js';
 import { indexPathFor } from '../catalog/index-pool.js';
 import type { AssetCatalog } from '../catalog/catalog.js';
 import { updateConfig } from '../config/store.js';
-import { validateFailoverTiming } from '../config/schema.js';
+import { limitsSchema, validateFailoverTiming } from '../config/schema.js';
+import { TwinframeError } from '../errors.js';
 import { describePair, type PathName } from '../failover/state-machine.js';
 import { failoverStateName, failoverTypeName } from '../failover/states.js';
 import type { Engine, FailoverEvent, SessionInfo as EngineSession, StreamLimits } from '../engine/engine.js';
@@ -140,7 +141,11 @@ export class EngineAdminBackend implements AdminBackend {
     const changed = Object.keys(args).filter((k) => (args as Record<string, unknown>)[k] !== undefined);
     if (changed.length === 0) return current;
     const next: StreamLimits = { ...current, ...Object.fromEntries(changed.map((k) => [k, (args as Record<string, number>)[k]])) };
-    // The config store validates the whole (e.g. MPEG ≤ server bandwidth) before anything applies.
+    // Validate the whole (e.g. MPEG ≤ server bandwidth) before anything is persisted or applied.
+    const checked = limitsSchema.safeParse(next);
+    if (!checked.success) {
+      throw new TwinframeError('TF_CONFIG_INVALID', `limits refused: ${checked.error.issues.map((i) => `${i.path.join('.') || 'limits'}: ${i.message}`).join('; ')}`);
+    }
     if (this.configPath) await updateConfig(this.configPath, { limits: next });
     this.engine.setLimits(next);
     this.publish({ type: 'config', at: now(), changed: changed.map((k) => `limits.${k}`) });

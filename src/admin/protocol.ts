@@ -13,6 +13,7 @@
 
 import { z } from 'zod';
 import { TwinframeError } from '../errors.js';
+import { FaultKinds, type FaultKind } from '../shared/commands.js';
 
 export const PROTOCOL_VERSION = 1 as const;
 
@@ -25,8 +26,9 @@ export const MAX_REPLY_LINE_BYTES = 64 * 1024 * 1024;
 /** Error code for a failure inside the backend that is not a TwinframeError (a bug). */
 export const INTERNAL_ERROR_CODE = 'TF_INTERNAL' as const;
 
-export const FAULT_KINDS = ['crash', 'exception', 'hang', 'socket', 'disk', 'temperature'] as const;
-export type FaultKind = (typeof FAULT_KINDS)[number];
+/** The fault kinds the data paths implement (one list, in src/shared/commands.ts). */
+export const FAULT_KINDS = FaultKinds;
+export type { FaultKind };
 
 const pathName = z.enum(['a', 'b']);
 const noArgs = z.object({}).strict();

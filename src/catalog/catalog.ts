@@ -32,6 +32,8 @@ export interface CatalogAsset {
   path: string;
   indexPath: string;
   meta: AssetIndexMeta;
+  /** Byte offset of the packet-time table in the index file. */
+  timesOffset: number;
 }
 
 export interface CatalogEntry {
@@ -194,7 +196,7 @@ export class AssetCatalog {
     const name = urlName(segments);
     try {
       const indexed = await this.#pool.index(real, this.#cacheDir);
-      return { name, path: real, indexPath: indexed.indexPath, meta: indexed.meta };
+      return { name, path: real, indexPath: indexed.indexPath, meta: indexed.meta, timesOffset: indexed.timesOffset };
     } catch (err) {
       if (isTwinframeError(err)) {
         this.#log.warn({ asset: name, path: real, code: err.code, details: err.details }, err.message);

@@ -219,6 +219,11 @@ export function readIndexMeta(file: string): AssetIndexMeta {
 
 /** Async twin of readIndexMeta for the main thread. */
 export async function readIndexMetaAsync(file: string): Promise<AssetIndexMeta> {
+  return (await readIndexHeadAsync(file)).meta;
+}
+
+/** The validated meta and where the times table starts: everything a reader of the file needs, from one read. */
+export async function readIndexHeadAsync(file: string): Promise<{ meta: AssetIndexMeta; timesOffset: number }> {
   let handle: fs.promises.FileHandle;
   try {
     handle = await fs.promises.open(file, 'r');
@@ -230,11 +235,10 @@ export async function readIndexMetaAsync(file: string): Promise<AssetIndexMeta> 
   try {
     const { size } = await handle.stat();
     const headerBuf = Buffer.alloc(IndexHeader.SIZE);
-    const { bytesRead } = await handle.read(headerBuf, 0, IndexHeader.SIZE, 0);
-    const header = parseHeader(file, headerBuf.subarray(0, bytesRead), size);
+    const header = parseHeader(file, headerBuf.subarray(0, await readFully(handle, headerBuf, 0)), size);
     const json = Buffer.alloc(header.jsonLength);
-    const r = await handle.read(json, 0, header.jsonLength, IndexHeader.JSON_OFFSET);
-    return parseMeta(file, json.subarray(0, r.bytesRead), header);
+    const meta = parseMeta(file, json.subarray(0, await readFully(handle, json, IndexHeader.JSON_OFFSET)), header);
+    return { meta, timesOffset: header.timesOffset };
   } finally {
     await handle.close();
   }
@@ -353,4 +357,15 @@ export function randomAccessAtOrBefore(meta: Pick<AssetIndexMeta, 'randomAccess'
     else hi = mid - 1;
   }
   return { ...raps[lo]! };
+}
+
+/** Read until `buf` is full or the file ends (one read() may return less); returns the bytes read. */
+async function readFully(handle: fs.promises.FileHandle, buf: Buffer, position: number): Promise<number> {
+  let done = 0;
+  while (done < buf.length) {
+    const { bytesRead } = await handle.read(buf, done, buf.length - done, position + done);
+    if (bytesRead === 0) break;
+    done += bytesRead;
+  }
+  return done;
 }

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Piscina } from 'piscina';
 import { TwinframeError, type ErrorCode } from '../errors.js';
-import { INDEX_FILE_EXTENSION, readIndexMetaAsync, type AssetIndexMeta } from './index-file.js';
+import { INDEX_FILE_EXTENSION, readIndexHeadAsync, type AssetIndexMeta } from './index-file.js';
 import { deserializeError, type IndexTask, type IndexTaskResult } from './index-worker.js';
 
 export interface IndexedAsset {
@@ -16,6 +16,8 @@ export interface IndexedAsset {
   assetPath: string;
   indexPath: string;
   meta: AssetIndexMeta;
+  /** Byte offset of the packet-time table in the index file (from the same validated read as meta). */
+  timesOffset: number;
 }
 
 export interface IndexPoolOptions {
@@ -110,15 +112,15 @@ export class IndexPool {
     }
     if (!st.isFile()) throw new TwinframeError('TF_ASSET_UNREADABLE', `${assetPath}: is not a regular file`, { path: assetPath });
 
-    const cached = await readIndexMetaAsync(indexPath).catch(() => undefined);
+    const cached = await readIndexHeadAsync(indexPath).catch(() => undefined);
     if (
       cached !== undefined &&
-      cached.sourcePath === assetPath &&
-      cached.sourceSize === st.size &&
-      cached.sourceMtimeMs === st.mtimeMs
+      cached.meta.sourcePath === assetPath &&
+      cached.meta.sourceSize === st.size &&
+      cached.meta.sourceMtimeMs === st.mtimeMs
     ) {
       this.#stats.cacheHits++;
-      return { assetPath, indexPath, meta: cached };
+      return { assetPath, indexPath, ...cached };
     }
 
     const failed = this.#failed.get(indexPath);
@@ -137,7 +139,8 @@ export class IndexPool {
       throw error;
     }
     this.#failed.delete(indexPath);
-    return { assetPath, indexPath, meta: result.meta };
+    // Read back what was written: the data paths will pread this very file.
+    return { assetPath, indexPath, ...(await readIndexHeadAsync(indexPath)) };
   }
 
   /** Stops the indexing thread; pending and later requests fail. */

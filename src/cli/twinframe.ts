@@ -44,7 +44,7 @@ async function main(argv: string[]): Promise<number> {
     const fromFile = await loadConfig(opts.config);
     config = parseConfig({
       ...fromFile,
-      rtsp: { ...fromFile.rtsp, ...(opts.host ? { host: opts.host } : {}), ...(opts.port ? { port: opts.port } : {}) },
+      rtsp: { ...fromFile.rtsp, ...(opts.host !== undefined ? { host: opts.host } : {}), ...(opts.port !== undefined ? { port: opts.port } : {}) },
       admin: { ...fromFile.admin, ...(opts.adminSocket ? { socketPath: opts.adminSocket } : {}), ...(opts.faultInjection ? { faultInjection: true } : {}) },
       log: { ...fromFile.log, ...(opts.logLevel ? { level: opts.logLevel } : {}) },
     }, 'command line');

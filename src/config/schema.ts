@@ -201,7 +201,7 @@ const mediaSchema = z.object({
   cacheDir: z.string().min(1).default(() => path.join(packageRoot(), '.twinframe', 'cache')),
 }).strict();
 
-const limitsSchema = z.object({
+export const limitsSchema = z.object({
   /** MPEG_Stream_Count_Limit of [0083]. */
   maxStreams: z.number().int().min(1).max(100_000).default(100),
   /** MPEG_Bandwidth_Limit_In_KBPS of [0083]: sum of the streams' bit rates. */
@@ -246,6 +246,10 @@ const adminSchema = z.object({
   faultInjection: z.boolean().default(false),
 }).strict();
 
+/**
+ * Stored and synchronized as the patent lists them, but nothing in twinframe acts
+ * on them yet: there is no load balancer to report to.
+ */
 const loadBalanceSchema = z.object({
   /** Load_Balance_Active of [0083]. The pair counts as one server for a balancer. */
   active: z.boolean().default(false),
@@ -261,7 +265,7 @@ const routeSchema = z.object({
 const networkSchema = z.object({
   /** StreamIP of [0083]: the source address both paths' datagrams carry. */
   streamIp: ipv4.default('127.0.0.1'),
-  /** Stream_Mask of [0083]. */
+  /** Stream_Mask of [0083]. Stored only: twinframe does not configure interfaces. */
   mask: netmask.default('255.0.0.0'),
   /**
    * Routes of [0083]. Kept and synchronized for completeness; twinframe does not

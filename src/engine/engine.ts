@@ -172,7 +172,7 @@ const DEFAULTS = {
   streamAddress: '127.0.0.1',
   syncTimeoutMs: 5000,
   autoFailover: true,
-  serverPortRange: { first: 30000, last: 39999 },
+  serverPortRange: { first: 30000, last: 30999 }, // the configuration's default
   limits: { maxStreams: 100, mpegBandwidthKbps: 500_000, serverBandwidthKbps: 1_000_000 },
 };
 /** IPv4 + UDP + RTP headers per 1316-byte payload, for the server-bandwidth limit. */

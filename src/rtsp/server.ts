@@ -21,7 +21,7 @@ import net from 'node:net';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { CatalogAsset } from '../catalog/catalog.js';
-import { IndexHeader, randomAccessAtOrBefore } from '../catalog/index-file.js';
+import { IndexHeader, randomAccessAtOrBefore, timeEntryOffset } from '../catalog/index-file.js';
 import { toEngineAsset } from '../engine/asset.js';
 import type { OpenSessionOptions, PlayResult, SessionInfo } from '../engine/engine.js';
 import { TwinframeError, isTwinframeError, type ErrorCode } from '../errors.js';
@@ -457,7 +457,7 @@ export class RtspServer {
     const chosen = chooseTransport(parseTransport(transportHeader));
     const destination = await this.#destination(conn, chosen);
     const catalogAsset = await this.#resolveCatalog(url.assetPath);
-    const engineAsset = await toEngineAsset({ assetPath: catalogAsset.path, indexPath: catalogAsset.indexPath, meta: catalogAsset.meta });
+    const engineAsset = toEngineAsset({ ...catalogAsset, assetPath: catalogAsset.path });
     const asset: SessionAsset = { name: catalogAsset.name, meta: catalogAsset.meta, engineAsset };
     const info = await this.#engine.openSession({
       asset: engineAsset,
@@ -477,7 +477,7 @@ export class RtspServer {
       timeoutMs: this.#sessionTimeoutMs,
       onTimeout: (s) => {
         s.log.info({ timeoutMs: this.#sessionTimeoutMs }, 'session timed out: no request from the client');
-        void this.#teardown(s, 'timeout');
+        this.#teardown(s, 'timeout').catch((err: Error) => s.log.error({ err: err.message }, 'timeout teardown failed'));
       },
       sent: () => this.#engine.getSession(info.id)?.sent ?? 0,
       logger: this.#log,
@@ -636,7 +636,7 @@ export class RtspServer {
     if (!session) return;
     this.#sessions.delete(event.id);
     session.log.info('session closed by the engine');
-    void session.dispose(session.lastPlay !== undefined);
+    session.dispose(session.lastPlay !== undefined).catch((err: Error) => session.log.error({ err: err.message }, 'dispose failed'));
   };
 
   /**
@@ -707,7 +707,7 @@ async function packetTicks(indexPath: string, timesOffset: number, packet: numbe
   const file = await open(indexPath, 'r');
   try {
     const buf = Buffer.alloc(IndexHeader.TIME_ENTRY_SIZE);
-    const { bytesRead } = await file.read(buf, 0, buf.length, timesOffset + IndexHeader.TIME_ENTRY_SIZE * packet);
+    const { bytesRead } = await file.read(buf, 0, buf.length, timeEntryOffset(timesOffset, packet));
     if (bytesRead !== buf.length) throw new TwinframeError('TF_INDEX_CORRUPT', `index ${indexPath} has no time for packet ${packet}`);
     return buf.readUInt32LE(0);
   } finally {

@@ -117,6 +117,11 @@ export class RtspSession {
   }
 
   attachRtcp(rtcp: RtcpSender): void {
+    // Disposed while its RTCP socket was being opened: close it, or it stays bound.
+    if (this.#disposed) {
+      rtcp.close();
+      return;
+    }
     this.#rtcp = rtcp;
   }
 
@@ -137,7 +142,7 @@ export class RtspSession {
     if (this.#state !== 'playing') return;
     this.#state = 'ready';
     this.#ended = true;
-    void this.#rtcp?.bye(this.reportSource);
+    this.#rtcp?.bye(this.reportSource).catch((err: Error) => this.log.warn({ err: err.message }, 'RTCP BYE failed'));
   }
 
   /**
