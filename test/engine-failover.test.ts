@@ -79,7 +79,11 @@ for (const kind of Object.keys(causeOfKind) as FaultKind[]) {
       t.true(received > 250, `received ${received}`);
       t.is(received, sent, 'every datagram the cursor counts arrived');
       t.deepEqual({ lost: check.lost, duplicated: check.duplicated, reordered: check.reordered, mismatched: check.mismatched }, { lost: 0, duplicated: 0, reordered: 0, mismatched: 0 }, check.firstMismatch);
-      t.is(failovers.filter((f) => f.cause === causeOfKind[kind] && f.wasActive).length, 2, JSON.stringify(failovers));
+      // Each round above checked its own fault. A false failover (the bench counts
+      // those) shares the cause 'heartbeat' with a hang, so only there is the total a floor.
+      const matching = failovers.filter((f) => f.cause === causeOfKind[kind] && f.wasActive).length;
+      if (kind === 'hang') t.true(matching >= 2, JSON.stringify(failovers));
+      else t.is(matching, 2, JSON.stringify(failovers));
       t.deepEqual(engine.status().paths.map((p) => p.named).sort(), ['Primary', 'Secondary']);
     } finally {
       await engine.close();
