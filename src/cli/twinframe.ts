@@ -1,14 +1,20 @@
 #!/usr/bin/env node
 // `twinframe`: start the server. Reads the configuration file (defaults run out
 // of the box on the bundled sample asset), applies command-line overrides, and
-// runs until SIGINT or SIGTERM, then stops every thread and socket it started.
+// runs until SIGINT or SIGTERM, then stops every thread and socket it started,
+// within STOP_DEADLINE_MS whatever happens (a log that cannot be written included).
 
 import { Command, InvalidArgumentError } from 'commander';
 import { loadConfig, defaultConfigPath } from '../config/store.js';
 import { parseConfig, type TwinframeConfig } from '../config/schema.js';
-import { createLogger } from '../log.js';
+import { createLogger, type Logger } from '../log.js';
 import { startServer } from '../server.js';
 import { isTwinframeError } from '../errors.js';
+
+/** Stopping takes well under a second; past this the process exits anyway. */
+const STOP_DEADLINE_MS = 3_000;
+/** How long the last log lines may take to go out before the process exits. */
+const LOG_FLUSH_MS = 1_000;
 
 function integer(value: string): number {
   const n = Number(value);
@@ -60,11 +66,12 @@ async function main(argv: string[]): Promise<number> {
   } catch (err) {
     const code = isTwinframeError(err) ? ` [${err.code}]` : '';
     process.stderr.write(`twinframe: cannot start${code}: ${(err as Error).message}\n`);
+    await flushLog(logger);
     return 1;
   }
 
   const assets = await server.catalog.list().catch(() => []);
-  const base = `rtsp://${config.rtsp.host}:${config.rtsp.port}`;
+  const base = `rtsp://${config.rtsp.host}:${server.rtsp.port}`;
   process.stdout.write(`twinframe: serving ${assets.length} asset(s) on ${base}/ (admin socket ${config.admin.socketPath})\n`);
   for (const a of assets) process.stdout.write(`  ${base}${a.name}    e.g. ffplay ${base}${a.name}\n`);
 
@@ -74,12 +81,36 @@ async function main(argv: string[]): Promise<number> {
     process.once('SIGTERM', stop);
   });
   process.stdout.write('twinframe: stopping\n');
+  let stage = 'closing the server';
+  const deadline = setTimeout(() => {
+    process.stderr.write(`twinframe: still ${stage} after ${STOP_DEADLINE_MS} ms; exiting anyway\n`);
+    process.exit(1);
+  }, STOP_DEADLINE_MS);
   await server.close();
-  logger.flush();
+  stage = 'writing the last log lines';
+  await flushLog(logger);
+  clearTimeout(deadline);
   return 0;
 }
 
-main(process.argv).then((code) => { process.exitCode = code; }, (err: Error) => {
+/** Resolves once the lines logged so far are written or dropped, or after LOG_FLUSH_MS. */
+function flushLog(logger: Logger): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, LOG_FLUSH_MS);
+    logger.flush(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
+// The lines printed here are a courtesy: a full disk or a closed terminal on stdout
+// or stderr must not become an uncaught 'error' event that stops the server.
+process.stdout.on('error', () => {});
+process.stderr.on('error', () => {});
+
+// Exit explicitly: a log write stuck on a stalled pipe must not keep the process alive.
+main(process.argv).then((code) => process.exit(code), (err: Error) => {
   process.stderr.write(`twinframe: ${err.stack ?? err.message}\n`);
-  process.exitCode = 1;
+  process.exit(1);
 });
