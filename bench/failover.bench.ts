@@ -78,6 +78,8 @@ const EXPECTED_CAUSE: Record<FaultKind, string> = {
   crash: 'exit', exception: 'exception', hang: 'heartbeat', socket: 'socket', disk: 'disk', temperature: 'temperature',
 };
 const TS_PER_DATAGRAM = 7;
+/** A path restarted less than this long before its fault counts as young (the earlier design's 3 s warm-up). */
+const YOUNG_VICTIM_MS = 3000;
 const RECV_BUFFER_BYTES = 4 * 1024 * 1024;
 const GAP_BEFORE_MS = 50;
 const GAP_AFTER_MS = 100;
@@ -771,7 +773,7 @@ interface PhaseRun {
   receiver: { kind: string; policy: string; policyError: string | undefined; recvBuffer: number[] };
   enginePolicies: Array<{ comm: string; policy: string; rtPriority: number }>;
   engineSentByPaths: number;
-  heartbeat: { periodUs: number; maxMissed: number; warmupGraceMs: number } | undefined;
+  heartbeat: { periodUs: number; maxMissed: number } | undefined;
   deadlineHit: boolean;
 }
 
@@ -1273,7 +1275,8 @@ function analyse(run: PhaseRun, a: BenchAsset, rand: () => number): { summary: P
     const d = run.data[st.sock];
     return d ? [indexStream(d, st, a)] : [];
   });
-  const graceMs = run.heartbeat?.warmupGraceMs ?? 1500;
+  // Victims younger than this are reported apart: the earlier design judged them by another rule.
+  const graceMs = YOUNG_VICTIM_MS;
   const faults: FaultMeasure[] = run.faults.map((f) => {
     const m = f.matched;
     const t = m?.failedAtMs ?? f.injectedAtMs;
@@ -1421,7 +1424,7 @@ function printPhase(s: PhaseSummary, run: PhaseRun, a: BenchAsset): void {
   const hb = run.heartbeat;
   const t = s.totals;
   console.log('');
-  console.log(`── ${s.sessions} session${s.sessions === 1 ? '' : 's'} × ${mbit} Mbit/s — heartbeat ${hb?.periodUs ?? '?'} µs × ${hb?.maxMissed ?? '?'} (warm-up grace ${hb?.warmupGraceMs ?? '?'} ms), ${t.faults} faults, baseline ${((s.baseline.toMs - s.baseline.fromMs) / 1000).toFixed(1)} s (${s.baseline.instants} instants), engine restarts ${t.restarts}`);
+  console.log(`── ${s.sessions} session${s.sessions === 1 ? '' : 's'} × ${mbit} Mbit/s — heartbeat ${hb?.periodUs ?? '?'} µs × ${hb?.maxMissed ?? '?'}, ${t.faults} faults, baseline ${((s.baseline.toMs - s.baseline.fromMs) / 1000).toFixed(1)} s (${s.baseline.instants} instants), engine restarts ${t.restarts}`);
   console.log(`   receiver (${run.receiver.kind}): ${run.receiver.policy}${run.receiver.policyError ? ` (${run.receiver.policyError})` : ''}, SO_RCVBUF ${run.receiver.recvBuffer.length ? Math.min(...run.receiver.recvBuffer) : '?'} B; threads of this process under SCHED_FIFO: ${run.enginePolicies.filter((p) => p.policy === 'fifo').length} of ${run.enginePolicies.length}`);
   console.log('   (a) fault → ACTIVE switch (ms)   (b) first datagram due at/after the fault: arrival − schedule (ms, worst session)   (c) largest inter-arrival gap in −50…+100 ms (ms, worst session)');
   console.log('   n faults · fail = not recovered in time · false = false failovers · wu = victim still inside its warm-up grace');

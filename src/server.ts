@@ -52,7 +52,6 @@ export async function startServer(options: ServerOptions): Promise<TwinframeServ
       logger,
       heartbeatPeriodUs: config.failover.heartbeatPeriodUs,
       maxMissedHeartbeats: config.failover.maxMissedHeartbeats,
-      warmupGraceMs: config.failover.warmupGraceMs,
       autoFailover: config.failover.autoFailover,
       faultInjection: config.admin.faultInjection,
       streamAddress: config.network.streamIp,

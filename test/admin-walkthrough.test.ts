@@ -137,9 +137,9 @@ test.serial('heartbeat and limits set through twinframectl are persisted and sur
   let server = await tempServer(dir, { autoFailover: true, faultInjection: false });
   try {
     const socket = server.config.admin.socketPath;
-    const hb = await twinframectl(socket, 'heartbeat', '--period-us', '400', '--max-missed', '4');
+    const hb = await twinframectl(socket, 'heartbeat', '--period-us', '1000', '--max-missed', '4');
     t.is(hb.code, 0);
-    t.like(hb.json as object, { periodUs: 400, maxMissed: 4 });
+    t.like(hb.json as object, { periodUs: 1000, maxMissed: 4 });
     const tooSlow = await twinframectl(socket, 'heartbeat', '--period-us', '20000', '--max-missed', '3');
     t.is(tooSlow.code, 1, 'detection slower than a frame is refused');
     t.regex(JSON.stringify(tooSlow.json), /TF_HEARTBEAT_TOO_SLOW/);
@@ -150,11 +150,11 @@ test.serial('heartbeat and limits set through twinframectl are persisted and sur
 
     await server.close();
     const persisted = await loadConfig(path.join(dir, 'config.json'));
-    t.is(persisted.failover.heartbeatPeriodUs, 400);
+    t.is(persisted.failover.heartbeatPeriodUs, 1000);
     t.is(persisted.limits.maxStreams, 7);
     server = await startServer({ config: persisted, configPath: path.join(dir, 'config.json'), logger: silentLogger });
     const status = (await twinframectl(server.config.admin.socketPath, 'status')).json as { heartbeat: { periodUs: number; maxMissed: number } };
-    t.like(status.heartbeat, { periodUs: 400, maxMissed: 4 });
+    t.like(status.heartbeat, { periodUs: 1000, maxMissed: 4 });
     t.like((await twinframectl(server.config.admin.socketPath, 'limits')).json as object, { maxStreams: 7 });
   } finally {
     await server.close();

@@ -34,8 +34,8 @@ test('a missing file gives the documented defaults, and they are valid and usabl
     t.is(cfg.rtsp.sessionTimeoutSec, 60);
     t.false(cfg.rtsp.allowForeignDestination);
     t.is(cfg.limits.maxStreams, 100);
-    t.is(cfg.failover.heartbeatPeriodUs, 250);
-    t.is(cfg.failover.maxMissedHeartbeats, 3);
+    t.is(cfg.failover.heartbeatPeriodUs, 2000);
+    t.is(cfg.failover.maxMissedHeartbeats, 5);
     t.false(cfg.admin.faultInjection);
     t.deepEqual(cfg.loadBalance, { active: false, groupId: 0 });
     t.is(cfg.network.streamIp, '127.0.0.1');
@@ -79,10 +79,9 @@ const BAD_FIELDS: Array<[name: string, raw: unknown, field: string]> = [
   ['a negative bandwidth', { limits: { mpegBandwidthKbps: -1 } }, 'limits.mpegBandwidthKbps'],
   ['MPEG bandwidth above server bandwidth', { limits: { mpegBandwidthKbps: 2000, serverBandwidthKbps: 1000 } }, 'limits.mpegBandwidthKbps'],
   ['a zero server bandwidth', { limits: { serverBandwidthKbps: 0 } }, 'limits.serverBandwidthKbps'],
-  ['a heartbeat period under 150 µs', { failover: { heartbeatPeriodUs: 100 } }, 'failover.heartbeatPeriodUs'],
+  ['a heartbeat period under 500 µs', { failover: { heartbeatPeriodUs: 400 } }, 'failover.heartbeatPeriodUs'],
   ['a heartbeat too slow for one frame', { failover: { heartbeatPeriodUs: 20_000 } }, 'failover.heartbeatPeriodUs'],
   ['zero missed heartbeats', { failover: { maxMissedHeartbeats: 0 } }, 'failover.maxMissedHeartbeats'],
-  ['a negative warm-up grace', { failover: { warmupGraceMs: -5 } }, 'failover.warmupGraceMs'],
   ['a socket path too long for a Unix socket', { admin: { socketPath: `/tmp/${'x'.repeat(200)}` } }, 'admin.socketPath'],
   ['a non-boolean fault-injection switch', { admin: { faultInjection: 1 } }, 'admin.faultInjection'],
   ['a non-boolean load-balance switch', { loadBalance: { active: 'no' } }, 'loadBalance.active'],
@@ -234,12 +233,12 @@ test('heartbeat settings whose worst-case detection exceeds one frame are refuse
   t.notThrows(() => validateFailoverTiming(9000, 3, FRAME_INTERVAL_MS.film));
 });
 
-test('heartbeat periods under 150 µs and fewer than one missed heartbeat are refused', (t) => {
+test('heartbeat periods under 500 µs and fewer than one missed heartbeat are refused', (t) => {
   t.notThrows(() => validateFailoverTiming(MIN_HEARTBEAT_PERIOD_US, 3));
-  for (const [period, missed] of [[149, 3], [100, 3], [0, 3], [-250, 3], [250.5, 3], [250, 0], [250, -1], [250, 1.5]] as const) {
+  for (const [period, missed] of [[499, 3], [250, 3], [0, 3], [-250, 3], [2000.5, 3], [2000, 0], [2000, -1], [2000, 1.5]] as const) {
     const err = t.throws(() => validateFailoverTiming(period, missed), undefined, `${period} × ${missed}`);
     t.true(isTwinframeError(err, 'TF_CONFIG_INVALID'), `${period} × ${missed}`);
   }
-  const info = validateFailoverTiming(250, 3);
-  t.is(info.worstCaseDetectionUs, (3 + 1) * (250 + 100));
+  const info = validateFailoverTiming(2000, 5);
+  t.is(info.worstCaseDetectionUs, (5 + 1) * (2000 + 100));
 });

@@ -7,7 +7,7 @@ import type { FaultKind } from '../src/shared/commands.js';
 import type { Engine } from '../src/engine/engine.js';
 import { UdpReceiver } from './helpers/rtsp-client.js';
 import { ThreadReceiver } from './helpers/thread-receiver.js';
-import { checkRtpStream, loadSample, sleep, startEngine, waitForRecovery, type SampleAsset } from './helpers/engine-fixture.js';
+import { checkRtpStream, loadSample, sleep, startEngine, waitFor, waitForRecovery, type SampleAsset } from './helpers/engine-fixture.js';
 
 let sample: SampleAsset;
 test.before(async () => {
@@ -34,17 +34,17 @@ async function withStream<T>(engine: Engine, fn: (ctx: { receiver: UdpReceiver; 
   }
 }
 
-test.serial('the standby sends nothing while the active path is healthy, and the viewer gets every datagram', async (t) => {
+test.serial('the standby sends nothing while the active path is on time, and the viewer gets every datagram', async (t) => {
   const engine = await startEngine();
   try {
     const before = engine.status().paths.map((p) => p.sent);
     const { check, sent, received } = await withStream(engine, () => sleep(1200));
     const status = engine.status();
-    const active = status.paths.find((p) => p.active)!;
-    const standby = status.paths.find((p) => !p.active)!;
-    t.is(status.switches, 1, 'only the start-up hand-over to the first synchronized path');
-    t.is(standby.sent - before[status.paths.indexOf(standby)]!, 0, 'standby sent nothing');
-    t.is(active.sent - before[status.paths.indexOf(active)]!, sent, 'active path sent exactly the cursor count');
+    const sentBy = status.paths.map((p, i) => p.sent - before[i]!);
+    // A sender that runs late is handed over from (lossless, counted): then both sent, in turns.
+    t.is(status.switches, 1 + status.handovers, 'the start-up hand-over to the first synchronized path, and handovers only');
+    if (status.handovers === 0) t.is(Math.min(...sentBy), 0, 'with no handover the standby sent nothing');
+    t.is(sentBy[0]! + sentBy[1]!, sent, 'the paths together sent exactly the cursor count: nothing twice');
     t.true(received > 250, `received ${received}`);
     t.is(received, sent);
     t.deepEqual({ lost: check.lost, duplicated: check.duplicated, reordered: check.reordered, mismatched: check.mismatched }, { lost: 0, duplicated: 0, reordered: 0, mismatched: 0 }, check.firstMismatch);
@@ -63,16 +63,25 @@ for (const kind of Object.keys(causeOfKind) as FaultKind[]) {
     const engine = await startEngine();
     const failovers: Array<{ path: string; cause: string; wasActive: boolean; to: string | undefined }> = [];
     engine.on('failover', (e) => failovers.push({ path: e.pathName, cause: e.cause, wasActive: e.wasActive, to: e.switchedToName }));
+    const handovers: Array<{ from: string; to: string }> = [];
+    engine.on('handover', (h) => handovers.push(h));
     try {
       const { check, sent, received } = await withStream(engine, async () => {
         for (let round = 0; round < 2; round++) {
           await sleep(300);
-          const switches = engine.status().switches;
           const active = engine.status().active!;
+          const seen = failovers.length;
+          const handedOver = handovers.length;
           engine.injectFault(active, kind);
-          await waitForRecovery(engine, switches);
-          t.true(failovers.some((f) => f.path === active && f.cause === causeOfKind[kind] && f.wasActive && f.to !== undefined),
-            `round ${round}: the faulted path ${active} failed with cause ${causeOfKind[kind]} and sending moved to its twin: ${JSON.stringify(failovers)}`);
+          await waitFor(() => failovers.slice(seen).some((f) => f.path === active), 3000);
+          await engine.waitUntilProtected(10_000);
+          // Sending left the faulted path: by the failover's own switch, or a hung sender's
+          // standby took over first (a handover) and the path was failed after.
+          const mine = failovers.slice(seen).find((f) => f.path === active && f.cause === causeOfKind[kind]);
+          const movedBySwitch = mine !== undefined && mine.wasActive && mine.to !== undefined;
+          const movedByHandover = handovers.slice(handedOver).some((h) => h.from === active);
+          t.true(mine !== undefined && (movedBySwitch || movedByHandover),
+            `round ${round}: the faulted path ${active} failed with cause ${causeOfKind[kind]} and sending moved to its twin: ${JSON.stringify({ failovers, handovers })}`);
         }
         await sleep(300);
       });
@@ -81,9 +90,8 @@ for (const kind of Object.keys(causeOfKind) as FaultKind[]) {
       t.deepEqual({ lost: check.lost, duplicated: check.duplicated, reordered: check.reordered, mismatched: check.mismatched }, { lost: 0, duplicated: 0, reordered: 0, mismatched: 0 }, check.firstMismatch);
       // Each round above checked its own fault. A false failover (the bench counts
       // those) shares the cause 'heartbeat' with a hang, so only there is the total a floor.
-      const matching = failovers.filter((f) => f.cause === causeOfKind[kind] && f.wasActive).length;
-      if (kind === 'hang') t.true(matching >= 2, JSON.stringify(failovers));
-      else t.is(matching, 2, JSON.stringify(failovers));
+      t.is(failovers.filter((f) => f.cause === causeOfKind[kind]).length, 2, JSON.stringify(failovers));
+      t.is(failovers.length, 2, `no failover without a fault: ${JSON.stringify(failovers)}`);
       t.deepEqual(engine.status().paths.map((p) => p.named).sort(), ['Primary', 'Secondary']);
     } finally {
       await engine.close();

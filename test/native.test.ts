@@ -55,11 +55,12 @@ for (const [label, env] of [
     const { stdout } = await run(process.execPath, [path.join(here, 'helpers/fallback-scenario.js')], {
       env: { ...process.env, ...env }, timeout: 60_000,
     });
-    const r = JSON.parse(stdout) as { addonLoaded: boolean; received: number; sent: number; lost: number; duplicated: number; mismatched: number; failovers: Array<{ cause: string; wasActive: boolean }> };
+    const r = JSON.parse(stdout) as { addonLoaded: boolean; received: number; sent: number; lost: number; duplicated: number; mismatched: number; failovers: Array<{ cause: string; movedSending: boolean }> };
     t.is(r.addonLoaded, !('TWINFRAME_NATIVE' in env));
     t.is(r.received, r.sent);
     t.deepEqual({ lost: r.lost, duplicated: r.duplicated, mismatched: r.mismatched }, { lost: 0, duplicated: 0, mismatched: 0 });
-    t.true(r.failovers.some((f) => f.cause === 'heartbeat' && f.wasActive), JSON.stringify(r.failovers));
-    t.true(r.failovers.some((f) => f.cause === 'exit' && f.wasActive), JSON.stringify(r.failovers));
+    t.true(r.failovers.some((f) => f.cause === 'heartbeat' && f.movedSending), JSON.stringify(r.failovers));
+    t.true(r.failovers.some((f) => f.cause === 'exit' && f.movedSending), JSON.stringify(r.failovers));
+    t.is(r.failovers.length, 2, `no failover without a fault: ${JSON.stringify(r.failovers)}`);
   });
 }

@@ -135,6 +135,7 @@ test('status as a table shows both named states, the failover variables, heartbe
     }
     t.regex(r.stdout, /heartbeat\s+250 µs × 3 missed \(worst-case detection 1\.40 ms\)/);
     t.regex(r.stdout, /active\s+b \(epoch 2\)/);
+    t.regex(r.stdout, /handovers\s+2 \(a late sender handed over from, nobody failed\)/);
     t.regex(r.stdout, /last failover\s+2025-11-21T05:40:00\.000Z\s+a → b, cause: exception: disk EIO, detected in 0\.31 ms/);
     t.regex(r.stdout, /uptime\s+1h 02m 03s/);
   });

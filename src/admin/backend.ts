@@ -63,6 +63,8 @@ export interface StatusResult {
   /** ACTIVE's epoch: incremented by every switch. */
   readonly epoch: number;
   readonly heartbeat: HeartbeatSettings;
+  /** Lossless handovers from a late sender to its on-time twin since start (nobody failed). */
+  readonly handovers: number;
   readonly lastFailover: FailoverRecord | null;
   /** Sessions currently open. */
   readonly sessions: number;
@@ -110,6 +112,7 @@ export type WatchEvent =
   /** failover_type/failover_state changed (the SIGFAILOVER of [0093]). */
   | { readonly type: 'state'; readonly at: string; readonly states: PairStates; readonly cause: string }
   | ({ readonly type: 'failover' } & FailoverRecord)
+  | { readonly type: 'handover'; readonly at: string; readonly from: PathName; readonly to: PathName; readonly lateMs: number }
   | { readonly type: 'session'; readonly at: string; readonly id: string; readonly change: 'opened' | 'playing' | 'paused' | 'closed'; readonly asset?: string }
   | { readonly type: 'config'; readonly at: string; readonly changed: readonly string[] }
   | { readonly type: 'path'; readonly at: string; readonly path: PathName; readonly change: 'started' | 'exited' | 'restarted' | 'fault-injected'; readonly detail?: string };

@@ -48,6 +48,7 @@ export class EngineAdminBackend implements AdminBackend {
       this.lastFailover = failoverRecord(e);
       this.publish({ type: 'failover', ...this.lastFailover });
     });
+    engine.on('handover', (h: { from: PathName; to: PathName; lateMs: number }) => this.publish({ type: 'handover', at: now(), ...h }));
     engine.on('path-state', (e: { path: PathName; named: string }) => {
       this.publish({ type: 'state', at: now(), states: describePair(engine.failoverPair()), cause: `${e.path} → ${e.named}` });
     });
@@ -69,6 +70,7 @@ export class EngineAdminBackend implements AdminBackend {
       active: s.active ?? null,
       epoch: s.epoch,
       heartbeat: heartbeatSettings(s.heartbeat.periodUs, s.heartbeat.maxMissed),
+      handovers: s.handovers,
       lastFailover: this.lastFailover,
       sessions: s.sessions,
       uptimeSec: Math.round((Date.now() - this.startedAt) / 1000),

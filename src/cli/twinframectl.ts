@@ -80,6 +80,7 @@ function formatStatus(s: StatusResult): string {
   const facts = formatPairs([
     ['active', s.active === null ? 'none (no path online)' : `${s.active} (epoch ${s.epoch})`],
     ['heartbeat', `${hb.periodUs} µs × ${hb.maxMissed} missed (worst-case detection ${ms(hb.worstCaseDetectionUs)})`],
+    ['handovers', `${s.handovers} (a late sender handed over from, nobody failed)`],
     ['sessions', String(s.sessions)],
     ['uptime', formatDuration(s.uptimeSec)],
     ['fault injection', s.faultInjection ? 'enabled' : 'disabled'],
@@ -123,6 +124,7 @@ function formatEvent(e: WatchEvent): string {
   switch (e.type) {
     case 'state': return `${e.at}  ${pad}  a: ${e.states.a}  b: ${e.states.b}  (${e.cause})`;
     case 'failover': return `${e.at}  ${pad}  ${formatFailover(e).slice(e.at.length + 2)}`;
+    case 'handover': return `${e.at}  ${pad}  ${e.from} → ${e.to}, the sender was ${e.lateMs.toFixed(2)} ms late (nobody failed)`;
     case 'session': return `${e.at}  ${pad}  ${e.id} ${e.change}${e.asset === undefined ? '' : ` ${e.asset}`}`;
     case 'config': return `${e.at}  ${pad}  changed ${e.changed.join(', ')}`;
     case 'path': return `${e.at}  ${pad}  ${e.path} ${e.change}${e.detail === undefined ? '' : `: ${e.detail}`}`;

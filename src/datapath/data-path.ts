@@ -1,19 +1,29 @@
-// The data path's loop: one of two identical workers. Every turn it beats its
-// heartbeat, takes commands from its SAB queue, and for each session either
-// sends the datagrams that are due (when it owns ACTIVE) or prepares them and
-// holds them (standby). It sleeps in Atomics.wait on the ACTIVE word until the
-// next deadline, so a switch wakes the standby at once and it sends the very
-// next datagram from the shared cursor.
+// The data path's loop: one of two identical workers. Every turn it takes
+// commands from its SAB queue, and for each session either sends the datagrams
+// that are due (when it owns ACTIVE) or prepares them and holds them (standby).
+// It sleeps in Atomics.wait on the ACTIVE word until the next deadline, so a
+// switch wakes the standby at once and it sends the very next datagram from the
+// shared cursor. With nothing due it sleeps in its event loop on the path
+// doorbell, so an idle server costs no CPU.
 //
-// The loop leaves its synchronous run only to let Node's event loop finish
-// socket setup and deliver socket events (a lost socket's 'close', errors):
-// every few milliseconds when no datagram is imminent, every 20 ms at the latest.
-// Nothing else waits on the event loop.
+// Liveness is judged against work that is due, not a fixed beat: before every
+// sleep the path publishes when it next owes work, and bumps its heartbeat on
+// every turn. The standby is a detector too (patent claim 11): a datagram still
+// unsent one heartbeat period after its deadline, while the standby itself woke
+// on time, makes it take sending over — a handover, nobody is failed.
+//
+// A send is claimed before it leaves (claim, re-check the cursor and ACTIVE,
+// send, advance, release), so a path that takes over from a late sender waits
+// for that sender's datagram instead of repeating it.
+//
+// The loop leaves its synchronous run to let Node's event loop deliver socket
+// events (a lost socket's 'close', errors): every few milliseconds when no
+// datagram is imminent, every 20 ms at the latest.
 
 import { parentPort } from 'node:worker_threads';
 import { ControlBlock, newCtrlState } from '../shared/control-block.js';
 import { CommandReader } from '../shared/command-queue.js';
-import type { PathCommand, PathEvent, FaultKind, OpenSessionCommand } from '../shared/commands.js';
+import type { PathCommand, PathEvent, InjectableFault, OpenSessionCommand } from '../shared/commands.js';
 import { FailureCause, type PathId } from '../shared/layout.js';
 import { monoNowMs } from '../shared/clock.js';
 import { PathSession } from './path-session.js';
@@ -31,6 +41,15 @@ const YIELD_CLEARANCE_MS = 0.4;
 const YIELD_FORCE_MS = 20;
 /** Datagrams one session may send in one turn (catch-up after a switch); then the others get a turn. */
 const MAX_BURST = 64;
+/** How soon to look again at a session whose datagram a late sender still holds claimed. */
+const CLAIM_POLL_MS = 0.1;
+/** An idle path still looks at its queue this often (a bound, not a beat). */
+export const IDLE_WAKE_MS = 1000;
+/** How long the 'stall' test fault stops a path between a send and its cursor advance. */
+const STALL_MS = 8;
+
+/** What runSlice asks of its caller. */
+export type SliceEnd = 'yield' | 'idle' | 'stop';
 
 /** A failure of this path with a known cause (injected or real); the worker entry reports it. */
 export class PathFailure extends Error {
@@ -43,6 +62,8 @@ export class PathFailure extends Error {
 export class DataPath {
   private readonly cb: ControlBlock;
   private readonly path: PathId;
+  /** This incarnation's send-claim tag. */
+  private readonly claimTag: number;
   private readonly commands: CommandReader;
   private readonly faultInjection: boolean;
   private readonly sessions = new Map<number, PathSession>();
@@ -54,63 +75,105 @@ export class DataPath {
   private socketFailure = false;
   /** Reused for every control-word read: the hot loop allocates nothing to decode it. */
   private readonly ctrlState = newCtrlState();
+  private readonly claimedState = newCtrlState();
+  /** When this path asked to wake: a standby that wakes late is no witness of its sender's lateness. */
+  private plannedWakeMs = Number.POSITIVE_INFINITY;
+  /** What this path last published as its next due time. */
+  private publishedDueMs = Number.POSITIVE_INFINITY;
+  /** Standby, this turn: a due datagram is still unsent one period past its deadline. */
+  private senderLateMs = 0;
+  /** Doorbell value at the start of the turn: an idle sleep waits for it to move. */
+  private doorbell = 0;
+  /** Test hook ('stall' fault): stop this long after the next send, before its cursor advance. */
+  private stallAfterSendMs = 0;
+  private readonly stallWord = new Int32Array(new SharedArrayBuffer(4));
 
-  constructor(options: { cb: ControlBlock; path: PathId; commands: CommandReader; faultInjection: boolean }) {
+  constructor(options: { cb: ControlBlock; path: PathId; incarnation: number; commands: CommandReader; faultInjection: boolean }) {
     this.cb = options.cb;
     this.path = options.path;
+    this.claimTag = ControlBlock.claimTag(options.path, options.incarnation);
     this.commands = options.commands;
     this.faultInjection = options.faultInjection;
   }
 
+  /** The doorbell value to wait on when runSlice returned 'idle'. */
+  idleDoorbell(): number {
+    return this.doorbell;
+  }
+
   /**
-   * Run until the event loop is needed or shutdown. Returns true to be called
-   * again after a yield, false on shutdown.
+   * Run until the event loop is needed, nothing is due, or shutdown.
    */
-  runSlice(): boolean {
+  runSlice(): SliceEnd {
     const cb = this.cb;
     const path = this.path;
-    cb.setInEventLoop(path, false);
     while (!cb.isShutdown()) {
+      const woke = monoNowMs();
+      // Woken more than a period after it asked: this thread was late itself.
+      const graceMs = cb.heartbeatPeriodUs() / 1000;
+      const onTime = woke - this.plannedWakeMs < graceMs;
+      this.plannedWakeMs = Number.POSITIVE_INFINITY;
+      this.doorbell = cb.pathDoorbell();
       cb.beat(path);
       if (this.commands.hasCommand()) this.drainCommands();
       if (this.socketFailure) this.throwSocketFailure();
 
       const activeWord = cb.activeWord();
-      const active = ControlBlock.ownerOf(activeWord) === path;
+      const owner = ControlBlock.ownerOf(activeWord);
+      const active = owner === path;
       const now = monoNowMs();
-      const beatIntervalMs = cb.heartbeatPeriodUs() / 2000;
+      this.senderLateMs = 0;
       let nextDue = Number.POSITIVE_INFINITY;
       for (let i = 0; i < this.sessionList.length; i++) {
-        const next = this.service(this.sessionList[i]!, now, active, activeWord, beatIntervalMs);
+        const next = this.service(this.sessionList[i]!, now, active, activeWord, graceMs);
         if (next < nextDue) nextDue = next;
-        // A turn that catches up many sessions after a takeover must not look like a hang.
+        // A turn that catches up many sessions after a takeover is progress, not a hang.
         cb.beat(path);
+      }
+      if (this.senderLateMs > 0 && onTime && owner !== undefined && cb.isReady(path) && cb.handOver(activeWord, path)) {
+        this.post({ type: 'handover', from: owner, to: path, lateMs: this.senderLateMs });
+        continue; // send what is due at once
       }
 
       const after = monoNowMs();
       const sinceYield = after - this.lastYieldMs;
+      if (nextDue === Number.POSITIVE_INFINITY && this.socketsPending === 0) {
+        this.publishDue(Number.POSITIVE_INFINITY);
+        this.lastYieldMs = after;
+        return 'idle';
+      }
       if (this.socketsPending > 0 || sinceYield >= YIELD_FORCE_MS || (sinceYield >= YIELD_EVERY_MS && nextDue - after >= YIELD_CLEARANCE_MS)) {
         this.lastYieldMs = after;
-        // V8 runs its GC tasks in the event loop: say so, or a long one looks like a hang.
-        cb.setInEventLoop(path, true);
-        return true;
+        this.plannedWakeMs = after; // back as soon as the event loop has run
+        this.publishDue(after);
+        return 'yield';
       }
-      // Sleep until the next datagram is due, but wake to beat at least twice a period.
-      const timeout = Math.min(nextDue, now + beatIntervalMs) - after;
-      if (timeout > 0) cb.waitOnActive(activeWord, timeout);
+      this.publishDue(nextDue);
+      const timeout = nextDue - after;
+      if (timeout > 0) {
+        this.plannedWakeMs = nextDue;
+        cb.waitOnActive(activeWord, timeout);
+      }
     }
     this.closeAll();
-    return false;
+    return 'stop';
+  }
+
+  /** Say when this path next owes work; wake the supervisor when it starts to owe any. */
+  private publishDue(atMs: number): void {
+    this.cb.publishNextDue(this.path, atMs);
+    if (this.publishedDueMs === Number.POSITIVE_INFINITY && atMs !== Number.POSITIVE_INFINITY) this.cb.ringSupervisor();
+    this.publishedDueMs = atMs;
   }
 
   /** Serve one session; returns when this path next needs to look at it. */
-  private service(s: PathSession, now: number, active: boolean, activeWord: number, pollMs: number): number {
+  private service(s: PathSession, now: number, active: boolean, activeWord: number, graceMs: number): number {
     const cb = this.cb;
     const word = this.ctrlState;
     for (let burst = 0; burst < MAX_BURST; burst++) {
       cb.readCtrl(s.slot, word);
       if (word.paused || word.ended) return Number.POSITIVE_INFINITY;
-      if (!s.syncSegment(cb, word.segment)) return now + pollMs;
+      if (!s.syncSegment(cb, word.segment)) return now + CLAIM_POLL_MS;
       if (!s.prepare(word.cursor)) {
         if (active && s.ready) {
           cb.markEnded(s.slot);
@@ -119,18 +182,55 @@ export class DataPath {
         return Number.POSITIVE_INFINITY;
       }
       if (s.deadlineMs > now + EARLY_MS) return s.deadlineMs;
-      // Due. The standby holds it and looks again soon: the active path should move the cursor.
-      if (!active || !s.ready) return now + pollMs;
-      // Fence: a deposed path must not send. Re-read ACTIVE right before the send.
-      if (cb.activeWord() !== activeWord) return now;
+      if (!s.ready) return now + graceMs;
+      if (!active) {
+        // Due and not sent yet: the sender has one period from when it could have sent it.
+        const owedSince = s.owedSince(word.segment, word.cursor, now);
+        const lateMs = now - owedSince;
+        if (lateMs < graceMs) return owedSince + graceMs;
+        if (lateMs > this.senderLateMs) this.senderLateMs = lateMs;
+        return now + graceMs;
+      }
+      if (!this.claim(s.slot)) return now + CLAIM_POLL_MS;
+      // Claimed: the cursor must still be where we read it, and ACTIVE still ours (the fence).
+      cb.readCtrl(s.slot, this.claimedState);
+      if (this.claimedState.hi !== word.hi || this.claimedState.lo !== word.lo) {
+        cb.releaseClaim(s.slot, this.claimTag);
+        continue;
+      }
+      if (cb.activeWord() !== activeWord) {
+        cb.releaseClaim(s.slot, this.claimTag);
+        return now;
+      }
       s.send();
       cb.countSent(this.path);
+      if (this.stallAfterSendMs > 0) this.stall();
       cb.advanceCursorFrom(s.slot, word);
+      cb.releaseClaim(s.slot, this.claimTag);
     }
     return now;
   }
 
+  /**
+   * Take the send claim of a session. A live holder is a late sender in the
+   * middle of its send: wait for it. A dead holder's claim is taken over; its
+   * datagram is sent again only if it died inside its own send.
+   */
+  private claim(slot: number): boolean {
+    const holder = this.cb.claimSend(slot, this.claimTag);
+    if (holder === 0 || holder === this.claimTag) return true;
+    return this.cb.claimHolderDead(holder) && this.cb.stealClaim(slot, holder, this.claimTag);
+  }
+
+  /** The 'stall' test fault: asleep, as a descheduled thread would be, between a send and its advance. */
+  private stall(): void {
+    const ms = this.stallAfterSendMs;
+    this.stallAfterSendMs = 0;
+    Atomics.wait(this.stallWord, 0, 0, ms);
+  }
+
   private drainCommands(): void {
+    this.cb.clearCommandQueued(this.path);
     for (let command = this.commands.pop(); command; command = this.commands.pop()) this.apply(command);
   }
 
@@ -152,8 +252,9 @@ export class DataPath {
         this.socketsPending--;
         this.post({ type: 'session-ready', slot: s.slot, sessionId: s.sessionId });
         this.checkSynced();
+        this.cb.wakePaths(); // the session may be due: an idle loop must look
       },
-      () => { this.socketFailure = true; },
+      () => { this.socketFailure = true; this.cb.wakePaths(); },
       (s, err) => this.reportDestinationError(s, err),
     );
     this.sessions.set(command.slot, session);
@@ -188,7 +289,7 @@ export class DataPath {
     throw new PathFailure(FailureCause.SOCKET, `socket failure: ${failed?.socketFailure?.message ?? 'unknown'}`);
   }
 
-  private injectFault(kind: FaultKind): void {
+  private injectFault(kind: InjectableFault): void {
     if (!this.faultInjection) return;
     this.cb.recordFaultStart(this.path, monoNowMs());
     switch (kind) {
@@ -198,7 +299,7 @@ export class DataPath {
       case 'exception':
         throw new PathFailure(FailureCause.EXCEPTION, 'injected uncaught exception');
       case 'hang':
-        // A busy loop that never beats: only the heartbeat monitor can find it.
+        // A busy loop that never makes progress: only the supervisor can find it.
         // Bounded by shutdown; the control plane terminates the worker long before.
         while (!this.cb.isShutdown()) { /* spin */ }
         break;
@@ -210,6 +311,9 @@ export class DataPath {
         break;
       case 'temperature':
         throw new PathFailure(FailureCause.TEMPERATURE, 'temperature sensor over limit');
+      case 'stall':
+        this.stallAfterSendMs = STALL_MS;
+        break;
     }
   }
 

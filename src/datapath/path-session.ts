@@ -133,6 +133,26 @@ export class PathSession {
     return true;
   }
 
+  // The datagram a standby has seen due and unsent: which one, and since when.
+  private owedSegment = -1;
+  private owedCursor = -1;
+  private owedSinceMs = 0;
+
+  /**
+   * Since when the sender has owed the datagram at (segment, cursor): its
+   * deadline, or the moment this path first saw it due, if later (a segment the
+   * control plane published late, or a standby that woke late, is no evidence
+   * against the sender).
+   */
+  owedSince(segment: number, cursor: number, now: number): number {
+    if (segment !== this.owedSegment || cursor !== this.owedCursor) {
+      this.owedSegment = segment;
+      this.owedCursor = cursor;
+      this.owedSinceMs = Math.max(now, this.deadlineMs);
+    }
+    return this.owedSinceMs;
+  }
+
   /** Send the prepared datagram on this path's connected socket. */
   send(): void {
     const socket = this.socket!;

@@ -10,7 +10,7 @@ import { CommandReader } from '../shared/command-queue.js';
 import type { DataPathWorkerData } from '../shared/commands.js';
 import { FailureCause } from '../shared/layout.js';
 import { monoNowMs } from '../shared/clock.js';
-import { DataPath, PathFailure } from './data-path.js';
+import { DataPath, IDLE_WAKE_MS, PathFailure, type SliceEnd } from './data-path.js';
 import { DiskError } from './asset-reader.js';
 import { warmUpSendPath } from './warmup.js';
 import { SocketError } from './path-session.js';
@@ -42,20 +42,36 @@ process.on('exit', () => {
 const dataPath = new DataPath({
   cb,
   path: data.path,
+  incarnation: data.incarnation,
   commands: new CommandReader(data.commandQueue),
   faultInjection: data.faultInjection,
 });
 
 function run(): void {
-  let again: boolean;
+  let end: SliceEnd;
   try {
-    again = dataPath.runSlice();
+    end = dataPath.runSlice();
   } catch (err) {
     reportCritical(causeOf(err));
     throw err;
   }
-  if (again) setImmediate(run);
+  if (end === 'yield') setImmediate(run);
+  else if (end === 'idle') sleepUntilWork();
   else stoppingCleanly = true;
+}
+
+/** Nothing is due: sleep in the event loop until the doorbell rings (or IDLE_WAKE_MS, a bound). */
+function sleepUntilWork(): void {
+  let woken = false;
+  const wake = (): void => {
+    if (woken) return;
+    woken = true;
+    clearTimeout(timer);
+    run();
+  };
+  // A pending waitAsync does not keep a worker's event loop alive; this timer does.
+  const timer = setTimeout(wake, IDLE_WAKE_MS);
+  void cb.waitPathDoorbell(dataPath.idleDoorbell(), IDLE_WAKE_MS).then(wake);
 }
 
 cb.setThreadId(data.path, currentThreadId());

@@ -16,7 +16,7 @@ import { randomBytes, randomInt } from 'node:crypto';
 import type { Worker } from 'node:worker_threads';
 import { ControlBlock, type SegmentParams } from '../shared/control-block.js';
 import { CommandWriter, createQueueStorage } from '../shared/command-queue.js';
-import type { FaultKind, OpenSessionCommand, PathCommand, PathEvent, TransportKind } from '../shared/commands.js';
+import type { InjectableFault, OpenSessionCommand, PathCommand, PathEvent, TransportKind } from '../shared/commands.js';
 import { FailureCause, MAX_SESSIONS, PATH_COUNT, PATH_NAMES, type PathId, type PathName } from '../shared/layout.js';
 import { monoNowMs } from '../shared/clock.js';
 import { spawnDataPathWorker } from '../datapath/index.js';
@@ -46,8 +46,6 @@ export interface EngineOptions {
   readonly maxSessions?: number;
   readonly heartbeatPeriodUs?: number;
   readonly maxMissedHeartbeats?: number;
-  /** Heartbeats of a freshly synchronized path are not judged for this long. */
-  readonly warmupGraceMs?: number;
   readonly faultInjection?: boolean;
   /** Source address of the media (the patent's stream IP). */
   readonly streamAddress?: string;
@@ -166,9 +164,8 @@ interface Session {
 
 const DEFAULTS = {
   maxSessions: 64,
-  heartbeatPeriodUs: 250,
-  maxMissedHeartbeats: 3,
-  warmupGraceMs: 3000,
+  heartbeatPeriodUs: 2000, // the configuration's defaults
+  maxMissedHeartbeats: 5,
   streamAddress: '127.0.0.1',
   syncTimeoutMs: 5000,
   autoFailover: true,
@@ -209,7 +206,7 @@ export class Engine extends EventEmitter {
     this.log = (options.logger ?? silentLogger).child({ component: 'engine' });
     this.limits = this.options.limits;
     this.cb = ControlBlock.create(this.options.maxSessions);
-    this.cb.setHeartbeatSettings(this.options.heartbeatPeriodUs, this.options.maxMissedHeartbeats, this.options.warmupGraceMs);
+    this.cb.setHeartbeatSettings(this.options.heartbeatPeriodUs, this.options.maxMissedHeartbeats);
     this.freeSlots = Array.from({ length: this.options.maxSessions }, (_, i) => this.options.maxSessions - 1 - i);
     this.paths = Array.from({ length: PATH_COUNT }, (_, i) => ({
       id: i as PathId, worker: undefined, exited: Promise.resolve(), incarnation: 0, writer: undefined, stopping: false, pendingSyncToken: 0, syncWaiters: [],
@@ -374,7 +371,7 @@ export class Engine extends EventEmitter {
 
   // ── Failover ───────────────────────────────────────────────────────────────
 
-  status(): { active: PathName | undefined; epoch: number; switches: number; sigfailover: number; paths: PathStatus[]; heartbeat: { periodUs: number; maxMissed: number; warmupGraceMs: number }; lastFailover: FailoverEvent | undefined; sessions: number } {
+  status(): { active: PathName | undefined; epoch: number; switches: number; sigfailover: number; paths: PathStatus[]; heartbeat: { periodUs: number; maxMissed: number }; handovers: number; lastFailover: FailoverEvent | undefined; sessions: number } {
     const word = this.cb.activeWord();
     const owner = ControlBlock.ownerOf(word);
     return {
@@ -391,13 +388,14 @@ export class Engine extends EventEmitter {
         };
       }),
       heartbeat: this.cb.heartbeatSettings(),
+      handovers: this.cb.handoverCount(),
       lastFailover: this.lastFailover,
       sessions: this.sessions.size,
     };
   }
 
   /** Inject a fault into one path (only when enabled by configuration). */
-  injectFault(path: PathName, kind: FaultKind): void {
+  injectFault(path: PathName, kind: InjectableFault): void {
     if (!this.options.faultInjection) throw new TwinframeError('TF_FAULT_INJECTION_DISABLED');
     this.send(this.pathRecord(path), { type: 'inject-fault', kind });
     this.cb.wakePaths();
@@ -428,7 +426,7 @@ export class Engine extends EventEmitter {
   }
 
   setHeartbeat(periodUs: number, maxMissed: number): void {
-    this.cb.setHeartbeatSettings(periodUs, maxMissed, this.cb.heartbeatSettings().warmupGraceMs);
+    this.cb.setHeartbeatSettings(periodUs, maxMissed);
   }
 
   /** Resolves when one path sends and the other is synchronized and ready to take over. */
@@ -528,11 +526,30 @@ export class Engine extends EventEmitter {
       case 'booted':
         if (event.policy !== 'fifo') this.log.warn({ path: PATH_NAMES[p.id], policy: event.policy, reason: event.priorityError }, 'data path runs without real-time priority');
         break;
+      case 'handover': this.onHandover(event.from, event.to, event.lateMs); break;
       case 'session-error':
         this.log.warn({ path: PATH_NAMES[p.id], session: event.sessionId, message: event.message }, 'destination error on a session');
         this.emit('session-error', { id: event.sessionId, message: event.message });
         break;
     }
+  }
+
+  /**
+   * A standby found the sender late on due work and took sending over (its own
+   * CAS on ACTIVE): nobody failed. The roles swap, as in a manual switch.
+   */
+  private onHandover(from: PathId, to: PathId, lateMs: number): void {
+    this.log.info({ from: PATH_NAMES[from], to: PATH_NAMES[to], lateMs: Math.round(lateMs * 100) / 100 }, 'sending handed over to the on-time path');
+    this.emit('handover', { from: PATH_NAMES[from], to: PATH_NAMES[to], lateMs });
+    void this.enqueue(async () => {
+      const owner = ControlBlock.ownerOf(this.cb.activeWord());
+      const primary = PATH_NAMES.find((name) => namedState(this.pair[name].type, this.pair[name].state) === 'Primary');
+      // Already settled (a later switch, a failure), or the machine agrees.
+      if (owner === undefined || PATH_NAMES[owner] === primary) return;
+      await this.applyEvent({ kind: 'manual_switch' }).catch((err: Error) => {
+        this.log.warn({ err: err.message }, 'the state machine did not follow a handover');
+      });
+    });
   }
 
   private onPathExit(p: PathRecord, incarnation: number, code: number): void {
@@ -788,8 +805,11 @@ export class Engine extends EventEmitter {
     this.freeSlots.push(slot);
   }
 
+  /** Queue a command; it is due from now on (the supervisor judges the path on it). Callers then wake the paths. */
   private send(p: PathRecord, command: PathCommand): void {
-    p.writer?.push(command);
+    if (!p.writer) return;
+    this.cb.markCommandQueued(p.id, monoNowMs());
+    p.writer.push(command);
   }
 
   private livePaths(): PathRecord[] {

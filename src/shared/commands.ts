@@ -8,6 +8,12 @@ export type TransportKind = 'rtp' | 'udp';
 
 export const FaultKinds = ['crash', 'exception', 'hang', 'socket', 'disk', 'temperature'] as const;
 export type FaultKind = (typeof FaultKinds)[number];
+/**
+ * What the engine can inject: the failures above, and 'stall', which is not a
+ * failure: the path stops for a few ms between a send and its cursor advance,
+ * as a descheduled sender would (the test of a lossless handover).
+ */
+export type InjectableFault = FaultKind | 'stall';
 
 export interface OpenSessionCommand {
   readonly type: 'open-session';
@@ -38,7 +44,7 @@ export interface SyncMarkerCommand {
 
 export interface InjectFaultCommand {
   readonly type: 'inject-fault';
-  readonly kind: FaultKind;
+  readonly kind: InjectableFault;
 }
 
 export type PathCommand = OpenSessionCommand | CloseSessionCommand | SyncMarkerCommand | InjectFaultCommand;
@@ -49,6 +55,8 @@ export type PathEvent =
   | { readonly type: 'session-closed'; readonly slot: number }
   | { readonly type: 'session-ended'; readonly slot: number; readonly sessionId: string }
   | { readonly type: 'synced'; readonly token: number }
+  /** This path (`to`), on time, found `from` late on due work and took sending over. */
+  | { readonly type: 'handover'; readonly from: PathId; readonly to: PathId; readonly lateMs: number }
   | { readonly type: 'session-error'; readonly slot: number; readonly sessionId: string; readonly message: string };
 
 /** What the data path worker receives as workerData. */

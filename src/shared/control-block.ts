@@ -3,8 +3,8 @@
 // the buffer themselves. The layout is declared in ./layout.ts.
 
 import {
-  ACTIVE_OWNER_BITS, ACTIVE_OWNER_MASK, ACTIVE_OWNER_NONE, CTRL, I32, PATH_F64, PATH_I32, SEGMENT_F64,
-  computeLayout, pathF64Index, pathI32Index, segmentF64Index,
+  ACTIVE_OWNER_BITS, ACTIVE_OWNER_MASK, ACTIVE_OWNER_NONE, CTRL, I32, PATH_COUNT, PATH_F64, PATH_I32, SEGMENT_F64, SESSION_I32,
+  computeLayout, pathF64Index, pathI32Index, segmentF64Index, sessionI32Index,
   type FailureCause, type Layout, type PathId,
 } from './layout.js';
 import type { FailoverState, FailoverType } from '../failover/states.js';
@@ -63,6 +63,7 @@ export class ControlBlock {
     const layout = computeLayout(maxSessions);
     const block = new ControlBlock(new SharedArrayBuffer(layout.byteLength), layout);
     block.i32[I32.ACTIVE] = ACTIVE_OWNER_NONE;
+    for (let path = 0; path < PATH_COUNT; path++) block.f64[pathF64Index(path as PathId, PATH_F64.NEXT_DUE_MS)] = Number.POSITIVE_INFINITY;
     return block;
   }
 
@@ -106,13 +107,46 @@ export class ControlBlock {
     return Atomics.wait(this.i32, I32.ACTIVE, expectedWord, timeoutMs);
   }
 
-  /** Wake every data path (a command was queued, or the session table changed). */
+  /**
+   * Wake every data path (a command was queued, or the session table changed),
+   * sleeping or idle, and the supervisor, which judges the work now due.
+   */
   wakePaths(): void {
+    Atomics.add(this.i32, I32.PATH_DOORBELL, 1);
+    Atomics.notify(this.i32, I32.PATH_DOORBELL);
     Atomics.notify(this.i32, I32.ACTIVE);
+    this.ringSupervisor();
+  }
+
+  pathDoorbell(): number {
+    return Atomics.load(this.i32, I32.PATH_DOORBELL);
+  }
+
+  /**
+   * An idle path (nothing due) sleeps in its event loop until the doorbell moves
+   * from `value`: it costs no CPU and its sockets' events are still delivered.
+   */
+  waitPathDoorbell(value: number, timeoutMs: number): Promise<unknown> {
+    const result = Atomics.waitAsync(this.i32, I32.PATH_DOORBELL, value, timeoutMs);
+    return result.async ? result.value : Promise.resolve(result.value);
   }
 
   switchCount(): number {
     return Atomics.load(this.i32, I32.SWITCH_COUNT);
+  }
+
+  /**
+   * A standby that saw the sender late on due work takes sending over (the same
+   * CAS as any switch) and counts it as a handover: nobody is failed.
+   */
+  handOver(expectedWord: number, to: PathId): boolean {
+    if (!this.switchActive(expectedWord, to)) return false;
+    Atomics.add(this.i32, I32.HANDOVERS, 1);
+    return true;
+  }
+
+  handoverCount(): number {
+    return Atomics.load(this.i32, I32.HANDOVERS);
   }
 
   // ── SIGFAILOVER and the supervisor's doorbell ─────────────────────────────
@@ -141,11 +175,10 @@ export class ControlBlock {
 
   // ── Heartbeat settings and shutdown ───────────────────────────────────────
 
-  heartbeatSettings(): { periodUs: number; maxMissed: number; warmupGraceMs: number } {
+  heartbeatSettings(): { periodUs: number; maxMissed: number } {
     return {
       periodUs: Atomics.load(this.i32, I32.HEARTBEAT_PERIOD_US),
       maxMissed: Atomics.load(this.i32, I32.MAX_MISSED_HEARTBEATS),
-      warmupGraceMs: Atomics.load(this.i32, I32.WARMUP_GRACE_MS),
     };
   }
 
@@ -154,10 +187,9 @@ export class ControlBlock {
     return Atomics.load(this.i32, I32.HEARTBEAT_PERIOD_US);
   }
 
-  setHeartbeatSettings(periodUs: number, maxMissed: number, warmupGraceMs: number): void {
+  setHeartbeatSettings(periodUs: number, maxMissed: number): void {
     Atomics.store(this.i32, I32.HEARTBEAT_PERIOD_US, periodUs);
     Atomics.store(this.i32, I32.MAX_MISSED_HEARTBEATS, maxMissed);
-    Atomics.store(this.i32, I32.WARMUP_GRACE_MS, warmupGraceMs);
     this.ringSupervisor();
   }
 
@@ -177,13 +209,35 @@ export class ControlBlock {
     Atomics.add(this.i32, pathI32Index(path, PATH_I32.HEARTBEAT), 1);
   }
 
-  /** The path yields to its event loop (and back): heartbeats pause meanwhile. */
-  setInEventLoop(path: PathId, inLoop: boolean): void {
-    Atomics.store(this.i32, pathI32Index(path, PATH_I32.IN_EVENT_LOOP), inLoop ? 1 : 0);
+  /**
+   * When the path next owes work (+Infinity: nothing). Published before every
+   * sleep; the supervisor judges a silent path only once this time has passed.
+   * A plain store: the supervisor reads it a period later at the earliest.
+   */
+  publishNextDue(path: PathId, atMs: number): void {
+    this.f64[pathF64Index(path, PATH_F64.NEXT_DUE_MS)] = atMs;
   }
 
-  inEventLoop(path: PathId): boolean {
-    return Atomics.load(this.i32, pathI32Index(path, PATH_I32.IN_EVENT_LOOP)) !== 0;
+  nextDueMs(path: PathId): number {
+    return this.f64[pathF64Index(path, PATH_F64.NEXT_DUE_MS)]!;
+  }
+
+  /** The control plane queued a command for `path`: it is due now (kept if an older one waits). */
+  markCommandQueued(path: PathId, atMs: number): void {
+    const index = pathF64Index(path, PATH_F64.COMMAND_AT_MS);
+    if (this.f64[index] === 0) this.f64[index] = atMs;
+    Atomics.add(this.i32, I32.FENCE, 0);
+  }
+
+  /** The path is about to drain its queue: no command is owed any more. */
+  clearCommandQueued(path: PathId): void {
+    this.f64[pathF64Index(path, PATH_F64.COMMAND_AT_MS)] = 0;
+    Atomics.add(this.i32, I32.FENCE, 0);
+  }
+
+  /** When the oldest command not yet taken was queued, 0 when none. */
+  commandQueuedAtMs(path: PathId): number {
+    return this.f64[pathF64Index(path, PATH_F64.COMMAND_AT_MS)]!;
   }
 
   countSent(path: PathId): void {
@@ -229,6 +283,7 @@ export class ControlBlock {
     Atomics.store(this.i32, pathI32Index(path, PATH_I32.READY), 0);
     Atomics.store(this.i32, pathI32Index(path, PATH_I32.THREAD_ID), 0);
     this.f64[pathF64Index(path, PATH_F64.FAULT_AT_MS)] = 0;
+    this.f64[pathF64Index(path, PATH_F64.NEXT_DUE_MS)] = Number.POSITIVE_INFINITY;
     return Atomics.add(this.i32, pathI32Index(path, PATH_I32.INCARNATION), 1) + 1;
   }
 
@@ -348,9 +403,43 @@ export class ControlBlock {
     return (word & CTRL.ENDED) !== 0n;
   }
 
-  /** Reset a free slot for a new session: cursor 0, segment 0, paused. */
+  /** Reset a free slot for a new session: cursor 0, segment 0, paused, unclaimed. */
   resetSession(slot: number): void {
+    Atomics.store(this.i32, sessionI32Index(slot, SESSION_I32.CLAIM), 0);
     Atomics.store(this.u64, slot, CTRL.PAUSED);
+  }
+
+  // ── Per session: the send claim ───────────────────────────────────────────
+
+  /** The claim tag of one path incarnation (never 0). */
+  static claimTag(path: PathId, incarnation: number): number {
+    return ((incarnation << 1) | path) + 1;
+  }
+
+  /**
+   * Take the right to send the datagram at a session's cursor: 0 when taken,
+   * else the tag of the holder. Taken before the send and dropped with the
+   * advance, so two senders can never put the same datagram on the wire.
+   */
+  claimSend(slot: number, tag: number): number {
+    return Atomics.compareExchange(this.i32, sessionI32Index(slot, SESSION_I32.CLAIM), 0, tag);
+  }
+
+  /** Replace a dead holder's claim with ours; true when it was still `holder`'s. */
+  stealClaim(slot: number, holder: number, tag: number): boolean {
+    return Atomics.compareExchange(this.i32, sessionI32Index(slot, SESSION_I32.CLAIM), holder, tag) === holder;
+  }
+
+  releaseClaim(slot: number, tag: number): void {
+    Atomics.compareExchange(this.i32, sessionI32Index(slot, SESSION_I32.CLAIM), tag, 0);
+  }
+
+  /** A claim's holder is gone for good: a later incarnation runs, or its failure was claimed. */
+  claimHolderDead(tag: number): boolean {
+    const path = ((tag - 1) & 1) as PathId;
+    const incarnation = (tag - 1) >>> 1;
+    return this.incarnation(path) !== incarnation
+      || Atomics.load(this.i32, pathI32Index(path, PATH_I32.FAILURE_CLAIMED)) === incarnation;
   }
 
   /**

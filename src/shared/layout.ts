@@ -5,8 +5,9 @@
 //   ┌─ Int32 words ─────────────────────────────────────────────────────────────┐
 //   │ global: ACTIVE, SIGFAILOVER, SUPERVISOR_DOORBELL, heartbeat config, ...   │
 //   │ per path (×2): heartbeat, failover_type/state, critical word, ...         │
+//   │ per session: the send claim                                               │
 //   ├─ Float64 words ───────────────────────────────────────────────────────────┤
-//   │ per path: time of the critical failure / injected fault                  │
+//   │ per path: time of the critical failure / injected fault, when work is due │
 //   │ per session: two segment slots (start cursor, start packet, start time,  │
 //   │              RTP timestamp base, segment id)                              │
 //   ├─ BigUint64 words ─────────────────────────────────────────────────────────┤
@@ -32,21 +33,26 @@ export const I32 = {
   SIGFAILOVER: 1,
   /** The supervisor sleeps on this word; dying paths and the control plane notify it. */
   SUPERVISOR_DOORBELL: 2,
+  /** How late due work may be before the sender counts as late (and the standby takes over sending). */
   HEARTBEAT_PERIOD_US: 3,
+  /** A path running on a CPU with no progress on due work for period × this is hung. */
   MAX_MISSED_HEARTBEATS: 4,
-  WARMUP_GRACE_MS: 5,
   /** Non-zero: every thread leaves its loop. */
-  SHUTDOWN: 6,
+  SHUTDOWN: 5,
   /** Count of switches the supervisor or control plane made (for statistics). */
-  SWITCH_COUNT: 7,
+  SWITCH_COUNT: 6,
   /** Never holds data: read-modify-write on it is a full memory fence for plain stores. */
-  FENCE: 8,
-  GLOBAL_WORDS: 9,
+  FENCE: 7,
+  /** Count of lossless handovers from a late sender to its on-time twin (nobody failed). */
+  HANDOVERS: 8,
+  /** Bumped whenever a data path has something new to look at (a command, a play); an idle path sleeps on it. */
+  PATH_DOORBELL: 9,
+  GLOBAL_WORDS: 10,
 } as const;
 
 /** Per-path Int32 fields, at I32.GLOBAL_WORDS + path * PATH_I32_STRIDE. */
 export const PATH_I32 = {
-  /** Incremented by the path on every loop turn. */
+  /** Incremented by the path on every turn of work (progress); judged only against work that is due. */
   HEARTBEAT: 0,
   FAILOVER_TYPE: 1,
   FAILOVER_STATE: 2,
@@ -62,9 +68,18 @@ export const PATH_I32 = {
   THREAD_ID: 7,
   /** Datagrams this path put on the wire (all incarnations; wraps at 2^32). */
   SENT: 8,
-  /** 1 while the path has handed its thread to Node's event loop (where V8 runs GC tasks). */
-  IN_EVENT_LOOP: 9,
-  STRIDE: 10,
+  STRIDE: 9,
+} as const;
+
+/**
+ * Per-session Int32 fields, after the per-path ones. CLAIM: 0, or the tag
+ * (incarnation << 1 | path) + 1 of the path sending the datagram at the cursor:
+ * taken before the send and dropped with the cursor advance, so a path that
+ * takes over waits for a late sender's send instead of repeating it.
+ */
+export const SESSION_I32 = {
+  CLAIM: 0,
+  STRIDE: 1,
 } as const;
 
 export const MAX_SESSIONS = 256;
@@ -76,7 +91,11 @@ export const PATH_F64 = {
   CRITICAL_AT_MS: 0,
   /** When an injected fault began (a hang never reports itself, so it is stamped here). */
   FAULT_AT_MS: 1,
-  STRIDE: 2,
+  /** When the path next owes work (its next wake-up for a datagram); +Infinity when nothing is due. */
+  NEXT_DUE_MS: 2,
+  /** When the oldest command the path has not taken yet was queued; 0 when none. */
+  COMMAND_AT_MS: 3,
+  STRIDE: 4,
 } as const;
 
 /** One segment: a stretch of a session played from one start point at one pace. */
@@ -120,7 +139,7 @@ export interface Layout {
 }
 
 export function computeLayout(maxSessions: number = MAX_SESSIONS): Layout {
-  const i32Words = I32.GLOBAL_WORDS + PATH_COUNT * PATH_I32.STRIDE;
+  const i32Words = I32.GLOBAL_WORDS + PATH_COUNT * PATH_I32.STRIDE + maxSessions * SESSION_I32.STRIDE;
   const f64Offset = align8(i32Words * 4);
   const f64Words = PATH_COUNT * PATH_F64.STRIDE + maxSessions * SESSION_F64_STRIDE;
   const u64Offset = f64Offset + f64Words * 8;
@@ -130,6 +149,10 @@ export function computeLayout(maxSessions: number = MAX_SESSIONS): Layout {
 
 export function pathI32Index(path: PathId, field: number): number {
   return I32.GLOBAL_WORDS + path * PATH_I32.STRIDE + field;
+}
+
+export function sessionI32Index(slot: number, field: number): number {
+  return I32.GLOBAL_WORDS + PATH_COUNT * PATH_I32.STRIDE + slot * SESSION_I32.STRIDE + field;
 }
 
 export function pathF64Index(path: PathId, field: number): number {

@@ -1,17 +1,23 @@
 // Entry of the supervisor thread — the patent's kernel. It sleeps on its
-// doorbell with a timeout of one heartbeat period and, on every wake, checks
-// each path: a critical-failure word written by a dying path (immediate), and
-// heartbeats that stopped for period × max_missed (a hang). On a failure it
-// switches ACTIVE itself, then tells the control plane, which terminates and
-// respawns the failed worker. Imported by nothing: src/supervisor/index.ts spawns it.
+// doorbell and checks each path: a critical-failure word written by a dying
+// path (immediate: the dying path rings the doorbell), and a path that makes no
+// progress on work that is due (a hang). On a failure it switches ACTIVE
+// itself, then tells the control plane, which terminates and respawns the
+// failed worker. Imported by nothing: src/supervisor/index.ts spawns it.
 //
-// Missed heartbeats alone cannot tell a hung path from one the machine did not
-// run: on this class of machine (two shared virtual CPUs) even a SCHED_FIFO
-// thread now and then wakes milliseconds late. So when the window has passed,
-// the supervisor asks the kernel how much CPU the silent thread used since it
-// fell silent: a path that ran but did not beat is hung and fails at once; a
-// path that did not run is given up to SILENT_LIMIT_MS (well under a frame)
-// before it is failed all the same (it may be blocked in a syscall).
+// Liveness is judged only against due work: each path publishes when it next
+// owes work (its next datagram deadline, or a command waiting in its queue). A
+// path asleep until then is not silent, so with nothing due the supervisor
+// sleeps until its doorbell rings, and while work is due it looks once per
+// heartbeat period.
+//
+// A late path is not a dead one: on a shared machine even a SCHED_FIFO thread
+// now and then runs milliseconds late, and a late sender is handed over from by
+// its standby (see data-path.ts) without anyone failing. A path is failed here
+// only on evidence that it cannot recover: it ran on a CPU (its thread CPU
+// clock moved) for the failure window, period × max missed, without making
+// progress on due work — a hang —, or it made no progress for
+// STARVED_LIMIT_MS at all (blocked in a system call).
 
 import { parentPort, workerData } from 'node:worker_threads';
 import { ControlBlock } from '../shared/control-block.js';
@@ -29,97 +35,79 @@ export interface SupervisorWorkerData {
 interface Watch {
   incarnation: number;
   lastBeat: number;
-  lastChangeMs: number;
-  /** Until here (warm-up), only silence past SILENT_LIMIT_MS is a failure. */
-  monitorFromMs: number;
-  /** The silent thread's CPU time when it was first seen late, and when. */
-  lateCpuNs: number | undefined;
-  lateAtMs: number;
+  /** When the supervisor last saw the heartbeat move. */
+  progressAtMs: number;
+  /** The stalled thread's CPU time when the stall was first seen, and when. */
+  stallCpuNs: number | undefined;
+  stallSeenAtMs: number;
 }
 
-/** A silent path that is not even running is failed after this long (or the window, if longer). */
-export const SILENT_LIMIT_MS = 10;
-/**
- * The only sending path, with no ready twin, is failed for silence only after
- * this long: failing it cannot hand the streams to anyone, so acting on a
- * heuristic would turn a pause (the twins run the same code in lockstep and can
- * pause together, e.g. in GC) into an outage. A real hang is restarted all the same.
- */
-export const SOLE_SENDER_SILENT_LIMIT_MS = 200;
-/** Share of the silent time spent on the CPU that marks a path as hung rather than starved. */
+/** A path with due work and no progress for this long is failed even if it did not run (blocked in a system call). */
+export const STARVED_LIMIT_MS = 1000;
+/** Share of the observed stall spent on the CPU that marks a path as hung rather than starved. */
 const BUSY_SHARE = 0.5;
+/** With nothing due anywhere the supervisor still looks this often (a bound, not a beat). */
+const IDLE_WAKE_MS = 1000;
 
 const data = workerData as SupervisorWorkerData;
 const cb = ControlBlock.attach(data.controlBlock, data.maxSessions);
 const watches: Watch[] = Array.from({ length: PATH_COUNT }, () => ({
-  incarnation: 0, lastBeat: 0, lastChangeMs: 0, monitorFromMs: 0, lateCpuNs: undefined, lateAtMs: 0,
+  incarnation: 0, lastBeat: 0, progressAtMs: 0, stallCpuNs: undefined, stallSeenAtMs: 0,
 }));
 
 function report(r: FailureReport | undefined): void {
   if (r) parentPort?.postMessage({ type: 'path-failed', report: r });
 }
 
-function check(path: PathId, now: number, periodMs: number, maxMissed: number, graceMs: number): void {
+/** Judge one path; true while it owes work (the supervisor must look again within a period). */
+function check(path: PathId, now: number, periodMs: number, maxMissed: number): boolean {
   const incarnation = cb.incarnation(path);
-  if (incarnation === 0 || cb.failureClaimed(path)) return;
+  if (incarnation === 0 || cb.failureClaimed(path)) return false;
   const critical = cb.critical(path);
   if (critical) {
     report(failPath(cb, path, incarnation, critical.cause, critical.atMs));
-    return;
+    return false;
   }
   const w = watches[path]!;
   if (!cb.isReady(path)) {
-    w.incarnation = 0; // not monitored until it has synchronized
-    return;
+    w.incarnation = 0; // not judged until it has synchronized
+    return false;
   }
   const beat = cb.heartbeat(path);
-  if (w.incarnation !== incarnation) {
-    Object.assign(w, { incarnation, lastBeat: beat, lastChangeMs: now, monitorFromMs: now + graceMs, lateCpuNs: undefined });
-    return;
+  if (w.incarnation !== incarnation || beat !== w.lastBeat) {
+    Object.assign(w, { incarnation, lastBeat: beat, progressAtMs: now, stallCpuNs: undefined });
   }
-  if (beat !== w.lastBeat) {
-    w.lastBeat = beat;
-    w.lastChangeMs = now;
-    w.lateCpuNs = undefined;
-    return;
-  }
-  const silentMs = now - w.lastChangeMs;
-  if (silentMs < periodMs) return;
-  // The only sender with no ready twin: failing it would hand the streams to nobody.
-  if (ControlBlock.ownerOf(cb.activeWord()) === path && !cb.isReady((1 - path) as PathId)) {
-    if (silentMs >= SOLE_SENDER_SILENT_LIMIT_MS) failSilentPath(path, incarnation, w.lastChangeMs);
-    return;
-  }
-  // Warm-up (JIT, first heap growth), or the path is in Node's event loop, where V8
-  // runs its GC tasks (a mark-compact takes milliseconds): only silence past the
-  // hard limit counts.
-  if (now < w.monitorFromMs || cb.inEventLoop(path)) {
-    if (silentMs >= SILENT_LIMIT_MS) failSilentPath(path, incarnation, w.lastChangeMs);
-    return;
+  const commandAt = cb.commandQueuedAtMs(path);
+  const dueAt = Math.min(cb.nextDueMs(path), commandAt > 0 ? commandAt : Number.POSITIVE_INFINITY);
+  if (dueAt === Number.POSITIVE_INFINITY) return false;
+  const stalledMs = now - Math.max(dueAt, w.progressAtMs);
+  if (stalledMs < periodMs) {
+    w.stallCpuNs = undefined;
+    return true;
   }
   const tid = cb.threadId(path);
-  if (w.lateCpuNs === undefined) {
-    w.lateCpuNs = readThreadCpuNs(tid);
-    w.lateAtMs = now;
+  if (w.stallCpuNs === undefined) {
+    w.stallCpuNs = readThreadCpuNs(tid);
+    w.stallSeenAtMs = now;
+    return true;
   }
-  const windowMs = periodMs * maxMissed;
-  if (silentMs < windowMs) return;
-
+  if (stalledMs < periodMs * maxMissed) return true;
   const cpuNs = readThreadCpuNs(tid);
-  const observedMs = now - w.lateAtMs;
-  // Without CPU figures, fall back to the plain heartbeat rule.
-  const hung = cpuNs === undefined || w.lateCpuNs === undefined
-    || (observedMs >= periodMs && (cpuNs - w.lateCpuNs) / 1e6 >= observedMs * BUSY_SHARE);
-  if (hung || silentMs >= Math.max(SILENT_LIMIT_MS, windowMs)) failSilentPath(path, incarnation, w.lastChangeMs);
+  const observedMs = now - w.stallSeenAtMs;
+  // Without CPU figures, the plain rule: no progress for the window.
+  const hung = cpuNs === undefined
+    || (observedMs >= periodMs && (cpuNs - w.stallCpuNs) / 1e6 >= observedMs * BUSY_SHARE);
+  if (hung || stalledMs >= STARVED_LIMIT_MS) failStalledPath(path, incarnation, Math.max(dueAt, w.progressAtMs));
+  return true;
 }
 
 /**
- * Fail a path for silence. Switch first, then fence its CPU: a path spinning
- * under SCHED_FIFO would otherwise keep a core from its twin until the control
- * plane terminates it.
+ * Fail a hung path. Switch first, then fence its CPU: a path spinning under
+ * SCHED_FIFO would otherwise keep a core from its twin until the control plane
+ * terminates it.
  */
-function failSilentPath(path: PathId, incarnation: number, lastBeatMs: number): void {
-  const r = failPath(cb, path, incarnation, FailureCause.HEARTBEAT, lastBeatMs);
+function failStalledPath(path: PathId, incarnation: number, stalledSinceMs: number): void {
+  const r = failPath(cb, path, incarnation, FailureCause.HEARTBEAT, stalledSinceMs);
   if (r) demoteThread(cb.threadId(path));
   report(r);
 }
@@ -127,18 +115,14 @@ function failSilentPath(path: PathId, incarnation: number, lastBeatMs: number): 
 const priority = raiseThreadPriority(SUPERVISOR_PRIORITY);
 parentPort?.postMessage({ type: 'booted', policy: priority.policy, priorityError: priority.error });
 
-let lastWakeMs = monoNowMs();
 while (!cb.isShutdown()) {
   const bell = cb.supervisorDoorbell();
-  const { periodUs, maxMissed, warmupGraceMs } = cb.heartbeatSettings();
+  const { periodUs, maxMissed } = cb.heartbeatSettings();
   const periodMs = periodUs / 1000;
   const now = monoNowMs();
-  // If this thread itself was descheduled for longer than the detection window,
-  // the silence it saw is the machine's, not a path's: start counting afresh.
-  if (now - lastWakeMs > periodMs * maxMissed) {
-    for (const w of watches) w.lastChangeMs = now;
+  let owed = false;
+  for (let path = 0 as PathId; path < PATH_COUNT; path = (path + 1) as PathId) {
+    if (check(path, now, periodMs, maxMissed)) owed = true;
   }
-  lastWakeMs = now;
-  for (let path = 0 as PathId; path < PATH_COUNT; path = (path + 1) as PathId) check(path, now, periodMs, maxMissed, warmupGraceMs);
-  cb.waitSupervisorDoorbell(bell, periodMs);
+  cb.waitSupervisorDoorbell(bell, owed ? periodMs : IDLE_WAKE_MS);
 }

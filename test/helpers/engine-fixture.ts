@@ -87,6 +87,15 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
+/** Wait until `condition` holds (checked every 5 ms); throws after `timeoutMs`. */
+export async function waitFor(condition: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await sleep(5);
+  }
+}
+
 /** Wait until the engine's pair is protected again after a failure (respawned path synchronized). */
 export async function waitForRecovery(engine: Engine, failoversBefore: number, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

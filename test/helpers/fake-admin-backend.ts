@@ -15,6 +15,7 @@ export const FAKE_STATUS: StatusResult = {
   active: 'a',
   epoch: 3,
   heartbeat: { periodUs: 250, maxMissed: 3, worstCaseDetectionUs: 1400 },
+  handovers: 2,
   lastFailover: null,
   sessions: 0,
   uptimeSec: 42,

@@ -4,22 +4,30 @@
 // the native addon, the way a machine without a compiler runs it.
 
 import { UdpReceiver } from './rtsp-client.js';
-import { checkRtpStream, loadSample, sleep, startEngine, waitForRecovery } from './engine-fixture.js';
+import { checkRtpStream, loadSample, sleep, startEngine, waitFor } from './engine-fixture.js';
 import { nativeAddon } from '../../src/shared/native.js';
 
 const sample = await loadSample();
 const engine = await startEngine();
 const receiver = await UdpReceiver.open();
-const failovers: Array<{ cause: string; wasActive: boolean; detectionMs: number }> = [];
-engine.on('failover', (e) => failovers.push({ cause: e.cause, wasActive: e.wasActive, detectionMs: e.detectedAtMs - e.failedAtMs }));
+/** movedSending: the failed path was sending, and sending left it (by the failure's switch, or a handover just before). */
+const failovers: Array<{ path: string; cause: string; movedSending: boolean; detectionMs: number }> = [];
+const handedOverFrom = new Set<string>();
+engine.on('handover', (h: { from: string }) => handedOverFrom.add(h.from));
+engine.on('failover', (e) => failovers.push({
+  path: e.pathName, cause: e.cause, movedSending: (e.wasActive && e.switchedTo !== undefined) || handedOverFrom.has(e.pathName), detectionMs: e.detectedAtMs - e.failedAtMs,
+}));
 try {
   const session = await engine.openSession({ asset: sample.asset, destination: { address: '127.0.0.1', port: receiver.rtpPort }, transport: 'rtp' });
   const play = await engine.play(session.id);
   for (const kind of ['hang', 'crash'] as const) {
     await sleep(300);
-    const switches = engine.status().switches;
-    engine.injectFault(engine.status().active!, kind);
-    await waitForRecovery(engine, switches);
+    const victim = engine.status().active!;
+    const seen = failovers.length;
+    handedOverFrom.clear();
+    engine.injectFault(victim, kind);
+    await waitFor(() => failovers.slice(seen).some((f) => f.path === victim), 5000);
+    await engine.waitUntilProtected(10_000);
   }
   await sleep(300);
   engine.pause(session.id);

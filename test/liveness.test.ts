@@ -1,0 +1,138 @@
+// Failure detection judged against due work: a busy machine fails no path, a
+// late sender is handed over from without anyone failing and without a
+// duplicate, and a hung path is failed within one frame at any age. Every
+// datagram is held against the asset by a real UDP receiver on 127.0.0.1.
+
+import test from 'ava';
+import { spawn, type ChildProcess } from 'node:child_process';
+import type { Engine, FailoverEvent } from '../src/engine/engine.js';
+import { FRAME_INTERVAL_MS } from '../src/config/schema.js';
+import { UdpReceiver } from './helpers/rtsp-client.js';
+import { checkRtpStream, loadSample, sleep, startEngine, waitFor, type SampleAsset } from './helpers/engine-fixture.js';
+
+let sample: SampleAsset;
+test.before(async () => {
+  sample = await loadSample();
+});
+test.after.always(async () => {
+  await sample?.cleanup();
+});
+
+interface Recorded {
+  readonly failovers: FailoverEvent[];
+  readonly handovers: Array<{ from: string; to: string; lateMs: number }>;
+}
+
+function record(engine: Engine): Recorded {
+  const r: Recorded = { failovers: [], handovers: [] };
+  engine.on('failover', (e: FailoverEvent) => r.failovers.push(e));
+  engine.on('handover', (h: { from: string; to: string; lateMs: number }) => r.handovers.push(h));
+  return r;
+}
+
+/** Open and play `count` sessions, run `during`, then check every stream against the asset. */
+async function streams(t: { deepEqual: (a: unknown, b: unknown, m?: string) => void; true: (v: boolean, m?: string) => void }, engine: Engine, count: number, during: () => Promise<void>): Promise<void> {
+  const receivers: UdpReceiver[] = [];
+  try {
+    const sessions = [];
+    for (let i = 0; i < count; i++) {
+      const receiver = await UdpReceiver.open();
+      receivers.push(receiver);
+      const session = await engine.openSession({ asset: sample.asset, destination: { address: '127.0.0.1', port: receiver.rtpPort }, transport: 'rtp' });
+      sessions.push({ session, play: await engine.play(session.id), receiver });
+    }
+    await during();
+    for (const { session, play, receiver } of sessions) {
+      engine.pause(session.id);
+      await receiver.waitForQuiet(150, 5000);
+      const sent = engine.getSession(session.id)!.sent;
+      const check = checkRtpStream(receiver.packets, session, play, sample);
+      t.true(receiver.datagrams.length > 100, `received ${receiver.datagrams.length}`);
+      t.deepEqual(
+        { received: receiver.datagrams.length, lost: check.lost, duplicated: check.duplicated, reordered: check.reordered, mismatched: check.mismatched },
+        { received: sent, lost: 0, duplicated: 0, reordered: 0, mismatched: 0 },
+        check.firstMismatch,
+      );
+      engine.closeSession(session.id);
+    }
+  } finally {
+    for (const receiver of receivers) await receiver.close();
+  }
+}
+
+/** CPU-hogging neighbours at normal priority, each bounded to `ms` by itself. */
+function hogs(count: number, ms: number): ChildProcess[] {
+  return Array.from({ length: count }, () => spawn(process.execPath, ['-e', `const end = Date.now() + ${ms}; while (Date.now() < end) {}`], { stdio: 'ignore' }));
+}
+
+test.serial('streaming while CPU-hogging neighbours keep both cores busy fails no path and loses nothing', async (t) => {
+  const engine = await startEngine();
+  const seen = record(engine);
+  const neighbours = hogs(2, 6000);
+  try {
+    await streams(t, engine, 5, () => sleep(5000));
+    t.deepEqual(seen.failovers.map((f) => `${f.pathName}: ${f.cause}`), [], 'no path failed');
+    const status = engine.status();
+    t.deepEqual(status.paths.map((p) => p.incarnation), [1, 1], 'no path restarted');
+    t.log(`handovers under load: ${seen.handovers.length}`);
+  } finally {
+    for (const child of neighbours) child.kill('SIGKILL');
+    await engine.close();
+  }
+});
+
+test.serial('a sending path that stalls between a send and its cursor advance is handed over from: no duplicate, no failure, no restart', async (t) => {
+  const engine = await startEngine();
+  const seen = record(engine);
+  try {
+    await streams(t, engine, 3, async () => {
+      await sleep(300);
+      for (let round = 0; round < 2; round++) {
+        const active = engine.status().active!;
+        const before = seen.handovers.length;
+        engine.injectFault(active, 'stall');
+        await waitFor(() => seen.handovers.slice(before).some((h) => h.from === active), 2000);
+        await sleep(300);
+      }
+    });
+    t.deepEqual(seen.failovers.map((f) => `${f.pathName}: ${f.cause}`), [], 'nobody failed');
+    const status = engine.status();
+    t.deepEqual(status.paths.map((p) => p.incarnation), [1, 1], 'no path restarted');
+    t.true(status.handovers >= 2, `handovers ${status.handovers}`);
+    t.deepEqual(status.paths.map((p) => p.named).sort(), ['Primary', 'Secondary'], 'the roles followed the handovers');
+  } finally {
+    await engine.close();
+  }
+});
+
+test.serial('a busy-looping path is failed within one frame, and so is its replacement right after the restart', async (t) => {
+  const engine = await startEngine();
+  const seen = record(engine);
+  const frameMs = FRAME_INTERVAL_MS.ntsc;
+  try {
+    await streams(t, engine, 3, async () => {
+      await sleep(300);
+      const victim = engine.status().active!;
+      engine.injectFault(victim, 'hang');
+      await waitFor(() => seen.failovers.some((f) => f.pathName === victim), 3000);
+      const first = seen.failovers.find((f) => f.pathName === victim)!;
+      t.is(first.cause, 'heartbeat');
+      t.true(first.detectedAtMs - first.failedAtMs < frameMs, `hang failed ${(first.detectedAtMs - first.failedAtMs).toFixed(2)} ms after it began`);
+      // The replacement, moments old, is judged by the same rule.
+      await engine.waitUntilProtected(10_000);
+      const fresh = engine.status().paths.find((p) => p.path === victim)!;
+      t.is(fresh.incarnation, 2);
+      engine.injectFault(victim, 'hang');
+      await waitFor(() => seen.failovers.filter((f) => f.pathName === victim).length >= 2, 3000);
+      const second = seen.failovers.filter((f) => f.pathName === victim)[1]!;
+      t.is(second.incarnation, 2);
+      t.is(second.cause, 'heartbeat');
+      t.true(second.detectedAtMs - second.failedAtMs < frameMs, `young path's hang failed ${(second.detectedAtMs - second.failedAtMs).toFixed(2)} ms after it began`);
+      await engine.waitUntilProtected(10_000);
+      await sleep(200);
+    });
+    t.is(seen.failovers.length, 2, JSON.stringify(seen.failovers.map((f) => `${f.pathName}: ${f.cause}`)));
+  } finally {
+    await engine.close();
+  }
+});
