@@ -23,6 +23,8 @@ import {
 import indexAsset, { deserializeError, serializeError } from '../src/catalog/index-worker.js';
 import { PCR_WRAP, TS_PACKET_SIZE, encodePcr, packetPcr, packetPid, packetPusi, payloadOffset } from '../src/mpegts/packet.js';
 import { crc32Mpeg2 } from '../src/mpegts/psi.js';
+import { ASSET_OPEN_FLAGS } from '../src/shared/asset-file.js';
+import { mkfifo, rescueFifoAfter } from './helpers/fifo.js';
 
 const SAMPLE = fileURLToPath(new URL('../../assets/sample.ts', import.meta.url));
 const SAMPLE_BYTES = fs.readFileSync(SAMPLE);
@@ -301,6 +303,27 @@ test('a missing file is refused as not found', async (t) => {
   refusal(t, file, 'TF_ASSET_NOT_FOUND');
 });
 
+test('a FIFO is refused as not a regular file, without waiting in open(2) for a writer', async (t) => {
+  t.timeout(10_000);
+  const fifo = path.join(await tempDir(t), 'fifo.ts');
+  mkfifo(fifo);
+  // Releases a blocked open after 3 s, so a regression fails here instead of hanging the run.
+  t.teardown(await rescueFifoAfter(fifo, 3000));
+  const started = Date.now();
+  const err = refusal(t, fifo, 'TF_ASSET_UNREADABLE');
+  t.true(Date.now() - started < 1000, `refused at once, not after ${Date.now() - started} ms`);
+  t.regex(err.message, /is a FIFO, not a regular file/);
+  t.is(err.details.kind, 'a FIFO');
+});
+
+test('a symlink as the last component is refused: assets are opened by their real path', async (t) => {
+  const dir = await tempDir(t);
+  const link = path.join(dir, 'link.ts');
+  fs.symlinkSync(SAMPLE, link);
+  const err = refusal(t, link, 'TF_ASSET_UNREADABLE');
+  t.is(err.details.errno, 'ELOOP');
+});
+
 // --- The PCR timeline ----------------------------------------------------------------
 
 test('a PCR that wraps past 2^33 continues the timeline without a jump', async (t) => {
@@ -446,11 +469,21 @@ test('a seek lands on the last random-access point at or before it', (t) => {
 
 // --- The worker's error envelope ---------------------------------------------------------
 
+/** Runs the index worker's task on `asset`, opened as the pool opens it. */
+function runTask(assetPath: string, indexPath: string): ReturnType<typeof indexAsset> {
+  const fd = fs.openSync(assetPath, ASSET_OPEN_FLAGS);
+  try {
+    return indexAsset({ assetPath, indexPath, fd });
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 test('the index worker returns refusals as data that rebuilds the same TwinframeError', async (t) => {
   const dir = await tempDir(t);
   const asset = path.join(dir, 'empty.ts');
   fs.writeFileSync(asset, '');
-  const result = indexAsset({ assetPath: asset, indexPath: path.join(dir, 'x.tfidx') });
+  const result = runTask(asset, path.join(dir, 'x.tfidx'));
   if (result.ok) return t.fail('an empty asset was indexed');
   const cloned = structuredClone(result.error);
   const err = deserializeError(cloned);
@@ -466,7 +499,23 @@ test('the index worker returns refusals as data that rebuilds the same Twinframe
 test('the index worker writes the index file and returns its metadata', async (t) => {
   const dir = await tempDir(t);
   const indexPath = path.join(dir, 'sample.tfidx');
-  const result = indexAsset({ assetPath: SAMPLE, indexPath });
+  const result = runTask(SAMPLE, indexPath);
   if (!result.ok) return t.fail(result.error.message);
   t.deepEqual(readIndexMeta(indexPath), result.meta);
+});
+
+test('the index worker indexes the file open on its descriptor, whatever the name means by then', async (t) => {
+  const dir = await tempDir(t);
+  const asset = path.join(dir, 'asset.ts');
+  fs.copyFileSync(SAMPLE, asset);
+  const fd = fs.openSync(asset, ASSET_OPEN_FLAGS);
+  t.teardown(() => fs.closeSync(fd));
+  // The name now means junk; the descriptor still holds the file that was opened and checked.
+  const junk = path.join(dir, 'junk');
+  fs.writeFileSync(junk, Buffer.alloc(188 * 50, 0xab));
+  fs.renameSync(junk, asset);
+  const result = indexAsset({ assetPath: asset, indexPath: path.join(dir, 'asset.tfidx'), fd });
+  if (!result.ok) return t.fail(result.error.message);
+  t.is(result.meta.packetCount, SAMPLE_BYTES.length / TS_PACKET_SIZE);
+  t.is(result.meta.sourceSize, SAMPLE_BYTES.length);
 });

@@ -11,6 +11,7 @@ import { TwinframeError, type ErrorCode } from '../src/errors.js';
 import { AssetCatalog } from '../src/catalog/catalog.js';
 import { IndexPool, indexPathFor } from '../src/catalog/index-pool.js';
 import { readIndexMeta } from '../src/catalog/index-file.js';
+import { mkfifo, rescueFifoAfter } from './helpers/fifo.js';
 
 const SAMPLE = fileURLToPath(new URL('../../assets/sample.ts', import.meta.url));
 const SAMPLE_BYTES = fs.readFileSync(SAMPLE);
@@ -148,6 +149,21 @@ test('a missing asset is reported as not found by the pool', async (t) => {
   await rejects(t, f.pool.index(path.join(f.media, 'gone.ts'), f.cache), 'TF_ASSET_NOT_FOUND', 'missing');
 });
 
+test('the pool returns the identity of the file it opened and indexed', async (t) => {
+  const f = await fixture(t);
+  const asset = path.join(f.media, 'sample.ts');
+  const st = fs.statSync(asset, { bigint: true });
+  const expected = { dev: st.dev.toString(), ino: st.ino.toString(), size: SAMPLE_BYTES.length, mtimeMs: fs.statSync(asset).mtimeMs };
+  t.deepEqual((await f.pool.index(asset, f.cache)).identity, expected, 'built');
+  t.deepEqual((await f.pool.index(asset, f.cache)).identity, expected, 'from the cache');
+  // Replaced under the same name: another inode is approved from now on.
+  await fs.promises.copyFile(SAMPLE, path.join(f.media, 'next'));
+  await fs.promises.rename(path.join(f.media, 'next'), asset);
+  const replaced = (await f.pool.index(asset, f.cache)).identity;
+  t.is(replaced.ino, fs.statSync(asset, { bigint: true }).ino.toString());
+  t.not(replaced.ino, expected.ino);
+});
+
 // --- AssetCatalog ----------------------------------------------------------------------
 
 test('the catalog resolves a URL path to an indexed asset inside its mount', async (t) => {
@@ -227,9 +243,39 @@ test('files that are not .ts assets are refused as not found', async (t) => {
   await fs.promises.mkdir(path.join(f.media, 'folder.ts'));
   await fs.promises.symlink(path.join(f.media, 'movie.mp4'), path.join(f.media, 'disguised.ts'));
   await rejects(t, f.catalog.resolve('/movie.mp4'), 'TF_RTSP_NOT_FOUND', 'non-.ts name');
-  await rejects(t, f.catalog.resolve('/folder.ts'), 'TF_RTSP_NOT_FOUND', 'directory');
+  // Judged on the opened file by the pool; RTSP answers 404 all the same.
+  await rejects(t, f.catalog.resolve('/folder.ts'), 'TF_ASSET_UNREADABLE', 'directory');
   await rejects(t, f.catalog.resolve('/disguised.ts'), 'TF_RTSP_NOT_FOUND', 'link to a non-.ts file');
   t.deepEqual((await f.catalog.list()).map((e) => e.name), ['/sample.ts']);
+});
+
+test('a FIFO at an asset path is refused by the catalog and the pool without blocking', async (t) => {
+  t.timeout(10_000);
+  const f = await fixture(t);
+  const fifo = path.join(f.media, 'fifo.ts');
+  mkfifo(fifo);
+  // Releases a blocked open after 3 s, so a regression fails here instead of hanging the run.
+  t.teardown(await rescueFifoAfter(fifo, 3000));
+  const started = Date.now();
+  const viaCatalog = await rejects(t, f.catalog.resolve('/fifo.ts'), 'TF_ASSET_UNREADABLE', 'catalog');
+  t.regex(viaCatalog?.message ?? '', /is a FIFO, not a regular file/);
+  await rejects(t, f.pool.index(fifo, f.cache), 'TF_ASSET_UNREADABLE', 'pool');
+  t.true(Date.now() - started < 1000, `refused at once, not after ${Date.now() - started} ms`);
+  t.is(f.pool.stats.builds, 0, 'nothing was handed to the indexing thread');
+  // The catalog keeps working, and never lists the FIFO.
+  t.is((await f.catalog.resolve('/sample.ts')).name, '/sample.ts');
+  t.deepEqual((await f.catalog.list()).map((e) => e.name), ['/sample.ts']);
+});
+
+test('a mount whose directory is a symlink serves its assets by their real path', async (t) => {
+  const f = await fixture(t);
+  const linked = path.join(f.root, 'linked-media');
+  await fs.promises.symlink(f.media, linked);
+  const catalog = new AssetCatalog({ mounts: [{ prefix: '/l', dir: linked }], cacheDir: f.cache, pool: f.pool });
+  const asset = await catalog.resolve('/l/sample.ts');
+  t.is(asset.path, path.join(f.media, 'sample.ts'));
+  t.is(asset.identity.ino, fs.statSync(asset.path, { bigint: true }).ino.toString());
+  t.deepEqual((await catalog.list()).map((e) => e.name), ['/l/sample.ts']);
 });
 
 test('a file added after the catalog was created resolves without a restart', async (t) => {

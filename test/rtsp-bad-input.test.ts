@@ -14,6 +14,7 @@ import type { FailoverEvent, SessionInfo } from '../src/engine/engine.js';
 import { parseRtpInfo } from '../src/rtsp/headers/rtp-info.js';
 import { startServer, type TwinframeServer } from '../src/server.js';
 import { checkRtpStream, loadSample, sleep, type SampleAsset } from './helpers/engine-fixture.js';
+import { mkfifo, rescueFifoAfter } from './helpers/fifo.js';
 import { RtspClient, UdpReceiver } from './helpers/rtsp-client.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -37,6 +38,8 @@ let port: number;
 let tmp: string;
 let mount: string;
 const logs: LogLine[] = [];
+/** FIFO rescue threads, stopped only once the server is closed. */
+const stopRescues: Array<() => Promise<void>> = [];
 
 test.before(async () => {
   tmp = await fs.realpath(await fs.mkdtemp(path.join(tmpdir(), 'twinframe-rtsp-bad-')));
@@ -63,6 +66,7 @@ test.before(async () => {
 
 test.after.always(async () => {
   await server?.close();
+  for (const stop of stopRescues) await stop();
   await sample?.cleanup();
   if (tmp) await fs.rm(tmp, { recursive: true, force: true });
 });
@@ -442,6 +446,28 @@ test.serial('path escapes get 400 or 404, junk files 404, and a file added while
     }
     assertLogged(t, mark, (l) => l.status === 404, '404');
     assertLogged(t, mark, (l) => l.status === 400, '400');
+  });
+});
+
+test.serial('a FIFO under a mount gets 404 for DESCRIBE and SETUP at once, and the server keeps answering', async (t) => {
+  const fifo = path.join(mount, 'fifo.ts');
+  mkfifo(fifo);
+  // Releases a blocked open after 3 s (again and again, until the server has closed),
+  // so a regression fails here instead of hanging the run.
+  stopRescues.push(await rescueFifoAfter(fifo, 3000));
+  await withHealthySession(t, async () => {
+    const mark = logs.length;
+    const c = await RtspClient.connect({ port });
+    try {
+      const started = Date.now();
+      t.is((await c.describe('/fifo.ts')).status, 404, 'DESCRIBE');
+      t.is((await c.setup('/fifo.ts/track1', 'RTP/AVP;unicast;client_port=40000-40001')).status, 404, 'SETUP');
+      t.true(Date.now() - started < 1500, `answered at once, not after ${Date.now() - started} ms`);
+      t.is((await c.describe('/sample.ts')).status, 200, 'the same connection is served on');
+    } finally {
+      await c.close();
+    }
+    assertLogged(t, mark, (l) => l.status === 404 && /is a FIFO, not a regular file/.test(String(l.reason)), 'the FIFO refusal');
   });
 });
 

@@ -25,6 +25,7 @@ import {
   payloadOffset,
 } from '../mpegts/packet.js';
 import { SectionAssembler, isPsiError, parsePat, parsePmt, type PmtSection, type PatSection } from '../mpegts/psi.js';
+import { ASSET_OPEN_FLAGS, fileKind } from '../shared/asset-file.js';
 import type { AssetIndex, AssetIndexMeta, AssetStream, RandomAccessPoint } from './index-file.js';
 
 export type { AssetIndex, AssetIndexMeta, AssetStream, RandomAccessPoint } from './index-file.js';
@@ -70,22 +71,24 @@ function refuse(code: ErrorCode, file: string, problem: string, details: Record<
   return new TwinframeError(code, `${file}: ${problem}`, { path: file, ...details });
 }
 
-function openAsset(file: string): { fd: number; size: number; mtimeMs: number } {
-  let fd: number;
+/** Refusal of an asset that could not be opened: the name is missing, a link, or not readable. */
+export function openRefusal(file: string, err: unknown): TwinframeError {
+  const errno = (err as NodeJS.ErrnoException).code;
+  if (errno === 'ENOENT' || errno === 'ENOTDIR') return refuse('TF_ASSET_NOT_FOUND', file, 'no such file', { errno });
+  if (errno === 'ELOOP') return refuse('TF_ASSET_UNREADABLE', file, 'is a symbolic link (assets are opened by their real path)', { errno });
+  return refuse('TF_ASSET_UNREADABLE', file, `cannot be opened (${errno ?? (err as Error).message})`, { errno });
+}
+
+/** Refusal of an opened file that is no regular file (a FIFO, a device, a directory). */
+export function notRegularRefusal(file: string, st: fs.Stats | fs.BigIntStats): TwinframeError {
+  return refuse('TF_ASSET_UNREADABLE', file, `is ${fileKind(st)}, not a regular file`, { kind: fileKind(st) });
+}
+
+function openAsset(file: string): number {
   try {
-    fd = fs.openSync(file, 'r');
+    return fs.openSync(file, ASSET_OPEN_FLAGS);
   } catch (err) {
-    const errno = (err as NodeJS.ErrnoException).code;
-    if (errno === 'ENOENT' || errno === 'ENOTDIR') throw refuse('TF_ASSET_NOT_FOUND', file, 'no such file', { errno });
-    throw refuse('TF_ASSET_UNREADABLE', file, `cannot be opened (${errno ?? (err as Error).message})`, { errno });
-  }
-  try {
-    const st = fs.fstatSync(fd);
-    if (!st.isFile()) throw refuse('TF_ASSET_UNREADABLE', file, 'is not a regular file');
-    return { fd, size: st.size, mtimeMs: st.mtimeMs };
-  } catch (err) {
-    fs.closeSync(fd);
-    throw err;
+    throw openRefusal(file, err);
   }
 }
 
@@ -227,12 +230,22 @@ function nalFlavour(codec: string): NalFlavour {
 /** Indexes the MPEG-TS file at `filePath`; refuses it with a TwinframeError naming the file and the problem. */
 export function buildAssetIndex(filePath: string): AssetIndex {
   const file = path.resolve(filePath);
-  const { fd, size, mtimeMs } = openAsset(file);
+  const fd = openAsset(file);
   try {
-    return indexOpenFile(fd, file, size, mtimeMs);
+    return indexOpenAsset(fd, file);
   } finally {
     fs.closeSync(fd);
   }
+}
+
+/**
+ * Indexes the asset open on `fd` (opened with ASSET_OPEN_FLAGS; the caller
+ * closes it): the index describes this very file, whatever `file` names by now.
+ */
+export function indexOpenAsset(fd: number, file: string): AssetIndex {
+  const st = fs.fstatSync(fd);
+  if (!st.isFile()) throw notRegularRefusal(file, st);
+  return indexOpenFile(fd, file, st.size, st.mtimeMs);
 }
 
 function indexOpenFile(fd: number, file: string, size: number, mtimeMs: number): AssetIndex {

@@ -9,6 +9,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { TwinframeError, isTwinframeError } from '../errors.js';
 import { silentLogger } from '../log.js';
+import type { AssetIdentity } from '../shared/asset-file.js';
 import type { AssetIndexMeta } from './index-file.js';
 import type { IndexPool } from './index-pool.js';
 
@@ -34,6 +35,8 @@ export interface CatalogAsset {
   meta: AssetIndexMeta;
   /** Byte offset of the packet-time table in the index file. */
   timesOffset: number;
+  /** The file approved and indexed: the data paths must open this very inode. */
+  identity: AssetIdentity;
 }
 
 export interface CatalogEntry {
@@ -185,18 +188,14 @@ export class AssetCatalog {
       throw notFound('symlink leaves the mount');
     }
     if (!isAssetName(path.basename(real))) throw notFound('target is not a .ts file');
-    let st: fs.Stats;
-    try {
-      st = await fs.promises.stat(real);
-    } catch (err) {
-      throw notFound('cannot stat', { errno: (err as NodeJS.ErrnoException).code });
-    }
-    if (!st.isFile()) throw notFound('not a regular file');
 
+    // The pool opens the file once (never blocking, never through a link) and
+    // checks the open file: a regular file. A check of the name here would only
+    // describe whatever the name meant at that moment.
     const name = urlName(segments);
     try {
       const indexed = await this.#pool.index(real, this.#cacheDir);
-      return { name, path: real, indexPath: indexed.indexPath, meta: indexed.meta, timesOffset: indexed.timesOffset };
+      return { name, path: real, indexPath: indexed.indexPath, meta: indexed.meta, timesOffset: indexed.timesOffset, identity: indexed.identity };
     } catch (err) {
       if (isTwinframeError(err)) {
         this.#log.warn({ asset: name, path: real, code: err.code, details: err.details }, err.message);

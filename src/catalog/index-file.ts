@@ -19,6 +19,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { TwinframeError } from '../errors.js';
+import { ASSET_OPEN_FLAGS } from '../shared/asset-file.js';
 
 export const INDEX_FILE_EXTENSION = '.tfidx';
 export const INDEX_MAGIC = 'TFIX';
@@ -196,7 +197,7 @@ function readExactly(fd: number, length: number, position: number): Buffer {
 function withIndexFd<T>(file: string, fn: (fd: number, size: number) => T): T {
   let fd: number;
   try {
-    fd = fs.openSync(file, 'r');
+    fd = fs.openSync(file, ASSET_OPEN_FLAGS);
   } catch (err) {
     throw corrupt(file, `cannot be opened (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, {
       errno: (err as NodeJS.ErrnoException).code,
@@ -226,7 +227,8 @@ export async function readIndexMetaAsync(file: string): Promise<AssetIndexMeta> 
 export async function readIndexHeadAsync(file: string): Promise<{ meta: AssetIndexMeta; timesOffset: number }> {
   let handle: fs.promises.FileHandle;
   try {
-    handle = await fs.promises.open(file, 'r');
+    // Non-blocking like an asset: a FIFO in the cache must not park a libuv thread (its size 0 then fails the header check).
+    handle = await fs.promises.open(file, ASSET_OPEN_FLAGS);
   } catch (err) {
     throw corrupt(file, `cannot be opened (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, {
       errno: (err as NodeJS.ErrnoException).code,

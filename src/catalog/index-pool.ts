@@ -8,6 +8,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Piscina } from 'piscina';
 import { TwinframeError, type ErrorCode } from '../errors.js';
+import { ASSET_OPEN_FLAGS, inodeOf, type AssetIdentity } from '../shared/asset-file.js';
+import { notRegularRefusal, openRefusal } from './asset-index.js';
 import { INDEX_FILE_EXTENSION, readIndexHeadAsync, type AssetIndexMeta } from './index-file.js';
 import { deserializeError, type IndexTask, type IndexTaskResult } from './index-worker.js';
 
@@ -18,6 +20,18 @@ export interface IndexedAsset {
   meta: AssetIndexMeta;
   /** Byte offset of the packet-time table in the index file (from the same validated read as meta). */
   timesOffset: number;
+  /** The file that was indexed: device and inode of the opened asset, size and mtime as indexed. */
+  identity: AssetIdentity;
+}
+
+function indexedAsset(
+  assetPath: string,
+  indexPath: string,
+  head: { meta: AssetIndexMeta; timesOffset: number },
+  inode: { dev: string; ino: string },
+): IndexedAsset {
+  const identity = { ...inode, size: head.meta.sourceSize, mtimeMs: head.meta.sourceMtimeMs };
+  return { assetPath, indexPath, meta: head.meta, timesOffset: head.timesOffset, identity };
 }
 
 export interface IndexPoolOptions {
@@ -97,50 +111,51 @@ export class IndexPool {
   }
 
   async #lookupOrBuild(assetPath: string, indexPath: string): Promise<IndexedAsset> {
-    let st: fs.Stats;
+    // Open once, check the open file, index that file: a name swapped for a FIFO
+    // or another file after this point changes nothing here.
+    let handle: fs.promises.FileHandle;
     try {
-      st = await fs.promises.stat(assetPath);
+      handle = await fs.promises.open(assetPath, ASSET_OPEN_FLAGS);
     } catch (err) {
-      const errno = (err as NodeJS.ErrnoException).code;
-      if (errno === 'ENOENT' || errno === 'ENOTDIR') {
-        throw new TwinframeError('TF_ASSET_NOT_FOUND', `${assetPath}: no such file`, { path: assetPath, errno });
+      throw openRefusal(assetPath, err);
+    }
+    try {
+      const st = await handle.stat();
+      if (!st.isFile()) throw notRegularRefusal(assetPath, st);
+      const inode = inodeOf(await handle.stat({ bigint: true }));
+
+      const cached = await readIndexHeadAsync(indexPath).catch(() => undefined);
+      if (
+        cached !== undefined &&
+        cached.meta.sourcePath === assetPath &&
+        cached.meta.sourceSize === st.size &&
+        cached.meta.sourceMtimeMs === st.mtimeMs
+      ) {
+        this.#stats.cacheHits++;
+        return indexedAsset(assetPath, indexPath, cached, inode);
       }
-      throw new TwinframeError('TF_ASSET_UNREADABLE', `${assetPath}: cannot stat (${errno ?? (err as Error).message})`, {
-        path: assetPath,
-        errno,
-      });
-    }
-    if (!st.isFile()) throw new TwinframeError('TF_ASSET_UNREADABLE', `${assetPath}: is not a regular file`, { path: assetPath });
 
-    const cached = await readIndexHeadAsync(indexPath).catch(() => undefined);
-    if (
-      cached !== undefined &&
-      cached.meta.sourcePath === assetPath &&
-      cached.meta.sourceSize === st.size &&
-      cached.meta.sourceMtimeMs === st.mtimeMs
-    ) {
-      this.#stats.cacheHits++;
-      return { assetPath, indexPath, ...cached };
-    }
+      const failed = this.#failed.get(indexPath);
+      if (failed !== undefined && failed.size === st.size && failed.mtimeMs === st.mtimeMs) {
+        // Same bytes as last time: the answer cannot have changed, so do not pay for a rescan.
+        throw new TwinframeError(failed.error.code, failed.error.message, { ...failed.error.details });
+      }
 
-    const failed = this.#failed.get(indexPath);
-    if (failed !== undefined && failed.size === st.size && failed.mtimeMs === st.mtimeMs) {
-      // Same bytes as last time: the answer cannot have changed, so do not pay for a rescan.
-      throw new TwinframeError(failed.error.code, failed.error.message, { ...failed.error.details });
+      await fs.promises.mkdir(path.dirname(indexPath), { recursive: true });
+      this.#stats.builds++;
+      const result = await this.#piscina.run({ assetPath, indexPath, fd: handle.fd });
+      if (!result.ok) {
+        this.#stats.failures++;
+        const error = deserializeError(result.error);
+        if (error instanceof TwinframeError && CONTENT_VERDICTS.has(error.code)) this.#failed.set(indexPath, { size: st.size, mtimeMs: st.mtimeMs, error });
+        throw error;
+      }
+      this.#failed.delete(indexPath);
+      // Read back what was written: the data paths will pread this very file.
+      return indexedAsset(assetPath, indexPath, await readIndexHeadAsync(indexPath), inode);
+    } finally {
+      await handle.close();
     }
-
-    await fs.promises.mkdir(path.dirname(indexPath), { recursive: true });
-    this.#stats.builds++;
-    const result = await this.#piscina.run({ assetPath, indexPath });
-    if (!result.ok) {
-      this.#stats.failures++;
-      const error = deserializeError(result.error);
-      if (error instanceof TwinframeError && CONTENT_VERDICTS.has(error.code)) this.#failed.set(indexPath, { size: st.size, mtimeMs: st.mtimeMs, error });
-      throw error;
-    }
-    this.#failed.delete(indexPath);
-    // Read back what was written: the data paths will pread this very file.
-    return { assetPath, indexPath, ...(await readIndexHeadAsync(indexPath)) };
   }
 
   /** Stops the indexing thread; pending and later requests fail. */

@@ -4,12 +4,18 @@
 // worker returns failures as data and the pool rebuilds the TwinframeError.
 
 import { TwinframeError, errorCodes, type ErrorCode } from '../errors.js';
-import { buildAssetIndex } from './asset-index.js';
+import { indexOpenAsset } from './asset-index.js';
 import { writeIndexFile, type AssetIndexMeta } from './index-file.js';
 
 export interface IndexTask {
-  /** Absolute path of the .ts asset. */
+  /** Absolute path of the .ts asset, for messages and the index's sourcePath. */
   assetPath: string;
+  /**
+   * The asset, opened by the pool with ASSET_OPEN_FLAGS (threads share the
+   * process's descriptors): the worker indexes the file the pool checked, and
+   * never opens a name itself. The pool closes it when the task is done.
+   */
+  fd: number;
   /** Where to write the index; its directory must exist. */
   indexPath: string;
 }
@@ -58,7 +64,7 @@ export function deserializeError(e: SerializedError): Error {
 /** The task piscina runs: never throws, so error codes survive the thread boundary. */
 export default function indexAsset(task: IndexTask): IndexTaskResult {
   try {
-    const index = buildAssetIndex(task.assetPath);
+    const index = indexOpenAsset(task.fd, task.assetPath);
     writeIndexFile(task.indexPath, index);
     return { ok: true, meta: index.meta };
   } catch (err) {

@@ -60,7 +60,7 @@ export class PathSession {
     this.sessionId = command.sessionId;
     this.command = command;
     this.headerBytes = command.transport === 'rtp' ? RTP_HEADER_BYTES : 0;
-    this.reader = new AssetReader(command.assetPath, command.indexPath, command.packetCount, command.timesOffset);
+    this.reader = new AssetReader(command);
     for (let i = 0; i < DATAGRAM_RING; i++) this.ring.push(Buffer.alloc(this.headerBytes + TS_PAYLOAD_BYTES));
     this.openSocket(onReady, onSocketFailure, onDestinationError);
   }

@@ -1,5 +1,6 @@
 // Turns an indexed catalog asset into what the engine hands to the data paths:
-// file paths, the packet count and where the packet-time table starts.
+// file paths, the packet count, where the packet-time table starts, and which
+// file (device, inode) the catalog approved.
 
 import type { IndexedAsset } from '../catalog/index-pool.js';
 import type { EngineAsset } from './engine.js';
@@ -11,5 +12,6 @@ export function toEngineAsset(indexed: IndexedAsset): EngineAsset {
     packetCount: indexed.meta.packetCount,
     timesOffset: indexed.timesOffset,
     bitrate: indexed.meta.bitrate,
+    identity: indexed.identity,
   };
 }

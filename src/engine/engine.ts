@@ -23,6 +23,7 @@ import { spawnDataPathWorker } from '../datapath/index.js';
 import { spawnSupervisorWorker } from '../supervisor/index.js';
 import { failPath, type FailureReport } from '../supervisor/fail-path.js';
 import { TwinframeError } from '../errors.js';
+import type { AssetIdentity } from '../shared/asset-file.js';
 import { silentLogger, type Logger } from '../log.js';
 import { reservePortPair, type PortPair } from './ports.js';
 import { FailoverState, FailoverType, namedState, type NamedState } from '../failover/states.js';
@@ -39,6 +40,8 @@ export interface EngineAsset {
   /** Byte offset of the packet-time table in the index file. */
   readonly timesOffset: number;
   readonly bitrate: number;
+  /** The file the catalog approved; the data paths refuse any other. */
+  readonly identity: AssetIdentity;
 }
 
 export interface EngineOptions {
@@ -749,6 +752,7 @@ export class Engine extends EventEmitter {
       indexPath: session.asset.indexPath,
       packetCount: session.asset.packetCount,
       timesOffset: session.asset.timesOffset,
+      assetIdentity: session.asset.identity,
       transport: session.transport,
       destination: session.destination,
       source: { address: session.ports.address, port: session.ports.rtpPort },

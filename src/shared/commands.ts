@@ -2,6 +2,7 @@
 // path reports back. Commands travel on the path's SAB ring (command-queue.ts);
 // events go by postMessage, since the control plane is never on the hot path.
 
+import type { AssetIdentity } from './asset-file.js';
 import type { PathId } from './layout.js';
 
 export type TransportKind = 'rtp' | 'udp';
@@ -24,6 +25,8 @@ export interface OpenSessionCommand {
   readonly packetCount: number;
   /** Byte offset of the packet-time table in the index file. */
   readonly timesOffset: number;
+  /** The file the catalog approved: the path opens `assetPath` and refuses any other inode. */
+  readonly assetIdentity: AssetIdentity;
   readonly transport: TransportKind;
   readonly destination: { readonly address: string; readonly port: number };
   readonly source: { readonly address: string; readonly port: number };
