@@ -5,7 +5,7 @@
 
 import test from 'ava';
 import { spawn, type ChildProcess } from 'node:child_process';
-import type { Engine, FailoverEvent } from '../src/engine/engine.js';
+import type { Engine, FailoverEvent, HandoverEvent } from '../src/engine/engine.js';
 import { FRAME_INTERVAL_MS } from '../src/config/schema.js';
 import { UdpReceiver } from './helpers/rtsp-client.js';
 import { checkRtpStream, loadSample, sleep, startEngine, waitFor, type SampleAsset } from './helpers/engine-fixture.js';
@@ -20,13 +20,13 @@ test.after.always(async () => {
 
 interface Recorded {
   readonly failovers: FailoverEvent[];
-  readonly handovers: Array<{ from: string; to: string; lateMs: number }>;
+  readonly handovers: HandoverEvent[];
 }
 
 function record(engine: Engine): Recorded {
   const r: Recorded = { failovers: [], handovers: [] };
   engine.on('failover', (e: FailoverEvent) => r.failovers.push(e));
-  engine.on('handover', (h: { from: string; to: string; lateMs: number }) => r.handovers.push(h));
+  engine.on('handover', (h: HandoverEvent) => r.handovers.push(h));
   return r;
 }
 

@@ -10,7 +10,7 @@ import { limitsSchema, validateFailoverTiming } from '../config/schema.js';
 import { TwinframeError } from '../errors.js';
 import { describePair, type PathName } from '../failover/state-machine.js';
 import { failoverStateName, failoverTypeName } from '../failover/states.js';
-import type { Engine, FailoverEvent, SessionInfo as EngineSession, StreamLimits } from '../engine/engine.js';
+import type { Engine, FailoverEvent, HandoverEvent, SessionInfo as EngineSession, StreamLimits } from '../engine/engine.js';
 import { monoNowMs } from '../shared/clock.js';
 import type {
   AdminBackend, AssetInfo, FailoverRecord, FaultInjectionResult, HeartbeatSettings, LimitsSettings,
@@ -48,7 +48,7 @@ export class EngineAdminBackend implements AdminBackend {
       this.lastFailover = failoverRecord(e);
       this.publish({ type: 'failover', ...this.lastFailover });
     });
-    engine.on('handover', (h: { from: PathName; to: PathName; lateMs: number }) => this.publish({ type: 'handover', at: now(), ...h }));
+    engine.on('handover', (h: HandoverEvent) => this.publish({ type: 'handover', at: now(), from: h.from, to: h.to, lateMs: h.lateMs }));
     engine.on('path-state', (e: { path: PathName; named: string }) => {
       this.publish({ type: 'state', at: now(), states: describePair(engine.failoverPair()), cause: `${e.path} → ${e.named}` });
     });

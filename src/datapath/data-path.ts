@@ -131,7 +131,7 @@ export class DataPath {
         cb.beat(path);
       }
       if (this.senderLateMs > 0 && onTime && owner !== undefined && cb.isReady(path) && cb.handOver(activeWord, path)) {
-        this.post({ type: 'handover', from: owner, to: path, lateMs: this.senderLateMs });
+        this.post({ type: 'handover', from: owner, to: path, lateMs: this.senderLateMs, atMs: monoNowMs() });
         continue; // send what is due at once
       }
 

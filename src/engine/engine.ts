@@ -132,6 +132,16 @@ export interface FailoverEvent extends FailureReport {
   readonly switchLatencyMs: number | undefined;
 }
 
+/** A standby found the sender late on due work and took sending over; nobody failed. */
+export interface HandoverEvent {
+  readonly from: PathName;
+  readonly to: PathName;
+  /** How late the sender was on its oldest due datagram, ms. */
+  readonly lateMs: number;
+  /** When sending moved, on the shared clock (monoNowMs). */
+  readonly atMs: number;
+}
+
 interface PathRecord {
   readonly id: PathId;
   worker: Worker | undefined;
@@ -529,7 +539,7 @@ export class Engine extends EventEmitter {
       case 'booted':
         if (event.policy !== 'fifo') this.log.warn({ path: PATH_NAMES[p.id], policy: event.policy, reason: event.priorityError }, 'data path runs without real-time priority');
         break;
-      case 'handover': this.onHandover(event.from, event.to, event.lateMs); break;
+      case 'handover': this.onHandover(event); break;
       case 'session-error':
         this.log.warn({ path: PATH_NAMES[p.id], session: event.sessionId, message: event.message }, 'destination error on a session');
         this.emit('session-error', { id: event.sessionId, message: event.message });
@@ -541,9 +551,10 @@ export class Engine extends EventEmitter {
    * A standby found the sender late on due work and took sending over (its own
    * CAS on ACTIVE): nobody failed. The roles swap, as in a manual switch.
    */
-  private onHandover(from: PathId, to: PathId, lateMs: number): void {
-    this.log.info({ from: PATH_NAMES[from], to: PATH_NAMES[to], lateMs: Math.round(lateMs * 100) / 100 }, 'sending handed over to the on-time path');
-    this.emit('handover', { from: PATH_NAMES[from], to: PATH_NAMES[to], lateMs });
+  private onHandover(event: Extract<PathEvent, { type: 'handover' }>): void {
+    const handover: HandoverEvent = { from: PATH_NAMES[event.from], to: PATH_NAMES[event.to], lateMs: event.lateMs, atMs: event.atMs };
+    this.log.info({ from: handover.from, to: handover.to, lateMs: Math.round(event.lateMs * 100) / 100 }, 'sending handed over to the on-time path');
+    this.emit('handover', handover);
     void this.enqueue(async () => {
       const owner = ControlBlock.ownerOf(this.cb.activeWord());
       const primary = PATH_NAMES.find((name) => namedState(this.pair[name].type, this.pair[name].state) === 'Primary');

@@ -59,7 +59,7 @@ export type PathEvent =
   | { readonly type: 'session-ended'; readonly slot: number; readonly sessionId: string }
   | { readonly type: 'synced'; readonly token: number }
   /** This path (`to`), on time, found `from` late on due work and took sending over. */
-  | { readonly type: 'handover'; readonly from: PathId; readonly to: PathId; readonly lateMs: number }
+  | { readonly type: 'handover'; readonly from: PathId; readonly to: PathId; readonly lateMs: number; readonly atMs: number }
   | { readonly type: 'session-error'; readonly slot: number; readonly sessionId: string; readonly message: string };
 
 /** What the data path worker receives as workerData. */
