@@ -14,6 +14,11 @@ export class DiskError extends Error {
   override readonly name = 'DiskError';
 }
 
+/** The asset itself is unusable or changed (truncated, replaced, not a regular file): every path sees it. */
+export class AssetError extends Error {
+  override readonly name = 'AssetError';
+}
+
 export class AssetReader {
   readonly packetCount: number;
   private readonly timesOffset: number;
@@ -48,7 +53,7 @@ export class AssetReader {
       readExactly(this.indexFd, this.timesBytes, n * 4, this.timesOffset + first * 4);
     } catch (err) {
       this.chunkCount = 0;
-      throw new DiskError(`asset read failed at packet ${first}: ${(err as Error).message}`);
+      throw readError(`asset read failed at packet ${first}`, err);
     }
     this.chunkFirst = first;
     this.chunkCount = n;
@@ -60,7 +65,7 @@ export class AssetReader {
     try {
       readExactly(this.indexFd, this.oneTimeBytes, 4, this.timesOffset + packet * 4);
     } catch (err) {
-      throw new DiskError(`index read failed at packet ${packet}: ${(err as Error).message}`);
+      throw readError(`index read failed at packet ${packet}`, err);
     }
     return this.oneTime[0]!;
   }
@@ -101,11 +106,18 @@ function openOrThrow(path: string): number {
   }
 }
 
+/** A failed read with its context: an AssetError stays the asset's, anything else is the disk's. */
+function readError(context: string, err: unknown): Error {
+  const message = `${context}: ${(err as Error).message}`;
+  return err instanceof AssetError ? new AssetError(message) : new DiskError(message);
+}
+
 function readExactly(fd: number, buf: Buffer, length: number, position: number): void {
   let done = 0;
   while (done < length) {
     const n = readSync(fd, buf, done, length - done, position + done);
-    if (n === 0) throw new Error(`unexpected end of file at byte ${position + done}`);
+    // The index says there is data here: the file was truncated under us.
+    if (n === 0) throw new AssetError(`unexpected end of file at byte ${position + done}`);
     done += n;
   }
 }

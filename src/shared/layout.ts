@@ -5,6 +5,7 @@
 //   ┌─ Int32 words ─────────────────────────────────────────────────────────────┐
 //   │ global: ACTIVE, SIGFAILOVER, SUPERVISOR_DOORBELL, heartbeat config, ...   │
 //   │ per path (×2): heartbeat, failover_type/state, critical word, ...         │
+//   │ per session: fault bits (which path failed to read or send it)            │
 //   ├─ Float64 words ───────────────────────────────────────────────────────────┤
 //   │ per path: time of the critical failure / injected fault                  │
 //   │ per session: two segment slots (start cursor, start packet, start time,  │
@@ -67,6 +68,20 @@ export const PATH_I32 = {
   STRIDE: 10,
 } as const;
 
+/**
+ * Per-session Int32 word, after the per-path fields: one bit per path and kind of
+ * I/O, set when that path's last attempt to read (or send) the session failed. A
+ * failure the twin shares is the asset's (or the session's), not a path's
+ * (src/datapath/error-scope.ts). Cleared when the slot is reset for a new session.
+ */
+export const SESSION_FAULT = {
+  /** Bit READ_SHIFT + path: the path's last read of the session's asset failed. */
+  READ_SHIFT: 0,
+  /** Bit SEND_SHIFT + path: the path's last send for the session failed. */
+  SEND_SHIFT: 2,
+} as const;
+export type SessionIo = 'read' | 'send';
+
 export const MAX_SESSIONS = 256;
 
 // ── Float64 region ──────────────────────────────────────────────────────────
@@ -120,7 +135,7 @@ export interface Layout {
 }
 
 export function computeLayout(maxSessions: number = MAX_SESSIONS): Layout {
-  const i32Words = I32.GLOBAL_WORDS + PATH_COUNT * PATH_I32.STRIDE;
+  const i32Words = I32.GLOBAL_WORDS + PATH_COUNT * PATH_I32.STRIDE + maxSessions;
   const f64Offset = align8(i32Words * 4);
   const f64Words = PATH_COUNT * PATH_F64.STRIDE + maxSessions * SESSION_F64_STRIDE;
   const u64Offset = f64Offset + f64Words * 8;
@@ -130,6 +145,15 @@ export function computeLayout(maxSessions: number = MAX_SESSIONS): Layout {
 
 export function pathI32Index(path: PathId, field: number): number {
   return I32.GLOBAL_WORDS + path * PATH_I32.STRIDE + field;
+}
+
+export function sessionFaultIndex(slot: number): number {
+  return I32.GLOBAL_WORDS + PATH_COUNT * PATH_I32.STRIDE + slot;
+}
+
+/** The bit of one path and kind of I/O in a session's fault word. */
+export function sessionFaultBit(path: PathId, io: SessionIo): number {
+  return 1 << ((io === 'read' ? SESSION_FAULT.READ_SHIFT : SESSION_FAULT.SEND_SHIFT) + path);
 }
 
 export function pathF64Index(path: PathId, field: number): number {
