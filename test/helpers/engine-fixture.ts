@@ -87,6 +87,15 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
+/** Wait until `done()` holds, polling; throws naming `what` after the timeout. */
+export async function until(done: () => boolean, what: string, timeoutMs = 8000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(5);
+  }
+}
+
 /** Wait until the engine's pair is protected again after a failure (respawned path synchronized). */
 export async function waitForRecovery(engine: Engine, failoversBefore: number, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
