@@ -21,6 +21,8 @@ export const errorCodes = {
 
   // Sessions and the engine
   TF_SESSION_NOT_FOUND: { message: 'session not found', rtspStatus: 454 },
+  // A fault of its destination or asset ended it; RTSP tears such a session down at once.
+  TF_SESSION_FAILED: { message: 'session ended by a fault', rtspStatus: 454 },
   TF_SESSION_INVALID_STATE: { message: 'method not valid in this session state', rtspStatus: 455 },
   TF_SESSION_LIMIT: { message: 'stream count limit reached', rtspStatus: 453 },
   TF_BANDWIDTH_LIMIT: { message: 'bandwidth limit reached', rtspStatus: 453 },

@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import { AssetCatalog } from './catalog/catalog.js';
 import { IndexPool } from './catalog/index-pool.js';
 import type { TwinframeConfig } from './config/schema.js';
-import { Engine } from './engine/engine.js';
+import { Engine, type AssetFailedEvent } from './engine/engine.js';
 import { MAX_SESSIONS } from './shared/layout.js';
 import { AdminServer } from './admin/server.js';
 import { EngineAdminBackend } from './admin/engine-backend.js';
@@ -61,6 +61,8 @@ export async function startServer(options: ServerOptions): Promise<TwinframeServ
       maxSessions: MAX_SESSIONS,
     });
     stops.push(() => engine.close());
+    // An asset found unusable while it streamed (its sessions have ended) is refused until its file changes.
+    engine.on('asset-failed', (e: AssetFailedEvent) => catalog.markUnavailable(e.assetPath, e.reason));
     const backend = new EngineAdminBackend({
       engine, catalog, cacheDir: config.media.cacheDir, configPath: options.configPath, faultInjection: config.admin.faultInjection,
     });

@@ -4,10 +4,10 @@
 
 import test from 'ava';
 import type { FaultKind } from '../src/shared/commands.js';
-import type { Engine } from '../src/engine/engine.js';
+import type { AssetFailedEvent, Engine, SessionFailedEvent } from '../src/engine/engine.js';
 import { UdpReceiver } from './helpers/rtsp-client.js';
 import { ThreadReceiver } from './helpers/thread-receiver.js';
-import { checkRtpStream, loadSample, sleep, startEngine, waitFor, waitForRecovery, type SampleAsset } from './helpers/engine-fixture.js';
+import { checkRtpStream, loadSample, sleep, startEngine, until, waitForRecovery, type SampleAsset } from './helpers/engine-fixture.js';
 
 let sample: SampleAsset;
 test.before(async () => {
@@ -73,7 +73,7 @@ for (const kind of Object.keys(causeOfKind) as FaultKind[]) {
           const seen = failovers.length;
           const handedOver = handovers.length;
           engine.injectFault(active, kind);
-          await waitFor(() => failovers.slice(seen).some((f) => f.path === active), 3000);
+          await until(() => failovers.slice(seen).some((f) => f.path === active), 'the expected event', 3000);
           await engine.waitUntilProtected(10_000);
           // Sending left the faulted path: by the failover's own switch, or a hung sender's
           // standby took over first (a handover) and the path was failed after.
@@ -292,7 +292,7 @@ test.serial('fault injection is refused unless the configuration enables it', as
   }
 });
 
-test.serial('errors about a destination (refused, not permitted) are the session\'s problem and never fail a data path', async (t) => {
+test.serial('a viewer that is not listening (ECONNREFUSED) is reported once, its stream goes on, and no path fails', async (t) => {
   const engine = await startEngine();
   const failovers: string[] = [];
   const sessionErrors: string[] = [];
@@ -306,8 +306,6 @@ test.serial('errors about a destination (refused, not permitted) are the session
     await gone.close();
     const refused = await engine.openSession({ asset: sample.asset, destination: { address: '127.0.0.1', port }, transport: 'rtp' });
     await engine.play(refused.id);
-    // The kernel refuses every send to a broadcast address without SO_BROADCAST (EACCES).
-    await engine.openSession({ asset: sample.asset, destination: { address: '255.255.255.255', port: 9 }, transport: 'rtp' });
     const session = await engine.openSession({ asset: sample.asset, destination: { address: '127.0.0.1', port: healthy.rtpPort }, transport: 'rtp' });
     const play = await engine.play(session.id);
     await sleep(800);
@@ -315,14 +313,105 @@ test.serial('errors about a destination (refused, not permitted) are the session
     await healthy.waitForQuiet(150, 5000);
     t.deepEqual(failovers, [], 'no path failed');
     t.true(engine.isProtected());
-    // The refused session's ICMP errors are reported once; a synchronous send error
-    // (EACCES to broadcast) is dropped by Node when send() has no callback.
     t.is(sessionErrors.filter((m) => m.startsWith('ECONNREFUSED')).length, 1, `reported once, by the sending path: ${sessionErrors.join('; ')}`);
+    const refusedNow = engine.getSession(refused.id)!;
+    t.is(refusedNow.state, 'playing', 'a viewer not listening yet is normal: its stream is not ended');
+    t.true(refusedNow.sent > 200, `the refused stream went on: ${refusedNow.sent} datagrams`);
     const check = checkRtpStream(healthy.packets, session, play, sample);
     t.is(healthy.datagrams.length, engine.getSession(session.id)!.sent);
     t.is(check.lost + check.duplicated + check.mismatched, 0, check.firstMismatch);
   } finally {
     await healthy.close();
+    await engine.close();
+  }
+});
+
+test.serial('a session whose destination cannot be connected to ends with its reason, once; another streams losslessly and no path fails', async (t) => {
+  const engine = await startEngine();
+  const failovers: string[] = [];
+  const failed: SessionFailedEvent[] = [];
+  engine.on('failover', (e) => failovers.push(`${e.pathName}:${e.cause}`));
+  engine.on('session-failed', (e: SessionFailedEvent) => failed.push(e));
+  const incarnations = engine.status().paths.map((p) => p.incarnation);
+  const healthy = await UdpReceiver.open();
+  try {
+    const session = await engine.openSession({ asset: sample.asset, destination: { address: '127.0.0.1', port: healthy.rtpPort }, transport: 'rtp' });
+    const play = await engine.play(session.id);
+    await sleep(200);
+    // The loopback broadcast address: connect() refuses it (EACCES), so nothing is ever sent there.
+    const broadcast = await engine.openSession({ asset: sample.asset, destination: { address: '127.255.255.255', port: 9 }, transport: 'rtp' });
+    const refusedPlay = await t.throwsAsync(engine.play(broadcast.id));
+    t.is((refusedPlay as { code?: string }).code, 'TF_SESSION_FAILED', refusedPlay?.message);
+    // No socket can connect to port 0: Node throws from connect() itself.
+    const portZero = await engine.openSession({ asset: sample.asset, destination: { address: '127.0.0.1', port: 0 }, transport: 'rtp' });
+    await until(() => failed.some((f) => f.id === portZero.id), 'the port-0 session to fail');
+    await sleep(600);
+    engine.pause(session.id);
+    await healthy.waitForQuiet(150, 5000);
+
+    t.deepEqual(failovers, [], 'no path failed');
+    t.deepEqual(engine.status().paths.map((p) => p.incarnation), incarnations, 'no path was restarted');
+    t.true(engine.isProtected());
+    t.is(failed.length, 2, `one report per session, though both paths saw each: ${JSON.stringify(failed)}`);
+    const byId = new Map(failed.map((f) => [f.id, f]));
+    t.like(byId.get(broadcast.id), { scope: 'session' });
+    t.regex(byId.get(broadcast.id)!.reason, /127\.255\.255\.255:9.*EACCES/);
+    t.like(byId.get(portZero.id), { scope: 'session' });
+    t.regex(byId.get(portZero.id)!.reason, /127\.0\.0\.1:0.*[Pp]ort/);
+    t.like(engine.getSession(broadcast.id), { state: 'failed', sent: 0, failure: { scope: 'session', reason: byId.get(broadcast.id)!.reason } });
+    const check = checkRtpStream(healthy.packets, session, play, sample);
+    t.true(healthy.datagrams.length > 200, `received ${healthy.datagrams.length}`);
+    t.is(healthy.datagrams.length, engine.getSession(session.id)!.sent);
+    t.deepEqual({ lost: check.lost, duplicated: check.duplicated, reordered: check.reordered, mismatched: check.mismatched }, { lost: 0, duplicated: 0, reordered: 0, mismatched: 0 }, check.firstMismatch);
+
+    // A path restarted while the failed sessions are still open synchronizes all the same.
+    const standby = engine.status().paths.find((p) => !p.active)!;
+    engine.injectFault(standby.path, 'crash');
+    await until(() => engine.status().paths.find((p) => p.path === standby.path)!.incarnation > standby.incarnation, 'the standby to restart');
+    await engine.waitUntilProtected(10_000);
+    t.is(failed.length, 2, 'the restarted path met the same errors; nothing new was reported');
+    engine.closeSession(broadcast.id);
+    engine.closeSession(portZero.id);
+    t.deepEqual(engine.listSessions().map((s) => s.id), [session.id]);
+  } finally {
+    await healthy.close();
+    await engine.close();
+  }
+});
+
+test.serial('a read error both paths get ends the asset\'s sessions after one path failure, not a loop of them', async (t) => {
+  const engine = await startEngine();
+  const failovers: string[] = [];
+  const failed: SessionFailedEvent[] = [];
+  const assets: AssetFailedEvent[] = [];
+  engine.on('failover', (e) => failovers.push(`${e.pathName}:${e.cause}`));
+  engine.on('session-failed', (e: SessionFailedEvent) => failed.push(e));
+  engine.on('asset-failed', (e: AssetFailedEvent) => assets.push(e));
+  const receiver = await UdpReceiver.open();
+  try {
+    const session = await engine.openSession({ asset: sample.asset, destination: { address: '127.0.0.1', port: receiver.rtpPort }, transport: 'rtp' });
+    const play = await engine.play(session.id);
+    await sleep(300);
+    // Both paths lose their files of this session at once: what a real read error of the asset looks like to them.
+    engine.injectFault('a', 'disk');
+    engine.injectFault('b', 'disk');
+    await until(() => failed.length > 0, 'the session to fail');
+    await engine.waitUntilProtected(10_000);
+    await sleep(500);
+    await receiver.waitForQuiet(150, 5000);
+    t.is(failovers.length, 1, `the first path to fail was failed over, the second found its bit: ${failovers.join(', ')}`);
+    t.regex(failovers[0]!, /:disk$/);
+    t.deepEqual(failed.map((f) => [f.id, f.scope]), [[session.id, 'asset']]);
+    t.regex(failed[0]!.reason, /asset read failed/);
+    t.is(assets.length, 1);
+    t.is(assets[0]!.assetPath, sample.asset.assetPath);
+    t.is(engine.getSession(session.id)!.state, 'failed');
+    const check = checkRtpStream(receiver.packets, session, play, sample);
+    t.true(receiver.datagrams.length > 50, `received ${receiver.datagrams.length}`);
+    t.is(receiver.datagrams.length, engine.getSession(session.id)!.sent, 'what was sent before the end arrived');
+    t.deepEqual({ lost: check.lost, duplicated: check.duplicated, mismatched: check.mismatched }, { lost: 0, duplicated: 0, mismatched: 0 }, check.firstMismatch);
+  } finally {
+    await receiver.close();
     await engine.close();
   }
 });

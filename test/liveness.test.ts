@@ -8,7 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import type { Engine, FailoverEvent, HandoverEvent } from '../src/engine/engine.js';
 import { FRAME_INTERVAL_MS } from '../src/config/schema.js';
 import { UdpReceiver } from './helpers/rtsp-client.js';
-import { checkRtpStream, loadSample, sleep, startEngine, waitFor, type SampleAsset } from './helpers/engine-fixture.js';
+import { checkRtpStream, loadSample, sleep, startEngine, until, type SampleAsset } from './helpers/engine-fixture.js';
 
 let sample: SampleAsset;
 test.before(async () => {
@@ -91,7 +91,7 @@ test.serial('a sending path that stalls between a send and its cursor advance is
         const active = engine.status().active!;
         const before = seen.handovers.length;
         engine.injectFault(active, 'stall');
-        await waitFor(() => seen.handovers.slice(before).some((h) => h.from === active), 2000);
+        await until(() => seen.handovers.slice(before).some((h) => h.from === active), 'the expected event', 2000);
         await sleep(300);
       }
     });
@@ -114,7 +114,7 @@ test.serial('a busy-looping path is failed within one frame, and so is its repla
       await sleep(300);
       const victim = engine.status().active!;
       engine.injectFault(victim, 'hang');
-      await waitFor(() => seen.failovers.some((f) => f.pathName === victim), 3000);
+      await until(() => seen.failovers.some((f) => f.pathName === victim), 'the expected event', 3000);
       const first = seen.failovers.find((f) => f.pathName === victim)!;
       t.is(first.cause, 'heartbeat');
       t.true(first.detectedAtMs - first.failedAtMs < frameMs, `hang failed ${(first.detectedAtMs - first.failedAtMs).toFixed(2)} ms after it began`);
@@ -123,7 +123,7 @@ test.serial('a busy-looping path is failed within one frame, and so is its repla
       const fresh = engine.status().paths.find((p) => p.path === victim)!;
       t.is(fresh.incarnation, 2);
       engine.injectFault(victim, 'hang');
-      await waitFor(() => seen.failovers.filter((f) => f.pathName === victim).length >= 2, 3000);
+      await until(() => seen.failovers.filter((f) => f.pathName === victim).length >= 2, 'the expected event', 3000);
       const second = seen.failovers.filter((f) => f.pathName === victim)[1]!;
       t.is(second.incarnation, 2);
       t.is(second.cause, 'heartbeat');

@@ -285,12 +285,16 @@ test('watch prints events until SIGINT, then exits 0', async (t) => {
     await until(() => backend.listeners.size === 1, 'the watch subscription');
     backend.emit({ type: 'failover', ...LAST_FAILOVER });
     backend.emit({ type: 'state', at: '2025-11-21T05:40:00.001Z', states: { a: 'Failed', b: 'Primary_No_Secondary' }, cause: 'critical_failure' });
-    await until(() => io.out().split('\n').length >= 3, 'two event lines');
+    backend.emit({ type: 'session', at: '2025-11-21T05:40:00.002Z', id: 'f00d', change: 'failed', asset: '/cut.ts', scope: 'asset', reason: 'unexpected end of file at byte 1316' });
+    backend.emit({ type: 'asset', at: '2025-11-21T05:40:00.003Z', asset: '/cut.ts', change: 'unavailable', reason: 'unexpected end of file at byte 1316' });
+    await until(() => io.out().split('\n').length >= 5, 'four event lines');
     child.kill('SIGINT');
     t.is(await io.exit, 0, io.err());
     const lines = io.out().trim().split('\n');
     t.regex(lines[0]!, /^2025-11-21T05:40:00\.000Z\s+failover\s+a → b, cause: exception: disk EIO, detected in 0\.31 ms/);
     t.regex(lines[1]!, /state\s+a: Failed\s+b: Primary_No_Secondary/);
+    t.regex(lines[2]!, /session\s+f00d failed \/cut\.ts \(asset fault\): unexpected end of file at byte 1316$/);
+    t.regex(lines[3]!, /asset\s+\/cut\.ts unavailable: unexpected end of file at byte 1316$/);
     await until(() => backend.listeners.size === 0, 'the watcher to unsubscribe');
   });
 });

@@ -79,7 +79,8 @@ export interface SessionInfo {
   readonly client: string;
   /** 'RTP/AVP' or 'MP2T/UDP'. */
   readonly transport: string;
-  readonly state: 'init' | 'ready' | 'playing' | 'paused';
+  /** 'failed': a fault of its destination or asset ended it (the RTSP server tears it down). */
+  readonly state: 'init' | 'ready' | 'playing' | 'paused' | 'failed';
   readonly startedAt: string;
   readonly positionSec: number;
   readonly datagramsSent: number;
@@ -114,6 +115,10 @@ export type WatchEvent =
   | ({ readonly type: 'failover' } & FailoverRecord)
   | { readonly type: 'handover'; readonly at: string; readonly from: PathName; readonly to: PathName; readonly lateMs: number }
   | { readonly type: 'session'; readonly at: string; readonly id: string; readonly change: 'opened' | 'playing' | 'paused' | 'closed'; readonly asset?: string }
+  /** A fault of the session's own ('session': destination, stream address) or of its asset ended it; no path failed. */
+  | { readonly type: 'session'; readonly at: string; readonly id: string; readonly change: 'failed'; readonly asset: string; readonly scope: 'session' | 'asset'; readonly reason: string }
+  /** An asset found unusable while streaming: refused until its file changes. */
+  | { readonly type: 'asset'; readonly at: string; readonly asset: string; readonly change: 'unavailable'; readonly reason: string }
   | { readonly type: 'config'; readonly at: string; readonly changed: readonly string[] }
   | { readonly type: 'path'; readonly at: string; readonly path: PathName; readonly change: 'started' | 'exited' | 'restarted' | 'fault-injected'; readonly detail?: string };
 

@@ -10,7 +10,9 @@ import { limitsSchema, validateFailoverTiming } from '../config/schema.js';
 import { TwinframeError } from '../errors.js';
 import { describePair, type PathName } from '../failover/state-machine.js';
 import { failoverStateName, failoverTypeName } from '../failover/states.js';
-import type { Engine, FailoverEvent, HandoverEvent, SessionInfo as EngineSession, StreamLimits } from '../engine/engine.js';
+import type {
+  AssetFailedEvent, Engine, FailoverEvent, HandoverEvent, SessionFailedEvent, SessionInfo as EngineSession, StreamLimits,
+} from '../engine/engine.js';
 import { monoNowMs } from '../shared/clock.js';
 import type {
   AdminBackend, AssetInfo, FailoverRecord, FaultInjectionResult, HeartbeatSettings, LimitsSettings,
@@ -54,6 +56,8 @@ export class EngineAdminBackend implements AdminBackend {
     });
     engine.on('session-opened', (s: EngineSession) => this.publish({ type: 'session', at: now(), id: s.id, change: 'opened', asset: s.assetName }));
     engine.on('session-closed', (s: { id: string }) => this.publish({ type: 'session', at: now(), id: s.id, change: 'closed' }));
+    engine.on('session-failed', (e: SessionFailedEvent) => this.publish({ type: 'session', at: now(), id: e.id, change: 'failed', asset: e.assetName, scope: e.scope, reason: e.reason }));
+    engine.on('asset-failed', (e: AssetFailedEvent) => this.publish({ type: 'asset', at: now(), asset: e.assetName, change: 'unavailable', reason: e.reason }));
   }
 
   async status(): Promise<StatusResult> {

@@ -2,7 +2,8 @@
 // configured mount points (refusing every way of escaping them), indexes what
 // it finds through the IndexPool, and lists the mounts for the admin 'assets'
 // command. It keeps no directory cache: every call looks at the file system,
-// so files added while the server runs are found at once.
+// so files added while the server runs are found at once. The one thing it
+// remembers: assets found unusable while they streamed, refused until they change.
 
 import fs from 'node:fs';
 import path from 'node:path';
@@ -56,6 +57,23 @@ interface Mount {
 
 const MAX_WALK_DEPTH = 32;
 
+/** What a file looked like, to tell whether it has changed since. */
+interface FileIdentity {
+  dev: number;
+  ino: number;
+  size: number;
+  mtimeMs: number;
+  ctimeMs: number;
+}
+
+function identityOf(st: fs.Stats): FileIdentity {
+  return { dev: st.dev, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs };
+}
+
+function sameFile(a: FileIdentity, b: FileIdentity): boolean {
+  return a.dev === b.dev && a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs;
+}
+
 function isAssetName(name: string): boolean {
   return name.length > 3 && name.toLowerCase().endsWith('.ts');
 }
@@ -103,6 +121,8 @@ export class AssetCatalog {
   readonly #cacheDir: string;
   readonly #pool: IndexPool;
   readonly #log: Logger;
+  /** Real path → the file as it was when found unusable (undefined: it was gone). */
+  readonly #unavailable = new Map<string, Promise<FileIdentity | undefined>>();
 
   constructor(options: AssetCatalogOptions) {
     const mounts = options.mounts.map(normalizeMount);
@@ -188,6 +208,14 @@ export class AssetCatalog {
       throw notFound('symlink leaves the mount');
     }
     if (!isAssetName(path.basename(real))) throw notFound('target is not a .ts file');
+    const unusable = this.#unavailable.get(real);
+    if (unusable !== undefined) {
+      // Only to decide whether it changed since it was found unusable; the pool checks the file it opens.
+      const now = await fs.promises.stat(real).then(identityOf, () => undefined);
+      const then = await unusable;
+      if (then !== undefined && now !== undefined && sameFile(then, now)) throw notFound('found unusable while streaming; unchanged since');
+      if (this.#unavailable.get(real) === unusable) this.#unavailable.delete(real); // changed: indexed afresh below
+    }
 
     // The pool opens the file once (never blocking, never through a link) and
     // checks the open file: a regular file. A check of the name here would only
@@ -204,6 +232,17 @@ export class AssetCatalog {
       }
       throw err;
     }
+  }
+
+  /**
+   * An asset turned out unusable while it streamed (truncated, unreadable on
+   * both data paths): refuse it, as not found, until its file changes; then it
+   * is indexed afresh.
+   */
+  markUnavailable(assetPath: string, reason: string): void {
+    const real = path.resolve(assetPath);
+    this.#log.info({ path: real, reason }, 'asset refused until its file changes');
+    this.#unavailable.set(real, fs.promises.stat(real).then(identityOf, () => undefined));
   }
 
   /** Every .ts file in every mount, by URL path; nothing is indexed. */

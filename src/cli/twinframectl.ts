@@ -125,7 +125,8 @@ function formatEvent(e: WatchEvent): string {
     case 'state': return `${e.at}  ${pad}  a: ${e.states.a}  b: ${e.states.b}  (${e.cause})`;
     case 'failover': return `${e.at}  ${pad}  ${formatFailover(e).slice(e.at.length + 2)}`;
     case 'handover': return `${e.at}  ${pad}  ${e.from} → ${e.to}, the sender was ${e.lateMs.toFixed(2)} ms late (nobody failed)`;
-    case 'session': return `${e.at}  ${pad}  ${e.id} ${e.change}${e.asset === undefined ? '' : ` ${e.asset}`}`;
+    case 'session': return `${e.at}  ${pad}  ${e.id} ${e.change}${e.asset === undefined ? '' : ` ${e.asset}`}${e.change === 'failed' ? ` (${e.scope} fault): ${e.reason}` : ''}`;
+    case 'asset': return `${e.at}  ${pad}  ${e.asset} ${e.change}: ${e.reason}`;
     case 'config': return `${e.at}  ${pad}  changed ${e.changed.join(', ')}`;
     case 'path': return `${e.at}  ${pad}  ${e.path} ${e.change}${e.detail === undefined ? '' : `: ${e.detail}`}`;
     default: {

@@ -26,7 +26,8 @@ import { CommandReader } from '../shared/command-queue.js';
 import type { PathCommand, PathEvent, InjectableFault, OpenSessionCommand } from '../shared/commands.js';
 import { FailureCause, type PathId } from '../shared/layout.js';
 import { monoNowMs } from '../shared/clock.js';
-import { PathSession } from './path-session.js';
+import { PathSession, type PathSessionEvents } from './path-session.js';
+import { scopeOf } from './error-scope.js';
 
 /** Send what falls due within this margin now rather than sleep a few microseconds. */
 const EARLY_MS = 0.05;
@@ -125,7 +126,13 @@ export class DataPath {
       this.senderLateMs = 0;
       let nextDue = Number.POSITIVE_INFINITY;
       for (let i = 0; i < this.sessionList.length; i++) {
-        const next = this.service(this.sessionList[i]!, now, active, activeWord, graceMs);
+        const s = this.sessionList[i]!;
+        let next: number;
+        try {
+          next = this.service(s, now, active, activeWord, graceMs);
+        } catch (err) {
+          next = this.onSessionFault(s, err);
+        }
         if (next < nextDue) nextDue = next;
         // A turn that catches up many sessions after a takeover is progress, not a hang.
         cb.beat(path);
@@ -237,7 +244,11 @@ export class DataPath {
   private apply(command: PathCommand): void {
     switch (command.type) {
       case 'open-session': this.openSession(command); break;
-      case 'close-session': this.closeSession(command.slot); break;
+      case 'close-session':
+        this.closeSession(command.slot);
+        // Acknowledged even when the session never opened here (its asset could not be).
+        this.post({ type: 'session-closed', slot: command.slot });
+        break;
       case 'sync-marker': this.pendingSyncTokens.push(command.token); this.checkSynced(); break;
       case 'inject-fault': this.injectFault(command.kind); break;
     }
@@ -245,20 +256,51 @@ export class DataPath {
 
   private openSession(command: OpenSessionCommand): void {
     this.closeSession(command.slot);
+    let session: PathSession;
+    try {
+      session = new PathSession(command, this.cb, this.path, this.sessionEvents);
+    } catch (err) {
+      // Its asset could not be opened: judged like a failed read.
+      const scope = scopeOf(err, this.cb, this.path, command.slot);
+      if (scope === 'path') throw err;
+      this.post({ type: 'session-fault', slot: command.slot, sessionId: command.sessionId, scope, reason: (err as Error).message });
+      return;
+    }
     this.socketsPending++;
-    const session = new PathSession(
-      command,
-      (s) => {
-        this.socketsPending--;
-        this.post({ type: 'session-ready', slot: s.slot, sessionId: s.sessionId });
-        this.checkSynced();
-        this.cb.wakePaths(); // the session may be due: an idle loop must look
-      },
-      () => { this.socketFailure = true; this.cb.wakePaths(); },
-      (s, err) => this.reportDestinationError(s, err),
-    );
     this.sessions.set(command.slot, session);
-    this.sessionList = [...this.sessions.values()];
+    this.relist();
+  }
+
+  private readonly sessionEvents: PathSessionEvents = {
+    ready: (s) => {
+      this.socketsPending--;
+      this.post({ type: 'session-ready', slot: s.slot, sessionId: s.sessionId });
+      this.checkSynced();
+      this.cb.wakePaths(); // the session may be due: an idle loop must look
+    },
+    setupFailed: (s, err) => this.endSessionHere(s, 'session', err.message),
+    socketLost: () => { this.socketFailure = true; this.cb.wakePaths(); },
+    destinationError: (s, err) => this.reportDestinationError(s, err),
+  };
+
+  /**
+   * Serving session `s` threw. An error of this path's own fails the path (thrown
+   * on); one of the session's or its asset's ends that session only.
+   */
+  private onSessionFault(s: PathSession, err: unknown): number {
+    const scope = scopeOf(err, this.cb, this.path, s.slot);
+    if (scope === 'path') throw err;
+    this.endSessionHere(s, scope, (err as Error).message);
+    return Number.POSITIVE_INFINITY;
+  }
+
+  /** Stop serving a session this path cannot serve through no fault of its own, and say why (the control plane ends it). */
+  private endSessionHere(s: PathSession, scope: 'session' | 'asset', reason: string): void {
+    if (s.settingUp) this.socketsPending--;
+    s.fault();
+    this.relist();
+    this.post({ type: 'session-fault', slot: s.slot, sessionId: s.sessionId, scope, reason });
+    this.checkSynced();
   }
 
   /** Tell the control plane once per session and error code; the stream goes on. */
@@ -270,11 +312,15 @@ export class DataPath {
   private closeSession(slot: number): void {
     const session = this.sessions.get(slot);
     if (!session) return;
-    if (!session.ready) this.socketsPending--;
+    if (session.settingUp) this.socketsPending--;
     session.close();
     this.sessions.delete(slot);
-    this.sessionList = [...this.sessions.values()];
-    this.post({ type: 'session-closed', slot });
+    this.relist();
+  }
+
+  /** The sessions the loop serves: every open one but those ended here by a fault. */
+  private relist(): void {
+    this.sessionList = [...this.sessions.values()].filter((s) => !s.faulted);
   }
 
   /** Once every session's socket is up, the path could take over: tell the control plane. */
@@ -318,7 +364,7 @@ export class DataPath {
   }
 
   private closeAll(): void {
-    for (const s of this.sessionList) s.close();
+    for (const s of this.sessions.values()) s.close();
     this.sessions.clear();
     this.sessionList = [];
   }

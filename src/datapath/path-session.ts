@@ -6,6 +6,7 @@
 import { createSocket, type Socket } from 'node:dgram';
 import { ControlBlock, type SegmentParams } from '../shared/control-block.js';
 import type { OpenSessionCommand } from '../shared/commands.js';
+import type { PathId } from '../shared/layout.js';
 import { AssetReader } from './asset-reader.js';
 import { RTP_HEADER_BYTES, TS_PAYLOAD_BYTES, TS_PACKETS_PER_DATAGRAM, writeRtpHeader } from '../rtp/packetizer.js';
 
@@ -23,16 +24,47 @@ export class SocketError extends Error {
   override readonly name = 'SocketError';
 }
 
+/**
+ * The socket's send queue backed up: the path's own trouble, or the session's
+ * route, which only the twin can tell (src/datapath/error-scope.ts).
+ */
+export class SendStalledError extends SocketError {}
+
+/** What a session's socket tells the data path, from Node's event loop. */
+export interface PathSessionEvents {
+  /** Bound and connected: the session can be sent. */
+  ready(s: PathSession): void;
+  /**
+   * Bind or connect failed: the session's stream address, port or destination is
+   * unusable, on either path alike. The session's problem, never this path's.
+   */
+  setupFailed(s: PathSession, err: Error): void;
+  /** The socket was lost or failed for a reason of this path's own. */
+  socketLost(): void;
+  /** The destination refused or could not be reached (ICMP): reported, the stream goes on. */
+  destinationError(s: PathSession, err: NodeJS.ErrnoException): void;
+}
+
 export class PathSession {
   readonly slot: number;
   readonly sessionId: string;
   private readonly command: OpenSessionCommand;
+  private readonly cb: ControlBlock;
+  private readonly path: PathId;
   private readonly reader: AssetReader;
   private readonly headerBytes: number;
   private socket: Socket | undefined;
   private closing = false;
   /** Set once the socket is bound and connected. */
   ready = false;
+  /** Set when a fault outside this path ended the session here: it is no longer served. */
+  faulted = false;
+  /**
+   * This path's fault bits for the session may be set (by an earlier incarnation,
+   * or until the first success): cleared by the first successful read / send.
+   */
+  private readFaultMayBeSet = true;
+  private sendFaultMayBeSet = true;
   /** Set when the socket failed; the path reports a socket failure on its next turn. */
   socketFailure: Error | undefined;
   /** Destination error codes already reported for this session (each once). */
@@ -50,51 +82,63 @@ export class PathSession {
   private readonly ring: Buffer[] = [];
   private ringPos = 0;
 
-  constructor(
-    command: OpenSessionCommand,
-    onReady: (s: PathSession) => void,
-    onSocketFailure: () => void,
-    onDestinationError: (s: PathSession, err: NodeJS.ErrnoException) => void,
-  ) {
+  constructor(command: OpenSessionCommand, cb: ControlBlock, path: PathId, events: PathSessionEvents) {
     this.slot = command.slot;
     this.sessionId = command.sessionId;
     this.command = command;
+    this.cb = cb;
+    this.path = path;
     this.headerBytes = command.transport === 'rtp' ? RTP_HEADER_BYTES : 0;
     this.reader = new AssetReader(command);
     for (let i = 0; i < DATAGRAM_RING; i++) this.ring.push(Buffer.alloc(this.headerBytes + TS_PAYLOAD_BYTES));
-    this.openSocket(onReady, onSocketFailure, onDestinationError);
+    this.openSocket(events);
   }
 
-  private openSocket(
-    onReady: (s: PathSession) => void,
-    onSocketFailure: () => void,
-    onDestinationError: (s: PathSession, err: NodeJS.ErrnoException) => void,
-  ): void {
+  private openSocket(events: PathSessionEvents): void {
     const { source, destination } = this.command;
     const socket = createSocket({ type: 'udp4', reuseAddr: true });
     this.socket = socket;
     socket.on('error', (err: NodeJS.ErrnoException) => {
+      if (this.closing) return;
+      // A bind error is about the stream address and port, which both paths share.
+      if (err.syscall === 'bind') {
+        events.setupFailed(this, new Error(`cannot stream from ${source.address}:${source.port}: ${err.message}`));
+        return;
+      }
       // Errors about the destination (the viewer is not listening, no route to it,
       // not allowed to send there) reach both paths alike: switching would not
-      // help, and they must not take a path down. They are the session's problem.
+      // help, and they must not take a path down. Reported; the stream goes on
+      // (a viewer that is not listening yet draws ECONNREFUSED, and that is normal).
       if (err.code !== undefined && DESTINATION_ERRORS.has(err.code)) {
-        onDestinationError(this, err);
+        events.destinationError(this, err);
         return;
       }
       this.socketFailure ??= err;
-      onSocketFailure();
+      events.socketLost();
     });
     socket.on('close', () => {
       if (!this.closing) {
         this.socketFailure ??= new SocketError('socket closed underneath the session');
-        onSocketFailure();
+        events.socketLost();
       }
     });
     socket.bind({ port: source.port, address: source.address, exclusive: false }, () => {
-      socket.connect(destination.port, destination.address, () => {
+      if (this.closing) return;
+      // Node hands connect errors to this callback (not to 'error'); a bad port throws.
+      const connected = (err?: Error): void => {
+        if (this.closing) return;
+        if (err) {
+          events.setupFailed(this, new Error(`cannot stream to ${destination.address}:${destination.port}: ${err.message}`));
+          return;
+        }
         this.ready = true;
-        onReady(this);
-      });
+        events.ready(this);
+      };
+      try {
+        socket.connect(destination.port, destination.address, connected);
+      } catch (err) {
+        connected(err as Error);
+      }
     });
   }
 
@@ -121,6 +165,10 @@ export class PathSession {
     const count = Math.min(TS_PACKETS_PER_DATAGRAM, this.reader.packetCount - first);
     const buf = this.ring[this.ringPos]!;
     const ticks = this.reader.copyPackets(first, count, buf, this.headerBytes);
+    if (this.readFaultMayBeSet) {
+      this.cb.clearSessionFault(this.slot, this.path, 'read');
+      this.readFaultMayBeSet = false;
+    }
     const elapsedTicks = ticks - this.segmentStartTicks;
     if (this.headerBytes > 0) {
       const seq = (this.command.initialSeq + cursor) & 0xffff;
@@ -165,7 +213,11 @@ export class PathSession {
     } catch (err) {
       throw new SocketError(`send failed: ${(err as Error).message}`);
     }
-    if (backedUp) throw new SocketError('send queue backed up');
+    if (backedUp) throw new SendStalledError('send queue backed up');
+    if (this.sendFaultMayBeSet) {
+      this.cb.clearSessionFault(this.slot, this.path, 'send');
+      this.sendFaultMayBeSet = false;
+    }
     this.ringPos = (this.ringPos + 1) % DATAGRAM_RING;
     this.preparedCursor = -1; // the next prepare builds into the next ring buffer
   }
@@ -185,6 +237,17 @@ export class PathSession {
   breakDisk(): void {
     this.reader.breakDisk();
     this.preparedCursor = -1;
+  }
+
+  /** Bound or connecting still: the path waits for this socket before it reports synced. */
+  get settingUp(): boolean {
+    return !this.ready && !this.faulted;
+  }
+
+  /** A fault outside this path ended the session here: let go of its socket and files. */
+  fault(): void {
+    this.faulted = true;
+    this.close();
   }
 
   close(): void {

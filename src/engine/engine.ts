@@ -82,7 +82,26 @@ export interface OpenSessionOptions {
   readonly transport: TransportKind;
 }
 
-export type SessionState = 'ready' | 'playing' | 'paused' | 'ended' | 'closed';
+export type SessionState = 'ready' | 'playing' | 'paused' | 'ended' | 'failed' | 'closed';
+
+/** Why a session was ended by a fault: its own (destination, stream address) or its asset's. */
+export interface SessionFailure {
+  readonly scope: 'session' | 'asset';
+  readonly reason: string;
+}
+
+/** Emitted as 'session-failed', once per session. */
+export interface SessionFailedEvent extends SessionFailure {
+  readonly id: string;
+  readonly assetName: string;
+}
+
+/** Emitted as 'asset-failed', once per fault: the asset's sessions have ended; it should be refused until it changes. */
+export interface AssetFailedEvent {
+  readonly assetPath: string;
+  readonly assetName: string;
+  readonly reason: string;
+}
 
 export interface SessionInfo {
   readonly id: string;
@@ -98,6 +117,8 @@ export interface SessionInfo {
   readonly bitrate: number;
   readonly openedAt: Date;
   readonly state: SessionState;
+  /** Set when a fault ended the session (state 'failed'). */
+  readonly failure: SessionFailure | undefined;
   /** Datagrams sent so far (the shared cursor). */
   readonly sent: number;
 }
@@ -168,6 +189,7 @@ interface Session {
   readonly initialSeq: number;
   readonly initialRtpTs: number;
   state: SessionState;
+  failure: SessionFailure | undefined;
   segment: SegmentParams | undefined;
   firstStartMs: number | undefined;
   /** Path incarnations whose socket for this session is up. */
@@ -277,6 +299,7 @@ export class Engine extends EventEmitter {
       initialSeq: randomInt(0, 0x10000),
       initialRtpTs: randomInt(0, 2 ** 32 - 1),
       state: 'ready',
+      failure: undefined,
       segment: undefined,
       firstStartMs: undefined,
       readyOn: new Set(),
@@ -300,6 +323,7 @@ export class Engine extends EventEmitter {
     const session = this.session(sessionId);
     if (session.state === 'closed') throw new TwinframeError('TF_SESSION_NOT_FOUND', `session ${sessionId} is closed`);
     await this.waitSessionReady(session);
+    this.assertNotFailed(session);
     if (session.state === 'playing') this.cb.pauseSession(session.slot);
     const startPacket = options.startPacket ?? this.currentPacket(session);
     if (!Number.isInteger(startPacket) || startPacket < 0 || startPacket >= session.asset.packetCount) {
@@ -544,6 +568,13 @@ export class Engine extends EventEmitter {
         this.log.warn({ path: PATH_NAMES[p.id], session: event.sessionId, message: event.message }, 'destination error on a session');
         this.emit('session-error', { id: event.sessionId, message: event.message });
         break;
+      case 'session-fault': {
+        const session = this.sessionBySlot(event.slot);
+        if (!session || session.id !== event.sessionId) break;
+        if (event.scope === 'asset') this.failAsset(session.asset, session.assetName, event.reason, PATH_NAMES[p.id]);
+        else this.failSession(session, { scope: 'session', reason: event.reason }, PATH_NAMES[p.id]);
+        break;
+      }
     }
   }
 
@@ -564,6 +595,39 @@ export class Engine extends EventEmitter {
         this.log.warn({ err: err.message }, 'the state machine did not follow a handover');
       });
     });
+  }
+
+  // ── Faults of a session or an asset: the paths stay healthy ────────────────
+
+  /**
+   * End a session that a fault outside the paths makes unservable (both paths
+   * see it, or would): it stops on both paths and keeps its slot until its owner
+   * closes it. Reported once, whichever path saw it first.
+   */
+  private failSession(session: Session, failure: SessionFailure, path: PathName): void {
+    if (session.state === 'failed' || session.state === 'closed') return;
+    this.cb.pauseSession(session.slot);
+    this.cb.wakePaths();
+    session.state = 'failed';
+    session.failure = failure;
+    for (const resolve of session.readyWaiters.splice(0)) resolve();
+    if (failure.scope === 'session') this.log.warn({ session: session.id, path, reason: failure.reason }, 'session ended by a fault of its own');
+    const event: SessionFailedEvent = { id: session.id, assetName: session.assetName, ...failure };
+    this.emit('session-failed', event);
+  }
+
+  /** The asset's file is unusable on both paths: end every session of it, and say so once. */
+  private failAsset(asset: EngineAsset, assetName: string, reason: string, path: PathName): void {
+    const affected = [...this.sessions.values()].filter((s) => s.asset.assetPath === asset.assetPath && s.state !== 'failed');
+    if (affected.length === 0) return; // the twin's report of the same fault
+    this.log.warn({ asset: assetName, path, reason, sessions: affected.map((s) => s.id) }, 'asset unusable; its sessions ended');
+    for (const s of affected) this.failSession(s, { scope: 'asset', reason }, path);
+    const event: AssetFailedEvent = { assetPath: asset.assetPath, assetName, reason };
+    this.emit('asset-failed', event);
+  }
+
+  private assertNotFailed(session: Session): void {
+    if (session.failure) throw new TwinframeError('TF_SESSION_FAILED', `session ${session.id} ended by a fault: ${session.failure.reason}`, { ...session.failure });
   }
 
   private onPathExit(p: PathRecord, incarnation: number, code: number): void {
@@ -798,6 +862,7 @@ export class Engine extends EventEmitter {
       const needed = this.livePaths().filter((p) => this.cb.isReady(p.id) || p.id === owner);
       if (needed.length > 0 && needed.every((p) => session.readyOn.has(incarnationKey(p)))) return;
       if (session.state === 'closed') throw new TwinframeError('TF_SESSION_NOT_FOUND', `session ${session.id} was closed`);
+      this.assertNotFailed(session);
       const left = deadline - Date.now();
       if (left <= 0) {
         if (owner !== undefined && session.readyOn.has(incarnationKey(this.paths[owner]!))) return; // unprotected, but the sender is ready
@@ -853,7 +918,7 @@ export class Engine extends EventEmitter {
       id: s.id, slot: s.slot, transport: s.transport, destination: s.destination,
       source: { address: s.ports.address, rtpPort: s.ports.rtpPort, rtcpPort: s.ports.rtcpPort },
       ssrc: s.ssrc, initialSeq: s.initialSeq, initialRtpTs: s.initialRtpTs, assetPath: s.asset.assetPath,
-      assetName: s.assetName, bitrate: s.asset.bitrate, openedAt: s.openedAt, state: s.state, sent: ControlBlock.cursorOf(this.cb.ctrl(s.slot)),
+      assetName: s.assetName, bitrate: s.asset.bitrate, openedAt: s.openedAt, state: s.state, failure: s.failure, sent: ControlBlock.cursorOf(this.cb.ctrl(s.slot)),
     };
   }
 

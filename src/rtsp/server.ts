@@ -23,7 +23,7 @@ import type { Logger } from 'pino';
 import type { CatalogAsset } from '../catalog/catalog.js';
 import { IndexHeader, randomAccessAtOrBefore, timeEntryOffset } from '../catalog/index-file.js';
 import { toEngineAsset } from '../engine/asset.js';
-import type { OpenSessionOptions, PlayResult, SessionInfo } from '../engine/engine.js';
+import type { OpenSessionOptions, PlayResult, SessionFailedEvent, SessionInfo } from '../engine/engine.js';
 import { TwinframeError, isTwinframeError, type ErrorCode } from '../errors.js';
 import { silentLogger } from '../log.js';
 import { parseRange, resolveRange, serializeRange } from './headers/range.js';
@@ -46,7 +46,9 @@ export interface RtspEngine {
   listSessions(): SessionInfo[];
   checkAdmission(bitrate: number, excludingSessionId?: string): void;
   on(event: 'session-ended' | 'session-closed', listener: (event: { id: string }) => void): unknown;
+  on(event: 'session-failed', listener: (event: SessionFailedEvent) => void): unknown;
   off(event: 'session-ended' | 'session-closed', listener: (event: { id: string }) => void): unknown;
+  off(event: 'session-failed', listener: (event: SessionFailedEvent) => void): unknown;
 }
 
 /** What it needs from the asset catalog (AssetCatalog implements it). */
@@ -202,6 +204,7 @@ export class RtspServer {
     this.#server = net.createServer((socket) => this.#accept(socket));
     this.#server.on('error', (err) => this.#log.error({ err: err.message }, 'RTSP listener error'));
     this.#engine.on('session-ended', this.#onSessionEnded);
+    this.#engine.on('session-failed', this.#onSessionFailed);
     this.#engine.on('session-closed', this.#onSessionClosed);
   }
 
@@ -258,6 +261,7 @@ export class RtspServer {
     if (this.#closed) return;
     this.#closed = true;
     this.#engine.off('session-ended', this.#onSessionEnded);
+    this.#engine.off('session-failed', this.#onSessionFailed);
     this.#engine.off('session-closed', this.#onSessionClosed);
     const stopped = this.#listening ? new Promise<void>((resolve) => this.#server.close(() => resolve())) : Promise.resolve();
     for (const conn of this.#connections) {
@@ -628,6 +632,16 @@ export class RtspServer {
     if (!session) return;
     session.log.info('end of asset; BYE sent');
     session.endOfAsset();
+  };
+
+  /**
+   * A fault of its destination or its asset ended the session (the engine logged
+   * why): BYE, as at the end of an asset, then free it; later requests get 454.
+   */
+  readonly #onSessionFailed = (event: SessionFailedEvent): void => {
+    const session = this.#sessions.get(event.id);
+    if (!session) return;
+    this.#teardown(session, `${event.scope} fault: ${event.reason}`).catch((err: Error) => session.log.error({ err: err.message }, 'teardown failed'));
   };
 
   /** Closed by someone else (an operator): forget it here too. */

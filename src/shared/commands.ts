@@ -52,6 +52,20 @@ export interface InjectFaultCommand {
 
 export type PathCommand = OpenSessionCommand | CloseSessionCommand | SyncMarkerCommand | InjectFaultCommand;
 
+/**
+ * A session this path stops serving through no fault of its own: its destination
+ * or stream address ('session') or its asset's file ('asset') is unusable
+ * (src/datapath/error-scope.ts). The control plane ends the session, or every
+ * session of the asset; the path stays healthy.
+ */
+export interface SessionFaultEvent {
+  readonly type: 'session-fault';
+  readonly slot: number;
+  readonly sessionId: string;
+  readonly scope: 'session' | 'asset';
+  readonly reason: string;
+}
+
 export type PathEvent =
   | { readonly type: 'booted'; readonly path: PathId; readonly incarnation: number; readonly policy: string; readonly priorityError: string | undefined }
   | { readonly type: 'session-ready'; readonly slot: number; readonly sessionId: string }
@@ -60,7 +74,9 @@ export type PathEvent =
   | { readonly type: 'synced'; readonly token: number }
   /** This path (`to`), on time, found `from` late on due work and took sending over. */
   | { readonly type: 'handover'; readonly from: PathId; readonly to: PathId; readonly lateMs: number; readonly atMs: number }
-  | { readonly type: 'session-error'; readonly slot: number; readonly sessionId: string; readonly message: string };
+  /** A destination error reported while the stream goes on (ICMP unreachable and the like). */
+  | { readonly type: 'session-error'; readonly slot: number; readonly sessionId: string; readonly message: string }
+  | SessionFaultEvent;
 
 /** What the data path worker receives as workerData. */
 export interface DataPathWorkerData {

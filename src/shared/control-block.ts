@@ -4,8 +4,8 @@
 
 import {
   ACTIVE_OWNER_BITS, ACTIVE_OWNER_MASK, ACTIVE_OWNER_NONE, CTRL, I32, PATH_COUNT, PATH_F64, PATH_I32, SEGMENT_F64, SESSION_I32,
-  computeLayout, pathF64Index, pathI32Index, segmentF64Index, sessionI32Index,
-  type FailureCause, type Layout, type PathId,
+  computeLayout, pathF64Index, pathI32Index, segmentF64Index, sessionFaultBit, sessionI32Index,
+  type FailureCause, type Layout, type PathId, type SessionIo,
 } from './layout.js';
 import type { FailoverState, FailoverType } from '../failover/states.js';
 
@@ -403,9 +403,10 @@ export class ControlBlock {
     return (word & CTRL.ENDED) !== 0n;
   }
 
-  /** Reset a free slot for a new session: cursor 0, segment 0, paused, unclaimed. */
+  /** Reset a free slot for a new session: cursor 0, segment 0, paused, unclaimed, no faults. */
   resetSession(slot: number): void {
     Atomics.store(this.i32, sessionI32Index(slot, SESSION_I32.CLAIM), 0);
+    Atomics.store(this.i32, sessionI32Index(slot, SESSION_I32.FAULT), 0);
     Atomics.store(this.u64, slot, CTRL.PAUSED);
   }
 
@@ -440,6 +441,24 @@ export class ControlBlock {
     const incarnation = (tag - 1) >>> 1;
     return this.incarnation(path) !== incarnation
       || Atomics.load(this.i32, pathI32Index(path, PATH_I32.FAILURE_CLAIMED)) === incarnation;
+  }
+
+  // ── Per session: which path failed to read or send it ─────────────────────
+
+  /**
+   * `path` failed to read (or send) session `slot`: set its bit and say whether
+   * the twin's bit was set already, and whether this path's own was (left by an
+   * earlier incarnation that failed on this session too).
+   */
+  recordSessionFault(slot: number, path: PathId, io: SessionIo): { twin: boolean; own: boolean } {
+    const own = sessionFaultBit(path, io);
+    const before = Atomics.or(this.i32, sessionI32Index(slot, SESSION_I32.FAULT), own);
+    return { twin: (before & sessionFaultBit((1 - path) as PathId, io)) !== 0, own: (before & own) !== 0 };
+  }
+
+  /** `path` read (or sent) session `slot` successfully: its earlier failure is history. */
+  clearSessionFault(slot: number, path: PathId, io: SessionIo): void {
+    Atomics.and(this.i32, sessionI32Index(slot, SESSION_I32.FAULT), ~sessionFaultBit(path, io));
   }
 
   /**

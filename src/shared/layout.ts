@@ -5,7 +5,7 @@
 //   ┌─ Int32 words ─────────────────────────────────────────────────────────────┐
 //   │ global: ACTIVE, SIGFAILOVER, SUPERVISOR_DOORBELL, heartbeat config, ...   │
 //   │ per path (×2): heartbeat, failover_type/state, critical word, ...         │
-//   │ per session: the send claim                                               │
+//   │ per session: the send claim, fault bits (which path failed to read/send)  │
 //   ├─ Float64 words ───────────────────────────────────────────────────────────┤
 //   │ per path: time of the critical failure / injected fault, when work is due │
 //   │ per session: two segment slots (start cursor, start packet, start time,  │
@@ -79,8 +79,24 @@ export const PATH_I32 = {
  */
 export const SESSION_I32 = {
   CLAIM: 0,
-  STRIDE: 1,
+  /** Fault bits: see SESSION_FAULT. */
+  FAULT: 1,
+  STRIDE: 2,
 } as const;
+
+/**
+ * The per-session FAULT word: one bit per path and kind of
+ * I/O, set when that path's last attempt to read (or send) the session failed. A
+ * failure the twin shares is the asset's (or the session's), not a path's
+ * (src/datapath/error-scope.ts). Cleared when the slot is reset for a new session.
+ */
+export const SESSION_FAULT = {
+  /** Bit READ_SHIFT + path: the path's last read of the session's asset failed. */
+  READ_SHIFT: 0,
+  /** Bit SEND_SHIFT + path: the path's last send for the session failed. */
+  SEND_SHIFT: 2,
+} as const;
+export type SessionIo = 'read' | 'send';
 
 export const MAX_SESSIONS = 256;
 
@@ -153,6 +169,11 @@ export function pathI32Index(path: PathId, field: number): number {
 
 export function sessionI32Index(slot: number, field: number): number {
   return I32.GLOBAL_WORDS + PATH_COUNT * PATH_I32.STRIDE + slot * SESSION_I32.STRIDE + field;
+}
+
+/** The bit of one path and kind of I/O in a session's fault word. */
+export function sessionFaultBit(path: PathId, io: SessionIo): number {
+  return 1 << ((io === 'read' ? SESSION_FAULT.READ_SHIFT : SESSION_FAULT.SEND_SHIFT) + path);
 }
 
 export function pathF64Index(path: PathId, field: number): number {

@@ -87,11 +87,11 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/** Wait until `condition` holds (checked every 5 ms); throws after `timeoutMs`. */
-export async function waitFor(condition: () => boolean, timeoutMs: number): Promise<void> {
+/** Wait until `done()` holds, polling; throws naming `what` after the timeout. */
+export async function until(done: () => boolean, what: string, timeoutMs = 8000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await sleep(5);
   }
 }

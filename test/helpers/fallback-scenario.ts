@@ -4,7 +4,7 @@
 // the native addon, the way a machine without a compiler runs it.
 
 import { UdpReceiver } from './rtsp-client.js';
-import { checkRtpStream, loadSample, sleep, startEngine, waitFor } from './engine-fixture.js';
+import { checkRtpStream, loadSample, sleep, startEngine, until } from './engine-fixture.js';
 import { nativeAddon } from '../../src/shared/native.js';
 
 const sample = await loadSample();
@@ -26,7 +26,7 @@ try {
     const seen = failovers.length;
     handedOverFrom.clear();
     engine.injectFault(victim, kind);
-    await waitFor(() => failovers.slice(seen).some((f) => f.path === victim), 5000);
+    await until(() => failovers.slice(seen).some((f) => f.path === victim), 'the expected event', 5000);
     await engine.waitUntilProtected(10_000);
   }
   await sleep(300);
