@@ -191,6 +191,8 @@ export class Engine extends EventEmitter {
   private supervisor: Worker | undefined;
   private supervisorExited: Promise<void> = Promise.resolve();
   private readonly sessions = new Map<string, Session>();
+  /** Admissions of sessions still being opened: they count against the limits like open ones. */
+  private readonly admissions = new Set<{ readonly bitrate: number }>();
   private readonly freeSlots: number[];
   /** Slots closed but not yet acknowledged by every path: slot → path incarnations still to ack. */
   private readonly closingSlots = new Map<number, Set<string>>();
@@ -241,16 +243,28 @@ export class Engine extends EventEmitter {
 
   // ── Sessions ───────────────────────────────────────────────────────────────
 
-  /** Create a session on both paths (sockets opened, nothing sent until play). */
+  /**
+   * Create a session on both paths (sockets opened, nothing sent until play).
+   * Its admission is reserved before the first await, so concurrent opens cannot
+   * pass a limit together. The session enters the table only once its command is
+   * queued on every live path; whatever fails on the way is undone (admission,
+   * slot, ports, and the command on a path that already took it).
+   */
   async openSession(options: OpenSessionOptions): Promise<SessionInfo> {
     this.assertOpen();
-    this.checkAdmission(options.asset.bitrate);
+    const admission = this.reserveAdmission(options.asset.bitrate);
     const slot = this.freeSlots.pop();
-    if (slot === undefined) throw new TwinframeError('TF_SESSION_LIMIT', `all ${this.options.maxSessions} session slots are in use`);
-    let ports: PortPair;
+    if (slot === undefined) {
+      this.admissions.delete(admission);
+      throw new TwinframeError('TF_SESSION_LIMIT', `all ${this.options.maxSessions} session slots are in use`);
+    }
+    let ports: PortPair | undefined;
     try {
       ports = await reservePortPair(this.options.streamAddress, this.options.serverPortRange);
+      this.assertOpen(); // closed while the ports were bound
     } catch (err) {
+      ports?.release();
+      this.admissions.delete(admission);
       this.freeSlots.push(slot);
       throw err;
     }
@@ -273,9 +287,23 @@ export class Engine extends EventEmitter {
       readyWaiters: [],
     };
     this.cb.resetSession(slot);
-    this.sessions.set(session.id, session);
     const command = this.openCommand(session);
-    for (const p of this.livePaths()) this.send(p, command);
+    const queuedOn: PathRecord[] = [];
+    try {
+      for (const p of this.livePaths()) {
+        this.send(p, command);
+        queuedOn.push(p);
+      }
+    } catch (err) {
+      ports.release();
+      this.admissions.delete(admission);
+      this.closeOnPaths(slot, queuedOn);
+      this.log.warn({ session: session.id, slot, source: ports.address, rtpPort: ports.rtpPort, err: (err as Error).message }, 'session refused: its command could not be queued on every data path');
+      throw err;
+    }
+    // One synchronous step: from here the session counts itself against the limits.
+    this.admissions.delete(admission);
+    this.sessions.set(session.id, session);
     this.cb.wakePaths();
     this.log.info({ session: session.id, slot, transport: session.transport, rtpPort: ports.rtpPort }, 'session opened');
     this.emit('session-opened', this.info(session));
@@ -320,14 +348,7 @@ export class Engine extends EventEmitter {
     session.state = 'closed';
     this.sessions.delete(sessionId);
     session.ports.release();
-    const waiting = new Set<string>();
-    for (const p of this.livePaths()) {
-      this.send(p, { type: 'close-session', slot: session.slot });
-      waiting.add(incarnationKey(p));
-    }
-    this.cb.wakePaths();
-    if (waiting.size === 0) this.freeSlots.push(session.slot);
-    else this.closingSlots.set(session.slot, waiting);
+    this.closeOnPaths(session.slot, this.livePaths());
     for (const resolve of session.readyWaiters) resolve();
     this.log.info({ session: sessionId }, 'session closed');
     this.emit('session-closed', { id: sessionId });
@@ -340,18 +361,27 @@ export class Engine extends EventEmitter {
    * RTSP PLAY after the operator lowered a limit).
    */
   checkAdmission(bitrate: number, excludingSessionId?: string): void {
-    const open = [...this.sessions.values()].filter((s) => s.id !== excludingSessionId);
+    const counted = [...this.sessions.values()].filter((s) => s.id !== excludingSessionId).map((s) => s.asset.bitrate);
+    for (const admission of this.admissions) counted.push(admission.bitrate);
     const { maxStreams, mpegBandwidthKbps, serverBandwidthKbps } = this.limits;
-    if (open.length + 1 > maxStreams) {
+    if (counted.length + 1 > maxStreams) {
       throw new TwinframeError('TF_SESSION_LIMIT', `stream count limit of ${maxStreams} reached`, { limit: maxStreams });
     }
-    const mpegKbps = (open.reduce((sum, s) => sum + s.asset.bitrate, 0) + bitrate) / 1000;
+    const mpegKbps = (counted.reduce((sum, b) => sum + b, 0) + bitrate) / 1000;
     if (mpegKbps > mpegBandwidthKbps) {
       throw new TwinframeError('TF_BANDWIDTH_LIMIT', `MPEG bandwidth would reach ${Math.ceil(mpegKbps)} kbit/s, over the ${mpegBandwidthKbps} kbit/s limit`, { limit: mpegBandwidthKbps });
     }
     if (mpegKbps * (1 + HEADER_OVERHEAD) > serverBandwidthKbps) {
       throw new TwinframeError('TF_BANDWIDTH_LIMIT', `server bandwidth would reach ${Math.ceil(mpegKbps * (1 + HEADER_OVERHEAD))} kbit/s, over the ${serverBandwidthKbps} kbit/s limit`, { limit: serverBandwidthKbps });
     }
+  }
+
+  /** Admit a session of this bit rate and hold its place until it is open or refused (synchronous: no open can slip in between). */
+  private reserveAdmission(bitrate: number): { readonly bitrate: number } {
+    this.checkAdmission(bitrate);
+    const admission = { bitrate };
+    this.admissions.add(admission);
+    return admission;
   }
 
   getLimits(): StreamLimits {
@@ -776,6 +806,26 @@ export class Engine extends EventEmitter {
         session.readyWaiters.push(() => { clearTimeout(timer); resolve(); });
       });
     }
+  }
+
+  /**
+   * Tell `paths` to close `slot`. The slot is free again once each has
+   * acknowledged or been replaced: until then a path may still hold its socket.
+   */
+  private closeOnPaths(slot: number, paths: readonly PathRecord[]): void {
+    const waiting = new Set<string>();
+    for (const p of paths) {
+      try {
+        this.send(p, { type: 'close-session', slot });
+      } catch (err) {
+        // The path keeps the session until it is replaced; the slot waits for that.
+        this.log.error({ path: PATH_NAMES[p.id], slot, err: (err as Error).message }, 'cannot queue a session close; its slot stays taken until the path is restarted');
+      }
+      waiting.add(incarnationKey(p));
+    }
+    this.cb.wakePaths();
+    if (waiting.size === 0) this.freeSlots.push(slot);
+    else this.closingSlots.set(slot, waiting);
   }
 
   private ackClose(slot: number, key: string): void {
