@@ -25,6 +25,7 @@ import { failPath, type FailureReport } from '../supervisor/fail-path.js';
 import { TwinframeError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { reservePortPair, type PortPair } from './ports.js';
+import { stopWorker, terminateWithin } from './worker-stop.js';
 import { FailoverState, FailoverType, namedState, type NamedState } from '../failover/states.js';
 import {
   bootstrapPair, describePair, initialPair, partnerOf, transition,
@@ -180,7 +181,10 @@ const HEADER_OVERHEAD = (20 + 8 + 12) / 1316;
 /** How far ahead of now a play is scheduled: time for both paths to see it. */
 const PLAY_LEAD_MS = 2;
 const SESSION_READY_TIMEOUT_MS = 3000;
+/** How long a worker told to stop may take to leave its loop by itself before it is terminated. */
 const STOP_TIMEOUT_MS = 2000;
+/** How long a terminated worker may take to end; one blocked in a system call may never end. */
+const TERMINATE_TIMEOUT_MS = 1500;
 
 export class Engine extends EventEmitter {
   readonly cb: ControlBlock;
@@ -486,8 +490,8 @@ export class Engine extends EventEmitter {
     }
     this.cb.shutdown();
     await Promise.all([
-      ...this.paths.map((p) => stopWorker(p.worker, p.exited)),
-      stopWorker(this.supervisor, this.supervisorExited),
+      ...this.paths.map((p) => this.stopThread(p.worker, p.exited, `data path ${PATH_NAMES[p.id]}`)),
+      this.stopThread(this.supervisor, this.supervisorExited, 'supervisor'),
     ]);
     this.removeAllListeners();
   }
@@ -734,8 +738,17 @@ export class Engine extends EventEmitter {
       if (waiting.delete(oldKey) && waiting.size === 0) this.releaseSlot(slot);
     }
     for (const session of this.sessions.values()) session.readyOn.delete(oldKey);
-    if (old) await old.terminate();
+    // Bounded: a worker blocked in a system call never ends, and failure handling must go on.
+    if (old && !(await terminateWithin(old, TERMINATE_TIMEOUT_MS))) {
+      this.log.error({ path: PATH_NAMES[p.id], incarnation: p.incarnation, waitedMs: TERMINATE_TIMEOUT_MS }, 'failed data path did not end when terminated (blocked in a system call?); starting its replacement anyway');
+    }
     if (!this.closed) this.spawnPath(p);
+  }
+
+  /** Stop a worker thread at shutdown, waiting for it within bounds; one that does not end is reported and left. */
+  private async stopThread(worker: Worker | undefined, exited: Promise<void>, name: string): Promise<void> {
+    if (!worker || await stopWorker(worker, exited, STOP_TIMEOUT_MS, TERMINATE_TIMEOUT_MS)) return;
+    this.log.error({ thread: name, waitedMs: STOP_TIMEOUT_MS + TERMINATE_TIMEOUT_MS }, 'thread did not end when stopped (blocked in a system call?); leaving it');
   }
 
   /** Publish the machine's variables to the control block (bumping SIGFAILOVER) and announce changes. */
@@ -887,15 +900,4 @@ function stripUndefined<T extends object>(o: T): Partial<T> {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Let a worker leave its loop by itself (shutdown flag), then terminate it if it does not. */
-async function stopWorker(worker: Worker | undefined, exited: Promise<void>): Promise<void> {
-  if (!worker) return;
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<void>((resolve) => {
-    timer = setTimeout(() => { void worker.terminate().then(() => resolve()); }, STOP_TIMEOUT_MS);
-  });
-  await Promise.race([exited, timeout]);
-  clearTimeout(timer);
 }
