@@ -298,8 +298,8 @@ test.serial('errors about a destination (refused, not permitted) are the session
     await gone.close();
     const refused = await engine.openSession({ asset: sample.asset, destination: { address: '127.0.0.1', port }, transport: 'rtp' });
     await engine.play(refused.id);
-    // The kernel refuses every send to a broadcast address without SO_BROADCAST (EACCES).
-    await engine.openSession({ asset: sample.asset, destination: { address: '255.255.255.255', port: 9 }, transport: 'rtp' });
+    // The kernel refuses a broadcast address without SO_BROADCAST (EACCES): refused before any path sees it.
+    await t.throwsAsync(engine.openSession({ asset: sample.asset, destination: { address: '255.255.255.255', port: 9 }, transport: 'rtp' }), { code: 'TF_RTSP_DESTINATION_UNREACHABLE' });
     const session = await engine.openSession({ asset: sample.asset, destination: { address: '127.0.0.1', port: healthy.rtpPort }, transport: 'rtp' });
     const play = await engine.play(session.id);
     await sleep(800);
@@ -307,8 +307,7 @@ test.serial('errors about a destination (refused, not permitted) are the session
     await healthy.waitForQuiet(150, 5000);
     t.deepEqual(failovers, [], 'no path failed');
     t.true(engine.isProtected());
-    // The refused session's ICMP errors are reported once; a synchronous send error
-    // (EACCES to broadcast) is dropped by Node when send() has no callback.
+    // The refused session's ICMP errors are reported once.
     t.is(sessionErrors.filter((m) => m.startsWith('ECONNREFUSED')).length, 1, `reported once, by the sending path: ${sessionErrors.join('; ')}`);
     const check = checkRtpStream(healthy.packets, session, play, sample);
     t.is(healthy.datagrams.length, engine.getSession(session.id)!.sent);

@@ -24,7 +24,7 @@ import { spawnSupervisorWorker } from '../supervisor/index.js';
 import { failPath, type FailureReport } from '../supervisor/fail-path.js';
 import { TwinframeError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
-import { reservePortPair, type PortPair } from './ports.js';
+import { probeRoute, reservePortPair, type PortPair } from './ports.js';
 import { stopWorker, terminateWithin } from './worker-stop.js';
 import { FailoverState, FailoverType, namedState, type NamedState } from '../failover/states.js';
 import {
@@ -50,7 +50,7 @@ export interface EngineOptions {
   /** Heartbeats of a freshly synchronized path are not judged for this long. */
   readonly warmupGraceMs?: number;
   readonly faultInjection?: boolean;
-  /** Source address of the media (the patent's stream IP). */
+  /** Source address of the media (the patent's stream IP) for sessions opened without one. */
   readonly streamAddress?: string;
   /** How long a path may take to open every session before its synchronization fails. */
   readonly syncTimeoutMs?: number;
@@ -80,6 +80,8 @@ export interface OpenSessionOptions {
   readonly assetName?: string;
   readonly destination: { readonly address: string; readonly port: number };
   readonly transport: TransportKind;
+  /** Source address of the session's media (where its ports are bound); default: the engine's streamAddress. */
+  readonly source?: string;
 }
 
 export type SessionState = 'ready' | 'playing' | 'paused' | 'ended' | 'closed';
@@ -264,7 +266,9 @@ export class Engine extends EventEmitter {
     }
     let ports: PortPair | undefined;
     try {
-      ports = await reservePortPair(this.options.streamAddress, this.options.serverPortRange);
+      const source = options.source ?? this.options.streamAddress;
+      await probeRoute(source, options.destination);
+      ports = await reservePortPair(source, this.options.serverPortRange);
       this.assertOpen(); // closed while the ports were bound
     } catch (err) {
       ports?.release();
@@ -309,7 +313,7 @@ export class Engine extends EventEmitter {
     this.admissions.delete(admission);
     this.sessions.set(session.id, session);
     this.cb.wakePaths();
-    this.log.info({ session: session.id, slot, transport: session.transport, rtpPort: ports.rtpPort }, 'session opened');
+    this.log.info({ session: session.id, slot, transport: session.transport, source: ports.address, rtpPort: ports.rtpPort }, 'session opened');
     this.emit('session-opened', this.info(session));
     return this.info(session);
   }

@@ -65,6 +65,12 @@ export interface RtspServerOptions {
   readonly sessionTimeoutMs?: number;
   /** Let SETUP's destination= name an address other than the client's own. Default false. */
   readonly allowForeignDestination?: boolean;
+  /**
+   * Source address of every session's media (network.streamIp). Default: the
+   * local address of the viewer's RTSP connection, the address it reached us
+   * on, which the route back to it leaves from.
+   */
+  readonly streamAddress?: string;
   /** Largest request head, and largest body, accepted; bigger gets 413 and the connection closed. Default 16 KiB. */
   readonly maxRequestBytes?: number;
   /** Connections beyond this many get 503 and are closed at once. Default 1000. */
@@ -171,6 +177,7 @@ export class RtspServer {
   readonly #port: number;
   readonly #sessionTimeoutMs: number;
   readonly #allowForeignDestination: boolean;
+  readonly #streamAddress: string | undefined;
   readonly #maxRequestBytes: number;
   readonly #maxConnections: number;
   readonly #idleTimeoutMs: number;
@@ -194,6 +201,7 @@ export class RtspServer {
     this.#port = options.port ?? 8554;
     this.#sessionTimeoutMs = options.sessionTimeoutMs ?? 60_000;
     this.#allowForeignDestination = options.allowForeignDestination ?? false;
+    this.#streamAddress = options.streamAddress;
     this.#maxRequestBytes = options.maxRequestBytes ?? 16 * 1024;
     this.#maxConnections = options.maxConnections ?? 1000;
     this.#idleTimeoutMs = options.idleTimeoutMs ?? this.#sessionTimeoutMs + 10_000;
@@ -464,6 +472,7 @@ export class RtspServer {
       assetName: asset.name,
       destination: { address: destination, port: chosen.clientRtpPort },
       transport: chosen.kind,
+      source: this.#streamAddress ?? conn.local,
     });
     if (this.#closed) {
       this.#engine.closeSession(info.id);
