@@ -41,6 +41,7 @@ import { FaultKinds, type FaultKind } from '../src/shared/commands.js';
 import { startServer, type TwinframeServer } from '../src/server.js';
 import { sleep, waitForRecovery } from './helpers/engine-fixture.js';
 import { RtspClient } from './helpers/rtsp-client.js';
+import { runToString } from './helpers/run.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const ASSET = path.join(ROOT, 'assets/sample.ts');
@@ -223,23 +224,6 @@ function ffmpeg(args: string[], limitMs: number): Run {
     child.once('close', (code) => { clearTimeout(timer); resolve({ code, stderr }); });
   });
   return { done, kill: () => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); } };
-}
-
-function runToString(argv: string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => { out += d.toString('utf8'); });
-    child.stderr.on('data', (d: Buffer) => { err += d.toString('utf8'); });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    child.once('error', reject);
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      if (code === 0) resolve(out);
-      else reject(new Error(`${argv.join(' ')} exited ${code}: ${err.slice(-1000)}`));
-    });
-  });
 }
 
 async function freeUdpPort(): Promise<number> {
