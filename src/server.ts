@@ -54,7 +54,6 @@ export async function startServer(options: ServerOptions): Promise<TwinframeServ
       maxMissedHeartbeats: config.failover.maxMissedHeartbeats,
       autoFailover: config.failover.autoFailover,
       faultInjection: config.admin.faultInjection,
-      streamAddress: config.network.streamIp,
       serverPortRange: config.rtsp.serverPortRange,
       limits: config.limits,
       // Every slot the control block can hold: the configured limits decide admission.
@@ -76,6 +75,7 @@ export async function startServer(options: ServerOptions): Promise<TwinframeServ
       port: config.rtsp.port,
       sessionTimeoutMs: config.rtsp.sessionTimeoutSec * 1000,
       allowForeignDestination: config.rtsp.allowForeignDestination,
+      streamAddress: config.network.streamIp,
       maxRequestBytes: config.rtsp.maxRequestBytes,
       logger,
       ...options.rtsp,

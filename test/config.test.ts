@@ -38,7 +38,7 @@ test('a missing file gives the documented defaults, and they are valid and usabl
     t.is(cfg.failover.maxMissedHeartbeats, 5);
     t.false(cfg.admin.faultInjection);
     t.deepEqual(cfg.loadBalance, { active: false, groupId: 0 });
-    t.is(cfg.network.streamIp, '127.0.0.1');
+    t.is(cfg.network.streamIp, undefined, 'unset: media leaves from the address each viewer reached');
     t.deepEqual(cfg.network.routes, []);
     t.is(cfg.media.mounts.length, 1);
     t.is(cfg.media.mounts[0]!.prefix, '');

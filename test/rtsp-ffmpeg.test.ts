@@ -41,6 +41,8 @@ import { FaultKinds, type FaultKind } from '../src/shared/commands.js';
 import { startServer, type TwinframeServer } from '../src/server.js';
 import { sleep, waitForRecovery } from './helpers/engine-fixture.js';
 import { RtspClient } from './helpers/rtsp-client.js';
+import { runToString } from './helpers/run.js';
+import type { FailoverEvent, HandoverEvent } from '../src/engine/engine.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const ASSET = path.join(ROOT, 'assets/sample.ts');
@@ -114,7 +116,11 @@ for (const kind of [undefined, ...FaultKinds] as Array<FaultKind | undefined>) {
   test.serial(title, async (t) => {
     const dir = await fs.mkdtemp(path.join(tmp, `${kind ?? 'healthy'}-`));
     const failovers: string[] = [];
-    const onFailover = (e: { pathName: string; cause: string; wasActive: boolean }): void => { failovers.push(`${e.pathName}:${e.cause}${e.wasActive ? ':active' : ''}`); };
+    // A hung sender is handed over from by its standby first, then failed: it was the active path all the same.
+    const handedOver = new Set<string>();
+    const onHandover = (h: HandoverEvent): void => { handedOver.add(h.from); };
+    const onFailover = (e: FailoverEvent): void => { failovers.push(`${e.pathName}:${e.cause}${e.wasActive || handedOver.has(e.pathName) ? ':active' : ''}`); };
+    server.engine.on('handover', onHandover);
     server.engine.on('failover', onFailover);
     const rawPort = await freeUdpPort();
     const control = await RtspClient.connect({ port });
@@ -167,6 +173,7 @@ for (const kind of [undefined, ...FaultKinds] as Array<FaultKind | undefined>) {
       if (kind !== undefined) t.true(failovers.some((f) => f.endsWith(':active')), `a failover of the active path happened: [${failovers.join(', ')}]`);
     } finally {
       server.engine.off('failover', onFailover);
+      server.engine.off('handover', onHandover);
       client?.kill();
       raw?.kill();
       await control.close();
@@ -223,23 +230,6 @@ function ffmpeg(args: string[], limitMs: number): Run {
     child.once('close', (code) => { clearTimeout(timer); resolve({ code, stderr }); });
   });
   return { done, kill: () => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); } };
-}
-
-function runToString(argv: string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => { out += d.toString('utf8'); });
-    child.stderr.on('data', (d: Buffer) => { err += d.toString('utf8'); });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    child.once('error', reject);
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      if (code === 0) resolve(out);
-      else reject(new Error(`${argv.join(' ')} exited ${code}: ${err.slice(-1000)}`));
-    });
-  });
 }
 
 async function freeUdpPort(): Promise<number> {

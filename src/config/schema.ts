@@ -260,8 +260,13 @@ const routeSchema = z.object({
 }).strict();
 
 const networkSchema = z.object({
-  /** StreamIP of [0083]: the source address both paths' datagrams carry. */
-  streamIp: ipv4.default('127.0.0.1'),
+  /**
+   * StreamIP of [0083]: the source address both paths' datagrams carry, for every
+   * session. Unset (the default): each session's media leaves from the address its
+   * viewer's RTSP connection reached, which the route back to that viewer uses.
+   * A destination this address cannot reach is refused at SETUP (RTSP 462).
+   */
+  streamIp: ipv4.optional(),
   /** Stream_Mask of [0083]. Stored only: twinframe does not configure interfaces. */
   mask: netmask.default('255.0.0.0'),
   /**

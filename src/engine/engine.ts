@@ -25,7 +25,8 @@ import { failPath, type FailureReport } from '../supervisor/fail-path.js';
 import { TwinframeError } from '../errors.js';
 import type { AssetIdentity } from '../shared/asset-file.js';
 import { silentLogger, type Logger } from '../log.js';
-import { reservePortPair, type PortPair } from './ports.js';
+import { probeRoute, reservePortPair, type PortPair } from './ports.js';
+import { stopWorker, terminateWithin } from './worker-stop.js';
 import { FailoverState, FailoverType, namedState, type NamedState } from '../failover/states.js';
 import {
   bootstrapPair, describePair, initialPair, partnerOf, transition,
@@ -50,7 +51,7 @@ export interface EngineOptions {
   readonly heartbeatPeriodUs?: number;
   readonly maxMissedHeartbeats?: number;
   readonly faultInjection?: boolean;
-  /** Source address of the media (the patent's stream IP). */
+  /** Source address of the media (the patent's stream IP) for sessions opened without one. */
   readonly streamAddress?: string;
   /** How long a path may take to open every session before its synchronization fails. */
   readonly syncTimeoutMs?: number;
@@ -80,6 +81,8 @@ export interface OpenSessionOptions {
   readonly assetName?: string;
   readonly destination: { readonly address: string; readonly port: number };
   readonly transport: TransportKind;
+  /** Source address of the session's media (where its ports are bound); default: the engine's streamAddress. */
+  readonly source?: string;
 }
 
 export type SessionState = 'ready' | 'playing' | 'paused' | 'ended' | 'failed' | 'closed';
@@ -212,7 +215,10 @@ const HEADER_OVERHEAD = (20 + 8 + 12) / 1316;
 /** How far ahead of now a play is scheduled: time for both paths to see it. */
 const PLAY_LEAD_MS = 2;
 const SESSION_READY_TIMEOUT_MS = 3000;
+/** How long a worker told to stop may take to leave its loop by itself before it is terminated. */
 const STOP_TIMEOUT_MS = 2000;
+/** How long a terminated worker may take to end; one blocked in a system call may never end. */
+const TERMINATE_TIMEOUT_MS = 1500;
 
 export class Engine extends EventEmitter {
   readonly cb: ControlBlock;
@@ -223,6 +229,8 @@ export class Engine extends EventEmitter {
   private supervisor: Worker | undefined;
   private supervisorExited: Promise<void> = Promise.resolve();
   private readonly sessions = new Map<string, Session>();
+  /** Admissions of sessions still being opened: they count against the limits like open ones. */
+  private readonly admissions = new Set<{ readonly bitrate: number }>();
   private readonly freeSlots: number[];
   /** Slots closed but not yet acknowledged by every path: slot → path incarnations still to ack. */
   private readonly closingSlots = new Map<number, Set<string>>();
@@ -273,16 +281,30 @@ export class Engine extends EventEmitter {
 
   // ── Sessions ───────────────────────────────────────────────────────────────
 
-  /** Create a session on both paths (sockets opened, nothing sent until play). */
+  /**
+   * Create a session on both paths (sockets opened, nothing sent until play).
+   * Its admission is reserved before the first await, so concurrent opens cannot
+   * pass a limit together. The session enters the table only once its command is
+   * queued on every live path; whatever fails on the way is undone (admission,
+   * slot, ports, and the command on a path that already took it).
+   */
   async openSession(options: OpenSessionOptions): Promise<SessionInfo> {
     this.assertOpen();
-    this.checkAdmission(options.asset.bitrate);
+    const admission = this.reserveAdmission(options.asset.bitrate);
     const slot = this.freeSlots.pop();
-    if (slot === undefined) throw new TwinframeError('TF_SESSION_LIMIT', `all ${this.options.maxSessions} session slots are in use`);
-    let ports: PortPair;
+    if (slot === undefined) {
+      this.admissions.delete(admission);
+      throw new TwinframeError('TF_SESSION_LIMIT', `all ${this.options.maxSessions} session slots are in use`);
+    }
+    let ports: PortPair | undefined;
     try {
-      ports = await reservePortPair(this.options.streamAddress, this.options.serverPortRange);
+      const source = options.source ?? this.options.streamAddress;
+      await probeRoute(source, options.destination);
+      ports = await reservePortPair(source, this.options.serverPortRange);
+      this.assertOpen(); // closed while the ports were bound
     } catch (err) {
+      ports?.release();
+      this.admissions.delete(admission);
       this.freeSlots.push(slot);
       throw err;
     }
@@ -306,11 +328,25 @@ export class Engine extends EventEmitter {
       readyWaiters: [],
     };
     this.cb.resetSession(slot);
-    this.sessions.set(session.id, session);
     const command = this.openCommand(session);
-    for (const p of this.livePaths()) this.send(p, command);
+    const queuedOn: PathRecord[] = [];
+    try {
+      for (const p of this.livePaths()) {
+        this.send(p, command);
+        queuedOn.push(p);
+      }
+    } catch (err) {
+      ports.release();
+      this.admissions.delete(admission);
+      this.closeOnPaths(slot, queuedOn);
+      this.log.warn({ session: session.id, slot, source: ports.address, rtpPort: ports.rtpPort, err: (err as Error).message }, 'session refused: its command could not be queued on every data path');
+      throw err;
+    }
+    // One synchronous step: from here the session counts itself against the limits.
+    this.admissions.delete(admission);
+    this.sessions.set(session.id, session);
     this.cb.wakePaths();
-    this.log.info({ session: session.id, slot, transport: session.transport, rtpPort: ports.rtpPort }, 'session opened');
+    this.log.info({ session: session.id, slot, transport: session.transport, source: ports.address, rtpPort: ports.rtpPort }, 'session opened');
     this.emit('session-opened', this.info(session));
     return this.info(session);
   }
@@ -354,14 +390,7 @@ export class Engine extends EventEmitter {
     session.state = 'closed';
     this.sessions.delete(sessionId);
     session.ports.release();
-    const waiting = new Set<string>();
-    for (const p of this.livePaths()) {
-      this.send(p, { type: 'close-session', slot: session.slot });
-      waiting.add(incarnationKey(p));
-    }
-    this.cb.wakePaths();
-    if (waiting.size === 0) this.freeSlots.push(session.slot);
-    else this.closingSlots.set(session.slot, waiting);
+    this.closeOnPaths(session.slot, this.livePaths());
     for (const resolve of session.readyWaiters) resolve();
     this.log.info({ session: sessionId }, 'session closed');
     this.emit('session-closed', { id: sessionId });
@@ -374,18 +403,27 @@ export class Engine extends EventEmitter {
    * RTSP PLAY after the operator lowered a limit).
    */
   checkAdmission(bitrate: number, excludingSessionId?: string): void {
-    const open = [...this.sessions.values()].filter((s) => s.id !== excludingSessionId);
+    const counted = [...this.sessions.values()].filter((s) => s.id !== excludingSessionId).map((s) => s.asset.bitrate);
+    for (const admission of this.admissions) counted.push(admission.bitrate);
     const { maxStreams, mpegBandwidthKbps, serverBandwidthKbps } = this.limits;
-    if (open.length + 1 > maxStreams) {
+    if (counted.length + 1 > maxStreams) {
       throw new TwinframeError('TF_SESSION_LIMIT', `stream count limit of ${maxStreams} reached`, { limit: maxStreams });
     }
-    const mpegKbps = (open.reduce((sum, s) => sum + s.asset.bitrate, 0) + bitrate) / 1000;
+    const mpegKbps = (counted.reduce((sum, b) => sum + b, 0) + bitrate) / 1000;
     if (mpegKbps > mpegBandwidthKbps) {
       throw new TwinframeError('TF_BANDWIDTH_LIMIT', `MPEG bandwidth would reach ${Math.ceil(mpegKbps)} kbit/s, over the ${mpegBandwidthKbps} kbit/s limit`, { limit: mpegBandwidthKbps });
     }
     if (mpegKbps * (1 + HEADER_OVERHEAD) > serverBandwidthKbps) {
       throw new TwinframeError('TF_BANDWIDTH_LIMIT', `server bandwidth would reach ${Math.ceil(mpegKbps * (1 + HEADER_OVERHEAD))} kbit/s, over the ${serverBandwidthKbps} kbit/s limit`, { limit: serverBandwidthKbps });
     }
+  }
+
+  /** Admit a session of this bit rate and hold its place until it is open or refused (synchronous: no open can slip in between). */
+  private reserveAdmission(bitrate: number): { readonly bitrate: number } {
+    this.checkAdmission(bitrate);
+    const admission = { bitrate };
+    this.admissions.add(admission);
+    return admission;
   }
 
   getLimits(): StreamLimits {
@@ -491,8 +529,8 @@ export class Engine extends EventEmitter {
     }
     this.cb.shutdown();
     await Promise.all([
-      ...this.paths.map((p) => stopWorker(p.worker, p.exited)),
-      stopWorker(this.supervisor, this.supervisorExited),
+      ...this.paths.map((p) => this.stopThread(p.worker, p.exited, `data path ${PATH_NAMES[p.id]}`)),
+      this.stopThread(this.supervisor, this.supervisorExited, 'supervisor'),
     ]);
     this.removeAllListeners();
   }
@@ -799,8 +837,17 @@ export class Engine extends EventEmitter {
       if (waiting.delete(oldKey) && waiting.size === 0) this.releaseSlot(slot);
     }
     for (const session of this.sessions.values()) session.readyOn.delete(oldKey);
-    if (old) await old.terminate();
+    // Bounded: a worker blocked in a system call never ends, and failure handling must go on.
+    if (old && !(await terminateWithin(old, TERMINATE_TIMEOUT_MS))) {
+      this.log.error({ path: PATH_NAMES[p.id], incarnation: p.incarnation, waitedMs: TERMINATE_TIMEOUT_MS }, 'failed data path did not end when terminated (blocked in a system call?); starting its replacement anyway');
+    }
     if (!this.closed) this.spawnPath(p);
+  }
+
+  /** Stop a worker thread at shutdown, waiting for it within bounds; one that does not end is reported and left. */
+  private async stopThread(worker: Worker | undefined, exited: Promise<void>, name: string): Promise<void> {
+    if (!worker || await stopWorker(worker, exited, STOP_TIMEOUT_MS, TERMINATE_TIMEOUT_MS)) return;
+    this.log.error({ thread: name, waitedMs: STOP_TIMEOUT_MS + TERMINATE_TIMEOUT_MS }, 'thread did not end when stopped (blocked in a system call?); leaving it');
   }
 
   /** Publish the machine's variables to the control block (bumping SIGFAILOVER) and announce changes. */
@@ -875,6 +922,26 @@ export class Engine extends EventEmitter {
     }
   }
 
+  /**
+   * Tell `paths` to close `slot`. The slot is free again once each has
+   * acknowledged or been replaced: until then a path may still hold its socket.
+   */
+  private closeOnPaths(slot: number, paths: readonly PathRecord[]): void {
+    const waiting = new Set<string>();
+    for (const p of paths) {
+      try {
+        this.send(p, { type: 'close-session', slot });
+      } catch (err) {
+        // The path keeps the session until it is replaced; the slot waits for that.
+        this.log.error({ path: PATH_NAMES[p.id], slot, err: (err as Error).message }, 'cannot queue a session close; its slot stays taken until the path is restarted');
+      }
+      waiting.add(incarnationKey(p));
+    }
+    this.cb.wakePaths();
+    if (waiting.size === 0) this.freeSlots.push(slot);
+    else this.closingSlots.set(slot, waiting);
+  }
+
   private ackClose(slot: number, key: string): void {
     const waiting = this.closingSlots.get(slot);
     if (waiting && waiting.delete(key) && waiting.size === 0) this.releaseSlot(slot);
@@ -937,15 +1004,4 @@ function stripUndefined<T extends object>(o: T): Partial<T> {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Let a worker leave its loop by itself (shutdown flag), then terminate it if it does not. */
-async function stopWorker(worker: Worker | undefined, exited: Promise<void>): Promise<void> {
-  if (!worker) return;
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<void>((resolve) => {
-    timer = setTimeout(() => { void worker.terminate().then(() => resolve()); }, STOP_TIMEOUT_MS);
-  });
-  await Promise.race([exited, timeout]);
-  clearTimeout(timer);
 }

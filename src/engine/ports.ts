@@ -1,7 +1,9 @@
-// Server port pairs for sessions: an even RTP port and the odd RTCP port above it.
-// The control plane binds both (SO_REUSEADDR) for the session's lifetime so no
-// other session is given them; each data path binds the RTP port again,
-// with the same option, as the source of its own connected socket.
+// Server port pairs for sessions: an even RTP port and the odd RTCP port above it,
+// on the session's source address (its stream address). The control plane binds
+// both (SO_REUSEADDR) for the session's lifetime so no other session is given
+// them; each data path binds the RTP port again, with the same option, as the
+// source of its own connected socket. And the check, before any of that, that
+// the source address can reach the session's destination at all.
 
 import { createSocket, type Socket } from 'node:dgram';
 import { TwinframeError } from '../errors.js';
@@ -59,6 +61,39 @@ export async function reservePortPair(address: string, range: { first: number; l
     };
   }
   throw new TwinframeError('TF_PORTS_EXHAUSTED', `no free even/odd UDP port pair in ${range.first}-${range.last} on ${address}`);
+}
+
+/**
+ * Refuse a destination that `source` cannot send to (TF_RTSP_DESTINATION_UNREACHABLE,
+ * RTSP 462), before a session exists: a UDP socket bound to `source` and
+ * connect()ed to the destination asks the kernel for the route and sends nothing.
+ * A loopback source cannot reach another host (EINVAL), a broadcast address needs
+ * SO_BROADCAST (EACCES), an address nothing routes to gives ENETUNREACH, a source
+ * that is not an address of this host EADDRNOTAVAIL, and port 0 ERR_SOCKET_BAD_PORT.
+ * The data paths' sockets would meet the same error on every attempt.
+ */
+export async function probeRoute(source: string, destination: { readonly address: string; readonly port: number }): Promise<void> {
+  const socket = createSocket('udp4');
+  try {
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', reject);
+      socket.bind({ address: source, port: 0 }, () => {
+        try {
+          // Node 20 hands connect errors to this callback, not to 'error'.
+          socket.connect(destination.port, destination.address, (err?: Error) => (err ? reject(err) : resolve()));
+        } catch (err) {
+          reject(err); // a port Node refuses outright (0), thrown synchronously
+        }
+      });
+    });
+  } catch (err) {
+    const reason = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    throw new TwinframeError('TF_RTSP_DESTINATION_UNREACHABLE', `stream address ${source} cannot reach ${destination.address}:${destination.port} (${reason})`, {
+      source, destination: destination.address, reason,
+    });
+  } finally {
+    socket.close();
+  }
 }
 
 function bindUdp(address: string, port: number, reuseAddr: boolean): Promise<Socket | undefined> {

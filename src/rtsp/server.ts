@@ -35,6 +35,7 @@ import { RtcpSender } from './rtcp.js';
 import { buildSdp } from './sdp.js';
 import { RtspSession, type RtspSessionState, type SessionAsset } from './session.js';
 import { TRACK_CONTROL, parseRtspUrl } from './url.js';
+import { ASSET_OPEN_FLAGS } from '../shared/asset-file.js';
 
 /** What the RTSP server needs from the engine (Engine implements it). */
 export interface RtspEngine {
@@ -67,6 +68,12 @@ export interface RtspServerOptions {
   readonly sessionTimeoutMs?: number;
   /** Let SETUP's destination= name an address other than the client's own. Default false. */
   readonly allowForeignDestination?: boolean;
+  /**
+   * Source address of every session's media (network.streamIp). Default: the
+   * local address of the viewer's RTSP connection, the address it reached us
+   * on, which the route back to it leaves from.
+   */
+  readonly streamAddress?: string;
   /** Largest request head, and largest body, accepted; bigger gets 413 and the connection closed. Default 16 KiB. */
   readonly maxRequestBytes?: number;
   /** Connections beyond this many get 503 and are closed at once. Default 1000. */
@@ -173,6 +180,7 @@ export class RtspServer {
   readonly #port: number;
   readonly #sessionTimeoutMs: number;
   readonly #allowForeignDestination: boolean;
+  readonly #streamAddress: string | undefined;
   readonly #maxRequestBytes: number;
   readonly #maxConnections: number;
   readonly #idleTimeoutMs: number;
@@ -196,6 +204,7 @@ export class RtspServer {
     this.#port = options.port ?? 8554;
     this.#sessionTimeoutMs = options.sessionTimeoutMs ?? 60_000;
     this.#allowForeignDestination = options.allowForeignDestination ?? false;
+    this.#streamAddress = options.streamAddress;
     this.#maxRequestBytes = options.maxRequestBytes ?? 16 * 1024;
     this.#maxConnections = options.maxConnections ?? 1000;
     this.#idleTimeoutMs = options.idleTimeoutMs ?? this.#sessionTimeoutMs + 10_000;
@@ -468,6 +477,7 @@ export class RtspServer {
       assetName: asset.name,
       destination: { address: destination, port: chosen.clientRtpPort },
       transport: chosen.kind,
+      source: this.#streamAddress ?? conn.local,
     });
     if (this.#closed) {
       this.#engine.closeSession(info.id);
@@ -718,7 +728,7 @@ function sdpSessionId(name: string): number {
 
 /** A packet's send time from the index's times table (90 kHz ticks from packet 0). */
 async function packetTicks(indexPath: string, timesOffset: number, packet: number): Promise<number> {
-  const file = await open(indexPath, 'r');
+  const file = await open(indexPath, ASSET_OPEN_FLAGS); // never waits on a FIFO swapped in for the index
   try {
     const buf = Buffer.alloc(IndexHeader.TIME_ENTRY_SIZE);
     const { bytesRead } = await file.read(buf, 0, buf.length, timeEntryOffset(timesOffset, packet));

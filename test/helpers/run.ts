@@ -1,0 +1,22 @@
+// Run a command to its end and take its standard output: for tests that drive
+// real programs (ffmpeg, twinframectl, a viewer in a network namespace).
+
+import { spawn } from 'node:child_process';
+
+/** stdout of `argv`; rejects with the end of its stderr unless it exits 0. SIGKILLed after `limitMs`. */
+export function runToString(argv: readonly string[], limitMs = 30_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => { out += d.toString('utf8'); });
+    child.stderr.on('data', (d: Buffer) => { err += d.toString('utf8'); });
+    const timer = setTimeout(() => child.kill('SIGKILL'), limitMs);
+    child.once('error', reject);
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      if (code === 0) resolve(out);
+      else reject(new Error(`${argv.join(' ')} exited ${code}: ${err.slice(-2000)}`));
+    });
+  });
+}
