@@ -52,7 +52,7 @@
 
 import { fork, spawnSync } from 'node:child_process';
 import dgram from 'node:dgram';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
@@ -68,7 +68,7 @@ import { raiseThreadPriority } from '../src/shared/thread-priority.js';
 import { createLogger, silentLogger, type Logger } from '../src/log.js';
 import { checkRtpStream, type SampleAsset } from '../test/helpers/engine-fixture.js';
 import { parseRtpPacket, sequenceStats, type RtpPacket } from '../test/helpers/rtsp-client.js';
-import { FlagReader, quantile } from './lib.js';
+import { FlagReader, mulberry32, nearest16, quantile, readSocketDrops, readStealMs, readUdpSnmp, sleep, threadPolicies, withTimeout } from './lib.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 /** Repository root, from dist/bench/ (compiled) or bench/ (never run uncompiled, but be kind). */
@@ -195,22 +195,6 @@ function parseOptions(argv: string[]): Options {
 // ─────────────────────────────────────────────────────────────────────────────
 // Small helpers
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-
 interface Dist { n: number; p50: number; p99: number; max: number; mean: number }
 
 function dist(values: readonly number[]): Dist {
@@ -226,78 +210,6 @@ function fmt(x: number, digits = 2): string {
 
 function fmtDist(d: Dist, width = 6, digits = 2): string {
   return [d.p50, d.p99, d.max].map((x) => fmt(x, digits).padStart(width)).join(' ');
-}
-
-/** Extend a 16-bit number to the value nearest `ref` (RFC 3550 A.1 style). */
-function nearest16(value16: number, ref: number): number {
-  let d = (value16 - ref) & 0xffff;
-  if (d >= 0x8000) d -= 0x10000;
-  return ref + d;
-}
-
-/** CPU time stolen from this (virtual) machine by its host so far, ms (/proc/stat 'steal', USER_HZ = 100/s). */
-function readStealMs(): number {
-  try {
-    return Number(readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/)[8] ?? 0) * 10;
-  } catch {
-    return Number.NaN;
-  }
-}
-
-function readUdpSnmp(): Record<string, number> {
-  try {
-    const lines = readFileSync('/proc/net/snmp', 'utf8').split('\n').filter((l) => l.startsWith('Udp:'));
-    const names = lines[0]!.split(/\s+/).slice(1);
-    const values = lines[1]!.split(/\s+/).slice(1).map(Number);
-    return Object.fromEntries(names.map((n, i) => [n, values[i]!]));
-  } catch {
-    return {};
-  }
-}
-
-/** The kernel's per-socket drop counters (last column of /proc/net/udp) for local ports on 127.0.0.1. */
-function readSocketDrops(ports: readonly number[]): { drops: number; found: number } {
-  const wanted = new Set(ports);
-  let drops = 0;
-  let found = 0;
-  try {
-    for (const line of readFileSync('/proc/net/udp', 'utf8').split('\n').slice(1)) {
-      const cols = line.trim().split(/\s+/);
-      if (cols.length < 13) continue;
-      const [addrHex, portHex] = cols[1]!.split(':');
-      if (addrHex !== '0100007F' || !wanted.has(parseInt(portHex!, 16))) continue;
-      found++;
-      drops += Number(cols[cols.length - 1]);
-    }
-  } catch {
-    // not Linux: leave it at 0 found
-  }
-  return { drops, found };
-}
-
-/** Scheduling policies of this process's threads (from /proc), to show which ones run SCHED_FIFO. */
-function threadPolicies(): Array<{ tid: number; comm: string; policy: string; rtPriority: number }> {
-  const names: Record<number, string> = { 0: 'normal', 1: 'fifo', 2: 'rr', 3: 'batch', 5: 'idle' };
-  const out: Array<{ tid: number; comm: string; policy: string; rtPriority: number }> = [];
-  const dir = `/proc/${process.pid}/task`;
-  let tids: number[] = [];
-  try {
-    tids = readdirSync(dir).map(Number).filter((n) => Number.isInteger(n) && n > 0);
-  } catch {
-    return out; // no /proc
-  }
-  for (const tid of tids) {
-    try {
-      const stat = readFileSync(`${dir}/${tid}/stat`, 'utf8');
-      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      // fields[0] is stat field 3 (state); rt_priority is field 40, policy field 41.
-      out.push({ tid, comm, rtPriority: Number(fields[37]), policy: names[Number(fields[38])] ?? fields[38]! });
-    } catch {
-      // thread gone
-    }
-  }
-  return out;
 }
 
 // ─────────────────────────────────────────────────────────────────────────────
@@ -652,14 +564,6 @@ class Receiver {
   async close(): Promise<void> {
     await this.stop();
   }
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    p,
-    new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms); }),
-  ]).finally(() => clearTimeout(timer));
 }
 
 // ─────────────────────────────────────────────────────────────────────────────

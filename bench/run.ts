@@ -7,7 +7,7 @@
 //   --quick                       each benchmark's short form (QUICK below)
 //   --args-failover "--faults 200 --sessions 20"
 //                                 options for one benchmark (split on spaces);
-//                                 given, they replace its --quick options
+//                                 given, they replace its QUICK or FULL options
 //
 // Options are never sent to every benchmark alike: they parse their own flags,
 // and some (admin-status) refuse flags they do not know.
@@ -24,6 +24,12 @@ const QUICK: Record<string, string[]> = {
   'failover.bench.js': ['--quick'],
   'platform-wake.bench.js': ['--quick'],
   'admin-status.bench.js': ['--requests', '50', '--cli', '5'],
+  'liveness.bench.js': ['--quick'],
+};
+
+/** A full run's options for benchmarks whose own default is a soak too long to run with the others. */
+const FULL: Record<string, string[]> = {
+  'liveness.bench.js': ['--phase-s', '60'], // 5 phases × 1 min; its own 5 min a phase: npm run bench:liveness
 };
 
 interface RunOptions {
@@ -49,7 +55,7 @@ function parse(argv: string[]): RunOptions {
 
 function argsFor(bench: string, o: RunOptions): string[] {
   for (const [prefix, args] of o.args) if (bench.startsWith(prefix)) return args;
-  return o.quick ? QUICK[bench] ?? [] : [];
+  return (o.quick ? QUICK : FULL)[bench] ?? [];
 }
 
 function runBench(file: string, args: string[]): Promise<{ code: number | null; signal: NodeJS.Signals | null; seconds: number }> {

@@ -405,40 +405,17 @@ export class UdpReceiver {
     });
   }
 
-  /** Bind a free even/odd port pair; retried because another process can take port+1 first. */
+  /** A receiver on a free even/odd port pair (openPortPair). */
   static async open(options: UdpReceiverOptions = {}): Promise<UdpReceiver> {
-    const host = options.host ?? '127.0.0.1';
-    for (let attempt = 0; attempt < 50; attempt++) {
-      const rtp = dgram.createSocket('udp4');
-      try {
-        await bind(rtp, 0, host);
-      } catch (err) {
-        rtp.close();
-        throw err;
-      }
-      const port = rtp.address().port;
-      if (port % 2 !== 0 || port >= 65535) {
-        rtp.close();
-        continue;
-      }
-      const rtcp = dgram.createSocket('udp4');
-      try {
-        await bind(rtcp, port + 1, host);
-      } catch {
-        rtcp.close();
-        rtp.close();
-        continue;
-      }
-      // A big receive buffer keeps bursts (a failover catch-up) from being
-      // dropped by the kernel and miscounted as server loss.
-      try {
-        rtp.setRecvBufferSize(4 * 1024 * 1024);
-      } catch {
-        // The kernel may cap it; the default still works for short streams.
-      }
-      return new UdpReceiver(rtp, rtcp, options);
+    const { rtp, rtcp } = await openPortPair(options.host ?? '127.0.0.1');
+    // A big receive buffer keeps bursts (a failover catch-up) from being
+    // dropped by the kernel and miscounted as server loss.
+    try {
+      rtp.setRecvBufferSize(4 * 1024 * 1024);
+    } catch {
+      // The kernel may cap it; the default still works for short streams.
     }
-    throw new Error('could not bind a free UDP port pair after 50 attempts');
+    return new UdpReceiver(rtp, rtcp, options);
   }
 
   get rtpPort(): number {
@@ -555,6 +532,34 @@ export class UdpReceiver {
       this.#listeners.push(listener);
     });
   }
+}
+
+/** RTP on a free even port of `host`, RTCP on the next (RFC 3550 §11); retried because another process can take port+1 first. */
+export async function openPortPair(host: string): Promise<{ rtp: dgram.Socket; rtcp: dgram.Socket }> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const rtp = dgram.createSocket('udp4');
+    try {
+      await bind(rtp, 0, host);
+    } catch (err) {
+      rtp.close();
+      throw err;
+    }
+    const port = rtp.address().port;
+    if (port % 2 !== 0 || port >= 65535) {
+      rtp.close();
+      continue;
+    }
+    const rtcp = dgram.createSocket('udp4');
+    try {
+      await bind(rtcp, port + 1, host);
+    } catch {
+      rtcp.close();
+      rtp.close();
+      continue;
+    }
+    return { rtp, rtcp };
+  }
+  throw new Error('could not bind a free UDP port pair after 50 attempts');
 }
 
 function bind(socket: dgram.Socket, port: number, host: string): Promise<void> {
