@@ -220,7 +220,7 @@ test('heartbeat settings whose worst-case detection exceeds one frame are refuse
   const frameUs = FRAME_INTERVAL_MS.ntsc * 1000;
   for (const maxMissed of [1, 3, 10]) {
     // The largest period that fits, then one microsecond more.
-    const fits = Math.floor(frameUs / (maxMissed + 1)) - 100;
+    const fits = Math.floor((frameUs - 200) / (1.5 * maxMissed));
     t.true(worstCaseDetectionUs(fits, maxMissed) <= frameUs);
     t.notThrows(() => validateFailoverTiming(fits, maxMissed));
     const err = t.throws(() => validateFailoverTiming(fits + 1, maxMissed));
@@ -228,9 +228,9 @@ test('heartbeat settings whose worst-case detection exceeds one frame are refuse
     t.regex(err!.message, /one frame/);
   }
   // A PAL or film frame is longer, so the same setting may fit there.
-  t.throws(() => validateFailoverTiming(9000, 3));
-  t.notThrows(() => validateFailoverTiming(9000, 3, FRAME_INTERVAL_MS.pal));
-  t.notThrows(() => validateFailoverTiming(9000, 3, FRAME_INTERVAL_MS.film));
+  t.throws(() => validateFailoverTiming(8500, 3));
+  t.notThrows(() => validateFailoverTiming(8500, 3, FRAME_INTERVAL_MS.pal));
+  t.notThrows(() => validateFailoverTiming(8500, 3, FRAME_INTERVAL_MS.film));
 });
 
 test('heartbeat periods under 500 µs and fewer than one missed heartbeat are refused', (t) => {
@@ -240,5 +240,5 @@ test('heartbeat periods under 500 µs and fewer than one missed heartbeat are re
     t.true(isTwinframeError(err, 'TF_CONFIG_INVALID'), `${period} × ${missed}`);
   }
   const info = validateFailoverTiming(2000, 5);
-  t.is(info.worstCaseDetectionUs, (5 + 1) * (2000 + 100));
+  t.is(info.worstCaseDetectionUs, 1.5 * 2000 * 5 + 2 * 100);
 });

@@ -69,15 +69,16 @@ export const MIN_HEARTBEAT_PERIOD_US = 500;
 export const WAKEUP_OVERSHOOT_ALLOWANCE_US = 100;
 
 /**
- * Worst-case time from a hang to the failure of the hung path. The supervisor looks
- * once a period while work is due, so a hang just after a look is seen one period
- * later; from there the path must stay stalled on due work for `maxMissed` more
- * periods. Every look may wake late by the overshoot allowance. Hence
- * (maxMissed + 1) × (period + allowance). Sending moves away from a hung sender
- * sooner: its standby takes over one period after the first datagram it misses.
+ * Worst-case time from a hang to the failure of the hung path. While work is due
+ * the supervisor looks every half failure window (period × maxMissed / 2), so a
+ * hang just after a look is seen by the next one at the latest; from that look the
+ * path must stay stalled on due work for the whole window. Each look may wake late
+ * by the overshoot allowance. Hence 1.5 × period × maxMissed + 2 × allowance.
+ * Sending moves away from a hung sender sooner: its standby takes over one period
+ * after the first datagram it misses.
  */
 export function worstCaseDetectionUs(periodUs: number, maxMissed: number): number {
-  return (maxMissed + 1) * (periodUs + WAKEUP_OVERSHOOT_ALLOWANCE_US);
+  return 1.5 * periodUs * maxMissed + 2 * WAKEUP_OVERSHOOT_ALLOWANCE_US;
 }
 
 export interface FailoverTiming {
@@ -111,7 +112,7 @@ function timingProblem(periodUs: number, maxMissed: number, frameIntervalMs: num
       code: 'TF_HEARTBEAT_TOO_SLOW',
       field: 'heartbeatPeriodUs',
       message: `heartbeat ${periodUs} µs × ${maxMissed} missed can take ${(worst / 1000).toFixed(2)} ms to detect a hang `
-        + `((${maxMissed} + 1) × (${periodUs} + ${WAKEUP_OVERSHOOT_ALLOWANCE_US} µs wake-up allowance)), more than one frame (${frameIntervalMs.toFixed(3)} ms)`,
+        + `(1.5 × ${periodUs} µs × ${maxMissed} + 2 × ${WAKEUP_OVERSHOOT_ALLOWANCE_US} µs wake-up allowance), more than one frame (${frameIntervalMs.toFixed(3)} ms)`,
     };
   }
   return null;

@@ -37,7 +37,7 @@ const EARLY_MS = 0.05;
  * YIELD_EVERY_MS when no datagram is due within YIELD_CLEARANCE_MS, and at the
  * latest every YIELD_FORCE_MS whatever is due (a busy path never has clearance).
  */
-const YIELD_EVERY_MS = 5;
+const YIELD_EVERY_MS = 10;
 const YIELD_CLEARANCE_MS = 0.4;
 const YIELD_FORCE_MS = 20;
 /** Datagrams one session may send in one turn (catch-up after a switch); then the others get a turn. */
@@ -188,16 +188,17 @@ export class DataPath {
         }
         return Number.POSITIVE_INFINITY;
       }
-      if (s.deadlineMs > now + EARLY_MS) return s.deadlineMs;
-      if (!s.ready) return now + graceMs;
       if (!active) {
-        // Due and not sent yet: the sender has one period from when it could have sent it.
+        // The standby looks once, one period after the sender could have sent the
+        // datagram: unsent by then is evidence that the sender is late.
         const owedSince = s.owedSince(word.segment, word.cursor, now);
         const lateMs = now - owedSince;
-        if (lateMs < graceMs) return owedSince + graceMs;
+        if (lateMs < graceMs || !s.ready) return owedSince + graceMs;
         if (lateMs > this.senderLateMs) this.senderLateMs = lateMs;
         return now + graceMs;
       }
+      if (s.deadlineMs > now + EARLY_MS) return s.deadlineMs;
+      if (!s.ready) return now + graceMs;
       if (!this.claim(s.slot)) return now + CLAIM_POLL_MS;
       // Claimed: the cursor must still be where we read it, and ACTIVE still ours (the fence).
       cb.readCtrl(s.slot, this.claimedState);

@@ -188,9 +188,9 @@ export class PathSession {
 
   /**
    * Since when the sender has owed the datagram at (segment, cursor): its
-   * deadline, or the moment this path first saw it due, if later (a segment the
-   * control plane published late, or a standby that woke late, is no evidence
-   * against the sender).
+   * deadline, or the moment this path first saw that datagram, if later (a
+   * segment the control plane published late, or a cursor this path saw late,
+   * is no evidence against the sender).
    */
   owedSince(segment: number, cursor: number, now: number): number {
     if (segment !== this.owedSegment || cursor !== this.owedCursor) {

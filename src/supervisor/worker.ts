@@ -8,8 +8,8 @@
 // Liveness is judged only against due work: each path publishes when it next
 // owes work (its next datagram deadline, or a command waiting in its queue). A
 // path asleep until then is not silent, so with nothing due the supervisor
-// sleeps until its doorbell rings, and while work is due it looks once per
-// heartbeat period.
+// sleeps until its doorbell rings, and while work is due it looks every half
+// failure window (period × max missed / 2): a hang is failed within 1.5 windows.
 //
 // A late path is not a dead one: on a shared machine even a SCHED_FIFO thread
 // now and then runs milliseconds late, and a late sender is handed over from by
@@ -59,7 +59,7 @@ function report(r: FailureReport | undefined): void {
   if (r) parentPort?.postMessage({ type: 'path-failed', report: r });
 }
 
-/** Judge one path; true while it owes work (the supervisor must look again within a period). */
+/** Judge one path; true while it owes work (the supervisor must look again soon). */
 function check(path: PathId, now: number, periodMs: number, maxMissed: number): boolean {
   const incarnation = cb.incarnation(path);
   if (incarnation === 0 || cb.failureClaimed(path)) return false;
@@ -124,5 +124,5 @@ while (!cb.isShutdown()) {
   for (let path = 0 as PathId; path < PATH_COUNT; path = (path + 1) as PathId) {
     if (check(path, now, periodMs, maxMissed)) owed = true;
   }
-  cb.waitSupervisorDoorbell(bell, owed ? periodMs : IDLE_WAKE_MS);
+  cb.waitSupervisorDoorbell(bell, owed ? (periodMs * maxMissed) / 2 : IDLE_WAKE_MS);
 }
