@@ -6,7 +6,10 @@
 //
 // Per fault kind (crash, exception, hang, socket, disk, temperature), separately
 // for faults of the active path and of the standby:
-//   (a) fault → ACTIVE switch: FailoverEvent.switchedAtMs - failedAtMs;
+//   (a) fault → ACTIVE switch: the earlier of FailoverEvent.switchedAtMs and a
+//       handover away from the victim after the injection (HandoverEvent.atMs),
+//       minus failedAtMs: a sending path that hangs is usually handed over from
+//       by its standby before the supervisor fails it (then wasActive=false);
 //   (b) lateness of the first datagram due at or after the fault instant
 //       (failedAtMs): its arrival minus its schedule, where the schedule of a
 //       datagram is PlayResult.startTimeMs + (times[packet] - times[startPacket]) / 90;
@@ -16,7 +19,11 @@
 //       no-fault baseline run by the same invocation on the same engine.
 // Totals over every datagram of every session: lost, duplicated, reordered (RTP
 // sequence numbers), mismatched (payload/timestamp/SSRC against the asset, with
-// test/helpers' checkRtpStream), false failovers; kernel UDP receive-buffer drops
+// test/helpers' checkRtpStream), false failovers (path failures no injected
+// fault explains), unexplained handovers (a standby took sending over from a late
+// sender with no injected fault behind it: lossless by design, counted apart from
+// false failovers; an engine without handovers, the earlier design, simply
+// reports none); kernel UDP receive-buffer drops
 // (/proc/net/snmp RcvbufErrors and the receiver sockets' own drop counters in
 // /proc/net/udp) are reported apart, so a receiver drop is never taken for
 // server loss.
@@ -78,7 +85,7 @@ const EXPECTED_CAUSE: Record<FaultKind, string> = {
   crash: 'exit', exception: 'exception', hang: 'heartbeat', socket: 'socket', disk: 'disk', temperature: 'temperature',
 };
 const TS_PER_DATAGRAM = 7;
-/** A path restarted less than this long before its fault counts as young (the earlier design's 3 s warm-up). */
+/** A victim synchronized less than this long before its fault is reported apart as young (one rule judges every age; the earlier design had a 3 s warm-up). */
 const YOUNG_VICTIM_MS = 3000;
 const RECV_BUFFER_BYTES = 4 * 1024 * 1024;
 const GAP_BEFORE_MS = 50;
@@ -210,6 +217,12 @@ function fmt(x: number, digits = 2): string {
 
 function fmtDist(d: Dist, width = 6, digits = 2): string {
   return [d.p50, d.p99, d.max].map((x) => fmt(x, digits).padStart(width)).join(' ');
+}
+
+/** engine.status().handovers, or undefined for an engine that does not count handovers (the earlier design). */
+function handoverCount(status: object): number | undefined {
+  const n = (status as Record<string, unknown>).handovers;
+  return typeof n === 'number' ? n : undefined;
 }
 
 // ─────────────────────────────────────────────────────────────────────────────
@@ -632,6 +645,17 @@ interface EventRecord {
   readonly gen: number;
 }
 
+/** An engine 'handover' event (HandoverEvent; declared here so the bench also builds against an engine without it). */
+interface HandoverRecord {
+  readonly from: string;
+  readonly to: string;
+  readonly lateMs: number;
+  /** When sending moved, on the shared clock. */
+  readonly atMs: number;
+  readonly receivedAtMs: number;
+  readonly gen: number;
+}
+
 interface FaultRecord {
   readonly i: number;
   readonly gen: number;
@@ -640,10 +664,12 @@ interface FaultRecord {
   readonly victim: string;
   readonly expectedCause: string;
   readonly injectedAtMs: number;
-  /** How long the victim, and its partner, had been synchronized when the fault came (warm-up grace is 1.5 s). */
+  /** How long the victim, and its partner, had been synchronized when the fault came. */
   readonly victimAgeMs: number | undefined;
   readonly partnerAgeMs: number | undefined;
   readonly events: EventRecord[];
+  /** Handovers from this fault's injection until the next fault. */
+  readonly handovers: HandoverRecord[];
   matched: EventRecord | undefined;
   protectedAtMs: number | undefined;
   failure: string | undefined;
@@ -664,6 +690,10 @@ interface PhaseRun {
   faults: FaultRecord[];
   baselineEvents: EventRecord[];
   strayEvents: EventRecord[];
+  baselineHandovers: HandoverRecord[];
+  strayHandovers: HandoverRecord[];
+  /** Sum of engine.status().handovers over the generations; undefined when the engine does not count handovers. */
+  engineHandovers: number | undefined;
   baselineFromMs: number;
   baselineToMs: number;
   stalls: Array<{ sock: number; gen: number; atMs: number; state: string | undefined; sent: number | undefined }>;
@@ -692,7 +722,7 @@ async function sleepUnlessInterrupted(ms: number): Promise<void> {
 
 async function runPhase(o: Options, a: BenchAsset, nSessions: number, nFaults: number, rand: () => number, logger: Logger, deadlineAtMs: number): Promise<PhaseRun> {
   const run: PhaseRun = {
-    sessions: nSessions, streams: [], data: [], faults: [], baselineEvents: [], strayEvents: [], baselineFromMs: 0, baselineToMs: 0,
+    sessions: nSessions, streams: [], data: [], faults: [], baselineEvents: [], strayEvents: [], baselineHandovers: [], strayHandovers: [], engineHandovers: undefined, baselineFromMs: 0, baselineToMs: 0,
     stalls: [], replayErrors: [], problems: [], restarts: [], snmpBefore: {}, snmpAfter: {}, stealMs: 0, socketDrops: { drops: 0, found: 0 },
     receiver: { kind: o.receiver, policy: '', policyError: undefined, recvBuffer: [] }, enginePolicies: [], engineSentByPaths: 0, heartbeat: undefined, deadlineHit: false,
   };
@@ -775,6 +805,13 @@ async function runPhase(o: Options, a: BenchAsset, nSessions: number, nFaults: n
       else if (current && current.gen === gen) current.events.push(rec);
       else run.strayEvents.push(rec);
     });
+    engine.on('handover', (h: { from: string; to: string; lateMs: number; atMs: number }) => {
+      if (G.stopping) return;
+      const rec: HandoverRecord = { from: h.from, to: h.to, lateMs: h.lateMs, atMs: h.atMs, receivedAtMs: monoNowMs(), gen };
+      if (mode === 'baseline') run.baselineHandovers.push(rec);
+      else if (current && current.gen === gen) current.handovers.push(rec);
+      else run.strayHandovers.push(rec);
+    });
     for (let k = 0; k < nSessions; k++) {
       const info = await engine.openSession({ asset: a.asset, destination: { address: '127.0.0.1', port: sockets[k]!.port }, transport: 'rtp' });
       const stream: StreamRec = { sock: sockets[k]!.sock, gen, info, segments: [], finalSent: 0 };
@@ -816,7 +853,10 @@ async function runPhase(o: Options, a: BenchAsset, nSessions: number, nFaults: n
     const lastOf = (): number => Math.max(0, ...G.streams.map((s) => receiver.lastArrivalMs(s.sock)));
     while (monoNowMs() < quietDeadline && monoNowMs() - lastOf() < 300) await sleep(20);
     for (const s of G.streams) s.finalSent = G.engine.getSession(s.info.id)?.sent ?? s.finalSent;
-    run.engineSentByPaths += G.engine.status().paths.reduce((sum, p) => sum + p.sent, 0);
+    const status = G.engine.status();
+    run.engineSentByPaths += status.paths.reduce((sum, p) => sum + p.sent, 0);
+    const handovers = handoverCount(status);
+    if (handovers !== undefined) run.engineHandovers = (run.engineHandovers ?? 0) + handovers;
     await withTimeout(G.engine.close(), 20_000, 'engine.close').catch((err: unknown) => run.problems.push(`gen ${G.gen} engine.close: ${(err as Error).message}`));
   };
 
@@ -886,7 +926,7 @@ async function runPhase(o: Options, a: BenchAsset, nSessions: number, nFaults: n
       };
       const rec: FaultRecord = {
         i, gen: g.gen, kind, target, victim: victimStatus.path, expectedCause: EXPECTED_CAUSE[kind], injectedAtMs: now,
-        victimAgeMs: age(victimStatus), partnerAgeMs: age(partnerStatus), events: [], matched: undefined, protectedAtMs: undefined, failure: undefined,
+        victimAgeMs: age(victimStatus), partnerAgeMs: age(partnerStatus), events: [], handovers: [], matched: undefined, protectedAtMs: undefined, failure: undefined,
       };
       run.faults.push(rec);
       current = rec;
@@ -1089,14 +1129,16 @@ interface FaultMeasure {
   readonly gen: number;
   readonly victimAgeMs: number | undefined;
   readonly partnerAgeMs: number | undefined;
-  /** The victim had been synchronized for less than the supervisor's warm-up grace: only silence past 10 ms counts as a hang. */
-  readonly victimInWarmup: boolean;
+  /** The victim had been synchronized for less than YOUNG_VICTIM_MS (reported apart; the same rule judges it). */
+  readonly youngVictim: boolean;
   readonly kind: FaultKind;
   readonly target: 'active' | 'standby';
   readonly victim: string;
   readonly cause: string | undefined;
   readonly expectedCause: string;
   readonly switchedTo: string | undefined;
+  /** What moved sending away from the victim first: its failover, or a standby's handover. */
+  readonly switchedBy: 'failover' | 'handover' | undefined;
   readonly wasActive: boolean | undefined;
   readonly faultAtMs: number;
   readonly switchMs: number | undefined;
@@ -1113,6 +1155,24 @@ interface FaultMeasure {
   readonly failure: string | undefined;
   readonly falseEvents: EventRecord[];
   readonly wrongCause: boolean;
+  /** The handover away from the victim that this fault explains, if any. */
+  readonly handover: HandoverRecord | undefined;
+  /** Every other handover between this fault and the next. */
+  readonly unexplainedHandovers: HandoverRecord[];
+}
+
+/**
+ * The handover a fault explains: the first one away from the victim at or after
+ * the injection, before the pair was protected again (a restarted victim is a
+ * new path; a handover away from it later is not this fault's).
+ */
+function handoverAway(f: FaultRecord): HandoverRecord | undefined {
+  const untilMs = f.protectedAtMs ?? Number.POSITIVE_INFINITY;
+  let first: HandoverRecord | undefined;
+  for (const h of f.handovers) {
+    if (h.from === f.victim && h.atMs >= f.injectedAtMs && h.atMs <= untilMs && (!first || h.atMs < first.atMs)) first = h;
+  }
+  return first;
 }
 
 function measureInstant(streams: readonly StreamIndex[], t: number): { lateWorst: number; lateBy: number[]; skipped: number; gapWorst: number; worstDueAfterMs: number; worstSeries: number[] } {
@@ -1144,13 +1204,16 @@ interface KindSummary {
   readonly kind: FaultKind;
   readonly target: 'active' | 'standby';
   readonly n: number;
-  readonly victimInWarmup: number;
+  readonly youngVictims: number;
   readonly failures: number;
   readonly falseFailovers: number;
+  /** Faults switched away from by a handover before (or without) the victim's failover. */
+  readonly switchedByHandover: number;
+  readonly unexplainedHandovers: number;
   readonly switchMs: Dist;
-  /** (a) split by whether the victim was inside its warm-up grace. */
-  readonly switchInWarmupMs: Dist;
-  readonly switchPastWarmupMs: Dist;
+  /** (a) split by whether the victim was young (YOUNG_VICTIM_MS). */
+  readonly switchYoungMs: Dist;
+  readonly switchOlderMs: Dist;
   readonly detectMs: Dist;
   readonly recoveryMs: Dist;
   readonly lateMs: Dist;
@@ -1163,10 +1226,11 @@ interface KindSummary {
 interface PhaseSummary {
   readonly sessions: number;
   readonly kinds: KindSummary[];
-  readonly baseline: { instants: number; lateMs: Dist; latePooledMs: Dist; gapMs: Dist; failovers: number; fromMs: number; toMs: number };
+  readonly baseline: { instants: number; lateMs: Dist; latePooledMs: Dist; gapMs: Dist; failovers: number; handovers: number; fromMs: number; toMs: number };
   readonly totals: {
     expected: number; received: number; inferredRebases: number; lost: number; duplicated: number; reordered: number; mismatched: number; unplaced: number; malformed: number;
     beyondCursor: number; firstMismatch: string | undefined; falseFailovers: number; falseBreakdown: { wrongCause: number; extraInFaultWindow: number; extraWhilePartnerRespawning: number; extraSwitchedToNobody: number; strayBetweenFaults: number; baseline: number };
+    handovers: { events: number; engineCounted: number | undefined; explained: number; unexplained: number; unexplainedBreakdown: { afterFault: number; strayBetweenFaults: number; beforeBaseline: number; baseline: number } };
     failures: number; faults: number; restarts: number; stalls: number; replayErrors: number; engineSentByPaths: number; extraSends: number;
     kernelRcvbufErrors: number; kernelInErrors: number; kernelSndbufErrors: number; receiverSocketDrops: number; receiverSocketsFound: number;
   };
@@ -1179,21 +1243,24 @@ function analyse(run: PhaseRun, a: BenchAsset, rand: () => number): { summary: P
     const d = run.data[st.sock];
     return d ? [indexStream(d, st, a)] : [];
   });
-  // Victims younger than this are reported apart: the earlier design judged them by another rule.
-  const graceMs = YOUNG_VICTIM_MS;
   const faults: FaultMeasure[] = run.faults.map((f) => {
     const m = f.matched;
     const t = m?.failedAtMs ?? f.injectedAtMs;
     const inst = measureInstant(streams, t);
     const falseEvents = f.events.filter((e) => e !== m);
     const wrongCause = m !== undefined && m.cause !== f.expectedCause;
+    const handover = handoverAway(f);
+    // Sending left the victim at the earlier of its failover's switch and a handover away from it.
+    const byHandover = handover !== undefined && !(m?.switchedAtMs !== undefined && m.switchedAtMs <= handover.atMs);
+    const switchedAtMs = byHandover ? handover.atMs : m?.switchedAtMs;
     return {
-      i: f.i, gen: f.gen, victimAgeMs: f.victimAgeMs, partnerAgeMs: f.partnerAgeMs, victimInWarmup: f.victimAgeMs !== undefined && f.victimAgeMs < graceMs,
-      kind: f.kind, target: f.target, victim: f.victim, cause: m?.cause, expectedCause: f.expectedCause, switchedTo: m?.switchedToName,
-      wasActive: m?.wasActive, faultAtMs: t, switchMs: m?.switchLatencyMs, detectMs: m ? m.detectedAtMs - m.failedAtMs : undefined,
+      i: f.i, gen: f.gen, victimAgeMs: f.victimAgeMs, partnerAgeMs: f.partnerAgeMs, youngVictim: f.victimAgeMs !== undefined && f.victimAgeMs < YOUNG_VICTIM_MS,
+      kind: f.kind, target: f.target, victim: f.victim, cause: m?.cause, expectedCause: f.expectedCause,
+      switchedTo: byHandover ? handover.to : m?.switchedToName, switchedBy: byHandover ? 'handover' : switchedAtMs !== undefined ? 'failover' : undefined,
+      wasActive: m?.wasActive, faultAtMs: t, switchMs: switchedAtMs === undefined ? undefined : switchedAtMs - t, detectMs: m ? m.detectedAtMs - m.failedAtMs : undefined,
       recoveryMs: m && f.protectedAtMs !== undefined ? f.protectedAtMs - m.failedAtMs : undefined,
       lateWorstMs: inst.lateWorst, lateWorstDueAfterFaultMs: inst.worstDueAfterMs, lateWorstSeriesMs: inst.worstSeries, lateBySession: inst.lateBy, lateSkipped: inst.skipped, gapWorstMs: inst.gapWorst,
-      failure: f.failure, falseEvents, wrongCause,
+      failure: f.failure, falseEvents, wrongCause, handover, unexplainedHandovers: f.handovers.filter((h) => h !== handover),
     };
   });
 
@@ -1211,12 +1278,14 @@ function analyse(run: PhaseRun, a: BenchAsset, rand: () => number): { summary: P
       if (fs.length === 0) continue;
       const late = dist(fs.map((f) => f.lateWorstMs));
       kinds.push({
-        kind, target, n: fs.length, victimInWarmup: fs.filter((f) => f.victimInWarmup).length,
+        kind, target, n: fs.length, youngVictims: fs.filter((f) => f.youngVictim).length,
         failures: fs.filter((f) => f.failure !== undefined).length,
         falseFailovers: fs.reduce((s, f) => s + f.falseEvents.length + (f.wrongCause ? 1 : 0), 0),
+        switchedByHandover: fs.filter((f) => f.switchedBy === 'handover').length,
+        unexplainedHandovers: fs.reduce((s, f) => s + f.unexplainedHandovers.length, 0),
         switchMs: dist(fs.map((f) => f.switchMs ?? Number.NaN)),
-        switchInWarmupMs: dist(fs.filter((f) => f.victimInWarmup).map((f) => f.switchMs ?? Number.NaN)),
-        switchPastWarmupMs: dist(fs.filter((f) => !f.victimInWarmup && f.victimAgeMs !== undefined).map((f) => f.switchMs ?? Number.NaN)),
+        switchYoungMs: dist(fs.filter((f) => f.youngVictim).map((f) => f.switchMs ?? Number.NaN)),
+        switchOlderMs: dist(fs.filter((f) => !f.youngVictim && f.victimAgeMs !== undefined).map((f) => f.switchMs ?? Number.NaN)),
         detectMs: dist(fs.map((f) => f.detectMs ?? Number.NaN)),
         recoveryMs: dist(fs.map((f) => f.recoveryMs ?? Number.NaN)),
         lateMs: late,
@@ -1239,6 +1308,18 @@ function analyse(run: PhaseRun, a: BenchAsset, rand: () => number): { summary: P
     wrongCause, extraInFaultWindow, extraWhilePartnerRespawning, extraSwitchedToNobody, strayBetweenFaults: run.strayEvents.length, baseline: run.baselineEvents.length,
   };
   const expected = run.streams.reduce((sum, st) => sum + st.finalSent, 0);
+  const explainedHandovers = faults.filter((f) => f.handover !== undefined).length;
+  const unexplainedAfterFault = faults.reduce((s, f) => s + f.unexplainedHandovers.length, 0);
+  const handovers = {
+    events: explainedHandovers + unexplainedAfterFault + run.strayHandovers.length + run.baselineHandovers.length,
+    engineCounted: run.engineHandovers,
+    explained: explainedHandovers,
+    unexplained: unexplainedAfterFault + run.strayHandovers.length + run.baselineHandovers.length,
+    unexplainedBreakdown: {
+      afterFault: unexplainedAfterFault, strayBetweenFaults: run.strayHandovers.length,
+      beforeBaseline: run.strayHandovers.filter((h) => h.atMs < run.baselineFromMs).length, baseline: run.baselineHandovers.length,
+    },
+  };
 
   // Where were losses? Next to which fault?
   const lostDetail: PhaseSummary['lostDetail'] = [];
@@ -1280,6 +1361,7 @@ function analyse(run: PhaseRun, a: BenchAsset, rand: () => number): { summary: P
       latePooledMs: dist(baseMeasures.flatMap((m) => m.lateBy)),
       gapMs: dist(baseMeasures.map((m) => m.gapWorst)),
       failovers: run.baselineEvents.length,
+      handovers: run.baselineHandovers.length,
       fromMs: run.baselineFromMs,
       toMs: run.baselineToMs,
     },
@@ -1297,6 +1379,7 @@ function analyse(run: PhaseRun, a: BenchAsset, rand: () => number): { summary: P
       firstMismatch: streams.find((s) => s.stats.firstMismatch)?.stats.firstMismatch,
       falseFailovers: wrongCause + extraInFaultWindow + run.strayEvents.length + run.baselineEvents.length,
       falseBreakdown,
+      handovers,
       failures: faults.filter((f) => f.failure !== undefined).length,
       faults: faults.length,
       restarts: run.restarts.length,
@@ -1330,23 +1413,25 @@ function printPhase(s: PhaseSummary, run: PhaseRun, a: BenchAsset): void {
   console.log('');
   console.log(`── ${s.sessions} session${s.sessions === 1 ? '' : 's'} × ${mbit} Mbit/s — heartbeat ${hb?.periodUs ?? '?'} µs × ${hb?.maxMissed ?? '?'}, ${t.faults} faults, baseline ${((s.baseline.toMs - s.baseline.fromMs) / 1000).toFixed(1)} s (${s.baseline.instants} instants), engine restarts ${t.restarts}`);
   console.log(`   receiver (${run.receiver.kind}): ${run.receiver.policy}${run.receiver.policyError ? ` (${run.receiver.policyError})` : ''}, SO_RCVBUF ${run.receiver.recvBuffer.length ? Math.min(...run.receiver.recvBuffer) : '?'} B; threads of this process under SCHED_FIFO: ${run.enginePolicies.filter((p) => p.policy === 'fifo').length} of ${run.enginePolicies.length}`);
-  console.log('   (a) fault → ACTIVE switch (ms)   (b) first datagram due at/after the fault: arrival − schedule (ms, worst session)   (c) largest inter-arrival gap in −50…+100 ms (ms, worst session)');
-  console.log('   n faults · fail = not recovered in time · false = false failovers · wu = victim still inside its warm-up grace');
-  const head = `   ${'kind'.padEnd(12)}${'hit'.padEnd(8)}${'n'.padStart(4)}${'fail'.padStart(5)}${'false'.padStart(6)}${'wu'.padStart(4)} │ ${'(a) p50    p99    max'.padStart(20)} │ ${'(b) p50    p99    max'.padStart(20)} │ ${'(c) p50    p99    max'.padStart(20)} │ b50<1 b99<33`;
+  console.log('   (a) fault → sending moved away (failover switch or handover, whichever came first; ms)   (b) first datagram due at/after the fault: arrival − schedule (ms, worst session)   (c) largest inter-arrival gap in −50…+100 ms (ms, worst session)');
+  console.log(`   n faults · fail = not recovered in time · false = false failovers · ho = switched by a handover · uho = unexplained handovers · yng = victim synchronized < ${YOUNG_VICTIM_MS} ms before`);
+  const head = `   ${'kind'.padEnd(12)}${'hit'.padEnd(8)}${'n'.padStart(4)}${'fail'.padStart(5)}${'false'.padStart(6)}${'ho'.padStart(4)}${'uho'.padStart(4)}${'yng'.padStart(4)} │ ${'(a) p50    p99    max'.padStart(20)} │ ${'(b) p50    p99    max'.padStart(20)} │ ${'(c) p50    p99    max'.padStart(20)} │ b50<1 b99<33`;
   console.log(head);
   console.log('   ' + '─'.repeat(head.length - 3));
   for (const k of s.kinds) {
     const targets = k.target === 'active' ? `${mark(k.targetLateP50).padEnd(6)}${mark(k.targetLateP99)}` : '(standby)';
-    console.log(`   ${k.kind.padEnd(12)}${k.target.padEnd(8)}${String(k.n).padStart(4)}${String(k.failures).padStart(5)}${String(k.falseFailovers).padStart(6)}${String(k.victimInWarmup).padStart(4)} │ ${fmtDist(k.switchMs)} │ ${fmtDist(k.lateMs)} │ ${fmtDist(k.gapMs)} │ ${targets}`);
+    console.log(`   ${k.kind.padEnd(12)}${k.target.padEnd(8)}${String(k.n).padStart(4)}${String(k.failures).padStart(5)}${String(k.falseFailovers).padStart(6)}${String(k.switchedByHandover).padStart(4)}${String(k.unexplainedHandovers).padStart(4)}${String(k.youngVictims).padStart(4)} │ ${fmtDist(k.switchMs)} │ ${fmtDist(k.lateMs)} │ ${fmtDist(k.gapMs)} │ ${targets}`);
   }
   const b = s.baseline;
-  console.log(`   ${'baseline'.padEnd(12)}${'no fault'.padEnd(8)}${String(b.instants).padStart(4)}${'-'.padStart(5)}${String(b.failovers).padStart(6)}${'-'.padStart(4)} │ ${'-'.padStart(20)} │ ${fmtDist(b.lateMs)} │ ${fmtDist(b.gapMs)} │`);
+  console.log(`   ${'baseline'.padEnd(12)}${'no fault'.padEnd(8)}${String(b.instants).padStart(4)}${'-'.padStart(5)}${String(b.failovers).padStart(6)}${'-'.padStart(4)}${String(b.handovers).padStart(4)}${'-'.padStart(4)} │ ${'-'.padStart(20)} │ ${fmtDist(b.lateMs)} │ ${fmtDist(b.gapMs)} │`);
   const split = s.kinds.filter((k) => k.target === 'active' && k.switchMs.n > 0)
-    .map((k) => `${k.kind} ${fmt(k.switchInWarmupMs.p50)}/${fmt(k.switchPastWarmupMs.p50)} (n ${k.switchInWarmupMs.n}/${k.switchPastWarmupMs.n})`);
-  if (split.length) console.log(`   (a) p50 with the victim inside / past its warm-up grace: ${split.join(', ')}`);
+    .map((k) => `${k.kind} ${fmt(k.switchYoungMs.p50)}/${fmt(k.switchOlderMs.p50)} (n ${k.switchYoungMs.n}/${k.switchOlderMs.n})`);
+  if (split.length) console.log(`   (a) p50 with the victim young / older (synchronized < / ≥ ${YOUNG_VICTIM_MS} ms before the fault): ${split.join(', ')}`);
   console.log(`   datagrams: expected ${t.expected} (session cursors), received ${t.received}; sent by the paths ${t.engineSentByPaths} (${t.extraSends >= 0 ? '+' : ''}${t.extraSends} vs cursors)`);
   console.log(`   lost ${t.lost} (target 0: ${mark(t.lost === 0)})   duplicated ${t.duplicated} (target 0: ${mark(t.duplicated === 0)})   reordered ${t.reordered}   mismatched ${t.mismatched}${t.unplaced ? ` (+${t.unplaced} unplaced)` : ''}${t.inferredRebases ? `   engine clock restarts inferred from RTP timestamps ${t.inferredRebases}` : ''}${t.firstMismatch ? ` [first: ${t.firstMismatch}]` : ''}`);
   console.log(`   false failovers ${t.falseFailovers} (target 0: ${mark(t.falseFailovers === 0)}) [wrong cause ${t.falseBreakdown.wrongCause}, other failovers after a fault ${t.falseBreakdown.extraInFaultWindow} (${t.falseBreakdown.extraWhilePartnerRespawning} before the pair was protected again, ${t.falseBreakdown.extraSwitchedToNobody} leaving no sender), outside any fault ${t.falseBreakdown.strayBetweenFaults}, in the baseline ${t.falseBreakdown.baseline}]   unrecovered faults ${t.failures}   stalled-session restarts ${t.stalls}`);
+  const h = t.handovers;
+  console.log(`   handovers ${h.events} (engine counted ${h.engineCounted ?? '-'}): explained by a fault ${h.explained}, unexplained ${h.unexplained} (lossless by design; not false failovers) [after a fault ${h.unexplainedBreakdown.afterFault}, outside any fault ${h.unexplainedBreakdown.strayBetweenFaults} (${h.unexplainedBreakdown.beforeBaseline} of them while the sessions started, before the baseline), in the baseline ${h.unexplainedBreakdown.baseline}]`);
   console.log(`   CPU time the hypervisor stole from this VM during the phase: ${fmt(run.stealMs, 0)} ms (/proc/stat steal, both vCPUs)`);
   console.log(`   receiver-side drops (not server loss): Udp RcvbufErrors +${t.kernelRcvbufErrors} (whole host), the receiver sockets' own drop counters ${t.receiverSocketDrops} (${t.receiverSocketsFound}/${run.receiver.recvBuffer.length} sockets read); Udp InErrors +${t.kernelInErrors}, SndbufErrors +${t.kernelSndbufErrors}`);
   for (const d of s.dupDetail.slice(0, 5)) {
@@ -1417,11 +1502,12 @@ async function main(): Promise<void> {
     const lost = all.reduce((s, t) => s + t.lost, 0);
     const dup = all.reduce((s, t) => s + t.duplicated, 0);
     const falseF = all.reduce((s, t) => s + t.falseFailovers, 0);
+    const unexplainedHo = all.reduce((s, t) => s + t.handovers.unexplained, 0);
     const faultsDone = all.reduce((s, t) => s + t.faults, 0);
     const lateMisses = phases.flatMap((p) => p.summary.kinds.filter((k) => k.target === 'active' && (!k.targetLateP50 || !k.targetLateP99)).map((k) => `${k.kind}@${p.summary.sessions}`));
     const load1 = loadavg();
     console.log('');
-    console.log(`overall: ${faultsDone} faults; lost ${lost} ${mark(lost === 0)}, duplicated ${dup} ${mark(dup === 0)}, false failovers ${falseF} ${mark(falseF === 0)}, (b) targets ${lateMisses.length === 0 ? 'ok' : `MISS for ${lateMisses.join(', ')}`}; load average ${load1.map((x) => x.toFixed(2)).join(' ')}`);
+    console.log(`overall: ${faultsDone} faults; lost ${lost} ${mark(lost === 0)}, duplicated ${dup} ${mark(dup === 0)}, false failovers ${falseF} ${mark(falseF === 0)}, unexplained handovers ${unexplainedHo}, (b) targets ${lateMisses.length === 0 ? 'ok' : `MISS for ${lateMisses.join(', ')}`}; load average ${load1.map((x) => x.toFixed(2)).join(' ')}`);
 
     mkdirSync(o.out, { recursive: true });
     const file = path.join(o.out, `failover-${startedAt.toISOString().replace(/[:.]/g, '-')}.json`);
@@ -1453,6 +1539,7 @@ async function main(): Promise<void> {
           segments: st.segments.map((seg) => ({ startCursor: seg.startCursor, reason: seg.reason, ...seg.play })),
         })),
         events: { baseline: run.baselineEvents, betweenFaults: run.strayEvents },
+        handovers: { baseline: run.baselineHandovers, betweenFaults: run.strayHandovers },
         faults,
       })),
     };
