@@ -136,3 +136,33 @@ test.serial('a busy-looping path is failed within one frame, and so is its repla
     await engine.close();
   }
 });
+
+test.serial('a burst of commands leaves nothing owed once applied, and an idle path that hangs applying a command is failed', async (t) => {
+  const engine = await startEngine();
+  const seen = record(engine);
+  try {
+    // Sessions opened and closed back to back, never played: only commands, each taken once applied.
+    const receiver = await UdpReceiver.open();
+    try {
+      const ids = [];
+      for (let i = 0; i < 20; i++) ids.push((await engine.openSession({ asset: sample.asset, destination: { address: '127.0.0.1', port: receiver.rtpPort }, transport: 'rtp' })).id);
+      for (const id of ids) engine.closeSession(id);
+    } finally {
+      await receiver.close();
+    }
+    await until(() => [0, 1].every((p) => engine.cb.commandsOwedSinceMs(p as 0 | 1) === Number.POSITIVE_INFINITY), 'both paths to owe no command', 2000);
+    await sleep(1500); // longer than the 1 s starved rule: an idle path owes nothing and is not judged
+    t.deepEqual(seen.failovers.map((f) => `${f.pathName}: ${f.cause}`), [], 'no path failed');
+
+    // With no session at all, the standby's only due work is the command that hangs it.
+    const standby = engine.status().paths.find((p) => !p.active)!;
+    engine.injectFault(standby.path, 'hang');
+    await until(() => seen.failovers.some((f) => f.pathName === standby.path), 'the hung idle path to be failed', 3000);
+    const failure = seen.failovers.find((f) => f.pathName === standby.path)!;
+    t.is(failure.cause, 'heartbeat');
+    t.true(failure.detectedAtMs - failure.failedAtMs < FRAME_INTERVAL_MS.ntsc, `failed ${(failure.detectedAtMs - failure.failedAtMs).toFixed(2)} ms after it began`);
+    await engine.waitUntilProtected(10_000);
+  } finally {
+    await engine.close();
+  }
+});

@@ -12,7 +12,7 @@ import { startServer } from '../server.js';
 import { isTwinframeError } from '../errors.js';
 
 /** Stopping takes well under a second; past this the process exits anyway. */
-const STOP_DEADLINE_MS = 3_000;
+const STOP_DEADLINE_MS = 4_500; // above the engine's own bound on stopping its threads (2 s + 1.5 s)
 /** How long the last log lines may take to go out before the process exits. */
 const LOG_FLUSH_MS = 1_000;
 

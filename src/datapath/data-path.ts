@@ -17,8 +17,8 @@
 // for that sender's datagram instead of repeating it.
 //
 // The loop leaves its synchronous run to let Node's event loop deliver socket
-// events (a lost socket's 'close', errors): every few milliseconds when no
-// datagram is imminent, every 20 ms at the latest.
+// events (a lost socket's 'close', errors): every 10 ms when no datagram is
+// imminent, every 20 ms at the latest.
 
 import { parentPort } from 'node:worker_threads';
 import { ControlBlock, newCtrlState } from '../shared/control-block.js';
@@ -63,6 +63,7 @@ export class PathFailure extends Error {
 export class DataPath {
   private readonly cb: ControlBlock;
   private readonly path: PathId;
+  private readonly incarnation: number;
   /** This incarnation's send-claim tag. */
   private readonly claimTag: number;
   private readonly commands: CommandReader;
@@ -92,6 +93,7 @@ export class DataPath {
   constructor(options: { cb: ControlBlock; path: PathId; incarnation: number; commands: CommandReader; faultInjection: boolean }) {
     this.cb = options.cb;
     this.path = options.path;
+    this.incarnation = options.incarnation;
     this.claimTag = ControlBlock.claimTag(options.path, options.incarnation);
     this.commands = options.commands;
     this.faultInjection = options.faultInjection;
@@ -193,7 +195,8 @@ export class DataPath {
         // datagram: unsent by then is evidence that the sender is late.
         const owedSince = s.owedSince(word.segment, word.cursor, now);
         const lateMs = now - owedSince;
-        if (lateMs < graceMs || !s.ready) return owedSince + graceMs;
+        if (lateMs < graceMs) return owedSince + graceMs;
+        if (!s.ready) return now + graceMs; // cannot take this session over: no evidence to give
         if (lateMs > this.senderLateMs) this.senderLateMs = lateMs;
         return now + graceMs;
       }
@@ -206,7 +209,8 @@ export class DataPath {
         cb.releaseClaim(s.slot, this.claimTag);
         continue;
       }
-      if (cb.activeWord() !== activeWord) {
+      // A path failed meanwhile may have lost its claim to a stealer: it must not send.
+      if (cb.activeWord() !== activeWord || cb.failureClaimedFor(this.path, this.incarnation)) {
         cb.releaseClaim(s.slot, this.claimTag);
         return now;
       }
@@ -226,7 +230,7 @@ export class DataPath {
    */
   private claim(slot: number): boolean {
     const holder = this.cb.claimSend(slot, this.claimTag);
-    if (holder === 0 || holder === this.claimTag) return true;
+    if (holder === 0) return true;
     return this.cb.claimHolderDead(holder) && this.cb.stealClaim(slot, holder, this.claimTag);
   }
 
@@ -238,8 +242,11 @@ export class DataPath {
   }
 
   private drainCommands(): void {
-    this.cb.clearCommandQueued(this.path);
-    for (let command = this.commands.pop(); command; command = this.commands.pop()) this.apply(command);
+    for (let command = this.commands.pop(); command; command = this.commands.pop()) {
+      this.apply(command);
+      this.cb.commandTaken(this.path);
+      this.cb.beat(this.path); // a burst of opens is progress, not a hang
+    }
   }
 
   private apply(command: PathCommand): void {

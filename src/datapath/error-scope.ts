@@ -21,14 +21,16 @@ export type ErrorScope = 'path' | 'session' | 'asset';
  * The scope of an error thrown while this path served (or opened) session
  * `slot`. A read or send failure is this path's unless the twin failed on the
  * same session too, or this path already had in an earlier life (a fresh worker
- * failing again where its twin does not is not a disk gone bad twice), or no
- * twin is ready to take over (failing the only sender would stop every stream).
+ * failing again where its twin does not is not a disk gone bad twice): then it is
+ * the asset's (read) or the session's (send). With no twin ready to take over,
+ * failing the only sender would stop every stream, so the session ends instead;
+ * that is no evidence against the asset, which stays available.
  */
 export function scopeOf(err: unknown, cb: ControlBlock, path: PathId, slot: number): ErrorScope {
   if (err instanceof AssetError) return 'asset';
   const io: SessionIo | undefined = err instanceof DiskError ? 'read' : err instanceof SendStalledError ? 'send' : undefined;
   if (io === undefined) return 'path';
   const { twin, own } = cb.recordSessionFault(slot, path, io);
-  if (!twin && !own && cb.isReady((1 - path) as PathId)) return 'path';
-  return io === 'read' ? 'asset' : 'session';
+  if (twin || own) return io === 'read' ? 'asset' : 'session';
+  return cb.isReady((1 - path) as PathId) ? 'path' : 'session';
 }

@@ -132,6 +132,8 @@ export class PathSession {
           return;
         }
         this.ready = true;
+        // A send fault an earlier life of this path left here says nothing about this socket.
+        this.cb.clearSessionFault(this.slot, this.path, 'send');
         events.ready(this);
       };
       try {

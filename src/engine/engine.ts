@@ -627,8 +627,8 @@ export class Engine extends EventEmitter {
     void this.enqueue(async () => {
       const owner = ControlBlock.ownerOf(this.cb.activeWord());
       const primary = PATH_NAMES.find((name) => namedState(this.pair[name].type, this.pair[name].state) === 'Primary');
-      // Already settled (a later switch, a failure), or the machine agrees.
-      if (owner === undefined || PATH_NAMES[owner] === primary) return;
+      // Settled otherwise since (a handover back, a switch, a failure), or the machine agrees.
+      if (owner === undefined || PATH_NAMES[owner] !== handover.to || handover.to === primary) return;
       await this.applyEvent({ kind: 'manual_switch' }).catch((err: Error) => {
         this.log.warn({ err: err.message }, 'the state machine did not follow a handover');
       });
@@ -955,8 +955,8 @@ export class Engine extends EventEmitter {
   /** Queue a command; it is due from now on (the supervisor judges the path on it). Callers then wake the paths. */
   private send(p: PathRecord, command: PathCommand): void {
     if (!p.writer) return;
-    this.cb.markCommandQueued(p.id, monoNowMs());
     p.writer.push(command);
+    this.cb.markCommandQueued(p.id, monoNowMs());
   }
 
   private livePaths(): PathRecord[] {

@@ -211,8 +211,8 @@ export class ControlBlock {
 
   /**
    * When the path next owes work (+Infinity: nothing). Published before every
-   * sleep; the supervisor judges a silent path only once this time has passed.
-   * A plain store: the supervisor reads it a period later at the earliest.
+   * sleep; the supervisor judges a silent path only a period after this time,
+   * so a plain store (visible within microseconds) is enough.
    */
   publishNextDue(path: PathId, atMs: number): void {
     this.f64[pathF64Index(path, PATH_F64.NEXT_DUE_MS)] = atMs;
@@ -222,21 +222,28 @@ export class ControlBlock {
     return this.f64[pathF64Index(path, PATH_F64.NEXT_DUE_MS)]!;
   }
 
-  /** The control plane queued a command for `path`: it is due now (kept if an older one waits). */
+  /**
+   * The control plane queued a command for `path` (call after the push): it is
+   * due from `atMs` if the path owed no command before, else since the older one.
+   */
   markCommandQueued(path: PathId, atMs: number): void {
-    const index = pathF64Index(path, PATH_F64.COMMAND_AT_MS);
-    if (this.f64[index] === 0) this.f64[index] = atMs;
-    Atomics.add(this.i32, I32.FENCE, 0);
+    const queued = pathI32Index(path, PATH_I32.COMMANDS_QUEUED);
+    if (Atomics.load(this.i32, queued) === Atomics.load(this.i32, pathI32Index(path, PATH_I32.COMMANDS_TAKEN))) {
+      this.f64[pathF64Index(path, PATH_F64.COMMAND_AT_MS)] = atMs;
+    }
+    Atomics.add(this.i32, queued, 1); // publishes the stamp
   }
 
-  /** The path is about to drain its queue: no command is owed any more. */
-  clearCommandQueued(path: PathId): void {
-    this.f64[pathF64Index(path, PATH_F64.COMMAND_AT_MS)] = 0;
-    Atomics.add(this.i32, I32.FENCE, 0);
+  /** The path applied one command (counted after it is applied, so a hang inside one stays owed). */
+  commandTaken(path: PathId): void {
+    Atomics.add(this.i32, pathI32Index(path, PATH_I32.COMMANDS_TAKEN), 1);
   }
 
-  /** When the oldest command not yet taken was queued, 0 when none. */
-  commandQueuedAtMs(path: PathId): number {
+  /** Since when `path` has owed a command it has not applied yet; +Infinity when it owes none. */
+  commandsOwedSinceMs(path: PathId): number {
+    if (Atomics.load(this.i32, pathI32Index(path, PATH_I32.COMMANDS_QUEUED)) === Atomics.load(this.i32, pathI32Index(path, PATH_I32.COMMANDS_TAKEN))) {
+      return Number.POSITIVE_INFINITY;
+    }
     return this.f64[pathF64Index(path, PATH_F64.COMMAND_AT_MS)]!;
   }
 
@@ -284,6 +291,8 @@ export class ControlBlock {
     Atomics.store(this.i32, pathI32Index(path, PATH_I32.THREAD_ID), 0);
     this.f64[pathF64Index(path, PATH_F64.FAULT_AT_MS)] = 0;
     this.f64[pathF64Index(path, PATH_F64.NEXT_DUE_MS)] = Number.POSITIVE_INFINITY;
+    // A new worker and a new queue: nothing is owed.
+    Atomics.store(this.i32, pathI32Index(path, PATH_I32.COMMANDS_TAKEN), Atomics.load(this.i32, pathI32Index(path, PATH_I32.COMMANDS_QUEUED)));
     return Atomics.add(this.i32, pathI32Index(path, PATH_I32.INCARNATION), 1) + 1;
   }
 
@@ -324,6 +333,11 @@ export class ControlBlock {
       if (claimed >= incarnation) return false;
       if (Atomics.compareExchange(this.i32, index, claimed, incarnation) === claimed) return true;
     }
+  }
+
+  /** The failure of `path`'s incarnation `incarnation` has been claimed (it is out of service). */
+  failureClaimedFor(path: PathId, incarnation: number): boolean {
+    return Atomics.load(this.i32, pathI32Index(path, PATH_I32.FAILURE_CLAIMED)) >= incarnation;
   }
 
   failureClaimed(path: PathId): boolean {

@@ -68,7 +68,10 @@ export const PATH_I32 = {
   THREAD_ID: 7,
   /** Datagrams this path put on the wire (all incarnations; wraps at 2^32). */
   SENT: 8,
-  STRIDE: 9,
+  /** Commands queued for the path, and commands it has applied: it owes work while they differ. */
+  COMMANDS_QUEUED: 9,
+  COMMANDS_TAKEN: 10,
+  STRIDE: 11,
 } as const;
 
 /**
@@ -109,7 +112,7 @@ export const PATH_F64 = {
   FAULT_AT_MS: 1,
   /** When the path next owes work (its next wake-up for a datagram); +Infinity when nothing is due. */
   NEXT_DUE_MS: 2,
-  /** When the oldest command the path has not taken yet was queued; 0 when none. */
+  /** When a command was queued while the path owed none: the due time of the commands it owes. */
   COMMAND_AT_MS: 3,
   STRIDE: 4,
 } as const;

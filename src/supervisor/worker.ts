@@ -37,13 +37,13 @@ interface Watch {
   lastBeat: number;
   /** When the supervisor last saw the heartbeat move. */
   progressAtMs: number;
-  /** The stalled thread's CPU time when the stall was first seen, and when. */
-  stallCpuNs: number | undefined;
+  /** When the stall was first seen (NaN: no stall), and the stalled thread's CPU time then. */
   stallSeenAtMs: number;
+  stallCpuNs: number | undefined;
 }
 
 /** A path with due work and no progress for this long is failed even if it did not run (blocked in a system call). */
-export const STARVED_LIMIT_MS = 1000;
+const STARVED_LIMIT_MS = 1000;
 /** Share of the observed stall spent on the CPU that marks a path as hung rather than starved. */
 const BUSY_SHARE = 0.5;
 /** With nothing due anywhere the supervisor still looks this often (a bound, not a beat). */
@@ -52,7 +52,7 @@ const IDLE_WAKE_MS = 1000;
 const data = workerData as SupervisorWorkerData;
 const cb = ControlBlock.attach(data.controlBlock, data.maxSessions);
 const watches: Watch[] = Array.from({ length: PATH_COUNT }, () => ({
-  incarnation: 0, lastBeat: 0, progressAtMs: 0, stallCpuNs: undefined, stallSeenAtMs: 0,
+  incarnation: 0, lastBeat: 0, progressAtMs: 0, stallSeenAtMs: Number.NaN, stallCpuNs: undefined,
 }));
 
 function report(r: FailureReport | undefined): void {
@@ -75,28 +75,28 @@ function check(path: PathId, now: number, periodMs: number, maxMissed: number): 
   }
   const beat = cb.heartbeat(path);
   if (w.incarnation !== incarnation || beat !== w.lastBeat) {
-    Object.assign(w, { incarnation, lastBeat: beat, progressAtMs: now, stallCpuNs: undefined });
+    Object.assign(w, { incarnation, lastBeat: beat, progressAtMs: now, stallSeenAtMs: Number.NaN });
   }
-  const commandAt = cb.commandQueuedAtMs(path);
-  const dueAt = Math.min(cb.nextDueMs(path), commandAt > 0 ? commandAt : Number.POSITIVE_INFINITY);
+  const dueAt = Math.min(cb.nextDueMs(path), cb.commandsOwedSinceMs(path));
   if (dueAt === Number.POSITIVE_INFINITY) return false;
   const stalledMs = now - Math.max(dueAt, w.progressAtMs);
   if (stalledMs < periodMs) {
-    w.stallCpuNs = undefined;
+    w.stallSeenAtMs = Number.NaN;
     return true;
   }
   const tid = cb.threadId(path);
-  if (w.stallCpuNs === undefined) {
-    w.stallCpuNs = readThreadCpuNs(tid);
+  if (Number.isNaN(w.stallSeenAtMs)) {
     w.stallSeenAtMs = now;
+    w.stallCpuNs = readThreadCpuNs(tid);
     return true;
   }
-  if (stalledMs < periodMs * maxMissed) return true;
+  const windowMs = periodMs * maxMissed;
+  if (stalledMs < windowMs) return true;
   const cpuNs = readThreadCpuNs(tid);
   const observedMs = now - w.stallSeenAtMs;
-  // Without CPU figures, the plain rule: no progress for the window.
-  const hung = cpuNs === undefined
-    || (observedMs >= periodMs && (cpuNs - w.stallCpuNs) / 1e6 >= observedMs * BUSY_SHARE);
+  // Without CPU figures, the plain rule: no progress on due work for the window.
+  const hung = cpuNs === undefined || w.stallCpuNs === undefined
+    || (observedMs >= Math.min(periodMs, windowMs / 2) && (cpuNs - w.stallCpuNs) / 1e6 >= observedMs * BUSY_SHARE);
   if (hung || stalledMs >= STARVED_LIMIT_MS) failStalledPath(path, incarnation, Math.max(dueAt, w.progressAtMs));
   return true;
 }
