@@ -10,7 +10,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { TwinframeError, isTwinframeError } from '../errors.js';
 import { silentLogger } from '../log.js';
-import type { AssetIdentity } from '../shared/asset-file.js';
+import { inodeOf, type AssetIdentity } from '../shared/asset-file.js';
 import type { AssetIndexMeta } from './index-file.js';
 import type { IndexPool } from './index-pool.js';
 
@@ -59,15 +59,15 @@ const MAX_WALK_DEPTH = 32;
 
 /** What a file looked like, to tell whether it has changed since. */
 interface FileIdentity {
-  dev: number;
-  ino: number;
-  size: number;
-  mtimeMs: number;
-  ctimeMs: number;
+  readonly dev: string;
+  readonly ino: string;
+  readonly size: number;
+  readonly mtimeMs: number;
+  readonly ctimeMs: number;
 }
 
-function identityOf(st: fs.Stats): FileIdentity {
-  return { dev: st.dev, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs };
+function identityOf(st: fs.BigIntStats): FileIdentity {
+  return { ...inodeOf(st), size: Number(st.size), mtimeMs: Number(st.mtimeMs), ctimeMs: Number(st.ctimeMs) };
 }
 
 function sameFile(a: FileIdentity, b: FileIdentity): boolean {
@@ -211,7 +211,7 @@ export class AssetCatalog {
     const unusable = this.#unavailable.get(real);
     if (unusable !== undefined) {
       // Only to decide whether it changed since it was found unusable; the pool checks the file it opens.
-      const now = await fs.promises.stat(real).then(identityOf, () => undefined);
+      const now = await fs.promises.stat(real, { bigint: true }).then(identityOf, () => undefined);
       const then = await unusable;
       if (then !== undefined && now !== undefined && sameFile(then, now)) throw notFound('found unusable while streaming; unchanged since');
       if (this.#unavailable.get(real) === unusable) this.#unavailable.delete(real); // changed: indexed afresh below
@@ -242,7 +242,7 @@ export class AssetCatalog {
   markUnavailable(assetPath: string, reason: string): void {
     const real = path.resolve(assetPath);
     this.#log.info({ path: real, reason }, 'asset refused until its file changes');
-    this.#unavailable.set(real, fs.promises.stat(real).then(identityOf, () => undefined));
+    this.#unavailable.set(real, fs.promises.stat(real, { bigint: true }).then(identityOf, () => undefined));
   }
 
   /** Every .ts file in every mount, by URL path; nothing is indexed. */
