@@ -84,6 +84,9 @@ export class DataPath {
   private publishedDueMs = Number.POSITIVE_INFINITY;
   /** Standby, this turn: a due datagram is still unsent one period past its deadline. */
   private senderLateMs = 0;
+  /** The sender's heartbeat as this path last saw it change, and when: a sender busy with other sessions is not stalled. */
+  private senderBeat = 0;
+  private senderBeatSeenMs = 0;
   /** Doorbell value at the start of the turn: an idle sleep waits for it to move. */
   private doorbell = 0;
   /** Test hook ('stall' fault): stop this long after the next send, before its cursor advance. */
@@ -125,6 +128,7 @@ export class DataPath {
       const owner = ControlBlock.ownerOf(activeWord);
       const active = owner === path;
       const now = monoNowMs();
+      if (!active && owner !== undefined) this.watchSender(owner, now);
       this.senderLateMs = 0;
       let nextDue = Number.POSITIVE_INFINITY;
       for (let i = 0; i < this.sessionList.length; i++) {
@@ -139,7 +143,10 @@ export class DataPath {
         // A turn that catches up many sessions after a takeover is progress, not a hang.
         cb.beat(path);
       }
-      if (this.senderLateMs > 0 && onTime && owner !== undefined && cb.isReady(path) && cb.handOver(activeWord, path)) {
+      // Late on a due datagram and no progress for half a period: stalled, not merely busy
+      // with many sessions due at once (taking over from a busy sender would not send sooner).
+      if (this.senderLateMs > 0 && onTime && owner !== undefined && now - this.senderBeatSeenMs >= graceMs / 2
+        && cb.isReady(path) && cb.handOver(activeWord, path)) {
         this.post({ type: 'handover', from: owner, to: path, lateMs: this.senderLateMs, atMs: monoNowMs() });
         continue; // send what is due at once
       }
@@ -166,6 +173,14 @@ export class DataPath {
     }
     this.closeAll();
     return 'stop';
+  }
+
+  /** Standby: note when the sender's heartbeat (bumped per session it serves) last moved. */
+  private watchSender(sender: PathId, now: number): void {
+    const beat = this.cb.heartbeat(sender);
+    if (beat === this.senderBeat) return;
+    this.senderBeat = beat;
+    this.senderBeatSeenMs = now;
   }
 
   /** Say when this path next owes work; wake the supervisor when it starts to owe any. */
