@@ -65,21 +65,29 @@ function hogs(count: number, ms: number): ChildProcess[] {
   return Array.from({ length: count }, () => spawn(process.execPath, ['-e', `const end = Date.now() + ${ms}; while (Date.now() < end) {}`], { stdio: 'ignore' }));
 }
 
-test.serial('streaming while CPU-hogging neighbours keep both cores busy fails no path and loses nothing', async (t) => {
-  const engine = await startEngine();
-  const seen = record(engine);
-  const neighbours = hogs(2, 6000);
-  try {
-    await streams(t, engine, 5, () => sleep(5000));
-    t.deepEqual(seen.failovers.map((f) => `${f.pathName}: ${f.cause}`), [], 'no path failed');
-    const status = engine.status();
-    t.deepEqual(status.paths.map((p) => p.incarnation), [1, 1], 'no path restarted');
-    t.log(`handovers under load: ${seen.handovers.length}`);
-  } finally {
-    for (const child of neighbours) child.kill('SIGKILL');
-    await engine.close();
-  }
-});
+for (const realtime of ['fifo', 'off'] as const) {
+  test.serial(`streaming while CPU-hogging neighbours keep both cores busy fails no path and loses nothing (threads ${realtime === 'off' ? 'at normal priority' : 'under SCHED_FIFO'})`, async (t) => {
+    // At normal priority the hogs really take the paths' CPU: late and starved, never hung.
+    const before = process.env.TWINFRAME_REALTIME;
+    process.env.TWINFRAME_REALTIME = realtime;
+    const engine = await startEngine().finally(() => {
+      if (before === undefined) delete process.env.TWINFRAME_REALTIME;
+      else process.env.TWINFRAME_REALTIME = before;
+    });
+    const seen = record(engine);
+    const neighbours = hogs(2, 6000);
+    try {
+      await streams(t, engine, 5, () => sleep(5000));
+      t.deepEqual(seen.failovers.map((f) => `${f.pathName}: ${f.cause}`), [], 'no path failed');
+      const status = engine.status();
+      t.deepEqual(status.paths.map((p) => p.incarnation), [1, 1], 'no path restarted');
+      t.log(`handovers under load: ${seen.handovers.length}`);
+    } finally {
+      for (const child of neighbours) child.kill('SIGKILL');
+      await engine.close();
+    }
+  });
+}
 
 test.serial('a sending path that stalls between a send and its cursor advance is handed over from: no duplicate, no failure, no restart', async (t) => {
   const engine = await startEngine();
