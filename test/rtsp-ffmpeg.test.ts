@@ -135,8 +135,9 @@ for (const kind of [undefined, ...FaultKinds] as Array<FaultKind | undefined>) {
         '-i', `udp://127.0.0.1:${rawPort}?timeout=${RAW_QUIET_US}&buffer_size=4194304&fifo_size=100000&overrun_nonfatal=0`,
         '-map', '0', '-c', 'copy', '-f', 'data', path.join(dir, 'raw.ts'),
       ], 25_000);
-      // PLAY only once ffmpeg listens: a datagram sent before would be lost to it.
-      await waitUntilBound(rawPort, 5000);
+      // PLAY only once ffmpeg listens: a datagram sent before would be lost to it. (ffmpeg can take
+      // seconds to start on a busy machine.)
+      await waitUntilBound(rawPort, 15_000);
       t.is((await control.play('/sample.ts')).status, 200);
       client = ffmpeg([
         '-rtsp_transport', 'udp', '-i', `rtsp://127.0.0.1:${port}/sample.ts`,
