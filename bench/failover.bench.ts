@@ -168,7 +168,7 @@ function parseOptions(argv: string[]): Options {
         const [a, b] = value().split('-').map(Number);
         if (!Number.isFinite(a)) throw new Error('--settle-ms MIN-MAX');
         o.settleMinMs = a!;
-        o.settleMaxMs = Number.isFinite(b) ? Math.max(a!, b!) : a!;
+        o.settleMaxMs = Number.isFinite(b) ? Math.max(a, b) : a;
         break;
       }
       case '--recovery-timeout-ms': o.recoveryTimeoutMs = Math.max(100, num()); break;
@@ -207,7 +207,7 @@ interface Dist { n: number; p50: number; p99: number; max: number; mean: number 
 function dist(values: readonly number[]): Dist {
   const v = values.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
   const mean = v.length ? v.reduce((s, x) => s + x, 0) / v.length : Number.NaN;
-  return { n: v.length, p50: quantile(v, 0.5), p99: quantile(v, 0.99), max: v.length ? v[v.length - 1]! : Number.NaN, mean };
+  return { n: v.length, p50: quantile(v, 0.5), p99: quantile(v, 0.99), max: v.length ? v[v.length - 1] : Number.NaN, mean };
 }
 
 function fmt(x: number, digits = 2): string {
@@ -364,9 +364,9 @@ function runReceiver(init: ReceiverInit, port: Channel): void {
   const CHECK_DELAY_MS = 200;
   const findSegment = (s: Sock, cursor: number): Segment | undefined => {
     for (let k = s.segments.length - 1; k >= 0; k--) {
-      const cand = s.segments[k]!;
+      const cand = s.segments[k];
       if (cand.startCursor <= cursor) {
-        const end = k + 1 < s.segments.length ? s.segments[k + 1]!.startCursor : cand.startCursor + segmentLength(cand, init.asset.packetCount);
+        const end = k + 1 < s.segments.length ? s.segments[k + 1].startCursor : cand.startCursor + segmentLength(cand, init.asset.packetCount);
         return cursor < end ? cand : undefined;
       }
     }
@@ -382,7 +382,7 @@ function runReceiver(init: ReceiverInit, port: Channel): void {
       const info = s.info;
       let k = 0;
       for (; k < s.pending.length; k++) {
-        const { p, at } = s.pending[k]!;
+        const { p, at } = s.pending[k];
         if (!final && at > horizon) break;
         const c16 = (p.sequence - info.initialSeq) & 0xffff;
         const cursor = s.maxCursor === undefined ? c16 : nearest16(c16, s.maxCursor);
@@ -395,7 +395,7 @@ function runReceiver(init: ReceiverInit, port: Channel): void {
         }
         let r = checkOne(info, seg, p);
         if (r.mismatched && r.firstMismatch?.startsWith('timestamp') && s.segments.length > 0) {
-          const first = s.segments[0]!;
+          const first = s.segments[0];
           const packet = seg.play.startPacket + TS_PER_DATAGRAM * (cursor - seg.startCursor);
           const inferred: Segment = {
             startCursor: cursor,
@@ -432,9 +432,9 @@ function runReceiver(init: ReceiverInit, port: Channel): void {
         })();
         break;
       }
-      case 'session': socks[msg.sock]!.info = msg.info; break;
+      case 'session': socks[msg.sock].info = msg.info; break;
       case 'segment': {
-        const segs = socks[msg.sock]!.segments;
+        const segs = socks[msg.sock].segments;
         segs.push(msg.segment);
         segs.sort((x, y) => x.startCursor - y.startCursor);
         break;
@@ -765,7 +765,7 @@ async function runPhase(o: Options, a: BenchAsset, nSessions: number, nFaults: n
   const play = async (gen: Generation, k: number, startPacket: number, reason: Segment['reason']): Promise<void> => {
     if (gen.replaying[k] || gen.stopping) return;
     gen.replaying[k] = true;
-    const stream = gen.streams[k]!;
+    const stream = gen.streams[k];
     try {
       for (let attempt = 0; attempt < 5 && !gen.stopping; attempt++) {
         try {
@@ -813,8 +813,8 @@ async function runPhase(o: Options, a: BenchAsset, nSessions: number, nFaults: n
       else run.strayHandovers.push(rec);
     });
     for (let k = 0; k < nSessions; k++) {
-      const info = await engine.openSession({ asset: a.asset, destination: { address: '127.0.0.1', port: sockets[k]!.port }, transport: 'rtp' });
-      const stream: StreamRec = { sock: sockets[k]!.sock, gen, info, segments: [], finalSent: 0 };
+      const info = await engine.openSession({ asset: a.asset, destination: { address: '127.0.0.1', port: sockets[k].port }, transport: 'rtp' });
+      const stream: StreamRec = { sock: sockets[k].sock, gen, info, segments: [], finalSent: 0 };
       G.streams.push(stream);
       run.streams.push(stream);
       receiver.send({ type: 'session', sock: stream.sock, info });
@@ -833,8 +833,8 @@ async function runPhase(o: Options, a: BenchAsset, nSessions: number, nFaults: n
       const now = monoNowMs();
       for (let k = 0; k < nSessions; k++) {
         if (G.replaying[k]) continue;
-        const stream = G.streams[k]!;
-        if (now - Math.max(receiver.lastArrivalMs(stream.sock), G.lastPlayAt[k]!) < 1500) continue;
+        const stream = G.streams[k];
+        if (now - Math.max(receiver.lastArrivalMs(stream.sock), G.lastPlayAt[k]) < 1500) continue;
         const s = engine.getSession(stream.info.id);
         run.stalls.push({ sock: stream.sock, gen, atMs: now, state: s?.state, sent: s?.sent });
         void play(G, k, 0, 'stall');
@@ -901,7 +901,7 @@ async function runPhase(o: Options, a: BenchAsset, nSessions: number, nFaults: n
         run.problems.push(`--deadline-min reached: stopped after ${i} of ${nFaults} faults`);
         break;
       }
-      const kind = o.kinds[i % o.kinds.length]!;
+      const kind = o.kinds[i % o.kinds.length];
       const target: 'active' | 'standby' = standbyEvery > 0 && i % standbyEvery === standbyEvery - 1 ? 'standby' : 'active';
       const eng = g.engine;
       const gen = g.gen;
@@ -1004,7 +1004,7 @@ function indexStream(d: SocketData, stream: StreamRec, a: BenchAsset): StreamInd
   const cursor = new Float64Array(n);
   let max: number | undefined;
   for (let k = 0; k < n; k++) {
-    const c16 = (d.seq[k]! - info.initialSeq) & 0xffff;
+    const c16 = (d.seq[k] - info.initialSeq) & 0xffff;
     const c = max === undefined ? c16 : nearest16(c16, max);
     cursor[k] = c;
     if (max === undefined || c > max) max = c;
@@ -1014,34 +1014,34 @@ function indexStream(d: SocketData, stream: StreamRec, a: BenchAsset): StreamInd
   const schedule = new Float64Array(size).fill(Number.NaN);
   const segOf = new Int32Array(size).fill(-1);
   for (let s = 0; s < segs.length; s++) {
-    const seg = segs[s]!;
-    const end = Math.min(size, s + 1 < segs.length ? segs[s + 1]!.startCursor : seg.startCursor + segmentLength(seg, a.asset.packetCount));
-    const t0 = a.times[seg.play.startPacket]!;
+    const seg = segs[s];
+    const end = Math.min(size, s + 1 < segs.length ? segs[s + 1].startCursor : seg.startCursor + segmentLength(seg, a.asset.packetCount));
+    const t0 = a.times[seg.play.startPacket];
     for (let c = Math.max(0, seg.startCursor); c < end; c++) {
       const packet = seg.play.startPacket + TS_PER_DATAGRAM * (c - seg.startCursor);
       if (packet >= a.asset.packetCount) break;
       segOf[c] = s;
-      schedule[c] = seg.play.startTimeMs + (a.times[packet]! - t0) / 90;
+      schedule[c] = seg.play.startTimeMs + (a.times[packet] - t0) / 90;
     }
   }
   let beyond = 0;
   for (let k = 0; k < n; k++) {
-    const c = cursor[k]!;
+    const c = cursor[k];
     if (c < 0 || c >= finalSent) beyond++;
-    if (c >= 0 && c < size && Number.isNaN(firstArrival[c]!)) firstArrival[c] = d.at[k]!;
+    if (c >= 0 && c < size && Number.isNaN(firstArrival[c])) firstArrival[c] = d.at[k]!;
   }
   const lostCursors: number[] = [];
-  for (let c = 0; c < finalSent; c++) if (Number.isNaN(firstArrival[c]!)) lostCursors.push(c);
+  for (let c = 0; c < finalSent; c++) if (Number.isNaN(firstArrival[c])) lostCursors.push(c);
   const copies = new Uint16Array(size);
   const dupCursors: Array<{ cursor: number; arrivals: number[] }> = [];
   for (let k = 0; k < n; k++) {
-    const c = cursor[k]!;
+    const c = cursor[k];
     if (c < 0 || c >= size) continue;
-    if (++copies[c]! === 2) dupCursors.push({ cursor: c, arrivals: [] });
+    if (++copies[c] === 2) dupCursors.push({ cursor: c, arrivals: [] });
   }
   if (dupCursors.length) {
     const wanted = new Map(dupCursors.map((dc) => [dc.cursor, dc]));
-    for (let k = 0; k < n; k++) wanted.get(cursor[k]!)?.arrivals.push(d.at[k]!);
+    for (let k = 0; k < n; k++) wanted.get(cursor[k])?.arrivals.push(d.at[k]);
   }
   const seqStats = sequenceStats(Array.from(d.seq), { firstSeq: info.initialSeq });
   return {
@@ -1064,14 +1064,14 @@ function latenessAt(s: StreamIndex, t: number): { lateMs: number; skipped: numbe
   let hi = s.finalSent;
   while (lo < hi) {
     const mid = (lo + hi) >> 1;
-    const v = sched[mid]!;
+    const v = sched[mid];
     if (Number.isNaN(v) || v < t) lo = mid + 1;
     else hi = mid;
   }
   for (let c = lo, skipped = 0; c < s.finalSent; c++) {
-    if (Number.isNaN(sched[c]!)) continue;
-    const arr = s.firstArrival[c]!;
-    if (!Number.isNaN(arr)) return { lateMs: arr - sched[c]!, skipped, dueMs: sched[c]! };
+    if (Number.isNaN(sched[c])) continue;
+    const arr = s.firstArrival[c];
+    if (!Number.isNaN(arr)) return { lateMs: arr - sched[c], skipped, dueMs: sched[c] };
     skipped++;
     if (skipped > 1000) break;
   }
@@ -1085,13 +1085,13 @@ function latenessSeries(s: StreamIndex, t: number, count: number): number[] {
   let hi = s.finalSent;
   while (lo < hi) {
     const mid = (lo + hi) >> 1;
-    const v = s.schedule[mid]!;
+    const v = s.schedule[mid];
     if (Number.isNaN(v) || v < t) lo = mid + 1;
     else hi = mid;
   }
   for (let c = lo; c < s.finalSent && out.length < count; c++) {
-    if (Number.isNaN(s.schedule[c]!)) continue;
-    out.push(s.firstArrival[c]! - s.schedule[c]!);
+    if (Number.isNaN(s.schedule[c])) continue;
+    out.push(s.firstArrival[c] - s.schedule[c]);
   }
   return out;
 }
@@ -1106,19 +1106,19 @@ function maxGapIn(s: StreamIndex, from: number, to: number): number {
   let hi = n;
   while (lo < hi) {
     const mid = (lo + hi) >> 1;
-    if (at[mid]! <= from) lo = mid + 1;
+    if (at[mid] <= from) lo = mid + 1;
     else hi = mid;
   }
   let k = Math.max(0, lo - 1);
   let max = Number.NaN;
   for (; k + 1 < n; k++) {
-    if (at[k]! >= to) break;
-    const c0 = s.cursor[k]!;
-    const c1 = s.cursor[k + 1]!;
-    const s0 = c0 >= 0 && c0 < s.segOf.length ? s.segOf[c0]! : -1;
-    const s1 = c1 >= 0 && c1 < s.segOf.length ? s.segOf[c1]! : -1;
+    if (at[k] >= to) break;
+    const c0 = s.cursor[k];
+    const c1 = s.cursor[k + 1];
+    const s0 = c0 >= 0 && c0 < s.segOf.length ? s.segOf[c0] : -1;
+    const s1 = c1 >= 0 && c1 < s.segOf.length ? s.segOf[c1] : -1;
     if (s0 !== s1 || s0 < 0) continue;
-    const gap = at[k + 1]! - at[k]!;
+    const gap = at[k + 1] - at[k];
     if (!(gap <= max)) max = gap;
   }
   return max;
@@ -1184,7 +1184,7 @@ function measureInstant(streams: readonly StreamIndex[], t: number): { lateWorst
   let gapWorst = Number.NaN;
   for (const s of streams) {
     // Only sessions that were streaming at t (another engine generation's sessions were not).
-    if (s.at.length < 2 || t < s.at[0]! || t > s.at[s.at.length - 1]!) continue;
+    if (s.at.length < 2 || t < s.at[0] || t > s.at[s.at.length - 1]) continue;
     const l = latenessAt(s, t);
     lateBy.push(l ? l.lateMs : Number.NaN);
     if (l && l.lateMs > worstLate) {
@@ -1326,7 +1326,7 @@ function analyse(run: PhaseRun, a: BenchAsset, rand: () => number): { summary: P
   streams.forEach((s) => {
     for (const c of s.lostCursors) {
       if (lostDetail.length >= 500) return;
-      const sched = s.schedule[c]!;
+      const sched = s.schedule[c];
       let nearestFault: number | undefined;
       let fromFaultMs: number | undefined;
       for (const f of faults) {
@@ -1341,11 +1341,11 @@ function analyse(run: PhaseRun, a: BenchAsset, rand: () => number): { summary: P
   for (const s of streams) {
     for (const dc of s.dupCursors) {
       if (dupDetail.length >= 500) break;
-      const first = dc.arrivals[0]!;
+      const first = dc.arrivals[0];
       let best: FaultMeasure | undefined;
       for (const f of faults) if (!best || Math.abs(first - f.faultAtMs) < Math.abs(first - best.faultAtMs)) best = f;
       dupDetail.push({
-        sock: s.sock, gen: s.gen, cursor: dc.cursor, arrivals: dc.arrivals, scheduleMs: s.schedule[dc.cursor]!,
+        sock: s.sock, gen: s.gen, cursor: dc.cursor, arrivals: dc.arrivals, scheduleMs: s.schedule[dc.cursor],
         nearestFault: best?.i, faultKind: best?.kind, faultTarget: best?.target, fromFaultMs: best ? first - best.faultAtMs : undefined,
       });
     }
@@ -1435,7 +1435,7 @@ function printPhase(s: PhaseSummary, run: PhaseRun, a: BenchAsset): void {
   console.log(`   CPU time the hypervisor stole from this VM during the phase: ${fmt(run.stealMs, 0)} ms (/proc/stat steal, both vCPUs)`);
   console.log(`   receiver-side drops (not server loss): Udp RcvbufErrors +${t.kernelRcvbufErrors} (whole host), the receiver sockets' own drop counters ${t.receiverSocketDrops} (${t.receiverSocketsFound}/${run.receiver.recvBuffer.length} sockets read); Udp InErrors +${t.kernelInErrors}, SndbufErrors +${t.kernelSndbufErrors}`);
   for (const d of s.dupDetail.slice(0, 5)) {
-    console.log(`   duplicate: session socket ${d.sock} cursor ${d.cursor}, ${d.arrivals.length} copies ${fmt((d.arrivals.at(-1) ?? 0) - d.arrivals[0]!, 3)} ms apart, ${fmt(d.fromFaultMs ?? Number.NaN)} ms after fault ${d.nearestFault} (${d.faultKind} on the ${d.faultTarget} path)`);
+    console.log(`   duplicate: session socket ${d.sock} cursor ${d.cursor}, ${d.arrivals.length} copies ${fmt((d.arrivals.at(-1) ?? 0) - d.arrivals[0], 3)} ms apart, ${fmt(d.fromFaultMs ?? Number.NaN)} ms after fault ${d.nearestFault} (${d.faultKind} on the ${d.faultTarget} path)`);
   }
   for (const p of run.problems.slice(0, 8)) console.log(`   ! ${p}`);
   if (run.problems.length > 8) console.log(`   ! … ${run.problems.length - 8} more in the JSON`);
@@ -1488,7 +1488,7 @@ async function main(): Promise<void> {
     const deadlineAtMs = monoNowMs() + o.deadlineMin * 60_000;
     const phases: Array<{ summary: PhaseSummary; faults: FaultMeasure[]; run: PhaseRun }> = [];
     for (let p = 0; p < o.sessions.length && !interrupted; p++) {
-      const n = o.sessions[p]!;
+      const n = o.sessions[p];
       const share = Math.floor(o.faults / o.sessions.length) + (p < o.faults % o.sessions.length ? 1 : 0);
       process.stderr.write(`phase ${p + 1}/${o.sessions.length}: ${n} sessions, ${share} faults\n`);
       const run = await runPhase(o, a, n, share, rand, logger, deadlineAtMs);

@@ -7,7 +7,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 /** Nearest-rank quantile of an ascending array. */
 export function quantile(sorted: ArrayLike<number>, q: number): number {
   if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length, Math.max(1, Math.ceil(q * sorted.length))) - 1]!;
+  return sorted[Math.min(sorted.length, Math.max(1, Math.ceil(q * sorted.length))) - 1];
 }
 
 /** Walks an argv array flag by flag; value() and number() take the flag's argument, with the usage text in every error. */
@@ -17,7 +17,7 @@ export class FlagReader {
   constructor(private readonly argv: readonly string[], private readonly usage: string) {}
 
   *flags(): Generator<string> {
-    for (this.index = 0; this.index < this.argv.length; this.index++) yield this.argv[this.index]!;
+    for (this.index = 0; this.index < this.argv.length; this.index++) yield this.argv[this.index];
   }
 
   value(flag: string): string {
@@ -70,7 +70,7 @@ export function nearest16(value16: number, ref: number): number {
 /** CPU time stolen from this (virtual) machine by its host so far, ms (/proc/stat 'steal', USER_HZ = 100/s). */
 export function readStealMs(): number {
   try {
-    return Number(readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/)[8] ?? 0) * 10;
+    return Number(readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/)[8] ?? 0) * 10;
   } catch {
     return Number.NaN;
   }
@@ -80,9 +80,9 @@ export function readStealMs(): number {
 export function readUdpSnmp(): Record<string, number> {
   try {
     const lines = readFileSync('/proc/net/snmp', 'utf8').split('\n').filter((l) => l.startsWith('Udp:'));
-    const names = lines[0]!.split(/\s+/).slice(1);
-    const values = lines[1]!.split(/\s+/).slice(1).map(Number);
-    return Object.fromEntries(names.map((n, i) => [n, values[i]!]));
+    const names = lines[0].split(/\s+/).slice(1);
+    const values = lines[1].split(/\s+/).slice(1).map(Number);
+    return Object.fromEntries(names.map((n, i) => [n, values[i]]));
   } catch {
     return {};
   }
@@ -95,11 +95,11 @@ export function readLoopbackUdpSockets(): Map<number, { rxQueue: number; drops: 
     for (const line of readFileSync('/proc/net/udp', 'utf8').split('\n').slice(1)) {
       const cols = line.trim().split(/\s+/);
       if (cols.length < 13) continue;
-      const [addrHex, portHex] = cols[1]!.split(':');
+      const [addrHex, portHex] = cols[1].split(':');
       if (addrHex !== '0100007F') continue;
-      const port = parseInt(portHex!, 16);
+      const port = parseInt(portHex, 16);
       const s = sockets.get(port) ?? { rxQueue: 0, drops: 0 };
-      s.rxQueue += parseInt(cols[4]!.split(':')[1]!, 16);
+      s.rxQueue += parseInt(cols[4].split(':')[1], 16);
       s.drops += Number(cols[cols.length - 1]);
       sockets.set(port, s);
     }
@@ -140,7 +140,7 @@ export function threadPolicies(pid: number = process.pid): Array<{ tid: number; 
       const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       // fields[0] is stat field 3 (state); rt_priority is field 40, policy field 41.
-      out.push({ tid, comm, rtPriority: Number(fields[37]), policy: names[Number(fields[38])] ?? fields[38]! });
+      out.push({ tid, comm, rtPriority: Number(fields[37]), policy: names[Number(fields[38])] ?? fields[38] });
     } catch {
       // thread gone
     }

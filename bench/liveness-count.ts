@@ -84,7 +84,7 @@ export class SessionCount {
   onDatagram(buf: Buffer, nowMs: number): void {
     if (!Number.isNaN(this.lastArrivalMs)) {
       const gap = nowMs - this.lastArrivalMs;
-      this.gaps[Math.min(GAP_BUCKETS - 1, Math.floor(gap * 10))]!++;
+      this.gaps[Math.min(GAP_BUCKETS - 1, Math.floor(gap * 10))]++;
       if (gap > this.gapMaxMs) this.gapMaxMs = gap;
     }
     this.lastArrivalMs = nowMs;
@@ -155,7 +155,7 @@ export class SessionCount {
     const rank = Math.max(1, Math.ceil(q * n));
     let seen = 0;
     for (let b = 0; b < GAP_BUCKETS - 1; b++) {
-      seen += this.gaps[b]!;
+      seen += this.gaps[b];
       if (seen >= rank) return (b + 1) / 10;
     }
     return this.gapMaxMs;
@@ -172,7 +172,7 @@ export class SessionCount {
   }
 
   private has(i: number): boolean {
-    return (this.bits[i >> 3]! & (1 << (i & 7))) !== 0;
+    return (this.bits[i >> 3] & (1 << (i & 7))) !== 0;
   }
 
   private mark(ext: number): void {
@@ -186,7 +186,7 @@ export class SessionCount {
       this.totals.duplicated++;
       return;
     }
-    this.bits[i >> 3]! |= 1 << (i & 7);
+    this.bits[i >> 3] |= 1 << (i & 7);
     if (ext < this.maxExt) this.totals.reordered++;
     else this.maxExt = ext;
   }
@@ -205,8 +205,8 @@ export class SessionCount {
   private flushPending(start: number): void {
     this.awaitingReply = false;
     for (let k = 0; k < this.pending.length; k++) {
-      const ext = this.pendingExt[k]!;
-      this.checkContinuity(this.pending[k]!, ext, ext < start);
+      const ext = this.pendingExt[k];
+      this.checkContinuity(this.pending[k], ext, ext < start);
     }
     this.pending.length = 0;
     this.pendingExt.length = 0;
@@ -215,22 +215,22 @@ export class SessionCount {
   /** Every TS packet's continuity counter against the last one of its PID in its play (ISO 13818-1 §2.4.3.3). */
   private checkContinuity(buf: Buffer, ext: number, previousPlay = ext < this.currentStart): void {
     const cc = previousPlay ? this.ccPrevious : this.ccCurrent;
-    const b0 = buf[0]!;
+    const b0 = buf[0];
     let offset = 12 + 4 * (b0 & 0x0f);
     if ((b0 & 0x10) !== 0 && buf.length >= offset + 4) offset += 4 + 4 * buf.readUInt16BE(offset + 2);
-    const end = (b0 & 0x20) !== 0 ? buf.length - buf[buf.length - 1]! : buf.length;
+    const end = (b0 & 0x20) !== 0 ? buf.length - buf[buf.length - 1] : buf.length;
     for (let p = offset; p + TS_PACKET <= end; p += TS_PACKET) {
       if (buf[p] !== 0x47) {
         this.totals.syncErrors++;
         continue;
       }
-      const pid = ((buf[p + 1]! & 0x1f) << 8) | buf[p + 2]!;
+      const pid = ((buf[p + 1] & 0x1f) << 8) | buf[p + 2];
       if (pid === 0x1fff) continue; // null packets carry no counter
-      const afc = (buf[p + 3]! >> 4) & 3;
+      const afc = (buf[p + 3] >> 4) & 3;
       if ((afc & 1) === 0) continue; // no payload: the counter does not advance
-      const counter = buf[p + 3]! & 0x0f;
-      const discontinuity = (afc & 2) !== 0 && buf[p + 4]! > 0 && (buf[p + 5]! & 0x80) !== 0;
-      const last = cc[pid]!;
+      const counter = buf[p + 3] & 0x0f;
+      const discontinuity = (afc & 2) !== 0 && buf[p + 4] > 0 && (buf[p + 5] & 0x80) !== 0;
+      const last = cc[pid];
       if (last >= 0 && !discontinuity && counter !== ((last + 1) & 0x0f)) this.totals.ccErrors++;
       cc[pid] = counter;
     }

@@ -303,7 +303,7 @@ async function ctlStatus(server: ServerSpec, socket: string): Promise<Status> {
 /** Sum of the paths' restarts, undefined when the status has none. */
 function restartsOf(s: Status | undefined): number | undefined {
   const counts = Object.values(s?.paths ?? {}).map((p) => p.restarts);
-  return counts.length > 0 && counts.every((n) => typeof n === 'number') ? counts.reduce((a, b) => a! + b!, 0) : undefined;
+  return counts.length > 0 && counts.every((n) => typeof n === 'number') ? counts.reduce((a, b) => a + b, 0) : undefined;
 }
 
 function bothPathsUp(s: Status): boolean {
@@ -504,7 +504,7 @@ async function runPhase(server: ServerSpec, phase: PhaseSpec, o: Options, starte
       row.receiverCpuPct = ((cpu1.receiver - cpu0.receiver) / windowS) * 100;
       row.receiverRssMiB = receiverRss;
     }
-    if (load.length > 0) row.loadCpuPct = cpu1.load.reduce((sum, c, i) => sum + (c - cpu0.load[i]!), 0) / windowS * 100;
+    if (load.length > 0) row.loadCpuPct = cpu1.load.reduce((sum, c, i) => sum + (c - cpu0.load[i]), 0) / windowS * 100;
     for (const l of load) await stopChild(l, 1000);
     row.statusEnd = await ctlStatus(server, adminSocket).catch((err: Error) => { row.problems.push(`status at the end: ${err.message.split('\n').join(' ').trim()}`); return undefined; });
     row.restarts = restartsOf(row.statusEnd);
@@ -602,9 +602,9 @@ function table(rows: readonly Row[]): string {
     r.wire ? String(r.wire.ccErrors) : '-', r.wire ? String(r.wire.stalls) : '-', f(r.gapP99WorstMs), f(r.gapMaxMs),
     f(r.serverCpuPct, 2), f(r.serverRssMiB, 0), f(r.receiverCpuPct, 2), f(r.receiverRssMiB, 0), f(r.loadCpuPct, 0), f(r.stealMs, 0),
   ]);
-  const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
-  const line = (c: readonly string[]): string => c.map((x, i) => (i < 2 ? x.padEnd(widths[i]!) : x.padStart(widths[i]!))).join('  ');
-  return [line(head), '─'.repeat(widths.reduce((a, b) => a + b + 2, -2)), ...rows.map((_, i) => line(cells[i]!))].join('\n');
+  const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
+  const line = (c: readonly string[]): string => c.map((x, i) => (i < 2 ? x.padEnd(widths[i]) : x.padStart(widths[i]))).join('  ');
+  return [line(head), '─'.repeat(widths.reduce((a, b) => a + b + 2, -2)), ...rows.map((_, i) => line(cells[i]))].join('\n');
 }
 
 function targetLines(t: Targets): string[] {

@@ -127,7 +127,7 @@ function runWaker(init: ThreadInit): void {
   }
   const lateness = samples.slice(0, n);
   const result: ThreadResult = { policy: priority.policy, policyError: priority.error, lateness };
-  port.postMessage({ type: 'done', result }, [lateness.buffer as ArrayBuffer]);
+  port.postMessage({ type: 'done', result }, [lateness.buffer]);
 }
 
 // ─────────────────────────────────────────────────────────────────────────────
@@ -136,7 +136,7 @@ function runWaker(init: ThreadInit): void {
 /** CPU time stolen from this (virtual) machine by its host so far, ms (/proc/stat 'steal', in USER_HZ = 100/s). */
 function stealMs(): number {
   try {
-    const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/);
+    const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/);
     return Number(cpu[8] ?? 0) * 10;
   } catch {
     return Number.NaN;
@@ -222,7 +222,7 @@ async function main(): Promise<void> {
         pooled.set(key, entry);
         const all = Float64Array.from(results.flatMap((r) => Array.from(r.lateness))).sort();
         runs.push({
-          round, threads, mode, wakes: all.length, p99: quantile(all, 0.99), max: all.length ? all[all.length - 1]! : Number.NaN,
+          round, threads, mode, wakes: all.length, p99: quantile(all, 0.99), max: all.length ? all[all.length - 1] : Number.NaN,
           overThreshold: all.filter((x) => x > o.thresholdMs).length, loadavg: loadavg(), stealMs: stolen,
         });
       }
@@ -242,7 +242,7 @@ async function main(): Promise<void> {
       const over = all.filter((x) => x > o.thresholdMs).length;
       rows.push({
         threads, mode, policies: [...entry.policies], policyErrors: [...entry.errors], wakes: total, seconds: entry.seconds,
-        p50: quantile(all, 0.5), p99: quantile(all, 0.99), p999: quantile(all, 0.999), max: total ? all[total - 1]! : Number.NaN,
+        p50: quantile(all, 0.5), p99: quantile(all, 0.99), p999: quantile(all, 0.999), max: total ? all[total - 1] : Number.NaN,
         overThreshold: over, overThresholdPerMinute: (over / entry.seconds) * 60, stealMs: entry.stealMs,
       });
     }

@@ -177,8 +177,8 @@ interface Percentiles { readonly n: number; readonly p50: number; readonly p99: 
 
 function percentiles(values: ArrayLike<number>): Percentiles {
   const sorted = Float64Array.from(values).sort();
-  const at = (q: number): number => (sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!);
-  return { n: sorted.length, p50: at(0.5), p99: at(0.99), p999: at(0.999), max: sorted.length === 0 ? NaN : sorted[sorted.length - 1]! };
+  const at = (q: number): number => (sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]);
+  return { n: sorted.length, p50: at(0.5), p99: at(0.99), p999: at(0.999), max: sorted.length === 0 ? NaN : sorted[sorted.length - 1] };
 }
 
 interface StartupResult {
@@ -209,7 +209,7 @@ async function measureStartup(server: TwinframeServer, port: number, samples: nu
         const t2 = process.hrtime.bigint();
         if (play.status !== 200) throw new Error(`PLAY answered ${play.status}`);
         await receiver.waitForCount(1, 5000);
-        const first = receiver.datagrams[0]!.arrivalNs;
+        const first = receiver.datagrams[0].arrivalNs;
         firsts.push(Number(first - t0) / 1e6);
         setups.push(Number(t1 - t0) / 1e6);
         plays.push(Number(t2 - t1) / 1e6);
@@ -298,21 +298,21 @@ async function measureLevel(server: TwinframeServer, port: number, receiver: Rec
   let datagrams = 0;
   running.ids.forEach((id, i) => {
     const play = plays.get(id)!;
-    const s = data.sockets[i]!;
+    const s = data.sockets[i];
     const seen = new Set<number>();
     let minSeq = Infinity;
     let maxSeq = -Infinity;
     for (let k = 0; k < s.at.length; k++) {
-      const due = play.startTimeMs + ((s.ts[k]! - play.rtptime) >>> 0) / 90;
+      const due = play.startTimeMs + ((s.ts[k] - play.rtptime) >>> 0) / 90;
       // Extended sequence number relative to the play's first (no wrap within a few seconds).
-      const ext = (s.seq[k]! - play.seq) & 0xffff;
+      const ext = (s.seq[k] - play.seq) & 0xffff;
       if (seen.has(ext)) duplicated++;
       seen.add(ext);
       if (due < windowStart || due > windowEnd) continue;
       datagrams++;
       minSeq = Math.min(minSeq, ext);
       maxSeq = Math.max(maxSeq, ext);
-      lateness.push(s.at[k]! - due);
+      lateness.push(s.at[k] - due);
     }
     if (maxSeq >= minSeq) {
       for (let q = minSeq; q <= maxSeq; q++) if (!seen.has(q)) lost++;

@@ -41,7 +41,7 @@ interface RunOptions {
 function parse(argv: string[]): RunOptions {
   const o: RunOptions = { only: undefined, quick: false, args: new Map() };
   for (let i = 0; i < argv.length; i++) {
-    const flag = argv[i]!;
+    const flag = argv[i];
     if (flag === '--only') o.only = (argv[++i] ?? '').split(',').filter(Boolean);
     else if (flag === '--quick') o.quick = true;
     else if (flag.startsWith('--args-')) o.args.set(flag.slice('--args-'.length), (argv[++i] ?? '').split(/\s+/).filter(Boolean));

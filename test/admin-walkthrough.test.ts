@@ -104,7 +104,7 @@ test.serial('an operator takes the pair through the patent walk-through, survive
     // And it protects again: a manual switch back is lossless too.
     const switched = await twinframectl(socket, 'failover');
     t.is(switched.code, 0);
-    t.like(switched.json as object, { from: 'b', to: 'a', cause: 'manual' });
+    t.like(switched.json, { from: 'b', to: 'a', cause: 'manual' });
     await sleep(300);
     engine.pause(session.id);
     await receiver.waitForQuiet(150, 5000);
@@ -139,7 +139,7 @@ test.serial('heartbeat and limits set through twinframectl are persisted and sur
     const socket = server.config.admin.socketPath;
     const hb = await twinframectl(socket, 'heartbeat', '--period-us', '1000', '--max-missed', '4');
     t.is(hb.code, 0);
-    t.like(hb.json as object, { periodUs: 1000, maxMissed: 4 });
+    t.like(hb.json, { periodUs: 1000, maxMissed: 4 });
     const tooSlow = await twinframectl(socket, 'heartbeat', '--period-us', '20000', '--max-missed', '3');
     t.is(tooSlow.code, 1, 'detection slower than a frame is refused');
     t.regex(JSON.stringify(tooSlow.json), /TF_HEARTBEAT_TOO_SLOW/);
@@ -155,7 +155,7 @@ test.serial('heartbeat and limits set through twinframectl are persisted and sur
     server = await startServer({ config: persisted, configPath: path.join(dir, 'config.json'), logger: silentLogger });
     const status = (await twinframectl(server.config.admin.socketPath, 'status')).json as { heartbeat: { periodUs: number; maxMissed: number } };
     t.like(status.heartbeat, { periodUs: 1000, maxMissed: 4 });
-    t.like((await twinframectl(server.config.admin.socketPath, 'limits')).json as object, { maxStreams: 7 });
+    t.like((await twinframectl(server.config.admin.socketPath, 'limits')).json, { maxStreams: 7 });
   } finally {
     await server.close();
     await rm(dir, { recursive: true, force: true });

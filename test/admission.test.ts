@@ -118,7 +118,7 @@ test.serial('a session whose command does not fit a data path\'s queue is undone
     engine.injectFault('b', 'hang');
     // The spin must not hold a core at real-time priority for the whole test.
     await sleep(50);
-    demoteThread(engine.status().paths[1]!.threadId!);
+    demoteThread(engine.status().paths[1].threadId!);
 
     // Paths just under PATH_MAX make each open-session command ~8 KB: the queue fills in ~30.
     const asset: EngineAsset = { ...sample.asset, assetPath: padPath(sample.asset.assetPath), indexPath: padPath(sample.asset.indexPath) };

@@ -112,7 +112,7 @@ test('an asset truncated while it streams ends its own sessions only: no path fa
     await Promise.all(viewers.map((v) => v.receiver.waitForQuiet(150, 5000)));
 
     t.deepEqual(failovers.map((f) => `${f.pathName}:${f.cause}`), [], 'no data path failed');
-    const restarts = server.engine.status().paths.reduce((n, p, i) => n + p.incarnation - incarnations[i]!, 0);
+    const restarts = server.engine.status().paths.reduce((n, p, i) => n + p.incarnation - incarnations[i], 0);
     t.is(restarts, 0, 'no data path was restarted');
     await server.engine.waitUntilProtected(10_000);
     t.deepEqual(failed.map((f) => f.id).sort(), doomed.map((v) => v.info.id).sort(), 'each session of the truncated asset ended once; no other');

@@ -46,8 +46,8 @@ async function assetFile(t: ExecutionContext, name: string, bytes: Uint8Array): 
 function refusal(t: ExecutionContext, file: string, code: ErrorCode): TwinframeError {
   const err = t.throws(() => buildAssetIndex(file), { instanceOf: TwinframeError });
   t.is(err?.code, code);
-  t.true(err!.message.includes(file), `message names the file: ${err?.message}`);
-  return err!;
+  t.true(err.message.includes(file), `message names the file: ${err?.message}`);
+  return err;
 }
 
 /** Calls fn(offset) for every packet of buf on `pid`. */
@@ -141,7 +141,7 @@ test('packet send times start at 0 and never decrease', (t) => {
   const { times } = buildAssetIndex(SAMPLE);
   t.is(times[0], 0);
   for (let p = 1; p < times.length; p++) {
-    if (times[p]! < times[p - 1]!) return t.fail(`times decrease at packet ${p}`);
+    if (times[p] < times[p - 1]) return t.fail(`times decrease at packet ${p}`);
   }
   t.pass();
 });
@@ -157,8 +157,8 @@ test('interpolated times agree with the PCR of every PCR-bearing packet to withi
       const pcr = packetPcr(SAMPLE_BYTES, off);
       if (pcr < 0) return;
       first ??= { pcr, packet: p };
-      const expected = times[first.packet]! + (pcr - first.pcr) / 300;
-      worst = Math.max(worst, Math.abs(times[p]! - expected));
+      const expected = times[first.packet] + (pcr - first.pcr) / 300;
+      worst = Math.max(worst, Math.abs(times[p] - expected));
       checked++;
     },
     meta.pcrPid,
@@ -178,10 +178,10 @@ function pesStartsWithIdr(buf: Buffer, start: number): boolean {
     const pay = payloadOffset(buf, o);
     if (pay >= 0) es.push(...buf.subarray(pay, o + TS_PACKET_SIZE));
   }
-  if (es[0] !== 0 || es[1] !== 0 || es[2] !== 1 || (es[3]! & 0xf0) !== 0xe0) return false; // video PES start code
-  for (let i = 9 + es[8]!; i + 3 < es.length; i++) {
+  if (es[0] !== 0 || es[1] !== 0 || es[2] !== 1 || (es[3] & 0xf0) !== 0xe0) return false; // video PES start code
+  for (let i = 9 + es[8]; i + 3 < es.length; i++) {
     if (es[i] === 0 && es[i + 1] === 0 && es[i + 2] === 1) {
-      const type = es[i + 3]! & 0x1f;
+      const type = es[i + 3] & 0x1f;
       if (type === 5) return true;
       if (type >= 1 && type <= 4) return false;
     }
@@ -194,11 +194,11 @@ test('the sample asset has a random-access point every second, each starting a P
   const raps = meta.randomAccess;
   t.true(raps.length >= 11 && raps.length <= 13, `${raps.length} random-access points`);
   for (let i = 0; i < raps.length; i++) {
-    const rap = raps[i]!;
+    const rap = raps[i];
     t.is(rap.ticks, times[rap.packet]);
     t.true(pesStartsWithIdr(SAMPLE_BYTES, rap.packet), `packet ${rap.packet} starts an IDR PES`);
     if (i > 0) {
-      const gap = (rap.ticks - raps[i - 1]!.ticks) / 90_000;
+      const gap = (rap.ticks - raps[i - 1].ticks) / 90_000;
       t.true(Math.abs(gap - 1) < 0.1, `gap ${gap} s before RAP ${i}`);
     }
   }
@@ -208,7 +208,7 @@ test('without random_access_indicator, key frames are found from the H.264 NAL u
   const withRai = buildAssetIndex(SAMPLE).meta.randomAccess;
   const stripped = Buffer.from(SAMPLE_BYTES);
   forEachPacket(stripped, (off) => {
-    if (stripped[off + 3]! & 0x20 && stripped[off + 4]! > 0) stripped[off + 5]! &= ~0x40;
+    if (stripped[off + 3] & 0x20 && stripped[off + 4] > 0) stripped[off + 5] &= ~0x40;
   });
   return assetFile(t, 'no-rai.ts', stripped).then((file) => {
     t.deepEqual(buildAssetIndex(file).meta.randomAccess, withRai);
@@ -223,7 +223,7 @@ test('a few corrupt sync bytes are tolerated and the packets after them are read
   const clean = buildAssetIndex(SAMPLE);
   t.is(meta.packetCount, clean.meta.packetCount);
   t.true(Math.abs(meta.durationMs - clean.meta.durationMs) < 1);
-  t.true(Math.abs(times[12_000]! - clean.times[12_000]!) <= 1);
+  t.true(Math.abs(times[12_000] - clean.times[12_000]) <= 1);
 });
 
 // --- Refusals ------------------------------------------------------------------------
@@ -275,7 +275,7 @@ test('less than one packet is truncated when it starts with a sync byte, not TS 
 test('a TS with its PCR flags stripped is refused for lack of a PCR', async (t) => {
   const stripped = Buffer.from(SAMPLE_BYTES);
   forEachPacket(stripped, (off) => {
-    if (stripped[off + 3]! & 0x20 && stripped[off + 4]! > 0) stripped[off + 5]! &= ~0x10;
+    if (stripped[off + 3] & 0x20 && stripped[off + 4] > 0) stripped[off + 5] &= ~0x10;
   });
   refusal(t, await assetFile(t, 'no-pcr.ts', stripped), 'TF_ASSET_NO_PCR');
 });
@@ -334,7 +334,7 @@ test('a PCR that wraps past 2^33 continues the timeline without a jump', async (
   t.is(meta.pcrCount, 10);
   t.true(Math.abs(meta.bitrate - bitrate) < 10, `bitrate ${meta.bitrate}`);
   const perPacket = packets27(1, bitrate) / 300;
-  for (let p = 1; p < times.length; p++) t.true(Math.abs(times[p]! - p * perPacket) <= 1, `packet ${p}`);
+  for (let p = 1; p < times.length; p++) t.true(Math.abs(times[p] - p * perPacket) <= 1, `packet ${p}`);
 });
 
 test('a PCR discontinuity continues the timeline at the measured bitrate', async (t) => {
@@ -346,7 +346,7 @@ test('a PCR discontinuity continues the timeline at the measured bitrate', async
   });
   const { times } = buildAssetIndex(await assetFile(t, 'disc.ts', ts));
   const perPacket = packets27(1, bitrate) / 300;
-  for (let p = 1; p < times.length; p++) t.true(Math.abs(times[p]! - p * perPacket) <= 1, `packet ${p}`);
+  for (let p = 1; p < times.length; p++) t.true(Math.abs(times[p] - p * perPacket) <= 1, `packet ${p}`);
 });
 
 test('an unflagged jump backwards or far ahead is bridged at the measured bitrate', async (t) => {
@@ -359,7 +359,7 @@ test('an unflagged jump backwards or far ahead is bridged at the measured bitrat
   const { meta, times } = buildAssetIndex(await assetFile(t, 'jumps.ts', ts));
   t.true(Math.abs(meta.bitrate - bitrate) < 10, `bitrate ${meta.bitrate}`);
   const perPacket = packets27(1, bitrate) / 300;
-  for (let p = 1; p < times.length; p++) t.true(Math.abs(times[p]! - p * perPacket) <= 1, `packet ${p}`);
+  for (let p = 1; p < times.length; p++) t.true(Math.abs(times[p] - p * perPacket) <= 1, `packet ${p}`);
   t.true(Math.abs(meta.durationMs - (times.length * perPacket) / 90) < 0.1);
 });
 
@@ -368,7 +368,7 @@ test('packets before the first and after the last PCR are extrapolated at the bi
   const ts = syntheticTs(100, (k) => (k === 30 || k === 60 ? { pcr: 1e9 + packets27(k, bitrate) } : undefined));
   const { meta, times } = buildAssetIndex(await assetFile(t, 'extrapolate.ts', ts));
   const perPacket = packets27(1, bitrate) / 300;
-  for (let p = 0; p < times.length; p++) t.true(Math.abs(times[p]! - p * perPacket) <= 1, `packet ${p}`);
+  for (let p = 0; p < times.length; p++) t.true(Math.abs(times[p] - p * perPacket) <= 1, `packet ${p}`);
   t.deepEqual(meta.randomAccess, []);
 });
 

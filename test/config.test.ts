@@ -41,8 +41,8 @@ test('a missing file gives the documented defaults, and they are valid and usabl
     t.is(cfg.network.streamIp, undefined, 'unset: media leaves from the address each viewer reached');
     t.deepEqual(cfg.network.routes, []);
     t.is(cfg.media.mounts.length, 1);
-    t.is(cfg.media.mounts[0]!.prefix, '');
-    t.true(existsSync(path.join(cfg.media.mounts[0]!.dir, 'sample.ts')), 'the default mount holds the sample asset');
+    t.is(cfg.media.mounts[0].prefix, '');
+    t.true(existsSync(path.join(cfg.media.mounts[0].dir, 'sample.ts')), 'the default mount holds the sample asset');
     t.true(path.isAbsolute(cfg.admin.socketPath));
     t.true(Buffer.byteLength(cfg.admin.socketPath) <= 107);
     t.notThrows(() => validateFailoverTiming(cfg.failover.heartbeatPeriodUs, cfg.failover.maxMissedHeartbeats));
@@ -136,7 +136,7 @@ test('relative paths in a file are resolved against the file, not the working di
     const file = path.join(dir, 'c.json');
     await writeFile(file, JSON.stringify({ media: { mounts: [{ prefix: 'm', dir: 'movies' }], cacheDir: 'cache' }, admin: { socketPath: 'run/admin.sock' } }));
     const cfg = await loadConfig(file);
-    t.is(cfg.media.mounts[0]!.dir, path.join(dir, 'movies'));
+    t.is(cfg.media.mounts[0].dir, path.join(dir, 'movies'));
     t.is(cfg.media.cacheDir, path.join(dir, 'cache'));
     t.is(cfg.admin.socketPath, path.join(dir, 'run', 'admin.sock'));
   });
@@ -195,7 +195,7 @@ test('updateConfig merges a patch, keeps relative paths and implicit defaults, a
     const before = await readFile(file, 'utf8');
     const err = await t.throwsAsync(updateConfig(file, { failover: { heartbeatPeriodUs: 50_000 } }));
     t.true(isTwinframeError(err, 'TF_CONFIG_INVALID'));
-    t.regex(err!.message, /failover\.heartbeatPeriodUs/);
+    t.regex(err.message, /failover\.heartbeatPeriodUs/);
     t.is(await readFile(file, 'utf8'), before);
     t.deepEqual(await readdir(dir), ['c.json']);
   });
@@ -225,7 +225,7 @@ test('heartbeat settings whose worst-case detection exceeds one frame are refuse
     t.notThrows(() => validateFailoverTiming(fits, maxMissed));
     const err = t.throws(() => validateFailoverTiming(fits + 1, maxMissed));
     t.true(isTwinframeError(err, 'TF_HEARTBEAT_TOO_SLOW'), `${fits + 1} × ${maxMissed}`);
-    t.regex(err!.message, /one frame/);
+    t.regex(err.message, /one frame/);
   }
   // A PAL or film frame is longer, so the same setting may fit there.
   t.throws(() => validateFailoverTiming(8500, 3));

@@ -40,11 +40,11 @@ test.serial('the standby sends nothing while the active path is on time, and the
     const before = engine.status().paths.map((p) => p.sent);
     const { check, sent, received } = await withStream(engine, () => sleep(1200));
     const status = engine.status();
-    const sentBy = status.paths.map((p, i) => p.sent - before[i]!);
+    const sentBy = status.paths.map((p, i) => p.sent - before[i]);
     // A sender that runs late is handed over from (lossless, counted): then both sent, in turns.
     t.is(status.switches, 1 + status.handovers, 'the start-up hand-over to the first synchronized path, and handovers only');
     if (status.handovers === 0) t.is(Math.min(...sentBy), 0, 'with no handover the standby sent nothing');
-    t.is(sentBy[0]! + sentBy[1]!, sent, 'the paths together sent exactly the cursor count: nothing twice');
+    t.is(sentBy[0] + sentBy[1], sent, 'the paths together sent exactly the cursor count: nothing twice');
     t.true(received > 250, `received ${received}`);
     t.is(received, sent);
     t.deepEqual({ lost: check.lost, duplicated: check.duplicated, reordered: check.reordered, mismatched: check.mismatched }, { lost: 0, duplicated: 0, reordered: 0, mismatched: 0 }, check.firstMismatch);
@@ -190,7 +190,7 @@ test.serial('streams keep their pace while the main thread is blocked for one se
     const gaps = (from: number, to: number) => {
       const inside = arrivals.filter((a) => a.atMs >= from && a.atMs <= to);
       let max = 0;
-      for (let i = 1; i < inside.length; i++) max = Math.max(max, inside[i]!.atMs - inside[i - 1]!.atMs);
+      for (let i = 1; i < inside.length; i++) max = Math.max(max, inside[i].atMs - inside[i - 1].atMs);
       return { count: inside.length, max };
     };
     const during = gaps(blockStart, blockEnd);
@@ -243,7 +243,7 @@ test.serial('pause and resume keep RTP sequence numbers continuous; a seek resta
     t.is(resumed.seq, (first.seq + pausedAt) & 0xffff, 'resume continues the sequence');
     t.is(resumed.startPacket, 7 * pausedAt, 'resume continues where it paused');
     await sleep(200);
-    const rap = sample.randomAccess[5]!;
+    const rap = sample.randomAccess[5];
     const seek = await engine.play(session.id, { startPacket: rap.packet });
     await sleep(200);
     engine.pause(session.id);
@@ -341,7 +341,7 @@ test.serial('a destination that cannot be connected to is refused at open, befor
     // The loopback broadcast address: connect() refuses it (EACCES), so nothing is ever sent there.
     const broadcast = await t.throwsAsync(engine.openSession({ asset: sample.asset, destination: { address: '127.255.255.255', port: 9 }, transport: 'rtp' }));
     t.like(broadcast, { code: 'TF_RTSP_DESTINATION_UNREACHABLE', rtspStatus: 462 });
-    t.regex(broadcast!.message, /127\.255\.255\.255:9.*EACCES/);
+    t.regex(broadcast.message, /127\.255\.255\.255:9.*EACCES/);
     // No socket can connect to port 0.
     const portZero = await t.throwsAsync(engine.openSession({ asset: sample.asset, destination: { address: '127.0.0.1', port: 0 }, transport: 'rtp' }));
     t.like(portZero, { code: 'TF_RTSP_DESTINATION_UNREACHABLE' });
@@ -384,11 +384,11 @@ test.serial('a read error both paths get ends the asset\'s sessions after one pa
     await sleep(500);
     await receiver.waitForQuiet(150, 5000);
     t.is(failovers.length, 1, `the first path to fail was failed over, the second found its bit: ${failovers.join(', ')}`);
-    t.regex(failovers[0]!, /:disk$/);
+    t.regex(failovers[0], /:disk$/);
     t.deepEqual(failed.map((f) => [f.id, f.scope]), [[session.id, 'asset']]);
-    t.regex(failed[0]!.reason, /read of .* failed at byte/);
+    t.regex(failed[0].reason, /read of .* failed at byte/);
     t.is(assets.length, 1);
-    t.is(assets[0]!.assetPath, sample.asset.assetPath);
+    t.is(assets[0].assetPath, sample.asset.assetPath);
     t.is(engine.getSession(session.id)!.state, 'failed');
     const check = checkRtpStream(receiver.packets, session, play, sample);
     t.true(receiver.datagrams.length > 50, `received ${receiver.datagrams.length}`);

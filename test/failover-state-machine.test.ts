@@ -321,7 +321,7 @@ test('every transition keeps the safety rules: one sender at most, and a switch 
         t.is(switches.length, 0, `${where}: no switch when the sender stays`);
       } else {
         t.is(switches.length, 1, `${where}: exactly one switch`);
-        const sw = switches[0]!;
+        const sw = switches[0];
         t.is(sw.from, before, `${where}: switch from the old sender`);
         t.is(sw.to, after, `${where}: switch to the new sender`);
         if (sw.to !== null) {
@@ -457,7 +457,7 @@ test('an inconsistent pair is rejected as a programming error, not a refused com
   const twoSenders: FailoverPair = { a: LABELS.PNS, b: LABELS.SNP };
   const err = t.throws(() => transition(twoSenders, { kind: 'stop_streaming', path: 'a' }));
   t.false(isTwinframeError(err));
-  t.regex(err!.message, /inconsistent/);
+  t.regex(err.message, /inconsistent/);
 });
 
 test('the exported event list covers every event kind once', (t) => {

@@ -132,7 +132,7 @@ test.serial('a busy-looping path is failed within one frame, and so is its repla
       t.is(fresh.incarnation, 2);
       engine.injectFault(victim, 'hang');
       await until(() => seen.failovers.filter((f) => f.pathName === victim).length >= 2, 'the expected event', 3000);
-      const second = seen.failovers.filter((f) => f.pathName === victim)[1]!;
+      const second = seen.failovers.filter((f) => f.pathName === victim)[1];
       t.is(second.incarnation, 2);
       t.is(second.cause, 'heartbeat');
       t.true(second.detectedAtMs - second.failedAtMs < frameMs, `young path's hang failed ${(second.detectedAtMs - second.failedAtMs).toFixed(2)} ms after it began`);

@@ -218,7 +218,7 @@ test.serial('a stalled log pipe never blocks the event loop; the backlog is boun
       t.is(reports.length, 1);
       t.like(reports[0], { firstError: 'backlog full' });
       t.true(written < LINES, `${written} of ${LINES} lines written`);
-      t.is(written + reports[0]!.dropped!, LINES, `every line is either written or counted: ${written} + ${JSON.stringify(reports)}`);
+      t.is(written + reports[0].dropped!, LINES, `every line is either written or counted: ${written} + ${JSON.stringify(reports)}`);
     } finally {
       pipe.close();
     }

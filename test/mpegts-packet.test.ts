@@ -131,7 +131,7 @@ test('the sample asset opens with SDT, PAT and PMT and carries PCRs on PID 0x100
   }
   t.is(pcrs.length, 10);
   for (let i = 1; i < pcrs.length; i++) {
-    const ms = (pcrs[i]! - pcrs[i - 1]!) / 27_000;
+    const ms = (pcrs[i] - pcrs[i - 1]) / 27_000;
     t.true(ms > 0 && ms <= 40, `PCR interval ${ms} ms`);
   }
 });

@@ -93,14 +93,14 @@ nsTest('a viewer on another host plays byte-exact from `twinframe --host <addres
 
   // Every datagram came from one source: the address the viewer reached, on the session's server port.
   const [transport] = parseTransport(result.transport);
-  t.deepEqual(Object.keys(result.sources), [`${ns.hostAddress}:${transport!.serverPort!.first}`]);
+  t.deepEqual(Object.keys(result.sources), [`${ns.hostAddress}:${transport.serverPort!.first}`]);
 
   // Byte for byte the asset from its first packet, in order, none lost or repeated, with its RTP times.
   const [info] = parseRtpInfo(result.rtpInfo ?? '');
   const packets = splitRecords(await readFile(out)).map(parseRtpPacket);
   t.true(packets.length >= 250 * PLAY_SECONDS, `received ${packets.length} datagrams`);
-  const session = { initialSeq: info!.seq!, ssrc: transport!.ssrc! } as SessionInfo;
-  const check = checkRtpStream(packets, session, { seq: info!.seq!, rtptime: info!.rtptime!, startPacket: 0, startTimeMs: 0 }, sample);
+  const session = { initialSeq: info.seq!, ssrc: transport.ssrc! } as SessionInfo;
+  const check = checkRtpStream(packets, session, { seq: info.seq!, rtptime: info.rtptime!, startPacket: 0, startTimeMs: 0 }, sample);
   t.deepEqual({ lost: check.lost, duplicated: check.duplicated, reordered: check.reordered, mismatched: check.mismatched }, { lost: 0, duplicated: 0, reordered: 0, mismatched: 0 }, check.firstMismatch);
 
   // No path failed: not in the log, not in the operator's status.

@@ -104,7 +104,7 @@ async function withHealthySession(t: ExecutionContext, fn: () => Promise<void>):
     await keepAlive;
     t.is((await client.pause('/sample.ts')).status, 200);
     await receiver.waitForQuiet(150, 5000);
-    const play0 = { seq: rtpInfo!.seq!, rtptime: rtpInfo!.rtptime!, startPacket: 0, startTimeMs: 0 };
+    const play0 = { seq: rtpInfo.seq!, rtptime: rtpInfo.rtptime!, startPacket: 0, startTimeMs: 0 };
     let check = checkRtpStream(receiver.packets, info, play0, sample);
     const during = `failovers meanwhile: [${failovers.map((f) => `${f.pathName}:${f.cause}${f.wasActive ? `→${f.switchedToName ?? 'nobody'}` : ''}`).join(', ')}]`;
     // After a time with no sending path at all (the active one failed while its partner was
@@ -294,7 +294,7 @@ test.serial('a client that sends part of a request and stalls gets 408 and is di
     let i = 0;
     const timer = setInterval(() => {
       if (trickle.closed || i >= head.length) return;
-      try { trickle.sendRaw(head[i++]!); } catch { /* closed */ }
+      try { trickle.sendRaw(head[i++]); } catch { /* closed */ }
     }, 100);
     try {
       t.is((await trickle.nextResponse(5000)).status, 408);

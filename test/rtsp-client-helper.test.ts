@@ -100,7 +100,7 @@ test('the receiver counts loss, duplicates and reordering of datagrams it really
   t.deepEqual(seqs, [65533, 65534, 0, 1, 2, 3]);
   // Arrival times come from the shared monotonic clock and never go backwards.
   const times = rx.datagrams.map((d) => d.arrivalNs);
-  t.true(times.every((x, i) => i === 0 || x >= times[i - 1]!));
+  t.true(times.every((x, i) => i === 0 || x >= times[i - 1]));
 });
 
 test('RTCP datagrams are recorded apart from RTP', async (t) => {
@@ -215,9 +215,9 @@ test('the client numbers requests, keeps the session and sends it back', async (
       ['TEARDOWN', `rtsp://127.0.0.1:${server.port}/sample.ts`, 7, 'ABCDEF12'],
     ],
   );
-  t.is(server.requests[1]!.headers.get('accept'), 'application/sdp');
-  t.is(server.requests[2]!.headers.get('transport'), 'RTP/AVP;unicast;client_port=5000-5001');
-  t.is(server.requests[3]!.headers.get('range'), 'npt=5.000-');
+  t.is(server.requests[1].headers.get('accept'), 'application/sdp');
+  t.is(server.requests[2].headers.get('transport'), 'RTP/AVP;unicast;client_port=5000-5001');
+  t.is(server.requests[3].headers.get('range'), 'npt=5.000-');
 });
 
 test('a raw malformed request gets its error reply and the server close is seen', async (t) => {

@@ -193,7 +193,7 @@ function assertPrefixOfReference(t: ExecutionContext, received: readonly Md5Entr
     const got = received.filter((e) => e.stream === stream);
     const want = reference.filter((e) => e.stream === stream).slice(0, got.length);
     t.true(got.length >= (stream === 0 ? 25 * (SECONDS - 1) : 40), `stream ${stream}: ${got.length} packets`);
-    const firstDiff = got.findIndex((e, i) => contentKey(e) !== contentKey(want[i]!) || e.dts !== want[i]!.dts || e.pts !== want[i]!.pts);
+    const firstDiff = got.findIndex((e, i) => contentKey(e) !== contentKey(want[i]) || e.dts !== want[i].dts || e.pts !== want[i].pts);
     t.is(firstDiff, -1, `stream ${stream}: packet ${firstDiff} differs: ${JSON.stringify(got[firstDiff])} vs ${JSON.stringify(want[firstDiff])}; ${context}`);
   }
 }
@@ -206,7 +206,7 @@ function contentKey(e: Md5Entry): string {
 function parseFramemd5(text: string): Md5Entry[] {
   return text.split('\n').filter((l) => l !== '' && !l.startsWith('#')).map((line) => {
     const f = line.split(',').map((s) => s.trim());
-    return { stream: Number(f[0]), dts: Number(f[1]), pts: Number(f[2]), duration: Number(f[3]), size: Number(f[4]), hash: f[5]! };
+    return { stream: Number(f[0]), dts: Number(f[1]), pts: Number(f[2]), duration: Number(f[3]), size: Number(f[4]), hash: f[5] };
   });
 }
 

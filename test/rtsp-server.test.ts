@@ -155,8 +155,8 @@ test.serial('OPTIONS, DESCRIBE, SETUP, PLAY, PAUSE and TEARDOWN stream every dat
     const info = server.engine.getSession(session.id)!;
     t.truthy(info, 'the RTSP session id is the engine session id');
     t.like(transport, { protocol: 'RTP', profile: 'AVP', delivery: 'unicast', ssrc: info.ssrc });
-    t.deepEqual(transport!.clientPort, { first: receiver.rtpPort, last: receiver.rtcpPort });
-    t.deepEqual(transport!.serverPort, { first: info.source.rtpPort, last: info.source.rtcpPort });
+    t.deepEqual(transport.clientPort, { first: receiver.rtpPort, last: receiver.rtcpPort });
+    t.deepEqual(transport.serverPort, { first: info.source.rtpPort, last: info.source.rtcpPort });
     t.is(info.destination.address, '127.0.0.1', 'the destination defaults to the peer address');
 
     const play = await client.play(`rtsp://127.0.0.1:${port}/sample.ts/`, 'npt=0.000-');
@@ -174,8 +174,8 @@ test.serial('OPTIONS, DESCRIBE, SETUP, PLAY, PAUSE and TEARDOWN stream every dat
     t.true(receiver.datagrams.length > 300, `received ${receiver.datagrams.length}`);
     t.is(receiver.datagrams.length, sent, `every datagram the engine counted arrived; ${during()}`);
     t.deepEqual(clean(check), NONE, `${check.firstMismatch ?? ''}; ${during()}`);
-    t.is(receiver.packets[0]!.sequence, rtpInfo(play).seq, 'RTP-Info seq is the first datagram');
-    t.is(receiver.packets[0]!.timestamp, rtpInfo(play).rtptime, 'RTP-Info rtptime is the first datagram');
+    t.is(receiver.packets[0].sequence, rtpInfo(play).seq, 'RTP-Info seq is the first datagram');
+    t.is(receiver.packets[0].timestamp, rtpInfo(play).rtptime, 'RTP-Info rtptime is the first datagram');
 
     const reports = receiver.rtcpDatagrams.flatMap((d) => parseCompound(d.data));
     const sr = reports.find((p) => p.type === RTCP_SR);
@@ -203,9 +203,9 @@ for (const spec of ['MP2T/H2221/UDP', 'RAW/RAW/UDP']) {
       const setup = await client.setup('/sample.ts/track1', `${spec};unicast;client_port=${receiver.rtpPort}`);
       t.is(setup.status, 200);
       const [transport] = parseTransport(setup.headers.get('transport')!);
-      t.is(`${transport!.protocol}/${transport!.profile}/${transport!.lowerTransport}`, spec);
+      t.is(`${transport.protocol}/${transport.profile}/${transport.lowerTransport}`, spec);
       const info = server.engine.getSession(client.session!)!;
-      t.deepEqual(transport!.serverPort, { first: info.source.rtpPort }, 'one server port: no RTCP for raw TS');
+      t.deepEqual(transport.serverPort, { first: info.source.rtpPort }, 'one server port: no RTCP for raw TS');
       const play = await client.play('/sample.ts');
       t.is(play.status, 200);
       t.false(play.headers.has('rtp-info'), 'no RTP, no RTP-Info');
@@ -243,7 +243,7 @@ test.serial('PLAY with Range npt=5- starts at the key frame at or before 5 s, wi
     await receiver.waitForQuiet(150, 5000);
 
     const packets = receiver.packets;
-    const first = packets[0]!;
+    const first = packets[0];
     t.is(first.sequence, rtpInfo(play).seq);
     t.is(first.timestamp, rtpInfo(play).rtptime);
     t.true(first.payload.equals(sample.bytes.subarray(rap.packet * 188, (rap.packet + 7) * 188)), 'the first datagram is the asset at the key frame');
@@ -294,7 +294,7 @@ test.serial('PAUSE then PLAY resumes at the next datagram with continuous sequen
     const check2 = verify(t, packets.slice(before), info, playOf(play2, 7 * before));
     t.deepEqual(clean(check1), NONE, `${check1.firstMismatch ?? ''}; ${during()}`);
     t.deepEqual(clean(check2), NONE, `${check2.firstMismatch ?? ''}; ${during()}`);
-    t.is(parseRange(play2.headers.get('range')!).start, Number((sample.times[7 * before]! / 90_000).toFixed(3)), 'Range names where it resumed');
+    t.is(parseRange(play2.headers.get('range')!).start, Number((sample.times[7 * before] / 90_000).toFixed(3)), 'Range names where it resumed');
     await client.teardown('/sample.ts');
   } finally {
     await client.close();
@@ -410,7 +410,7 @@ test.serial('with allowForeignDestination, SETUP may aim the stream at another a
   try {
     const setup = await client.setup('/sample.ts/track1', `RTP/AVP;unicast;destination=127.0.0.2;client_port=${receiver.rtpPort}-${receiver.rtcpPort}`);
     t.is(setup.status, 200);
-    t.is(parseTransport(setup.headers.get('transport')!)[0]!.destination, '127.0.0.2');
+    t.is(parseTransport(setup.headers.get('transport')!)[0].destination, '127.0.0.2');
     t.is(server.engine.getSession(client.session!)!.destination.address, '127.0.0.2');
     t.is((await client.play('/sample.ts')).status, 200);
     await receiver.waitForCount(50, 5000);

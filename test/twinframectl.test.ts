@@ -119,7 +119,7 @@ test('status as a table shows both named states, the failover variables, heartbe
     const r = await run(['status', '--socket', socketPath]);
     t.is(r.code, 0, r.stderr);
     const lines = r.stdout.split('\n');
-    const header = lines[0]!;
+    const header = lines[0];
     t.regex(header, /^PATH\s+STATE\s+TYPE\s+FO_STATE\s+SENDING\s+HEARTBEATS\s+RESTARTS\s+THREAD$/);
     const rowA = lines.find((l) => l.startsWith('a '))!;
     const rowB = lines.find((l) => l.startsWith('b '))!;
@@ -291,10 +291,10 @@ test('watch prints events until SIGINT, then exits 0', async (t) => {
     child.kill('SIGINT');
     t.is(await io.exit, 0, io.err());
     const lines = io.out().trim().split('\n');
-    t.regex(lines[0]!, /^2025-11-21T05:40:00\.000Z\s+failover\s+a → b, cause: exception: disk EIO, detected in 0\.31 ms/);
-    t.regex(lines[1]!, /state\s+a: Failed\s+b: Primary_No_Secondary/);
-    t.regex(lines[2]!, /session\s+f00d failed \/cut\.ts \(asset fault\): unexpected end of file at byte 1316$/);
-    t.regex(lines[3]!, /asset\s+\/cut\.ts unavailable: unexpected end of file at byte 1316$/);
+    t.regex(lines[0], /^2025-11-21T05:40:00\.000Z\s+failover\s+a → b, cause: exception: disk EIO, detected in 0\.31 ms/);
+    t.regex(lines[1], /state\s+a: Failed\s+b: Primary_No_Secondary/);
+    t.regex(lines[2], /session\s+f00d failed \/cut\.ts \(asset fault\): unexpected end of file at byte 1316$/);
+    t.regex(lines[3], /asset\s+\/cut\.ts unavailable: unexpected end of file at byte 1316$/);
     await until(() => backend.listeners.size === 0, 'the watcher to unsubscribe');
   });
 });
@@ -309,7 +309,7 @@ test('watch --json prints one JSON event per line, and exits 3 when the server g
     await until(() => io.out().includes('\n'), 'an event line');
     await server.close();
     t.is(await io.exit, 3);
-    t.deepEqual(JSON.parse(io.out().trim().split('\n')[0]!), event);
+    t.deepEqual(JSON.parse(io.out().trim().split('\n')[0]), event);
     t.regex(io.err(), /server closed the connection/);
   });
 });

@@ -177,7 +177,7 @@ class KeyFrameScanner {
     let atHeader = this.#atHeader;
     this.#scanned += end - p;
     for (; p < end; p++) {
-      const b = buf[p]!;
+      const b = buf[p];
       if (atHeader) {
         atHeader = false;
         const verdict = this.#classify(b);
@@ -350,16 +350,16 @@ function indexOpenFile(fd: number, file: string, size: number, mtimeMs: number):
         }
         continue;
       }
-      const b1 = chunk[o + 1]!;
+      const b1 = chunk[o + 1];
       if (b1 & 0x80) continue; // transport_error_indicator: contents unreliable
-      const pid = ((b1 & 0x1f) << 8) | chunk[o + 2]!;
+      const pid = ((b1 & 0x1f) << 8) | chunk[o + 2];
       if (pid === PID_NULL) continue;
       const pusi = (b1 & 0x40) !== 0;
-      const b3 = chunk[o + 3]!;
+      const b3 = chunk[o + 3];
       if (b3 & 0x20) {
-        const afLen = chunk[o + 4]!;
+        const afLen = chunk[o + 4];
         if (afLen > 0 && afLen <= TS_PACKET_SIZE - 5) {
-          const flags = chunk[o + 5]!;
+          const flags = chunk[o + 5];
           if (flags & 0x10 && afLen >= 7) {
             pcrWhere.push(packet);
             pcrWhere.push(pid | (flags & 0x80 ? 0x10000 : 0));
@@ -400,7 +400,7 @@ function indexOpenFile(fd: number, file: string, size: number, mtimeMs: number):
       { patSections: patSeen },
     );
   }
-  const program = pmt as PmtSection | undefined;
+  const program = pmt;
   if (program === undefined) {
     throw refuse(
       'TF_ASSET_NO_PMT',
@@ -420,7 +420,7 @@ function indexOpenFile(fd: number, file: string, size: number, mtimeMs: number):
   const pcrDisc = new Uint8Array(pcrValue.length);
   let pcrCount = 0;
   for (let k = 0; k < pcrValue.length; k++) {
-    const where = pcrWhere.data[2 * k + 1]!;
+    const where = pcrWhere.data[2 * k + 1];
     if ((where & 0x1fff) !== pcrPid) continue;
     pcrPackets[pcrCount] = pcrWhere.data[2 * k]!;
     pcrs[pcrCount] = pcrValue.data[k]!;
@@ -442,10 +442,10 @@ function indexOpenFile(fd: number, file: string, size: number, mtimeMs: number):
 
   const randomAccess: RandomAccessPoint[] = [];
   for (let k = 0; k < raiStarts.length; k += 2) {
-    if (raiStarts.data[k + 1] === videoPid) randomAccess.push({ packet: raiStarts.data[k]!, ticks: 0 });
+    if (raiStarts.data[k + 1] === videoPid) randomAccess.push({ packet: raiStarts.data[k], ticks: 0 });
   }
   if (randomAccess.length === 0) {
-    for (let k = 0; k < nalStarts.length; k++) randomAccess.push({ packet: nalStarts.data[k]!, ticks: 0 });
+    for (let k = 0; k < nalStarts.length; k++) randomAccess.push({ packet: nalStarts.data[k], ticks: 0 });
   }
   for (const rap of randomAccess) rap.ticks = times[rap.packet]!;
 
@@ -494,10 +494,10 @@ function pcrTimeline(file: string, packets: Float64Array, pcrs: Float64Array, di
   const rates = new Float64Array(n);
   let rateCount = 0;
   for (let i = 1; i < n; i++) {
-    let d = pcrs[i]! - pcrs[i - 1]!;
+    let d = pcrs[i] - pcrs[i - 1];
     if (d < 0) d += PCR_WRAP;
     delta[i] = d;
-    if (!disc[i] && d > 0) rates[rateCount++] = ((packets[i]! - packets[i - 1]!) * TS_PACKET_SIZE * 8 * PCR_HZ) / d;
+    if (!disc[i] && d > 0) rates[rateCount++] = ((packets[i] - packets[i - 1]) * TS_PACKET_SIZE * 8 * PCR_HZ) / d;
   }
   if (rateCount === 0) {
     throw refuse('TF_ASSET_NO_PCR', file, `the ${n} PCRs on PID ${pcrPid} never advance, so no bitrate can be measured`, {
@@ -507,18 +507,18 @@ function pcrTimeline(file: string, packets: Float64Array, pcrs: Float64Array, di
   }
   // A first estimate that one wild interval cannot skew: the median rate.
   const sorted = rates.subarray(0, rateCount).sort();
-  const median = sorted[rateCount >> 1]!;
+  const median = sorted[rateCount >> 1];
 
   const trusted = new Uint8Array(n);
   let bytes = 0;
   let time = 0;
   for (let i = 1; i < n; i++) {
-    const span = (packets[i]! - packets[i - 1]!) * TS_PACKET_SIZE;
+    const span = (packets[i] - packets[i - 1]) * TS_PACKET_SIZE;
     const predicted = (span * 8 * PCR_HZ) / median;
-    if (disc[i] || delta[i]! > predicted + MAX_PCR_LEAD) continue;
+    if (disc[i] || delta[i] > predicted + MAX_PCR_LEAD) continue;
     trusted[i] = 1;
     bytes += span;
-    time += delta[i]!;
+    time += delta[i];
   }
   if (time <= 0) {
     throw refuse('TF_ASSET_NO_PCR', file, `no two consecutive PCRs on PID ${pcrPid} give a usable bitrate`, { pcrPid, pcrCount: n });
@@ -527,7 +527,7 @@ function pcrTimeline(file: string, packets: Float64Array, pcrs: Float64Array, di
   const perPacket = (TS_PACKET_SIZE * 8 * PCR_HZ) / bitrate;
   const virtualPcr = new Float64Array(n);
   for (let i = 1; i < n; i++) {
-    virtualPcr[i] = virtualPcr[i - 1]! + (trusted[i] ? delta[i]! : (packets[i]! - packets[i - 1]!) * perPacket);
+    virtualPcr[i] = virtualPcr[i - 1] + (trusted[i] ? delta[i] : (packets[i] - packets[i - 1]) * perPacket);
   }
   return { virtualPcr, bitrate, perPacket };
 }
@@ -541,7 +541,7 @@ function fillSendTimes(file: string, times: Uint32Array, packets: Float64Array, 
   const n = packets.length;
   const total = times.length;
   // Packet 0 sits `packets[0]` packets before the first PCR.
-  const base = -packets[0]! * perPacket;
+  const base = -packets[0] * perPacket;
   let prev = 0;
   const put = (p: number, rel27: number): void => {
     let ticks = Math.round(rel27 / PCR_PER_TICK);
@@ -555,16 +555,16 @@ function fillSendTimes(file: string, times: Uint32Array, packets: Float64Array, 
     times[p] = ticks;
     prev = ticks;
   };
-  for (let p = 0; p < packets[0]!; p++) put(p, p * perPacket);
+  for (let p = 0; p < packets[0]; p++) put(p, p * perPacket);
   for (let i = 1; i < n; i++) {
-    const p0 = packets[i - 1]!;
-    const span = packets[i]! - p0;
-    const v0 = vpcr[i - 1]! - base;
-    const dv = vpcr[i]! - vpcr[i - 1]!;
+    const p0 = packets[i - 1];
+    const span = packets[i] - p0;
+    const v0 = vpcr[i - 1] - base;
+    const dv = vpcr[i] - vpcr[i - 1];
     for (let k = 0; k < span; k++) put(p0 + k, v0 + (dv * k) / span);
   }
-  const last = packets[n - 1]!;
-  const vLast = vpcr[n - 1]! - base;
+  const last = packets[n - 1];
+  const vLast = vpcr[n - 1] - base;
   for (let p = last; p < total; p++) put(p, vLast + (p - last) * perPacket);
   return vLast + (total - 1 - last) * perPacket;
 }

@@ -184,7 +184,7 @@ export class AssetCatalog {
     const mount = this.#route(segments);
     if (mount === undefined) throw notFound('no mount matches');
     const rel = segments.slice(mount.segments.length);
-    if (rel.length === 0 || !isAssetName(rel[rel.length - 1]!)) throw notFound('not a .ts file name');
+    if (rel.length === 0 || !isAssetName(rel[rel.length - 1])) throw notFound('not a .ts file name');
 
     const candidate = path.join(mount.dir, ...rel);
     // Segments carry no separators or dot segments, so this holds by construction; checked anyway.

@@ -169,7 +169,7 @@ function parseMeta(file: string, json: Buffer, header: ParsedHeader): AssetIndex
     const issue = parsed.error.issues[0];
     throw corrupt(file, `metadata is invalid at ${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'unknown'}`);
   }
-  const meta = parsed.data as AssetIndexMeta;
+  const meta = parsed.data;
   if (meta.packetCount !== header.packetCount) {
     throw corrupt(file, `metadata says ${meta.packetCount} packets, header ${header.packetCount}`);
   }
@@ -264,7 +264,7 @@ export function readIndexFile(file: string): AssetIndex {
     if (!LITTLE_ENDIAN_HOST) bytes.swap32();
     if (header.packetCount > 0 && times[0] !== 0) throw corrupt(file, `packet 0 is sent at ${times[0]}, not 0`);
     for (let p = 1; p < times.length; p++) {
-      if (times[p]! < times[p - 1]!) throw corrupt(file, `send times decrease at packet ${p}`, { packet: p });
+      if (times[p] < times[p - 1]) throw corrupt(file, `send times decrease at packet ${p}`, { packet: p });
     }
     for (const rap of meta.randomAccess) {
       if (times[rap.packet] !== rap.ticks) {
@@ -351,14 +351,14 @@ export function randomAccessAtOrBefore(meta: Pick<AssetIndexMeta, 'randomAccess'
   if (raps.length === 0) return { packet: 0, ticks: 0 };
   let lo = 0;
   let hi = raps.length - 1;
-  if (ticks < raps[0]!.ticks) return { ...raps[0]! };
+  if (ticks < raps[0].ticks) return { ...raps[0] };
   // Invariant: raps[lo].ticks <= ticks; find the last such index.
   while (lo < hi) {
     const mid = (lo + hi + 1) >>> 1;
-    if (raps[mid]!.ticks <= ticks) lo = mid;
+    if (raps[mid].ticks <= ticks) lo = mid;
     else hi = mid - 1;
   }
-  return { ...raps[lo]! };
+  return { ...raps[lo] };
 }
 
 /** Read until `buf` is full or the file ends (one read() may return less); returns the bytes read. */

@@ -127,9 +127,9 @@ export class AssetReader {
 
   /** Send time of a packet, in 90 kHz ticks from the asset's first packet. */
   timeOf(packet: number): number {
-    if (packet >= this.chunkFirst && packet < this.chunkFirst + this.chunkCount) return this.times[packet - this.chunkFirst]!;
+    if (packet >= this.chunkFirst && packet < this.chunkFirst + this.chunkCount) return this.times[packet - this.chunkFirst];
     this.fill(this.indexFd, this.asset.indexPath, this.oneTimeBytes, TIME_BYTES, this.timesOffset + packet * TIME_BYTES);
-    return this.oneTime[0]!;
+    return this.oneTime[0];
   }
 
   /**
@@ -140,7 +140,7 @@ export class AssetReader {
     this.ensure(first, count);
     const start = (first - this.chunkFirst) * TS_PACKET_BYTES;
     this.payload.copy(out, offset, start, start + count * TS_PACKET_BYTES);
-    return this.times[first - this.chunkFirst]!;
+    return this.times[first - this.chunkFirst];
   }
 
   /** Fault injection: lose the disk. The next read fails as a real EBADF would. */

@@ -132,7 +132,7 @@ export class DataPath {
       this.senderLateMs = 0;
       let nextDue = Number.POSITIVE_INFINITY;
       for (let i = 0; i < this.sessionList.length; i++) {
-        const s = this.sessionList[i]!;
+        const s = this.sessionList[i];
         let next: number;
         try {
           next = this.service(s, now, active, activeWord, graceMs);

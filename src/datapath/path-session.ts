@@ -165,7 +165,7 @@ export class PathSession {
     const first = seg.startPacket + TS_PACKETS_PER_DATAGRAM * (cursor - seg.startCursor);
     if (first >= this.reader.packetCount) return false;
     const count = Math.min(TS_PACKETS_PER_DATAGRAM, this.reader.packetCount - first);
-    const buf = this.ring[this.ringPos]!;
+    const buf = this.ring[this.ringPos];
     const ticks = this.reader.copyPackets(first, count, buf, this.headerBytes);
     if (this.readFaultMayBeSet) {
       this.cb.clearSessionFault(this.slot, this.path, 'read');
@@ -211,7 +211,7 @@ export class PathSession {
     try {
       // A backed-up send queue would let libuv read a ring buffer we are about to reuse.
       backedUp = socket.getSendQueueCount() >= DATAGRAM_RING - 1;
-      if (!backedUp) socket.send(this.ring[this.ringPos]!, 0, this.preparedLength);
+      if (!backedUp) socket.send(this.ring[this.ringPos], 0, this.preparedLength);
     } catch (err) {
       throw new SocketError(`send failed: ${(err as Error).message}`);
     }

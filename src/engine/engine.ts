@@ -244,7 +244,7 @@ export class Engine extends EventEmitter {
 
   private constructor(options: EngineOptions) {
     super();
-    this.options = { ...DEFAULTS, faultInjection: false, ...stripUndefined(options) } as Required<Omit<EngineOptions, 'logger'>>;
+    this.options = { ...DEFAULTS, faultInjection: false, ...stripUndefined(options) };
     if (this.options.maxSessions > MAX_SESSIONS) throw new TwinframeError('TF_CONFIG_INVALID', `maxSessions ${this.options.maxSessions} exceeds ${MAX_SESSIONS}`);
     this.log = (options.logger ?? silentLogger).child({ component: 'engine' });
     this.limits = this.options.limits;
@@ -685,7 +685,7 @@ export class Engine extends EventEmitter {
    */
   private onPathFailed(report: FailureReport): void {
     if (this.closed) return;
-    const p = this.paths[report.path]!;
+    const p = this.paths[report.path];
     if (report.incarnation !== p.incarnation) return;
     const event: FailoverEvent = {
       ...report,
@@ -912,7 +912,7 @@ export class Engine extends EventEmitter {
       this.assertNotFailed(session);
       const left = deadline - Date.now();
       if (left <= 0) {
-        if (owner !== undefined && session.readyOn.has(incarnationKey(this.paths[owner]!))) return; // unprotected, but the sender is ready
+        if (owner !== undefined && session.readyOn.has(incarnationKey(this.paths[owner]))) return; // unprotected, but the sender is ready
         throw new TwinframeError('TF_NO_DATA_PATH', `session ${session.id} is not open on any sending data path`);
       }
       await new Promise<void>((resolve) => {
@@ -966,7 +966,7 @@ export class Engine extends EventEmitter {
   private pathRecord(name: PathName): PathRecord {
     const index = PATH_NAMES.indexOf(name);
     if (index < 0) throw new TwinframeError('TF_ADMIN_BAD_REQUEST', `no path named ${name}`);
-    return this.paths[index]!;
+    return this.paths[index];
   }
 
   private session(sessionId: string): Session {

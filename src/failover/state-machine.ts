@@ -214,7 +214,7 @@ export function isSender(p: PathFailover): boolean {
 /** The path that sends in this pair, or null if no path is online. */
 export function senderOf(pair: FailoverPair): PathName | null {
   const senders = PATH_NAMES.filter((p) => isSender(pair[p]));
-  return senders.length === 1 ? senders[0]! : null;
+  return senders.length === 1 ? senders[0] : null;
 }
 
 export function describePair(pair: FailoverPair): PairStates {
@@ -577,7 +577,7 @@ export function allEvents(): FailoverEvent[] {
         case 'manual_switch': break;
         case 'set_config_type': for (const type of CONFIG_TYPES) events.push({ kind, path, type }); break;
         case 'critical_failure': events.push({ kind, path, cause: 'exception: test' }); break;
-        default: events.push({ kind, path } as FailoverEvent);
+        default: events.push({ kind, path });
       }
     }
   }

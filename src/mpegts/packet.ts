@@ -35,32 +35,32 @@ export function hasSyncByte(buf: Uint8Array, off: number): boolean {
 }
 
 export function packetTransportError(buf: Uint8Array, off: number): boolean {
-  return (buf[off + 1]! & 0x80) !== 0;
+  return (buf[off + 1] & 0x80) !== 0;
 }
 
 /** payload_unit_start_indicator: a PES packet or a PSI section starts in this packet. */
 export function packetPusi(buf: Uint8Array, off: number): boolean {
-  return (buf[off + 1]! & 0x40) !== 0;
+  return (buf[off + 1] & 0x40) !== 0;
 }
 
 export function packetPid(buf: Uint8Array, off: number): number {
-  return ((buf[off + 1]! & 0x1f) << 8) | buf[off + 2]!;
+  return ((buf[off + 1] & 0x1f) << 8) | buf[off + 2];
 }
 
 export function packetAdaptationFieldControl(buf: Uint8Array, off: number): number {
-  return (buf[off + 3]! >> 4) & 0x03;
+  return (buf[off + 3] >> 4) & 0x03;
 }
 
 export function packetContinuityCounter(buf: Uint8Array, off: number): number {
-  return buf[off + 3]! & 0x0f;
+  return buf[off + 3] & 0x0f;
 }
 
 export function packetHasAdaptationField(buf: Uint8Array, off: number): boolean {
-  return (buf[off + 3]! & 0x20) !== 0;
+  return (buf[off + 3] & 0x20) !== 0;
 }
 
 export function packetHasPayload(buf: Uint8Array, off: number): boolean {
-  return (buf[off + 3]! & 0x10) !== 0;
+  return (buf[off + 3] & 0x10) !== 0;
 }
 
 /**
@@ -69,8 +69,8 @@ export function packetHasPayload(buf: Uint8Array, off: number): boolean {
  * the packet as damaged instead of reading a neighbour's bytes.
  */
 export function adaptationFieldLength(buf: Uint8Array, off: number): number {
-  if ((buf[off + 3]! & 0x20) === 0) return 0;
-  const len = buf[off + 4]!;
+  if ((buf[off + 3] & 0x20) === 0) return 0;
+  const len = buf[off + 4];
   // With a payload the field can be at most 182 bytes; without one, exactly 183.
   return len > TS_PACKET_SIZE - 5 ? -1 : len;
 }
@@ -78,7 +78,7 @@ export function adaptationFieldLength(buf: Uint8Array, off: number): number {
 /** The adaptation field flags byte, or 0 when there is none or it is empty. */
 function adaptationFlags(buf: Uint8Array, off: number): number {
   const len = adaptationFieldLength(buf, off);
-  return len > 0 ? buf[off + 5]! : 0;
+  return len > 0 ? buf[off + 5] : 0;
 }
 
 export function packetDiscontinuity(buf: Uint8Array, off: number): boolean {
@@ -102,8 +102,8 @@ export function packetPcr(buf: Uint8Array, off: number): number {
   if (!packetHasPcr(buf, off)) return -1;
   const p = off + 6;
   // 33-bit base: bytes p..p+3 are its top 32 bits, then the top bit of p+4.
-  const base = (buf[p]! * 0x1000000 + ((buf[p + 1]! << 16) | (buf[p + 2]! << 8) | buf[p + 3]!)) * 2 + (buf[p + 4]! >> 7);
-  const ext = ((buf[p + 4]! & 0x01) << 8) | buf[p + 5]!;
+  const base = (buf[p] * 0x1000000 + ((buf[p + 1] << 16) | (buf[p + 2] << 8) | buf[p + 3])) * 2 + (buf[p + 4] >> 7);
+  const ext = ((buf[p + 4] & 0x01) << 8) | buf[p + 5];
   return base * 300 + ext;
 }
 
@@ -112,10 +112,10 @@ export function packetPcr(buf: Uint8Array, off: number): number {
  * no payload or its adaptation field leaves no room for one.
  */
 export function payloadOffset(buf: Uint8Array, off: number): number {
-  if ((buf[off + 3]! & 0x10) === 0) return -1;
+  if ((buf[off + 3] & 0x10) === 0) return -1;
   let start = off + TS_HEADER_SIZE;
-  if ((buf[off + 3]! & 0x20) !== 0) {
-    const len = buf[off + 4]!;
+  if ((buf[off + 3] & 0x20) !== 0) {
+    const len = buf[off + 4];
     start += 1 + len;
   }
   return start < off + TS_PACKET_SIZE ? start : -1;
@@ -166,7 +166,7 @@ export function parsePacketHeader(buf: Uint8Array, off = 0): TsPacketHeader {
   const afLen = adaptationFieldLength(buf, off);
   let adaptationField: TsAdaptationField | undefined;
   if (packetHasAdaptationField(buf, off) && afLen >= 0) {
-    const flags = afLen > 0 ? buf[off + 5]! : 0;
+    const flags = afLen > 0 ? buf[off + 5] : 0;
     const pcr = packetPcr(buf, off);
     adaptationField = {
       length: afLen,
@@ -181,9 +181,9 @@ export function parsePacketHeader(buf: Uint8Array, off = 0): TsPacketHeader {
     sync: buf[off] === TS_SYNC_BYTE,
     transportError: packetTransportError(buf, off),
     payloadUnitStart: packetPusi(buf, off),
-    priority: (buf[off + 1]! & 0x20) !== 0,
+    priority: (buf[off + 1] & 0x20) !== 0,
     pid: packetPid(buf, off),
-    scrambling: (buf[off + 3]! >> 6) & 0x03,
+    scrambling: (buf[off + 3] >> 6) & 0x03,
     adaptationFieldControl: packetAdaptationFieldControl(buf, off),
     continuityCounter: packetContinuityCounter(buf, off),
     adaptationField,

@@ -25,7 +25,7 @@ const CRC_TABLE = (() => {
 
 export function crc32Mpeg2(buf: Uint8Array, start = 0, end = buf.length): number {
   let crc = 0xffffffff;
-  for (let i = start; i < end; i++) crc = ((crc << 8) ^ CRC_TABLE[((crc >>> 24) ^ buf[i]!) & 0xff]!) >>> 0;
+  for (let i = start; i < end; i++) crc = ((crc << 8) ^ CRC_TABLE[((crc >>> 24) ^ buf[i]) & 0xff]) >>> 0;
   return crc >>> 0;
 }
 
@@ -108,9 +108,9 @@ export function isPsiError(v: unknown): v is PsiError {
  */
 function checkLongSection(section: Uint8Array, tableId: number): number | PsiError {
   if (section.length < 12) return { error: `section too short (${section.length} bytes)` };
-  if (section[0] !== tableId) return { error: `table_id 0x${section[0]!.toString(16)} is not 0x${tableId.toString(16)}` };
-  if ((section[1]! & 0x80) === 0) return { error: 'section_syntax_indicator is 0' };
-  const sectionLength = ((section[1]! & 0x0f) << 8) | section[2]!;
+  if (section[0] !== tableId) return { error: `table_id 0x${section[0].toString(16)} is not 0x${tableId.toString(16)}` };
+  if ((section[1] & 0x80) === 0) return { error: 'section_syntax_indicator is 0' };
+  const sectionLength = ((section[1] & 0x0f) << 8) | section[2];
   const total = 3 + sectionLength;
   if (sectionLength < 9 || total > section.length) {
     return { error: `section_length ${sectionLength} does not fit ${section.length} bytes` };
@@ -123,8 +123,8 @@ function parseDescriptors(buf: Uint8Array, start: number, end: number): PsiDescr
   const out: PsiDescriptor[] = [];
   let p = start;
   while (p + 2 <= end) {
-    const tag = buf[p]!;
-    const len = buf[p + 1]!;
+    const tag = buf[p];
+    const len = buf[p + 1];
     if (p + 2 + len > end) return { error: `descriptor 0x${tag.toString(16)} overruns its loop` };
     out.push({ tag, data: buf.slice(p + 2, p + 2 + len) });
     p += 2 + len;
@@ -141,18 +141,18 @@ export function parsePat(section: Uint8Array): PatSection | PsiError {
   const loopEnd = total - 4;
   if ((loopEnd - 8) % 4 !== 0) return { error: 'PAT program loop is not a multiple of 4 bytes' };
   for (let p = 8; p + 4 <= loopEnd; p += 4) {
-    const programNumber = (section[p]! << 8) | section[p + 1]!;
-    const pid = ((section[p + 2]! & 0x1f) << 8) | section[p + 3]!;
+    const programNumber = (section[p] << 8) | section[p + 1];
+    const pid = ((section[p + 2] & 0x1f) << 8) | section[p + 3];
     if (programNumber === 0) networkPid = pid;
     else programs.push({ programNumber, pid });
   }
   return {
-    tableId: section[0]!,
-    transportStreamId: (section[3]! << 8) | section[4]!,
-    version: (section[5]! >> 1) & 0x1f,
-    currentNext: (section[5]! & 0x01) !== 0,
-    sectionNumber: section[6]!,
-    lastSectionNumber: section[7]!,
+    tableId: section[0],
+    transportStreamId: (section[3] << 8) | section[4],
+    version: (section[5] >> 1) & 0x1f,
+    currentNext: (section[5] & 0x01) !== 0,
+    sectionNumber: section[6],
+    lastSectionNumber: section[7],
     programs,
     networkPid,
   };
@@ -163,17 +163,17 @@ export function parsePmt(section: Uint8Array): PmtSection | PsiError {
   const total = checkLongSection(section, TABLE_ID_PMT);
   if (typeof total !== 'number') return total;
   const loopEnd = total - 4;
-  const pcrPid = ((section[8]! & 0x1f) << 8) | section[9]!;
-  const programInfoLength = ((section[10]! & 0x0f) << 8) | section[11]!;
+  const pcrPid = ((section[8] & 0x1f) << 8) | section[9];
+  const programInfoLength = ((section[10] & 0x0f) << 8) | section[11];
   if (12 + programInfoLength > loopEnd) return { error: 'program_info_length overruns the section' };
   const programInfo = parseDescriptors(section, 12, 12 + programInfoLength);
   if (isPsiError(programInfo)) return programInfo;
   const streams: PmtStream[] = [];
   let p = 12 + programInfoLength;
   while (p + 5 <= loopEnd) {
-    const streamType = section[p]!;
-    const pid = ((section[p + 1]! & 0x1f) << 8) | section[p + 2]!;
-    const esInfoLength = ((section[p + 3]! & 0x0f) << 8) | section[p + 4]!;
+    const streamType = section[p];
+    const pid = ((section[p + 1] & 0x1f) << 8) | section[p + 2];
+    const esInfoLength = ((section[p + 3] & 0x0f) << 8) | section[p + 4];
     if (p + 5 + esInfoLength > loopEnd) return { error: `ES_info_length of PID ${pid} overruns the section` };
     const descriptors = parseDescriptors(section, p + 5, p + 5 + esInfoLength);
     if (isPsiError(descriptors)) return descriptors;
@@ -183,10 +183,10 @@ export function parsePmt(section: Uint8Array): PmtSection | PsiError {
   }
   if (p !== loopEnd) return { error: 'PMT stream loop has trailing bytes' };
   return {
-    tableId: section[0]!,
-    programNumber: (section[3]! << 8) | section[4]!,
-    version: (section[5]! >> 1) & 0x1f,
-    currentNext: (section[5]! & 0x01) !== 0,
+    tableId: section[0],
+    programNumber: (section[3] << 8) | section[4],
+    version: (section[5] >> 1) & 0x1f,
+    currentNext: (section[5] & 0x01) !== 0,
     pcrPid,
     programInfo,
     streams,
@@ -202,7 +202,7 @@ const DESC_DTS = 0x7b;
 
 function registration(descriptors: readonly PsiDescriptor[]): string | undefined {
   const reg = descriptors.find((d) => d.tag === DESC_REGISTRATION && d.data.length >= 4);
-  return reg === undefined ? undefined : String.fromCharCode(reg.data[0]!, reg.data[1]!, reg.data[2]!, reg.data[3]!);
+  return reg === undefined ? undefined : String.fromCharCode(reg.data[0], reg.data[1], reg.data[2], reg.data[3]);
 }
 
 /**
@@ -299,7 +299,7 @@ export class SectionAssembler {
     const end = off + TS_PACKET_SIZE;
     let p = start;
     if (packetPusi(buf, off)) {
-      const pointer = buf[p]!;
+      const pointer = buf[p];
       p += 1;
       // Bytes before pointer_field's target finish the section already in progress.
       if (this.#collecting && p + pointer <= end) this.#append(buf, p, p + pointer, onSection);
@@ -340,7 +340,7 @@ export class SectionAssembler {
       p += take;
       if (this.#need < 0) {
         if (this.#len < 3) continue;
-        this.#need = 3 + (((this.#buf[1]! & 0x0f) << 8) | this.#buf[2]!);
+        this.#need = 3 + (((this.#buf[1] & 0x0f) << 8) | this.#buf[2]);
         if (this.#need > MAX_SECTION_SIZE) {
           this.#reset();
           return end;

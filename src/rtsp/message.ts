@@ -168,7 +168,7 @@ class ByteWindow {
   }
 
   at(i: number): number {
-    return this.#buf[this.#start + i]!;
+    return this.#buf[this.#start + i];
   }
 
   /** A view, valid until the next append(). */
@@ -352,7 +352,7 @@ abstract class MessageReader<M> {
     // The head ends with a blank line, so the split leaves two trailing entries.
     lines.length -= 2;
     for (let i = 0; i < lines.length; i++) {
-      const line = lines[i]!;
+      const line = lines[i];
       if (line.endsWith('\r')) lines[i] = line.slice(0, -1);
     }
     const cseqHint = bestEffortCSeq(lines);
@@ -369,7 +369,7 @@ abstract class MessageReader<M> {
     };
     let count = 0;
     for (let i = 1; i < lines.length; i++) {
-      const line = lines[i]!;
+      const line = lines[i];
       if (line.startsWith(' ') || line.startsWith('\t')) {
         // Obsolete line folding (RFC 2616 §2.2 LWS): the value continues.
         if (lastName === undefined) fail('TF_RTSP_BAD_REQUEST', 'header continuation without a header');
@@ -393,7 +393,7 @@ abstract class MessageReader<M> {
     }
     flush();
 
-    const start = this.parseStartLine(lines[0]!);
+    const start = this.parseStartLine(lines[0]);
     if (start.error) fail(start.error.code, start.error.message);
     if (start.versionError) {
       throw new TwinframeError('TF_RTSP_VERSION_NOT_SUPPORTED', start.versionError, {
@@ -404,7 +404,7 @@ abstract class MessageReader<M> {
     const lengths = headers.getAll('content-length');
     let bodyLength = 0;
     if (lengths.length > 0) {
-      const first = lengths[0]!;
+      const first = lengths[0];
       // Two different lengths would let us and a peer disagree on where the
       // next message starts; refuse rather than guess.
       if (lengths.some((v) => v !== first)) fail('TF_RTSP_BAD_REQUEST', 'conflicting Content-Length headers');
@@ -419,7 +419,7 @@ abstract class MessageReader<M> {
     const cseqValues = headers.getAll('cseq');
     let cseq: number | undefined;
     if (cseqValues.length > 0) {
-      const first = cseqValues[0]!;
+      const first = cseqValues[0];
       if (cseqValues.some((v) => v !== first)) fail('TF_RTSP_BAD_REQUEST', 'conflicting CSeq headers');
       cseq = parseCSeq(first);
       if (cseq === undefined) fail('TF_RTSP_BAD_REQUEST', 'malformed CSeq');
@@ -451,8 +451,8 @@ function parseCSeq(value: string): number | undefined {
 /** CSeq as far as it can be read from a head that may be malformed elsewhere. */
 function bestEffortCSeq(lines: readonly string[]): number | undefined {
   for (let i = 1; i < lines.length; i++) {
-    const m = /^cseq[ \t]*:[ \t]*([0-9]+)[ \t]*$/i.exec(lines[i]!);
-    if (m) return parseCSeq(m[1]!);
+    const m = /^cseq[ \t]*:[ \t]*([0-9]+)[ \t]*$/i.exec(lines[i]);
+    if (m) return parseCSeq(m[1]);
   }
   return undefined;
 }
@@ -486,7 +486,7 @@ export class RtspResponseParser extends MessageReader<RtspResponse> {
   protected override parseStartLine(line: string): StartLine<RtspResponse> {
     const m = /^(RTSP\/[0-9]+\.[0-9]+) ([0-9]{3})(?: (.*))?$/.exec(line);
     if (!m) return badStart('malformed status line');
-    const version = m[1]!;
+    const version = m[1];
     const status = Number(m[2]);
     const reason = m[3] ?? '';
     return {

@@ -98,12 +98,12 @@ export function parseCompound(buf: Buffer): ParsedRtcp[] {
   let offset = 0;
   while (offset < buf.length) {
     if (buf.length - offset < 8) throw new Error('RTCP packet truncated');
-    if (buf[offset]! >> 6 !== RTCP_VERSION) throw new Error('RTCP version is not 2');
+    if (buf[offset] >> 6 !== RTCP_VERSION) throw new Error('RTCP version is not 2');
     const length = (buf.readUInt16BE(offset + 2) + 1) * 4;
     if (offset + length > buf.length) throw new Error('RTCP length beyond the datagram');
     out.push({
-      type: buf[offset + 1]!,
-      count: buf[offset]! & 0x1f,
+      type: buf[offset + 1],
+      count: buf[offset] & 0x1f,
       ssrc: buf.readUInt32BE(offset + 4),
       body: buf.subarray(offset, offset + length),
     });

@@ -49,11 +49,11 @@ export function parseRtspUrl(uri: string): RtspUrl {
   if (uri === '*') return { kind: 'star' };
   const m = /^([A-Za-z][A-Za-z0-9+.-]*):\/\/([^/?#]*)([^?#]*)(?:\?([^#]*))?(#.*)?$/.exec(uri);
   if (!m) bad('not an absolute rtsp:// URL or *', uri);
-  const scheme = m[1]!.toLowerCase();
+  const scheme = m[1].toLowerCase();
   if (scheme !== 'rtsp' && scheme !== 'rtsps') bad(`scheme ${scheme} is not rtsp`, uri);
   if (m[5] !== undefined) bad('fragment in a request URI', uri);
 
-  let authority = m[2]!;
+  let authority = m[2];
   const at = authority.lastIndexOf('@');
   if (at >= 0) {
     // Credentials in the URL are accepted and dropped: they must never reach a log.
@@ -84,7 +84,7 @@ export function parseRtspUrl(uri: string): RtspUrl {
     if (port < 1 || port > 65535) bad('port out of range', uri);
   }
 
-  const path = m[3] === '' ? '/' : m[3]!;
+  const path = m[3] === '' ? '/' : m[3];
   if (!path.startsWith('/') || !PATH.test(path)) bad('malformed path', uri);
   const query = m[4];
   if (query !== undefined && !QUERY.test(query)) bad('malformed query', uri);

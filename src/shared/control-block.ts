@@ -219,7 +219,7 @@ export class ControlBlock {
   }
 
   nextDueMs(path: PathId): number {
-    return this.f64[pathF64Index(path, PATH_F64.NEXT_DUE_MS)]!;
+    return this.f64[pathF64Index(path, PATH_F64.NEXT_DUE_MS)];
   }
 
   /**
@@ -244,7 +244,7 @@ export class ControlBlock {
     if (Atomics.load(this.i32, pathI32Index(path, PATH_I32.COMMANDS_QUEUED)) === Atomics.load(this.i32, pathI32Index(path, PATH_I32.COMMANDS_TAKEN))) {
       return Number.POSITIVE_INFINITY;
     }
-    return this.f64[pathF64Index(path, PATH_F64.COMMAND_AT_MS)]!;
+    return this.f64[pathF64Index(path, PATH_F64.COMMAND_AT_MS)];
   }
 
   countSent(path: PathId): void {
@@ -311,7 +311,7 @@ export class ControlBlock {
   critical(path: PathId): { cause: FailureCause; atMs: number } | undefined {
     const word = Atomics.load(this.i32, pathI32Index(path, PATH_I32.CRITICAL));
     if (word === 0 || word >>> 8 !== this.incarnation(path)) return undefined;
-    return { cause: (word & 0xff) as FailureCause, atMs: this.f64[pathF64Index(path, PATH_F64.CRITICAL_AT_MS)]! };
+    return { cause: (word & 0xff) as FailureCause, atMs: this.f64[pathF64Index(path, PATH_F64.CRITICAL_AT_MS)] };
   }
 
   /** Stamp the moment an injected fault begins, for detection-latency figures. */
@@ -322,7 +322,7 @@ export class ControlBlock {
 
   faultStartMs(path: PathId): number {
     Atomics.load(this.i32, I32.FENCE);
-    return this.f64[pathF64Index(path, PATH_F64.FAULT_AT_MS)]!;
+    return this.f64[pathF64Index(path, PATH_F64.FAULT_AT_MS)];
   }
 
   /** Claim the handling of one incarnation's failure; true for exactly one caller. */

@@ -68,7 +68,7 @@ function check(path: PathId, now: number, periodMs: number, maxMissed: number): 
     report(failPath(cb, path, incarnation, critical.cause, critical.atMs));
     return false;
   }
-  const w = watches[path]!;
+  const w = watches[path];
   if (!cb.isReady(path)) {
     w.incarnation = 0; // not judged until it has synchronized
     return false;

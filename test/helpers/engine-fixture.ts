@@ -63,13 +63,13 @@ export function checkRtpStream(packets: readonly RtpPacket[], session: SessionIn
   const stats = sequenceStats(packets.map((p) => p.sequence), { firstSeq: play.seq });
   let mismatched = 0;
   let firstMismatch: string | undefined;
-  const startTicks = sample.times[play.startPacket]!;
+  const startTicks = sample.times[play.startPacket];
   const firstCursor = (play.seq - session.initialSeq) & 0xffff;
   for (const p of packets) {
     const cursor = (p.sequence - session.initialSeq) & 0xffff;
     const packet = play.startPacket + 7 * (cursor - firstCursor);
     const expected = sample.bytes.subarray(packet * 188, Math.min(sample.bytes.length, (packet + 7) * 188));
-    const expectedTs = (play.rtptime + sample.times[packet]! - startTicks) >>> 0;
+    const expectedTs = (play.rtptime + sample.times[packet] - startTicks) >>> 0;
     const problem = p.payloadType !== 33 ? `payload type ${p.payloadType}`
       : p.ssrc !== session.ssrc ? `ssrc ${p.ssrc}`
       : !p.payload.equals(expected) ? `payload of seq ${p.sequence} (packet ${packet}) differs from the asset`

@@ -50,9 +50,9 @@ export async function createVethNamespace(): Promise<VethNamespace> {
     await run('ip', ['link', 'set', nsInterface, 'netns', name]);
     await run('ip', ['addr', 'add', `${hostAddress}/30`, 'dev', hostInterface]);
     await run('ip', ['link', 'set', hostInterface, 'up']);
-    await run(inNs[0]!, [...inNs.slice(1), 'ip', 'addr', 'add', `${nsAddress}/30`, 'dev', nsInterface]);
-    await run(inNs[0]!, [...inNs.slice(1), 'ip', 'link', 'set', nsInterface, 'up']);
-    await run(inNs[0]!, [...inNs.slice(1), 'ip', 'link', 'set', 'lo', 'up']);
+    await run(inNs[0], [...inNs.slice(1), 'ip', 'addr', 'add', `${nsAddress}/30`, 'dev', nsInterface]);
+    await run(inNs[0], [...inNs.slice(1), 'ip', 'link', 'set', nsInterface, 'up']);
+    await run(inNs[0], [...inNs.slice(1), 'ip', 'link', 'set', 'lo', 'up']);
   } catch (err) {
     await remove();
     throw err;
@@ -65,9 +65,9 @@ async function freeSubnet(): Promise<{ hostAddress: string; nsAddress: string }>
   const used = (await run('ip', ['-4', '-o', 'addr', 'show'])).stdout + (await run('ip', ['-4', 'route', 'show', 'table', 'all'])).stdout;
   for (let attempt = 0; attempt < 100; attempt++) {
     const [third, quad] = randomBytes(2);
-    const prefix = `10.213.${third!}.`;
+    const prefix = `10.213.${third}.`;
     if (used.includes(prefix)) continue;
-    const base = 4 * (quad! % 64);
+    const base = 4 * (quad % 64);
     return { hostAddress: `${prefix}${base + 1}`, nsAddress: `${prefix}${base + 2}` };
   }
   throw new Error('no free /24 in 10.213.0.0/16');

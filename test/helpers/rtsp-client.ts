@@ -205,7 +205,7 @@ export class RtspClient {
 
   #take(match: (r: RtspResponse) => boolean, timeoutMs: number | undefined, what: string): Promise<RtspResponse> {
     const i = this.#inbox.findIndex(match);
-    if (i >= 0) return Promise.resolve(this.#inbox.splice(i, 1)[0]!);
+    if (i >= 0) return Promise.resolve(this.#inbox.splice(i, 1)[0]);
     if (this.#closed) return Promise.reject(this.#closeError ?? new Error('connection closed'));
     let waiter!: Waiter;
     const p = new Promise<RtspResponse>((resolve, reject) => {
@@ -267,7 +267,7 @@ export interface RtpPacket {
 /** RFC 3550 §5.1 fixed header, CSRC list, header extension and padding. Throws on malformed input. */
 export function parseRtpPacket(buf: Buffer): RtpPacket {
   if (buf.length < 12) throw new Error(`RTP packet too short (${buf.length} bytes)`);
-  const b0 = buf[0]!;
+  const b0 = buf[0];
   const version = b0 >> 6;
   if (version !== 2) throw new Error(`RTP version ${version}`);
   const padding = (b0 & 0x20) !== 0;
@@ -284,7 +284,7 @@ export function parseRtpPacket(buf: Buffer): RtpPacket {
   }
   let end = buf.length;
   if (padding) {
-    const pad = buf[buf.length - 1]!;
+    const pad = buf[buf.length - 1];
     if (pad === 0 || end - pad < offset) throw new Error('RTP padding invalid');
     end -= pad;
   }
@@ -292,8 +292,8 @@ export function parseRtpPacket(buf: Buffer): RtpPacket {
     version,
     padding,
     extension,
-    marker: (buf[1]! & 0x80) !== 0,
-    payloadType: buf[1]! & 0x7f,
+    marker: (buf[1] & 0x80) !== 0,
+    payloadType: buf[1] & 0x7f,
     sequence: buf.readUInt16BE(2),
     timestamp: buf.readUInt32BE(4),
     ssrc: buf.readUInt32BE(8),
@@ -331,14 +331,14 @@ export function sequenceStats(seqs: readonly number[], options: { firstSeq?: num
     if (delta >= 0x8000) delta -= 0x10000;
     return ref + delta;
   };
-  const first = seqs[0]! & 0xffff;
+  const first = seqs[0] & 0xffff;
   let max = first;
   let min = first;
   const seen = new Set<number>([first]);
   let duplicated = 0;
   let reordered = 0;
   for (let i = 1; i < seqs.length; i++) {
-    const ext = nearest(seqs[i]! & 0xffff, max);
+    const ext = nearest(seqs[i] & 0xffff, max);
     if (seen.has(ext)) duplicated += 1;
     else {
       if (ext < max) reordered += 1;
@@ -491,7 +491,7 @@ export class UdpReceiver {
     const packets = this.packets;
     if (packets.length === 0) return Buffer.alloc(0);
     // Order by extended sequence number so a wrap past 65535 sorts correctly.
-    const base = packets[0]!.sequence;
+    const base = packets[0].sequence;
     let max = base;
     const keyed = new Map<number, Buffer>();
     for (const p of packets) {

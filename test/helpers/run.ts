@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 /** stdout of `argv`; rejects with the end of its stderr unless it exits 0. SIGKILLed after `limitMs`. */
 export function runToString(argv: readonly string[], limitMs = 30_000): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.on('data', (d: Buffer) => { out += d.toString('utf8'); });

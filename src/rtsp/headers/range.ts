@@ -67,10 +67,10 @@ export function parseRange(value: string): NptRange {
     if (m) time = m[1]!;
     else if (param !== '') invalid('unknown parameter', value);
   }
-  const eq = spec!.indexOf('=');
+  const eq = spec.indexOf('=');
   if (eq < 0) invalid('no range unit', value);
-  const unit = spec!.slice(0, eq).trim().toLowerCase();
-  const ranges = spec!.slice(eq + 1).trim();
+  const unit = spec.slice(0, eq).trim().toLowerCase();
+  const ranges = spec.slice(eq + 1).trim();
   if (unit !== 'npt') {
     if (UNIMPLEMENTED_UNITS.has(unit)) {
       throw new TwinframeError('TF_RTSP_NOT_IMPLEMENTED', `Range: unit ${unit} is not implemented`, { header: 'Range', value });

@@ -30,7 +30,7 @@ function bad(message: string, value: string): never {
  */
 export function parseSession(value: string): SessionHeader {
   const [rawId, ...params] = value.split(';');
-  const id = rawId!.trim();
+  const id = rawId.trim();
   if (id === '') bad('empty session id', value);
   if (id.length > MAX_SESSION_ID_LENGTH) bad(`session id longer than ${MAX_SESSION_ID_LENGTH}`, value);
   if (!SESSION_ID.test(id)) bad('malformed session id', value);

@@ -112,7 +112,7 @@ function parseSpec(raw: string): TransportSpec {
   if (triple.length < 2 || triple.length > 3 || !triple.every((t) => TOKEN.test(t))) bad('malformed transport protocol', raw);
   const spec: {
     -readonly [K in keyof TransportSpec]: TransportSpec[K];
-  } = { protocol: triple[0]!.toUpperCase(), profile: triple[1]!.toUpperCase() };
+  } = { protocol: triple[0].toUpperCase(), profile: triple[1].toUpperCase() };
   if (triple[2] !== undefined) spec.lowerTransport = triple[2].toUpperCase();
 
   const extra: [string, string | undefined][] = [];
