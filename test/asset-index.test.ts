@@ -21,7 +21,7 @@ import {
   type AssetIndex,
 } from '../src/catalog/index-file.js';
 import indexAsset, { deserializeError, serializeError } from '../src/catalog/index-worker.js';
-import { PCR_WRAP, TS_PACKET_SIZE, encodePcr, packetPcr, packetPid, packetPusi, payloadOffset } from '../src/mpegts/packet.js';
+import { PCR_WRAP, TS_PACKET_BYTES, encodePcr, packetPcr, packetPid, packetPusi, payloadOffset } from '../src/mpegts/packet.js';
 import { crc32Mpeg2 } from '../src/mpegts/psi.js';
 import { ASSET_OPEN_FLAGS } from '../src/shared/asset-file.js';
 import { mkfifo, rescueFifoAfter } from './helpers/fifo.js';
@@ -52,7 +52,7 @@ function refusal(t: ExecutionContext, file: string, code: ErrorCode): TwinframeE
 
 /** Calls fn(offset) for every packet of buf on `pid`. */
 function forEachPacket(buf: Uint8Array, fn: (off: number, index: number) => void, pid?: number): void {
-  for (let off = 0, i = 0; off < buf.length; off += TS_PACKET_SIZE, i++) {
+  for (let off = 0, i = 0; off < buf.length; off += TS_PACKET_BYTES, i++) {
     if (pid === undefined || packetPid(buf, off) === pid) fn(off, i);
   }
 }
@@ -67,7 +67,7 @@ function section(tableId: number, idExtension: number, body: number[]): number[]
 }
 
 function psiPacket(pid: number, sec: number[]): Uint8Array {
-  const p = new Uint8Array(TS_PACKET_SIZE).fill(0xff);
+  const p = new Uint8Array(TS_PACKET_BYTES).fill(0xff);
   p.set([0x47, 0x40 | (pid >> 8), pid & 0xff, 0x10, 0, ...sec]);
   return p;
 }
@@ -78,12 +78,12 @@ function psiPacket(pid: number, sec: number[]): Uint8Array {
  * when it returns a value.
  */
 function syntheticTs(count: number, pcrOf: (k: number) => { pcr: number; disc?: boolean } | undefined): Buffer {
-  const out = Buffer.alloc((count + 2) * TS_PACKET_SIZE);
+  const out = Buffer.alloc((count + 2) * TS_PACKET_BYTES);
   out.set(psiPacket(0, section(0, 1, [0, 1, 0xe0 | 0x10, 0x00])), 0);
-  out.set(psiPacket(0x1000, section(2, 1, [0xe1, 0x00, 0xf0, 0x00, 0x1b, 0xe1, 0x00, 0xf0, 0x00])), TS_PACKET_SIZE);
+  out.set(psiPacket(0x1000, section(2, 1, [0xe1, 0x00, 0xf0, 0x00, 0x1b, 0xe1, 0x00, 0xf0, 0x00])), TS_PACKET_BYTES);
   for (let k = 0; k < count; k++) {
-    const o = (k + 2) * TS_PACKET_SIZE;
-    const p = out.subarray(o, o + TS_PACKET_SIZE);
+    const o = (k + 2) * TS_PACKET_BYTES;
+    const p = out.subarray(o, o + TS_PACKET_BYTES);
     p.fill(0xff);
     const pcr = pcrOf(k);
     p[0] = 0x47;
@@ -102,7 +102,7 @@ function syntheticTs(count: number, pcrOf: (k: number) => { pcr: number; disc?: 
 }
 
 /** 27 MHz duration of n packets at `bitrate`. */
-const packets27 = (n: number, bitrate: number): number => (n * TS_PACKET_SIZE * 8 * 27e6) / bitrate;
+const packets27 = (n: number, bitrate: number): number => (n * TS_PACKET_BYTES * 8 * 27e6) / bitrate;
 
 // --- The sample asset --------------------------------------------------------------
 
@@ -111,7 +111,7 @@ test('the sample asset is indexed with its program, PCR PID, duration and bitrat
   t.is(meta.version, 1);
   t.is(meta.sourcePath, SAMPLE);
   t.is(meta.sourceSize, SAMPLE_BYTES.length);
-  t.is(meta.packetCount, SAMPLE_BYTES.length / TS_PACKET_SIZE);
+  t.is(meta.packetCount, SAMPLE_BYTES.length / TS_PACKET_BYTES);
   t.is(times.length, meta.packetCount);
   t.is(meta.programNumber, 1);
   t.is(meta.pmtPid, 0x1000);
@@ -169,14 +169,14 @@ test('interpolated times agree with the PCR of every PCR-bearing packet to withi
 
 /** Whether the PES starting at packet `start` of the video PID holds an IDR picture before any other picture. */
 function pesStartsWithIdr(buf: Buffer, start: number): boolean {
-  const off = start * TS_PACKET_SIZE;
+  const off = start * TS_PACKET_BYTES;
   if (packetPid(buf, off) !== VIDEO_PID || !packetPusi(buf, off)) return false;
   const es: number[] = [];
-  for (let o = off; o < buf.length && es.length < 64 * 1024; o += TS_PACKET_SIZE) {
+  for (let o = off; o < buf.length && es.length < 64 * 1024; o += TS_PACKET_BYTES) {
     if (packetPid(buf, o) !== VIDEO_PID) continue;
     if (o !== off && packetPusi(buf, o)) break;
     const pay = payloadOffset(buf, o);
-    if (pay >= 0) es.push(...buf.subarray(pay, o + TS_PACKET_SIZE));
+    if (pay >= 0) es.push(...buf.subarray(pay, o + TS_PACKET_BYTES));
   }
   if (es[0] !== 0 || es[1] !== 0 || es[2] !== 1 || (es[3] & 0xf0) !== 0xe0) return false; // video PES start code
   for (let i = 9 + es[8]; i + 3 < es.length; i++) {
@@ -217,8 +217,8 @@ test('without random_access_indicator, key frames are found from the H.264 NAL u
 
 test('a few corrupt sync bytes are tolerated and the packets after them are read normally', async (t) => {
   const damaged = Buffer.from(SAMPLE_BYTES);
-  damaged[500 * TS_PACKET_SIZE] = 0x00;
-  damaged[9000 * TS_PACKET_SIZE] = 0x48;
+  damaged[500 * TS_PACKET_BYTES] = 0x00;
+  damaged[9000 * TS_PACKET_BYTES] = 0x48;
   const { meta, times } = buildAssetIndex(await assetFile(t, 'damaged.ts', damaged));
   const clean = buildAssetIndex(SAMPLE);
   t.is(meta.packetCount, clean.meta.packetCount);
@@ -516,6 +516,6 @@ test('the index worker indexes the file open on its descriptor, whatever the nam
   fs.renameSync(junk, asset);
   const result = indexAsset({ assetPath: asset, indexPath: path.join(dir, 'asset.tfidx'), fd });
   if (!result.ok) return t.fail(result.error.message);
-  t.is(result.meta.packetCount, SAMPLE_BYTES.length / TS_PACKET_SIZE);
+  t.is(result.meta.packetCount, SAMPLE_BYTES.length / TS_PACKET_BYTES);
   t.is(result.meta.sourceSize, SAMPLE_BYTES.length);
 });

@@ -11,7 +11,8 @@ import test, { type ExecutionContext } from 'ava';
 import { IndexPool } from '../src/catalog/index-pool.js';
 import { readIndexFile } from '../src/catalog/index-file.js';
 import { AssetError, AssetReader, DiskError, type ReaderAsset } from '../src/datapath/asset-reader.js';
-import { TS_PACKET_BYTES, TS_PAYLOAD_BYTES, TS_PACKETS_PER_DATAGRAM } from '../src/rtp/packetizer.js';
+import { TS_PACKET_BYTES } from '../src/mpegts/packet.js';
+import { TS_PAYLOAD_BYTES, TS_PACKETS_PER_DATAGRAM } from '../src/rtp/packetizer.js';
 import { mkfifo, rescueFifoAfter } from './helpers/fifo.js';
 
 const SAMPLE = fileURLToPath(new URL('../../assets/sample.ts', import.meta.url));

@@ -7,7 +7,7 @@ import {
   AFC_ADAPTATION_ONLY,
   AFC_PAYLOAD_ONLY,
   PCR_WRAP,
-  TS_PACKET_SIZE,
+  TS_PACKET_BYTES,
   TS_SYNC_BYTE,
   adaptationFieldLength,
   encodePcr,
@@ -27,7 +27,7 @@ const SAMPLE = new URL('../../assets/sample.ts', import.meta.url);
 
 /** A packet with an adaptation field carrying the given flags (and a PCR when given). */
 function packetWithAf(opts: { pid: number; pusi?: boolean; cc?: number; flags: number; pcr?: number; payload?: boolean }): Uint8Array {
-  const p = new Uint8Array(TS_PACKET_SIZE).fill(0xff);
+  const p = new Uint8Array(TS_PACKET_BYTES).fill(0xff);
   const payload = opts.payload ?? true;
   p[0] = TS_SYNC_BYTE;
   p[1] = (opts.pusi ? 0x40 : 0) | ((opts.pid >> 8) & 0x1f);
@@ -41,7 +41,7 @@ function packetWithAf(opts: { pid: number; pusi?: boolean; cc?: number; flags: n
 }
 
 test('header fields are read from the four header bytes', (t) => {
-  const p = new Uint8Array(TS_PACKET_SIZE);
+  const p = new Uint8Array(TS_PACKET_BYTES);
   p.set([0x47, 0x41, 0x00, 0x1a]); // PUSI, PID 0x100, payload only, CC 10
   t.true(hasSyncByte(p, 0));
   t.true(packetPusi(p, 0));
@@ -99,9 +99,9 @@ test('a PCR flag in a field too short to hold the PCR is ignored', (t) => {
 });
 
 test('accessors read a packet at any offset in a larger buffer', (t) => {
-  const buf = new Uint8Array(3 * TS_PACKET_SIZE);
-  buf.set(packetWithAf({ pid: 0x1234 & 0x1fff, flags: 0, pcr: 5_400_000, cc: 7 }), 2 * TS_PACKET_SIZE);
-  const off = 2 * TS_PACKET_SIZE;
+  const buf = new Uint8Array(3 * TS_PACKET_BYTES);
+  buf.set(packetWithAf({ pid: 0x1234 & 0x1fff, flags: 0, pcr: 5_400_000, cc: 7 }), 2 * TS_PACKET_BYTES);
+  const off = 2 * TS_PACKET_BYTES;
   t.is(packetPid(buf, off), 0x1234 & 0x1fff);
   t.is(packetContinuityCounter(buf, off), 7);
   t.is(packetPcr(buf, off), 5_400_000);
@@ -110,8 +110,8 @@ test('accessors read a packet at any offset in a larger buffer', (t) => {
 
 test('the sample asset opens with SDT, PAT and PMT and carries PCRs on PID 0x100 every 20 ms', (t) => {
   const data = fs.readFileSync(SAMPLE);
-  t.is(data.length % TS_PACKET_SIZE, 0);
-  const heads = [0, 1, 2].map((i) => parsePacketHeader(data, i * TS_PACKET_SIZE));
+  t.is(data.length % TS_PACKET_BYTES, 0);
+  const heads = [0, 1, 2].map((i) => parsePacketHeader(data, i * TS_PACKET_BYTES));
   t.deepEqual(
     heads.map((h) => [h.sync, h.pid, h.payloadUnitStart]),
     [
@@ -121,7 +121,7 @@ test('the sample asset opens with SDT, PAT and PMT and carries PCRs on PID 0x100
     ],
   );
   const pcrs: number[] = [];
-  for (let off = 0; off < data.length && pcrs.length < 10; off += TS_PACKET_SIZE) {
+  for (let off = 0; off < data.length && pcrs.length < 10; off += TS_PACKET_BYTES) {
     t.true(hasSyncByte(data, off));
     const pcr = packetPcr(data, off);
     if (pcr >= 0) {

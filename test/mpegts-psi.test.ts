@@ -2,7 +2,7 @@
 
 import fs from 'node:fs';
 import test from 'ava';
-import { TS_PACKET_SIZE, packetPid } from '../src/mpegts/packet.js';
+import { TS_PACKET_BYTES, packetPid } from '../src/mpegts/packet.js';
 import {
   SectionAssembler,
   classifyStream,
@@ -55,7 +55,7 @@ function pmtSection(programNumber: number, pcrPid: number, streams: Array<{ type
 function packetize(pid: number, payload: Uint8Array, firstIsStart = true): Uint8Array[] {
   const out: Uint8Array[] = [];
   for (let pos = 0, cc = 0; pos < payload.length; cc++) {
-    const p = new Uint8Array(TS_PACKET_SIZE).fill(0xff);
+    const p = new Uint8Array(TS_PACKET_BYTES).fill(0xff);
     p[0] = 0x47;
     p[1] = (pos === 0 && firstIsStart ? 0x40 : 0) | (pid >> 8);
     p[2] = pid & 0xff;
@@ -183,7 +183,7 @@ test('the sample asset has program 1 with PMT PID 0x1000, H.264 on 0x100 and AAC
   const pmtAsm = new SectionAssembler();
   let pat: PatSection | undefined;
   let pmt: PmtSection | undefined;
-  for (let off = 0; off < data.length && pmt === undefined; off += TS_PACKET_SIZE) {
+  for (let off = 0; off < data.length && pmt === undefined; off += TS_PACKET_BYTES) {
     const pid = packetPid(data, off);
     if (pid === 0) {
       patAsm.push(data, off, (s) => {

@@ -3,7 +3,8 @@
 
 import test from 'ava';
 
-import { buildSdp, MP2T_PAYLOAD_TYPE } from '../src/rtsp/sdp.js';
+import { buildSdp } from '../src/rtsp/sdp.js';
+import { RTP_PAYLOAD_TYPE_MP2T } from '../src/rtp/packetizer.js';
 
 test('the SDP of an asset with a duration is exactly what players expect', (t) => {
   const sdp = buildSdp({ sessionId: '3930000000', sessionVersion: 1, serverAddress: '192.0.2.10', name: 'sample.ts', durationSeconds: 12.02 });
@@ -43,7 +44,7 @@ test('an unknown duration gives an open range', (t) => {
 
 test('a bitrate adds b=AS to the media section, after m= and before the attributes', (t) => {
   const sdp = buildSdp({ sessionId: 1, serverAddress: '127.0.0.1', name: 'x', durationSeconds: 1, bitrateKbps: 3000.2 });
-  t.true(sdp.includes(`m=video 0 RTP/AVP ${MP2T_PAYLOAD_TYPE}\r\nb=AS:3001\r\na=rtpmap:33 MP2T/90000\r\n`));
+  t.true(sdp.includes(`m=video 0 RTP/AVP ${RTP_PAYLOAD_TYPE_MP2T}\r\nb=AS:3001\r\na=rtpmap:33 MP2T/90000\r\n`));
 });
 
 test('an IPv6 server address uses IP6 in o= and c=', (t) => {

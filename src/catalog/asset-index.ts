@@ -15,11 +15,12 @@ import path from 'node:path';
 import { TwinframeError, type ErrorCode } from '../errors.js';
 import {
   PCR_HZ,
+  TICKS_HZ,
   PCR_PER_TICK,
   PCR_WRAP,
   PID_NULL,
   PID_PAT,
-  TS_PACKET_SIZE,
+  TS_PACKET_BYTES,
   TS_SYNC_BYTE,
   packetPcr,
   payloadOffset,
@@ -250,14 +251,14 @@ export function indexOpenAsset(fd: number, file: string): AssetIndex {
 
 function indexOpenFile(fd: number, file: string, size: number, mtimeMs: number): AssetIndex {
   if (size === 0) throw refuse('TF_ASSET_EMPTY', file, 'file is empty (0 bytes)');
-  const packetCount = Math.floor(size / TS_PACKET_SIZE);
-  const remainder = size % TS_PACKET_SIZE;
+  const packetCount = Math.floor(size / TS_PACKET_BYTES);
+  const remainder = size % TS_PACKET_BYTES;
   const truncated = (): TwinframeError =>
     refuse(
       'TF_ASSET_TRUNCATED',
       file,
-      `size ${size} is not a multiple of ${TS_PACKET_SIZE}: the last packet, at byte ${packetCount * TS_PACKET_SIZE}, is cut after ${remainder} bytes`,
-      { size, offset: packetCount * TS_PACKET_SIZE, remainder },
+      `size ${size} is not a multiple of ${TS_PACKET_BYTES}: the last packet, at byte ${packetCount * TS_PACKET_BYTES}, is cut after ${remainder} bytes`,
+      { size, offset: packetCount * TS_PACKET_BYTES, remainder },
     );
 
   if (packetCount === 0) {
@@ -330,12 +331,12 @@ function indexOpenFile(fd: number, file: string, size: number, mtimeMs: number):
   const raiStarts = new GrowableU32();
   // PES starts whose first picture is a key frame, on the video PID (fallback).
   const nalStarts = new GrowableU32();
-  const chunk = Buffer.allocUnsafe(CHUNK_PACKETS * TS_PACKET_SIZE);
+  const chunk = Buffer.allocUnsafe(CHUNK_PACKETS * TS_PACKET_BYTES);
   for (let first = 0; first < packetCount; first += CHUNK_PACKETS) {
     const n = Math.min(CHUNK_PACKETS, packetCount - first);
-    readChunk(fd, file, chunk, n * TS_PACKET_SIZE, first * TS_PACKET_SIZE);
+    readChunk(fd, file, chunk, n * TS_PACKET_BYTES, first * TS_PACKET_BYTES);
     for (let i = 0; i < n; i++) {
-      const o = i * TS_PACKET_SIZE;
+      const o = i * TS_PACKET_BYTES;
       const packet = first + i;
       if (chunk[o] !== TS_SYNC_BYTE) {
         // Packets stay at fixed 188-byte positions: a bad one is skipped and the next is read normally.
@@ -344,8 +345,8 @@ function indexOpenFile(fd: number, file: string, size: number, mtimeMs: number):
           throw refuse(
             'TF_ASSET_NOT_TS',
             file,
-            `no sync byte 0x47 at packet ${firstBad} (byte ${firstBad * TS_PACKET_SIZE}); ${badPackets} bad packets exceed the ${allowedBad} tolerated${looksLikeM2ts(fd, size) ? ' (it looks like 192-byte M2TS/Blu-ray packets, which are not supported)' : ''}`,
-            { offset: firstBad * TS_PACKET_SIZE, packet: firstBad, badPackets },
+            `no sync byte 0x47 at packet ${firstBad} (byte ${firstBad * TS_PACKET_BYTES}); ${badPackets} bad packets exceed the ${allowedBad} tolerated${looksLikeM2ts(fd, size) ? ' (it looks like 192-byte M2TS/Blu-ray packets, which are not supported)' : ''}`,
+            { offset: firstBad * TS_PACKET_BYTES, packet: firstBad, badPackets },
           );
         }
         continue;
@@ -358,7 +359,7 @@ function indexOpenFile(fd: number, file: string, size: number, mtimeMs: number):
       const b3 = chunk[o + 3];
       if (b3 & 0x20) {
         const afLen = chunk[o + 4];
-        if (afLen > 0 && afLen <= TS_PACKET_SIZE - 5) {
+        if (afLen > 0 && afLen <= TS_PACKET_BYTES - 5) {
           const flags = chunk[o + 5];
           if (flags & 0x10 && afLen >= 7) {
             pcrWhere.push(packet);
@@ -381,7 +382,7 @@ function indexOpenFile(fd: number, file: string, size: number, mtimeMs: number):
         if (scanner.pesPacket >= 0) {
           const start = payloadOffset(chunk, o);
           if (start >= 0) {
-            const verdict = scanner.feed(chunk, start, o + TS_PACKET_SIZE);
+            const verdict = scanner.feed(chunk, start, o + TS_PACKET_BYTES);
             if (verdict === true) nalStarts.push(scanner.pesPacket);
             if (verdict !== undefined) scanner.pesPacket = -1;
           }
@@ -497,7 +498,7 @@ function pcrTimeline(file: string, packets: Float64Array, pcrs: Float64Array, di
     let d = pcrs[i] - pcrs[i - 1];
     if (d < 0) d += PCR_WRAP;
     delta[i] = d;
-    if (!disc[i] && d > 0) rates[rateCount++] = ((packets[i] - packets[i - 1]) * TS_PACKET_SIZE * 8 * PCR_HZ) / d;
+    if (!disc[i] && d > 0) rates[rateCount++] = ((packets[i] - packets[i - 1]) * TS_PACKET_BYTES * 8 * PCR_HZ) / d;
   }
   if (rateCount === 0) {
     throw refuse('TF_ASSET_NO_PCR', file, `the ${n} PCRs on PID ${pcrPid} never advance, so no bitrate can be measured`, {
@@ -513,7 +514,7 @@ function pcrTimeline(file: string, packets: Float64Array, pcrs: Float64Array, di
   let bytes = 0;
   let time = 0;
   for (let i = 1; i < n; i++) {
-    const span = (packets[i] - packets[i - 1]) * TS_PACKET_SIZE;
+    const span = (packets[i] - packets[i - 1]) * TS_PACKET_BYTES;
     const predicted = (span * 8 * PCR_HZ) / median;
     if (disc[i] || delta[i] > predicted + MAX_PCR_LEAD) continue;
     trusted[i] = 1;
@@ -524,7 +525,7 @@ function pcrTimeline(file: string, packets: Float64Array, pcrs: Float64Array, di
     throw refuse('TF_ASSET_NO_PCR', file, `no two consecutive PCRs on PID ${pcrPid} give a usable bitrate`, { pcrPid, pcrCount: n });
   }
   const bitrate = (bytes * 8 * PCR_HZ) / time;
-  const perPacket = (TS_PACKET_SIZE * 8 * PCR_HZ) / bitrate;
+  const perPacket = (TS_PACKET_BYTES * 8 * PCR_HZ) / bitrate;
   const virtualPcr = new Float64Array(n);
   for (let i = 1; i < n; i++) {
     virtualPcr[i] = virtualPcr[i - 1] + (trusted[i] ? delta[i] : (packets[i] - packets[i - 1]) * perPacket);
@@ -548,7 +549,7 @@ function fillSendTimes(file: string, times: Uint32Array, packets: Float64Array, 
     // Interpolation rounding must never step backwards.
     if (ticks < prev) ticks = prev;
     if (ticks > MAX_TICKS) {
-      throw refuse('TF_ASSET_UNREADABLE', file, `longer than the ${Math.floor(MAX_TICKS / 90_000 / 3600)} h an index can time (packet ${p})`, {
+      throw refuse('TF_ASSET_UNREADABLE', file, `longer than the ${Math.floor(MAX_TICKS / TICKS_HZ / 3600)} h an index can time (packet ${p})`, {
         packet: p,
       });
     }

@@ -13,7 +13,8 @@
 // - DiskError: a read through this path's own handle failed (EIO, EBADF, ...).
 
 import { closeSync, fstatSync, openSync, readSync, type BigIntStats } from 'node:fs';
-import { TS_PACKET_BYTES, TS_PACKETS_PER_DATAGRAM } from '../rtp/packetizer.js';
+import { TS_PACKET_BYTES } from '../mpegts/packet.js';
+import { TS_PACKETS_PER_DATAGRAM } from '../rtp/packetizer.js';
 import { ASSET_NAME_ERRNOS, ASSET_OPEN_FLAGS, fileKind, inodeOf } from '../shared/asset-file.js';
 import type { OpenSessionCommand } from '../shared/commands.js';
 

@@ -8,6 +8,7 @@ import { ControlBlock, type SegmentParams } from '../shared/control-block.js';
 import type { OpenSessionCommand } from '../shared/commands.js';
 import type { PathId } from '../shared/layout.js';
 import { AssetReader } from './asset-reader.js';
+import { TS_PACKET_BYTES } from '../mpegts/packet.js';
 import { RTP_HEADER_BYTES, TS_PAYLOAD_BYTES, TS_PACKETS_PER_DATAGRAM, writeRtpHeader } from '../rtp/packetizer.js';
 
 /** Datagram buffers per session: Node's send keeps a reference until libuv is done with it. */
@@ -177,7 +178,7 @@ export class PathSession {
       writeRtpHeader(buf, seq, (seg.rtpTsBase + elapsedTicks) >>> 0, this.command.ssrc);
     }
     this.deadlineMs = seg.startTimeMs + elapsedTicks / TICKS_PER_MS;
-    this.preparedLength = this.headerBytes + count * 188;
+    this.preparedLength = this.headerBytes + count * TS_PACKET_BYTES;
     this.preparedCursor = cursor;
     this.preparedSegment = seg.id;
     return true;

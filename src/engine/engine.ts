@@ -32,7 +32,7 @@ import {
   bootstrapPair, describePair, initialPair, partnerOf, transition,
   type FailoverAction, type FailoverEvent as MachineEvent, type FailoverPair, type PairStates,
 } from '../failover/state-machine.js';
-import { TS_PACKETS_PER_DATAGRAM } from '../rtp/packetizer.js';
+import { RTP_HEADER_BYTES, TS_PACKETS_PER_DATAGRAM, TS_PAYLOAD_BYTES, rtpTimeAfter } from '../rtp/packetizer.js';
 
 export interface EngineAsset {
   readonly assetPath: string;
@@ -210,8 +210,8 @@ const DEFAULTS = {
   serverPortRange: { first: 30000, last: 30999 }, // the configuration's default
   limits: { maxStreams: 100, mpegBandwidthKbps: 500_000, serverBandwidthKbps: 1_000_000 },
 };
-/** IPv4 + UDP + RTP headers per 1316-byte payload, for the server-bandwidth limit. */
-const HEADER_OVERHEAD = (20 + 8 + 12) / 1316;
+/** IPv4 + UDP + RTP headers per datagram payload, for the server-bandwidth limit. */
+const HEADER_OVERHEAD = (20 + 8 + RTP_HEADER_BYTES) / TS_PAYLOAD_BYTES;
 /** How far ahead of now a play is scheduled: time for both paths to see it. */
 const PLAY_LEAD_MS = 2;
 const SESSION_READY_TIMEOUT_MS = 3000;
@@ -367,7 +367,7 @@ export class Engine extends EventEmitter {
     }
     const startTimeMs = monoNowMs() + PLAY_LEAD_MS;
     session.firstStartMs ??= startTimeMs;
-    const rtpTsBase = (session.initialRtpTs + Math.round((startTimeMs - session.firstStartMs) * 90)) >>> 0;
+    const rtpTsBase = rtpTimeAfter(session.initialRtpTs, startTimeMs - session.firstStartMs);
     const segment = this.cb.startSegment(session.slot, () => ({ startPacket, startTimeMs, rtpTsBase }));
     session.segment = segment;
     session.state = 'playing';
@@ -897,7 +897,7 @@ export class Engine extends EventEmitter {
       if (session.state !== 'playing') continue;
       const startPacket = this.currentPacket(session);
       const startTimeMs = monoNowMs() + PLAY_LEAD_MS;
-      const rtpTsBase = (session.initialRtpTs + Math.round((startTimeMs - (session.firstStartMs ?? startTimeMs)) * 90)) >>> 0;
+      const rtpTsBase = rtpTimeAfter(session.initialRtpTs, startTimeMs - (session.firstStartMs ?? startTimeMs));
       session.segment = this.cb.startSegment(session.slot, () => ({ startPacket, startTimeMs, rtpTsBase }));
     }
   }

@@ -4,7 +4,7 @@
 // packet of a multi-gigabyte file; `parsePacketHeader` is the allocating,
 // all-in-one view for tests and diagnostics.
 
-export const TS_PACKET_SIZE = 188;
+export const TS_PACKET_BYTES = 188;
 export const TS_SYNC_BYTE = 0x47;
 export const TS_HEADER_SIZE = 4;
 
@@ -12,9 +12,13 @@ export const PID_PAT = 0x0000;
 export const PID_NULL = 0x1fff;
 export const MAX_PID = 0x1fff;
 
-/** The PCR counts a 27 MHz clock; PTS/DTS and the index's send times count 90 kHz. */
+/**
+ * The PCR counts a 27 MHz clock; PTS/DTS, the index's send times and MP2T's RTP
+ * timestamps (RFC 2250 §2) count 90 kHz ticks.
+ */
 export const PCR_HZ = 27_000_000;
 export const TICKS_HZ = 90_000;
+export const TICKS_PER_MS = TICKS_HZ / 1000;
 export const PCR_PER_TICK = PCR_HZ / TICKS_HZ; // 300
 /** PCR = base(33 bits) * 300 + extension(9 bits, < 300): it wraps at 2^33 * 300. */
 export const PCR_WRAP = 2 ** 33 * 300;
@@ -72,7 +76,7 @@ export function adaptationFieldLength(buf: Uint8Array, off: number): number {
   if ((buf[off + 3] & 0x20) === 0) return 0;
   const len = buf[off + 4];
   // With a payload the field can be at most 182 bytes; without one, exactly 183.
-  return len > TS_PACKET_SIZE - 5 ? -1 : len;
+  return len > TS_PACKET_BYTES - 5 ? -1 : len;
 }
 
 /** The adaptation field flags byte, or 0 when there is none or it is empty. */
@@ -118,7 +122,7 @@ export function payloadOffset(buf: Uint8Array, off: number): number {
     const len = buf[off + 4];
     start += 1 + len;
   }
-  return start < off + TS_PACKET_SIZE ? start : -1;
+  return start < off + TS_PACKET_BYTES ? start : -1;
 }
 
 /** Writes a PCR (27 MHz units) into a 6-byte field; the reserved bits are set to 1. */
@@ -160,8 +164,8 @@ export interface TsPacketHeader {
 
 /** The whole header of the packet at `off`, as an object (allocates: not for hot loops). */
 export function parsePacketHeader(buf: Uint8Array, off = 0): TsPacketHeader {
-  if (buf.length < off + TS_PACKET_SIZE) {
-    throw new RangeError(`a TS packet needs ${TS_PACKET_SIZE} bytes at offset ${off}, buffer has ${buf.length}`);
+  if (buf.length < off + TS_PACKET_BYTES) {
+    throw new RangeError(`a TS packet needs ${TS_PACKET_BYTES} bytes at offset ${off}, buffer has ${buf.length}`);
   }
   const afLen = adaptationFieldLength(buf, off);
   let adaptationField: TsAdaptationField | undefined;

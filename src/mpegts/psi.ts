@@ -3,7 +3,7 @@
 // association table (PAT) and program map table (PMT), including what kind of
 // elementary stream each stream_type and descriptor set denotes.
 
-import { TS_PACKET_SIZE, packetPusi, payloadOffset } from './packet.js';
+import { TS_PACKET_BYTES, packetPusi, payloadOffset } from './packet.js';
 
 export const TABLE_ID_PAT = 0x00;
 export const TABLE_ID_PMT = 0x02;
@@ -286,7 +286,7 @@ export function classifyStream(
  * its CRC and the next payload_unit_start starts afresh.
  */
 export class SectionAssembler {
-  #buf = new Uint8Array(MAX_SECTION_SIZE + TS_PACKET_SIZE);
+  #buf = new Uint8Array(MAX_SECTION_SIZE + TS_PACKET_BYTES);
   #len = 0;
   /** Total length of the section being collected, or -1 while its header is incomplete. */
   #need = -1;
@@ -296,7 +296,7 @@ export class SectionAssembler {
   push(buf: Uint8Array, off: number, onSection: (section: Uint8Array) => void): void {
     const start = payloadOffset(buf, off);
     if (start < 0) return;
-    const end = off + TS_PACKET_SIZE;
+    const end = off + TS_PACKET_BYTES;
     let p = start;
     if (packetPusi(buf, off)) {
       const pointer = buf[p];

@@ -1,13 +1,18 @@
 // RTP framing for MPEG-TS (RFC 3550 header, RFC 2250 payload type 33): seven
 // 188-byte TS packets per datagram. Pure byte writing; no allocation.
 
-export const TS_PACKET_BYTES = 188;
+import { TICKS_PER_MS, TS_PACKET_BYTES } from '../mpegts/packet.js';
+
 export const TS_PACKETS_PER_DATAGRAM = 7;
 export const TS_PAYLOAD_BYTES = TS_PACKET_BYTES * TS_PACKETS_PER_DATAGRAM; // 1316
 export const RTP_HEADER_BYTES = 12;
+/** RFC 2250 / RFC 3551 static payload type of MPEG-2 transport streams. */
 export const RTP_PAYLOAD_TYPE_MP2T = 33;
-/** RTP timestamps for MP2T use a 90 kHz clock (RFC 2250 §2). */
-export const RTP_CLOCK_HZ = 90_000;
+
+/** The RTP timestamp `elapsedMs` after one that was `base` (90 kHz, wrapping at 2^32). */
+export function rtpTimeAfter(base: number, elapsedMs: number): number {
+  return (base + Math.round(elapsedMs * TICKS_PER_MS)) >>> 0;
+}
 
 /** Write a 12-byte RTP header (V=2, no padding/extension/CSRC, marker 0, PT 33). */
 export function writeRtpHeader(buf: Uint8Array, seq: number, timestamp: number, ssrc: number): void {

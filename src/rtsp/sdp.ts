@@ -11,6 +11,8 @@
 // Content-Base with a trailing '/' in the DESCRIBE reply (url.ts accepts the
 // trailing '/' that players then put on the aggregate PLAY URL).
 
+import { TICKS_HZ } from '../mpegts/packet.js';
+import { RTP_PAYLOAD_TYPE_MP2T } from '../rtp/packetizer.js';
 import { TRACK_CONTROL } from './url.js';
 
 export interface SdpParams {
@@ -30,9 +32,6 @@ export interface SdpParams {
   readonly bitrateKbps?: number;
 }
 
-/** RFC 2250 / RFC 3551 static payload type of MPEG-2 transport streams. */
-export const MP2T_PAYLOAD_TYPE = 33;
-export const MP2T_CLOCK_RATE = 90_000;
 
 function numeric(value: string | number | bigint, what: string): string {
   const text = String(value);
@@ -68,12 +67,12 @@ export function buildSdp(params: SdpParams): string {
     't=0 0',
     'a=control:*',
     `a=range:${range}`,
-    `m=video 0 RTP/AVP ${MP2T_PAYLOAD_TYPE}`,
+    `m=video 0 RTP/AVP ${RTP_PAYLOAD_TYPE_MP2T}`,
   ];
   if (params.bitrateKbps !== undefined) {
     if (!Number.isFinite(params.bitrateKbps) || params.bitrateKbps <= 0) throw new TypeError(`invalid bitrate ${params.bitrateKbps}`);
     lines.push(`b=AS:${Math.ceil(params.bitrateKbps)}`);
   }
-  lines.push(`a=rtpmap:${MP2T_PAYLOAD_TYPE} MP2T/${MP2T_CLOCK_RATE}`, `a=control:${control}`);
+  lines.push(`a=rtpmap:${RTP_PAYLOAD_TYPE_MP2T} MP2T/${TICKS_HZ}`, `a=control:${control}`);
   return `${lines.join('\r\n')}\r\n`;
 }

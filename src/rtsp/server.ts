@@ -25,6 +25,7 @@ import { IndexHeader, randomAccessAtOrBefore, timeEntryOffset } from '../catalog
 import { toEngineAsset } from '../engine/asset.js';
 import type { OpenSessionOptions, PlayResult, SessionFailedEvent, SessionInfo } from '../engine/engine.js';
 import { TwinframeError, isTwinframeError, type ErrorCode } from '../errors.js';
+import { TICKS_HZ } from '../mpegts/packet.js';
 import { silentLogger } from '../log.js';
 import { parseRange, resolveRange, serializeRange } from './headers/range.js';
 import { serializeRtpInfo } from './headers/rtp-info.js';
@@ -108,7 +109,6 @@ const MAX_PIPELINED = 32;
 const MAX_UNREAD_RESPONSE_BYTES = 1024 * 1024;
 /** After an error reply that ends a connection, how long the client gets to read it. */
 const CLOSE_GRACE_MS = 1000;
-const TICKS_PER_SECOND = 90_000;
 
 /** Asset refusals by content: there is no playable asset at that URL. */
 const ASSET_VERDICTS: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
@@ -533,7 +533,7 @@ export class RtspServer {
     let startPacket: number | undefined;
     if (range !== undefined && typeof range.start === 'number') {
       const wanted = resolveRange(range, { duration: durationS });
-      const ticks = Math.floor(wanted.start * TICKS_PER_SECOND);
+      const ticks = Math.floor(wanted.start * TICKS_HZ);
       const firstKey = meta.randomAccess[0];
       // A decoder can only start at a key frame: begin at the last one at or before the asked time.
       // Before the first one (npt=0 included) that is the asset's own start, PAT and PMT first.
@@ -548,7 +548,7 @@ export class RtspServer {
     session.touch();
     // Streaming has begun: a failure to read the start time only costs the reply its Range.
     const startS = await packetTicks(engineAsset.indexPath, engineAsset.timesOffset, play.startPacket).then(
-      (ticks) => ticks / TICKS_PER_SECOND,
+      (ticks) => ticks / TICKS_HZ,
       (err: Error) => { session.log.warn({ err: err.message }, 'cannot read the start time from the index'); return undefined; },
     );
     session.log.info({ startPacket: play.startPacket, npt: startS === undefined ? undefined : round(startS), seq: play.seq, rtptime: play.rtptime }, 'play');

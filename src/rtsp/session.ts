@@ -18,7 +18,7 @@ import { TwinframeError } from '../errors.js';
 import { monoNowMs } from '../shared/clock.js';
 import type { ChosenTransport } from './headers/transport.js';
 import type { ReportSource, RtcpSender } from './rtcp.js';
-import { TS_PAYLOAD_BYTES } from '../rtp/packetizer.js';
+import { TS_PAYLOAD_BYTES, rtpTimeAfter } from '../rtp/packetizer.js';
 
 export type RtspSessionState = 'ready' | 'playing';
 
@@ -160,7 +160,7 @@ export class RtspSession {
     const packets = this.#sent();
     return {
       wallMs,
-      rtpTimestamp: (play.rtptime + Math.round((mono - play.startTimeMs) * 90)) >>> 0,
+      rtpTimestamp: rtpTimeAfter(play.rtptime, mono - play.startTimeMs),
       packetCount: packets,
       // Every datagram but an asset's very last carries 7 whole TS packets.
       octetCount: packets * TS_PAYLOAD_BYTES,
