@@ -4,10 +4,12 @@
 
 import test from 'ava';
 import type { FaultKind } from '../src/shared/commands.js';
-import type { AssetFailedEvent, Engine, SessionFailedEvent } from '../src/engine/engine.js';
-import { UdpReceiver } from './helpers/rtsp-client.js';
+import type { AssetFailedEvent, Engine, FailoverEvent, SessionFailedEvent } from '../src/engine/engine.js';
+import type { ExecutionContext } from 'ava';
+import { PACING_BOUND_MS, UdpReceiver, largestGap } from './helpers/rtsp-client.js';
 import { ThreadReceiver } from './helpers/thread-receiver.js';
-import { checkRtpStream, loadSample, sleep, startEngine, until, waitForRecovery, type SampleAsset } from './helpers/engine-fixture.js';
+import { checkRtpStream, loadSample, minDatagrams, nowMs, sleep, startEngine, until, waitForRecovery, type SampleAsset } from './helpers/engine-fixture.js';
+import { leakCheck } from './helpers/leak-check.js';
 
 let sample: SampleAsset;
 test.before(async () => {
@@ -17,36 +19,71 @@ test.after.always(async () => {
   await sample?.cleanup();
 });
 
-async function withStream<T>(engine: Engine, fn: (ctx: { receiver: UdpReceiver; sessionId: string }) => Promise<T>) {
+/**
+ * One RTP session played while `fn` runs. `mark()` notes a moment (a fault
+ * injected, a switch): the pacing from each mark to the next (or the pause) is
+ * returned as the largest gap between arrivals.
+ */
+async function withStream<T>(engine: Engine, fn: (ctx: { receiver: UdpReceiver; sessionId: string; mark: () => void }) => Promise<T>) {
   const receiver = await UdpReceiver.open();
   try {
     const session = await engine.openSession({ asset: sample.asset, destination: { address: '127.0.0.1', port: receiver.rtpPort }, transport: 'rtp' });
-    const play = await engine.play(session.id);
-    const result = await fn({ receiver, sessionId: session.id });
-    engine.pause(session.id);
-    await receiver.waitForQuiet(150, 5000);
-    const sent = engine.getSession(session.id)!.sent;
-    const check = checkRtpStream(receiver.packets, session, play, sample);
-    engine.closeSession(session.id);
-    return { check, sent, received: receiver.datagrams.length, result };
+    try {
+      const play = await engine.play(session.id);
+      const playedAt = nowMs();
+      const marks: number[] = [];
+      const result = await fn({ receiver, sessionId: session.id, mark: () => marks.push(nowMs()) });
+      engine.pause(session.id);
+      const pausedAt = nowMs();
+      await receiver.waitForQuiet(150, 5000);
+      const sent = engine.getSession(session.id)!.sent;
+      const check = checkRtpStream(receiver.packets, session, play, sample);
+      const arrivals = receiver.arrivalsMs();
+      const gaps = marks.map((at, i) => largestGap(arrivals, at, marks[i + 1] ?? pausedAt).maxMs);
+      return { check, sent, received: receiver.datagrams.length, result, playedMs: pausedAt - playedAt, gaps };
+    } finally {
+      engine.closeSession(session.id);
+    }
   } finally {
     await receiver.close();
   }
 }
 
+/** The stream happened: at least half of what the bitrate carries in the time played, all of what the engine counted, and paced after every mark. */
+function assertDelivered(t: ExecutionContext, r: { sent: number; received: number; playedMs: number; gaps: number[] }): void {
+  const min = minDatagrams(sample, r.playedMs);
+  t.true(r.received >= min, `received ${r.received} datagrams in ${r.playedMs.toFixed(0)} ms of playing, at least ${min} expected`);
+  t.is(r.received, r.sent, 'every datagram the cursor counts arrived');
+  t.true(r.gaps.every((g) => g < PACING_BOUND_MS), `largest gap after each fault/switch under ${PACING_BOUND_MS} ms: ${r.gaps.map((g) => g.toFixed(1)).join(', ')} ms`);
+}
+
+/**
+ * A path the loaded machine kept late past the liveness rules can be failed
+ * without an injected fault: lossless, so legal, and it can only be 'heartbeat'.
+ * Any other cause names a fault that did not happen. Returns the legal ones.
+ */
+function spuriousFailovers<F extends { cause: string }>(t: ExecutionContext, unexpected: readonly F[]): F[] {
+  t.deepEqual(unexpected.filter((f) => f.cause !== 'heartbeat'), [], 'no failover with a cause no fault had');
+  if (unexpected.length > 0) t.log(`failed without a fault (a late path on a loaded machine): ${JSON.stringify(unexpected)}`);
+  return [...unexpected];
+}
+
 test.serial('the standby sends nothing while the active path is on time, and the viewer gets every datagram', async (t) => {
   const engine = await startEngine();
+  const failovers: Array<{ path: string; cause: string; switched: boolean }> = [];
+  engine.on('failover', (e: FailoverEvent) => failovers.push({ path: e.pathName, cause: e.cause, switched: e.wasActive && e.switchedTo !== undefined }));
   try {
     const before = engine.status().paths.map((p) => p.sent);
-    const { check, sent, received } = await withStream(engine, () => sleep(1200));
+    const delivered = await withStream(engine, () => sleep(1200));
+    const { check, sent } = delivered;
     const status = engine.status();
     const sentBy = status.paths.map((p, i) => p.sent - before[i]);
     // A sender that runs late is handed over from (lossless, counted): then both sent, in turns.
-    t.is(status.switches, 1 + status.handovers, 'the start-up hand-over to the first synchronized path, and handovers only');
-    if (status.handovers === 0) t.is(Math.min(...sentBy), 0, 'with no handover the standby sent nothing');
+    const spurious = spuriousFailovers(t, failovers);
+    t.is(status.switches, 1 + status.handovers + spurious.filter((f) => f.switched).length, 'the start-up hand-over to the first synchronized path, then handovers and failovers only');
+    if (status.handovers === 0 && spurious.length === 0) t.is(Math.min(...sentBy), 0, 'with no handover the standby sent nothing');
     t.is(sentBy[0] + sentBy[1], sent, 'the paths together sent exactly the cursor count: nothing twice');
-    t.true(received > 250, `received ${received}`);
-    t.is(received, sent);
+    assertDelivered(t, delivered);
     t.deepEqual({ lost: check.lost, duplicated: check.duplicated, reordered: check.reordered, mismatched: check.mismatched }, { lost: 0, duplicated: 0, reordered: 0, mismatched: 0 }, check.firstMismatch);
     t.deepEqual(status.paths.map((p) => p.named).sort(), ['Primary', 'Secondary']);
   } finally {
@@ -65,13 +102,15 @@ for (const kind of Object.keys(causeOfKind) as FaultKind[]) {
     engine.on('failover', (e) => failovers.push({ path: e.pathName, cause: e.cause, wasActive: e.wasActive, to: e.switchedToName }));
     const handovers: Array<{ from: string; to: string }> = [];
     engine.on('handover', (h) => handovers.push(h));
+    const injected: typeof failovers = [];
     try {
-      const { check, sent, received } = await withStream(engine, async () => {
+      const delivered = await withStream(engine, async ({ mark }) => {
         for (let round = 0; round < 2; round++) {
           await sleep(300);
           const active = engine.status().active!;
           const seen = failovers.length;
           const handedOver = handovers.length;
+          mark();
           engine.injectFault(active, kind);
           await until(() => failovers.slice(seen).some((f) => f.path === active), 'the expected event', 3000);
           await engine.waitUntilProtected(10_000);
@@ -82,16 +121,16 @@ for (const kind of Object.keys(causeOfKind) as FaultKind[]) {
           const movedByHandover = handovers.slice(handedOver).some((h) => h.from === active);
           t.true(mine !== undefined && (movedBySwitch || movedByHandover),
             `round ${round}: the faulted path ${active} failed with cause ${causeOfKind[kind]} and sending moved to its twin: ${JSON.stringify({ failovers, handovers })}`);
+          if (mine) injected.push(mine);
         }
         await sleep(300);
       });
-      t.true(received > 250, `received ${received}`);
-      t.is(received, sent, 'every datagram the cursor counts arrived');
+      const { check } = delivered;
+      assertDelivered(t, delivered);
       t.deepEqual({ lost: check.lost, duplicated: check.duplicated, reordered: check.reordered, mismatched: check.mismatched }, { lost: 0, duplicated: 0, reordered: 0, mismatched: 0 }, check.firstMismatch);
-      // Each round above checked its own fault. A false failover (the bench counts
-      // those) shares the cause 'heartbeat' with a hang, so only there is the total a floor.
-      t.is(failovers.filter((f) => f.cause === causeOfKind[kind]).length, 2, JSON.stringify(failovers));
-      t.is(failovers.length, 2, `no failover without a fault: ${JSON.stringify(failovers)}`);
+      // Each round above checked its own fault; every other failover is a late path's.
+      t.is(injected.length, 2, JSON.stringify(failovers));
+      spuriousFailovers(t, failovers.filter((f) => !injected.includes(f)));
       t.deepEqual(engine.status().paths.map((p) => p.named).sort(), ['Primary', 'Secondary']);
     } finally {
       await engine.close();
@@ -104,23 +143,30 @@ for (const kind of ['crash', 'socket', 'hang'] as const) {
     const engine = await startEngine();
     const failovers: Array<{ path: string; cause: string; wasActive: boolean }> = [];
     engine.on('failover', (e) => failovers.push({ path: e.pathName, cause: e.cause, wasActive: e.wasActive }));
+    let handovers = 0;
+    engine.on('handover', () => { handovers++; });
     try {
-      const { check, sent, received } = await withStream(engine, async () => {
+      const delivered = await withStream(engine, async ({ mark }) => {
         await sleep(300);
         const switches = engine.status().switches;
+        const handoversBefore = handovers;
         const standby = engine.status().paths.find((p) => !p.active)!;
         const active = engine.status().active;
+        mark();
         engine.injectFault(standby.path, kind);
-        const deadline = Date.now() + 3000;
-        while (!failovers.some((f) => f.path === standby.path) && Date.now() < deadline) await sleep(5);
+        await until(() => failovers.some((f) => f.path === standby.path), `the standby ${standby.path} to fail`, 3000);
         t.true(failovers.some((f) => f.path === standby.path && f.cause === causeOfKind[kind] && !f.wasActive), JSON.stringify(failovers));
-        t.is(engine.status().active, active, 'sending stayed where it was');
-        t.is(engine.status().switches, switches);
+        // A late sender may be handed over from at any time (lossless, counted); the standby's fault moves nothing.
+        const handedOver = handovers - handoversBefore;
+        if (handedOver === 0) t.is(engine.status().active, active, 'sending stayed where it was');
+        t.is(engine.status().switches - switches, handedOver, 'no switch but handovers');
         await engine.waitUntilProtected(10_000);
         t.is(engine.status().paths.find((p) => p.path === standby.path)!.incarnation, standby.incarnation + 1, 'the standby was restarted');
         await sleep(300);
       });
-      t.is(received, sent);
+      const { check } = delivered;
+      assertDelivered(t, delivered);
+      spuriousFailovers(t, failovers.filter((f) => f.wasActive || f.cause !== causeOfKind[kind]));
       t.deepEqual({ lost: check.lost, duplicated: check.duplicated, mismatched: check.mismatched }, { lost: 0, duplicated: 0, mismatched: 0 }, check.firstMismatch);
     } finally {
       await engine.close();
@@ -131,16 +177,18 @@ for (const kind of ['crash', 'socket', 'hang'] as const) {
 test.serial('manual switchovers back and forth are lossless, so both paths build byte-identical datagrams', async (t) => {
   const engine = await startEngine();
   try {
-    const { check, sent, received } = await withStream(engine, async () => {
+    const delivered = await withStream(engine, async ({ mark }) => {
       for (let i = 0; i < 6; i++) {
         await sleep(150);
+        mark();
         await engine.switchover();
       }
       await sleep(150);
     });
+    const { check } = delivered;
     const sentByPath = engine.status().paths.map((p) => p.sent);
     t.true(sentByPath.every((n) => n > 50), `both paths sent: ${sentByPath}`);
-    t.is(received, sent);
+    assertDelivered(t, delivered);
     // Every datagram, whichever path sent it, equals the one the asset dictates for its place.
     t.deepEqual({ lost: check.lost, duplicated: check.duplicated, mismatched: check.mismatched }, { lost: 0, duplicated: 0, mismatched: 0 }, check.firstMismatch);
   } finally {
@@ -151,10 +199,11 @@ test.serial('manual switchovers back and forth are lossless, so both paths build
 test.serial('after a failover the respawned path resynchronizes mid-stream and a second failover back to it is lossless', async (t) => {
   const engine = await startEngine();
   try {
-    const { check, sent, received } = await withStream(engine, async () => {
+    const delivered = await withStream(engine, async ({ mark }) => {
       await sleep(200);
       const first = engine.status().active!;
       let switches = engine.status().switches;
+      mark();
       engine.injectFault(first, 'crash');
       await waitForRecovery(engine, switches);
       const respawned = engine.status().paths.find((p) => p.path === first)!;
@@ -162,12 +211,14 @@ test.serial('after a failover the respawned path resynchronizes mid-stream and a
       t.is(respawned.named, 'Secondary');
       await sleep(200);
       switches = engine.status().switches;
+      mark();
       engine.injectFault(engine.status().active!, 'exception');
       await waitForRecovery(engine, switches);
       t.is(engine.status().active, first, 'sending went back to the respawned path');
       await sleep(200);
     });
-    t.is(received, sent);
+    const { check } = delivered;
+    assertDelivered(t, delivered);
     t.deepEqual({ lost: check.lost, duplicated: check.duplicated, mismatched: check.mismatched }, { lost: 0, duplicated: 0, mismatched: 0 }, check.firstMismatch);
   } finally {
     await engine.close();
@@ -181,24 +232,20 @@ test.serial('streams keep their pace while the main thread is blocked for one se
     const session = await engine.openSession({ asset: sample.asset, destination: { address: '127.0.0.1', port: receiver.port }, transport: 'rtp' });
     await engine.play(session.id);
     await sleep(1000);
-    const blockStart = Number(process.hrtime.bigint()) / 1e6;
-    while (Number(process.hrtime.bigint()) / 1e6 - blockStart < 1000) { /* block the control plane */ }
-    const blockEnd = Number(process.hrtime.bigint()) / 1e6;
+    const blockStart = nowMs();
+    while (nowMs() - blockStart < 1000) { /* block the control plane */ }
+    const blockEnd = nowMs();
     await sleep(500);
     engine.closeSession(session.id);
-    const arrivals = await receiver.stop();
-    const gaps = (from: number, to: number) => {
-      const inside = arrivals.filter((a) => a.atMs >= from && a.atMs <= to);
-      let max = 0;
-      for (let i = 1; i < inside.length; i++) max = Math.max(max, inside[i].atMs - inside[i - 1].atMs);
-      return { count: inside.length, max };
-    };
-    const during = gaps(blockStart, blockEnd);
-    const before = gaps(blockStart - 1000, blockStart);
-    // 3 Mbit/s in 1316-byte payloads is ~285 datagrams a second.
-    t.true(during.count > 250, `datagrams while blocked: ${during.count}`);
-    t.true(during.max < Math.max(20, before.max * 3), `largest gap while blocked ${during.max.toFixed(2)} ms vs ${before.max.toFixed(2)} ms before`);
+    const arrivals = (await receiver.stop()).map((a) => a.atMs);
+    const during = largestGap(arrivals, blockStart, blockEnd);
+    const before = largestGap(arrivals, blockStart - 1000, blockStart);
+    // A data path that waited for the main thread would be silent for the whole second.
+    const min = minDatagrams(sample, blockEnd - blockStart);
+    t.true(during.count >= min, `datagrams while blocked: ${during.count}, at least ${min} expected`);
+    t.true(during.maxMs < PACING_BOUND_MS, `largest gap while blocked ${during.maxMs.toFixed(2)} ms (${before.maxMs.toFixed(2)} ms in the second before)`);
   } finally {
+    await receiver.close();
     await engine.close();
   }
 });
@@ -209,16 +256,19 @@ test.serial('raw MPEG-TS over UDP delivers the asset bytes exactly across a fail
   try {
     const session = await engine.openSession({ asset: sample.asset, destination: { address: '127.0.0.1', port: receiver.rtpPort }, transport: 'udp' });
     await engine.play(session.id);
+    const playedAt = nowMs();
     await sleep(300);
     const switches = engine.status().switches;
+    const injectedAt = nowMs();
     engine.injectFault(engine.status().active!, 'disk');
     await waitForRecovery(engine, switches);
     await sleep(300);
     engine.pause(session.id);
+    const pausedAt = nowMs();
     await receiver.waitForQuiet(150, 5000);
     const sent = engine.getSession(session.id)!.sent;
     const payload = receiver.tsPayload();
-    t.is(receiver.datagrams.length, sent);
+    assertDelivered(t, { sent, received: receiver.datagrams.length, playedMs: pausedAt - playedAt, gaps: [largestGap(receiver.arrivalsMs(), injectedAt, pausedAt).maxMs] });
     t.true(receiver.datagrams.every((d) => d.data.length === 1316));
     t.true(payload.equals(sample.bytes.subarray(0, payload.length)), 'received bytes are the asset prefix, in order');
   } finally {
@@ -308,11 +358,13 @@ test.serial('a viewer that is not listening (ECONNREFUSED) is reported at most o
     await engine.play(refused.id);
     const session = await engine.openSession({ asset: sample.asset, destination: { address: '127.0.0.1', port: healthy.rtpPort }, transport: 'rtp' });
     const play = await engine.play(session.id);
+    const playedAt = nowMs();
     await sleep(800);
     engine.pause(session.id);
+    const playedMs = nowMs() - playedAt;
     await healthy.waitForQuiet(150, 5000);
-    t.deepEqual(failovers, [], 'no path failed');
-    t.true(engine.isProtected());
+    const spurious = spuriousFailovers(t, failovers.map((f) => ({ cause: f.slice(f.indexOf(':') + 1), path: f })));
+    if (spurious.length === 0) t.true(engine.isProtected());
     // The ICMP error reaches Node either through the socket's receive side (reported)
     // or through the next send, whose error Node drops without a send callback: at most once.
     t.true(sessionErrors.filter((m) => m.startsWith('ECONNREFUSED')).length <= 1, `reported at most once: ${sessionErrors.join('; ')}`);
@@ -320,7 +372,7 @@ test.serial('a viewer that is not listening (ECONNREFUSED) is reported at most o
     t.is(refusedNow.state, 'playing', 'a viewer not listening yet is normal: its stream is not ended');
     t.true(refusedNow.sent > 200, `the refused stream went on: ${refusedNow.sent} datagrams`);
     const check = checkRtpStream(healthy.packets, session, play, sample);
-    t.is(healthy.datagrams.length, engine.getSession(session.id)!.sent);
+    assertDelivered(t, { sent: engine.getSession(session.id)!.sent, received: healthy.datagrams.length, playedMs, gaps: [] });
     t.is(check.lost + check.duplicated + check.mismatched, 0, check.firstMismatch);
   } finally {
     await healthy.close();
@@ -337,6 +389,7 @@ test.serial('a destination that cannot be connected to is refused at open, befor
   try {
     const session = await engine.openSession({ asset: sample.asset, destination: { address: '127.0.0.1', port: healthy.rtpPort }, transport: 'rtp' });
     const play = await engine.play(session.id);
+    const playedAt = nowMs();
     await sleep(200);
     // The loopback broadcast address: connect() refuses it (EACCES), so nothing is ever sent there.
     const broadcast = await t.throwsAsync(engine.openSession({ asset: sample.asset, destination: { address: '127.255.255.255', port: 9 }, transport: 'rtp' }));
@@ -347,15 +400,17 @@ test.serial('a destination that cannot be connected to is refused at open, befor
     t.like(portZero, { code: 'TF_RTSP_DESTINATION_UNREACHABLE' });
     await sleep(600);
     engine.pause(session.id);
+    const playedMs = nowMs() - playedAt;
     await healthy.waitForQuiet(150, 5000);
 
-    t.deepEqual(failovers, [], 'no path failed');
-    t.deepEqual(engine.status().paths.map((p) => p.incarnation), incarnations, 'no path was restarted');
-    t.true(engine.isProtected());
+    const spurious = spuriousFailovers(t, failovers.map((f) => ({ cause: f.slice(f.indexOf(':') + 1), path: f })));
+    if (spurious.length === 0) {
+      t.deepEqual(engine.status().paths.map((p) => p.incarnation), incarnations, 'no path was restarted');
+      t.true(engine.isProtected());
+    }
     t.deepEqual(engine.listSessions().map((s) => s.id), [session.id], 'nothing was left half-open');
     const check = checkRtpStream(healthy.packets, session, play, sample);
-    t.true(healthy.datagrams.length > 200, `received ${healthy.datagrams.length}`);
-    t.is(healthy.datagrams.length, engine.getSession(session.id)!.sent);
+    assertDelivered(t, { sent: engine.getSession(session.id)!.sent, received: healthy.datagrams.length, playedMs, gaps: [] });
     t.deepEqual({ lost: check.lost, duplicated: check.duplicated, reordered: check.reordered, mismatched: check.mismatched }, { lost: 0, duplicated: 0, reordered: 0, mismatched: 0 }, check.firstMismatch);
   } finally {
     await healthy.close();
@@ -383,8 +438,9 @@ test.serial('a read error both paths get ends the asset\'s sessions after one pa
     await engine.waitUntilProtected(10_000);
     await sleep(500);
     await receiver.waitForQuiet(150, 5000);
-    t.is(failovers.length, 1, `the first path to fail was failed over, the second found its bit: ${failovers.join(', ')}`);
-    t.regex(failovers[0], /:disk$/);
+    const disk = failovers.filter((f) => f.endsWith(':disk'));
+    t.is(disk.length, 1, `the first path to fail was failed over, the second found its bit: ${failovers.join(', ')}`);
+    spuriousFailovers(t, failovers.filter((f) => !disk.includes(f)).map((f) => ({ cause: f.slice(f.indexOf(':') + 1), path: f })));
     t.deepEqual(failed.map((f) => [f.id, f.scope]), [[session.id, 'asset']]);
     t.regex(failed[0].reason, /read of .* failed at byte/);
     t.is(assets.length, 1);
@@ -399,3 +455,5 @@ test.serial('a read error both paths get ends the asset\'s sessions after one pa
     await engine.close();
   }
 });
+
+leakCheck(test);

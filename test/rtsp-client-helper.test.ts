@@ -8,7 +8,7 @@ import net from 'node:net';
 import test from 'ava';
 
 import { RtspRequestParser, serializeResponse, type RtspRequest } from '../src/rtsp/message.js';
-import { RtspClient, UdpReceiver, parseRtpPacket, sequenceStats, type SequenceStats } from './helpers/rtsp-client.js';
+import { RtspClient, UdpReceiver, largestGap, parseRtpPacket, sequenceStats, type SequenceStats } from './helpers/rtsp-client.js';
 
 const STATS: Array<[name: string, seqs: number[], options: { firstSeq?: number }, expected: Omit<SequenceStats, 'received'>]> = [
   ['nothing received', [], {}, { unique: 0, expected: 0, lost: 0, duplicated: 0, reordered: 0 }],
@@ -22,6 +22,7 @@ const STATS: Array<[name: string, seqs: number[], options: { firstSeq?: number }
   ['reordering across the wrap', [65534, 0, 65535, 1], {}, { unique: 4, expected: 4, lost: 0, duplicated: 0, reordered: 1 }],
   ['a duplicate across the wrap', [65535, 0, 65535, 1], {}, { unique: 3, expected: 3, lost: 0, duplicated: 1, reordered: 0 }],
   ['a first packet that arrives late', [11, 12, 10, 13], {}, { unique: 4, expected: 4, lost: 0, duplicated: 0, reordered: 1 }],
+  ['nothing received of a stream that started (RTP-Info seq known)', [], { firstSeq: 10 }, { unique: 0, expected: 1, lost: 1, duplicated: 0, reordered: 0 }],
   ['losses before the first arrival, known from RTP-Info', [12, 13], { firstSeq: 10 }, { unique: 2, expected: 4, lost: 2, duplicated: 0, reordered: 0 }],
   ['a first seq before the wrap', [1, 2], { firstSeq: 65535 }, { unique: 2, expected: 4, lost: 2, duplicated: 0, reordered: 0 }],
   ['a long run wrapping twice', Array.from({ length: 140_000 }, (_, i) => (100 + i) & 0xffff), {}, { unique: 140_000, expected: 140_000, lost: 0, duplicated: 0, reordered: 0 }],
@@ -32,6 +33,12 @@ for (const [name, seqs, options, expected] of STATS) {
     t.deepEqual(sequenceStats(seqs, options), { received: seqs.length, ...expected });
   });
 }
+
+test('largestGap counts the silence up to the window\'s edges, so a stream that stopped shows it', (t) => {
+  t.deepEqual(largestGap([5, 10, 12, 30, 31], 10, 31), { maxMs: 18, count: 4 });
+  t.deepEqual(largestGap([5, 10, 12], 10, 300), { maxMs: 288, count: 2 }, 'stopped inside the window');
+  t.deepEqual(largestGap([], 0, 100), { maxMs: 100, count: 0 }, 'nothing at all');
+});
 
 /** An RTP/MP2T datagram with a payload that names its sequence number. */
 function rtpDatagram(seq: number, options: { csrcs?: number; extensionWords?: number; padding?: number } = {}): Buffer {

@@ -320,11 +320,14 @@ export interface SequenceStats {
  * Loss, duplication and reordering from RTP sequence numbers in arrival order.
  * Each number is extended past the 16-bit wrap the way RFC 3550 A.1 does: taken
  * as the nearest value (±32768) to the highest extended number so far.
- * `firstSeq` (e.g. RTP-Info seq) counts packets lost before the first arrival.
+ * `firstSeq` (e.g. RTP-Info seq) counts packets lost before the first arrival;
+ * with it, an empty stream counts as lost, never as clean.
  */
 export function sequenceStats(seqs: readonly number[], options: { firstSeq?: number } = {}): SequenceStats {
   if (seqs.length === 0) {
-    return { received: 0, unique: 0, expected: 0, lost: 0, duplicated: 0, reordered: 0 };
+    // A stream known to start at firstSeq that delivered nothing lost at least that first packet.
+    const missing = options.firstSeq === undefined ? 0 : 1;
+    return { received: 0, unique: 0, expected: missing, lost: missing, duplicated: 0, reordered: 0 };
   }
   const nearest = (seq: number, ref: number): number => {
     let delta = (seq - ref) & 0xffff;
@@ -438,6 +441,11 @@ export class UdpReceiver {
     return this.datagrams.flatMap((d) => (d.rtp ? [d.rtp] : []));
   }
 
+  /** Arrival times in ms of the shared clock, for largestGap(). */
+  arrivalsMs(): number[] {
+    return this.datagrams.map((d) => Number(d.arrivalNs) / 1e6);
+  }
+
   /** Resolves once `count` datagrams have arrived in total. */
   waitForCount(count: number, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<void> {
     return this.#waitFor(() => this.datagrams.length >= count, timeoutMs, () => `${count} datagrams (got ${this.datagrams.length})`);
@@ -532,6 +540,28 @@ export class UdpReceiver {
       this.#listeners.push(listener);
     });
   }
+}
+
+/** Largest gap between a correct stream's arrivals that a loaded 2-core machine still stays well under (the asset's own gaps are ~4 ms). */
+export const PACING_BOUND_MS = 250;
+
+/**
+ * Pacing at the receiver over [fromMs, toMs] of the shared clock (ms, sorted
+ * arrivals): the largest gap between consecutive arrivals, the window's edges
+ * included, so a stream that stopped inside the window shows the silence.
+ */
+export function largestGap(arrivalsMs: readonly number[], fromMs: number, toMs: number): { maxMs: number; count: number } {
+  let last = fromMs;
+  let maxMs = 0;
+  let count = 0;
+  for (const at of arrivalsMs) {
+    if (at < fromMs) continue;
+    if (at > toMs) break;
+    maxMs = Math.max(maxMs, at - last);
+    last = at;
+    count++;
+  }
+  return { maxMs: Math.max(maxMs, toMs - last), count };
 }
 
 /** RTP on a free even port of `host`, RTCP on the next (RFC 3550 §11); retried because another process can take port+1 first. */

@@ -26,19 +26,32 @@ export class ThreadReceiver {
 
   static async open(): Promise<ThreadReceiver> {
     const worker = new Worker(source, { eval: true });
-    const port = await new Promise<number>((resolve, reject) => {
-      worker.once('message', (m: { port: number }) => resolve(m.port));
-      worker.once('error', reject);
-    });
-    return new ThreadReceiver(worker, port);
+    try {
+      const port = await new Promise<number>((resolve, reject) => {
+        worker.once('message', (m: { port: number }) => resolve(m.port));
+        worker.once('error', reject);
+      });
+      return new ThreadReceiver(worker, port);
+    } catch (err) {
+      await worker.terminate();
+      throw err;
+    }
   }
 
-  /** Stop receiving and return every arrival (sequence number, shared-clock ms). */
+  /** Stop receiving and return every arrival (sequence number, shared-clock ms); the thread ends either way. */
   async stop(): Promise<Arrival[]> {
-    const result = new Promise<Array<[number, number]>>((resolve) => this.worker.once('message', (m: { arrivals: Array<[number, number]> }) => resolve(m.arrivals)));
-    this.worker.postMessage('stop');
-    const arrivals = await result;
+    try {
+      const result = new Promise<Array<[number, number]>>((resolve) => this.worker.once('message', (m: { arrivals: Array<[number, number]> }) => resolve(m.arrivals)));
+      this.worker.postMessage('stop');
+      const arrivals = await result;
+      return arrivals.map(([seq, atMs]) => ({ seq, atMs }));
+    } finally {
+      await this.close();
+    }
+  }
+
+  /** End the thread and its socket; safe to call again, for finally/t.teardown. */
+  async close(): Promise<void> {
     await this.worker.terminate();
-    return arrivals.map(([seq, atMs]) => ({ seq, atMs }));
   }
 }
