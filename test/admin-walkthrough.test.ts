@@ -4,18 +4,20 @@
 // reported by `watch`. Also: settings changed through the CLI survive a restart.
 
 import test from 'ava';
-import { execFile, spawn } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { AdminClient } from '../src/admin/client.js';
 import { parseConfig } from '../src/config/schema.js';
 import { loadConfig } from '../src/config/store.js';
 import { silentLogger } from '../src/log.js';
 import { startServer, type TwinframeServer } from '../src/server.js';
-import { UdpReceiver } from './helpers/rtsp-client.js';
-import { checkRtpStream, loadSample, sleep, type SampleAsset } from './helpers/engine-fixture.js';
+import { PACING_BOUND_MS, UdpReceiver, largestGap } from './helpers/rtsp-client.js';
+import { checkRtpStream, loadSample, minDatagrams, nowMs, sleep, until, type SampleAsset } from './helpers/engine-fixture.js';
+import { leakCheck } from './helpers/leak-check.js';
 
 const ctl = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../src/cli/twinframectl.js');
 const run = promisify(execFile);
@@ -28,14 +30,45 @@ test.after.always(async () => {
   await sample?.cleanup();
 });
 
+/** RTSP on a port the OS picks: the tests here drive the engine and the admin socket, never a fixed port. */
+const RTSP_ANY_PORT = { host: '127.0.0.1', port: 0 };
+
 async function tempServer(dir: string, overrides: { autoFailover: boolean; faultInjection: boolean }): Promise<TwinframeServer> {
   const config = parseConfig({
-    rtsp: { port: 1 + Math.floor(Math.random() * 1000) + 40000 },
     media: { mounts: [{ prefix: '', dir: path.dirname(sample.asset.assetPath) }], cacheDir: path.join(dir, 'cache') },
     failover: { autoFailover: overrides.autoFailover },
     admin: { socketPath: path.join(dir, 'admin.sock'), faultInjection: overrides.faultInjection },
   });
-  return startServer({ config, configPath: path.join(dir, 'config.json'), logger: silentLogger });
+  return startServer({ config, configPath: path.join(dir, 'config.json'), logger: silentLogger, rtsp: RTSP_ANY_PORT });
+}
+
+/**
+ * Resolves once the spawned `watch` prints what the server publishes: limits are
+ * set (to the values they have) until a 'config' event reaches its output.
+ */
+async function subscribed(socket: string, output: () => string): Promise<void> {
+  const client = await AdminClient.connect(socket);
+  try {
+    const { maxStreams } = await client.request('limits', {});
+    const deadline = Date.now() + 20_000;
+    while (!output().includes('"type":"config"')) {
+      if (Date.now() > deadline) throw new Error(`watch printed no event in 20 s: ${output()}`);
+      await client.request('limits', { maxStreams });
+      await sleep(50);
+    }
+  } finally {
+    client.close();
+  }
+}
+
+/** SIGINT (watch exits 0 on it) and wait for the exit; SIGKILL if it does not come. */
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGINT');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+  await exited;
+  clearTimeout(timer);
 }
 
 async function twinframectl(socket: string, ...args: string[]): Promise<{ code: number; json: unknown; stdout: string }> {
@@ -61,7 +94,7 @@ test.serial('an operator takes the pair through the patent walk-through, survive
   watcher.stdout.on('data', (chunk: Buffer) => { watched += chunk.toString(); });
   const receiver = await UdpReceiver.open();
   try {
-    await sleep(300); // the watcher connects
+    await subscribed(socket, () => watched);
     const initial = (await twinframectl(socket, 'status')).json as { paths: { a: { namedState: string }; b: { namedState: string } } };
     t.deepEqual([initial.paths.a.namedState, initial.paths.b.namedState], ['Undefined', 'Undefined']);
 
@@ -79,11 +112,13 @@ test.serial('an operator takes the pair through the patent walk-through, survive
     const engine = server.engine;
     const session = await engine.openSession({ asset: sample.asset, assetName: '/sample.ts', destination: { address: '127.0.0.1', port: receiver.rtpPort }, transport: 'rtp' });
     const play = await engine.play(session.id);
+    const playedAt = nowMs();
     await sleep(400);
     const sessions = (await twinframectl(socket, 'sessions')).json as Array<{ id: string; state: string }>;
     t.deepEqual(sessions.map((s) => [s.id, s.state]), [[session.id, 'playing']]);
 
     // Break the primary: a → Failed, b → Primary_No_Secondary, the stream goes on.
+    const injectedAt = nowMs();
     const injected = await twinframectl(socket, 'inject-fault', 'a', 'exception');
     t.is(injected.code, 0);
     let status: { paths: { a: { namedState: string }; b: { namedState: string } }; active: string; lastFailover: { cause: string } | null } | undefined;
@@ -102,18 +137,25 @@ test.serial('an operator takes the pair through the patent walk-through, survive
     t.deepEqual(states((await twinframectl(socket, 'start-streaming', 'a')).json), { a: 'Secondary', b: 'Primary' });
 
     // And it protects again: a manual switch back is lossless too.
+    const switchedAt = nowMs();
     const switched = await twinframectl(socket, 'failover');
     t.is(switched.code, 0);
     t.like(switched.json, { from: 'b', to: 'a', cause: 'manual' });
     await sleep(300);
     engine.pause(session.id);
+    const pausedAt = nowMs();
     await receiver.waitForQuiet(150, 5000);
     const check = checkRtpStream(receiver.packets, session, play, sample);
+    const min = minDatagrams(sample, pausedAt - playedAt);
+    t.true(receiver.datagrams.length >= min, `received ${receiver.datagrams.length} in ${(pausedAt - playedAt).toFixed(0)} ms of playing, at least ${min} expected`);
     t.is(receiver.datagrams.length, engine.getSession(session.id)!.sent);
+    const arrivals = receiver.arrivalsMs();
+    const gaps = [largestGap(arrivals, injectedAt, switchedAt).maxMs, largestGap(arrivals, switchedAt, pausedAt).maxMs];
+    t.true(gaps.every((g) => g < PACING_BOUND_MS), `largest gap after the fault and after the switch under ${PACING_BOUND_MS} ms: ${gaps.map((g) => g.toFixed(1)).join(', ')} ms`);
     t.deepEqual({ lost: check.lost, duplicated: check.duplicated, mismatched: check.mismatched }, { lost: 0, duplicated: 0, mismatched: 0 }, check.firstMismatch);
 
-    // watch reported each step.
-    await sleep(100);
+    // watch reported each step (its output can trail the replies: wait for the last step's event).
+    await until(() => watched.includes('"a":"Secondary","b":"Primary"'), 'watch to report the last step', 10_000).catch(() => undefined);
     const events = watched.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as { type: string; cause?: string; states?: { a: string; b: string }; change?: string });
     const seen = events.filter((e) => e.type === 'state').map((e) => `${e.states!.a}/${e.states!.b}`);
     for (const step of [
@@ -125,7 +167,7 @@ test.serial('an operator takes the pair through the patent walk-through, survive
     t.true(events.some((e) => e.type === 'failover' && e.cause === 'exception'), 'watch reported the failover');
     t.true(events.some((e) => e.type === 'session' && e.change === 'opened'), 'watch reported the session');
   } finally {
-    watcher.kill('SIGINT');
+    await stopChild(watcher);
     await receiver.close();
     await server.close();
     await rm(dir, { recursive: true, force: true });
@@ -152,7 +194,7 @@ test.serial('heartbeat and limits set through twinframectl are persisted and sur
     const persisted = await loadConfig(path.join(dir, 'config.json'));
     t.is(persisted.failover.heartbeatPeriodUs, 1000);
     t.is(persisted.limits.maxStreams, 7);
-    server = await startServer({ config: persisted, configPath: path.join(dir, 'config.json'), logger: silentLogger });
+    server = await startServer({ config: persisted, configPath: path.join(dir, 'config.json'), logger: silentLogger, rtsp: RTSP_ANY_PORT });
     const status = (await twinframectl(server.config.admin.socketPath, 'status')).json as { heartbeat: { periodUs: number; maxMissed: number } };
     t.like(status.heartbeat, { periodUs: 1000, maxMissed: 4 });
     t.like((await twinframectl(server.config.admin.socketPath, 'limits')).json, { maxStreams: 7 });
@@ -161,3 +203,5 @@ test.serial('heartbeat and limits set through twinframectl are persisted and sur
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+leakCheck(test);
