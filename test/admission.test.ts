@@ -20,6 +20,7 @@ import { demoteThread } from '../src/shared/thread-priority.js';
 import { startServer, type TwinframeServer } from '../src/server.js';
 import { loadSample, sleep, type SampleAsset } from './helpers/engine-fixture.js';
 import { RtspClient, UdpReceiver } from './helpers/rtsp-client.js';
+import { leakCheck } from './helpers/leak-check.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const STORM = 20;
@@ -176,3 +177,5 @@ async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs: number
     await sleep(20);
   }
 }
+
+leakCheck(test);

@@ -20,6 +20,7 @@ import { RTCP_BYE, parseCompound } from '../src/rtsp/rtcp.js';
 import { startServer, type TwinframeServer } from '../src/server.js';
 import { SAMPLE_ASSET, checkRtpStream, loadSample, sleep, until, type SampleAsset } from './helpers/engine-fixture.js';
 import { RtspClient, UdpReceiver } from './helpers/rtsp-client.js';
+import { leakCheck } from './helpers/leak-check.js';
 
 let sample: SampleAsset;
 let tmp: string;
@@ -149,3 +150,5 @@ test('an asset truncated while it streams ends its own sessions only: no path fa
     await server.close();
   }
 });
+
+leakCheck(test);

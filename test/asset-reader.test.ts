@@ -14,6 +14,7 @@ import { AssetError, AssetReader, DiskError, type ReaderAsset } from '../src/dat
 import { TS_PACKET_BYTES } from '../src/mpegts/packet.js';
 import { TS_PAYLOAD_BYTES, TS_PACKETS_PER_DATAGRAM } from '../src/rtp/packetizer.js';
 import { mkfifo, rescueFifoAfter } from './helpers/fifo.js';
+import { leakCheck } from './helpers/leak-check.js';
 
 const SAMPLE = fileURLToPath(new URL('../../assets/sample.ts', import.meta.url));
 const SAMPLE_BYTES = fs.readFileSync(SAMPLE);
@@ -148,3 +149,5 @@ test('a broken handle (the disk fault) still gives DiskError, not AssetError', a
   t.true(err?.message.includes(`read of ${f.asset.assetPath} failed`), `names the asset: ${err?.message}`);
   t.throws(() => reader.timeOf(5 * CHUNK), { instanceOf: DiskError });
 });
+
+leakCheck(test);

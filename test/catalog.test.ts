@@ -12,6 +12,7 @@ import { AssetCatalog } from '../src/catalog/catalog.js';
 import { IndexPool, indexPathFor } from '../src/catalog/index-pool.js';
 import { readIndexMeta } from '../src/catalog/index-file.js';
 import { mkfifo, rescueFifoAfter } from './helpers/fifo.js';
+import { leakCheck } from './helpers/leak-check.js';
 
 const SAMPLE = fileURLToPath(new URL('../../assets/sample.ts', import.meta.url));
 const SAMPLE_BYTES = fs.readFileSync(SAMPLE);
@@ -347,3 +348,5 @@ test('mount configuration mistakes are refused at construction', (t) => {
   t.is(err?.code, 'TF_CONFIG_INVALID');
   t.is(t.throws(() => new AssetCatalog({ mounts: [{ prefix: '/../x', dir: '/tmp' }], cacheDir: '/tmp', pool }), { instanceOf: TwinframeError })?.code, 'TF_CONFIG_INVALID');
 });
+
+leakCheck(test);

@@ -4,6 +4,7 @@ import test from 'ava';
 import { Worker } from 'node:worker_threads';
 import { CommandReader, CommandWriter, createQueueStorage } from '../src/shared/command-queue.js';
 import type { PathCommand } from '../src/shared/commands.js';
+import { leakCheck } from './helpers/leak-check.js';
 
 test('commands come out whole and in order', (t) => {
   const storage = createQueueStorage(4096);
@@ -56,9 +57,11 @@ test('a consumer thread that never yields to its event loop sees every command',
       parentPort.postMessage(tokens);
     });
   `, { eval: true, workerData: { storage, url } });
+  t.teardown(() => worker.terminate());
   await new Promise((resolve) => setTimeout(resolve, 20));
   for (let i = 0; i < 500; i++) writer.push({ type: 'sync-marker', token: i });
   const tokens = await new Promise<number[]>((resolve, reject) => { worker.once('message', resolve); worker.once('error', reject); });
-  await worker.terminate();
   t.deepEqual(tokens, Array.from({ length: 500 }, (_, i) => i));
 });
+
+leakCheck(test);

@@ -5,6 +5,7 @@
 
 import test from 'ava';
 import { SessionCount } from '../bench/liveness-count.js';
+import { leakCheck } from './helpers/leak-check.js';
 
 const TS_PER_DATAGRAM = 7;
 const PID = 0x100;
@@ -94,3 +95,5 @@ test('a PLAY whose RTP-Info seq does not go on from the last play is flagged', (
   count.finish(undefined);
   t.is(count.totals.seqJumps, 1);
 });
+
+leakCheck(test);

@@ -9,6 +9,7 @@ import type { Engine, FailoverEvent, HandoverEvent } from '../src/engine/engine.
 import { FRAME_INTERVAL_MS } from '../src/config/schema.js';
 import { UdpReceiver } from './helpers/rtsp-client.js';
 import { checkRtpStream, loadSample, sleep, startEngine, until, type SampleAsset } from './helpers/engine-fixture.js';
+import { leakCheck } from './helpers/leak-check.js';
 
 let sample: SampleAsset;
 test.before(async () => {
@@ -177,3 +178,5 @@ test.serial('a burst of commands leaves nothing owed once applied, and an idle p
     await engine.close();
   }
 });
+
+leakCheck(test);

@@ -18,6 +18,7 @@ import { promisify } from 'node:util';
 import { createLogger, type Logger } from '../src/log.js';
 import { RtspClient } from './helpers/rtsp-client.js';
 import { sleep } from './helpers/engine-fixture.js';
+import { leakCheck } from './helpers/leak-check.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const twinframe = path.join(root, 'src/cli/twinframe.js');
@@ -257,3 +258,5 @@ test.serial('a busy non-blocking log pipe is waited for briefly, then its lines 
     }
   });
 });
+
+leakCheck(test);

@@ -28,6 +28,7 @@ import { checkRtpStream, loadSample, sleep, type SampleAsset } from './helpers/e
 import { createVethNamespace, netnsUnavailable, type VethNamespace } from './helpers/netns.js';
 import { RtspClient, parseRtpPacket } from './helpers/rtsp-client.js';
 import { runToString } from './helpers/run.js';
+import { leakCheck } from './helpers/leak-check.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const TWINFRAME = path.join(ROOT, 'dist/src/cli/twinframe.js');
@@ -202,3 +203,5 @@ async function waitFor(cond: () => boolean, timeoutMs: number, what: string): Pr
     await sleep(50);
   }
 }
+
+leakCheck(test);

@@ -16,6 +16,7 @@ import { startServer, type TwinframeServer } from '../src/server.js';
 import { checkRtpStream, loadSample, sleep, type SampleAsset } from './helpers/engine-fixture.js';
 import { mkfifo, rescueFifoAfter } from './helpers/fifo.js';
 import { RtspClient, UdpReceiver } from './helpers/rtsp-client.js';
+import { leakCheck } from './helpers/leak-check.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const MAX_REQUEST_BYTES = 4096;
@@ -125,7 +126,7 @@ async function withHealthySession(t: ExecutionContext, fn: () => Promise<void>):
     server.engine.off('failover', onFailover);
     stop = true;
     await keepAlive.catch(() => undefined);
-    await client.close();
+    await client.release();
     await receiver.close();
     // A failed assertion above must not leave the session to disturb the next test.
     if (info && server.engine.getSession(info.id)) server.engine.closeSession(info.id);
@@ -200,7 +201,7 @@ test.serial('unknown methods get 501 and the connection stays usable', async (t)
       }
       t.is((await c.options()).status, 200, 'the connection still works');
     } finally {
-      await c.close();
+      await c.release();
     }
     assertLogged(t, mark, (l) => l.status === 501, '501');
   });
@@ -243,7 +244,7 @@ test.serial('a wrong session gets 454, a malformed one 400, and methods invalid 
       t.is((await c.teardown('/sample.ts')).status, 200);
       t.is((await c.teardown('/sample.ts')).status, 454, 'a second TEARDOWN finds nothing');
     } finally {
-      await c.close();
+      await c.release();
       await receiver.close();
     }
     assertLogged(t, mark, (l) => l.status === 454 && l.code === 'TF_SESSION_NOT_FOUND', '454');
@@ -273,7 +274,7 @@ test.serial('pipelined requests are answered in order, and requests split anywhe
       t.is(split.status, 200);
       t.false(c.closed);
     } finally {
-      await c.close();
+      await c.release();
     }
   });
 });
@@ -356,7 +357,7 @@ test.serial('thousands of idle connections: the cap answers 503, the idle timeou
       t.true(server.rtsp.connectionCount <= 2, `${server.rtsp.connectionCount} connections left`);
       const c = await RtspClient.connect({ port });
       t.is((await c.options()).status, 200, 'a new connection is served again');
-      await c.close();
+      await c.release();
     } finally {
       clearInterval(watch);
       for (const s of sockets) s.destroy();
@@ -387,7 +388,7 @@ test.serial('transports: unsupported ones get 461, a foreign destination 403, a 
       t.is(ok.status, 200);
       t.is((await c.teardown('/sample.ts')).status, 200);
     } finally {
-      await c.close();
+      await c.release();
       await receiver.close();
     }
     assertLogged(t, mark, (l) => l.status === 461, '461');
@@ -414,7 +415,7 @@ test.serial('other header misuse: a bad Range gets 457, Require 551, parameters 
       t.deepEqual([notRtsp.cseq, notRtsp.status], [99, 400], 'not an rtsp URL');
       t.is((await c.teardown('/sample.ts')).status, 200);
     } finally {
-      await c.close();
+      await c.release();
       await receiver.close();
     }
   });
@@ -442,7 +443,7 @@ test.serial('path escapes get 400 or 404, junk files 404, and a file added while
       await fs.copyFile(path.join(mount, 'sample.ts'), path.join(mount, 'added.ts'));
       t.is((await c.describe('/added.ts')).status, 200, 'found without a restart');
     } finally {
-      await c.close();
+      await c.release();
     }
     assertLogged(t, mark, (l) => l.status === 404, '404');
     assertLogged(t, mark, (l) => l.status === 400, '400');
@@ -465,7 +466,7 @@ test.serial('a FIFO under a mount gets 404 for DESCRIBE and SETUP at once, and t
       t.true(Date.now() - started < 1500, `answered at once, not after ${Date.now() - started} ms`);
       t.is((await c.describe('/sample.ts')).status, 200, 'the same connection is served on');
     } finally {
-      await c.close();
+      await c.release();
     }
     assertLogged(t, mark, (l) => l.status === 404 && /is a FIFO, not a regular file/.test(String(l.reason)), 'the FIFO refusal');
   });
@@ -492,9 +493,11 @@ test.serial('clients vanishing mid-request and resetting connections disturb not
         const c = await RtspClient.connect({ port });
         c.session = s.id;
         t.is((await c.teardown('/sample.ts')).status, 200);
-        await c.close();
+        await c.release();
       }
     }
     t.is(server.engine.listSessions().length, 1, 'only the healthy session is left');
   });
 });
+
+leakCheck(test);

@@ -4,11 +4,13 @@
 
 import dgram from 'node:dgram';
 import net from 'node:net';
+import { Worker } from 'node:worker_threads';
 
 import test from 'ava';
 
 import { RtspRequestParser, serializeResponse, type RtspRequest } from '../src/rtsp/message.js';
 import { RtspClient, UdpReceiver, largestGap, parseRtpPacket, sequenceStats, type SequenceStats } from './helpers/rtsp-client.js';
+import { leakCheck } from './helpers/leak-check.js';
 
 const STATS: Array<[name: string, seqs: number[], options: { firstSeq?: number }, expected: Omit<SequenceStats, 'received'>]> = [
   ['nothing received', [], {}, { unique: 0, expected: 0, lost: 0, duplicated: 0, reordered: 0 }],
@@ -143,13 +145,14 @@ test('waiting for quiet resolves after a silence and fails while datagrams keep 
   await rx.waitForQuiet(30, 1_000);
   t.true(process.hrtime.bigint() - start >= 30_000_000n);
 
-  const sender = dgram.createSocket('udp4');
-  let seq = 0;
-  const timer = setInterval(() => sender.send(rtpDatagram(seq++), rx.rtpPort, '127.0.0.1'), 5);
-  t.teardown(() => {
-    clearInterval(timer);
-    sender.close();
-  });
+  // The sender runs on its own thread: a stall of this (loaded) thread must not make the wire quiet.
+  const sender = new Worker(`
+    const { workerData } = require('node:worker_threads');
+    const socket = require('node:dgram').createSocket('udp4');
+    setInterval(() => socket.send(Buffer.from(workerData.datagram), workerData.port, '127.0.0.1'), 5);
+  `, { eval: true, workerData: { datagram: rtpDatagram(1), port: rx.rtpPort } });
+  t.teardown(() => sender.terminate());
+  await rx.waitForCount(1, 5_000);
   await t.throwsAsync(rx.waitForQuiet(100, 300), { message: /still flowing/ });
 });
 
@@ -265,3 +268,5 @@ test('connecting to a closed port fails quickly', async (t) => {
   await server.close();
   await t.throwsAsync(RtspClient.connect({ port, timeoutMs: 1_000 }));
 });
+
+leakCheck(test);

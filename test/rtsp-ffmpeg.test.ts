@@ -43,6 +43,7 @@ import { sleep, waitForRecovery } from './helpers/engine-fixture.js';
 import { RtspClient } from './helpers/rtsp-client.js';
 import { runToString } from './helpers/run.js';
 import type { FailoverEvent, HandoverEvent } from '../src/engine/engine.js';
+import { leakCheck } from './helpers/leak-check.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const ASSET = path.join(ROOT, 'assets/sample.ts');
@@ -265,3 +266,5 @@ async function waitFor(cond: () => boolean, timeoutMs: number, what: string): Pr
     await sleep(20);
   }
 }
+
+leakCheck(test);

@@ -20,8 +20,9 @@ import type { RtspResponse } from '../src/rtsp/message.js';
 import { RTCP_BYE, RTCP_SR, parseCompound } from '../src/rtsp/rtcp.js';
 import { RtspServer, type RtspServerOptions } from '../src/rtsp/server.js';
 import { startServer, type TwinframeServer } from '../src/server.js';
-import { checkRtpStream, loadSample, sleep, type SampleAsset } from './helpers/engine-fixture.js';
+import { checkRtpStream, loadSample, minDatagrams, sleep, type SampleAsset } from './helpers/engine-fixture.js';
 import { RtspClient, UdpReceiver, type RtpPacket } from './helpers/rtsp-client.js';
+import { leakCheck } from './helpers/leak-check.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const ASSETS = path.join(ROOT, 'assets');
@@ -160,6 +161,7 @@ test.serial('OPTIONS, DESCRIBE, SETUP, PLAY, PAUSE and TEARDOWN stream every dat
     t.is(info.destination.address, '127.0.0.1', 'the destination defaults to the peer address');
 
     const play = await client.play(`rtsp://127.0.0.1:${port}/sample.ts/`, 'npt=0.000-');
+    const playedAt = Date.now();
     t.is(play.status, 200);
     const range = parseRange(play.headers.get('range')!);
     t.is(range.start, 0);
@@ -167,11 +169,13 @@ test.serial('OPTIONS, DESCRIBE, SETUP, PLAY, PAUSE and TEARDOWN stream every dat
     t.is(url, `rtsp://127.0.0.1:${port}/sample.ts/track1`, 'RTP-Info names the URL the client set up');
     await keepAlive(client, 1500);
     t.is((await client.pause('/sample.ts')).status, 200);
+    const playedMs = Date.now() - playedAt;
     await receiver.waitForQuiet(150, 5000);
 
     const sent = server.engine.getSession(session.id)!.sent;
     const check = verify(t, receiver.packets, info, playOf(play, 0));
     t.true(receiver.datagrams.length > 300, `received ${receiver.datagrams.length}`);
+    t.true(receiver.datagrams.length >= minDatagrams(sample, playedMs), `received ${receiver.datagrams.length} in ${playedMs} ms`);
     t.is(receiver.datagrams.length, sent, `every datagram the engine counted arrived; ${during()}`);
     t.deepEqual(clean(check), NONE, `${check.firstMismatch ?? ''}; ${during()}`);
     t.is(receiver.packets[0].sequence, rtpInfo(play).seq, 'RTP-Info seq is the first datagram');
@@ -190,7 +194,7 @@ test.serial('OPTIONS, DESCRIBE, SETUP, PLAY, PAUSE and TEARDOWN stream every dat
     t.true(receiver.rtcpDatagrams.flatMap((d) => parseCompound(d.data)).some((p) => p.type === RTCP_BYE && p.ssrc === info.ssrc), 'TEARDOWN says BYE');
     t.is((await client.play('/sample.ts')).status, 454, 'the session is gone');
   } finally {
-    await client.close();
+    await client.release();
     await receiver.close();
   }
 });
@@ -207,19 +211,22 @@ for (const spec of ['MP2T/H2221/UDP', 'RAW/RAW/UDP']) {
       const info = server.engine.getSession(client.session!)!;
       t.deepEqual(transport.serverPort, { first: info.source.rtpPort }, 'one server port: no RTCP for raw TS');
       const play = await client.play('/sample.ts');
+      const playedAt = Date.now();
       t.is(play.status, 200);
       t.false(play.headers.has('rtp-info'), 'no RTP, no RTP-Info');
       await keepAlive(client, 800);
       await client.pause('/sample.ts');
+      const playedMs = Date.now() - playedAt;
       await receiver.waitForQuiet(150, 5000);
       const got = receiver.tsPayload();
       t.true(receiver.datagrams.length > 150, `received ${receiver.datagrams.length}`);
+      t.true(receiver.datagrams.length >= minDatagrams(sample, playedMs), `received ${receiver.datagrams.length} in ${playedMs} ms`);
       t.true(receiver.datagrams.every((d) => d.data.length === 1316), 'seven TS packets per datagram');
       t.is(receiver.datagrams.length, server.engine.getSession(client.session!)!.sent, during());
       t.true(got.equals(sample.bytes.subarray(0, got.length)), `received bytes are the asset from its first packet; ${during()}`);
       t.is((await client.teardown('/sample.ts')).status, 200);
     } finally {
-      await client.close();
+      await client.release();
       await receiver.close();
     }
   });
@@ -259,7 +266,7 @@ test.serial('PLAY with Range npt=5- starts at the key frame at or before 5 s, wi
     t.deepEqual(clean(check), NONE, `${check.firstMismatch ?? ''}; ${during()}`);
     await client.teardown('/sample.ts');
   } finally {
-    await client.close();
+    await client.release();
     await receiver.close();
   }
 });
@@ -297,7 +304,7 @@ test.serial('PAUSE then PLAY resumes at the next datagram with continuous sequen
     t.is(parseRange(play2.headers.get('range')!).start, Number((sample.times[7 * before] / 90_000).toFixed(3)), 'Range names where it resumed');
     await client.teardown('/sample.ts');
   } finally {
-    await client.close();
+    await client.release();
     await receiver.close();
   }
 });
@@ -323,7 +330,7 @@ test.serial('at the end of the asset the server sends an RTCP BYE, and PLAY star
     t.is(parseRange(again.headers.get('range')!).start, 0);
     await client.teardown('/sample.ts');
   } finally {
-    await client.close();
+    await client.release();
     await receiver.close();
   }
 });
@@ -341,7 +348,12 @@ test.serial('a session whose client stops sending keep-alives times out and its 
     const doomed = client.session!;
     t.is(server.engine.listSessions().length, 2);
     // One client keeps its session alive, the other goes silent (its connection stays open).
-    await keepAlive(alive, SESSION_TIMEOUT_MS + 800);
+    // Kept alive until the silent one is reaped, however late a loaded machine runs the reaper.
+    const silentFrom = Date.now();
+    const deadline = silentFrom + 10 * SESSION_TIMEOUT_MS;
+    while (server.engine.getSession(doomed) !== undefined && Date.now() < deadline) await keepAlive(alive, 200);
+    const reapedAfter = Date.now() - silentFrom;
+    t.true(reapedAfter >= SESSION_TIMEOUT_MS - 50, `not reaped before its timeout: after ${reapedAfter} ms`);
     t.deepEqual(server.engine.listSessions().map((s) => s.id), [alive.session], 'only the silent session was torn down');
     t.false(server.rtsp.sessions().some((s) => s.id === doomed));
     await receiver.waitForQuiet(200, 3000);
@@ -349,9 +361,9 @@ test.serial('a session whose client stops sending keep-alives times out and its 
     await alive.teardown('/sample.ts');
     t.deepEqual(server.engine.listSessions(), []);
   } finally {
-    await client.close();
+    await client.release();
     await receiver.close();
-    await alive.close();
+    await alive.release();
     await aliveReceiver.close();
   }
 });
@@ -365,6 +377,7 @@ test.serial('stream limits: SETUP and PLAY over a limit get 453 while a running 
   try {
     const info = await setUp(client, receiver);
     const play = await client.play('/sample.ts');
+    const playedAt = Date.now();
     t.is(play.status, 200);
 
     server.engine.setLimits({ ...original, maxStreams: 1 });
@@ -385,18 +398,20 @@ test.serial('stream limits: SETUP and PLAY over a limit get 453 while a running 
     t.is(otherReceiver.datagrams.length, 0, 'the refused session sent nothing');
 
     await client.pause('/sample.ts');
+    const playedMs = Date.now() - playedAt;
     await receiver.waitForQuiet(150, 5000);
     const check = verify(t, receiver.packets, info, playOf(play, 0));
     t.true(receiver.packets.length > 100, `received ${receiver.packets.length}`);
+    t.true(receiver.packets.length >= minDatagrams(sample, playedMs), `received ${receiver.packets.length} in ${playedMs} ms`);
     t.is(receiver.packets.length, server.engine.getSession(info.id)!.sent, during());
     t.deepEqual(clean(check), NONE, `${check.firstMismatch ?? ''}; ${during()}`);
     await other.teardown('/sample.ts');
     await client.teardown('/sample.ts');
   } finally {
     server.engine.setLimits(original);
-    await client.close();
+    await client.release();
     await receiver.close();
-    await other.close();
+    await other.release();
     await otherReceiver.close();
   }
 });
@@ -425,7 +440,7 @@ test.serial('with allowForeignDestination, SETUP may aim the stream at another a
     t.is((await client.setup('/sample.ts/track1', `RTP/AVP;unicast;destination=::1;client_port=${receiver.rtpPort}`)).status, 461, 'IPv6: the data paths are IPv4');
     t.is((await client.setup('/sample.ts/track1', `RTP/AVP;unicast;destination=no-such-host.invalid;client_port=${receiver.rtpPort}`)).status, 462);
   } finally {
-    await client.close();
+    await client.release();
     await receiver.close();
     await foreign.close();
   }
@@ -460,7 +475,7 @@ test.serial('`npm start` prints an rtsp:// URL of the sample that a client can D
       await receiver.waitForCount(20, 5000);
       t.is((await client.teardown(url!)).status, 200);
     } finally {
-      await client.close();
+      await client.release();
       await receiver.close();
     }
   } finally {
@@ -504,3 +519,5 @@ async function freeTcpPort(): Promise<number> {
     });
   });
 }
+
+leakCheck(test);

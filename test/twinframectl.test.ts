@@ -14,6 +14,7 @@ import { silentLogger } from '../src/log.js';
 import type { FailoverRecord, StatusResult, WatchEvent } from '../src/admin/backend.js';
 import { AdminServer } from '../src/admin/server.js';
 import { FAKE_STATUS, FakeAdminBackend, type FakeAdminBackendOptions } from './helpers/fake-admin-backend.js';
+import { leakCheck } from './helpers/leak-check.js';
 
 const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../src/cli/twinframectl.js');
 
@@ -313,3 +314,5 @@ test('watch --json prints one JSON event per line, and exits 3 when the server g
     t.regex(io.err(), /server closed the connection/);
   });
 });
+
+leakCheck(test);

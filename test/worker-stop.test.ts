@@ -5,7 +5,7 @@
 // is opened from the other end, the pending termination completes.
 
 import { execFileSync } from 'node:child_process';
-import { constants } from 'node:fs';
+import { constants, readFileSync } from 'node:fs';
 import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -13,11 +13,12 @@ import { Worker } from 'node:worker_threads';
 import test from 'ava';
 import { stopWorker, terminateWithin } from '../src/engine/worker-stop.js';
 import { sleep } from './helpers/engine-fixture.js';
+import { leakCheck } from './helpers/leak-check.js';
 
 const BLOCKED_IN_OPEN = `
 const { openSync } = require('node:fs');
 const { parentPort, workerData } = require('node:worker_threads');
-parentPort.postMessage('opening');
+parentPort.postMessage(Number(require('node:fs').readlinkSync('/proc/thread-self').split('/').pop()));
 openSync(workerData, 'r'); // no writer: blocks in the kernel
 `;
 
@@ -34,8 +35,13 @@ async function blockedWorker(t: { teardown(fn: () => Promise<void>): void }, dir
   execFileSync('mkfifo', [fifo]);
   const worker = new Worker(BLOCKED_IN_OPEN, { eval: true, workerData: fifo });
   const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
-  await new Promise<void>((resolve) => worker.once('message', () => resolve()));
-  await sleep(200); // it posted, then called open: by now it sits in the kernel
+  const tid = await new Promise<number>((resolve) => worker.once('message', resolve));
+  // The kernel says when the open waits for the FIFO's writer.
+  const deadline = Date.now() + 10_000;
+  while (readFileSync(`/proc/self/task/${tid}/wchan`, 'utf8') !== 'wait_for_partner') {
+    if (Date.now() > deadline) throw new Error(`worker thread ${tid} never blocked in open(2) of the FIFO`);
+    await sleep(5);
+  }
   let released: Promise<void> | undefined;
   const release = (): Promise<void> => (released ??= (async () => {
     // A reader waits in open, so a non-blocking open for writing succeeds and wakes it.
@@ -68,7 +74,7 @@ test('terminateWithin gives up on a worker blocked in open(2) of a FIFO after it
   await sleep(300);
   t.false(ended, 'still blocked: only the open returning lets it end');
   await blocked.release();
-  t.pass('the worker ended once its open returned');
+  t.true(ended, 'the worker ended once its open returned');
 });
 
 test('stopWorker gives a worker its grace, then terminates it, and gives up on one that still does not end', async (t) => {
@@ -88,3 +94,5 @@ test('stopWorker gives a worker its grace, then terminates it, and gives up on o
   const spinningExited = new Promise<void>((resolve) => spinning.once('exit', () => resolve()));
   t.true(await stopWorker(spinning, spinningExited, 100, 2000), 'a worker stuck in JavaScript is terminated');
 });
+
+leakCheck(test);

@@ -195,6 +195,16 @@ export class RtspClient {
     return withTimeout(this.#closedPromise, timeoutMs ?? this.timeoutMs, 'the server to close the connection');
   }
 
+  /**
+   * TEARDOWN the session this client has (if the connection is still open), then
+   * close: for finally blocks, so a test that failed half-way leaves no session
+   * for the next one to count.
+   */
+  async release(): Promise<void> {
+    if (this.session !== undefined && !this.#closed) await this.teardown('/', { timeoutMs: 2_000 }).catch(() => undefined);
+    await this.close();
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#socket.end();
@@ -460,18 +470,29 @@ export class UdpReceiver {
     const since = process.hrtime.bigint();
     const quietNs = BigInt(Math.round(quietMs * 1e6));
     return new Promise<void>((resolve, reject) => {
+      let settled = false;
       const deadline = setTimeout(() => {
+        settled = true;
         clearTimeout(timer);
         reject(new Error(`stream still flowing after ${timeoutMs} ms (wanted ${quietMs} ms of quiet)`));
       }, timeoutMs);
       let timer: NodeJS.Timeout;
       const check = (): void => {
+        if (settled) return;
         const last = this.datagrams.at(-1)?.arrivalNs ?? since;
         const from = last > since ? last : since;
         const left = from + quietNs - process.hrtime.bigint();
         if (left <= 0n) {
-          clearTimeout(deadline);
-          resolve();
+          // Judge after this turn's I/O: datagrams that queued while the thread was stalled come first.
+          setImmediate(() => {
+            if ((this.datagrams.at(-1)?.arrivalNs ?? since) > from) {
+              check();
+              return;
+            }
+            settled = true;
+            clearTimeout(deadline);
+            resolve();
+          });
         } else {
           timer = setTimeout(check, Math.max(1, Math.ceil(Number(left) / 1e6)));
         }
