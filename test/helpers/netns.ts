@@ -34,7 +34,8 @@ export function netnsUnavailable(): string | undefined {
 
 export async function createVethNamespace(): Promise<VethNamespace> {
   const tag = randomBytes(4).toString('hex');
-  const name = `tf-test-${tag}`;
+  // The suite's run marker (scripts/check-leftovers.mjs) in the name lets the suite find what it left.
+  const name = `tf-test-${process.env.TWINFRAME_TEST_RUN ?? 'adhoc'}-${tag}`;
   const hostInterface = `tf${tag}h`; // interface names: at most 15 bytes
   const nsInterface = `tf${tag}n`;
   const { hostAddress, nsAddress } = await freeSubnet();
