@@ -8,7 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import type { Engine, FailoverEvent, HandoverEvent } from '../src/engine/engine.js';
 import { FRAME_INTERVAL_MS } from '../src/config/schema.js';
 import { UdpReceiver } from './helpers/rtsp-client.js';
-import { checkRtpStream, loadSample, sleep, startEngine, until, type SampleAsset } from './helpers/engine-fixture.js';
+import { checkRtpStream, loadSample, minDatagrams, nowMs, sleep, startEngine, until, type SampleAsset } from './helpers/engine-fixture.js';
 import { leakCheck } from './helpers/leak-check.js';
 
 let sample: SampleAsset;
@@ -40,15 +40,17 @@ async function streams(t: { deepEqual: (a: unknown, b: unknown, m?: string) => v
       const receiver = await UdpReceiver.open();
       receivers.push(receiver);
       const session = await engine.openSession({ asset: sample.asset, destination: { address: '127.0.0.1', port: receiver.rtpPort }, transport: 'rtp' });
-      sessions.push({ session, play: await engine.play(session.id), receiver });
+      sessions.push({ session, play: await engine.play(session.id), playedAt: nowMs(), receiver });
     }
     await during();
-    for (const { session, play, receiver } of sessions) {
+    for (const { session, play, playedAt, receiver } of sessions) {
       engine.pause(session.id);
+      const playedMs = nowMs() - playedAt;
       await receiver.waitForQuiet(150, 5000);
       const sent = engine.getSession(session.id)!.sent;
       const check = checkRtpStream(receiver.packets, session, play, sample);
       t.true(receiver.datagrams.length > 100, `received ${receiver.datagrams.length}`);
+      t.true(receiver.datagrams.length >= minDatagrams(sample, playedMs), `received ${receiver.datagrams.length} in ${playedMs.toFixed(0)} ms of playing`);
       t.deepEqual(
         { received: receiver.datagrams.length, lost: check.lost, duplicated: check.duplicated, reordered: check.reordered, mismatched: check.mismatched },
         { received: sent, lost: 0, duplicated: 0, reordered: 0, mismatched: 0 },

@@ -13,7 +13,7 @@ import { parseConfig } from '../src/config/schema.js';
 import type { FailoverEvent, SessionInfo } from '../src/engine/engine.js';
 import { parseRtpInfo } from '../src/rtsp/headers/rtp-info.js';
 import { startServer, type TwinframeServer } from '../src/server.js';
-import { checkRtpStream, loadSample, sleep, type SampleAsset } from './helpers/engine-fixture.js';
+import { checkRtpStream, loadSample, minDatagrams, sleep, type SampleAsset } from './helpers/engine-fixture.js';
 import { mkfifo, rescueFifoAfter } from './helpers/fifo.js';
 import { RtspClient, UdpReceiver } from './helpers/rtsp-client.js';
 import { leakCheck } from './helpers/leak-check.js';
@@ -90,6 +90,7 @@ async function withHealthySession(t: ExecutionContext, fn: () => Promise<void>):
     t.is((await client.setup('/sample.ts/track1', receiver.transportHeader())).status, 200);
     info = server.engine.getSession(client.session!)!;
     const play = await client.play('/sample.ts');
+    const playedAt = Date.now();
     t.is(play.status, 200);
     const [rtpInfo] = parseRtpInfo(play.headers.get('rtp-info')!);
     keepAlive = (async () => {
@@ -104,6 +105,7 @@ async function withHealthySession(t: ExecutionContext, fn: () => Promise<void>):
     stop = true;
     await keepAlive;
     t.is((await client.pause('/sample.ts')).status, 200);
+    const playedMs = Date.now() - playedAt;
     await receiver.waitForQuiet(150, 5000);
     const play0 = { seq: rtpInfo.seq!, rtptime: rtpInfo.rtptime!, startPacket: 0, startTimeMs: 0 };
     let check = checkRtpStream(receiver.packets, info, play0, sample);
@@ -119,6 +121,7 @@ async function withHealthySession(t: ExecutionContext, fn: () => Promise<void>):
       t.log(`RTP timestamps restarted by the engine after a time with no sender; ${during}`);
       check = { ...check, mismatched: payloadOnly };
     }
+    t.true(receiver.packets.length >= minDatagrams(sample, playedMs), `the healthy session received ${receiver.packets.length} datagrams in ${playedMs} ms of playing`);
     t.is(receiver.packets.length, server.engine.getSession(info.id)!.sent, `the healthy session received every datagram sent; ${during}`);
     t.deepEqual({ lost: check.lost, duplicated: check.duplicated, reordered: check.reordered, mismatched: check.mismatched }, { lost: 0, duplicated: 0, reordered: 0, mismatched: 0 }, `${check.firstMismatch ?? ''}; ${during}`);
     t.is((await client.teardown('/sample.ts')).status, 200);

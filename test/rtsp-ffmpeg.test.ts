@@ -180,7 +180,9 @@ for (const kind of [undefined, ...FaultKinds] as Array<FaultKind | undefined>) {
       server.engine.off('handover', onHandover);
       client?.kill();
       raw?.kill();
-      await control.close();
+      // Both children gone before the next test (and the file's leak check) starts.
+      await Promise.all([client?.done, raw?.done]);
+      await control.release();
       for (const s of server.rtsp.sessions()) server.engine.closeSession(s.id);
     }
   });
