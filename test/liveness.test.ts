@@ -7,7 +7,7 @@ import test from 'ava';
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Engine, FailoverEvent, HandoverEvent } from '../src/engine/engine.js';
 import { FRAME_INTERVAL_MS } from '../src/config/schema.js';
-import { UdpReceiver } from './helpers/rtsp-client.js';
+import { PACING_BOUND_MS, UdpReceiver, largestGap } from './helpers/rtsp-client.js';
 import { checkRtpStream, loadSample, minDatagrams, nowMs, sleep, startEngine, until, type SampleAsset } from './helpers/engine-fixture.js';
 import { leakCheck } from './helpers/leak-check.js';
 
@@ -31,8 +31,12 @@ function record(engine: Engine): Recorded {
   return r;
 }
 
-/** Open and play `count` sessions, run `during`, then check every stream against the asset. */
-async function streams(t: { deepEqual: (a: unknown, b: unknown, m?: string) => void; true: (v: boolean, m?: string) => void }, engine: Engine, count: number, during: () => Promise<void>): Promise<void> {
+/**
+ * Open and play `count` sessions, run `during`, then check every stream against
+ * the asset, and its pacing from each moment `during` marked (a fault injected)
+ * to the next mark or the pause.
+ */
+async function streams(t: { deepEqual: (a: unknown, b: unknown, m?: string) => void; true: (v: boolean, m?: string) => void }, engine: Engine, count: number, during: (mark: () => void) => Promise<void>): Promise<void> {
   const receivers: UdpReceiver[] = [];
   try {
     const sessions = [];
@@ -42,15 +46,20 @@ async function streams(t: { deepEqual: (a: unknown, b: unknown, m?: string) => v
       const session = await engine.openSession({ asset: sample.asset, destination: { address: '127.0.0.1', port: receiver.rtpPort }, transport: 'rtp' });
       sessions.push({ session, play: await engine.play(session.id), playedAt: nowMs(), receiver });
     }
-    await during();
+    const marks: number[] = [];
+    await during(() => marks.push(nowMs()));
     for (const { session, play, playedAt, receiver } of sessions) {
       engine.pause(session.id);
-      const playedMs = nowMs() - playedAt;
+      const pausedAt = nowMs();
+      const playedMs = pausedAt - playedAt;
       await receiver.waitForQuiet(150, 5000);
       const sent = engine.getSession(session.id)!.sent;
       const check = checkRtpStream(receiver.packets, session, play, sample);
       t.true(receiver.datagrams.length > 100, `received ${receiver.datagrams.length}`);
       t.true(receiver.datagrams.length >= minDatagrams(sample, playedMs), `received ${receiver.datagrams.length} in ${playedMs.toFixed(0)} ms of playing`);
+      const arrivals = receiver.arrivalsMs();
+      const gaps = marks.map((at, i) => largestGap(arrivals, at, marks[i + 1] ?? pausedAt).maxMs);
+      t.true(gaps.every((g) => g < PACING_BOUND_MS), `largest gap after each fault under ${PACING_BOUND_MS} ms: ${gaps.map((g) => g.toFixed(1)).join(', ')} ms`);
       t.deepEqual(
         { received: receiver.datagrams.length, lost: check.lost, duplicated: check.duplicated, reordered: check.reordered, mismatched: check.mismatched },
         { received: sent, lost: 0, duplicated: 0, reordered: 0, mismatched: 0 },
@@ -87,6 +96,7 @@ for (const realtime of ['fifo', 'off'] as const) {
       t.log(`handovers under load: ${seen.handovers.length}`);
     } finally {
       for (const child of neighbours) child.kill('SIGKILL');
+      await Promise.all(neighbours.map((child) => (child.exitCode !== null || child.signalCode !== null ? undefined : new Promise((resolve) => child.once('exit', resolve)))));
       await engine.close();
     }
   });
@@ -96,11 +106,12 @@ test.serial('a sending path that stalls between a send and its cursor advance is
   const engine = await startEngine();
   const seen = record(engine);
   try {
-    await streams(t, engine, 3, async () => {
+    await streams(t, engine, 3, async (mark) => {
       await sleep(300);
       for (let round = 0; round < 2; round++) {
         const active = engine.status().active!;
         const before = seen.handovers.length;
+        mark();
         engine.injectFault(active, 'stall');
         await until(() => seen.handovers.slice(before).some((h) => h.from === active), 'the expected event', 2000);
         await sleep(300);
@@ -121,9 +132,10 @@ test.serial('a busy-looping path is failed within one frame, and so is its repla
   const seen = record(engine);
   const frameMs = FRAME_INTERVAL_MS.ntsc;
   try {
-    await streams(t, engine, 3, async () => {
+    await streams(t, engine, 3, async (mark) => {
       await sleep(300);
       const victim = engine.status().active!;
+      mark();
       engine.injectFault(victim, 'hang');
       await until(() => seen.failovers.some((f) => f.pathName === victim), 'the expected event', 3000);
       const first = seen.failovers.find((f) => f.pathName === victim)!;
@@ -133,6 +145,7 @@ test.serial('a busy-looping path is failed within one frame, and so is its repla
       await engine.waitUntilProtected(10_000);
       const fresh = engine.status().paths.find((p) => p.path === victim)!;
       t.is(fresh.incarnation, 2);
+      mark();
       engine.injectFault(victim, 'hang');
       await until(() => seen.failovers.filter((f) => f.pathName === victim).length >= 2, 'the expected event', 3000);
       const second = seen.failovers.filter((f) => f.pathName === victim)[1];
