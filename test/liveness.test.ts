@@ -96,7 +96,10 @@ for (const realtime of ['fifo', 'off'] as const) {
       t.log(`handovers under load: ${seen.handovers.length}`);
     } finally {
       for (const child of neighbours) child.kill('SIGKILL');
-      await Promise.all(neighbours.map((child) => (child.exitCode !== null || child.signalCode !== null ? undefined : new Promise((resolve) => child.once('exit', resolve)))));
+      await Promise.all(neighbours.map((child) => new Promise<void>((resolve) => {
+        if (child.exitCode !== null || child.signalCode !== null) resolve();
+        else child.once('exit', () => resolve());
+      })));
       await engine.close();
     }
   });
