@@ -14,6 +14,7 @@
 import { z } from 'zod';
 import { TwinframeError } from '../errors.js';
 import { FaultKinds, type FaultKind } from '../shared/commands.js';
+import { PATH_NAMES } from '../shared/layout.js';
 
 export const PROTOCOL_VERSION = 1 as const;
 
@@ -26,11 +27,9 @@ export const MAX_REPLY_LINE_BYTES = 64 * 1024 * 1024;
 /** Error code for a failure inside the backend that is not a TwinframeError (a bug). */
 export const INTERNAL_ERROR_CODE = 'TF_INTERNAL' as const;
 
-/** The fault kinds the data paths implement (one list, in src/shared/commands.ts). */
-export const FAULT_KINDS = FaultKinds;
 export type { FaultKind };
 
-const pathName = z.enum(['a', 'b']);
+const pathName = z.enum(PATH_NAMES);
 const noArgs = z.object({}).strict();
 const positiveInt = z.number().int().positive();
 const pathArgs = z.object({ path: pathName }).strict();
@@ -57,7 +56,7 @@ export const commandArgSchemas = {
   failover: noArgs,
   /** Turns the connection into an event stream as well (replies still come). */
   watch: noArgs,
-  inject_fault: z.object({ path: pathName, kind: z.enum(FAULT_KINDS) }).strict(),
+  inject_fault: z.object({ path: pathName, kind: z.enum(FaultKinds) }).strict(),
 } as const;
 
 export type AdminCommand = keyof typeof commandArgSchemas;

@@ -23,7 +23,8 @@
 import { parentPort } from 'node:worker_threads';
 import { ControlBlock, newCtrlState } from '../shared/control-block.js';
 import { CommandReader } from '../shared/command-queue.js';
-import type { PathCommand, PathEvent, InjectableFault, OpenSessionCommand } from '../shared/commands.js';
+import type { PathCommand, InjectableFault, OpenSessionCommand } from '../shared/commands.js';
+import type { PathToMain } from '../shared/messages.js';
 import { FailureCause, type PathId } from '../shared/layout.js';
 import { monoNowMs } from '../shared/clock.js';
 import { PathSession, type PathSessionEvents } from './path-session.js';
@@ -297,7 +298,7 @@ export class DataPath {
   private readonly sessionEvents: PathSessionEvents = {
     ready: (s) => {
       this.socketsPending--;
-      this.post({ type: 'session-ready', slot: s.slot, sessionId: s.sessionId });
+      this.post({ type: 'session-bound', slot: s.slot, sessionId: s.sessionId });
       this.checkSynced();
       this.cb.wakePaths(); // the session may be due: an idle loop must look
     },
@@ -392,7 +393,7 @@ export class DataPath {
     this.sessionList = [];
   }
 
-  private post(event: PathEvent): void {
+  private post(event: PathToMain): void {
     parentPort?.postMessage(event);
   }
 }

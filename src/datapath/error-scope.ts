@@ -11,7 +11,7 @@
 // fault bits tell whether the twin failed on the same session too.
 
 import type { ControlBlock } from '../shared/control-block.js';
-import type { PathId, SessionIo } from '../shared/layout.js';
+import { partnerOf, type PathId, type SessionIo } from '../shared/layout.js';
 import { AssetError, DiskError } from './asset-reader.js';
 import { SendStalledError } from './path-session.js';
 
@@ -32,5 +32,5 @@ export function scopeOf(err: unknown, cb: ControlBlock, path: PathId, slot: numb
   if (io === undefined) return 'path';
   const { twin, own } = cb.recordSessionFault(slot, path, io);
   if (twin || own) return io === 'read' ? 'asset' : 'session';
-  return cb.isReady((1 - path) as PathId) ? 'path' : 'session';
+  return cb.isReady(partnerOf(path)) ? 'path' : 'session';
 }

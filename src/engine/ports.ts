@@ -82,7 +82,7 @@ export async function probeRoute(source: string, destination: { readonly address
           // Node 20 hands connect errors to this callback, not to 'error'.
           socket.connect(destination.port, destination.address, (err?: Error) => (err ? reject(err) : resolve()));
         } catch (err) {
-          reject(err); // a port Node refuses outright (0), thrown synchronously
+          reject(err instanceof Error ? err : new Error(String(err))); // a port Node refuses outright (0), thrown synchronously
         }
       });
     });
