@@ -110,10 +110,10 @@ test('a critical-failure word from an older incarnation is ignored, and a failur
   const second = cb.beginIncarnation(0);
   t.is(cb.critical(0), undefined, 'the old word does not blame the new worker');
   t.false(cb.failureClaimed(0));
-  cb.setReady(0, second);
-  t.true(cb.isReady(0));
-  cb.clearReady(0);
-  t.false(cb.isReady(0));
+  cb.setOnline(0, second);
+  t.true(cb.isOnline(0));
+  cb.clearOnline(0);
+  t.false(cb.isOnline(0));
 });
 
 test('control words keep cursor, flags and segment apart', (t) => {

@@ -16,7 +16,7 @@ import { TwinframeError } from '../errors.js';
 import { FaultKinds, type FaultKind } from '../shared/commands.js';
 import { PATH_NAMES } from '../shared/layout.js';
 
-export const PROTOCOL_VERSION = 1 as const;
+const PROTOCOL_VERSION = 1 as const;
 
 /** Longest request line accepted, newline excluded. Longer: error reply, connection closed. */
 export const MAX_REQUEST_LINE_BYTES = 64 * 1024;
@@ -35,7 +35,7 @@ const positiveInt = z.number().int().positive();
 const pathArgs = z.object({ path: pathName }).strict();
 
 /** The arguments of every command. Unknown argument names are refused, to catch typos. */
-export const commandArgSchemas = {
+const commandArgSchemas = {
   status: noArgs,
   sessions: noArgs,
   assets: noArgs,
@@ -60,7 +60,7 @@ export const commandArgSchemas = {
 } as const;
 
 export type AdminCommand = keyof typeof commandArgSchemas;
-export const ADMIN_COMMANDS = Object.keys(commandArgSchemas) as AdminCommand[];
+const ADMIN_COMMANDS = Object.keys(commandArgSchemas) as AdminCommand[];
 export type CommandArgs<C extends AdminCommand> = z.output<(typeof commandArgSchemas)[C]>;
 
 export type RequestId = string | number;
@@ -147,7 +147,7 @@ export function parseRequestLine(line: string): ParsedRequest {
 }
 
 /** JSON with bigint as decimal strings (hrtime values), one line. Throws on cycles. */
-export function encodeLine(value: unknown): string {
+function encodeLine(value: unknown): string {
   return `${JSON.stringify(value, (_key, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))}\n`;
 }
 

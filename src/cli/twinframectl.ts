@@ -34,7 +34,7 @@ interface GlobalOptions {
 // --- formatting ------------------------------------------------------------------------
 
 /** Columns aligned on the widest cell, two spaces apart; the last column is not padded. */
-export function formatTable(headers: readonly string[], rows: ReadonlyArray<readonly string[]>): string {
+function formatTable(headers: readonly string[], rows: ReadonlyArray<readonly string[]>): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: readonly string[]): string => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]))).join('  ').trimEnd();
   return [line(headers), ...rows.map(line)].join('\n');
@@ -244,7 +244,7 @@ function positiveInt(value: string): number {
 
 const pathArgument = (): Argument => new Argument('<path>', 'data path').choices(PATH_NAMES);
 
-export function buildProgram(): Command {
+function buildProgram(): Command {
   const program = new Command('twinframectl')
     .description('Control a running twinframe server through its admin socket.')
     .option('-s, --socket <path>', 'admin socket (default: $TWINFRAME_ADMIN_SOCKET, else admin.socketPath of the configuration)')

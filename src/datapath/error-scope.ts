@@ -22,7 +22,7 @@ export type ErrorScope = 'path' | 'session' | 'asset';
  * `slot`. A read or send failure is this path's unless the twin failed on the
  * same session too, or this path already had in an earlier life (a fresh worker
  * failing again where its twin does not is not a disk gone bad twice): then it is
- * the asset's (read) or the session's (send). With no twin ready to take over,
+ * the asset's (read) or the session's (send). With no twin online to take over,
  * failing the only sender would stop every stream, so the session ends instead;
  * that is no evidence against the asset, which stays available.
  */
@@ -32,5 +32,5 @@ export function scopeOf(err: unknown, cb: ControlBlock, path: PathId, slot: numb
   if (io === undefined) return 'path';
   const { twin, own } = cb.recordSessionFault(slot, path, io);
   if (twin || own) return io === 'read' ? 'asset' : 'session';
-  return cb.isReady(partnerOf(path)) ? 'path' : 'session';
+  return cb.isOnline(partnerOf(path)) ? 'path' : 'session';
 }

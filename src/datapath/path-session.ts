@@ -34,7 +34,7 @@ export class SendStalledError extends SocketError {}
 /** What a session's socket tells the data path, from Node's event loop. */
 export interface PathSessionEvents {
   /** Bound and connected: the session can be sent. */
-  ready(s: PathSession): void;
+  bound(s: PathSession): void;
   /**
    * Bind or connect failed: the session's stream address, port or destination is
    * unusable, on either path alike. The session's problem, never this path's.
@@ -57,7 +57,7 @@ export class PathSession {
   private socket: Socket | undefined;
   private closing = false;
   /** Set once the socket is bound and connected. */
-  ready = false;
+  bound = false;
   /** Set when a fault outside this path ended the session here: it is no longer served. */
   faulted = false;
   /**
@@ -132,10 +132,10 @@ export class PathSession {
           events.setupFailed(this, new Error(`cannot stream to ${destination.address}:${destination.port}: ${err.message}`));
           return;
         }
-        this.ready = true;
+        this.bound = true;
         // A send fault an earlier life of this path left here says nothing about this socket.
         this.cb.clearSessionFault(this.slot, this.path, 'send');
-        events.ready(this);
+        events.bound(this);
       };
       try {
         socket.connect(destination.port, destination.address, connected);
@@ -244,7 +244,7 @@ export class PathSession {
 
   /** Bound or connecting still: the path waits for this socket before it reports synced. */
   get settingUp(): boolean {
-    return !this.ready && !this.faulted;
+    return !this.bound && !this.faulted;
   }
 
   /** A fault outside this path ended the session here: let go of its socket and files. */

@@ -378,7 +378,7 @@ export class Engine extends EventEmitter<EngineEventArgs> {
     this.cb.setHeartbeatSettings(periodUs, maxMissed);
   }
 
-  /** Resolves when one path sends and the other is synchronized and ready to take over. */
+  /** Resolves when one path sends and the other is online, ready to take over (the pair is protected). */
   async waitUntilProtected(timeoutMs = 10_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (!this.isProtected()) {
@@ -390,7 +390,7 @@ export class Engine extends EventEmitter<EngineEventArgs> {
 
   isProtected(): boolean {
     const owner = ControlBlock.ownerOf(this.cb.activeWord());
-    return owner !== undefined && this.cb.isReady(owner) && this.cb.isReady(partnerOf(owner));
+    return owner !== undefined && this.cb.isOnline(owner) && this.cb.isOnline(partnerOf(owner));
   }
 
   async close(): Promise<void> {
@@ -414,7 +414,7 @@ export class Engine extends EventEmitter<EngineEventArgs> {
   private async restartPath(host: PathHost): Promise<void> {
     const oldKey = host.key;
     const terminated = host.terminate();
-    this.cb.clearReady(host.id);
+    this.cb.clearOnline(host.id);
     this.table.forgetIncarnation(oldKey);
     await terminated;
     if (!this.closed) this.spawnPath(host);
@@ -545,18 +545,18 @@ export class Engine extends EventEmitter<EngineEventArgs> {
     }
   }
 
-  /** Wait until the session's socket is bound on every path that may send it (the sender, and a ready standby). */
+  /** Wait until the session's socket is bound on every path that may send it (the sender, and an online standby). */
   private async waitSessionBound(session: Session): Promise<void> {
     const deadline = Date.now() + SESSION_BOUND_TIMEOUT_MS;
     for (;;) {
       const owner = ControlBlock.ownerOf(this.cb.activeWord());
-      const needed = this.liveHosts().filter((h) => this.cb.isReady(h.id) || h.id === owner);
+      const needed = this.liveHosts().filter((h) => this.cb.isOnline(h.id) || h.id === owner);
       if (needed.length > 0 && needed.every((h) => session.boundOn.has(h.key))) return;
       if (session.state === 'closed') throw new TwinframeError('TF_SESSION_NOT_FOUND', `session ${session.id} was closed`);
       this.assertNotFailed(session);
       const left = deadline - Date.now();
       if (left <= 0) {
-        if (owner !== undefined && session.boundOn.has(this.hosts[owner].key)) return; // unprotected, but the sender is ready
+        if (owner !== undefined && session.boundOn.has(this.hosts[owner].key)) return; // unprotected, but the sender has it
         throw new TwinframeError('TF_NO_DATA_PATH', `session ${session.id} is not open on any sending data path`);
       }
       await new Promise<void>((resolve) => {

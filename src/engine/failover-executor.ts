@@ -129,14 +129,14 @@ export class FailoverExecutor {
       case 'start-path': {
         const host = this.host(action.path);
         if (!(await host.waitSynced(this.options.syncTimeoutMs))) throw new TwinframeError('TF_FAILOVER_NO_STANDBY', `path ${action.path} has not opened every session`);
-        this.cb.setReady(host.id, host.incarnation);
+        this.cb.setOnline(host.id, host.incarnation);
         break;
       }
       case 'switch-active':
         this.switchActiveTo(action.to);
         break;
       case 'stop-path':
-        this.cb.clearReady(this.host(action.path).id);
+        this.cb.clearOnline(this.host(action.path).id);
         break;
       case 'restart-path':
         await this.hooks.restartPath(this.host(action.path));
@@ -173,12 +173,12 @@ export class FailoverExecutor {
   /**
    * Make `to` the sender (or nobody). A no-op when the supervisor already did it.
    * If `to` failed too before this ran (its own failure event is queued), nobody
-   * sends until that event restarts it: never a switch to a path that is not ready.
+   * sends until that event restarts it: never a switch to a path that is not online.
    */
   private switchActiveTo(to: PathName | null): void {
     let target = to === null ? undefined : this.host(to).id;
-    if (target !== undefined && !this.cb.isReady(target)) {
-      this.log.warn({ to }, 'switch target is no longer ready; no path sends until it recovers');
+    if (target !== undefined && !this.cb.isOnline(target)) {
+      this.log.warn({ to }, 'switch target is no longer online; no path sends until it recovers');
       target = undefined;
     }
     for (;;) {

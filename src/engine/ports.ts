@@ -12,8 +12,7 @@ export interface PortPair {
   readonly address: string;
   readonly rtpPort: number;
   readonly rtcpPort: number;
-  /** The control plane's RTCP socket (sender reports go out of it; receiver reports come in). */
-  readonly rtcpSocket: Socket;
+  /** Let go of both ports (the sockets that hold them for the session). */
   release(): void;
 }
 
@@ -51,7 +50,6 @@ export async function reservePortPair(address: string, range: { first: number; l
       address,
       rtpPort,
       rtcpPort: rtpPort + 1,
-      rtcpSocket: rtcp,
       release() {
         if (released) return;
         released = true;

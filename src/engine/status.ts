@@ -13,7 +13,7 @@ export interface PathStatus {
   readonly named: NamedState;
   readonly failoverType: FailoverType;
   readonly failoverState: FailoverState;
-  /** The path is online: synchronized, and may take over sending (the control block's READY word). */
+  /** The path is online (the control block's ONLINE word): it may send or take over sending. */
   readonly ready: boolean;
   /** The path sends (owns ACTIVE). */
   readonly active: boolean;
@@ -72,7 +72,7 @@ export function engineStatus(cb: ControlBlock, hosts: readonly PathHost[], lastF
       const v = cb.failoverVariables(h.id);
       return {
         path: h.name, incarnation: h.incarnation, named: namedState(v.type, v.state),
-        failoverType: v.type, failoverState: v.state, ready: cb.isReady(h.id), active: owner === h.id, heartbeat: cb.heartbeat(h.id), sent: cb.sentCount(h.id),
+        failoverType: v.type, failoverState: v.state, ready: cb.isOnline(h.id), active: owner === h.id, heartbeat: cb.heartbeat(h.id), sent: cb.sentCount(h.id),
         threadId: h.hasWorker ? cb.threadId(h.id) || null : null,
       };
     }),

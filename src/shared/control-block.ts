@@ -286,7 +286,7 @@ export class ControlBlock {
 
   /** Called by the control plane before it spawns a path's next worker. */
   beginIncarnation(path: PathId): number {
-    Atomics.store(this.i32, pathI32Index(path, PATH_I32.READY), 0);
+    Atomics.store(this.i32, pathI32Index(path, PATH_I32.ONLINE), 0);
     Atomics.store(this.i32, pathI32Index(path, PATH_I32.THREAD_ID), 0);
     this.f64[pathF64Index(path, PATH_F64.FAULT_AT_MS)] = 0;
     this.f64[pathF64Index(path, PATH_F64.NEXT_DUE_MS)] = Number.POSITIVE_INFINITY;
@@ -347,22 +347,22 @@ export class ControlBlock {
    * The control plane marks a path online in lockstep (it has opened every
    * session): from now on a switch may go to it, and its heartbeats are watched.
    */
-  setReady(path: PathId, incarnation: number): void {
-    Atomics.store(this.i32, pathI32Index(path, PATH_I32.READY), incarnation);
+  setOnline(path: PathId, incarnation: number): void {
+    Atomics.store(this.i32, pathI32Index(path, PATH_I32.ONLINE), incarnation);
     this.ringSupervisor();
   }
 
   /** The path went offline: no switch may go to it. */
-  clearReady(path: PathId): void {
-    Atomics.store(this.i32, pathI32Index(path, PATH_I32.READY), 0);
+  clearOnline(path: PathId): void {
+    Atomics.store(this.i32, pathI32Index(path, PATH_I32.ONLINE), 0);
     this.ringSupervisor();
   }
 
-  /** Ready and not failed: the only kind of path a switch may go to. */
-  isReady(path: PathId): boolean {
+  /** Online and not failed: the only kind of path a switch may go to. */
+  isOnline(path: PathId): boolean {
     const incarnation = this.incarnation(path);
     return incarnation !== 0
-      && Atomics.load(this.i32, pathI32Index(path, PATH_I32.READY)) === incarnation
+      && Atomics.load(this.i32, pathI32Index(path, PATH_I32.ONLINE)) === incarnation
       && Atomics.load(this.i32, pathI32Index(path, PATH_I32.FAILURE_CLAIMED)) !== incarnation;
   }
 

@@ -89,8 +89,8 @@ export const PATH_I32 = {
   CRITICAL: 4,
   /** Incarnation whose failure has been handled: claimed once, by CAS. */
   FAILURE_CLAIMED: 5,
-  /** Incarnation that has opened every session and may take over sending. */
-  READY: 6,
+  /** Incarnation that is online: it has opened every session and may send or take over sending. */
+  ONLINE: 6,
   /** Linux thread id of the path's worker, so the supervisor can read its CPU time. */
   THREAD_ID: 7,
   /** Datagrams this path put on the wire (all incarnations; wraps at 2^32). */
@@ -120,7 +120,7 @@ export const SESSION_I32 = {
  * failure the twin shares is the asset's (or the session's), not a path's
  * (src/datapath/error-scope.ts). Cleared when the slot is reset for a new session.
  */
-export const SESSION_FAULT = {
+const SESSION_FAULT = {
   /** Bit READ_SHIFT + path: the path's last read of the session's asset failed. */
   READ_SHIFT: 0,
   /** Bit SEND_SHIFT + path: the path's last send for the session failed. */
@@ -160,7 +160,7 @@ export const SEGMENT_F64 = {
 } as const;
 /** Two slots per session so the control plane writes one while paths read the other. */
 export const SEGMENT_SLOTS = 2;
-export const SESSION_F64_STRIDE = SEGMENT_F64.STRIDE * SEGMENT_SLOTS;
+const SESSION_F64_STRIDE = SEGMENT_F64.STRIDE * SEGMENT_SLOTS;
 
 // ── BigUint64 region: per-session control word ─────────────────────────────
 //   bits 0-39 cursor (datagrams sent since session start)

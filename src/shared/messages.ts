@@ -80,7 +80,7 @@ export interface FailureReport {
   readonly detectedAtMs: number;
   /** Set when the failed path was sending and ACTIVE moved. */
   readonly switchedAtMs: number | undefined;
-  /** Where sending went: the twin, or undefined when it was not ready (streams stop). */
+  /** Where sending went: the twin, or undefined when it was not online (streams stop). */
   readonly switchedTo: PathId | undefined;
   readonly wasActive: boolean;
   readonly epoch: number;

@@ -1,6 +1,6 @@
 // Taking a failed path out of service: claim the failure once, and if that path
 // was sending, hand ACTIVE to its twin with one compare-and-swap — or to nobody
-// when the twin is not ready to take over. Called by the supervisor thread (the
+// when the twin is not online to take over. Called by the supervisor thread (the
 // fast detector) and by the control plane (the backup, on worker 'exit').
 
 import { ControlBlock } from '../shared/control-block.js';
@@ -19,7 +19,7 @@ export function failPath(cb: ControlBlock, path: PathId, incarnation: number, ca
     const word = cb.activeWord();
     if (ControlBlock.ownerOf(word) !== path) break;
     wasActive = true;
-    const next = cb.isReady(twin) ? twin : undefined;
+    const next = cb.isOnline(twin) ? twin : undefined;
     if (cb.switchActive(word, next)) {
       switchedTo = next;
       switchedAtMs = monoNowMs();

@@ -67,7 +67,7 @@ function check(path: PathId, now: number, periodMs: number, maxMissed: number): 
     return false;
   }
   const w = watches[path];
-  if (!cb.isReady(path)) {
+  if (!cb.isOnline(path)) {
     w.incarnation = 0; // not judged until it has synchronized
     return false;
   }
