@@ -76,7 +76,7 @@ export interface RtspBackend {
   closeSession(sessionId: string): void;
   /** Datagrams sent so far; undefined once the backend no longer has the session. */
   sent(sessionId: string): number | undefined;
-  /** Throws (TF_LIMIT_*) if a session of this bitrate would exceed the limits as they are now. */
+  /** Throws (TF_SESSION_LIMIT, TF_BANDWIDTH_LIMIT) if a session of this bitrate would exceed the limits as they are now. */
   checkAdmission(bitrate: number, excludingSessionId: string): void;
   /** Listen to session events; returns the function that stops listening. */
   subscribe(listener: RtspBackendListener): () => void;
