@@ -12,27 +12,18 @@
 // `twinframectl sessions` and the RTSP log lines name a session alike.
 
 import type { Logger } from 'pino';
-import type { AssetIndexMeta } from '../catalog/index-file.js';
-import type { EngineAsset, PlayResult, SessionInfo } from '../engine/engine.js';
 import { TwinframeError } from '../errors.js';
 import { monoNowMs } from '../shared/clock.js';
 import type { ChosenTransport } from './headers/transport.js';
 import type { ReportSource, RtcpSender } from './rtcp.js';
 import { TS_PAYLOAD_BYTES, rtpTimeAfter } from '../rtp/packetizer.js';
+import type { RtspMedia, RtspPlayResult, RtspSessionInfo } from './backend.js';
 
 export type RtspSessionState = 'ready' | 'playing';
 
-/** What a session streams: the catalog's view (name, index metadata) and the engine's. */
-export interface SessionAsset {
-  /** Canonical URL path from the catalog, e.g. '/sample.ts'. */
-  readonly name: string;
-  readonly meta: AssetIndexMeta;
-  readonly engineAsset: EngineAsset;
-}
-
 export interface RtspSessionOptions {
-  readonly info: SessionInfo;
-  readonly asset: SessionAsset;
+  readonly info: RtspSessionInfo;
+  readonly asset: RtspMedia;
   readonly transport: ChosenTransport;
   /** The SETUP request URI: players match RTP-Info url= against it character for character. */
   readonly controlUrl: string;
@@ -45,15 +36,15 @@ export interface RtspSessionOptions {
 
 export class RtspSession {
   readonly id: string;
-  readonly info: SessionInfo;
-  readonly asset: SessionAsset;
+  readonly info: RtspSessionInfo;
+  readonly asset: RtspMedia;
   readonly transport: ChosenTransport;
   readonly controlUrl: string;
   readonly log: Logger;
   readonly timeoutMs: number;
   #state: RtspSessionState = 'ready';
   /** The last PLAY's RTP-Info values and schedule; undefined before the first PLAY. */
-  #play: PlayResult | undefined;
+  #play: RtspPlayResult | undefined;
   /** The data paths reached the end of the asset; a PLAY without Range starts over. */
   #ended = false;
   #rtcp: RtcpSender | undefined;
@@ -83,7 +74,7 @@ export class RtspSession {
     return this.#ended;
   }
 
-  get lastPlay(): PlayResult | undefined {
+  get lastPlay(): RtspPlayResult | undefined {
     return this.#play;
   }
 
@@ -125,7 +116,7 @@ export class RtspSession {
     this.#rtcp = rtcp;
   }
 
-  played(play: PlayResult): void {
+  played(play: RtspPlayResult): void {
     this.#play = play;
     this.#state = 'playing';
     this.#ended = false;

@@ -6,12 +6,8 @@
 import dgram from 'node:dgram';
 import net from 'node:net';
 
-import {
-  RtspResponseParser,
-  serializeRequest,
-  type HeaderInit,
-  type RtspResponse,
-} from '../../src/rtsp/message.js';
+import type { HeaderInit } from '../../src/rtsp/message.js';
+import { RtspResponseParser, serializeRequest, type RtspResponse } from './rtsp-message.js';
 import { parseSession } from '../../src/rtsp/headers/session.js';
 
 export const DEFAULT_TIMEOUT_MS = 5_000;
