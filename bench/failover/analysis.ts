@@ -272,39 +272,46 @@ export interface PhaseSummary {
   readonly lostDetail: Array<{ sock: number; gen: number; cursor: number; scheduleMs: number; nearestFault: number | undefined; fromFaultMs: number | undefined }>;
 }
 
+/** Everything a phase's report and JSON say, from what the phase recorded. `rand` picks the baseline instants. */
 export function analyse(run: PhaseRun, a: AssetTiming, rand: () => number): { summary: PhaseSummary; faults: FaultMeasure[] } {
   const streams = run.streams.flatMap((st) => {
     const d = run.data[st.sock];
     return d ? [indexStream(d, st, a)] : [];
   });
-  const faults: FaultMeasure[] = run.faults.map((f) => {
-    const m = f.matched;
-    const t = m?.failedAtMs ?? f.injectedAtMs;
-    const inst = measureInstant(streams, t);
-    const falseEvents = f.events.filter((e) => e !== m);
-    const wrongCause = m !== undefined && m.cause !== f.expectedCause;
-    const handover = handoverAway(f);
-    // Sending left the victim at the earlier of its failover's switch and a handover away from it.
-    const byHandover = handover !== undefined && !(m?.switchedAtMs !== undefined && m.switchedAtMs <= handover.atMs);
-    const switchedAtMs = byHandover ? handover.atMs : m?.switchedAtMs;
-    return {
-      i: f.i, gen: f.gen, victimAgeMs: f.victimAgeMs, partnerAgeMs: f.partnerAgeMs, youngVictim: f.victimAgeMs !== undefined && f.victimAgeMs < YOUNG_VICTIM_MS,
-      kind: f.kind, target: f.target, victim: f.victim, cause: m?.cause, expectedCause: f.expectedCause,
-      switchedTo: byHandover ? handover.to : m?.switchedToName, switchedBy: byHandover ? 'handover' : switchedAtMs !== undefined ? 'failover' : undefined,
-      wasActive: m?.wasActive, faultAtMs: t, switchMs: switchedAtMs === undefined ? undefined : switchedAtMs - t, detectMs: m ? m.detectedAtMs - m.failedAtMs : undefined,
-      recoveryMs: m && f.protectedAtMs !== undefined ? f.protectedAtMs - m.failedAtMs : undefined,
-      lateWorstMs: inst.lateWorst, lateWorstDueAfterFaultMs: inst.worstDueAfterMs, lateWorstSeriesMs: inst.worstSeries, lateBySession: inst.lateBy, lateSkipped: inst.skipped, gapWorstMs: inst.gapWorst,
-      failure: f.failure, falseEvents, wrongCause, handover, unexplainedHandovers: f.handovers.filter((h) => h !== handover),
-    };
-  });
+  const faults = run.faults.map((f) => measureFault(f, streams));
+  const summary: PhaseSummary = {
+    sessions: run.sessions,
+    kinds: summarizeKinds(faults),
+    baseline: summarizeBaseline(run, streams, rand),
+    totals: phaseTotals(run, streams, faults),
+    lostDetail: lostDetail(streams, faults),
+    dupDetail: dupDetail(streams, faults),
+  };
+  return { summary, faults };
+}
 
-  // Baseline: the same measurements at random instants of the no-fault stretch.
-  const baseInstants: number[] = [];
-  const span = run.baselineToMs - run.baselineFromMs - GAP_BEFORE_MS - GAP_AFTER_MS;
-  const nInstants = Math.max(100, Math.min(1000, run.faults.length));
-  if (span > 0) for (let k = 0; k < nInstants; k++) baseInstants.push(run.baselineFromMs + GAP_BEFORE_MS + rand() * span);
-  const baseMeasures = baseInstants.map((t) => measureInstant(streams, t));
+function measureFault(f: FaultRecord, streams: readonly StreamIndex[]): FaultMeasure {
+  const m = f.matched;
+  const t = m?.failedAtMs ?? f.injectedAtMs;
+  const inst = measureInstant(streams, t);
+  const handover = handoverAway(f);
+  // Sending left the victim at the earlier of its failover's switch and a handover away from it.
+  const byHandover = handover !== undefined && !(m?.switchedAtMs !== undefined && m.switchedAtMs <= handover.atMs);
+  const switchedAtMs = byHandover ? handover.atMs : m?.switchedAtMs;
+  return {
+    i: f.i, gen: f.gen, victimAgeMs: f.victimAgeMs, partnerAgeMs: f.partnerAgeMs, youngVictim: f.victimAgeMs !== undefined && f.victimAgeMs < YOUNG_VICTIM_MS,
+    kind: f.kind, target: f.target, victim: f.victim, cause: m?.cause, expectedCause: f.expectedCause,
+    switchedTo: byHandover ? handover.to : m?.switchedToName, switchedBy: byHandover ? 'handover' : switchedAtMs !== undefined ? 'failover' : undefined,
+    wasActive: m?.wasActive, faultAtMs: t, switchMs: switchedAtMs === undefined ? undefined : switchedAtMs - t, detectMs: m ? m.detectedAtMs - m.failedAtMs : undefined,
+    recoveryMs: m && f.protectedAtMs !== undefined ? f.protectedAtMs - m.failedAtMs : undefined,
+    lateWorstMs: inst.lateWorst, lateWorstDueAfterFaultMs: inst.worstDueAfterMs, lateWorstSeriesMs: inst.worstSeries, lateBySession: inst.lateBy, lateSkipped: inst.skipped, gapWorstMs: inst.gapWorst,
+    failure: f.failure, falseEvents: f.events.filter((e) => e !== m), wrongCause: m !== undefined && m.cause !== f.expectedCause,
+    handover, unexplainedHandovers: f.handovers.filter((h) => h !== handover),
+  };
+}
 
+/** One row per fault kind and target, active rows first. */
+function summarizeKinds(faults: readonly FaultMeasure[]): KindSummary[] {
   const kinds: KindSummary[] = [];
   for (const target of ['active', 'standby'] as const) {
     for (const kind of FaultKinds) {
@@ -330,36 +337,101 @@ export function analyse(run: PhaseRun, a: AssetTiming, rand: () => number): { su
       });
     }
   }
+  return kinds;
+}
 
-  const sum = (pick: (s: StreamIndex) => number): number => streams.reduce((acc, s) => acc + pick(s), 0);
-  const wrongCause = faults.filter((f) => f.wrongCause).length;
-  const extraInFaultWindow = faults.reduce((s, f) => s + f.falseEvents.length, 0);
+/** The fault measures (b) and (c) at random instants of the no-fault stretch. */
+function summarizeBaseline(run: PhaseRun, streams: readonly StreamIndex[], rand: () => number): PhaseSummary['baseline'] {
+  const instants: number[] = [];
+  const span = run.baselineToMs - run.baselineFromMs - GAP_BEFORE_MS - GAP_AFTER_MS;
+  const nInstants = Math.max(100, Math.min(1000, run.faults.length));
+  if (span > 0) for (let k = 0; k < nInstants; k++) instants.push(run.baselineFromMs + GAP_BEFORE_MS + rand() * span);
+  const measures = instants.map((t) => measureInstant(streams, t));
+  return {
+    instants: measures.length,
+    lateMs: summarize(measures.map((m) => m.lateWorst)),
+    latePooledMs: summarize(measures.flatMap((m) => m.lateBy)),
+    gapMs: summarize(measures.map((m) => m.gapWorst)),
+    failovers: run.baselineEvents.length,
+    handovers: run.baselineHandovers.length,
+    fromMs: run.baselineFromMs,
+    toMs: run.baselineToMs,
+  };
+}
+
+/** False failovers: a wrong cause, every other failover after a fault, failovers outside any fault and in the baseline. */
+function falseFailovers(run: PhaseRun, faults: readonly FaultMeasure[]): PhaseSummary['totals']['falseBreakdown'] {
   // The usual shape of an extra failover: the path that has just taken over fails too while its partner is being
   // respawned (before the pair is protected again), and as nobody is left to take over, every stream stops.
-  const extraWhilePartnerRespawning = run.faults.reduce((sum, f) => sum + f.events.filter((e) => e !== f.matched && (f.protectedAtMs === undefined || e.receivedAtMs <= f.protectedAtMs)).length, 0);
-  const extraSwitchedToNobody = run.faults.reduce((sum, f) => sum + f.events.filter((e) => e !== f.matched && e.wasActive && e.switchedToName === undefined).length, 0);
-  const falseBreakdown = {
-    wrongCause, extraInFaultWindow, extraWhilePartnerRespawning, extraSwitchedToNobody, strayBetweenFaults: run.strayEvents.length, baseline: run.baselineEvents.length,
+  const extra = (f: FaultRecord): EventRecord[] => f.events.filter((e) => e !== f.matched);
+  return {
+    wrongCause: faults.filter((f) => f.wrongCause).length,
+    extraInFaultWindow: faults.reduce((s, f) => s + f.falseEvents.length, 0),
+    extraWhilePartnerRespawning: run.faults.reduce((sum, f) => sum + extra(f).filter((e) => f.protectedAtMs === undefined || e.receivedAtMs <= f.protectedAtMs).length, 0),
+    extraSwitchedToNobody: run.faults.reduce((sum, f) => sum + extra(f).filter((e) => e.wasActive && e.switchedToName === undefined).length, 0),
+    strayBetweenFaults: run.strayEvents.length,
+    baseline: run.baselineEvents.length,
   };
-  const expected = run.streams.reduce((sum, st) => sum + st.finalSent, 0);
-  const explainedHandovers = faults.filter((f) => f.handover !== undefined).length;
-  const unexplainedAfterFault = faults.reduce((s, f) => s + f.unexplainedHandovers.length, 0);
-  const handovers = {
-    events: explainedHandovers + unexplainedAfterFault + run.strayHandovers.length + run.baselineHandovers.length,
+}
+
+/** Handovers: the ones a fault explains (its switch), and every other one, by where it came. */
+function handoverCounts(run: PhaseRun, faults: readonly FaultMeasure[]): PhaseSummary['totals']['handovers'] {
+  const explained = faults.filter((f) => f.handover !== undefined).length;
+  const afterFault = faults.reduce((s, f) => s + f.unexplainedHandovers.length, 0);
+  const unexplained = afterFault + run.strayHandovers.length + run.baselineHandovers.length;
+  return {
+    events: explained + unexplained,
     engineCounted: run.engineHandovers,
-    explained: explainedHandovers,
-    unexplained: unexplainedAfterFault + run.strayHandovers.length + run.baselineHandovers.length,
+    explained,
+    unexplained,
     unexplainedBreakdown: {
-      afterFault: unexplainedAfterFault, strayBetweenFaults: run.strayHandovers.length,
+      afterFault, strayBetweenFaults: run.strayHandovers.length,
       beforeBaseline: run.strayHandovers.filter((h) => h.atMs < run.baselineFromMs).length, baseline: run.baselineHandovers.length,
     },
   };
+}
 
-  // Where were losses? Next to which fault?
-  const lostDetail: PhaseSummary['lostDetail'] = [];
-  streams.forEach((s) => {
+function phaseTotals(run: PhaseRun, streams: readonly StreamIndex[], faults: readonly FaultMeasure[]): PhaseSummary['totals'] {
+  const sum = (pick: (s: StreamIndex) => number): number => streams.reduce((acc, s) => acc + pick(s), 0);
+  const delta = (k: string): number => (run.snmpAfter[k] ?? 0) - (run.snmpBefore[k] ?? 0);
+  const expected = run.streams.reduce((acc, st) => acc + st.finalSent, 0);
+  const falseBreakdown = falseFailovers(run, faults);
+  return {
+    expected,
+    received: sum((s) => s.stats.received),
+    lost: sum((s) => s.stats.lost),
+    duplicated: sum((s) => s.stats.duplicated),
+    reordered: sum((s) => s.stats.reordered),
+    mismatched: sum((s) => s.stats.mismatched),
+    inferredRebases: sum((s) => s.stats.inferredRebases),
+    unplaced: sum((s) => s.stats.unplaced),
+    malformed: sum((s) => s.stats.malformed),
+    beyondCursor: sum((s) => s.stats.beyondCursor),
+    firstMismatch: streams.find((s) => s.stats.firstMismatch)?.stats.firstMismatch,
+    falseFailovers: falseBreakdown.wrongCause + falseBreakdown.extraInFaultWindow + falseBreakdown.strayBetweenFaults + falseBreakdown.baseline,
+    falseBreakdown,
+    handovers: handoverCounts(run, faults),
+    failures: faults.filter((f) => f.failure !== undefined).length,
+    faults: faults.length,
+    restarts: run.restarts.length,
+    stalls: run.stalls.length,
+    replayErrors: run.replayErrors.length,
+    engineSentByPaths: run.engineSentByPaths,
+    extraSends: run.engineSentByPaths - expected,
+    kernelRcvbufErrors: delta('RcvbufErrors'),
+    kernelInErrors: delta('InErrors'),
+    kernelSndbufErrors: delta('SndbufErrors'),
+    receiverSocketDrops: run.socketDrops.drops,
+    receiverSocketsFound: run.socketDrops.found,
+  };
+}
+
+/** Where were losses? Next to which fault? (The first 500.) */
+function lostDetail(streams: readonly StreamIndex[], faults: readonly FaultMeasure[]): PhaseSummary['lostDetail'] {
+  const out: PhaseSummary['lostDetail'] = [];
+  for (const s of streams) {
     for (const c of s.lostCursors) {
-      if (lostDetail.length >= 500) return;
+      if (out.length >= 500) return out;
       const sched = s.schedule[c];
       let nearestFault: number | undefined;
       let fromFaultMs: number | undefined;
@@ -367,68 +439,26 @@ export function analyse(run: PhaseRun, a: AssetTiming, rand: () => number): { su
         const d = sched - f.faultAtMs;
         if (fromFaultMs === undefined || Math.abs(d) < Math.abs(fromFaultMs)) { fromFaultMs = d; nearestFault = f.i; }
       }
-      lostDetail.push({ sock: s.sock, gen: s.gen, cursor: c, scheduleMs: sched, nearestFault, fromFaultMs });
+      out.push({ sock: s.sock, gen: s.gen, cursor: c, scheduleMs: sched, nearestFault, fromFaultMs });
     }
-  });
+  }
+  return out;
+}
 
-  const dupDetail: PhaseSummary['dupDetail'] = [];
+/** Which datagrams came twice, and next to which fault (the first 500). */
+function dupDetail(streams: readonly StreamIndex[], faults: readonly FaultMeasure[]): PhaseSummary['dupDetail'] {
+  const out: PhaseSummary['dupDetail'] = [];
   for (const s of streams) {
     for (const dc of s.dupCursors) {
-      if (dupDetail.length >= 500) break;
+      if (out.length >= 500) return out;
       const first = dc.arrivals[0];
       let best: FaultMeasure | undefined;
       for (const f of faults) if (!best || Math.abs(first - f.faultAtMs) < Math.abs(first - best.faultAtMs)) best = f;
-      dupDetail.push({
+      out.push({
         sock: s.sock, gen: s.gen, cursor: dc.cursor, arrivals: dc.arrivals, scheduleMs: s.schedule[dc.cursor],
         nearestFault: best?.i, faultKind: best?.kind, faultTarget: best?.target, fromFaultMs: best ? first - best.faultAtMs : undefined,
       });
     }
   }
-
-  const delta = (k: string): number => (run.snmpAfter[k] ?? 0) - (run.snmpBefore[k] ?? 0);
-  const summary: PhaseSummary = {
-    sessions: run.sessions,
-    kinds,
-    baseline: {
-      instants: baseMeasures.length,
-      lateMs: summarize(baseMeasures.map((m) => m.lateWorst)),
-      latePooledMs: summarize(baseMeasures.flatMap((m) => m.lateBy)),
-      gapMs: summarize(baseMeasures.map((m) => m.gapWorst)),
-      failovers: run.baselineEvents.length,
-      handovers: run.baselineHandovers.length,
-      fromMs: run.baselineFromMs,
-      toMs: run.baselineToMs,
-    },
-    totals: {
-      expected,
-      received: sum((s) => s.stats.received),
-      lost: sum((s) => s.stats.lost),
-      duplicated: sum((s) => s.stats.duplicated),
-      reordered: sum((s) => s.stats.reordered),
-      mismatched: sum((s) => s.stats.mismatched),
-      inferredRebases: sum((s) => s.stats.inferredRebases),
-      unplaced: sum((s) => s.stats.unplaced),
-      malformed: sum((s) => s.stats.malformed),
-      beyondCursor: sum((s) => s.stats.beyondCursor),
-      firstMismatch: streams.find((s) => s.stats.firstMismatch)?.stats.firstMismatch,
-      falseFailovers: wrongCause + extraInFaultWindow + run.strayEvents.length + run.baselineEvents.length,
-      falseBreakdown,
-      handovers,
-      failures: faults.filter((f) => f.failure !== undefined).length,
-      faults: faults.length,
-      restarts: run.restarts.length,
-      stalls: run.stalls.length,
-      replayErrors: run.replayErrors.length,
-      engineSentByPaths: run.engineSentByPaths,
-      extraSends: run.engineSentByPaths - expected,
-      kernelRcvbufErrors: delta('RcvbufErrors'),
-      kernelInErrors: delta('InErrors'),
-      kernelSndbufErrors: delta('SndbufErrors'),
-      receiverSocketDrops: run.socketDrops.drops,
-      receiverSocketsFound: run.socketDrops.found,
-    },
-    lostDetail,
-    dupDetail,
-  };
-  return { summary, faults };
+  return out;
 }

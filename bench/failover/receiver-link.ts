@@ -8,12 +8,18 @@ import type { EngineAsset } from '../../src/engine/engine.js';
 import { sleep, withTimeout } from '../lib.js';
 import type { FromReceiver, ReceiverInit, SocketData, ToReceiver } from './model.js';
 
+/** What the bench's own waits are told when the receiver process or thread fails. */
+interface ReceiverDied {
+  readonly type: 'error';
+  readonly message: string;
+}
+
 /** The bench's handle on the receiver, in a child process (default) or a worker thread of this process. */
 export class Receiver {
   readonly ports: number[] = [];
   readonly recvBuffer: number[] = [];
   private last: number[] = [];
-  private handlers: Array<(m: FromReceiver) => void> = [];
+  private handlers: Array<(m: FromReceiver | ReceiverDied) => void> = [];
   private policyInfo: { policy: string; policyError: string | undefined } = { policy: '?', policyError: undefined };
 
   private constructor(
@@ -73,16 +79,17 @@ export class Receiver {
     for (const h of [...this.handlers]) h(m);
   }
 
+  /** The receiver died: every pending wait fails with why. */
   private fail(err: Error): void {
-    for (const h of [...this.handlers]) h({ type: 'error', message: err.message } as unknown as FromReceiver);
+    for (const h of [...this.handlers]) h({ type: 'error', message: err.message });
   }
 
   private next<T extends FromReceiver['type']>(type: T): Promise<FromReceiver & { type: T }> {
     return new Promise((resolve, reject) => {
-      const h = (m: FromReceiver): void => {
-        if ((m as { type: string }).type === 'error') {
+      const h = (m: FromReceiver | ReceiverDied): void => {
+        if (m.type === 'error') {
           this.handlers = this.handlers.filter((x) => x !== h);
-          reject(new Error((m as unknown as { message: string }).message));
+          reject(new Error(m.message));
         } else if (m.type === type) {
           this.handlers = this.handlers.filter((x) => x !== h);
           resolve(m as FromReceiver & { type: T });

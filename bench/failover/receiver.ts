@@ -21,7 +21,7 @@ export interface Channel {
 }
 
 /**
- * The receiver thread. One socket per session (sockets are added per engine
+ * The receiver. One socket per session (sockets are added per engine
  * generation, never reused), each stamping arrivals on the shared clock and
  * checking payloads against the asset in small batches.
  */
