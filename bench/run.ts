@@ -9,8 +9,8 @@
 //                                 options for one benchmark (split on spaces);
 //                                 given, they replace its QUICK or FULL options
 //
-// Options are never sent to every benchmark alike: they parse their own flags,
-// and some (admin-status) refuse flags they do not know.
+// Options are never sent to every benchmark alike: each parses its own flags
+// (bench/flags.ts) and refuses flags it does not know.
 
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
