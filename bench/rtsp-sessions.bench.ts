@@ -38,6 +38,7 @@ import { isMainThread, parentPort, Worker, workerData } from 'node:worker_thread
 import { parseConfig } from '../src/config/schema.js';
 import type { PlayResult } from '../src/engine/engine.js';
 import { silentLogger } from '../src/log.js';
+import { TICKS_HZ } from '../src/mpegts/packet.js';
 import { parseRtpInfo } from '../src/rtsp/headers/rtp-info.js';
 import { raiseThreadPriority } from '../src/shared/thread-priority.js';
 import { startServer, type TwinframeServer } from '../src/server.js';
@@ -296,7 +297,7 @@ async function measureLevel(server: TwinframeServer, port: number, receiver: Rec
     let minSeq = Infinity;
     let maxSeq = -Infinity;
     for (let k = 0; k < s.at.length; k++) {
-      const due = play.startTimeMs + ((s.ts[k] - play.rtptime) >>> 0) / 90;
+      const due = play.startTimeMs + ((s.ts[k] - play.rtptime) >>> 0) / (TICKS_HZ / 1000);
       // Extended sequence number relative to the play's first (no wrap within a few seconds).
       const ext = (s.seq[k] - play.seq) & 0xffff;
       if (seen.has(ext)) duplicated++;

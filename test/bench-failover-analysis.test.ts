@@ -10,8 +10,9 @@ import test from 'ava';
 import { analyse } from '../bench/failover/analysis.js';
 import type { AssetTiming, EventRecord, FaultRecord, HandoverRecord, PhaseRun, Segment, SocketData, StreamRec } from '../bench/failover/model.js';
 import { mulberry32 } from '../bench/lib.js';
+import { TICKS_HZ } from '../src/mpegts/packet.js';
+import { TS_PACKETS_PER_DATAGRAM } from '../src/rtp/packetizer.js';
 
-const TS_PER_DATAGRAM = 7;
 const DATAGRAMS = 400;
 const START_MS = 1000;
 const INITIAL_SEQ = 65_500; // the sequence numbers wrap inside the stream
@@ -19,8 +20,8 @@ const FAULT_MS = 1350;
 
 /** Datagram d is due at START_MS + d ms: its packets' PCR times step 90 ticks per datagram. */
 const timing: AssetTiming = {
-  packetCount: DATAGRAMS * TS_PER_DATAGRAM,
-  times: Uint32Array.from({ length: DATAGRAMS * TS_PER_DATAGRAM }, (_, p) => Math.floor(p / TS_PER_DATAGRAM) * 90),
+  packetCount: DATAGRAMS * TS_PACKETS_PER_DATAGRAM,
+  times: Uint32Array.from({ length: DATAGRAMS * TS_PACKETS_PER_DATAGRAM }, (_, p) => Math.floor(p / TS_PACKETS_PER_DATAGRAM) * (TICKS_HZ / 1000)),
 };
 
 const segment: Segment = { startCursor: 0, play: { seq: INITIAL_SEQ, rtptime: 0, startPacket: 0, startTimeMs: START_MS }, reason: 'first' };

@@ -4,11 +4,12 @@
 // per-fault measures (a) switch, (b) lateness, (c) gap, and their summaries.
 
 import { FaultKinds, type FaultKind } from '../../src/shared/commands.js';
+import { TS_PACKETS_PER_DATAGRAM } from '../../src/rtp/packetizer.js';
 import { sequenceStats } from '../../test/helpers/rtsp-client.js';
 import { nearest16 } from '../lib.js';
 import { summarize, type Summary } from '../stats.js';
 import {
-  GAP_AFTER_MS, GAP_BEFORE_MS, segmentLength, TARGET_LATE_P50_MS, TARGET_LATE_P99_MS, TS_PER_DATAGRAM, YOUNG_VICTIM_MS,
+  GAP_AFTER_MS, GAP_BEFORE_MS, segmentLength, TARGET_LATE_P50_MS, TARGET_LATE_P99_MS, TICKS_PER_MS, YOUNG_VICTIM_MS,
   type AssetTiming, type EventRecord, type FaultRecord, type HandoverRecord, type PhaseRun, type SocketData, type StreamRec,
 } from './model.js';
 
@@ -52,10 +53,10 @@ export function indexStream(d: SocketData, stream: StreamRec, a: AssetTiming): S
     const end = Math.min(size, s + 1 < segs.length ? segs[s + 1].startCursor : seg.startCursor + segmentLength(seg, a.packetCount));
     const t0 = a.times[seg.play.startPacket];
     for (let c = Math.max(0, seg.startCursor); c < end; c++) {
-      const packet = seg.play.startPacket + TS_PER_DATAGRAM * (c - seg.startCursor);
+      const packet = seg.play.startPacket + TS_PACKETS_PER_DATAGRAM * (c - seg.startCursor);
       if (packet >= a.packetCount) break;
       segOf[c] = s;
-      schedule[c] = seg.play.startTimeMs + (a.times[packet] - t0) / 90;
+      schedule[c] = seg.play.startTimeMs + (a.times[packet] - t0) / TICKS_PER_MS;
     }
   }
   let beyond = 0;

@@ -3,12 +3,13 @@
 // beyond segmentLength().
 
 import type { EngineAsset, PlayResult, SessionInfo } from '../../src/engine/engine.js';
+import { TICKS_HZ } from '../../src/mpegts/packet.js';
 import type { FaultKind } from '../../src/shared/commands.js';
+import { TS_PACKETS_PER_DATAGRAM } from '../../src/rtp/packetizer.js';
 
 export const EXPECTED_CAUSE: Record<FaultKind, string> = {
   crash: 'exit', exception: 'exception', hang: 'heartbeat', socket: 'socket', disk: 'disk', temperature: 'temperature',
 };
-export const TS_PER_DATAGRAM = 7;
 /** A victim synchronized less than this long before its fault is reported apart as young (one rule judges every age; the earlier design had a 3 s warm-up). */
 export const YOUNG_VICTIM_MS = 3000;
 export const RECV_BUFFER_BYTES = 4 * 1024 * 1024;
@@ -17,6 +18,8 @@ export const GAP_AFTER_MS = 100;
 export const TARGET_LATE_P50_MS = 1;
 export const TARGET_LATE_P99_MS = 33;
 export const RECEIVER_FIFO_PRIORITY = 5;
+/** RTP / PCR clock ticks per millisecond. */
+export const TICKS_PER_MS = TICKS_HZ / 1000;
 
 export interface Options {
   faults: number;
@@ -88,7 +91,7 @@ export type FromReceiver =
 
 /** Datagrams of a segment that plays to the end of the asset. */
 export function segmentLength(seg: Segment, packetCount: number): number {
-  return Math.ceil((packetCount - seg.play.startPacket) / TS_PER_DATAGRAM);
+  return Math.ceil((packetCount - seg.play.startPacket) / TS_PACKETS_PER_DATAGRAM);
 }
 
 /** What the analysis needs of the asset: its TS packet count and each packet's PCR time (90 kHz). */

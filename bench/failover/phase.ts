@@ -7,9 +7,10 @@
 import { Engine, type FailoverEvent } from '../../src/engine/engine.js';
 import { monoNowMs } from '../../src/shared/clock.js';
 import type { Logger } from '../../src/log.js';
+import { TS_PACKETS_PER_DATAGRAM } from '../../src/rtp/packetizer.js';
 import { nearest16, readSocketDrops, readStealMs, readUdpSnmp, sleep, threadPolicies, withTimeout } from '../lib.js';
 import {
-  EXPECTED_CAUSE, GAP_AFTER_MS, TS_PER_DATAGRAM,
+  EXPECTED_CAUSE, GAP_AFTER_MS,
   type BenchAsset, type EventRecord, type FaultRecord, type HandoverRecord, type Options, type PhaseRun, type Segment, type StreamRec,
 } from './model.js';
 import { Receiver } from './receiver-link.js';
@@ -199,8 +200,8 @@ class Phase {
     this.listen(G);
     await this.openSessions(G);
     // First plays start at random places, so that the sessions do not all reach the end together.
-    const maxStartDatagram = Math.max(1, Math.floor(this.spec.a.asset.packetCount / TS_PER_DATAGRAM) - 400);
-    for (let k = 0; k < n; k++) await this.play(G, k, TS_PER_DATAGRAM * Math.floor(this.spec.rand() * maxStartDatagram), 'first');
+    const maxStartDatagram = Math.max(1, Math.floor(this.spec.a.asset.packetCount / TS_PACKETS_PER_DATAGRAM) - 400);
+    for (let k = 0; k < n; k++) await this.play(G, k, TS_PACKETS_PER_DATAGRAM * Math.floor(this.spec.rand() * maxStartDatagram), 'first');
     G.watchdog = setInterval(() => this.restartStalled(G), 250);
     this.noteReady(G);
     return G;

@@ -7,11 +7,12 @@
 import dgram from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import type { SessionInfo } from '../../src/engine/engine.js';
+import { TS_PACKETS_PER_DATAGRAM } from '../../src/rtp/packetizer.js';
 import { raiseThreadPriority } from '../../src/shared/thread-priority.js';
 import { checkRtpStream, type SampleAsset } from '../../test/helpers/engine-fixture.js';
 import { parseRtpPacket, type RtpPacket } from '../../test/helpers/rtsp-client.js';
 import { nearest16 } from '../lib.js';
-import { RECEIVER_FIFO_PRIORITY, RECV_BUFFER_BYTES, segmentLength, TS_PER_DATAGRAM, type FromReceiver, type ReceiverInit, type Segment, type SocketData, type ToReceiver } from './model.js';
+import { RECEIVER_FIFO_PRIORITY, RECV_BUFFER_BYTES, segmentLength, TICKS_PER_MS, type FromReceiver, type ReceiverInit, type Segment, type SocketData, type ToReceiver } from './model.js';
 
 /** How the receiver talks to the bench: a worker's parentPort, or a child process's IPC channel. */
 export interface Channel {
@@ -132,10 +133,10 @@ export function runReceiver(init: ReceiverInit, port: Channel): void {
         let r = checkOne(info, seg, p);
         if (r.mismatched && r.firstMismatch?.startsWith('timestamp') && s.segments.length > 0) {
           const first = s.segments[0];
-          const packet = seg.play.startPacket + TS_PER_DATAGRAM * (cursor - seg.startCursor);
+          const packet = seg.play.startPacket + TS_PACKETS_PER_DATAGRAM * (cursor - seg.startCursor);
           const inferred: Segment = {
             startCursor: cursor,
-            play: { seq: p.sequence, rtptime: p.timestamp, startPacket: packet, startTimeMs: first.play.startTimeMs + ((p.timestamp - first.play.rtptime) >>> 0) / 90 },
+            play: { seq: p.sequence, rtptime: p.timestamp, startPacket: packet, startTimeMs: first.play.startTimeMs + ((p.timestamp - first.play.rtptime) >>> 0) / TICKS_PER_MS },
             reason: 'rebase',
           };
           const again = checkOne(info, inferred, p);
