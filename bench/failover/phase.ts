@@ -4,7 +4,7 @@
 // sessions on new receiver sockets), so one stuck engine does not spoil the
 // rest of the run. What it records (PhaseRun) goes to analysis.ts.
 
-import { Engine, type FailoverEvent } from '../../src/engine/engine.js';
+import { Engine, type FailoverEvent, type HandoverEvent } from '../../src/engine/engine.js';
 import { monoNowMs } from '../../src/shared/clock.js';
 import type { Logger } from '../../src/log.js';
 import { TS_PACKETS_PER_DATAGRAM } from '../../src/rtp/packetizer.js';
@@ -220,7 +220,7 @@ class Phase {
       else if (this.current?.gen === G.gen) this.current.events.push(rec);
       else run.strayEvents.push(rec);
     });
-    G.engine.on('handover', (h: { from: string; to: string; lateMs: number; atMs: number }) => {
+    G.engine.on('handover', (h: HandoverEvent) => {
       if (G.stopping) return;
       const rec: HandoverRecord = { from: h.from, to: h.to, lateMs: h.lateMs, atMs: h.atMs, receivedAtMs: monoNowMs(), gen: G.gen };
       if (this.mode === 'baseline') run.baselineHandovers.push(rec);
