@@ -15,16 +15,18 @@ import type { FailoverEvent } from '../src/engine/engine.js';
 import { silentLogger } from '../src/log.js';
 import { parseRtpInfo } from '../src/rtsp/headers/rtp-info.js';
 import { parseTransport } from '../src/rtsp/headers/transport.js';
-import { RTCP_BYE, RTCP_SDES, RTCP_SR, parseCompound, type ParsedRtcp } from '../src/rtsp/rtcp.js';
+import { RTCP_BYE, RTCP_SR } from '../src/rtsp/rtcp.js';
 import { startServer, type TwinframeServer } from '../src/server.js';
 import { loadSample, sleep, until, type SampleAsset } from './helpers/engine-fixture.js';
 import { freeUdpPortRange } from './helpers/port-range.js';
+import { parseCompound, type ParsedRtcp } from './helpers/rtcp.js';
 import { RtspClient, UdpReceiver } from './helpers/rtsp-client.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const ASSETS = path.resolve(here, '../../assets');
 const CTL = path.resolve(here, '../src/cli/twinframectl.js');
 const run = promisify(execFile);
+const RTCP_SDES = 202;
 
 let sample: SampleAsset;
 test.before(async () => {
