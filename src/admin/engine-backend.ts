@@ -2,7 +2,7 @@
 // on the engine (state machine commands, switches, faults), the catalog (assets)
 // and the configuration file (heartbeat and limits persist across restarts).
 
-import { TS_PAYLOAD_BYTES } from '../rtp/packetizer.js';
+import { TS_PACKET_BYTES } from '../mpegts/packet.js';
 import { readIndexMetaAsync } from '../catalog/index-file.js';
 import { indexPathFor } from '../catalog/index-pool.js';
 import type { AssetCatalog } from '../catalog/catalog.js';
@@ -90,7 +90,8 @@ export class EngineAdminBackend implements AdminBackend {
       transport: s.transport === 'rtp' ? 'RTP/AVP' : 'MP2T/UDP',
       state: s.state === 'ended' || s.state === 'closed' ? 'ready' : s.state,
       startedAt: s.openedAt.toISOString(),
-      positionSec: Math.round((s.sent * TS_PAYLOAD_BYTES * 8 / s.bitrate) * 10) / 10,
+      // Where the stream is in the asset (after a seek too), not how much it has sent.
+      positionSec: Math.round((s.packet * TS_PACKET_BYTES * 8 / s.bitrate) * 10) / 10,
       datagramsSent: s.sent,
       bitrateKbps: Math.round(s.bitrate / 1000),
     })));

@@ -60,6 +60,8 @@ export interface SessionInfo {
   readonly failure: SessionFailure | undefined;
   /** Datagrams sent so far (the shared cursor). */
   readonly sent: number;
+  /** Where the session stands in its asset: the packet its next datagram starts with (a seek moves it, sending advances it). */
+  readonly packet: number;
 }
 
 /** One row of the table. */
@@ -248,5 +250,6 @@ export function sessionInfo(s: Session, sent: number): SessionInfo {
     source: { address: s.ports.address, rtpPort: s.ports.rtpPort, rtcpPort: s.ports.rtcpPort },
     ssrc: s.ssrc, initialSeq: s.initialSeq, initialRtpTs: s.initialRtpTs, assetPath: s.asset.assetPath,
     assetName: s.assetName, bitrate: s.asset.bitrate, openedAt: s.openedAt, state: s.state, failure: s.failure, sent,
+    packet: currentPacket(s, sent),
   };
 }

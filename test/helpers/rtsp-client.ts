@@ -352,6 +352,8 @@ export interface ReceivedDatagram {
   readonly data: Buffer;
   /** process.hrtime.bigint() at arrival: the clock every twinframe thread shares. */
   readonly arrivalNs: bigint;
+  /** Sender as address:port: one source whichever data path sends. */
+  readonly from: string;
   /** Parsed header, in 'rtp' mode when the datagram is valid RTP. */
   readonly rtp: RtpPacket | undefined;
 }
@@ -383,7 +385,7 @@ export class UdpReceiver {
     this.host = options.host ?? '127.0.0.1';
     this.#rtp = rtp;
     this.#rtcp = rtcp;
-    rtp.on('message', (data: Buffer) => {
+    rtp.on('message', (data: Buffer, rinfo: dgram.RemoteInfo) => {
       const arrivalNs = process.hrtime.bigint();
       let rtpPacket: RtpPacket | undefined;
       if (this.mode === 'rtp') {
@@ -393,11 +395,11 @@ export class UdpReceiver {
           this.malformed += 1;
         }
       }
-      this.datagrams.push({ data, arrivalNs, rtp: rtpPacket });
+      this.datagrams.push({ data, arrivalNs, from: `${rinfo.address}:${rinfo.port}`, rtp: rtpPacket });
       this.#notify();
     });
-    rtcp.on('message', (data: Buffer) => {
-      this.rtcpDatagrams.push({ data, arrivalNs: process.hrtime.bigint(), rtp: undefined });
+    rtcp.on('message', (data: Buffer, rinfo: dgram.RemoteInfo) => {
+      this.rtcpDatagrams.push({ data, arrivalNs: process.hrtime.bigint(), from: `${rinfo.address}:${rinfo.port}`, rtp: undefined });
     });
   }
 
