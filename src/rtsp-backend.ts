@@ -16,6 +16,7 @@ class CatalogMedia implements RtspMedia {
   readonly sourceMtimeMs: number;
   readonly durationMs: number;
   readonly bitrate: number;
+  readonly packetCount: number;
   readonly #asset: CatalogAsset;
   readonly #engineAsset: EngineAsset;
   readonly #engine: Engine;
@@ -25,6 +26,7 @@ class CatalogMedia implements RtspMedia {
     this.sourceMtimeMs = asset.meta.sourceMtimeMs;
     this.durationMs = asset.meta.durationMs;
     this.bitrate = asset.meta.bitrate;
+    this.packetCount = asset.meta.packetCount;
     this.#asset = asset;
     this.#engineAsset = toEngineAsset({ ...asset, assetPath: asset.path });
     this.#engine = engine;

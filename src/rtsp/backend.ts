@@ -45,6 +45,8 @@ export interface RtspMedia {
   readonly durationMs: number;
   /** Bits per second. */
   readonly bitrate: number;
+  /** 188-byte TS packets in the asset (a play's last datagram may carry fewer than 7). */
+  readonly packetCount: number;
   /**
    * The packet a PLAY asked to start at `ticks` (90 kHz from the asset's start)
    * begins with: a decoder can only start at a key frame.

@@ -16,7 +16,8 @@ import { TwinframeError } from '../errors.js';
 import { monoNowMs } from '../shared/clock.js';
 import type { ChosenTransport } from './headers/transport.js';
 import type { ReportSource, RtcpSender } from './rtcp.js';
-import { TS_PAYLOAD_BYTES, rtpTimeAfter } from '../rtp/packetizer.js';
+import { TS_PACKET_BYTES } from '../mpegts/packet.js';
+import { TS_PACKETS_PER_DATAGRAM, TS_PAYLOAD_BYTES, rtpTimeAfter } from '../rtp/packetizer.js';
 import type { RtspMedia, RtspPlayResult, RtspSessionInfo } from './backend.js';
 
 export type RtspSessionState = 'ready' | 'playing';
@@ -47,6 +48,8 @@ export class RtspSession {
   #play: RtspPlayResult | undefined;
   /** The data paths reached the end of the asset; a PLAY without Range starts over. */
   #ended = false;
+  /** Bytes the asset's short last datagrams lacked of full ones, each time the end was reached. */
+  #shortfallBytes = 0;
   #rtcp: RtcpSender | undefined;
   #timer: NodeJS.Timeout | undefined;
   readonly #onTimeout: (session: RtspSession) => void;
@@ -133,6 +136,9 @@ export class RtspSession {
     if (this.#state !== 'playing') return;
     this.#state = 'ready';
     this.#ended = true;
+    // Datagrams hold 7 packets counted from the play's start packet: the last holds the rest.
+    const tail = this.#play ? (this.asset.packetCount - this.#play.startPacket) % TS_PACKETS_PER_DATAGRAM : 0;
+    if (tail !== 0) this.#shortfallBytes += (TS_PACKETS_PER_DATAGRAM - tail) * TS_PACKET_BYTES;
     this.#rtcp?.bye(this.reportSource).catch((err: Error) => this.log.warn({ err: err.message }, 'RTCP BYE failed'));
   }
 
@@ -153,8 +159,8 @@ export class RtspSession {
       wallMs,
       rtpTimestamp: rtpTimeAfter(play.rtptime, mono - play.startTimeMs),
       packetCount: packets,
-      // Every datagram but an asset's very last carries 7 whole TS packets.
-      octetCount: packets * TS_PAYLOAD_BYTES,
+      // Every datagram but an asset's last carries 7 whole TS packets.
+      octetCount: packets * TS_PAYLOAD_BYTES - this.#shortfallBytes,
     };
   };
 
