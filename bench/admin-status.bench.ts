@@ -13,21 +13,22 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { parseArgs } from 'node:util';
 import { parseConfig } from '../src/config/schema.js';
 import { silentLogger } from '../src/log.js';
 import { startServer } from '../src/server.js';
 import { loadSample } from '../test/helpers/engine-fixture.js';
-import { quantile } from './lib.js';
+import { Flags } from './flags.js';
+import { summarize } from './stats.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const ctl = path.resolve(here, '../src/cli/twinframectl.js');
 const run = promisify(execFile);
 
-const { values } = parseArgs({ options: { sessions: { type: 'string', default: '20' }, requests: { type: 'string', default: '200' }, cli: { type: 'string', default: '20' } } });
-const sessionCount = Number(values.sessions);
-const requestCount = Number(values.requests);
-const cliCount = Number(values.cli);
+const USAGE = 'usage: node dist/bench/admin-status.bench.js [--sessions 20] [--requests 200] [--cli 20]';
+const flags = Flags.parse(process.argv.slice(2), { sessions: 'string', requests: 'string', cli: 'string' }, USAGE);
+const sessionCount = Math.floor(flags.number('sessions') ?? 20);
+const requestCount = Math.floor(flags.number('requests') ?? 200);
+const cliCount = Math.floor(flags.number('cli') ?? 20);
 
 // The request loop runs in a child process so that the client's own event loop is
 // not the server's main thread.
@@ -45,9 +46,9 @@ import(${JSON.stringify(new URL('../src/admin/client.js', import.meta.url).href)
   process.stdout.write(JSON.stringify(times));
 });`;
 
-function summarize(times: number[]): { n: number; p50: number; p99: number; max: number } {
-  const s = [...times].sort((a, b) => a - b);
-  return { n: s.length, p50: round(quantile(s, 0.5)), p99: round(quantile(s, 0.99)), max: round(s[s.length - 1]) };
+function rounded(times: number[]): { n: number; p50: number; p99: number; max: number } {
+  const s = summarize(times);
+  return { n: s.n, p50: round(s.p50), p99: round(s.p99), max: round(s.max) };
 }
 
 function round(ms: number): number {
@@ -98,12 +99,12 @@ async function main(): Promise<void> {
     for (const id of ids) server.engine.closeSession(id);
 
     const rows = [
-      { case: 'idle', what: 'status request', ...summarize(idle.request) },
-      { case: `${sessionCount} sessions`, what: 'status request', ...summarize(busy.request) },
-      { case: 'idle', what: 'twinframectl status', ...summarize(idle.cli) },
-      { case: `${sessionCount} sessions`, what: 'twinframectl status', ...summarize(busy.cli) },
-      { case: 'idle', what: 'node -e 0 (baseline)', ...summarize(idle.bareNode) },
-      { case: `${sessionCount} sessions`, what: 'node -e 0 (baseline)', ...summarize(busy.bareNode) },
+      { case: 'idle', what: 'status request', ...rounded(idle.request) },
+      { case: `${sessionCount} sessions`, what: 'status request', ...rounded(busy.request) },
+      { case: 'idle', what: 'twinframectl status', ...rounded(idle.cli) },
+      { case: `${sessionCount} sessions`, what: 'twinframectl status', ...rounded(busy.cli) },
+      { case: 'idle', what: 'node -e 0 (baseline)', ...rounded(idle.bareNode) },
+      { case: `${sessionCount} sessions`, what: 'node -e 0 (baseline)', ...rounded(busy.bareNode) },
     ];
     console.log(`admin status latency, ms (datagrams streamed during the busy measurement: ${streamed}; target: twinframectl status < 50 ms)`);
     console.table(rows);

@@ -25,6 +25,7 @@
 // across a re-PLAY is left out.
 
 import { nearest16 } from './lib.js';
+import { quantileRank } from './stats.js';
 
 const TS_PACKET = 188;
 /** Gap histogram: 0.1 ms buckets up to 2 s, the last one for everything longer. */
@@ -147,12 +148,12 @@ export class SessionCount {
     this.totals.lost = Math.max(0, end - this.firstStart + 1 - unique);
   }
 
-  /** Nearest-rank quantile of the gaps, to the histogram's 0.1 ms (its bucket's upper edge; NaN with no gap). */
+  /** Nearest-rank quantile of the gaps (stats.ts's definition), to the histogram's 0.1 ms (its bucket's upper edge; NaN with no gap). */
   gapQuantileMs(q: number): number {
     let n = 0;
     for (const c of this.gaps) n += c;
     if (n === 0) return Number.NaN;
-    const rank = Math.max(1, Math.ceil(q * n));
+    const rank = quantileRank(n, q);
     let seen = 0;
     for (let b = 0; b < GAP_BUCKETS - 1; b++) {
       seen += this.gaps[b];

@@ -29,7 +29,8 @@ import { performance } from 'node:perf_hooks';
 import { parseRtpInfo } from '../src/rtsp/headers/rtp-info.js';
 import { parseSession } from '../src/rtsp/headers/session.js';
 import { openPortPair, RtspClient } from '../test/helpers/rtsp-client.js';
-import { FlagReader, mulberry32, readLoopbackUdpSockets, readSocketDrops, sleep } from './lib.js';
+import { Flags } from './flags.js';
+import { mulberry32, readLoopbackUdpSockets, readSocketDrops, sleep } from './lib.js';
 import { SessionCount } from './liveness-count.js';
 
 const USAGE = 'usage: node dist/bench/liveness-receiver.js --port P --sessions N [--asset /sample.ts] [--seed S] [--deadline-s S]';
@@ -49,18 +50,14 @@ interface Options {
 }
 
 function parseOptions(argv: string[]): Options {
-  const o: Options = { port: 0, sessions: 0, asset: '/sample.ts', seed: 1, deadlineS: 600 };
-  const args = new FlagReader(argv, USAGE);
-  for (const flag of args.flags()) {
-    switch (flag) {
-      case '--port': o.port = args.number(flag, { positive: true }); break;
-      case '--sessions': o.sessions = Math.floor(args.number(flag, { positive: true })); break;
-      case '--asset': o.asset = args.value(flag); break;
-      case '--seed': o.seed = Math.floor(args.number(flag)); break;
-      case '--deadline-s': o.deadlineS = args.number(flag, { positive: true }); break;
-      default: throw new Error(`unknown option ${flag}\n${USAGE}`);
-    }
-  }
+  const flags = Flags.parse(argv, { port: 'string', sessions: 'string', asset: 'string', seed: 'string', 'deadline-s': 'string' }, USAGE);
+  const o: Options = {
+    port: flags.number('port', { positive: true }) ?? 0,
+    sessions: Math.floor(flags.number('sessions', { positive: true }) ?? 0),
+    asset: flags.string('asset') ?? '/sample.ts',
+    seed: Math.floor(flags.number('seed') ?? 1),
+    deadlineS: flags.number('deadline-s', { positive: true }) ?? 600,
+  };
   if (o.port === 0 || o.sessions === 0) throw new Error(USAGE);
   return o;
 }

@@ -43,7 +43,8 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { FlagReader, readStealMs, readUdpSnmp, sleep, threadPolicies } from './lib.js';
+import { Flags } from './flags.js';
+import { readStealMs, readUdpSnmp, sleep, threadPolicies } from './lib.js';
 import type { SessionTotals } from './liveness-count.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -97,32 +98,25 @@ function parsePhase(name: string): PhaseSpec {
 }
 
 function parseOptions(argv: string[]): Options {
-  const o: Options = {
-    phases: ['idle', '1', '20', '50', '20load'].map(parsePhase), phaseS: 300, compare: undefined, settleS: 3,
-    loadProcs: cpus().length, seed: Date.now() % 2 ** 31, logs: undefined, out: path.join(ROOT, 'bench/results'), strict: false,
+  const flags = Flags.parse(argv, {
+    phases: 'string', 'phase-s': 'string', quick: 'boolean', compare: 'string', 'settle-s': 'string', 'load-procs': 'string',
+    seed: 'string', logs: 'string', out: 'string', strict: 'boolean',
+  }, USAGE);
+  const phases = (flags.list('phases') ?? ['idle', '1', '20', '50', '20load']).map(parsePhase);
+  if (phases.length === 0) throw new Error(`--phases is empty\n${USAGE}`);
+  const compare = flags.string('compare');
+  const logs = flags.string('logs');
+  return {
+    phases,
+    phaseS: flags.number('phase-s', { positive: true }) ?? (flags.has('quick') ? 20 : 300),
+    compare: compare === undefined ? undefined : path.resolve(compare),
+    settleS: Math.max(0, flags.number('settle-s') ?? 3),
+    loadProcs: Math.max(1, Math.floor(flags.number('load-procs', { positive: true }) ?? cpus().length)),
+    seed: Math.floor(flags.number('seed') ?? Date.now() % 2 ** 31),
+    logs: logs === undefined ? undefined : path.resolve(logs),
+    out: path.resolve(flags.string('out') ?? path.join(ROOT, 'bench/results')),
+    strict: flags.has('strict'),
   };
-  let phaseGiven = false;
-  let quick = false;
-  const args = new FlagReader(argv, USAGE);
-  for (const flag of args.flags()) {
-    switch (flag) {
-      case '--phases': o.phases = args.value(flag).split(',').filter(Boolean).map(parsePhase); break;
-      case '--phase-s': o.phaseS = args.number(flag, { positive: true }); phaseGiven = true; break;
-      case '--quick': quick = true; break;
-      case '--compare': o.compare = path.resolve(args.value(flag)); break;
-      case '--settle-s': o.settleS = Math.max(0, args.number(flag)); break;
-      case '--load-procs': o.loadProcs = Math.max(1, Math.floor(args.number(flag, { positive: true }))); break;
-      case '--seed': o.seed = Math.floor(args.number(flag)); break;
-      case '--logs': o.logs = path.resolve(args.value(flag)); break;
-      case '--out': o.out = path.resolve(args.value(flag)); break;
-      case '--strict': o.strict = true; break;
-      case '--help': case '-h': console.log(USAGE); process.exit(0); break;
-      default: throw new Error(`unknown option ${flag}\n${USAGE}`);
-    }
-  }
-  if (quick && !phaseGiven) o.phaseS = 20;
-  if (o.phases.length === 0) throw new Error(`--phases is empty\n${USAGE}`);
-  return o;
 }
 
 // ─────────────────────────────────────────────────────────────────────────────

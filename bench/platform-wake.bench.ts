@@ -22,7 +22,9 @@ import { fileURLToPath } from 'node:url';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { raiseThreadPriority } from '../src/shared/thread-priority.js';
 import { nativeAddon } from '../src/shared/native.js';
-import { FlagReader, quantile } from './lib.js';
+import { Flags } from './flags.js';
+import { withTimeout } from './lib.js';
+import { quantile } from './stats.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.basename(path.dirname(HERE)) === 'dist' ? path.resolve(HERE, '../..') : path.resolve(HERE, '..');
@@ -50,38 +52,23 @@ const USAGE = `usage: node dist/bench/platform-wake.bench.js [options]
   --quick            --duration-s 2 --rounds 1`;
 
 function parseOptions(argv: string[]): Options {
-  const o: Options = { durationS: 4, threads: [1, 3], modes: ['normal', 'fifo'], rounds: 2, timeoutMs: 0.12, thresholdMs: 0.75, out: path.join(ROOT, 'bench/results') };
-  let durationGiven = false;
-  let roundsGiven = false;
-  let quick = false;
-  const args = new FlagReader(argv, USAGE);
-  for (const flag of args.flags()) {
-    const value = (): string => args.value(flag);
-    const num = (): number => args.number(flag, { positive: true });
-    switch (flag) {
-      case '--duration-s': o.durationS = num(); durationGiven = true; break;
-      case '--threads': o.threads = value().split(',').map(Number).filter((n) => Number.isInteger(n) && n > 0); break;
-      case '--modes': {
-        const modes = value().split(',');
-        for (const m of modes) if (m !== 'normal' && m !== 'fifo') throw new Error(`unknown mode ${m}\n${USAGE}`);
-        o.modes = modes as Mode[];
-        break;
-      }
-      case '--rounds': o.rounds = Math.floor(num()); roundsGiven = true; break;
-      case '--timeout-ms': o.timeoutMs = num(); break;
-      case '--threshold-ms': o.thresholdMs = num(); break;
-      case '--out': o.out = path.resolve(value()); break;
-      case '--quick': quick = true; break;
-      case '--help': case '-h': console.log(USAGE); process.exit(0); break;
-      default: console.error(`platform-wake.bench: ignoring unknown option ${flag}`);
-    }
-  }
-  if (quick) {
-    if (!durationGiven) o.durationS = 2;
-    if (!roundsGiven) o.rounds = 1;
-  }
-  if (o.threads.length === 0) o.threads = [1, 3];
-  return o;
+  const flags = Flags.parse(argv, {
+    'duration-s': 'string', threads: 'string', modes: 'string', rounds: 'string', 'timeout-ms': 'string', 'threshold-ms': 'string', out: 'string', quick: 'boolean',
+  }, USAGE);
+  const quick = flags.has('quick');
+  const modes = flags.list('modes') ?? ['normal', 'fifo'];
+  for (const m of modes) if (m !== 'normal' && m !== 'fifo') throw new Error(`unknown mode ${m}\n${USAGE}`);
+  const threads = (flags.list('threads') ?? []).map(Number).filter((n) => Number.isInteger(n) && n > 0);
+  const positive = { positive: true };
+  return {
+    durationS: flags.number('duration-s', positive) ?? (quick ? 2 : 4),
+    threads: threads.length ? threads : [1, 3],
+    modes: modes as Mode[],
+    rounds: Math.floor(flags.number('rounds', positive) ?? (quick ? 1 : 2)),
+    timeoutMs: flags.number('timeout-ms', positive) ?? 0.12,
+    thresholdMs: flags.number('threshold-ms', positive) ?? 0.75,
+    out: path.resolve(flags.string('out') ?? path.join(ROOT, 'bench/results')),
+  };
 }
 
 // ─────────────────────────────────────────────────────────────────────────────
@@ -165,14 +152,6 @@ async function runOnce(mode: Mode, threads: number, o: Options): Promise<ThreadR
   } finally {
     await Promise.all(workers.map((w) => w.terminate()));
   }
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    p,
-    new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms); }),
-  ]).finally(() => clearTimeout(timer));
 }
 
 interface Row {

@@ -38,10 +38,14 @@ import { isMainThread, parentPort, Worker, workerData } from 'node:worker_thread
 import { parseConfig } from '../src/config/schema.js';
 import type { PlayResult } from '../src/engine/engine.js';
 import { silentLogger } from '../src/log.js';
+import { TICKS_HZ } from '../src/mpegts/packet.js';
 import { parseRtpInfo } from '../src/rtsp/headers/rtp-info.js';
 import { raiseThreadPriority } from '../src/shared/thread-priority.js';
 import { startServer, type TwinframeServer } from '../src/server.js';
 import { RtspClient, UdpReceiver } from '../test/helpers/rtsp-client.js';
+import { Flags } from './flags.js';
+import { sleep, withTimeout } from './lib.js';
+import { quantile, sortedFinite, summarize, type Summary } from './stats.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.basename(path.dirname(HERE)) === 'dist' ? path.resolve(HERE, '../..') : path.resolve(HERE, '..');
@@ -148,37 +152,27 @@ interface Options {
   out: string;
 }
 
+const USAGE = 'usage: node dist/bench/rtsp-sessions.bench.js [--levels 1,4,8] [--seconds 3] [--samples 30] [--quick] [--out DIR]\n  --quick  --levels 1,8,16 --seconds 1.5 --samples 10';
+
 function parseOptions(argv: string[]): Options {
-  const o: Options = { levels: [1, 2, 4, 8, 12, 16, 24, 32, 40, 48, 56, 64], seconds: 3, samples: 30, out: path.join(ROOT, 'bench/results') };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const v = (): string => {
-      const value = argv[++i];
-      if (value === undefined) throw new Error(`${a} needs a value`);
-      return value;
-    };
-    if (a === '--levels') o.levels = v().split(',').map(Number).filter((n) => Number.isInteger(n) && n > 0);
-    else if (a === '--seconds') o.seconds = Number(v());
-    else if (a === '--samples') o.samples = Number(v());
-    else if (a === '--out') o.out = path.resolve(v());
-    else if (a === '--quick') { o.levels = [1, 8, 16]; o.seconds = 1.5; o.samples = 10; }
-    else if (a === '--help') {
-      process.stdout.write('node dist/bench/rtsp-sessions.bench.js [--levels 1,4,8] [--seconds 3] [--samples 30] [--quick] [--out DIR]\n');
-      process.exit(0);
-    } else throw new Error(`unknown option ${a}`);
-  }
-  return o;
+  const flags = Flags.parse(argv, { levels: 'string', seconds: 'string', samples: 'string', quick: 'boolean', out: 'string' }, USAGE);
+  const quick = flags.has('quick');
+  const levels = flags.list('levels')?.map(Number).filter((n) => Number.isInteger(n) && n > 0);
+  return {
+    levels: levels ?? (quick ? [1, 8, 16] : [1, 2, 4, 8, 12, 16, 24, 32, 40, 48, 56, 64]),
+    seconds: flags.number('seconds', { positive: true }) ?? (quick ? 1.5 : 3),
+    samples: Math.floor(flags.number('samples', { positive: true }) ?? (quick ? 10 : 30)),
+    out: path.resolve(flags.string('out') ?? path.join(ROOT, 'bench/results')),
+  };
 }
 
 // ─────────────────────────────────────────────────────────────────────────────
 // Measurements
 
-interface Percentiles { readonly n: number; readonly p50: number; readonly p99: number; readonly p999: number; readonly max: number }
+interface Percentiles extends Summary { readonly p999: number }
 
 function percentiles(values: ArrayLike<number>): Percentiles {
-  const sorted = Float64Array.from(values).sort();
-  const at = (q: number): number => (sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]);
-  return { n: sorted.length, p50: at(0.5), p99: at(0.99), p999: at(0.999), max: sorted.length === 0 ? NaN : sorted[sorted.length - 1] };
+  return { ...summarize(values), p999: quantile(sortedFinite(values), 0.999) };
 }
 
 interface StartupResult {
@@ -303,7 +297,7 @@ async function measureLevel(server: TwinframeServer, port: number, receiver: Rec
     let minSeq = Infinity;
     let maxSeq = -Infinity;
     for (let k = 0; k < s.at.length; k++) {
-      const due = play.startTimeMs + ((s.ts[k] - play.rtptime) >>> 0) / 90;
+      const due = play.startTimeMs + ((s.ts[k] - play.rtptime) >>> 0) / (TICKS_HZ / 1000);
       // Extended sequence number relative to the play's first (no wrap within a few seconds).
       const ext = (s.seq[k] - play.seq) & 0xffff;
       if (seen.has(ext)) duplicated++;
@@ -442,16 +436,6 @@ async function main(): Promise<void> {
     await server?.close().catch(() => undefined);
     await rm(tmp, { recursive: true, force: true });
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([p, new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms); })])
-    .finally(() => clearTimeout(timer));
 }
 
 if (!isMainThread && (workerData as { role?: string } | null)?.role === 'receiver') {

@@ -1,36 +1,40 @@
-// Runs every benchmark in dist/bench (each *.bench.js) one after the other, in
-// its own process, and says which ones failed. What `npm run bench` calls.
+// Runs every benchmark in dist/bench (each <name>.bench.js and <name>/run.js) one
+// after the other, in its own process, and says which ones failed. What `npm run bench` calls.
 //
 //   node dist/bench/run.js [--only name[,name]] [--quick] [--args-<name> "<options>"]…
 //
-//   --only failover,platform      run only the benchmarks whose file name starts so
+//   --only failover,platform      run only the benchmarks whose name starts so
 //   --quick                       each benchmark's short form (QUICK below)
 //   --args-failover "--faults 200 --sessions 20"
 //                                 options for one benchmark (split on spaces);
 //                                 given, they replace its QUICK or FULL options
 //
-// Options are never sent to every benchmark alike: they parse their own flags,
-// and some (admin-status) refuse flags they do not know.
+// Options are never sent to every benchmark alike: each parses its own flags
+// (bench/flags.ts) and refuses flags it does not know.
 
 import { spawn } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Flags } from './flags.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 
 /** The short form of each benchmark, for --quick. */
 const QUICK: Record<string, string[]> = {
-  'failover.bench.js': ['--quick'],
-  'platform-wake.bench.js': ['--quick'],
-  'admin-status.bench.js': ['--requests', '50', '--cli', '5'],
-  'liveness.bench.js': ['--quick'],
+  failover: ['--quick'],
+  'platform-wake': ['--quick'],
+  'admin-status': ['--requests', '50', '--cli', '5'],
+  liveness: ['--quick'],
+  'rtsp-sessions': ['--quick'],
 };
 
 /** A full run's options for benchmarks whose own default is a soak too long to run with the others. */
 const FULL: Record<string, string[]> = {
-  'liveness.bench.js': ['--phase-s', '60'], // 5 phases × 1 min; its own 5 min a phase: npm run bench:liveness
+  liveness: ['--phase-s', '60'], // 5 phases × 1 min; its own 5 min a phase: npm run bench:liveness
 };
+
+const USAGE = 'usage: node dist/bench/run.js [--only name[,name]] [--quick] [--args-<name> "<options>"]';
 
 interface RunOptions {
   only: string[] | undefined;
@@ -38,24 +42,32 @@ interface RunOptions {
   args: Map<string, string[]>;
 }
 
-function parse(argv: string[]): RunOptions {
-  const o: RunOptions = { only: undefined, quick: false, args: new Map() };
+function parse(argv: readonly string[]): RunOptions {
+  // --args-<name> has a name of the user's choosing, which no flag table lists: take those pairs out first.
+  const args = new Map<string, string[]>();
+  const rest: string[] = [];
   for (let i = 0; i < argv.length; i++) {
-    const flag = argv[i];
-    if (flag === '--only') o.only = (argv[++i] ?? '').split(',').filter(Boolean);
-    else if (flag === '--quick') o.quick = true;
-    else if (flag.startsWith('--args-')) o.args.set(flag.slice('--args-'.length), (argv[++i] ?? '').split(/\s+/).filter(Boolean));
-    else if (flag === '--help' || flag === '-h') {
-      console.log('usage: node dist/bench/run.js [--only name[,name]] [--quick] [--args-<name> "<options>"]');
-      process.exit(0);
-    } else console.error(`bench runner: ignoring unknown option ${flag}`);
+    const m = /^--args-([^=]+)(?:=(.*))?$/s.exec(argv[i]);
+    if (m === null) rest.push(argv[i]);
+    else args.set(m[1], (m[2] ?? argv[++i] ?? '').split(/\s+/).filter(Boolean));
   }
-  return o;
+  const flags = Flags.parse(rest, { only: 'string', quick: 'boolean' }, USAGE);
+  return { only: flags.list('only'), quick: flags.has('quick'), args };
 }
 
 function argsFor(bench: string, o: RunOptions): string[] {
   for (const [prefix, args] of o.args) if (bench.startsWith(prefix)) return args;
   return (o.quick ? QUICK : FULL)[bench] ?? [];
+}
+
+/** The benchmarks in `dir`: each `<name>.bench.js`, and each `<name>/run.js` (a benchmark split into modules). */
+function findBenches(dir: string): Array<{ name: string; file: string }> {
+  const benches: Array<{ name: string; file: string }> = [];
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    if (entry.isFile() && entry.name.endsWith('.bench.js')) benches.push({ name: entry.name.slice(0, -'.bench.js'.length), file: path.join(dir, entry.name) });
+    else if (entry.isDirectory() && existsSync(path.join(dir, entry.name, 'run.js'))) benches.push({ name: entry.name, file: path.join(dir, entry.name, 'run.js') });
+  }
+  return benches.sort((x, y) => x.name.localeCompare(y.name));
 }
 
 function runBench(file: string, args: string[]): Promise<{ code: number | null; signal: NodeJS.Signals | null; seconds: number }> {
@@ -80,20 +92,17 @@ function runBench(file: string, args: string[]): Promise<{ code: number | null; 
 async function main(): Promise<void> {
   const o = parse(process.argv.slice(2));
   const only = o.only;
-  const benches = readdirSync(HERE)
-    .filter((f) => f.endsWith('.bench.js'))
-    .filter((f) => !only || only.some((o) => f.startsWith(o)))
-    .sort();
+  const benches = findBenches(HERE).filter((b) => !only || only.some((prefix) => b.name.startsWith(prefix)));
   if (benches.length === 0) {
-    console.error(`bench runner: no *.bench.js in ${HERE}${only ? ` matching ${only.join(',')}` : ''} (did the build run?)`);
+    console.error(`bench runner: no benchmark in ${HERE}${only ? ` matching ${only.join(',')}` : ''} (did the build run?)`);
     process.exitCode = 1;
     return;
   }
   const results: Array<{ bench: string; code: number | null; signal: NodeJS.Signals | null; seconds: number }> = [];
   for (const bench of benches) {
-    const args = argsFor(bench, o);
-    console.log(`\n═══ ${bench} ${args.join(' ')}`.trimEnd());
-    results.push({ bench, ...(await runBench(path.join(HERE, bench), args)) });
+    const args = argsFor(bench.name, o);
+    console.log(`\n═══ ${bench.name} ${args.join(' ')}`.trimEnd());
+    results.push({ bench: bench.name, ...(await runBench(bench.file, args)) });
   }
   console.log('\n═══ benchmarks');
   for (const r of results) {

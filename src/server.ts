@@ -14,6 +14,7 @@ import { MAX_SESSIONS } from './shared/layout.js';
 import { AdminServer } from './admin/server.js';
 import { EngineAdminBackend } from './admin/engine-backend.js';
 import { RtspServer, type RtspServerOptions } from './rtsp/server.js';
+import { EngineRtspBackend } from './rtsp-backend.js';
 
 export interface ServerOptions {
   readonly config: TwinframeConfig;
@@ -24,7 +25,7 @@ export interface ServerOptions {
    * RTSP settings the configuration cannot express (port 0, sub-second
    * timeouts for tests, the connection cap); they win over the configuration.
    */
-  readonly rtsp?: Partial<Omit<RtspServerOptions, 'engine' | 'catalog' | 'logger'>>;
+  readonly rtsp?: Partial<Omit<RtspServerOptions, 'backend' | 'logger'>>;
 }
 
 export interface TwinframeServer {
@@ -69,8 +70,7 @@ export async function startServer(options: ServerOptions): Promise<TwinframeServ
     await admin.listen();
     stops.push(() => admin.close());
     const rtsp = new RtspServer({
-      engine,
-      catalog,
+      backend: new EngineRtspBackend(engine, catalog),
       host: config.rtsp.host,
       port: config.rtsp.port,
       sessionTimeoutMs: config.rtsp.sessionTimeoutSec * 1000,

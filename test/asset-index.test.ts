@@ -1,5 +1,5 @@
 // Tests for building an asset index (src/catalog/asset-index.ts), its file
-// format (src/catalog/index-file.ts) and the worker's error envelope
+// format (src/index-format/index-format.ts, read and written by src/catalog/index-file.ts) and the worker's error envelope
 // (src/catalog/index-worker.ts).
 
 import fs from 'node:fs';
@@ -8,18 +8,16 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import test, { type ExecutionContext } from 'ava';
 import { TwinframeError, type ErrorCode } from '../src/errors.js';
-import { buildAssetIndex } from '../src/catalog/asset-index.js';
+import { buildAssetIndex } from './helpers/asset-index.js';
+import { readIndexFile, readIndexMetaAsync, writeIndexFile } from '../src/catalog/index-file.js';
 import {
   INDEX_MAGIC,
   IndexHeader,
   randomAccessAtOrBefore,
-  readIndexFile,
-  readIndexMeta,
   timeEntryOffset,
   timesTableOffset,
-  writeIndexFile,
   type AssetIndex,
-} from '../src/catalog/index-file.js';
+} from '../src/index-format/index-format.js';
 import indexAsset, { deserializeError, serializeError } from '../src/catalog/index-worker.js';
 import { PCR_WRAP, TS_PACKET_BYTES, encodePcr, packetPcr, packetPid, packetPusi, payloadOffset } from '../src/mpegts/packet.js';
 import { crc32Mpeg2 } from '../src/mpegts/psi.js';
@@ -392,7 +390,7 @@ test('an index file round-trips its metadata and times table', async (t) => {
   const back = readIndexFile(file);
   t.deepEqual(back.meta, index.meta);
   t.deepEqual(back.times, index.times);
-  t.deepEqual(readIndexMeta(file), index.meta);
+  t.deepEqual(await readIndexMetaAsync(file), index.meta);
   t.deepEqual(fs.readdirSync(path.dirname(file)), ['sample.tfidx'], 'no temporary file is left behind');
 });
 
@@ -445,7 +443,7 @@ test('corrupt index files are refused as corrupt', async (t) => {
     t.is(err?.code, 'TF_INDEX_CORRUPT', label);
     t.true(err?.message.includes(bad), label);
   }
-  t.is(t.throws(() => readIndexMeta(path.join(path.dirname(file), 'missing.tfidx')))?.constructor, TwinframeError);
+  t.is((await t.throwsAsync(() => readIndexMetaAsync(path.join(path.dirname(file), 'missing.tfidx'))))?.constructor, TwinframeError);
 });
 
 test('a seek lands on the last random-access point at or before it', (t) => {
@@ -501,7 +499,7 @@ test('the index worker writes the index file and returns its metadata', async (t
   const indexPath = path.join(dir, 'sample.tfidx');
   const result = runTask(SAMPLE, indexPath);
   if (!result.ok) return t.fail(result.error.message);
-  t.deepEqual(readIndexMeta(indexPath), result.meta);
+  t.deepEqual(await readIndexMetaAsync(indexPath), result.meta);
 });
 
 test('the index worker indexes the file open on its descriptor, whatever the name means by then', async (t) => {

@@ -10,7 +10,7 @@ import test, { type ExecutionContext } from 'ava';
 import { TwinframeError, type ErrorCode } from '../src/errors.js';
 import { AssetCatalog } from '../src/catalog/catalog.js';
 import { IndexPool, indexPathFor } from '../src/catalog/index-pool.js';
-import { readIndexMeta } from '../src/catalog/index-file.js';
+import { readIndexMetaAsync } from '../src/catalog/index-file.js';
 import { mkfifo, rescueFifoAfter } from './helpers/fifo.js';
 import { leakCheck } from './helpers/leak-check.js';
 
@@ -95,7 +95,7 @@ test('the index pool rebuilds when the asset is touched or rewritten', async (t)
   const touched = await f.pool.index(asset, f.cache);
   t.is(f.pool.stats.builds, 2);
   t.not(touched.meta.sourceMtimeMs, first.meta.sourceMtimeMs);
-  t.is(readIndexMeta(touched.indexPath).sourceMtimeMs, fs.statSync(asset).mtimeMs);
+  t.is((await readIndexMetaAsync(touched.indexPath)).sourceMtimeMs, fs.statSync(asset).mtimeMs);
 
   // Rewritten with the first half only: a different asset, indexed afresh.
   await fs.promises.writeFile(asset, SAMPLE_BYTES.subarray(0, 188 * 12_000));

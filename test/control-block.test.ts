@@ -4,7 +4,7 @@
 import test from 'ava';
 import { ControlBlock, newCtrlState } from '../src/shared/control-block.js';
 import {
-  CTRL, I32, PATH_COUNT, PATH_F64, PATH_I32, SEGMENT_F64, SEGMENT_SLOTS, computeLayout,
+  CTRL, FAILURE_CAUSE_CODES, FailureCause, I32, PATH_COUNT, PATH_F64, PATH_I32, SEGMENT_F64, SEGMENT_SLOTS, computeLayout,
   pathF64Index, pathI32Index, segmentF64Index,
 } from '../src/shared/layout.js';
 
@@ -92,20 +92,28 @@ test('a new segment starts at the current cursor and its parameters read back wh
   t.false(cb.readSegment(2, first.id, out), 'two segments later its slot holds another');
 });
 
+test('every failure cause survives the 8-bit critical word', (t) => {
+  const cb = ControlBlock.create(4);
+  for (const cause of FAILURE_CAUSE_CODES) {
+    cb.reportCritical(1, cb.beginIncarnation(1), cause, 1);
+    t.is(cb.critical(1)?.cause, cause);
+  }
+});
+
 test('a critical-failure word from an older incarnation is ignored, and a failure is claimed once', (t) => {
   const cb = ControlBlock.create(4);
   const first = cb.beginIncarnation(0);
-  cb.reportCritical(0, first, 2, 123);
-  t.deepEqual(cb.critical(0), { cause: 2, atMs: 123 });
+  cb.reportCritical(0, first, FailureCause.EXIT, 123);
+  t.deepEqual(cb.critical(0), { cause: FailureCause.EXIT, atMs: 123 });
   t.true(cb.claimFailure(0, first));
   t.false(cb.claimFailure(0, first));
   const second = cb.beginIncarnation(0);
   t.is(cb.critical(0), undefined, 'the old word does not blame the new worker');
   t.false(cb.failureClaimed(0));
-  cb.setReady(0, second);
-  t.true(cb.isReady(0));
-  cb.clearReady(0);
-  t.false(cb.isReady(0));
+  cb.setOnline(0, second);
+  t.true(cb.isOnline(0));
+  cb.clearOnline(0);
+  t.false(cb.isOnline(0));
 });
 
 test('control words keep cursor, flags and segment apart', (t) => {

@@ -187,7 +187,7 @@ test.serial('manual switchovers back and forth are lossless, so both paths build
     });
     const { check } = delivered;
     const sentByPath = engine.status().paths.map((p) => p.sent);
-    t.true(sentByPath.every((n) => n > 50), `both paths sent: ${sentByPath}`);
+    t.true(sentByPath.every((n) => n > 50), `both paths sent: ${sentByPath.join(', ')}`);
     assertDelivered(t, delivered);
     // Every datagram, whichever path sent it, equals the one the asset dictates for its place.
     t.deepEqual({ lost: check.lost, duplicated: check.duplicated, mismatched: check.mismatched }, { lost: 0, duplicated: 0, mismatched: 0 }, check.firstMismatch);

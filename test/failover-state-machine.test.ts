@@ -4,30 +4,22 @@
 
 import test from 'ava';
 import { isTwinframeError } from '../src/errors.js';
-import { FailoverState, FailoverType } from '../src/failover/states.js';
+import { FailoverState, FailoverType, FailureCause, PATH_NAMES, partnerOf, type PathName } from '../src/shared/layout.js';
 import {
-  EVENT_KINDS,
-  PATH_COMMANDS,
-  PATH_NAMES,
+  OPERATOR_COMMANDS,
   VALID_PATH_STATES,
-  allEvents,
   allowedCommands,
-  applyEvents,
   bootstrapPair,
-  canManualSwitch,
   describePair,
   initialPair,
-  isConsistentPair,
-  partnerOf,
-  rejoinEvents,
   senderOf,
   transition,
   type FailoverAction,
-  type FailoverEvent,
   type FailoverPair,
+  type MachineEvent,
   type PathFailover,
-  type PathName,
 } from '../src/failover/state-machine.js';
+import { EVENT_KINDS, allEvents, applyEvents, canManualSwitch, isConsistentPair, rejoinEvents } from './helpers/failover-events.js';
 
 // --- labels for the twelve per-path states ---------------------------------------------
 
@@ -161,24 +153,9 @@ const SPEC: Record<string, readonly Row[]> = {
     [['FS'], ['U', 'FU'], go('SO', '=')],
     ['*', '*', ILLEGAL],
   ],
-  partner_online: [
-    ['*', ONLINE, go('=', '=')], // already known
-    [['SNP'], ['PO'], go('S', 'P', 'start q<-p', 'switch p>q')],
-    ['*', ['PO'], go('=', 'PNS', 'start q', 'switch >q')],
-    [['PNS'], ['SSed'], go('P', 'S', 'start q<-p')],
-    ['*', ['SSed'], go('=', 'SNP', 'start q', 'switch >q')],
-    ['*', '*', ILLEGAL],
-  ],
-  partner_offline: [
-    [['S'], ['P'], go('SNP', 'PO', 'switch q>p', 'stop q')],
-    ['*', ['PNS'], go('=', 'PO', 'switch q>', 'stop q')],
-    [['P'], ['S'], go('PNS', 'SSed', 'stop q')],
-    ['*', ['SNP'], go('=', 'SSed', 'switch q>', 'stop q')],
-    ['*', '*', go('=', '=')], // already offline
-  ],
 };
 
-function specFor(event: FailoverEvent, mine: Label, partner: Label): Outcome {
+function specFor(event: MachineEvent, mine: Label, partner: Label): Outcome {
   const key = event.kind === 'set_config_type' ? `set_config_type ${event.type}` : event.kind;
   const rows = SPEC[key];
   if (rows === undefined) throw new Error(`no specification rows for ${key}`);
@@ -195,7 +172,7 @@ function decodeAction(spec: string, p: PathName): FailoverAction {
   switch (verb) {
     case 'sync': return { kind: 'begin-sync', path: name(arg)! };
     case 'stop': return { kind: 'stop-path', path: name(arg)! };
-    case 'restart': return { kind: 'restart-path', path: name(arg)!, cause: '' };
+    case 'restart': return { kind: 'restart-path', path: name(arg)!, cause: FailureCause.EXCEPTION };
     case 'start': {
       const [who, from = ''] = arg.split('<-') as [string, string?];
       return { kind: 'start-path', path: name(who)!, mirrorFrom: name(from) };
@@ -208,9 +185,9 @@ function decodeAction(spec: string, p: PathName): FailoverAction {
   }
 }
 
-/** Actions without the free-text failure cause, for comparison with the spec. */
+/** Actions with one failure cause (the spec's), for comparison with the spec. */
 function normalize(actions: readonly FailoverAction[]): FailoverAction[] {
-  return actions.map((a) => (a.kind === 'restart-path' ? { ...a, cause: '' } : a));
+  return actions.map((a) => (a.kind === 'restart-path' ? { ...a, cause: FailureCause.EXCEPTION } : a));
 }
 
 // --- the pairs under test ----------------------------------------------------------------
@@ -298,10 +275,10 @@ test('allowedCommands lists exactly the commands the specification accepts', (t)
       const accepted = new Set<string>();
       for (const event of allEvents()) {
         if (event.kind === 'manual_switch' || event.path !== path) continue;
-        if (!(PATH_COMMANDS as readonly string[]).includes(event.kind)) continue;
+        if (!(OPERATOR_COMMANDS as readonly string[]).includes(event.kind)) continue;
         if (!('error' in specFor(event, mine, partner))) accepted.add(event.kind);
       }
-      t.deepEqual(allowedCommands(pair, path), PATH_COMMANDS.filter((c) => accepted.has(c)), `${path}=${mine} partner=${partner}`);
+      t.deepEqual(allowedCommands(pair, path), OPERATOR_COMMANDS.filter((c) => accepted.has(c)), `${path}=${mine} partner=${partner}`);
     }
   }
 });
@@ -359,14 +336,14 @@ test('the consistent pairs are exactly the pairs reachable from a fresh pair', (
 });
 
 test("the patent's walk-through configures, synchronizes and starts a protected pair", (t) => {
-  const steps: Array<[FailoverEvent, { a: string; b: string }]> = [
+  const steps: Array<[MachineEvent, { a: string; b: string }]> = [
     [{ kind: 'set_config_type', path: 'a', type: 'primary' }, { a: 'Primary_Offline', b: 'Undefined' }], // [0079]
     [{ kind: 'start_streaming', path: 'a' }, { a: 'Primary_No_Secondary', b: 'Undefined' }], // [0080]
     [{ kind: 'set_config_type', path: 'b', type: 'secondary' }, { a: 'Primary_No_Secondary', b: 'Secondary_Offline' }], // [0081]
     [{ kind: 'failover_sync', path: 'b' }, { a: 'Primary_No_Secondary', b: 'Secondary_Synchronizing' }], // [0082]
     [{ kind: 'sync_complete', path: 'b' }, { a: 'Primary_No_Secondary', b: 'Secondary_Synchronized' }],
     [{ kind: 'start_streaming', path: 'b' }, { a: 'Primary', b: 'Secondary' }], // [0086]
-    [{ kind: 'critical_failure', path: 'a', cause: 'disk: EIO' }, { a: 'Failed', b: 'Primary_No_Secondary' }], // [0094]
+    [{ kind: 'critical_failure', path: 'a', cause: FailureCause.DISK }, { a: 'Failed', b: 'Primary_No_Secondary' }], // [0094]
     [{ kind: 'heartbeat_missed', path: 'a' }, { a: 'Failed', b: 'Primary_No_Secondary' }], // late second detector
     [{ kind: 'repaired', path: 'a' }, { a: 'Secondary_Offline', b: 'Primary_No_Secondary' }],
     [{ kind: 'failover_sync', path: 'a' }, { a: 'Secondary_Synchronizing', b: 'Primary_No_Secondary' }],
@@ -389,7 +366,7 @@ test("the patent's walk-through configures, synchronizes and starts a protected 
   t.deepEqual(seenActions[1], [{ kind: 'start-path', path: 'a', mirrorFrom: null }, { kind: 'switch-active', from: null, to: 'a' }]);
   t.deepEqual(seenActions[3], [{ kind: 'begin-sync', path: 'b' }]);
   t.deepEqual(seenActions[5], [{ kind: 'start-path', path: 'b', mirrorFrom: 'a' }]);
-  t.deepEqual(seenActions[6], [{ kind: 'switch-active', from: 'a', to: 'b' }, { kind: 'restart-path', path: 'a', cause: 'disk: EIO' }]);
+  t.deepEqual(seenActions[6], [{ kind: 'switch-active', from: 'a', to: 'b' }, { kind: 'restart-path', path: 'a', cause: FailureCause.DISK }]);
   t.deepEqual(seenActions[7], []);
   t.deepEqual(seenActions[14], [{ kind: 'switch-active', from: 'b', to: 'a' }]);
 });
@@ -407,9 +384,9 @@ test('bootstrapPair takes a fresh pair to Primary and Secondary, for either prim
 
 test('a failed secondary leaves the primary sending, and rejoinEvents brings the pair back', (t) => {
   let { pair } = applyEvents(initialPair(), bootstrapPair('a'));
-  const r = transition(pair, { kind: 'critical_failure', path: 'b', cause: 'socket: EPERM' });
+  const r = transition(pair, { kind: 'critical_failure', path: 'b', cause: FailureCause.SOCKET });
   t.deepEqual(describePair(r.pair), { a: 'Primary_No_Secondary', b: 'Failed' });
-  t.deepEqual(r.actions, [{ kind: 'restart-path', path: 'b', cause: 'socket: EPERM' }]);
+  t.deepEqual(r.actions, [{ kind: 'restart-path', path: 'b', cause: FailureCause.SOCKET }]);
   t.is(senderOf(r.pair), 'a');
   pair = transition(r.pair, { kind: 'repaired', path: 'b' }).pair;
   t.deepEqual(describePair(pair), { a: 'Primary_No_Secondary', b: 'Secondary_Offline' });
@@ -448,7 +425,7 @@ test('an illegal command names the state and the allowed commands in its message
 test('transition never modifies the pair it is given', (t) => {
   const { pair } = applyEvents(initialPair(), bootstrapPair('a'));
   const frozen = Object.freeze({ a: Object.freeze({ ...pair.a }), b: Object.freeze({ ...pair.b }) });
-  const r = transition(frozen, { kind: 'critical_failure', path: 'a', cause: 'x' });
+  const r = transition(frozen, { kind: 'critical_failure', path: 'a', cause: FailureCause.EXCEPTION });
   t.deepEqual(describePair(frozen), { a: 'Primary', b: 'Secondary' });
   t.not(r.pair, frozen);
 });

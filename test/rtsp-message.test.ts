@@ -8,12 +8,11 @@ import {
   REASON_PHRASES,
   RtspHeaders,
   RtspRequestParser,
-  RtspResponseParser,
   reasonPhrase,
-  serializeRequest,
   serializeResponse,
   type RtspRequest,
 } from '../src/rtsp/message.js';
+import { RtspResponseParser, serializeRequest } from './helpers/rtsp-message.js';
 
 const OPTIONS = 'OPTIONS * RTSP/1.0\r\nCSeq: 1\r\nUser-Agent: test\r\n\r\n';
 const DESCRIBE = 'DESCRIBE rtsp://127.0.0.1:8554/sample.ts RTSP/1.0\r\nCSeq: 2\r\nAccept: application/sdp\r\n\r\n';

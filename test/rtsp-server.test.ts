@@ -16,9 +16,11 @@ import { parseRange } from '../src/rtsp/headers/range.js';
 import { parseRtpInfo } from '../src/rtsp/headers/rtp-info.js';
 import { parseSession } from '../src/rtsp/headers/session.js';
 import { parseTransport } from '../src/rtsp/headers/transport.js';
-import type { RtspResponse } from '../src/rtsp/message.js';
-import { RTCP_BYE, RTCP_SR, parseCompound } from '../src/rtsp/rtcp.js';
+import type { RtspResponse } from './helpers/rtsp-message.js';
+import { RTCP_BYE, RTCP_SR } from '../src/rtsp/rtcp.js';
+import { parseCompound } from './helpers/rtcp.js';
 import { RtspServer, type RtspServerOptions } from '../src/rtsp/server.js';
+import { EngineRtspBackend } from '../src/rtsp-backend.js';
 import { startServer, type TwinframeServer } from '../src/server.js';
 import { checkRtpStream, loadSample, minDatagrams, sleep, type SampleAsset } from './helpers/engine-fixture.js';
 import { RtspClient, UdpReceiver, type RtpPacket } from './helpers/rtsp-client.js';
@@ -33,7 +35,7 @@ let server: TwinframeServer;
 let port: number;
 let tmp: string;
 
-async function startRtsp(dir: string, rtsp: Partial<Omit<RtspServerOptions, 'engine' | 'catalog' | 'logger'>>): Promise<TwinframeServer> {
+async function startRtsp(dir: string, rtsp: Partial<Omit<RtspServerOptions, 'backend' | 'logger'>>): Promise<TwinframeServer> {
   const config = parseConfig({
     media: { mounts: [{ prefix: '', dir: ASSETS }], cacheDir: path.join(dir, 'cache') },
     admin: { socketPath: path.join(dir, `admin-${Math.random().toString(36).slice(2, 8)}.sock`) },
@@ -418,7 +420,7 @@ test.serial('stream limits: SETUP and PLAY over a limit get 453 while a running 
 
 test.serial('with allowForeignDestination, SETUP may aim the stream at another address (a name is resolved first)', async (t) => {
   // A second front end on the same engine and catalog, configured the other way.
-  const foreign = new RtspServer({ engine: server.engine, catalog: server.catalog, port: 0, allowForeignDestination: true, sessionTimeoutMs: 10_000 });
+  const foreign = new RtspServer({ backend: new EngineRtspBackend(server.engine, server.catalog), port: 0, allowForeignDestination: true, sessionTimeoutMs: 10_000 });
   await foreign.listen();
   const client = await RtspClient.connect({ port: foreign.port });
   const receiver = await UdpReceiver.open({ host: '127.0.0.2' });

@@ -247,7 +247,7 @@ test('the socket comes from TWINFRAME_ADMIN_SOCKET when --socket is not given', 
   await withServer(async ({ socketPath }) => {
     const r = await run(['status', '--json'], cleanEnv({ TWINFRAME_ADMIN_SOCKET: socketPath }));
     t.is(r.code, 0, r.stderr);
-    t.is(JSON.parse(r.stdout).active, 'b');
+    t.is((JSON.parse(r.stdout) as StatusResult).active, 'b');
   });
 });
 

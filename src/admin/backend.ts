@@ -5,14 +5,13 @@
 // code, message and details travel to the client unchanged; any other exception is
 // reported as TF_INTERNAL and logged with its stack.
 
-import type { PairStates, PathName } from '../failover/state-machine.js';
-import type { FailoverState, FailoverType, NamedState } from '../failover/states.js';
+import type { PairStates } from '../failover/state-machine.js';
+import type { NamedState } from '../failover/states.js';
+import type { FailoverState, FailoverType, PathName } from '../shared/layout.js';
 import type { AdminCommand, CommandArgs, FaultKind } from './protocol.js';
 
-export type { FaultKind, PathName, PairStates };
-
-/** One data path, as status shows it. */
-export interface PathStatus {
+/** One data path, as status shows it (the engine's PathStatus, for operators). */
+export interface PathView {
   readonly path: PathName;
   readonly namedState: NamedState;
   /** The patent's failover_type variable, by name ('UNDEF' | 'MASTER' | 'SLAVE'). */
@@ -57,7 +56,7 @@ export interface FailoverRecord {
 }
 
 export interface StatusResult {
-  readonly paths: { readonly a: PathStatus; readonly b: PathStatus };
+  readonly paths: { readonly a: PathView; readonly b: PathView };
   /** The sending path, null when none is online. */
   readonly active: PathName | null;
   /** ACTIVE's epoch: incremented by every switch. */
@@ -72,7 +71,8 @@ export interface StatusResult {
   readonly faultInjection: boolean;
 }
 
-export interface SessionInfo {
+/** One session, as twinframectl sessions shows it (the engine's SessionInfo, for operators). */
+export interface SessionView {
   readonly id: string;
   readonly asset: string;
   /** Where the datagrams go, e.g. '127.0.0.1:5000'. */
@@ -126,7 +126,7 @@ export type WatchListener = (event: WatchEvent) => void;
 
 export interface AdminBackend {
   status(): Promise<StatusResult>;
-  sessions(): Promise<SessionInfo[]>;
+  sessions(): Promise<SessionView[]>;
   assets(): Promise<AssetInfo[]>;
   /** TF_FAILOVER_ILLEGAL_COMMAND when the state machine refuses. */
   setConfigType(args: CommandArgs<'set_config_type'>): Promise<PairStatesResult>;
@@ -156,7 +156,7 @@ export interface AdminBackend {
 /** The result each command's reply carries. */
 export interface CommandResults {
   status: StatusResult;
-  sessions: SessionInfo[];
+  sessions: SessionView[];
   assets: AssetInfo[];
   set_config_type: PairStatesResult;
   start_streaming: PairStatesResult;

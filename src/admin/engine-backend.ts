@@ -2,22 +2,21 @@
 // on the engine (state machine commands, switches, faults), the catalog (assets)
 // and the configuration file (heartbeat and limits persist across restarts).
 
-import { TS_PAYLOAD_BYTES } from '../rtp/packetizer.js';
+import { TS_PACKET_BYTES } from '../mpegts/packet.js';
 import { readIndexMetaAsync } from '../catalog/index-file.js';
 import { indexPathFor } from '../catalog/index-pool.js';
 import type { AssetCatalog } from '../catalog/catalog.js';
 import { updateConfig } from '../config/store.js';
 import { limitsSchema, validateFailoverTiming } from '../config/schema.js';
 import { TwinframeError } from '../errors.js';
-import { describePair, type PathName } from '../failover/state-machine.js';
+import { describePair } from '../failover/state-machine.js';
 import { failoverStateName, failoverTypeName } from '../failover/states.js';
-import type {
-  AssetFailedEvent, Engine, FailoverEvent, HandoverEvent, SessionFailedEvent, SessionInfo as EngineSession, StreamLimits,
-} from '../engine/engine.js';
+import type { Engine, FailoverEvent, StreamLimits } from '../engine/engine.js';
 import { monoNowMs } from '../shared/clock.js';
+import { FailureCause, type PathName } from '../shared/layout.js';
 import type {
   AdminBackend, AssetInfo, FailoverRecord, FaultInjectionResult, HeartbeatSettings, LimitsSettings,
-  PairStatesResult, PathStatus, SessionInfo, StatusResult, WatchEvent, WatchListener,
+  PairStatesResult, PathView, SessionView, StatusResult, WatchEvent, WatchListener,
 } from './backend.js';
 import type { CommandArgs } from './protocol.js';
 
@@ -47,30 +46,30 @@ export class EngineAdminBackend implements AdminBackend {
     this.configPath = options.configPath;
     this.faultInjection = options.faultInjection;
     const engine = this.engine;
-    engine.on('failover', (e: FailoverEvent) => {
+    engine.on('failover', (e) => {
       this.lastFailover = failoverRecord(e);
       this.publish({ type: 'failover', ...this.lastFailover });
     });
-    engine.on('handover', (h: HandoverEvent) => this.publish({ type: 'handover', at: now(), from: h.from, to: h.to, lateMs: h.lateMs }));
-    engine.on('path-state', (e: { path: PathName; named: string }) => {
+    engine.on('handover', (h) => this.publish({ type: 'handover', at: now(), from: h.from, to: h.to, lateMs: h.lateMs }));
+    engine.on('path-state', (e) => {
       this.publish({ type: 'state', at: now(), states: describePair(engine.failoverPair()), cause: `${e.path} → ${e.named}` });
     });
-    engine.on('session-opened', (s: EngineSession) => this.publish({ type: 'session', at: now(), id: s.id, change: 'opened', asset: s.assetName }));
-    engine.on('session-closed', (s: { id: string }) => this.publish({ type: 'session', at: now(), id: s.id, change: 'closed' }));
-    engine.on('session-failed', (e: SessionFailedEvent) => this.publish({ type: 'session', at: now(), id: e.id, change: 'failed', asset: e.assetName, scope: e.scope, reason: e.reason }));
-    engine.on('asset-failed', (e: AssetFailedEvent) => this.publish({ type: 'asset', at: now(), asset: e.assetName, change: 'unavailable', reason: e.reason }));
+    engine.on('session-opened', (s) => this.publish({ type: 'session', at: now(), id: s.id, change: 'opened', asset: s.assetName }));
+    engine.on('session-closed', (s) => this.publish({ type: 'session', at: now(), id: s.id, change: 'closed' }));
+    engine.on('session-failed', (e) => this.publish({ type: 'session', at: now(), id: e.id, change: 'failed', asset: e.assetName, scope: e.scope, reason: e.reason }));
+    engine.on('asset-failed', (e) => this.publish({ type: 'asset', at: now(), asset: e.assetName, change: 'unavailable', reason: e.reason }));
   }
 
-  async status(): Promise<StatusResult> {
+  status(): Promise<StatusResult> {
     const s = this.engine.status();
-    const path = (name: PathName): PathStatus => {
+    const path = (name: PathName): PathView => {
       const p = s.paths.find((x) => x.path === name)!;
       return {
         path: name, namedState: p.named, failoverType: failoverTypeName(p.failoverType), failoverState: failoverStateName(p.failoverState),
         sending: p.active, threadId: p.threadId, heartbeats: p.heartbeat, restarts: Math.max(0, p.incarnation - 1), // every incarnation after the first replaced a failed worker
       };
     };
-    return {
+    return Promise.resolve({
       paths: { a: path('a'), b: path('b') },
       active: s.active ?? null,
       epoch: s.epoch,
@@ -80,21 +79,22 @@ export class EngineAdminBackend implements AdminBackend {
       sessions: s.sessions,
       uptimeSec: Math.round((Date.now() - this.startedAt) / 1000),
       faultInjection: this.faultInjection,
-    };
+    });
   }
 
-  async sessions(): Promise<SessionInfo[]> {
-    return this.engine.listSessions().map((s) => ({
+  sessions(): Promise<SessionView[]> {
+    return Promise.resolve(this.engine.listSessions().map((s) => ({
       id: s.id,
       asset: s.assetName,
       client: `${s.destination.address}:${s.destination.port}`,
       transport: s.transport === 'rtp' ? 'RTP/AVP' : 'MP2T/UDP',
       state: s.state === 'ended' || s.state === 'closed' ? 'ready' : s.state,
       startedAt: s.openedAt.toISOString(),
-      positionSec: Math.round((s.sent * TS_PAYLOAD_BYTES * 8 / s.bitrate) * 10) / 10,
+      // Where the stream is in the asset (after a seek too), not how much it has sent.
+      positionSec: Math.round((s.packet * TS_PACKET_BYTES * 8 / s.bitrate) * 10) / 10,
       datagramsSent: s.sent,
       bitrateKbps: Math.round(s.bitrate / 1000),
-    }));
+    })));
   }
 
   async assets(): Promise<AssetInfo[]> {
@@ -170,10 +170,12 @@ export class EngineAdminBackend implements AdminBackend {
     return record;
   }
 
-  async injectFault(args: CommandArgs<'inject_fault'>): Promise<FaultInjectionResult> {
-    this.engine.injectFault(args.path, args.kind);
-    this.publish({ type: 'path', at: now(), path: args.path, change: 'fault-injected', detail: args.kind });
-    return { path: args.path, kind: args.kind, at: now() };
+  injectFault(args: CommandArgs<'inject_fault'>): Promise<FaultInjectionResult> {
+    return Promise.resolve().then(() => {
+      this.engine.injectFault(args.path, args.kind);
+      this.publish({ type: 'path', at: now(), path: args.path, change: 'fault-injected', detail: args.kind });
+      return { path: args.path, kind: args.kind, at: now() };
+    });
   }
 
   subscribe(listener: WatchListener): () => void {
@@ -203,8 +205,8 @@ function failoverRecord(e: FailoverEvent): FailoverRecord {
     at: new Date(Date.now() - (monoNowMs() - e.detectedAtMs)).toISOString(),
     from: e.wasActive ? e.pathName : null,
     to: e.switchedToName ?? null,
-    cause: e.cause === 'heartbeat' ? 'missed heartbeats' : e.cause,
+    cause: e.cause === FailureCause.HEARTBEAT ? 'missed heartbeats' : e.cause,
     detectionLatencyUs: Math.round((e.detectedAtMs - e.failedAtMs) * 1000),
-    switchLatencyUs: e.switchedAtMs === undefined ? null : Math.round((e.switchedAtMs - e.detectedAtMs) * 1000),
+    switchLatencyUs: e.switchLatencyMs === undefined ? null : Math.round(e.switchLatencyMs * 1000),
   };
 }

@@ -14,8 +14,9 @@
 import { z } from 'zod';
 import { TwinframeError } from '../errors.js';
 import { FaultKinds, type FaultKind } from '../shared/commands.js';
+import { PATH_NAMES } from '../shared/layout.js';
 
-export const PROTOCOL_VERSION = 1 as const;
+const PROTOCOL_VERSION = 1 as const;
 
 /** Longest request line accepted, newline excluded. Longer: error reply, connection closed. */
 export const MAX_REQUEST_LINE_BYTES = 64 * 1024;
@@ -26,17 +27,15 @@ export const MAX_REPLY_LINE_BYTES = 64 * 1024 * 1024;
 /** Error code for a failure inside the backend that is not a TwinframeError (a bug). */
 export const INTERNAL_ERROR_CODE = 'TF_INTERNAL' as const;
 
-/** The fault kinds the data paths implement (one list, in src/shared/commands.ts). */
-export const FAULT_KINDS = FaultKinds;
 export type { FaultKind };
 
-const pathName = z.enum(['a', 'b']);
+const pathName = z.enum(PATH_NAMES);
 const noArgs = z.object({}).strict();
 const positiveInt = z.number().int().positive();
 const pathArgs = z.object({ path: pathName }).strict();
 
 /** The arguments of every command. Unknown argument names are refused, to catch typos. */
-export const commandArgSchemas = {
+const commandArgSchemas = {
   status: noArgs,
   sessions: noArgs,
   assets: noArgs,
@@ -57,11 +56,11 @@ export const commandArgSchemas = {
   failover: noArgs,
   /** Turns the connection into an event stream as well (replies still come). */
   watch: noArgs,
-  inject_fault: z.object({ path: pathName, kind: z.enum(FAULT_KINDS) }).strict(),
+  inject_fault: z.object({ path: pathName, kind: z.enum(FaultKinds) }).strict(),
 } as const;
 
 export type AdminCommand = keyof typeof commandArgSchemas;
-export const ADMIN_COMMANDS = Object.keys(commandArgSchemas) as AdminCommand[];
+const ADMIN_COMMANDS = Object.keys(commandArgSchemas) as AdminCommand[];
 export type CommandArgs<C extends AdminCommand> = z.output<(typeof commandArgSchemas)[C]>;
 
 export type RequestId = string | number;
@@ -148,7 +147,7 @@ export function parseRequestLine(line: string): ParsedRequest {
 }
 
 /** JSON with bigint as decimal strings (hrtime values), one line. Throws on cycles. */
-export function encodeLine(value: unknown): string {
+function encodeLine(value: unknown): string {
   return `${JSON.stringify(value, (_key, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))}\n`;
 }
 

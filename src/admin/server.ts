@@ -27,6 +27,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { TwinframeError, isTwinframeError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { OrderedConnection } from '../net/ordered-connection.js';
 import type { AdminBackend, WatchEvent } from './backend.js';
 import {
   INTERNAL_ERROR_CODE,
@@ -103,40 +104,55 @@ function describeFileType(st: Stats): string {
 /** Requests queued on one connection before we stop reading from it. */
 const MAX_QUEUED_REQUESTS = 64;
 
+/** A peer that never reads must not keep a closing connection open forever. */
+const CLOSE_GRACE_MS = 2000;
+
 class Connection {
   private readonly splitter = new LineSplitter(MAX_REQUEST_LINE_BYTES);
-  private queue: Promise<void> = Promise.resolve();
-  private queued = 0;
-  private readPaused = false;
+  private readonly ordered: OrderedConnection;
   private unsubscribe: (() => void) | null = null;
-  private closing = false;
 
   constructor(
     private readonly socket: net.Socket,
     private readonly server: AdminServer,
     private readonly backend: AdminBackend,
     private readonly logger: Logger,
-    private readonly maxPendingWriteBytes: number,
+    maxPendingWriteBytes: number,
   ) {
+    // One request at a time per connection, so replies keep the request order. A
+    // client that pipelines requests without reading the replies is throttled: we stop
+    // reading its socket while too many requests wait, and wait for its replies to
+    // drain before taking the next, so neither side's buffers grow without bound.
+    this.ordered = new OrderedConnection(socket, {
+      pauseAt: MAX_QUEUED_REQUESTS + 1,
+      resumeAt: MAX_QUEUED_REQUESTS / 4,
+      closeGraceMs: CLOSE_GRACE_MS,
+      drainTo: maxPendingWriteBytes,
+      destroyWhenFlushed: true,
+      // Bounds watch events only: replies are throttled by drainTo instead.
+      maxUnreadBytes: maxPendingWriteBytes,
+      onUnreadLimit: (pendingBytes) => this.logger.warn({ pendingBytes }, 'admin watch client is not reading; disconnecting it'),
+      onTaskError: (err) => this.logger.error({ err }, 'admin connection task failed'),
+    });
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     // `echo '{…}' | nc -U` sends its request and half-closes: answer what was asked, then end.
-    socket.on('end', () => this.enqueue(async () => this.end()));
+    socket.on('end', () => this.ordered.enqueue(() => this.end()));
     // A client that vanishes (EPIPE, ECONNRESET) is not the server's problem.
     socket.on('error', (err) => this.logger.debug({ err }, 'admin client connection error'));
     socket.on('close', () => this.cleanup());
   }
 
   private onData(chunk: Buffer): void {
-    if (this.closing) return;
+    if (this.ordered.ending) return;
     const { lines, overflow } = this.splitter.push(chunk);
     for (const line of lines) {
       if (line.trim() === '') continue;
-      this.enqueue(() => this.handleLine(line));
+      this.ordered.enqueue(() => this.handleLine(line));
     }
     if (overflow) {
-      this.closing = true;
+      this.ordered.stopReading();
       this.socket.pause();
-      this.enqueue(async () => {
+      this.ordered.enqueue(() => {
         this.write(encodeError(null, {
           code: 'TF_ADMIN_BAD_REQUEST',
           message: `request line longer than ${MAX_REQUEST_LINE_BYTES} bytes; closing the connection`,
@@ -145,43 +161,6 @@ class Connection {
         this.end();
       });
     }
-  }
-
-  private enqueue(task: () => Promise<void>): void {
-    // One request at a time per connection, so replies keep the request order. A
-    // client that pipelines requests without reading the replies is throttled: we stop
-    // reading its socket while too many requests wait, and wait for its replies to
-    // drain before taking the next, so neither side's buffers grow without bound.
-    this.queued++;
-    if (this.queued > MAX_QUEUED_REQUESTS && !this.readPaused) {
-      this.readPaused = true;
-      this.socket.pause();
-    }
-    this.queue = this.queue
-      .then(task)
-      .then(() => this.drained())
-      .catch((err: unknown) => this.logger.error({ err }, 'admin connection task failed'))
-      .finally(() => {
-        this.queued--;
-        if (this.readPaused && this.queued <= MAX_QUEUED_REQUESTS / 4 && !this.closing) {
-          this.readPaused = false;
-          this.socket.resume();
-        }
-      });
-  }
-
-  /** Resolves once our unsent output is back under the limit (or the connection is gone). */
-  private drained(): Promise<void> {
-    if (this.socket.destroyed || this.socket.writableLength <= this.maxPendingWriteBytes) return Promise.resolve();
-    return new Promise((resolve) => {
-      const done = (): void => {
-        this.socket.off('drain', done);
-        this.socket.off('close', done);
-        resolve();
-      };
-      this.socket.on('drain', done);
-      this.socket.on('close', done);
-    });
   }
 
   private async handleLine(line: string): Promise<void> {
@@ -209,12 +188,7 @@ class Connection {
   private startWatching(): void {
     if (this.unsubscribe !== null) return;
     this.unsubscribe = this.backend.subscribe((event: WatchEvent) => {
-      if (this.socket.destroyed || this.closing) return;
-      if (this.socket.writableLength > this.maxPendingWriteBytes) {
-        this.logger.warn({ pendingBytes: this.socket.writableLength }, 'admin watch client is not reading; disconnecting it');
-        this.socket.destroy();
-        return;
-      }
+      if (this.socket.destroyed || this.ordered.ending) return;
       let line: string;
       try {
         line = encodeEvent(event);
@@ -222,7 +196,7 @@ class Connection {
         this.logger.error({ err, type: (event as { type?: unknown }).type }, 'watch event cannot be encoded; dropped');
         return;
       }
-      this.write(line);
+      this.ordered.writeBounded(line);
     });
   }
 
@@ -255,21 +229,16 @@ class Connection {
   }
 
   private write(line: string): void {
-    if (this.socket.destroyed || !this.socket.writable) return;
-    this.socket.write(line);
+    this.ordered.write(line);
   }
 
   /** Half-close after what is queued has been written, then drop the connection. */
   end(): void {
-    this.closing = true;
-    if (this.socket.destroyed) return;
-    this.socket.end(() => this.socket.destroy());
-    // A peer that never reads must not keep the connection open forever.
-    setTimeout(() => this.socket.destroy(), 2000).unref();
+    this.ordered.end();
   }
 
   private cleanup(): void {
-    this.closing = true;
+    this.ordered.stopReading();
     if (this.unsubscribe !== null) {
       const unsubscribe = this.unsubscribe;
       this.unsubscribe = null;

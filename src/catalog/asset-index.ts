@@ -11,7 +11,6 @@
 // jumps. Times are 90 kHz ticks relative to packet 0.
 
 import fs from 'node:fs';
-import path from 'node:path';
 import { TwinframeError, type ErrorCode } from '../errors.js';
 import {
   PCR_HZ,
@@ -26,10 +25,8 @@ import {
   payloadOffset,
 } from '../mpegts/packet.js';
 import { SectionAssembler, isPsiError, parsePat, parsePmt, type PmtSection, type PatSection } from '../mpegts/psi.js';
-import { ASSET_OPEN_FLAGS, fileKind } from '../shared/asset-file.js';
-import type { AssetIndex, AssetIndexMeta, AssetStream, RandomAccessPoint } from './index-file.js';
-
-export type { AssetIndex, AssetIndexMeta, AssetStream, RandomAccessPoint } from './index-file.js';
+import { fileKind } from '../shared/asset-file.js';
+import type { AssetIndex, AssetIndexMeta, AssetStream, RandomAccessPoint } from '../index-format/index-format.js';
 
 /** Packets per read: ~3 MiB, a whole number of packets so none straddles two reads. */
 const CHUNK_PACKETS = 16_384;
@@ -42,12 +39,19 @@ const MAX_NAL_SCAN_BYTES = 256 * 1024;
 const MAX_TICKS = 0xffffffff;
 
 /** A typed array that doubles when full: growth is amortised, never per packet. */
-class GrowableF64 {
-  data = new Float64Array(1024);
+class Growable<T extends Float64Array | Uint32Array> {
+  data: T;
   length = 0;
+  readonly #make: (length: number) => T;
+
+  constructor(make: (length: number) => T) {
+    this.#make = make;
+    this.data = make(1024);
+  }
+
   push(v: number): void {
     if (this.length === this.data.length) {
-      const next = new Float64Array(this.data.length * 2);
+      const next = this.#make(this.data.length * 2);
       next.set(this.data);
       this.data = next;
     }
@@ -55,18 +59,7 @@ class GrowableF64 {
   }
 }
 
-class GrowableU32 {
-  data = new Uint32Array(1024);
-  length = 0;
-  push(v: number): void {
-    if (this.length === this.data.length) {
-      const next = new Uint32Array(this.data.length * 2);
-      next.set(this.data);
-      this.data = next;
-    }
-    this.data[this.length++] = v;
-  }
-}
+const growableU32 = (): Growable<Uint32Array> => new Growable((n) => new Uint32Array(n));
 
 function refuse(code: ErrorCode, file: string, problem: string, details: Record<string, unknown> = {}): TwinframeError {
   return new TwinframeError(code, `${file}: ${problem}`, { path: file, ...details });
@@ -83,14 +76,6 @@ export function openRefusal(file: string, err: unknown): TwinframeError {
 /** Refusal of an opened file that is no regular file (a FIFO, a device, a directory). */
 export function notRegularRefusal(file: string, st: fs.Stats | fs.BigIntStats): TwinframeError {
   return refuse('TF_ASSET_UNREADABLE', file, `is ${fileKind(st)}, not a regular file`, { kind: fileKind(st) });
-}
-
-function openAsset(file: string): number {
-  try {
-    return fs.openSync(file, ASSET_OPEN_FLAGS);
-  } catch (err) {
-    throw openRefusal(file, err);
-  }
 }
 
 /** Reads exactly `length` bytes at `position`, or refuses the asset (it shrank or failed). */
@@ -228,17 +213,6 @@ function nalFlavour(codec: string): NalFlavour {
   return undefined;
 }
 
-/** Indexes the MPEG-TS file at `filePath`; refuses it with a TwinframeError naming the file and the problem. */
-export function buildAssetIndex(filePath: string): AssetIndex {
-  const file = path.resolve(filePath);
-  const fd = openAsset(file);
-  try {
-    return indexOpenAsset(fd, file);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
 /**
  * Indexes the asset open on `fd` (opened with ASSET_OPEN_FLAGS; the caller
  * closes it): the index describes this very file, whatever `file` names by now.
@@ -325,12 +299,12 @@ function indexOpenFile(fd: number, file: string, size: number, mtimeMs: number):
 
   // PCRs of every PID: the PCR PID is known only once the PMT is, which may come
   // after the first PCRs. [packet, pid | discontinuity << 16] pairs plus values.
-  const pcrWhere = new GrowableU32();
-  const pcrValue = new GrowableF64();
+  const pcrWhere = growableU32();
+  const pcrValue = new Growable((n) => new Float64Array(n));
   // PES starts flagged random_access_indicator, any PID: [packet, pid] pairs.
-  const raiStarts = new GrowableU32();
+  const raiStarts = growableU32();
   // PES starts whose first picture is a key frame, on the video PID (fallback).
-  const nalStarts = new GrowableU32();
+  const nalStarts = growableU32();
   const chunk = Buffer.allocUnsafe(CHUNK_PACKETS * TS_PACKET_BYTES);
   for (let first = 0; first < packetCount; first += CHUNK_PACKETS) {
     const n = Math.min(CHUNK_PACKETS, packetCount - first);

@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import { TwinframeError, isTwinframeError } from '../errors.js';
 import { silentLogger } from '../log.js';
 import { inodeOf, type AssetIdentity } from '../shared/asset-file.js';
-import type { AssetIndexMeta } from './index-file.js';
+import type { AssetIndexMeta } from '../index-format/index-format.js';
 import type { IndexPool } from './index-pool.js';
 
 export interface CatalogMount {

@@ -10,7 +10,8 @@ import { Piscina } from 'piscina';
 import { TwinframeError, type ErrorCode } from '../errors.js';
 import { ASSET_OPEN_FLAGS, inodeOf, type AssetIdentity } from '../shared/asset-file.js';
 import { notRegularRefusal, openRefusal } from './asset-index.js';
-import { INDEX_FILE_EXTENSION, readIndexHeadAsync, type AssetIndexMeta } from './index-file.js';
+import { INDEX_FILE_EXTENSION, type AssetIndexMeta } from '../index-format/index-format.js';
+import { readIndexHeadAsync } from './index-file.js';
 import { deserializeError, type IndexTask, type IndexTaskResult } from './index-worker.js';
 
 export interface IndexedAsset {

@@ -5,7 +5,8 @@
 
 import { TwinframeError, errorCodes, type ErrorCode } from '../errors.js';
 import { indexOpenAsset } from './asset-index.js';
-import { writeIndexFile, type AssetIndexMeta } from './index-file.js';
+import type { AssetIndexMeta } from '../index-format/index-format.js';
+import { writeIndexFile } from './index-file.js';
 
 export interface IndexTask {
   /** Absolute path of the .ts asset, for messages and the index's sourcePath. */

@@ -15,11 +15,13 @@ import type {
   HeartbeatSettings,
   LimitsSettings,
   PairStatesResult,
-  SessionInfo,
+  SessionView,
   StatusResult,
   WatchEvent,
 } from '../admin/backend.js';
-import { FAULT_KINDS, type AdminCommand, type CommandArgs } from '../admin/protocol.js';
+import type { AdminCommand, CommandArgs } from '../admin/protocol.js';
+import { FaultKinds } from '../shared/commands.js';
+import { PATH_NAMES, type PathName } from '../shared/layout.js';
 
 export const EXIT = { ok: 0, refused: 1, usage: 2, connect: 3 } as const;
 
@@ -32,7 +34,7 @@ interface GlobalOptions {
 // --- formatting ------------------------------------------------------------------------
 
 /** Columns aligned on the widest cell, two spaces apart; the last column is not padded. */
-export function formatTable(headers: readonly string[], rows: ReadonlyArray<readonly string[]>): string {
+function formatTable(headers: readonly string[], rows: ReadonlyArray<readonly string[]>): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: readonly string[]): string => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]))).join('  ').trimEnd();
   return [line(headers), ...rows.map(line)].join('\n');
@@ -71,7 +73,7 @@ function formatFailover(f: FailoverRecord): string {
 }
 
 function formatStatus(s: StatusResult): string {
-  const rows = (['a', 'b'] as const).map((p) => {
+  const rows = PATH_NAMES.map((p) => {
     const path = s.paths[p];
     return [p, path.namedState, path.failoverType, path.failoverState, path.sending ? 'yes' : 'no', String(path.heartbeats), String(path.restarts), path.threadId === null ? '-' : String(path.threadId)];
   });
@@ -89,7 +91,7 @@ function formatStatus(s: StatusResult): string {
   return `${table}\n\n${facts}`;
 }
 
-function formatSessions(list: readonly SessionInfo[]): string {
+function formatSessions(list: readonly SessionView[]): string {
   if (list.length === 0) return 'no sessions';
   return formatTable(['ID', 'ASSET', 'CLIENT', 'TRANSPORT', 'STATE', 'POSITION', 'SENT', 'KBPS', 'STARTED'], list.map((x) => [
     x.id, x.asset, x.client, x.transport, x.state, `${x.positionSec.toFixed(1)} s`, String(x.datagramsSent), String(x.bitrateKbps), x.startedAt,
@@ -130,8 +132,11 @@ function formatEvent(e: WatchEvent): string {
     case 'config': return `${e.at}  ${pad}  changed ${e.changed.join(', ')}`;
     case 'path': return `${e.at}  ${pad}  ${e.path} ${e.change}${e.detail === undefined ? '' : `: ${e.detail}`}`;
     default: {
+      // An event this client does not know (a newer server): shown raw.
       const other = e as { at?: unknown; type?: unknown };
-      return `${String(other.at ?? '')}  ${String(other.type ?? '?').padEnd(8)}  ${JSON.stringify(e)}`;
+      const at = typeof other.at === 'string' ? other.at : '';
+      const type = typeof other.type === 'string' ? other.type : '?';
+      return `${at}  ${type.padEnd(8)}  ${JSON.stringify(e)}`;
     }
   }
 }
@@ -237,9 +242,9 @@ function positiveInt(value: string): number {
   return Number(value);
 }
 
-const pathArgument = (): Argument => new Argument('<path>', 'data path').choices(['a', 'b']);
+const pathArgument = (): Argument => new Argument('<path>', 'data path').choices(PATH_NAMES);
 
-export function buildProgram(): Command {
+function buildProgram(): Command {
   const program = new Command('twinframectl')
     .description('Control a running twinframe server through its admin socket.')
     .option('-s, --socket <path>', 'admin socket (default: $TWINFRAME_ADMIN_SOCKET, else admin.socketPath of the configuration)')
@@ -264,7 +269,7 @@ Exit codes: 0 ok, 1 refused by the server, 2 usage error, 3 cannot connect or co
   program.command('set-config-type').description('designate a path primary, secondary or undefined ([0079], [0081])')
     .addArgument(pathArgument())
     .addArgument(new Argument('<type>', 'failover role').choices(['primary', 'secondary', 'undef']))
-    .action((path: 'a' | 'b', type: 'primary' | 'secondary' | 'undef', _o, cmd: Command) => runRequest(cmd, 'set_config_type', { path, type }, formatStates));
+    .action((path: PathName, type: 'primary' | 'secondary' | 'undef', _o, cmd: Command) => runRequest(cmd, 'set_config_type', { path, type }, formatStates));
 
   const pathCommands = [
     ['start-streaming', 'start_streaming', 'bring a path online ([0080], [0086])'],
@@ -275,7 +280,7 @@ Exit codes: 0 ok, 1 refused by the server, 2 usage error, 3 cannot connect or co
   for (const [name, wire, description] of pathCommands) {
     program.command(name).description(description)
       .addArgument(pathArgument())
-      .action((path: 'a' | 'b', _o, cmd: Command) => runRequest(cmd, wire, { path }, formatStates));
+      .action((path: PathName, _o, cmd: Command) => runRequest(cmd, wire, { path }, formatStates));
   }
 
   program.command('heartbeat').description('show, or with options change, the heartbeat period and max missed heartbeats')
@@ -308,8 +313,8 @@ Exit codes: 0 ok, 1 refused by the server, 2 usage error, 3 cannot connect or co
 
   program.command('inject-fault').description('make a path fail on purpose (only when the configuration enables fault injection)')
     .addArgument(pathArgument())
-    .addArgument(new Argument('<kind>', 'fault kind').choices(FAULT_KINDS))
-    .action((path: 'a' | 'b', kind: (typeof FAULT_KINDS)[number], _o, cmd: Command) => runRequest(cmd, 'inject_fault', { path, kind }, formatFault));
+    .addArgument(new Argument('<kind>', 'fault kind').choices(FaultKinds))
+    .action((path: PathName, kind: (typeof FaultKinds)[number], _o, cmd: Command) => runRequest(cmd, 'inject_fault', { path, kind }, formatFault));
 
   return program;
 }

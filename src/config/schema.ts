@@ -66,7 +66,7 @@ export const FRAME_INTERVAL_MS = { ntsc: 1001 / 30, pal: 40, film: 1001 / 24 } a
 export const MIN_HEARTBEAT_PERIOD_US = 500;
 
 /** Allowance for the wake-up overshoot of each wait, measured 50-80 µs, rounded up. */
-export const WAKEUP_OVERSHOOT_ALLOWANCE_US = 100;
+const WAKEUP_OVERSHOOT_ALLOWANCE_US = 100;
 
 /**
  * Worst-case time from a hang to the failure of the hung path. While work is due
@@ -281,7 +281,7 @@ const logSchema = z.object({
   level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 }).strict();
 
-export const configSchema = z.object({
+const configSchema = z.object({
   rtsp: rtspSchema.default({}),
   media: mediaSchema.default({}),
   limits: limitsSchema.default({}),
@@ -314,7 +314,7 @@ function issuePath(segments: ReadonlyArray<string | number>): string {
 }
 
 /** Flattens a zod error into one entry per bad field (unknown keys each get their own). */
-export function configIssues(error: z.ZodError): ConfigIssue[] {
+function configIssues(error: z.ZodError): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
   for (const issue of error.issues) {
     if (issue.code === z.ZodIssueCode.unrecognized_keys) {

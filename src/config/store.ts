@@ -19,7 +19,7 @@ export function defaultConfigPath(): string {
  * Relative paths in a file mean "next to this file", whatever the working directory
  * of the process that reads it. Defaults are already absolute.
  */
-export function resolveConfigPaths(cfg: TwinframeConfig, baseDir: string): TwinframeConfig {
+function resolveConfigPaths(cfg: TwinframeConfig, baseDir: string): TwinframeConfig {
   const abs = (p: string): string => path.resolve(baseDir, p);
   return {
     ...cfg,

@@ -13,13 +13,14 @@
 // - DiskError: a read through this path's own handle failed (EIO, EBADF, ...).
 
 import { closeSync, fstatSync, openSync, readSync, type BigIntStats } from 'node:fs';
+import { IndexHeader, timeEntryOffset } from '../index-format/index-format.js';
 import { TS_PACKET_BYTES } from '../mpegts/packet.js';
 import { TS_PACKETS_PER_DATAGRAM } from '../rtp/packetizer.js';
 import { ASSET_NAME_ERRNOS, ASSET_OPEN_FLAGS, fileKind, inodeOf } from '../shared/asset-file.js';
 import type { OpenSessionCommand } from '../shared/commands.js';
 
 const CHUNK_PACKETS = TS_PACKETS_PER_DATAGRAM * 64;
-const TIME_BYTES = 4;
+const TIME_BYTES = IndexHeader.TIME_ENTRY_SIZE;
 
 /** A read through this path's handle failed: the path has lost its disk. */
 export class DiskError extends Error {
@@ -84,7 +85,7 @@ export class AssetReader {
     const { indexPath } = this.asset;
     const st = fstatOf(this.indexFd, indexPath);
     if (!st.isFile()) throw new AssetError(`index ${indexPath} is ${fileKind(st)}, not a regular file`);
-    const needed = this.timesOffset + this.packetCount * TIME_BYTES;
+    const needed = timeEntryOffset(this.timesOffset, this.packetCount);
     if (Number(st.size) < needed) throw new AssetError(`index ${indexPath} has ${st.size} bytes, shorter than the ${needed} its packet times need`);
   }
 
@@ -106,7 +107,7 @@ export class AssetReader {
     const n = Math.min(CHUNK_PACKETS, this.packetCount - first);
     this.chunkCount = 0; // a failed read below leaves no half-filled chunk behind
     this.fill(this.assetFd, this.asset.assetPath, this.payload, n * TS_PACKET_BYTES, first * TS_PACKET_BYTES);
-    this.fill(this.indexFd, this.asset.indexPath, this.timesBytes, n * TIME_BYTES, this.timesOffset + first * TIME_BYTES);
+    this.fill(this.indexFd, this.asset.indexPath, this.timesBytes, n * TIME_BYTES, timeEntryOffset(this.timesOffset, first));
     this.chunkFirst = first;
     this.chunkCount = n;
   }
@@ -129,7 +130,7 @@ export class AssetReader {
   /** Send time of a packet, in 90 kHz ticks from the asset's first packet. */
   timeOf(packet: number): number {
     if (packet >= this.chunkFirst && packet < this.chunkFirst + this.chunkCount) return this.times[packet - this.chunkFirst];
-    this.fill(this.indexFd, this.asset.indexPath, this.oneTimeBytes, TIME_BYTES, this.timesOffset + packet * TIME_BYTES);
+    this.fill(this.indexFd, this.asset.indexPath, this.oneTimeBytes, TIME_BYTES, timeEntryOffset(this.timesOffset, packet));
     return this.oneTime[0];
   }
 

@@ -23,7 +23,8 @@
 import { parentPort } from 'node:worker_threads';
 import { ControlBlock, newCtrlState } from '../shared/control-block.js';
 import { CommandReader } from '../shared/command-queue.js';
-import type { PathCommand, PathEvent, InjectableFault, OpenSessionCommand } from '../shared/commands.js';
+import type { PathCommand, InjectableFault, OpenSessionCommand } from '../shared/commands.js';
+import type { PathToMain } from '../shared/messages.js';
 import { FailureCause, type PathId } from '../shared/layout.js';
 import { monoNowMs } from '../shared/clock.js';
 import { PathSession, type PathSessionEvents } from './path-session.js';
@@ -146,7 +147,7 @@ export class DataPath {
       // Late on a due datagram and no progress for half a period: stalled, not merely busy
       // with many sessions due at once (taking over from a busy sender would not send sooner).
       if (this.senderLateMs > 0 && onTime && owner !== undefined && now - this.senderBeatSeenMs >= graceMs / 2
-        && cb.isReady(path) && cb.handOver(activeWord, path)) {
+        && cb.isOnline(path) && cb.handOver(activeWord, path)) {
         this.post({ type: 'handover', from: owner, to: path, lateMs: this.senderLateMs, atMs: monoNowMs() });
         continue; // send what is due at once
       }
@@ -199,7 +200,7 @@ export class DataPath {
       if (word.paused || word.ended) return Number.POSITIVE_INFINITY;
       if (!s.syncSegment(cb, word.segment)) return now + CLAIM_POLL_MS;
       if (!s.prepare(word.cursor)) {
-        if (active && s.ready) {
+        if (active && s.bound) {
           cb.markEnded(s.slot);
           this.post({ type: 'session-ended', slot: s.slot, sessionId: s.sessionId });
         }
@@ -211,12 +212,12 @@ export class DataPath {
         const owedSince = s.owedSince(word.segment, word.cursor, now);
         const lateMs = now - owedSince;
         if (lateMs < graceMs) return owedSince + graceMs;
-        if (!s.ready) return now + graceMs; // cannot take this session over: no evidence to give
+        if (!s.bound) return now + graceMs; // cannot take this session over: no evidence to give
         if (lateMs > this.senderLateMs) this.senderLateMs = lateMs;
         return now + graceMs;
       }
       if (s.deadlineMs > now + EARLY_MS) return s.deadlineMs;
-      if (!s.ready) return now + graceMs;
+      if (!s.bound) return now + graceMs;
       if (!this.claim(s.slot)) return now + CLAIM_POLL_MS;
       // Claimed: the cursor must still be where we read it, and ACTIVE still ours (the fence).
       cb.readCtrl(s.slot, this.claimedState);
@@ -295,9 +296,9 @@ export class DataPath {
   }
 
   private readonly sessionEvents: PathSessionEvents = {
-    ready: (s) => {
+    bound: (s) => {
       this.socketsPending--;
-      this.post({ type: 'session-ready', slot: s.slot, sessionId: s.sessionId });
+      this.post({ type: 'session-bound', slot: s.slot, sessionId: s.sessionId });
       this.checkSynced();
       this.cb.wakePaths(); // the session may be due: an idle loop must look
     },
@@ -392,7 +393,7 @@ export class DataPath {
     this.sessionList = [];
   }
 
-  private post(event: PathEvent): void {
+  private post(event: PathToMain): void {
     parentPort?.postMessage(event);
   }
 }

@@ -11,7 +11,7 @@
 // fault bits tell whether the twin failed on the same session too.
 
 import type { ControlBlock } from '../shared/control-block.js';
-import type { PathId, SessionIo } from '../shared/layout.js';
+import { partnerOf, type PathId, type SessionIo } from '../shared/layout.js';
 import { AssetError, DiskError } from './asset-reader.js';
 import { SendStalledError } from './path-session.js';
 
@@ -22,7 +22,7 @@ export type ErrorScope = 'path' | 'session' | 'asset';
  * `slot`. A read or send failure is this path's unless the twin failed on the
  * same session too, or this path already had in an earlier life (a fresh worker
  * failing again where its twin does not is not a disk gone bad twice): then it is
- * the asset's (read) or the session's (send). With no twin ready to take over,
+ * the asset's (read) or the session's (send). With no twin online to take over,
  * failing the only sender would stop every stream, so the session ends instead;
  * that is no evidence against the asset, which stays available.
  */
@@ -32,5 +32,5 @@ export function scopeOf(err: unknown, cb: ControlBlock, path: PathId, slot: numb
   if (io === undefined) return 'path';
   const { twin, own } = cb.recordSessionFault(slot, path, io);
   if (twin || own) return io === 'read' ? 'asset' : 'session';
-  return cb.isReady((1 - path) as PathId) ? 'path' : 'session';
+  return cb.isOnline(partnerOf(path)) ? 'path' : 'session';
 }

@@ -34,10 +34,12 @@ export class SendStalledError extends SocketError {}
 /** What a session's socket tells the data path, from Node's event loop. */
 export interface PathSessionEvents {
   /** Bound and connected: the session can be sent. */
-  ready(s: PathSession): void;
+  bound(s: PathSession): void;
   /**
-   * Bind or connect failed: the session's stream address, port or destination is
-   * unusable, on either path alike. The session's problem, never this path's.
+   * Bind or connect failed, or the kernel refuses sends to the destination
+   * (EACCES: it became a broadcast address): the session's stream address, port
+   * or destination is unusable, on either path alike. The session's problem,
+   * never this path's.
    */
   setupFailed(s: PathSession, err: Error): void;
   /** The socket was lost or failed for a reason of this path's own. */
@@ -52,12 +54,13 @@ export class PathSession {
   private readonly command: OpenSessionCommand;
   private readonly cb: ControlBlock;
   private readonly path: PathId;
+  private readonly events: PathSessionEvents;
   private readonly reader: AssetReader;
   private readonly headerBytes: number;
   private socket: Socket | undefined;
   private closing = false;
   /** Set once the socket is bound and connected. */
-  ready = false;
+  bound = false;
   /** Set when a fault outside this path ended the session here: it is no longer served. */
   faulted = false;
   /**
@@ -89,6 +92,7 @@ export class PathSession {
     this.command = command;
     this.cb = cb;
     this.path = path;
+    this.events = events;
     this.headerBytes = command.transport === 'rtp' ? RTP_HEADER_BYTES : 0;
     this.reader = new AssetReader(command);
     for (let i = 0; i < DATAGRAM_RING; i++) this.ring.push(Buffer.alloc(this.headerBytes + TS_PAYLOAD_BYTES));
@@ -132,10 +136,10 @@ export class PathSession {
           events.setupFailed(this, new Error(`cannot stream to ${destination.address}:${destination.port}: ${err.message}`));
           return;
         }
-        this.ready = true;
+        this.bound = true;
         // A send fault an earlier life of this path left here says nothing about this socket.
         this.cb.clearSessionFault(this.slot, this.path, 'send');
-        events.ready(this);
+        events.bound(this);
       };
       try {
         socket.connect(destination.port, destination.address, connected);
@@ -212,7 +216,12 @@ export class PathSession {
     try {
       // A backed-up send queue would let libuv read a ring buffer we are about to reuse.
       backedUp = socket.getSendQueueCount() >= DATAGRAM_RING - 1;
-      if (!backedUp) socket.send(this.ring[this.ringPos], 0, this.preparedLength);
+      if (!backedUp) {
+        // Node reports a refused send only to a send callback, which costs a tick per
+        // send: one datagram in DATAGRAM_RING carries it, enough for a refusal that lasts.
+        if (this.ringPos === 0) socket.send(this.ring[0], 0, this.preparedLength, this.afterSend);
+        else socket.send(this.ring[this.ringPos], 0, this.preparedLength);
+      }
     } catch (err) {
       throw new SocketError(`send failed: ${(err as Error).message}`);
     }
@@ -224,6 +233,17 @@ export class PathSession {
     this.ringPos = (this.ringPos + 1) % DATAGRAM_RING;
     this.preparedCursor = -1; // the next prepare builds into the next ring buffer
   }
+
+  /**
+   * A send refused with EACCES (a destination that became a broadcast address)
+   * is refused on every send, on either path: the session ends. Other send
+   * errors are left to the socket's 'error' event, as without a callback.
+   */
+  private readonly afterSend = (err: NodeJS.ErrnoException | null): void => {
+    if (err?.code !== 'EACCES' || this.closing) return;
+    const { address, port } = this.command.destination;
+    this.events.setupFailed(this, new Error(`cannot stream to ${address}:${port}: ${err.message}`));
+  };
 
   /** True the first time an error code is seen for this session. */
   firstReportOf(code: string): boolean {
@@ -244,7 +264,7 @@ export class PathSession {
 
   /** Bound or connecting still: the path waits for this socket before it reports synced. */
   get settingUp(): boolean {
-    return !this.ready && !this.faulted;
+    return !this.bound && !this.faulted;
   }
 
   /** A fault outside this path ended the session here: let go of its socket and files. */

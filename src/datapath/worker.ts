@@ -7,7 +7,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { ControlBlock } from '../shared/control-block.js';
 import { CommandReader } from '../shared/command-queue.js';
-import type { DataPathWorkerData } from '../shared/commands.js';
+import type { DataPathWorkerData, PathToMain } from '../shared/messages.js';
 import { FailureCause } from '../shared/layout.js';
 import { monoNowMs } from '../shared/clock.js';
 import { DataPath, IDLE_WAKE_MS, PathFailure, type SliceEnd } from './data-path.js';
@@ -76,6 +76,7 @@ function sleepUntilWork(): void {
 
 cb.setThreadId(data.path, currentThreadId());
 const priority = raiseThreadPriority();
-parentPort?.postMessage({ type: 'booted', path: data.path, incarnation: data.incarnation, policy: priority.policy, priorityError: priority.error });
+const booted: PathToMain = { type: 'booted', path: data.path, incarnation: data.incarnation, policy: priority.policy, priorityError: priority.error };
+parentPort?.postMessage(booted);
 // Commands wait in the queue meanwhile: nothing is lost, the path just synchronizes a few ms later.
 void warmUpSendPath().then(run);

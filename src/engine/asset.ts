@@ -3,7 +3,7 @@
 // file (device, inode) the catalog approved.
 
 import type { IndexedAsset } from '../catalog/index-pool.js';
-import type { EngineAsset } from './engine.js';
+import type { EngineAsset } from './session-table.js';
 
 export function toEngineAsset(indexed: IndexedAsset): EngineAsset {
   return {

@@ -12,8 +12,7 @@ export interface PortPair {
   readonly address: string;
   readonly rtpPort: number;
   readonly rtcpPort: number;
-  /** The control plane's RTCP socket (sender reports go out of it; receiver reports come in). */
-  readonly rtcpSocket: Socket;
+  /** Let go of both ports (the sockets that hold them for the session). */
   release(): void;
 }
 
@@ -51,7 +50,6 @@ export async function reservePortPair(address: string, range: { first: number; l
       address,
       rtpPort,
       rtcpPort: rtpPort + 1,
-      rtcpSocket: rtcp,
       release() {
         if (released) return;
         released = true;
@@ -82,7 +80,7 @@ export async function probeRoute(source: string, destination: { readonly address
           // Node 20 hands connect errors to this callback, not to 'error'.
           socket.connect(destination.port, destination.address, (err?: Error) => (err ? reject(err) : resolve()));
         } catch (err) {
-          reject(err); // a port Node refuses outright (0), thrown synchronously
+          reject(err instanceof Error ? err : new Error(String(err))); // a port Node refuses outright (0), thrown synchronously
         }
       });
     });

@@ -5,6 +5,11 @@
 
 import type { Worker } from 'node:worker_threads';
 
+/** How long a worker told to stop may take to leave its loop by itself before it is terminated. */
+export const STOP_TIMEOUT_MS = 2000;
+/** How long a terminated worker may take to end; one blocked in a system call may never end. */
+export const TERMINATE_TIMEOUT_MS = 1500;
+
 /** Terminate `worker` and wait at most `ms` for it to end; true if it ended. */
 export async function terminateWithin(worker: Worker, ms: number): Promise<boolean> {
   return raceTimeout(worker.terminate().then(() => true, () => true), ms);

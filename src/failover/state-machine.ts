@@ -18,10 +18,8 @@
 // lockstep — or has just been started with the running sessions mirrored into it).
 
 import { TwinframeError, type ErrorCode } from '../errors.js';
-import { FailoverState, FailoverType, NamedState, namedState } from './states.js';
-
-export type PathName = 'a' | 'b';
-export const PATH_NAMES: readonly PathName[] = ['a', 'b'];
+import { FailoverState, FailoverType, FailureCause, PATH_NAMES, partnerOf, type PathName } from '../shared/layout.js';
+import { NamedState, namedState } from './states.js';
 
 /** One data path's failover variables ([0066]-[0067]). */
 export interface PathFailover {
@@ -36,13 +34,13 @@ export interface FailoverPair {
 
 /** The argument of set_config_type. */
 export type ConfigType = 'primary' | 'secondary' | 'undef';
-export const CONFIG_TYPES: readonly ConfigType[] = ['primary', 'secondary', 'undef'];
+const CONFIG_TYPES: readonly ConfigType[] = ['primary', 'secondary', 'undef'];
 
 /**
  * Everything that can move the machine. Admin commands come from the operator
  * (twinframectl); system events come from the engine and supervisor.
  */
-export type FailoverEvent =
+export type MachineEvent =
   // Admin commands of the patent ([0079]-[0088]).
   | { readonly kind: 'set_config_type'; readonly path: PathName; readonly type: ConfigType }
   | { readonly kind: 'start_streaming'; readonly path: PathName }
@@ -52,55 +50,30 @@ export type FailoverEvent =
   /** Operator-requested swap of roles while both paths are healthy (Primary + Secondary). */
   | { readonly kind: 'manual_switch' }
   // System events.
-  /**
-   * [0088] notifications delivered TO `path` about its partner, for transports where
-   * the partner's start/stop does not pass through this machine (the private link of
-   * a two-host pair). Within one box start_streaming/stop_streaming already update
-   * both paths in one step, so the engine does not need these. partner_online(p) has
-   * the effect of start_streaming(partner); partner_offline(p) that of
-   * stop_streaming(partner). Being notifications, they are idempotent: if the
-   * partner is already online (resp. offline) they change nothing.
-   */
-  | { readonly kind: 'partner_online'; readonly path: PathName }
-  | { readonly kind: 'partner_offline'; readonly path: PathName }
   /** The begin-sync action finished: parameters of [0083] copied ([0082]). */
   | { readonly kind: 'sync_complete'; readonly path: PathName }
   | { readonly kind: 'sync_failed'; readonly path: PathName; readonly reason?: string }
   /**
    * A critical process of `path` failed ([0094]-[0095]): the path's own failure word,
    * its worker's exit/error, a send/disk error, an over-temperature reading.
-   * `cause` is free text for status and logs, e.g. 'exception: EIO', 'exit 1'.
    */
-  | { readonly kind: 'critical_failure'; readonly path: PathName; readonly cause: string }
+  | { readonly kind: 'critical_failure'; readonly path: PathName; readonly cause: FailureCause }
   /** `path` missed more than max-missed heartbeats ([0096]-[0097]). */
   | { readonly kind: 'heartbeat_missed'; readonly path: PathName }
   /** The failed `path` was restarted (fresh worker) and is ready to be configured. */
   | { readonly kind: 'repaired'; readonly path: PathName };
 
-export type FailoverEventKind = FailoverEvent['kind'];
+export type MachineEventKind = MachineEvent['kind'];
 
 /** Admin commands that target one path (the patent's commands). */
-export const PATH_COMMANDS = [
+export const OPERATOR_COMMANDS = [
   'set_config_type',
   'start_streaming',
   'stop_streaming',
   'failover_sync',
   'failover_unsync',
-] as const satisfies readonly FailoverEventKind[];
-export type PathCommand = (typeof PATH_COMMANDS)[number];
-
-export const SYSTEM_EVENTS = [
-  'partner_online',
-  'partner_offline',
-  'sync_complete',
-  'sync_failed',
-  'critical_failure',
-  'heartbeat_missed',
-  'repaired',
-] as const satisfies readonly FailoverEventKind[];
-
-/** Every event kind, commands first. */
-export const EVENT_KINDS: readonly FailoverEventKind[] = [...PATH_COMMANDS, 'manual_switch', ...SYSTEM_EVENTS];
+] as const satisfies readonly MachineEventKind[];
+export type OperatorCommand = (typeof OPERATOR_COMMANDS)[number];
 
 /**
  * Work the engine must carry out after a transition, in array order; an action
@@ -129,9 +102,7 @@ export type FailoverAction =
   | { readonly kind: 'start-path'; readonly path: PathName; readonly mirrorFrom: PathName | null }
   | { readonly kind: 'switch-active'; readonly from: PathName | null; readonly to: PathName | null }
   | { readonly kind: 'stop-path'; readonly path: PathName }
-  | { readonly kind: 'restart-path'; readonly path: PathName; readonly cause: string };
-
-export type FailoverActionKind = FailoverAction['kind'];
+  | { readonly kind: 'restart-path'; readonly path: PathName; readonly cause: FailureCause };
 
 export interface TransitionResult {
   readonly pair: FailoverPair;
@@ -186,10 +157,6 @@ export function initialPair(): FailoverPair {
   return { a: UNDEFINED, b: UNDEFINED };
 }
 
-export function partnerOf(path: PathName): PathName {
-  return path === 'a' ? 'b' : 'a';
-}
-
 function named(p: PathFailover): NamedState {
   return namedState(p.type, p.state);
 }
@@ -199,13 +166,13 @@ function isFailed(p: PathFailover): boolean {
 }
 
 /** Online = one of the patent's shaded states (500A, 500B, 540A, 540B). */
-export function isOnline(p: PathFailover): boolean {
+function isOnline(p: PathFailover): boolean {
   return (p.type === FailoverType.MASTER || p.type === FailoverType.SLAVE)
     && (p.state === FailoverState.LIVE || p.state === FailoverState.NOPARTNER);
 }
 
 /** Whether this path's datagrams go on the wire in this state. */
-export function isSender(p: PathFailover): boolean {
+function isSender(p: PathFailover): boolean {
   if (p.type === FailoverType.MASTER) return p.state === FailoverState.LIVE || p.state === FailoverState.NOPARTNER;
   if (p.type === FailoverType.SLAVE) return p.state === FailoverState.NOPARTNER;
   return false;
@@ -254,10 +221,6 @@ export function pairProblems(pair: FailoverPair): string[] {
     problems.push(`both paths are configured ${a.type === FailoverType.MASTER ? 'primary' : 'secondary'}`);
   }
   return problems;
-}
-
-export function isConsistentPair(pair: FailoverPair): boolean {
-  return pairProblems(pair).length === 0;
 }
 
 // --- the transitions ---------------------------------------------------------------
@@ -430,7 +393,7 @@ function syncResult(pair: FailoverPair, path: PathName, ok: boolean): StepResult
   return { pair: withPath(pair, path, ok ? SECONDARY_SYNCHRONIZED : SECONDARY_OFFLINE), actions: [] }; // [0082]
 }
 
-function failure(pair: FailoverPair, path: PathName, cause: string): StepResult {
+function failure(pair: FailoverPair, path: PathName, cause: FailureCause): StepResult {
   const me = pair[path];
   const q = partnerOf(path);
   // Several detectors report the same failure (failure word, worker exit, heartbeats):
@@ -493,7 +456,7 @@ function manualSwitch(pair: FailoverPair): StepResult {
   return { pair: withBoth(from, SECONDARY, PRIMARY), actions: [{ kind: 'switch-active', from, to }] };
 }
 
-function step(pair: FailoverPair, event: FailoverEvent): StepResult {
+function step(pair: FailoverPair, event: MachineEvent): StepResult {
   switch (event.kind) {
     case 'set_config_type': return setConfigType(pair, event.path, event.type);
     case 'start_streaming': return startStreaming(pair, event.path);
@@ -501,26 +464,15 @@ function step(pair: FailoverPair, event: FailoverEvent): StepResult {
     case 'failover_sync': return failoverSync(pair, event.path);
     case 'failover_unsync': return failoverUnsync(pair, event.path);
     case 'manual_switch': return manualSwitch(pair);
-    case 'partner_online': {
-      const q = partnerOf(event.path);
-      if (isOnline(pair[q])) return { pair, actions: [] };
-      const r = startStreaming(pair, q);
-      return isRefusal(r) ? { refused: `the partner ${q} (${named(pair[q])}) cannot be online: ${r.refused}` } : r;
-    }
-    case 'partner_offline': {
-      const q = partnerOf(event.path);
-      if (!isOnline(pair[q])) return { pair, actions: [] };
-      return stopStreaming(pair, q);
-    }
     case 'sync_complete': return syncResult(pair, event.path, true);
     case 'sync_failed': return syncResult(pair, event.path, false);
     case 'critical_failure': return failure(pair, event.path, event.cause);
-    case 'heartbeat_missed': return failure(pair, event.path, 'missed heartbeats');
+    case 'heartbeat_missed': return failure(pair, event.path, FailureCause.HEARTBEAT);
     case 'repaired': return repaired(pair, event.path);
   }
 }
 
-function eventLabel(event: FailoverEvent): string {
+function eventLabel(event: MachineEvent): string {
   return event.kind === 'set_config_type' ? `set_config_type ${event.type}` : event.kind;
 }
 
@@ -530,7 +482,7 @@ function eventLabel(event: FailoverEvent): string {
  * (TF_FAILOVER_NO_STANDBY for a manual switch without a standby) whose message names
  * the state and the commands allowed in it.
  */
-export function transition(pair: FailoverPair, event: FailoverEvent): TransitionResult {
+export function transition(pair: FailoverPair, event: MachineEvent): TransitionResult {
   const problems = pairProblems(pair);
   if (problems.length > 0) throw new Error(`inconsistent failover pair: ${problems.join('; ')}`);
   const result = step(pair, event);
@@ -555,34 +507,13 @@ export function transition(pair: FailoverPair, event: FailoverEvent): Transition
  * The admin commands that `path` accepts in this pair. set_config_type is listed when
  * at least one of its types is accepted.
  */
-export function allowedCommands(pair: FailoverPair, path: PathName): PathCommand[] {
-  return PATH_COMMANDS.filter((kind) => {
-    const variants: FailoverEvent[] = kind === 'set_config_type'
+export function allowedCommands(pair: FailoverPair, path: PathName): OperatorCommand[] {
+  return OPERATOR_COMMANDS.filter((kind) => {
+    const variants: MachineEvent[] = kind === 'set_config_type'
       ? CONFIG_TYPES.map((type) => ({ kind, path, type }))
       : [{ kind, path }];
     return variants.some((e) => !isRefusal(step(pair, e)));
   });
-}
-
-export function canManualSwitch(pair: FailoverPair): boolean {
-  return isConsistentPair(pair) && !isRefusal(manualSwitch(pair));
-}
-
-/** Every concrete event (both paths, every set_config_type argument): for tests that walk the full product. */
-export function allEvents(): FailoverEvent[] {
-  const events: FailoverEvent[] = [];
-  for (const path of PATH_NAMES) {
-    for (const kind of EVENT_KINDS) {
-      switch (kind) {
-        case 'manual_switch': break;
-        case 'set_config_type': for (const type of CONFIG_TYPES) events.push({ kind, path, type }); break;
-        case 'critical_failure': events.push({ kind, path, cause: 'exception: test' }); break;
-        default: events.push({ kind, path });
-      }
-    }
-  }
-  events.push({ kind: 'manual_switch' });
-  return events;
 }
 
 /**
@@ -594,7 +525,7 @@ export function allEvents(): FailoverEvent[] {
  * it: the engine waits for the real outcome and, if it is a failure, applies
  * `sync_failed` instead and stops bootstrapping there.
  */
-export function bootstrapPair(primary: PathName = 'a'): readonly FailoverEvent[] {
+export function bootstrapPair(primary: PathName = 'a'): readonly MachineEvent[] {
   const secondary = partnerOf(primary);
   return [
     { kind: 'set_config_type', path: primary, type: 'primary' },
@@ -604,29 +535,4 @@ export function bootstrapPair(primary: PathName = 'a'): readonly FailoverEvent[]
     { kind: 'sync_complete', path: secondary },
     { kind: 'start_streaming', path: secondary },
   ];
-}
-
-/**
- * After `repaired` brought a failed path back as Secondary_Offline: the events that
- * return the pair to Primary + Secondary (synchronized mid-stream through start-path's
- * mirror). Same sync_complete convention as bootstrapPair.
- */
-export function rejoinEvents(path: PathName): readonly FailoverEvent[] {
-  return [
-    { kind: 'failover_sync', path },
-    { kind: 'sync_complete', path },
-    { kind: 'start_streaming', path },
-  ];
-}
-
-/** Applies events in order (a convenience for tests and tools; stops at the first refusal by throwing). */
-export function applyEvents(pair: FailoverPair, events: readonly FailoverEvent[]): { pair: FailoverPair; actions: FailoverAction[] } {
-  let current = pair;
-  const actions: FailoverAction[] = [];
-  for (const e of events) {
-    const r = transition(current, e);
-    current = r.pair;
-    actions.push(...r.actions);
-  }
-  return { pair: current, actions };
 }

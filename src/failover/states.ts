@@ -1,20 +1,8 @@
-// The failover variables of the patent (Fig. 5, [0079]-[0098]) and the nine
-// named states they map to. Numeric values are what the shared control block
-// stores, so they must stay stable.
+// The nine named states of the patent (Fig. 5, [0079]-[0098]) and how the two
+// failover variables map to them. The variables themselves (FailoverType,
+// FailoverState) are numbers the shared control block stores: src/shared/layout.ts.
 
-export const FailoverType = { UNDEF: 0, MASTER: 1, SLAVE: 2 } as const;
-export type FailoverType = (typeof FailoverType)[keyof typeof FailoverType];
-
-export const FailoverState = {
-  UNDEF: 0,
-  NONE: 1,
-  LIVE: 2,
-  FAILED: 3,
-  SYNCING: 4,
-  SYNCED: 5,
-  NOPARTNER: 6,
-} as const;
-export type FailoverState = (typeof FailoverState)[keyof typeof FailoverState];
+import { FailoverState, FailoverType } from '../shared/layout.js';
 
 export const NamedState = {
   Undefined: 'Undefined',

@@ -1,6 +1,7 @@
 // RTSP/1.0 message framing (RFC 2326 §4, §6, §7, §10.12): turns a TCP byte
-// stream into requests (server side) or responses (test client side), and
-// turns responses and requests back into bytes.
+// stream into requests and responses into bytes. The reader and the serializer
+// are generic over the start line; the test client's response parser and
+// request serializer (test/helpers/rtsp-message.ts) build on them.
 //
 // The reader is incremental because TCP has no message boundaries: one chunk may
 // carry several pipelined requests, half of one, or end between the CR and the LF
@@ -94,16 +95,6 @@ export interface RtspRequest {
   readonly body: Buffer;
 }
 
-export interface RtspResponse {
-  readonly version: string;
-  readonly status: number;
-  readonly reason: string;
-  /** Undefined when the response has no (valid) CSeq header. */
-  readonly cseq: number | undefined;
-  readonly headers: RtspHeaders;
-  readonly body: Buffer;
-}
-
 /**
  * What one push() produced. Messages that were complete before an error are
  * still returned, so the connection can answer them in order before it answers
@@ -121,10 +112,10 @@ const DOLLAR = 0x24;
 const EMPTY = Buffer.alloc(0);
 
 // RFC 2616 §2.2 token characters: what method names and header names are made of.
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+export const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 // Header values may hold any octet except controls (HT is allowed).
 const BAD_VALUE_CHAR = /[\x00-\x08\x0a-\x1f\x7f]/;
-const URI_CHARS = /^[\x21-\x7e]+$/;
+export const URI_CHARS = /^[\x21-\x7e]+$/;
 const DIGITS = /^[0-9]+$/;
 const VERSION_SHAPE = /^[A-Za-z][A-Za-z0-9-]*\/[0-9]+\.[0-9]+$/;
 
@@ -199,7 +190,7 @@ class ByteWindow {
  * binary frames between messages, find the end of the head, read the body by
  * Content-Length. Subclasses only interpret the start line.
  */
-abstract class MessageReader<M> {
+export abstract class MessageReader<M> {
   readonly limits: MessageLimits;
   readonly #window = new ByteWindow();
   /** Where to resume looking for the blank line, so a trickling head is scanned once. */
@@ -430,7 +421,8 @@ abstract class MessageReader<M> {
   }
 }
 
-interface StartLine<M> {
+/** What a reader makes of a message's first line. */
+export interface StartLine<M> {
   readonly error?: { code: 'TF_RTSP_BAD_REQUEST'; message: string };
   readonly versionError?: string;
   readonly requiresCSeq: boolean;
@@ -457,7 +449,7 @@ function bestEffortCSeq(lines: readonly string[]): number | undefined {
   return undefined;
 }
 
-function badStart<M>(message: string): StartLine<M> {
+export function badStart<M>(message: string): StartLine<M> {
   return { error: { code: 'TF_RTSP_BAD_REQUEST', message }, requiresCSeq: false, build: () => undefined as never };
 }
 
@@ -477,21 +469,6 @@ export class RtspRequestParser extends MessageReader<RtspRequest> {
     return {
       requiresCSeq: true,
       build: (headers, cseq, body) => ({ method, uri, version: RTSP_VERSION, cseq: cseq!, headers, body }),
-    };
-  }
-}
-
-/** Client side (test client): RTSP responses from a server connection. */
-export class RtspResponseParser extends MessageReader<RtspResponse> {
-  protected override parseStartLine(line: string): StartLine<RtspResponse> {
-    const m = /^(RTSP\/[0-9]+\.[0-9]+) ([0-9]{3})(?: (.*))?$/.exec(line);
-    if (!m) return badStart('malformed status line');
-    const version = m[1];
-    const status = Number(m[2]);
-    const reason = m[3] ?? '';
-    return {
-      requiresCSeq: false,
-      build: (headers, cseq, body) => ({ version, status, reason, cseq, headers, body }),
     };
   }
 }
@@ -569,13 +546,6 @@ export interface ResponseInit {
   readonly body?: Buffer | string;
 }
 
-export interface RequestInit {
-  readonly method: string;
-  readonly uri: string;
-  readonly headers?: HeaderInit;
-  readonly body?: Buffer | string;
-}
-
 /**
  * Bytes of one response. Content-Length is computed from the body (any given
  * one is replaced), so it can never disagree with what is sent. Header names and
@@ -591,14 +561,8 @@ export function serializeResponse(init: ResponseInit): Buffer {
   return serializeMessage(`${RTSP_VERSION} ${init.status} ${reason}`, init.headers, init.body);
 }
 
-/** Bytes of one request (the test client's side). */
-export function serializeRequest(init: RequestInit): Buffer {
-  if (!TOKEN.test(init.method)) throw new TypeError(`invalid RTSP method ${JSON.stringify(init.method)}`);
-  if (!URI_CHARS.test(init.uri)) throw new TypeError(`invalid request URI ${JSON.stringify(init.uri)}`);
-  return serializeMessage(`${init.method} ${init.uri} ${RTSP_VERSION}`, init.headers, init.body);
-}
-
-function serializeMessage(startLine: string, headers: HeaderInit | undefined, body: Buffer | string | undefined): Buffer {
+/** Start line, headers (Content-Length computed from the body) and body. */
+export function serializeMessage(startLine: string, headers: HeaderInit | undefined, body: Buffer | string | undefined): Buffer {
   const bodyBytes = body === undefined ? EMPTY : typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
   let head = `${startLine}\r\n`;
   for (const [name, value] of headerPairs(headers)) {

@@ -10,9 +10,9 @@
 
 import { createSocket, type Socket } from 'node:dgram';
 
-const RTCP_VERSION = 2;
+export const RTCP_VERSION = 2;
 export const RTCP_SR = 200;
-export const RTCP_SDES = 202;
+const RTCP_SDES = 202;
 export const RTCP_BYE = 203;
 const SDES_CNAME = 1;
 
@@ -30,7 +30,7 @@ export interface SenderReport {
 }
 
 /** 64-bit NTP timestamp of a Unix time in ms: [seconds, fraction]. */
-export function ntpTimestamp(wallMs: number): [number, number] {
+function ntpTimestamp(wallMs: number): [number, number] {
   const seconds = Math.floor(wallMs / 1000);
   const fraction = Math.floor(((wallMs - seconds * 1000) / 1000) * 0x1_0000_0000);
   return [(seconds + NTP_UNIX_OFFSET_S) >>> 0, Math.min(fraction, 0xffffffff) >>> 0];
@@ -43,7 +43,7 @@ function header(buf: Buffer, offset: number, count: number, type: number, length
 }
 
 /** SR with no report blocks (we receive nothing): 28 bytes. */
-export function buildSenderReport(sr: SenderReport): Buffer {
+function buildSenderReport(sr: SenderReport): Buffer {
   const buf = Buffer.alloc(28);
   header(buf, 0, 0, RTCP_SR, 6);
   buf.writeUInt32BE(sr.ssrc >>> 0, 4);
@@ -57,7 +57,7 @@ export function buildSenderReport(sr: SenderReport): Buffer {
 }
 
 /** SDES with one chunk holding the CNAME item, padded to a 32-bit boundary. */
-export function buildSdes(ssrc: number, cname: string): Buffer {
+function buildSdes(ssrc: number, cname: string): Buffer {
   const text = Buffer.from(cname, 'utf8').subarray(0, 255);
   // ssrc(4) + type(1) + length(1) + text + at least one null terminator, to a multiple of 4.
   const chunk = 4 + 2 + text.length + 1;
@@ -71,7 +71,7 @@ export function buildSdes(ssrc: number, cname: string): Buffer {
   return buf;
 }
 
-export function buildBye(ssrc: number): Buffer {
+function buildBye(ssrc: number): Buffer {
   const buf = Buffer.alloc(8);
   header(buf, 0, 1, RTCP_BYE, 1);
   buf.writeUInt32BE(ssrc >>> 0, 4);
@@ -83,33 +83,6 @@ export function compound(sr: SenderReport, cname: string, bye = false): Buffer {
   const parts = [buildSenderReport(sr), buildSdes(sr.ssrc, cname)];
   if (bye) parts.push(buildBye(sr.ssrc));
   return Buffer.concat(parts);
-}
-
-export interface ParsedRtcp {
-  readonly type: number;
-  readonly count: number;
-  readonly ssrc: number;
-  readonly body: Buffer;
-}
-
-/** Split a compound packet (the tests read what the server sent). Throws on malformed input. */
-export function parseCompound(buf: Buffer): ParsedRtcp[] {
-  const out: ParsedRtcp[] = [];
-  let offset = 0;
-  while (offset < buf.length) {
-    if (buf.length - offset < 8) throw new Error('RTCP packet truncated');
-    if (buf[offset] >> 6 !== RTCP_VERSION) throw new Error('RTCP version is not 2');
-    const length = (buf.readUInt16BE(offset + 2) + 1) * 4;
-    if (offset + length > buf.length) throw new Error('RTCP length beyond the datagram');
-    out.push({
-      type: buf[offset + 1],
-      count: buf[offset] & 0x1f,
-      ssrc: buf.readUInt32BE(offset + 4),
-      body: buf.subarray(offset, offset + length),
-    });
-    offset += length;
-  }
-  return out;
 }
 
 /** What a report needs from the session at the moment it is sent; undefined: nothing to report. */
@@ -166,7 +139,7 @@ export class RtcpSender {
     const schedule = (delay: number): void => {
       this.#timer = setTimeout(() => {
         this.#timer = undefined;
-        this.#send(source, false);
+        void this.#send(source, false); // resolves whatever happens: reports are advisory
         schedule(REPORT_INTERVAL_MS * (0.5 + Math.random()));
       }, delay);
       this.#timer.unref();

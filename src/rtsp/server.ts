@@ -1,14 +1,15 @@
 // The RTSP/1.0 front end (RFC 2326) on the main thread: accepts TCP
 // connections, frames requests (message.ts), answers OPTIONS, DESCRIBE, SETUP,
 // PLAY, PAUSE, TEARDOWN, GET_PARAMETER and SET_PARAMETER, and turns them into
-// engine calls. It never touches media: the engine's two data paths stream,
-// and nothing this module does (a flood of connections, a stalled client, a
-// malformed request) can reach them except through those calls.
+// calls on its backend (backend.ts: the engine and the catalog, behind an
+// interface declared here). It never touches media: the engine's two data paths
+// stream, and nothing this module does (a flood of connections, a stalled
+// client, a malformed request) can reach them except through those calls.
 //
 //   TCP connection ── RtspRequestParser ── per-connection queue ── method handler
 //        │  idle timeout, request timeout,            (in order)        │
 //        │  connection cap, write bound                                 ▼
-//        └──────────────────────────────────────── RtspSession ── engine.openSession/play/pause/closeSession
+//        └──────────────────────────────────────── RtspSession ── backend: resolve/openSession/play/pause/closeSession
 //                                                   (state, timeout, RTCP)
 //
 // Sessions belong to the server, not to a connection (RFC 2326 §3.4): a player
@@ -16,14 +17,9 @@
 // down by its inactivity timeout, which frees its data-path state.
 
 import dns from 'node:dns';
-import { open } from 'node:fs/promises';
 import net from 'node:net';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
-import type { CatalogAsset } from '../catalog/catalog.js';
-import { IndexHeader, randomAccessAtOrBefore, timeEntryOffset } from '../catalog/index-file.js';
-import { toEngineAsset } from '../engine/asset.js';
-import type { OpenSessionOptions, PlayResult, SessionFailedEvent, SessionInfo } from '../engine/engine.js';
 import { TwinframeError, isTwinframeError, type ErrorCode } from '../errors.js';
 import { TICKS_HZ } from '../mpegts/packet.js';
 import { silentLogger } from '../log.js';
@@ -31,36 +27,17 @@ import { parseRange, resolveRange, serializeRange } from './headers/range.js';
 import { serializeRtpInfo } from './headers/rtp-info.js';
 import { parseSession, serializeSession } from './headers/session.js';
 import { chooseTransport, parseTransport, serializeTransportSpec, transportReply, type ChosenTransport } from './headers/transport.js';
+import { OrderedConnection } from '../net/ordered-connection.js';
 import { RtspRequestParser, serializeResponse, type HeaderValue, type RtspRequest } from './message.js';
 import { RtcpSender } from './rtcp.js';
 import { buildSdp } from './sdp.js';
-import { RtspSession, type RtspSessionState, type SessionAsset } from './session.js';
+import { RtspSession, type RtspSessionState } from './session.js';
 import { TRACK_CONTROL, parseRtspUrl } from './url.js';
-import { ASSET_OPEN_FLAGS } from '../shared/asset-file.js';
-
-/** What the RTSP server needs from the engine (Engine implements it). */
-export interface RtspEngine {
-  openSession(options: OpenSessionOptions): Promise<SessionInfo>;
-  play(sessionId: string, options?: { startPacket?: number }): Promise<PlayResult>;
-  pause(sessionId: string): void;
-  closeSession(sessionId: string): void;
-  getSession(sessionId: string): SessionInfo | undefined;
-  listSessions(): SessionInfo[];
-  checkAdmission(bitrate: number, excludingSessionId?: string): void;
-  on(event: 'session-ended' | 'session-closed', listener: (event: { id: string }) => void): unknown;
-  on(event: 'session-failed', listener: (event: SessionFailedEvent) => void): unknown;
-  off(event: 'session-ended' | 'session-closed', listener: (event: { id: string }) => void): unknown;
-  off(event: 'session-failed', listener: (event: SessionFailedEvent) => void): unknown;
-}
-
-/** What it needs from the asset catalog (AssetCatalog implements it). */
-export interface RtspCatalog {
-  resolve(urlPath: string): Promise<CatalogAsset>;
-}
+import type { RtspBackend, RtspBackendListener } from './backend.js';
 
 export interface RtspServerOptions {
-  readonly engine: RtspEngine;
-  readonly catalog: RtspCatalog;
+  /** The engine and the catalog, as the RTSP server sees them. */
+  readonly backend: RtspBackend;
   /** Listen address. Default 127.0.0.1. */
   readonly host?: string;
   /** Default 8554; 0 picks a free port (tests). */
@@ -87,7 +64,7 @@ export interface RtspServerOptions {
 }
 
 /** Methods this server implements, as OPTIONS lists them. GET_PARAMETER tells ffmpeg to use it for keep-alive. */
-export const PUBLIC_METHODS = ['OPTIONS', 'DESCRIBE', 'SETUP', 'PLAY', 'PAUSE', 'TEARDOWN', 'GET_PARAMETER', 'SET_PARAMETER'] as const;
+const PUBLIC_METHODS = ['OPTIONS', 'DESCRIBE', 'SETUP', 'PLAY', 'PAUSE', 'TEARDOWN', 'GET_PARAMETER', 'SET_PARAMETER'] as const;
 type Method = (typeof PUBLIC_METHODS)[number];
 
 /**
@@ -121,19 +98,15 @@ interface Reply {
   readonly body?: string;
 }
 
-/** One client TCP connection: its reader, its in-order request queue, its timers. */
+/** One client TCP connection: its reader, its in-order request queue (OrderedConnection), its timers. */
 class Connection {
   readonly id: number;
   readonly socket: net.Socket;
+  readonly ordered: OrderedConnection;
   readonly peer: string;
   readonly local: string;
   readonly parser: RtspRequestParser;
   readonly log: Logger;
-  /** Requests are answered strictly in order: each waits for the one before. */
-  queue: Promise<void> = Promise.resolve();
-  pending = 0;
-  /** No more requests are read: an error reply is the last thing it gets. */
-  ending = false;
   requestTimer: NodeJS.Timeout | undefined;
 
   constructor(id: number, socket: net.Socket, maxRequestBytes: number, log: Logger) {
@@ -143,28 +116,32 @@ class Connection {
     this.local = plainAddress(socket.localAddress ?? '127.0.0.1');
     this.parser = new RtspRequestParser({ maxHeadBytes: maxRequestBytes, maxBodyBytes: maxRequestBytes });
     this.log = log.child({ conn: id, peer: this.peer });
+    this.ordered = new OrderedConnection(socket, {
+      pauseAt: MAX_PIPELINED,
+      resumeAt: MAX_PIPELINED / 2 - 1,
+      closeGraceMs: CLOSE_GRACE_MS,
+      maxUnreadBytes: MAX_UNREAD_RESPONSE_BYTES,
+      onUnreadLimit: (unread) => this.log.warn({ unread }, 'client does not read its responses; connection dropped'),
+      onTaskError: (err) => {
+        this.log.error({ err: (err as Error).message }, 'request handling failed');
+        socket.destroy();
+      },
+    });
   }
 
-  get open(): boolean {
-    return !this.socket.destroyed && this.socket.writable;
+  /** No more requests are read: an error reply is the last thing it gets. */
+  get ending(): boolean {
+    return this.ordered.ending;
   }
 
   write(bytes: Buffer): void {
-    if (!this.open) return;
-    this.socket.write(bytes);
-    if (this.socket.writableLength > MAX_UNREAD_RESPONSE_BYTES) {
-      this.log.warn({ unread: this.socket.writableLength }, 'client does not read its responses; connection dropped');
-      this.socket.destroy();
-    }
+    this.ordered.writeBounded(bytes);
   }
 
   /** Send what is written, then close; destroy if the client does not let go. */
   end(): void {
-    this.ending = true;
     this.clearRequestTimer();
-    if (this.socket.destroyed) return;
-    this.socket.end();
-    setTimeout(() => this.socket.destroy(), CLOSE_GRACE_MS).unref();
+    this.ordered.end();
   }
 
   clearRequestTimer(): void {
@@ -174,8 +151,8 @@ class Connection {
 }
 
 export class RtspServer {
-  readonly #engine: RtspEngine;
-  readonly #catalog: RtspCatalog;
+  readonly #backend: RtspBackend;
+  #unsubscribe: (() => void) | undefined;
   readonly #host: string;
   readonly #port: number;
   readonly #sessionTimeoutMs: number;
@@ -198,8 +175,7 @@ export class RtspServer {
   #listening = false;
 
   constructor(options: RtspServerOptions) {
-    this.#engine = options.engine;
-    this.#catalog = options.catalog;
+    this.#backend = options.backend;
     this.#host = options.host ?? '127.0.0.1';
     this.#port = options.port ?? 8554;
     this.#sessionTimeoutMs = options.sessionTimeoutMs ?? 60_000;
@@ -212,9 +188,7 @@ export class RtspServer {
     this.#log = (options.logger ?? silentLogger).child({ component: 'rtsp' });
     this.#server = net.createServer((socket) => this.#accept(socket));
     this.#server.on('error', (err) => this.#log.error({ err: err.message }, 'RTSP listener error'));
-    this.#engine.on('session-ended', this.#onSessionEnded);
-    this.#engine.on('session-failed', this.#onSessionFailed);
-    this.#engine.on('session-closed', this.#onSessionClosed);
+    this.#unsubscribe = this.#backend.subscribe(this.#events);
   }
 
   /** Start listening; resolves with the bound address (port 0 becomes the real port). */
@@ -269,9 +243,8 @@ export class RtspServer {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    this.#engine.off('session-ended', this.#onSessionEnded);
-    this.#engine.off('session-failed', this.#onSessionFailed);
-    this.#engine.off('session-closed', this.#onSessionClosed);
+    this.#unsubscribe?.();
+    this.#unsubscribe = undefined;
     const stopped = this.#listening ? new Promise<void>((resolve) => this.#server.close(() => resolve())) : Promise.resolve();
     for (const conn of this.#connections) {
       conn.clearRequestTimer();
@@ -326,11 +299,11 @@ export class RtspServer {
   #onData(conn: Connection, chunk: Buffer): void {
     if (conn.ending) return;
     const { messages, error } = conn.parser.push(chunk);
-    for (const request of messages) this.#enqueue(conn, () => this.#handle(conn, request));
+    for (const request of messages) conn.ordered.enqueue(() => this.#handle(conn, request));
     if (error) {
-      conn.ending = true;
+      conn.ordered.stopReading();
       conn.clearRequestTimer();
-      this.#enqueue(conn, async () => this.#refuseFraming(conn, error));
+      conn.ordered.enqueue(() => this.#refuseFraming(conn, error));
       return;
     }
     // A slow client (slowloris) must finish each request within the request timeout, counted from its first byte.
@@ -340,8 +313,8 @@ export class RtspServer {
         conn.requestTimer = undefined;
         if (conn.ending) return;
         conn.log.info({ status: 408, code: 'TF_RTSP_REQUEST_TIMEOUT', buffered: conn.parser.bufferedBytes, timeoutMs: this.#requestTimeoutMs }, 'incomplete request timed out');
-        conn.ending = true;
-        this.#enqueue(conn, async () => {
+        conn.ordered.stopReading();
+        conn.ordered.enqueue(() => {
           conn.write(serializeResponse({ status: 408, headers: { Server: SERVER_NAME } }));
           conn.end();
         });
@@ -350,19 +323,6 @@ export class RtspServer {
     } else if (conn.parser.bufferedBytes === 0) {
       conn.clearRequestTimer();
     }
-  }
-
-  /** Queue work on the connection, in arrival order; stop reading while too much is queued. */
-  #enqueue(conn: Connection, work: () => Promise<void>): void {
-    conn.pending++;
-    if (conn.pending >= MAX_PIPELINED) conn.socket.pause();
-    conn.queue = conn.queue.then(work).catch((err: Error) => {
-      conn.log.error({ err: err.message }, 'request handling failed');
-      conn.socket.destroy();
-    }).finally(() => {
-      conn.pending--;
-      if (conn.pending < MAX_PIPELINED / 2 && !conn.ending && conn.socket.isPaused()) conn.socket.resume();
-    });
   }
 
   /** The framing is lost (malformed, oversized, wrong version): answer once and close. */
@@ -439,14 +399,14 @@ export class RtspServer {
     if (accept !== undefined && !/(^|,)\s*(application\/sdp|application\/\*|\*\/\*)\s*(;|,|$)/i.test(accept)) {
       throw new TwinframeError('TF_RTSP_NOT_ACCEPTABLE', 'Accept does not include application/sdp');
     }
-    const asset = await this.#resolveCatalog(url.assetPath);
+    const asset = await this.#backend.resolve(url.assetPath);
     const sdp = buildSdp({
       sessionId: sdpSessionId(asset.name),
-      sessionVersion: Math.max(1, Math.floor(asset.meta.sourceMtimeMs)),
+      sessionVersion: Math.max(1, Math.floor(asset.sourceMtimeMs)),
       serverAddress: conn.local,
       name: asset.name,
-      durationSeconds: asset.meta.durationMs / 1000,
-      bitrateKbps: asset.meta.bitrate / 1000,
+      durationSeconds: asset.durationMs / 1000,
+      bitrateKbps: asset.bitrate / 1000,
     });
     // Players resolve the SDP's relative a=control against this; the trailing '/' keeps RFC 3986 resolvers inside the asset.
     let base = request.uri.replace(/[?#].*$/, '');
@@ -469,18 +429,14 @@ export class RtspServer {
     if (transportHeader === undefined) throw new TwinframeError('TF_RTSP_BAD_REQUEST', 'SETUP without a Transport header');
     const chosen = chooseTransport(parseTransport(transportHeader));
     const destination = await this.#destination(conn, chosen);
-    const catalogAsset = await this.#resolveCatalog(url.assetPath);
-    const engineAsset = toEngineAsset({ ...catalogAsset, assetPath: catalogAsset.path });
-    const asset: SessionAsset = { name: catalogAsset.name, meta: catalogAsset.meta, engineAsset };
-    const info = await this.#engine.openSession({
-      asset: engineAsset,
-      assetName: asset.name,
+    const asset = await this.#backend.resolve(url.assetPath);
+    const info = await asset.openSession({
       destination: { address: destination, port: chosen.clientRtpPort },
       transport: chosen.kind,
       source: this.#streamAddress ?? conn.local,
     });
     if (this.#closed) {
-      this.#engine.closeSession(info.id);
+      this.#backend.closeSession(info.id);
       throw new TwinframeError('TF_ENGINE_STOPPED', 'the server is shutting down');
     }
     const session = new RtspSession({
@@ -493,7 +449,7 @@ export class RtspServer {
         s.log.info({ timeoutMs: this.#sessionTimeoutMs }, 'session timed out: no request from the client');
         this.#teardown(s, 'timeout').catch((err: Error) => s.log.error({ err: err.message }, 'timeout teardown failed'));
       },
-      sent: () => this.#engine.getSession(info.id)?.sent ?? 0,
+      sent: () => this.#backend.sent(info.id) ?? 0,
       logger: this.#log,
     });
     this.#sessions.set(session.id, session);
@@ -525,29 +481,25 @@ export class RtspServer {
     absoluteUrl(request.uri);
     const session = this.#requiredSession(request, 'PLAY');
     session.checkState('PLAY', ALLOWED_STATES.PLAY);
-    const { meta, engineAsset } = session.asset;
-    const durationS = meta.durationMs / 1000;
+    const asset = session.asset;
+    const durationS = asset.durationMs / 1000;
     const rangeHeader = request.headers.get('range');
     const range = rangeHeader === undefined ? undefined : parseRange(rangeHeader);
     if (range?.time !== undefined) throw new TwinframeError('TF_RTSP_NOT_IMPLEMENTED', 'Range: scheduled play (time=) is not implemented');
     let startPacket: number | undefined;
     if (range !== undefined && typeof range.start === 'number') {
       const wanted = resolveRange(range, { duration: durationS });
-      const ticks = Math.floor(wanted.start * TICKS_HZ);
-      const firstKey = meta.randomAccess[0];
-      // A decoder can only start at a key frame: begin at the last one at or before the asked time.
-      // Before the first one (npt=0 included) that is the asset's own start, PAT and PMT first.
-      startPacket = firstKey === undefined || ticks === 0 || ticks < firstKey.ticks ? 0 : randomAccessAtOrBefore(meta, ticks).packet;
+      startPacket = asset.startPacketAt(Math.floor(wanted.start * TICKS_HZ));
     } else if (session.lastPlay === undefined || session.ended) {
       startPacket = 0; // first PLAY, or again after the end of the asset: from the start
     }
     this.#admitPlay(session);
-    const play = await this.#engine.play(session.id, startPacket === undefined ? {} : { startPacket });
+    const play = await this.#backend.play(session.id, startPacket === undefined ? {} : { startPacket });
     if (session.disposed) throw new TwinframeError('TF_SESSION_NOT_FOUND', 'session was torn down during PLAY');
     session.played(play);
     session.touch();
     // Streaming has begun: a failure to read the start time only costs the reply its Range.
-    const startS = await packetTicks(engineAsset.indexPath, engineAsset.timesOffset, play.startPacket).then(
+    const startS = await asset.packetTicks(play.startPacket).then(
       (ticks) => ticks / TICKS_HZ,
       (err: Error) => { session.log.warn({ err: err.message }, 'cannot read the start time from the index'); return undefined; },
     );
@@ -567,7 +519,7 @@ export class RtspServer {
     const session = this.#requiredSession(request, 'PAUSE');
     session.checkState('PAUSE', ALLOWED_STATES.PAUSE);
     if (session.state === 'playing') {
-      this.#engine.pause(session.id);
+      this.#backend.pause(session.id);
       session.paused();
       session.log.info('pause');
     }
@@ -623,9 +575,9 @@ export class RtspServer {
     if (this.#sessions.get(session.id) !== session) return;
     this.#sessions.delete(session.id);
     // Pause first so no datagram follows the BYE. (Gone already if the engine closed it meanwhile.)
-    if (this.#engine.getSession(session.id)) this.#engine.pause(session.id);
+    if (this.#backend.sent(session.id) !== undefined) this.#backend.pause(session.id);
     await session.dispose(session.lastPlay !== undefined);
-    this.#engine.closeSession(session.id);
+    this.#backend.closeSession(session.id);
     session.log.info({ reason }, 'session torn down');
   }
 
@@ -634,33 +586,33 @@ export class RtspServer {
    * have lowered them since the SETUP. Nothing already streaming is touched.
    */
   #admitPlay(session: RtspSession): void {
-    this.#engine.checkAdmission(session.info.bitrate, session.id);
+    this.#backend.checkAdmission(session.info.bitrate, session.id);
   }
 
-  readonly #onSessionEnded = (event: { id: string }): void => {
-    const session = this.#sessions.get(event.id);
-    if (!session) return;
-    session.log.info('end of asset; BYE sent');
-    session.endOfAsset();
-  };
-
-  /**
-   * A fault of its destination or its asset ended the session (the engine logged
-   * why): BYE, as at the end of an asset, then free it; later requests get 454.
-   */
-  readonly #onSessionFailed = (event: SessionFailedEvent): void => {
-    const session = this.#sessions.get(event.id);
-    if (!session) return;
-    this.#teardown(session, `${event.scope} fault: ${event.reason}`).catch((err: Error) => session.log.error({ err: err.message }, 'teardown failed'));
-  };
-
-  /** Closed by someone else (an operator): forget it here too. */
-  readonly #onSessionClosed = (event: { id: string }): void => {
-    const session = this.#sessions.get(event.id);
-    if (!session) return;
-    this.#sessions.delete(event.id);
-    session.log.info('session closed by the engine');
-    session.dispose(session.lastPlay !== undefined).catch((err: Error) => session.log.error({ err: err.message }, 'dispose failed'));
+  readonly #events: RtspBackendListener = {
+    sessionEnded: (id) => {
+      const session = this.#sessions.get(id);
+      if (!session) return;
+      session.log.info('end of asset; BYE sent');
+      session.endOfAsset();
+    },
+    /**
+     * A fault of its destination or its asset ended the session (the engine logged
+     * why): BYE, as at the end of an asset, then free it; later requests get 454.
+     */
+    sessionFailed: (id, reason) => {
+      const session = this.#sessions.get(id);
+      if (!session) return;
+      this.#teardown(session, reason).catch((err: Error) => session.log.error({ err: err.message }, 'teardown failed'));
+    },
+    /** Closed by someone else (an operator): forget it here too. */
+    sessionClosed: (id) => {
+      const session = this.#sessions.get(id);
+      if (!session) return;
+      this.#sessions.delete(id);
+      session.log.info('session closed by the engine');
+      session.dispose(session.lastPlay !== undefined).catch((err: Error) => session.log.error({ err: err.message }, 'dispose failed'));
+    },
   };
 
   /**
@@ -692,10 +644,6 @@ export class RtspServer {
     }
     return address;
   }
-
-  #resolveCatalog(urlPath: string): Promise<CatalogAsset> {
-    return this.#catalog.resolve(urlPath);
-  }
 }
 
 // ── Helpers ──────────────────────────────────────────────────────────────────
@@ -724,19 +672,6 @@ function sdpSessionId(name: string): number {
     h = Math.imul(h, 0x01000193) >>> 0;
   }
   return h;
-}
-
-/** A packet's send time from the index's times table (90 kHz ticks from packet 0). */
-async function packetTicks(indexPath: string, timesOffset: number, packet: number): Promise<number> {
-  const file = await open(indexPath, ASSET_OPEN_FLAGS); // never waits on a FIFO swapped in for the index
-  try {
-    const buf = Buffer.alloc(IndexHeader.TIME_ENTRY_SIZE);
-    const { bytesRead } = await file.read(buf, 0, buf.length, timeEntryOffset(timesOffset, packet));
-    if (bytesRead !== buf.length) throw new TwinframeError('TF_INDEX_CORRUPT', `index ${indexPath} has no time for packet ${packet}`);
-    return buf.readUInt32LE(0);
-  } finally {
-    await file.close();
-  }
 }
 
 function round(n: number): number {

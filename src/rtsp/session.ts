@@ -12,27 +12,19 @@
 // `twinframectl sessions` and the RTSP log lines name a session alike.
 
 import type { Logger } from 'pino';
-import type { AssetIndexMeta } from '../catalog/index-file.js';
-import type { EngineAsset, PlayResult, SessionInfo } from '../engine/engine.js';
 import { TwinframeError } from '../errors.js';
 import { monoNowMs } from '../shared/clock.js';
 import type { ChosenTransport } from './headers/transport.js';
 import type { ReportSource, RtcpSender } from './rtcp.js';
-import { TS_PAYLOAD_BYTES, rtpTimeAfter } from '../rtp/packetizer.js';
+import { TS_PACKET_BYTES } from '../mpegts/packet.js';
+import { TS_PACKETS_PER_DATAGRAM, TS_PAYLOAD_BYTES, rtpTimeAfter } from '../rtp/packetizer.js';
+import type { RtspMedia, RtspPlayResult, RtspSessionInfo } from './backend.js';
 
 export type RtspSessionState = 'ready' | 'playing';
 
-/** What a session streams: the catalog's view (name, index metadata) and the engine's. */
-export interface SessionAsset {
-  /** Canonical URL path from the catalog, e.g. '/sample.ts'. */
-  readonly name: string;
-  readonly meta: AssetIndexMeta;
-  readonly engineAsset: EngineAsset;
-}
-
 export interface RtspSessionOptions {
-  readonly info: SessionInfo;
-  readonly asset: SessionAsset;
+  readonly info: RtspSessionInfo;
+  readonly asset: RtspMedia;
   readonly transport: ChosenTransport;
   /** The SETUP request URI: players match RTP-Info url= against it character for character. */
   readonly controlUrl: string;
@@ -45,17 +37,19 @@ export interface RtspSessionOptions {
 
 export class RtspSession {
   readonly id: string;
-  readonly info: SessionInfo;
-  readonly asset: SessionAsset;
+  readonly info: RtspSessionInfo;
+  readonly asset: RtspMedia;
   readonly transport: ChosenTransport;
   readonly controlUrl: string;
   readonly log: Logger;
   readonly timeoutMs: number;
   #state: RtspSessionState = 'ready';
   /** The last PLAY's RTP-Info values and schedule; undefined before the first PLAY. */
-  #play: PlayResult | undefined;
+  #play: RtspPlayResult | undefined;
   /** The data paths reached the end of the asset; a PLAY without Range starts over. */
   #ended = false;
+  /** Bytes the asset's short last datagrams lacked of full ones, each time the end was reached. */
+  #shortfallBytes = 0;
   #rtcp: RtcpSender | undefined;
   #timer: NodeJS.Timeout | undefined;
   readonly #onTimeout: (session: RtspSession) => void;
@@ -83,7 +77,7 @@ export class RtspSession {
     return this.#ended;
   }
 
-  get lastPlay(): PlayResult | undefined {
+  get lastPlay(): RtspPlayResult | undefined {
     return this.#play;
   }
 
@@ -125,7 +119,7 @@ export class RtspSession {
     this.#rtcp = rtcp;
   }
 
-  played(play: PlayResult): void {
+  played(play: RtspPlayResult): void {
     this.#play = play;
     this.#state = 'playing';
     this.#ended = false;
@@ -142,6 +136,9 @@ export class RtspSession {
     if (this.#state !== 'playing') return;
     this.#state = 'ready';
     this.#ended = true;
+    // Datagrams hold 7 packets counted from the play's start packet: the last holds the rest.
+    const tail = this.#play ? (this.asset.packetCount - this.#play.startPacket) % TS_PACKETS_PER_DATAGRAM : 0;
+    if (tail !== 0) this.#shortfallBytes += (TS_PACKETS_PER_DATAGRAM - tail) * TS_PACKET_BYTES;
     this.#rtcp?.bye(this.reportSource).catch((err: Error) => this.log.warn({ err: err.message }, 'RTCP BYE failed'));
   }
 
@@ -162,8 +159,8 @@ export class RtspSession {
       wallMs,
       rtpTimestamp: rtpTimeAfter(play.rtptime, mono - play.startTimeMs),
       packetCount: packets,
-      // Every datagram but an asset's very last carries 7 whole TS packets.
-      octetCount: packets * TS_PAYLOAD_BYTES,
+      // Every datagram but an asset's last carries 7 whole TS packets.
+      octetCount: packets * TS_PAYLOAD_BYTES - this.#shortfallBytes,
     };
   };
 

@@ -9,7 +9,7 @@ import { TwinframeError } from '../errors.js';
 import type { PathCommand } from './commands.js';
 
 const HEADER_BYTES = 4;
-export const DEFAULT_QUEUE_BYTES = 256 * 1024;
+const DEFAULT_QUEUE_BYTES = 256 * 1024;
 
 export function createQueueStorage(capacityBytes = DEFAULT_QUEUE_BYTES): SharedArrayBuffer {
   return RingBuffer.getStorageForCapacity(capacityBytes, Uint8Array);

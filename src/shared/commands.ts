@@ -1,9 +1,8 @@
-// The commands the control plane sends to a data path, and the events a data
-// path reports back. Commands travel on the path's SAB ring (command-queue.ts);
-// events go by postMessage, since the control plane is never on the hot path.
+// The commands the control plane sends to a data path, on the path's SAB ring
+// (command-queue.ts). What a data path reports back goes by postMessage, since
+// the control plane is never on the hot path: ./messages.ts.
 
 import type { AssetIdentity } from './asset-file.js';
-import type { PathId } from './layout.js';
 
 export type TransportKind = 'rtp' | 'udp';
 
@@ -51,39 +50,3 @@ export interface InjectFaultCommand {
 }
 
 export type PathCommand = OpenSessionCommand | CloseSessionCommand | SyncMarkerCommand | InjectFaultCommand;
-
-/**
- * A session this path stops serving through no fault of its own: its destination
- * or stream address ('session') or its asset's file ('asset') is unusable
- * (src/datapath/error-scope.ts). The control plane ends the session, or every
- * session of the asset; the path stays healthy.
- */
-export interface SessionFaultEvent {
-  readonly type: 'session-fault';
-  readonly slot: number;
-  readonly sessionId: string;
-  readonly scope: 'session' | 'asset';
-  readonly reason: string;
-}
-
-export type PathEvent =
-  | { readonly type: 'booted'; readonly path: PathId; readonly incarnation: number; readonly policy: string; readonly priorityError: string | undefined }
-  | { readonly type: 'session-ready'; readonly slot: number; readonly sessionId: string }
-  | { readonly type: 'session-closed'; readonly slot: number }
-  | { readonly type: 'session-ended'; readonly slot: number; readonly sessionId: string }
-  | { readonly type: 'synced'; readonly token: number }
-  /** This path (`to`), on time, found `from` late on due work and took sending over. */
-  | { readonly type: 'handover'; readonly from: PathId; readonly to: PathId; readonly lateMs: number; readonly atMs: number }
-  /** A destination error reported while the stream goes on (ICMP unreachable and the like). */
-  | { readonly type: 'session-error'; readonly slot: number; readonly sessionId: string; readonly message: string }
-  | SessionFaultEvent;
-
-/** What the data path worker receives as workerData. */
-export interface DataPathWorkerData {
-  readonly path: PathId;
-  readonly incarnation: number;
-  readonly controlBlock: SharedArrayBuffer;
-  readonly maxSessions: number;
-  readonly commandQueue: SharedArrayBuffer;
-  readonly faultInjection: boolean;
-}

@@ -4,10 +4,9 @@
 
 import {
   ACTIVE_OWNER_BITS, ACTIVE_OWNER_MASK, ACTIVE_OWNER_NONE, CTRL, I32, PATH_COUNT, PATH_F64, PATH_I32, SEGMENT_F64, SESSION_I32,
-  computeLayout, pathF64Index, pathI32Index, segmentF64Index, sessionFaultBit, sessionI32Index,
-  type FailureCause, type Layout, type PathId, type SessionIo,
+  FAILURE_CAUSE_CODES, computeLayout, failureCauseCode, partnerOf, pathF64Index, pathI32Index, segmentF64Index, sessionFaultBit, sessionI32Index,
+  type FailoverState, type FailoverType, type FailureCause, type Layout, type PathId, type SessionIo,
 } from './layout.js';
-import type { FailoverState, FailoverType } from '../failover/states.js';
 
 export interface SegmentParams {
   id: number;
@@ -287,7 +286,7 @@ export class ControlBlock {
 
   /** Called by the control plane before it spawns a path's next worker. */
   beginIncarnation(path: PathId): number {
-    Atomics.store(this.i32, pathI32Index(path, PATH_I32.READY), 0);
+    Atomics.store(this.i32, pathI32Index(path, PATH_I32.ONLINE), 0);
     Atomics.store(this.i32, pathI32Index(path, PATH_I32.THREAD_ID), 0);
     this.f64[pathF64Index(path, PATH_F64.FAULT_AT_MS)] = 0;
     this.f64[pathF64Index(path, PATH_F64.NEXT_DUE_MS)] = Number.POSITIVE_INFINITY;
@@ -303,7 +302,7 @@ export class ControlBlock {
    */
   reportCritical(path: PathId, incarnation: number, cause: FailureCause, atMs: number): void {
     this.f64[pathF64Index(path, PATH_F64.CRITICAL_AT_MS)] = atMs;
-    Atomics.store(this.i32, pathI32Index(path, PATH_I32.CRITICAL), (incarnation << 8) | cause);
+    Atomics.store(this.i32, pathI32Index(path, PATH_I32.CRITICAL), (incarnation << 8) | failureCauseCode(cause));
     this.ringSupervisor();
   }
 
@@ -311,7 +310,7 @@ export class ControlBlock {
   critical(path: PathId): { cause: FailureCause; atMs: number } | undefined {
     const word = Atomics.load(this.i32, pathI32Index(path, PATH_I32.CRITICAL));
     if (word === 0 || word >>> 8 !== this.incarnation(path)) return undefined;
-    return { cause: (word & 0xff) as FailureCause, atMs: this.f64[pathF64Index(path, PATH_F64.CRITICAL_AT_MS)] };
+    return { cause: FAILURE_CAUSE_CODES[(word & 0xff) - 1], atMs: this.f64[pathF64Index(path, PATH_F64.CRITICAL_AT_MS)] };
   }
 
   /** Stamp the moment an injected fault begins, for detection-latency figures. */
@@ -348,22 +347,22 @@ export class ControlBlock {
    * The control plane marks a path online in lockstep (it has opened every
    * session): from now on a switch may go to it, and its heartbeats are watched.
    */
-  setReady(path: PathId, incarnation: number): void {
-    Atomics.store(this.i32, pathI32Index(path, PATH_I32.READY), incarnation);
+  setOnline(path: PathId, incarnation: number): void {
+    Atomics.store(this.i32, pathI32Index(path, PATH_I32.ONLINE), incarnation);
     this.ringSupervisor();
   }
 
   /** The path went offline: no switch may go to it. */
-  clearReady(path: PathId): void {
-    Atomics.store(this.i32, pathI32Index(path, PATH_I32.READY), 0);
+  clearOnline(path: PathId): void {
+    Atomics.store(this.i32, pathI32Index(path, PATH_I32.ONLINE), 0);
     this.ringSupervisor();
   }
 
-  /** Ready and not failed: the only kind of path a switch may go to. */
-  isReady(path: PathId): boolean {
+  /** Online and not failed: the only kind of path a switch may go to. */
+  isOnline(path: PathId): boolean {
     const incarnation = this.incarnation(path);
     return incarnation !== 0
-      && Atomics.load(this.i32, pathI32Index(path, PATH_I32.READY)) === incarnation
+      && Atomics.load(this.i32, pathI32Index(path, PATH_I32.ONLINE)) === incarnation
       && Atomics.load(this.i32, pathI32Index(path, PATH_I32.FAILURE_CLAIMED)) !== incarnation;
   }
 
@@ -467,7 +466,7 @@ export class ControlBlock {
   recordSessionFault(slot: number, path: PathId, io: SessionIo): { twin: boolean; own: boolean } {
     const own = sessionFaultBit(path, io);
     const before = Atomics.or(this.i32, sessionI32Index(slot, SESSION_I32.FAULT), own);
-    return { twin: (before & sessionFaultBit((1 - path) as PathId, io)) !== 0, own: (before & own) !== 0 };
+    return { twin: (before & sessionFaultBit(partnerOf(path), io)) !== 0, own: (before & own) !== 0 };
   }
 
   /** `path` read (or sent) session `slot` successfully: its earlier failure is history. */

@@ -15,10 +15,37 @@
 //   └───────────────────────────────────────────────────────────────────────────┘
 
 export const PATH_COUNT = 2;
-export const PathId = { A: 0, B: 1 } as const;
+/** A data path as the control block indexes it. */
 export type PathId = 0 | 1;
+/** A data path as operators, logs and the failover state machine name it. */
 export const PATH_NAMES = ['a', 'b'] as const;
 export type PathName = (typeof PATH_NAMES)[number];
+
+/** The other path of the pair (by index or by name). */
+export function partnerOf(path: PathId): PathId;
+export function partnerOf(path: PathName): PathName;
+export function partnerOf(path: PathId | PathName): PathId | PathName {
+  if (typeof path === 'number') return path === 0 ? 1 : 0;
+  return path === 'a' ? 'b' : 'a';
+}
+
+/**
+ * The patent's failover variables (Fig. 5, [0066]-[0067]) as the control block
+ * stores them: the numbers must stay stable. Named states: src/failover/states.ts.
+ */
+export const FailoverType = { UNDEF: 0, MASTER: 1, SLAVE: 2 } as const;
+export type FailoverType = (typeof FailoverType)[keyof typeof FailoverType];
+
+export const FailoverState = {
+  UNDEF: 0,
+  NONE: 1,
+  LIVE: 2,
+  FAILED: 3,
+  SYNCING: 4,
+  SYNCED: 5,
+  NOPARTNER: 6,
+} as const;
+export type FailoverState = (typeof FailoverState)[keyof typeof FailoverState];
 
 /** ACTIVE word: owner in the low 2 bits, epoch above them. Every switch bumps the epoch. */
 export const ACTIVE_OWNER_BITS = 2;
@@ -62,8 +89,8 @@ export const PATH_I32 = {
   CRITICAL: 4,
   /** Incarnation whose failure has been handled: claimed once, by CAS. */
   FAILURE_CLAIMED: 5,
-  /** Incarnation that has opened every session and may take over sending. */
-  READY: 6,
+  /** Incarnation that is online: it has opened every session and may send or take over sending. */
+  ONLINE: 6,
   /** Linux thread id of the path's worker, so the supervisor can read its CPU time. */
   THREAD_ID: 7,
   /** Datagrams this path put on the wire (all incarnations; wraps at 2^32). */
@@ -93,7 +120,7 @@ export const SESSION_I32 = {
  * failure the twin shares is the asset's (or the session's), not a path's
  * (src/datapath/error-scope.ts). Cleared when the slot is reset for a new session.
  */
-export const SESSION_FAULT = {
+const SESSION_FAULT = {
   /** Bit READ_SHIFT + path: the path's last read of the session's asset failed. */
   READ_SHIFT: 0,
   /** Bit SEND_SHIFT + path: the path's last send for the session failed. */
@@ -133,7 +160,7 @@ export const SEGMENT_F64 = {
 } as const;
 /** Two slots per session so the control plane writes one while paths read the other. */
 export const SEGMENT_SLOTS = 2;
-export const SESSION_F64_STRIDE = SEGMENT_F64.STRIDE * SEGMENT_SLOTS;
+const SESSION_F64_STRIDE = SEGMENT_F64.STRIDE * SEGMENT_SLOTS;
 
 // ── BigUint64 region: per-session control word ─────────────────────────────
 //   bits 0-39 cursor (datagrams sent since session start)
@@ -191,18 +218,29 @@ function align8(n: number): number {
   return (n + 7) & ~7;
 }
 
-/** Causes written into a path's critical-failure word (and reported by the supervisor). */
+/**
+ * Why a path failed: written by a dying path into its critical word, reported
+ * by the supervisor, carried by the engine's 'failover' event and the state
+ * machine's critical_failure. The values are what operators and logs see.
+ */
 export const FailureCause = {
-  NONE: 0,
-  EXCEPTION: 1,
-  EXIT: 2,
-  SOCKET: 3,
-  DISK: 4,
-  HEARTBEAT: 5,
-  TEMPERATURE: 6,
-  SYNC: 7,
+  EXCEPTION: 'exception',
+  EXIT: 'exit',
+  SOCKET: 'socket',
+  DISK: 'disk',
+  /** No progress on due work (hung or starved): judged by the supervisor, never self-reported. */
+  HEARTBEAT: 'heartbeat',
+  TEMPERATURE: 'temperature',
+  /** Did not open every session in time when synchronized. */
+  SYNC: 'sync',
 } as const;
 export type FailureCause = (typeof FailureCause)[keyof typeof FailureCause];
-export const FAILURE_CAUSE_NAMES: Record<FailureCause, string> = {
-  0: 'none', 1: 'exception', 2: 'exit', 3: 'socket', 4: 'disk', 5: 'heartbeat', 6: 'temperature', 7: 'sync',
-};
+
+/** A cause as the low 8 bits of the critical word (0: none), and back. */
+export const FAILURE_CAUSE_CODES: readonly FailureCause[] = [
+  FailureCause.EXCEPTION, FailureCause.EXIT, FailureCause.SOCKET, FailureCause.DISK,
+  FailureCause.HEARTBEAT, FailureCause.TEMPERATURE, FailureCause.SYNC,
+];
+export function failureCauseCode(cause: FailureCause): number {
+  return FAILURE_CAUSE_CODES.indexOf(cause) + 1;
+}

@@ -21,9 +21,9 @@ export interface PriorityResult {
 }
 
 /** Data paths run at this SCHED_FIFO priority; the supervisor one above, so it always preempts a spinning path. */
-export const REALTIME_PRIORITY = 10;
+const REALTIME_PRIORITY = 10;
 export const SUPERVISOR_PRIORITY = REALTIME_PRIORITY + 1;
-export const FALLBACK_NICE = -10;
+const FALLBACK_NICE = -10;
 
 /** This thread's Linux thread id, or 0 where /proc does not say. */
 export function currentThreadId(): number {

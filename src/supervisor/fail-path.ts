@@ -1,31 +1,17 @@
 // Taking a failed path out of service: claim the failure once, and if that path
 // was sending, hand ACTIVE to its twin with one compare-and-swap — or to nobody
-// when the twin is not ready to take over. Called by the supervisor thread (the
+// when the twin is not online to take over. Called by the supervisor thread (the
 // fast detector) and by the control plane (the backup, on worker 'exit').
 
 import { ControlBlock } from '../shared/control-block.js';
-import { FAILURE_CAUSE_NAMES, type FailureCause, type PathId } from '../shared/layout.js';
+import { partnerOf, type FailureCause, type PathId } from '../shared/layout.js';
 import { monoNowMs } from '../shared/clock.js';
-
-export interface FailureReport {
-  readonly path: PathId;
-  readonly incarnation: number;
-  readonly cause: string;
-  /** Best estimate of when the failure happened (fault start, critical report, or last heartbeat). */
-  readonly failedAtMs: number;
-  readonly detectedAtMs: number;
-  /** Set when the failed path was sending and ACTIVE moved. */
-  readonly switchedAtMs: number | undefined;
-  /** Where sending went: the twin, or undefined when it was not ready (streams stop). */
-  readonly switchedTo: PathId | undefined;
-  readonly wasActive: boolean;
-  readonly epoch: number;
-}
+import type { FailureReport } from '../shared/messages.js';
 
 export function failPath(cb: ControlBlock, path: PathId, incarnation: number, cause: FailureCause, failedAtMs: number): FailureReport | undefined {
   if (!cb.claimFailure(path, incarnation)) return undefined;
   const detectedAtMs = monoNowMs();
-  const twin = (1 - path) as PathId;
+  const twin = partnerOf(path);
   let wasActive = false;
   let switchedTo: PathId | undefined;
   let switchedAtMs: number | undefined;
@@ -33,7 +19,7 @@ export function failPath(cb: ControlBlock, path: PathId, incarnation: number, ca
     const word = cb.activeWord();
     if (ControlBlock.ownerOf(word) !== path) break;
     wasActive = true;
-    const next = cb.isReady(twin) ? twin : undefined;
+    const next = cb.isOnline(twin) ? twin : undefined;
     if (cb.switchActive(word, next)) {
       switchedTo = next;
       switchedAtMs = monoNowMs();
@@ -44,7 +30,7 @@ export function failPath(cb: ControlBlock, path: PathId, incarnation: number, ca
   return {
     path,
     incarnation,
-    cause: FAILURE_CAUSE_NAMES[cause],
+    cause,
     // An injected fault stamps its start; prefer it when it belongs to this failure.
     failedAtMs: faultStart > 0 && faultStart <= failedAtMs ? faultStart : failedAtMs,
     detectedAtMs,

@@ -1,9 +1,7 @@
 // Spawns the supervisor thread (src/supervisor/worker.ts).
 
 import { Worker } from 'node:worker_threads';
-import type { SupervisorWorkerData } from './worker.js';
-
-export type { FailureReport } from './fail-path.js';
+import type { SupervisorWorkerData } from '../shared/messages.js';
 
 export function spawnSupervisorWorker(workerData: SupervisorWorkerData): Worker {
   return new Worker(new URL('./worker.js', import.meta.url), { workerData, name: 'twinframe-supervisor' });

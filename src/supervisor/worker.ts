@@ -23,14 +23,10 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { ControlBlock } from '../shared/control-block.js';
 import { FailureCause, PATH_COUNT, type PathId } from '../shared/layout.js';
 import { monoNowMs } from '../shared/clock.js';
-import { failPath, type FailureReport } from './fail-path.js';
+import type { FailureReport, SupervisorToMain, SupervisorWorkerData } from '../shared/messages.js';
+import { failPath } from './fail-path.js';
 import { readThreadCpuNs } from './thread-cpu.js';
 import { SUPERVISOR_PRIORITY, demoteThread, raiseThreadPriority } from '../shared/thread-priority.js';
-
-export interface SupervisorWorkerData {
-  readonly controlBlock: SharedArrayBuffer;
-  readonly maxSessions: number;
-}
 
 interface Watch {
   incarnation: number;
@@ -56,7 +52,9 @@ const watches: Watch[] = Array.from({ length: PATH_COUNT }, () => ({
 }));
 
 function report(r: FailureReport | undefined): void {
-  if (r) parentPort?.postMessage({ type: 'path-failed', report: r });
+  if (!r) return;
+  const msg: SupervisorToMain = { type: 'path-failed', report: r };
+  parentPort?.postMessage(msg);
 }
 
 /** Judge one path; true while it owes work (the supervisor must look again soon). */
@@ -69,7 +67,7 @@ function check(path: PathId, now: number, periodMs: number, maxMissed: number): 
     return false;
   }
   const w = watches[path];
-  if (!cb.isReady(path)) {
+  if (!cb.isOnline(path)) {
     w.incarnation = 0; // not judged until it has synchronized
     return false;
   }
@@ -113,7 +111,8 @@ function failStalledPath(path: PathId, incarnation: number, stalledSinceMs: numb
 }
 
 const priority = raiseThreadPriority(SUPERVISOR_PRIORITY);
-parentPort?.postMessage({ type: 'booted', policy: priority.policy, priorityError: priority.error });
+const booted: SupervisorToMain = { type: 'booted', policy: priority.policy, priorityError: priority.error };
+parentPort?.postMessage(booted);
 
 while (!cb.isShutdown()) {
   const bell = cb.supervisorDoorbell();

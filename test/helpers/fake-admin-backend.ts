@@ -3,7 +3,7 @@
 // recorded as [wire command, args], and watch events delivered with emit().
 
 import type {
-  AdminBackend, FailoverRecord, SessionInfo, StatusResult, WatchEvent, WatchListener,
+  AdminBackend, FailoverRecord, SessionView, StatusResult, WatchEvent, WatchListener,
 } from '../../src/admin/backend.js';
 
 /** A healthy pair: a is Primary and sending, b is its Secondary. */
@@ -38,7 +38,7 @@ export interface FakeAdminBackendOptions {
 }
 
 /** The default sessions list: `sessionCount` playing sessions. */
-function fakeSession(i: number): SessionInfo {
+function fakeSession(i: number): SessionView {
   return {
     id: `s${i}`, asset: 'sample.ts', client: '127.0.0.1:5000', transport: 'RTP/AVP', state: 'playing',
     startedAt: '2025-01-01T00:00:00.000Z', positionSec: i, datagramsSent: i * 10, bitrateKbps: 4000,

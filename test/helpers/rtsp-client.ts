@@ -6,12 +6,8 @@
 import dgram from 'node:dgram';
 import net from 'node:net';
 
-import {
-  RtspResponseParser,
-  serializeRequest,
-  type HeaderInit,
-  type RtspResponse,
-} from '../../src/rtsp/message.js';
+import type { HeaderInit } from '../../src/rtsp/message.js';
+import { RtspResponseParser, serializeRequest, type RtspResponse } from './rtsp-message.js';
 import { parseSession } from '../../src/rtsp/headers/session.js';
 
 export const DEFAULT_TIMEOUT_MS = 5_000;
@@ -369,6 +365,8 @@ export interface ReceivedDatagram {
   readonly data: Buffer;
   /** process.hrtime.bigint() at arrival: the clock every twinframe thread shares. */
   readonly arrivalNs: bigint;
+  /** Sender as address:port: one source whichever data path sends. */
+  readonly from: string;
   /** Parsed header, in 'rtp' mode when the datagram is valid RTP. */
   readonly rtp: RtpPacket | undefined;
 }
@@ -400,7 +398,7 @@ export class UdpReceiver {
     this.host = options.host ?? '127.0.0.1';
     this.#rtp = rtp;
     this.#rtcp = rtcp;
-    rtp.on('message', (data: Buffer) => {
+    rtp.on('message', (data: Buffer, rinfo: dgram.RemoteInfo) => {
       const arrivalNs = process.hrtime.bigint();
       let rtpPacket: RtpPacket | undefined;
       if (this.mode === 'rtp') {
@@ -410,11 +408,11 @@ export class UdpReceiver {
           this.malformed += 1;
         }
       }
-      this.datagrams.push({ data, arrivalNs, rtp: rtpPacket });
+      this.datagrams.push({ data, arrivalNs, from: `${rinfo.address}:${rinfo.port}`, rtp: rtpPacket });
       this.#notify();
     });
-    rtcp.on('message', (data: Buffer) => {
-      this.rtcpDatagrams.push({ data, arrivalNs: process.hrtime.bigint(), rtp: undefined });
+    rtcp.on('message', (data: Buffer, rinfo: dgram.RemoteInfo) => {
+      this.rtcpDatagrams.push({ data, arrivalNs: process.hrtime.bigint(), from: `${rinfo.address}:${rinfo.port}`, rtp: undefined });
     });
   }
 

@@ -1,0 +1,31 @@
+// The control plane's side of the supervisor thread: start it, route its
+// failure reports, stop it at shutdown.
+
+import type { Worker } from 'node:worker_threads';
+import type { ControlBlock } from '../shared/control-block.js';
+import type { FailureReport, SupervisorToMain } from '../shared/messages.js';
+import { spawnSupervisorWorker } from '../supervisor/index.js';
+import type { Logger } from '../log.js';
+import { STOP_TIMEOUT_MS, TERMINATE_TIMEOUT_MS, stopWorker } from './worker-stop.js';
+
+export class SupervisorHost {
+  private readonly worker: Worker;
+  private readonly exited: Promise<void>;
+
+  constructor(cb: ControlBlock, maxSessions: number, onFailure: (report: FailureReport) => void, private readonly log: Logger) {
+    const worker = spawnSupervisorWorker({ controlBlock: cb.sab, maxSessions });
+    worker.on('message', (msg: SupervisorToMain) => {
+      if (msg.type === 'path-failed') onFailure(msg.report);
+      else if (msg.policy !== 'fifo') log.warn({ thread: 'supervisor', policy: msg.policy, reason: msg.priorityError }, 'supervisor runs without real-time priority');
+    });
+    worker.on('error', (err) => log.error({ err }, 'supervisor thread failed'));
+    this.exited = new Promise((resolve) => worker.once('exit', () => resolve()));
+    this.worker = worker;
+  }
+
+  /** Shutdown (after the control block's shutdown flag): wait for the thread within bounds. */
+  async stop(): Promise<void> {
+    if (await stopWorker(this.worker, this.exited, STOP_TIMEOUT_MS, TERMINATE_TIMEOUT_MS)) return;
+    this.log.error({ thread: 'supervisor', waitedMs: STOP_TIMEOUT_MS + TERMINATE_TIMEOUT_MS }, 'thread did not end when stopped (blocked in a system call?); leaving it');
+  }
+}

@@ -1,0 +1,238 @@
+// The asset index file ('.tfidx') as bytes: its layout, the header and
+// metadata codec, and the lookups on what it holds. The one module that knows
+// the format: the catalog writes and reads files with it, a data path preads
+// times at timeEntryOffset(), the RTSP adapter looks up key frames. No I/O here
+// and no imports from the control plane, so every thread may use it.
+//
+// Layout (little-endian):
+//   0..3    magic 'TFIX'
+//   4..7    u32 version (1)
+//   8..11   u32 jsonLength
+//   12..15  u32 timesOffset = align8(32 + jsonLength)
+//   16..19  u32 packetCount
+//   20..31  reserved, zero
+//   32..    UTF-8 JSON of AssetIndexMeta, zero padding up to timesOffset
+//   timesOffset..  u32[packetCount] packet send times, 90 kHz ticks from packet 0
+// A data-path thread preads times straight from `timesOffset + 4 * p`, so this
+// layout is a contract: change it only with a new version number.
+
+import { z } from 'zod';
+import { TwinframeError } from '../errors.js';
+
+export const INDEX_FILE_EXTENSION = '.tfidx';
+export const INDEX_MAGIC = 'TFIX';
+const INDEX_VERSION = 1;
+
+export const IndexHeader = {
+  MAGIC_OFFSET: 0,
+  VERSION_OFFSET: 4,
+  JSON_LENGTH_OFFSET: 8,
+  TIMES_OFFSET_OFFSET: 12,
+  PACKET_COUNT_OFFSET: 16,
+  RESERVED_OFFSET: 20,
+  /** The header's size; the JSON starts here. */
+  SIZE: 32,
+  JSON_OFFSET: 32,
+  /** Bytes per entry of the times table. */
+  TIME_ENTRY_SIZE: 4,
+  TIMES_ALIGNMENT: 8,
+} as const;
+
+/** Upper bound on the JSON part, so a corrupt length cannot make a reader allocate gigabytes. */
+const MAX_JSON_LENGTH = 64 * 1024 * 1024;
+
+export function timesTableOffset(jsonLength: number): number {
+  const end = IndexHeader.JSON_OFFSET + jsonLength;
+  return Math.ceil(end / IndexHeader.TIMES_ALIGNMENT) * IndexHeader.TIMES_ALIGNMENT;
+}
+
+/** Byte position of packet `packet`'s send time in an index file. */
+export function timeEntryOffset(timesOffset: number, packet: number): number {
+  return timesOffset + IndexHeader.TIME_ENTRY_SIZE * packet;
+}
+
+export type StreamKind = 'video' | 'audio' | 'other';
+
+export interface AssetStream {
+  pid: number;
+  streamType: number;
+  kind: StreamKind;
+  /** 'h264' | 'hevc' | 'mpeg2video' | 'aac' | 'mp2' | 'ac3' | ... (see mpegts/psi.ts StreamCodec). */
+  codec: string;
+}
+
+export interface RandomAccessPoint {
+  /** Index of the TS packet where the key frame's PES starts. */
+  packet: number;
+  /** That packet's send time, 90 kHz ticks from packet 0. */
+  ticks: number;
+}
+
+export interface AssetIndexMeta {
+  version: 1;
+  sourcePath: string;
+  sourceSize: number;
+  sourceMtimeMs: number;
+  packetCount: number;
+  /** Send time of the last packet plus one packet's duration at `bitrate`. */
+  durationMs: number;
+  /** Bits per second, measured between PCRs. */
+  bitrate: number;
+  programNumber: number;
+  pmtPid: number;
+  pcrPid: number;
+  streams: AssetStream[];
+  pcrCount: number;
+  /** Ascending by packet (and so by ticks). */
+  randomAccess: RandomAccessPoint[];
+}
+
+export interface AssetIndex {
+  meta: AssetIndexMeta;
+  /** Send time of every packet, 90 kHz ticks from packet 0, non-decreasing. */
+  times: Uint32Array;
+}
+
+const u32 = z.number().int().min(0).max(0xffffffff);
+const pid = z.number().int().min(0).max(0x1fff);
+
+const metaSchema = z.object({
+  version: z.literal(1),
+  sourcePath: z.string().min(1),
+  sourceSize: z.number().int().min(0),
+  sourceMtimeMs: z.number().finite(),
+  packetCount: u32,
+  durationMs: z.number().finite().min(0),
+  bitrate: z.number().finite().positive(),
+  programNumber: z.number().int().min(0).max(0xffff),
+  pmtPid: pid,
+  pcrPid: pid,
+  streams: z.array(
+    z.object({
+      pid,
+      streamType: z.number().int().min(0).max(0xff),
+      kind: z.enum(['video', 'audio', 'other']),
+      codec: z.string(),
+    }),
+  ),
+  pcrCount: u32,
+  randomAccess: z.array(z.object({ packet: u32, ticks: u32 })),
+});
+
+/** The error every reader of a bad index file throws. */
+export function corruptIndex(file: string, problem: string, details: Record<string, unknown> = {}): TwinframeError {
+  return new TwinframeError('TF_INDEX_CORRUPT', `asset index ${file} is corrupt: ${problem}`, { indexPath: file, ...details });
+}
+
+export interface ParsedHeader {
+  jsonLength: number;
+  timesOffset: number;
+  packetCount: number;
+}
+
+/** Validates the 32-byte header against the file's size. */
+export function parseHeader(file: string, header: Buffer, fileSize: number): ParsedHeader {
+  if (fileSize < IndexHeader.SIZE || header.length < IndexHeader.SIZE) {
+    throw corruptIndex(file, `${fileSize} bytes is shorter than the ${IndexHeader.SIZE}-byte header`);
+  }
+  const magic = header.toString('latin1', IndexHeader.MAGIC_OFFSET, IndexHeader.MAGIC_OFFSET + 4);
+  if (magic !== INDEX_MAGIC) throw corruptIndex(file, `bad magic ${JSON.stringify(magic)}`);
+  const version = header.readUInt32LE(IndexHeader.VERSION_OFFSET);
+  if (version !== INDEX_VERSION) throw corruptIndex(file, `unsupported version ${version}`, { version });
+  const jsonLength = header.readUInt32LE(IndexHeader.JSON_LENGTH_OFFSET);
+  const timesOffset = header.readUInt32LE(IndexHeader.TIMES_OFFSET_OFFSET);
+  const packetCount = header.readUInt32LE(IndexHeader.PACKET_COUNT_OFFSET);
+  if (jsonLength === 0 || jsonLength > MAX_JSON_LENGTH) throw corruptIndex(file, `implausible JSON length ${jsonLength}`);
+  if (timesOffset !== timesTableOffset(jsonLength)) {
+    throw corruptIndex(file, `times offset ${timesOffset} does not follow JSON length ${jsonLength}`);
+  }
+  for (let i = IndexHeader.RESERVED_OFFSET; i < IndexHeader.SIZE; i++) {
+    if (header[i] !== 0) throw corruptIndex(file, `reserved header byte ${i} is not zero`);
+  }
+  const expected = timeEntryOffset(timesOffset, packetCount);
+  if (fileSize !== expected) {
+    throw corruptIndex(file, `size ${fileSize} differs from the ${expected} bytes the header announces`, { fileSize, expected });
+  }
+  return { jsonLength, timesOffset, packetCount };
+}
+
+/** Parses and validates the JSON metadata against its header. */
+export function parseMeta(file: string, json: Buffer, header: ParsedHeader): AssetIndexMeta {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(json.toString('utf8'));
+  } catch (err) {
+    throw corruptIndex(file, `metadata is not JSON (${(err as Error).message})`);
+  }
+  const parsed = metaSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw corruptIndex(file, `metadata is invalid at ${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'unknown'}`);
+  }
+  const meta = parsed.data;
+  if (meta.packetCount !== header.packetCount) {
+    throw corruptIndex(file, `metadata says ${meta.packetCount} packets, header ${header.packetCount}`);
+  }
+  let prev = -1;
+  for (const rap of meta.randomAccess) {
+    if (rap.packet <= prev || rap.packet >= meta.packetCount) {
+      throw corruptIndex(file, `random-access point at packet ${rap.packet} is out of order or out of range`);
+    }
+    prev = rap.packet;
+  }
+  return meta;
+}
+
+/**
+ * Checks a whole times table against its metadata: packet 0 at tick 0, never
+ * decreasing, and every random-access point where the table puts it.
+ */
+export function checkTimes(file: string, meta: AssetIndexMeta, times: Uint32Array): void {
+  if (times.length > 0 && times[0] !== 0) throw corruptIndex(file, `packet 0 is sent at ${times[0]}, not 0`);
+  for (let p = 1; p < times.length; p++) {
+    if (times[p] < times[p - 1]) throw corruptIndex(file, `send times decrease at packet ${p}`, { packet: p });
+  }
+  for (const rap of meta.randomAccess) {
+    if (times[rap.packet] !== rap.ticks) {
+      throw corruptIndex(file, `random-access point at packet ${rap.packet} disagrees with the times table`);
+    }
+  }
+}
+
+/** One entry of the times table, as read from the file. */
+export function decodeTimeEntry(bytes: Buffer): number {
+  return bytes.readUInt32LE(0);
+}
+
+/** Header + JSON + padding, ready to be followed by the times table. */
+export function encodeIndexHead(meta: AssetIndexMeta): Buffer {
+  const json = Buffer.from(JSON.stringify(meta), 'utf8');
+  const timesOffset = timesTableOffset(json.length);
+  const head = Buffer.alloc(timesOffset); // zero-filled: reserved bytes and padding
+  head.write(INDEX_MAGIC, IndexHeader.MAGIC_OFFSET, 'latin1');
+  head.writeUInt32LE(INDEX_VERSION, IndexHeader.VERSION_OFFSET);
+  head.writeUInt32LE(json.length, IndexHeader.JSON_LENGTH_OFFSET);
+  head.writeUInt32LE(timesOffset, IndexHeader.TIMES_OFFSET_OFFSET);
+  head.writeUInt32LE(meta.packetCount, IndexHeader.PACKET_COUNT_OFFSET);
+  json.copy(head, IndexHeader.JSON_OFFSET);
+  return head;
+}
+
+/**
+ * The random-access point to start from for a seek to `ticks`: the last one at
+ * or before it; before the first one, the first one; with none, packet 0.
+ */
+export function randomAccessAtOrBefore(meta: Pick<AssetIndexMeta, 'randomAccess'>, ticks: number): RandomAccessPoint {
+  const raps = meta.randomAccess;
+  if (raps.length === 0) return { packet: 0, ticks: 0 };
+  let lo = 0;
+  let hi = raps.length - 1;
+  if (ticks < raps[0].ticks) return { ...raps[0] };
+  // Invariant: raps[lo].ticks <= ticks; find the last such index.
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >>> 1;
+    if (raps[mid].ticks <= ticks) lo = mid;
+    else hi = mid - 1;
+  }
+  return { ...raps[lo] };
+}

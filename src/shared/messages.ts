@@ -1,0 +1,92 @@
+// Every message that crosses a thread by postMessage or workerData, declared
+// once. (The commands the control plane queues for a data path travel on a SAB
+// ring instead: ./commands.ts.) Senders annotate what they post with these
+// types; receivers take them as they are.
+//
+//   main ──workerData──► data path   DataPathWorkerData
+//   main ◄──postMessage── data path   PathToMain
+//   main ──workerData──► supervisor   SupervisorWorkerData
+//   main ◄──postMessage── supervisor  SupervisorToMain
+
+import type { FailureCause, PathId } from './layout.js';
+import type { PriorityResult } from './thread-priority.js';
+
+export interface DataPathWorkerData {
+  readonly path: PathId;
+  readonly incarnation: number;
+  readonly controlBlock: SharedArrayBuffer;
+  readonly maxSessions: number;
+  readonly commandQueue: SharedArrayBuffer;
+  readonly faultInjection: boolean;
+}
+
+export interface SupervisorWorkerData {
+  readonly controlBlock: SharedArrayBuffer;
+  readonly maxSessions: number;
+}
+
+/** A thread is running its loop, at this scheduling policy (and why not a better one). */
+export interface BootedMessage {
+  readonly type: 'booted';
+  readonly policy: PriorityResult['policy'];
+  readonly priorityError: string | undefined;
+}
+
+/**
+ * A session this path stops serving through no fault of its own: its destination
+ * or stream address ('session') or its asset's file ('asset') is unusable
+ * (src/datapath/error-scope.ts). The control plane ends the session, or every
+ * session of the asset; the path stays healthy.
+ */
+export interface SessionFaultMessage {
+  readonly type: 'session-fault';
+  readonly slot: number;
+  readonly sessionId: string;
+  readonly scope: 'session' | 'asset';
+  readonly reason: string;
+}
+
+/** This path (`to`), on time, found `from` late on due work and took sending over. */
+export interface HandoverMessage {
+  readonly type: 'handover';
+  readonly from: PathId;
+  readonly to: PathId;
+  readonly lateMs: number;
+  readonly atMs: number;
+}
+
+/** What a data path tells the control plane. */
+export type PathToMain =
+  | (BootedMessage & { readonly path: PathId; readonly incarnation: number })
+  /** The session's socket is bound on this path: it can follow the session's cursor. */
+  | { readonly type: 'session-bound'; readonly slot: number; readonly sessionId: string }
+  | { readonly type: 'session-closed'; readonly slot: number }
+  | { readonly type: 'session-ended'; readonly slot: number; readonly sessionId: string }
+  /** Every session queued before the sync marker `token` is open on this path. */
+  | { readonly type: 'synced'; readonly token: number }
+  | HandoverMessage
+  /** A destination error reported while the stream goes on (ICMP unreachable and the like). */
+  | { readonly type: 'session-error'; readonly slot: number; readonly sessionId: string; readonly message: string }
+  | SessionFaultMessage;
+
+/** A failed path taken out of service (src/supervisor/fail-path.ts). */
+export interface FailureReport {
+  readonly path: PathId;
+  readonly incarnation: number;
+  readonly cause: FailureCause;
+  /** Best estimate of when the failure happened (fault start, critical report, or last heartbeat). */
+  readonly failedAtMs: number;
+  /** When the failure was claimed (by the supervisor, or the control plane's backup detector). */
+  readonly detectedAtMs: number;
+  /** Set when the failed path was sending and ACTIVE moved. */
+  readonly switchedAtMs: number | undefined;
+  /** Where sending went: the twin, or undefined when it was not online (streams stop). */
+  readonly switchedTo: PathId | undefined;
+  readonly wasActive: boolean;
+  readonly epoch: number;
+}
+
+/** What the supervisor tells the control plane. */
+export type SupervisorToMain =
+  | BootedMessage
+  | { readonly type: 'path-failed'; readonly report: FailureReport };

@@ -1,0 +1,165 @@
+// The operator's commands that change streaming, carried out by the real
+// engine: admin client → admin server → EngineAdminBackend → Engine, with a
+// viewer playing over RTSP and a real receiver holding every datagram against
+// the asset. Also the real `assets` and `sessions` outputs (the fakes in
+// twinframectl.test.ts cover the protocol and the tables).
+
+import test from 'ava';
+import { execFile } from 'node:child_process';
+import { copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import type { AssetInfo, SessionView as AdminSession } from '../src/admin/backend.js';
+import { AdminClient } from '../src/admin/client.js';
+import type { PathName } from '../src/shared/layout.js';
+import { parseConfig } from '../src/config/schema.js';
+import type { FailoverEvent, PlayResult } from '../src/engine/engine.js';
+import { silentLogger } from '../src/log.js';
+import { parseRange } from '../src/rtsp/headers/range.js';
+import { parseRtpInfo } from '../src/rtsp/headers/rtp-info.js';
+import { startServer } from '../src/server.js';
+import { SAMPLE_ASSET, checkRtpStream, loadSample, sleep, type SampleAsset } from './helpers/engine-fixture.js';
+import { RtspClient, UdpReceiver } from './helpers/rtsp-client.js';
+import { expectedDatagrams, largestGapMs } from './helpers/stream-pacing.js';
+
+const CTL = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../src/cli/twinframectl.js');
+const run = promisify(execFile);
+
+let sample: SampleAsset;
+test.before(async () => {
+  sample = await loadSample();
+});
+test.after.always(async () => {
+  await sample?.cleanup();
+});
+
+test.serial('stop-streaming of the Primary and of the Secondary, failover-unsync and failover through the admin socket are lossless on the real engine; assets and sessions tell the truth, position after a seek included', async (t) => {
+  t.timeout(90_000);
+  const dir = await mkdtemp(path.join(tmpdir(), 'twinframe-admin-engine-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const media = path.join(dir, 'media');
+  await mkdir(media);
+  await copyFile(SAMPLE_ASSET, path.join(media, 'sample.ts'));
+  await copyFile(SAMPLE_ASSET, path.join(media, 'spare.ts')); // never played, so never indexed
+  const config = parseConfig({
+    media: { mounts: [{ prefix: '', dir: media }], cacheDir: path.join(dir, 'cache') },
+    admin: { socketPath: path.join(dir, 'admin.sock') },
+  });
+  const server = await startServer({ config, configPath: undefined, logger: silentLogger, rtsp: { host: '127.0.0.1', port: 0 } });
+  t.teardown(() => server.close());
+  const failovers: FailoverEvent[] = [];
+  server.engine.on('failover', (e: FailoverEvent) => failovers.push(e));
+  const ctl = async <T>(...args: string[]): Promise<T> => {
+    const { stdout } = await run(process.execPath, [CTL, '--socket', config.admin.socketPath, '--json', ...args], { timeout: 20_000 });
+    return JSON.parse(stdout) as T;
+  };
+  /** When each command was given (hrtime ms), to place a gap in the stream. */
+  const steps: Array<[string, number]> = [];
+  const admin = await AdminClient.connect(config.admin.socketPath, { timeoutMs: 20_000 });
+  t.teardown(() => admin.close());
+  const states = async (command: 'stop_streaming' | 'start_streaming' | 'failover_sync' | 'failover_unsync', path: PathName): Promise<{ a: string; b: string }> => {
+    steps.push([`${command} ${path}`, Number(process.hrtime.bigint()) / 1e6]);
+    return (await admin.request(command, { path })).states;
+  };
+  const sentBy = (): number[] => server.engine.status().paths.map((p) => p.sent);
+
+  const receiver = await UdpReceiver.open();
+  t.teardown(() => receiver.close());
+  const client = await RtspClient.connect({ port: server.rtsp.port, timeoutMs: 20_000 });
+  t.teardown(() => client.close());
+  t.is((await client.setup('/sample.ts/track1', receiver.transportHeader())).status, 200);
+  const info = server.engine.getSession(client.session!)!;
+  const played = await client.play('/sample.ts/', 'npt=0-');
+  t.is(played.status, 200);
+  const playedAt = Date.now();
+  const rtpInfo = parseRtpInfo(played.headers.get('rtp-info')!)[0];
+  const play: PlayResult = { seq: rtpInfo.seq!, rtptime: rtpInfo.rtptime!, startPacket: 0, startTimeMs: 0 };
+  await sleep(300);
+
+  // Roles, not names: a late sender is handed over from (lossless), and the roles follow.
+  const roles = (): { p: PathName; s: PathName } => {
+    const primary = server.engine.status().paths.find((x) => x.named === 'Primary' || x.named === 'Primary_No_Secondary')!.path;
+    return { p: primary, s: primary === 'a' ? 'b' : 'a' };
+  };
+  const pair = (p: PathName, pState: string, sState: string): { a: string; b: string } => (p === 'a' ? { a: pState, b: sState } : { a: sState, b: pState });
+
+  // stop-streaming of the Primary: its partner takes over, lossless like any switch.
+  let { p, s } = roles();
+  t.deepEqual(await states('stop_streaming', p), pair(p, 'Primary_Offline', 'Secondary_No_Primary'));
+  t.is(server.engine.status().active, s);
+  await sleep(300);
+  t.deepEqual(await states('start_streaming', p), pair(p, 'Primary', 'Secondary'));
+  await sleep(300);
+
+  // stop-streaming of the Secondary: the Primary goes on alone; the stopped path sends nothing.
+  ({ p, s } = roles());
+  t.deepEqual(await states('stop_streaming', s), pair(p, 'Primary_No_Secondary', 'Secondary_Synchronized'));
+  const beforeAlone = sentBy();
+  await sleep(300);
+  const alone = sentBy();
+  const [pi, si] = p === 'a' ? [0, 1] : [1, 0];
+  t.is(server.engine.status().active, p);
+  t.is(alone[si], beforeAlone[si], 'the stopped secondary sent nothing');
+  t.true(alone[pi] - beforeAlone[pi] > 30, `the primary went on: ${alone[pi] - beforeAlone[pi]} datagrams`);
+
+  // failover-unsync, then back to a protected pair, then a manual failover.
+  t.deepEqual(await states('failover_unsync', s), pair(p, 'Primary_No_Secondary', 'Secondary_Offline'));
+  await sleep(200);
+  t.deepEqual(await states('failover_sync', s), pair(p, 'Primary_No_Secondary', 'Secondary_Synchronized'));
+  t.deepEqual(await states('start_streaming', s), pair(p, 'Primary', 'Secondary'));
+  await sleep(200);
+  ({ p, s } = roles());
+  steps.push(['failover', Number(process.hrtime.bigint()) / 1e6]);
+  t.like(await admin.request('failover'), { from: p, to: s, cause: 'manual' });
+  const afterSwitch = sentBy();
+  await sleep(300);
+  const newSender = s === 'a' ? 0 : 1;
+  t.true(sentBy()[newSender] - afterSwitch[newSender] > 0, `${s} sends after the failover`);
+
+  t.is((await client.pause('/sample.ts')).status, 200);
+  const playedMs = Date.now() - playedAt;
+  await receiver.waitForQuiet(150, 5000);
+  const check = checkRtpStream(receiver.packets, info, play, sample);
+  const sent = server.engine.getSession(info.id)!.sent;
+  const minimum = Math.floor(0.7 * expectedDatagrams(sample.asset.bitrate, playedMs));
+  t.true(receiver.datagrams.length >= minimum, `received ${receiver.datagrams.length}, at least ${minimum} in ${playedMs} ms`);
+  t.deepEqual({ received: receiver.datagrams.length, lost: check.lost, duplicated: check.duplicated, mismatched: check.mismatched }, { received: sent, lost: 0, duplicated: 0, mismatched: 0 }, check.firstMismatch);
+  const gap = largestGapMs(receiver.datagrams);
+  const arrivals = receiver.datagrams.map((d) => Number(d.arrivalNs) / 1e6);
+  const gapEnd = arrivals.find((ms, i) => i > 0 && ms - arrivals[i - 1] === gap) ?? 0;
+  const during = steps.filter(([, at]) => at < gapEnd).at(-1);
+  // Logged, not asserted: the receiver shares this thread with the whole server, so its arrival stamps can lag.
+  t.log(`largest arrival gap ${gap.toFixed(1)} ms, ending ${during ? `${(gapEnd - during[1]).toFixed(0)} ms after '${during[0]}'` : 'before the first command'}`);
+  t.deepEqual(failovers.map((f) => `${f.pathName}:${f.cause}`), [], 'no command failed a path');
+
+  // assets: what the catalog and the index cache know.
+  const assets = await ctl<AssetInfo[]>('assets');
+  t.deepEqual(assets, [
+    { name: '/sample.ts', sizeBytes: sample.bytes.length, indexed: true, durationSec: Math.round(sample.durationMs) / 1000, bitrateKbps: Math.round(sample.asset.bitrate / 1000) },
+    { name: '/spare.ts', sizeBytes: sample.bytes.length, indexed: false, durationSec: null, bitrateKbps: null },
+  ]);
+
+  // sessions: the paused session as it is.
+  const [paused] = await ctl<AdminSession[]>('sessions');
+  t.like(paused, {
+    id: info.id, asset: '/sample.ts', client: `127.0.0.1:${receiver.rtpPort}`, transport: 'RTP/AVP', state: 'paused',
+    datagramsSent: receiver.datagrams.length, bitrateKbps: Math.round(sample.asset.bitrate / 1000),
+  });
+  const pausedAt = (receiver.datagrams.length * 7 * 188 * 8) / sample.asset.bitrate;
+  t.true(Math.abs(paused.positionSec - pausedAt) <= 0.2, `position ${paused.positionSec} s, paused after ${pausedAt.toFixed(2)} s of the asset`);
+
+  // A seek: the position is where the stream is in the asset, not how much it has sent.
+  const seek = await client.play('/sample.ts/', 'npt=8.000-');
+  t.is(seek.status, 200);
+  const seekStart = parseRange(seek.headers.get('range')!).start as number;
+  const seekAt = Date.now();
+  await sleep(500);
+  const [playing] = await ctl<AdminSession[]>('sessions');
+  const elapsed = (Date.now() - seekAt) / 1000;
+  t.is(playing.state, 'playing');
+  t.true(playing.positionSec >= seekStart + 0.2 && playing.positionSec <= seekStart + elapsed + 0.5,
+    `position ${playing.positionSec} s, ${elapsed.toFixed(2)} s after a seek to ${seekStart} s`);
+  t.is((await client.teardown('/sample.ts')).status, 200);
+});
