@@ -23,6 +23,7 @@ import { startServer } from '../src/server.js';
 import { SAMPLE_ASSET, checkRtpStream, loadSample, sleep, type SampleAsset } from './helpers/engine-fixture.js';
 import { RtspClient, UdpReceiver } from './helpers/rtsp-client.js';
 import { expectedDatagrams, largestGapMs } from './helpers/stream-pacing.js';
+import { leakCheck } from './helpers/leak-check.js';
 
 const CTL = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../src/cli/twinframectl.js');
 const run = promisify(execFile);
@@ -163,3 +164,5 @@ test.serial('stop-streaming of the Primary and of the Secondary, failover-unsync
     `position ${playing.positionSec} s, ${elapsed.toFixed(2)} s after a seek to ${seekStart} s`);
   t.is((await client.teardown('/sample.ts')).status, 200);
 });
+
+leakCheck(test);

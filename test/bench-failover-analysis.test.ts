@@ -12,6 +12,7 @@ import type { AssetTiming, EventRecord, FaultRecord, HandoverRecord, PhaseRun, S
 import { mulberry32 } from '../bench/lib.js';
 import { TICKS_HZ } from '../src/mpegts/packet.js';
 import { TS_PACKETS_PER_DATAGRAM } from '../src/rtp/packetizer.js';
+import { leakCheck } from './helpers/leak-check.js';
 
 const DATAGRAMS = 400;
 const START_MS = 1000;
@@ -139,3 +140,5 @@ test('a failover with the wrong cause and one more failover after the fault are 
 function round(x: number): number {
   return Math.round(x * 1000) / 1000;
 }
+
+leakCheck(test);

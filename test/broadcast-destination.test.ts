@@ -18,6 +18,7 @@ import { silentLogger } from '../src/log.js';
 import { startServer } from '../src/server.js';
 import { netnsUnavailable } from './helpers/netns.js';
 import { RtspClient, UdpReceiver } from './helpers/rtsp-client.js';
+import { leakCheck } from './helpers/leak-check.js';
 
 const run = promisify(execFile);
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -86,3 +87,5 @@ const unavailable = netnsUnavailable();
   t.true(r.healthy.received > 200, `the neighbour received ${r.healthy.received}`);
   t.deepEqual(r.healthy, { received: r.healthy.sent, sent: r.healthy.sent, lost: 0, duplicated: 0, mismatched: 0 });
 });
+
+leakCheck(test);

@@ -9,6 +9,7 @@ import type { Engine, FailoverEvent, PlayResult, SessionInfo } from '../src/engi
 import { UdpReceiver } from './helpers/rtsp-client.js';
 import { checkRtpStream, loadSample, sleep, startEngine, until, waitForRecovery, type SampleAsset } from './helpers/engine-fixture.js';
 import { expectedDatagrams, largestGapMs, parseTaskStat, type ThreadSched } from './helpers/stream-pacing.js';
+import { leakCheck } from './helpers/leak-check.js';
 
 let sample: SampleAsset;
 test.before(async () => {
@@ -215,3 +216,5 @@ test.serial('after both paths were down, the stream resumes at the next sequence
     await engine.close();
   }
 });
+
+leakCheck(test);

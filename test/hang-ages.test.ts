@@ -22,6 +22,7 @@ import { UdpReceiver } from './helpers/rtsp-client.js';
 import { checkRtpStream, loadSample, sleep, startEngine, until, type SampleAsset } from './helpers/engine-fixture.js';
 import { freezeThread, freezerUnavailable } from './helpers/freezer.js';
 import { expectedDatagrams, parseTaskStat } from './helpers/stream-pacing.js';
+import { leakCheck } from './helpers/leak-check.js';
 
 let sample: SampleAsset;
 test.before(async () => {
@@ -188,3 +189,5 @@ for (const impl of implementations) {
     await checkStream(t, run);
   });
 }
+
+leakCheck(test);

@@ -6,6 +6,7 @@ import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import test, { type ExecutionContext } from 'ava';
 import { OrderedConnection, type OrderedConnectionOptions } from '../src/net/ordered-connection.js';
+import { leakCheck } from './helpers/leak-check.js';
 
 const DEFAULTS: OrderedConnectionOptions = {
   pauseAt: 4,
@@ -156,3 +157,5 @@ test('with drainTo, the next task waits until the peer has read the output down 
   await settled(conn);
   t.true(second);
 });
+
+leakCheck(test);

@@ -21,6 +21,7 @@ import { loadSample, sleep, until, type SampleAsset } from './helpers/engine-fix
 import { freeUdpPortRange } from './helpers/port-range.js';
 import { parseCompound, type ParsedRtcp } from './helpers/rtcp.js';
 import { RtspClient, UdpReceiver } from './helpers/rtsp-client.js';
+import { leakCheck } from './helpers/leak-check.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const ASSETS = path.resolve(here, '../../assets');
@@ -227,3 +228,5 @@ test.serial('a heartbeat change through twinframectl takes effect in detection a
   t.true(slow >= 19.5, `failed after ${slow.toFixed(2)} ms: not before the new 20 ms window`);
   t.like(await ctl(socket, 'status'), { heartbeat: { periodUs: 4000, maxMissed: 5 } });
 });
+
+leakCheck(test);
