@@ -111,7 +111,7 @@ const fullDisk = test.macro(async (t, level: string) => {
     const child = spawn(process.execPath, [twinframe, '--config', config, '--port', String(port), '--log-level', level], { stdio: ['ignore', full, full] });
     fs.closeSync(full);
     let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
-    const exited = once(child, 'exit').then(([code, signal]) => { exit = { code, signal }; });
+    const exited = once(child, 'exit').then(([code, signal]) => { exit = { code: code as number | null, signal: signal as NodeJS.Signals | null }; });
     try {
       await waitUntilServing(port, () => exit !== undefined);
       t.true(fs.existsSync(socket), 'the admin socket is there');

@@ -31,7 +31,7 @@ export async function loadSample(): Promise<SampleAsset> {
     const indexed = await pool.index(SAMPLE_ASSET, cacheDir);
     const index = readIndexFile(indexed.indexPath);
     return {
-      asset: await toEngineAsset(indexed),
+      asset: toEngineAsset(indexed),
       bytes: await readFile(SAMPLE_ASSET),
       times: index.times,
       randomAccess: index.meta.randomAccess,
