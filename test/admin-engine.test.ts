@@ -22,8 +22,8 @@ import { parseRtpInfo } from '../src/rtsp/headers/rtp-info.js';
 import { startServer } from '../src/server.js';
 import { SAMPLE_ASSET, checkRtpStream, loadSample, sleep, type SampleAsset } from './helpers/engine-fixture.js';
 import { RtspClient, UdpReceiver } from './helpers/rtsp-client.js';
-import { expectedDatagrams, largestGapMs } from './helpers/stream-pacing.js';
 import { leakCheck } from './helpers/leak-check.js';
+import { expectedDatagrams, largestGapMs } from './helpers/stream-pacing.js';
 
 const CTL = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../src/cli/twinframectl.js');
 const run = promisify(execFile);

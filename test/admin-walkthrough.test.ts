@@ -15,9 +15,10 @@ import { parseConfig } from '../src/config/schema.js';
 import { loadConfig } from '../src/config/store.js';
 import { silentLogger } from '../src/log.js';
 import { startServer, type TwinframeServer } from '../src/server.js';
-import { PACING_BOUND_MS, UdpReceiver, largestGap } from './helpers/rtsp-client.js';
-import { checkRtpStream, loadSample, minDatagrams, nowMs, sleep, until, type SampleAsset } from './helpers/engine-fixture.js';
+import { UdpReceiver } from './helpers/rtsp-client.js';
+import { checkRtpStream, loadSample, nowMs, sleep, until, type SampleAsset } from './helpers/engine-fixture.js';
 import { leakCheck } from './helpers/leak-check.js';
+import { PACING_BOUND_MS, largestGap, minDatagrams } from './helpers/stream-pacing.js';
 
 const ctl = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../src/cli/twinframectl.js');
 const run = promisify(execFile);

@@ -8,8 +8,9 @@ import { readFileSync, readdirSync } from 'node:fs';
 import type { Engine, FailoverEvent, PlayResult, SessionInfo } from '../src/engine/engine.js';
 import { UdpReceiver } from './helpers/rtsp-client.js';
 import { checkRtpStream, loadSample, sleep, startEngine, until, waitForRecovery, type SampleAsset } from './helpers/engine-fixture.js';
-import { expectedDatagrams, largestGapMs, parseTaskStat, type ThreadSched } from './helpers/stream-pacing.js';
 import { leakCheck } from './helpers/leak-check.js';
+import { expectedDatagrams, largestGapMs } from './helpers/stream-pacing.js';
+import { type ThreadSched, parseTaskStat } from './helpers/thread-sched.js';
 
 let sample: SampleAsset;
 test.before(async () => {

@@ -6,10 +6,11 @@ import test from 'ava';
 import type { FaultKind } from '../src/shared/commands.js';
 import type { AssetFailedEvent, Engine, FailoverEvent, SessionFailedEvent } from '../src/engine/engine.js';
 import type { ExecutionContext } from 'ava';
-import { PACING_BOUND_MS, UdpReceiver, largestGap } from './helpers/rtsp-client.js';
+import { UdpReceiver } from './helpers/rtsp-client.js';
 import { ThreadReceiver } from './helpers/thread-receiver.js';
-import { checkRtpStream, loadSample, minDatagrams, nowMs, sleep, startEngine, until, waitForRecovery, type SampleAsset } from './helpers/engine-fixture.js';
+import { checkRtpStream, loadSample, nowMs, sleep, startEngine, until, waitForRecovery, type SampleAsset } from './helpers/engine-fixture.js';
 import { leakCheck } from './helpers/leak-check.js';
+import { PACING_BOUND_MS, largestGap, minDatagrams } from './helpers/stream-pacing.js';
 
 let sample: SampleAsset;
 test.before(async () => {

@@ -21,8 +21,9 @@ import { monoNowMs } from '../src/shared/clock.js';
 import { UdpReceiver } from './helpers/rtsp-client.js';
 import { checkRtpStream, loadSample, sleep, startEngine, until, type SampleAsset } from './helpers/engine-fixture.js';
 import { freezeThread, freezerUnavailable } from './helpers/freezer.js';
-import { expectedDatagrams, parseTaskStat } from './helpers/stream-pacing.js';
 import { leakCheck } from './helpers/leak-check.js';
+import { expectedDatagrams } from './helpers/stream-pacing.js';
+import { parseTaskStat } from './helpers/thread-sched.js';
 
 let sample: SampleAsset;
 test.before(async () => {

@@ -7,9 +7,10 @@ import test from 'ava';
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Engine, FailoverEvent, HandoverEvent } from '../src/engine/engine.js';
 import { FRAME_INTERVAL_MS } from '../src/config/schema.js';
-import { PACING_BOUND_MS, UdpReceiver, largestGap } from './helpers/rtsp-client.js';
-import { checkRtpStream, loadSample, minDatagrams, nowMs, sleep, startEngine, until, type SampleAsset } from './helpers/engine-fixture.js';
+import { UdpReceiver } from './helpers/rtsp-client.js';
+import { checkRtpStream, loadSample, nowMs, sleep, startEngine, until, type SampleAsset } from './helpers/engine-fixture.js';
 import { leakCheck } from './helpers/leak-check.js';
+import { PACING_BOUND_MS, largestGap, minDatagrams } from './helpers/stream-pacing.js';
 
 let sample: SampleAsset;
 test.before(async () => {

@@ -10,7 +10,7 @@ import { Worker } from 'node:worker_threads';
 import { nativeAddon } from '../src/shared/native.js';
 import { readSchedstatCpuNs, readThreadCpuNs } from '../src/supervisor/thread-cpu.js';
 import { leakCheck } from './helpers/leak-check.js';
-import { PACING_BOUND_MS } from './helpers/rtsp-client.js';
+import { PACING_BOUND_MS } from './helpers/stream-pacing.js';
 
 const run = promisify(execFile);
 const here = path.dirname(fileURLToPath(import.meta.url));

@@ -13,10 +13,11 @@ import { parseConfig } from '../src/config/schema.js';
 import type { FailoverEvent, SessionInfo } from '../src/engine/engine.js';
 import { parseRtpInfo } from '../src/rtsp/headers/rtp-info.js';
 import { startServer, type TwinframeServer } from '../src/server.js';
-import { checkRtpStream, loadSample, minDatagrams, sleep, type SampleAsset } from './helpers/engine-fixture.js';
+import { checkRtpStream, loadSample, sleep, type SampleAsset } from './helpers/engine-fixture.js';
 import { mkfifo, rescueFifoAfter } from './helpers/fifo.js';
 import { RtspClient, UdpReceiver } from './helpers/rtsp-client.js';
 import { leakCheck } from './helpers/leak-check.js';
+import { minDatagrams } from './helpers/stream-pacing.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const MAX_REQUEST_BYTES = 4096;

@@ -9,8 +9,9 @@ import { Worker } from 'node:worker_threads';
 import test from 'ava';
 
 import { RtspRequestParser, serializeResponse, type RtspRequest } from '../src/rtsp/message.js';
-import { RtspClient, UdpReceiver, largestGap, parseRtpPacket, sequenceStats, type SequenceStats } from './helpers/rtsp-client.js';
+import { RtspClient, UdpReceiver, parseRtpPacket, sequenceStats, type SequenceStats } from './helpers/rtsp-client.js';
 import { leakCheck } from './helpers/leak-check.js';
+import { largestGap } from './helpers/stream-pacing.js';
 
 const STATS: Array<[name: string, seqs: number[], options: { firstSeq?: number }, expected: Omit<SequenceStats, 'received'>]> = [
   ['nothing received', [], {}, { unique: 0, expected: 0, lost: 0, duplicated: 0, reordered: 0 }],

@@ -22,9 +22,10 @@ import { parseCompound } from './helpers/rtcp.js';
 import { RtspServer, type RtspServerOptions } from '../src/rtsp/server.js';
 import { EngineRtspBackend } from '../src/rtsp-backend.js';
 import { startServer, type TwinframeServer } from '../src/server.js';
-import { checkRtpStream, loadSample, minDatagrams, sleep, type SampleAsset } from './helpers/engine-fixture.js';
+import { checkRtpStream, loadSample, sleep, type SampleAsset } from './helpers/engine-fixture.js';
 import { RtspClient, UdpReceiver, type RtpPacket } from './helpers/rtsp-client.js';
 import { leakCheck } from './helpers/leak-check.js';
+import { minDatagrams } from './helpers/stream-pacing.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const ASSETS = path.join(ROOT, 'assets');

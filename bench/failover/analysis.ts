@@ -4,12 +4,13 @@
 // per-fault measures (a) switch, (b) lateness, (c) gap, and their summaries.
 
 import { FaultKinds, type FaultKind } from '../../src/shared/commands.js';
+import { TICKS_PER_MS } from '../../src/mpegts/packet.js';
 import { TS_PACKETS_PER_DATAGRAM } from '../../src/rtp/packetizer.js';
 import { sequenceStats } from '../../test/helpers/rtsp-client.js';
 import { nearest16 } from '../lib.js';
 import { summarize, type Summary } from '../stats.js';
 import {
-  GAP_AFTER_MS, GAP_BEFORE_MS, segmentLength, TARGET_LATE_P50_MS, TARGET_LATE_P99_MS, TICKS_PER_MS, YOUNG_VICTIM_MS,
+  GAP_AFTER_MS, GAP_BEFORE_MS, segmentLength, TARGET_LATE_P50_MS, TARGET_LATE_P99_MS, YOUNG_VICTIM_MS,
   type AssetTiming, type EventRecord, type FaultRecord, type HandoverRecord, type PhaseRun, type SocketData, type StreamRec,
 } from './model.js';
 

@@ -3,7 +3,6 @@
 // beyond segmentLength().
 
 import type { EngineAsset, PlayResult, SessionInfo } from '../../src/engine/engine.js';
-import { TICKS_HZ } from '../../src/mpegts/packet.js';
 import type { FaultKind } from '../../src/shared/commands.js';
 import { TS_PACKETS_PER_DATAGRAM } from '../../src/rtp/packetizer.js';
 
@@ -18,8 +17,6 @@ export const GAP_AFTER_MS = 100;
 export const TARGET_LATE_P50_MS = 1;
 export const TARGET_LATE_P99_MS = 33;
 export const RECEIVER_FIFO_PRIORITY = 5;
-/** RTP / PCR clock ticks per millisecond. */
-export const TICKS_PER_MS = TICKS_HZ / 1000;
 
 export interface Options {
   faults: number;

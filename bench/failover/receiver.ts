@@ -5,6 +5,7 @@
 // bench through a Channel either way.
 
 import dgram from 'node:dgram';
+import { TICKS_PER_MS } from '../../src/mpegts/packet.js';
 import { readFileSync } from 'node:fs';
 import type { SessionInfo } from '../../src/engine/engine.js';
 import { TS_PACKETS_PER_DATAGRAM } from '../../src/rtp/packetizer.js';
@@ -12,7 +13,7 @@ import { raiseThreadPriority } from '../../src/shared/thread-priority.js';
 import { checkRtpStream, type SampleAsset } from '../../test/helpers/engine-fixture.js';
 import { parseRtpPacket, type RtpPacket } from '../../test/helpers/rtsp-client.js';
 import { nearest16 } from '../lib.js';
-import { RECEIVER_FIFO_PRIORITY, RECV_BUFFER_BYTES, segmentLength, TICKS_PER_MS, type FromReceiver, type ReceiverInit, type Segment, type SocketData, type ToReceiver } from './model.js';
+import { RECEIVER_FIFO_PRIORITY, RECV_BUFFER_BYTES, segmentLength, type FromReceiver, type ReceiverInit, type Segment, type SocketData, type ToReceiver } from './model.js';
 
 /** How the receiver talks to the bench: a worker's parentPort, or a child process's IPC channel. */
 export interface Channel {

@@ -83,16 +83,6 @@ export function checkRtpStream(packets: readonly RtpPacket[], session: SessionIn
   return { ...stats, mismatched, firstMismatch };
 }
 
-/**
- * The fewest datagrams a stream of the sample must deliver in `playedMs` of
- * playing: half of what its bitrate carries (7 TS packets a datagram). A wide
- * margin for a loaded machine, and a stream that sent nothing always fails.
- */
-export function minDatagrams(sample: SampleAsset, playedMs: number): number {
-  const perMs = sample.bytes.length / (7 * 188) / sample.durationMs;
-  return Math.max(1, Math.floor(0.5 * perMs * playedMs));
-}
-
 /** Milliseconds on the clock every twinframe thread and the receivers share (process.hrtime). */
 export function nowMs(): number {
   return Number(process.hrtime.bigint()) / 1e6;

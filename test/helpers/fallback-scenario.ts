@@ -3,10 +3,11 @@
 // what the receiver saw as JSON. Lets the suite run the failover path without
 // the native addon, the way a machine without a compiler runs it.
 
-import { UdpReceiver, largestGap } from './rtsp-client.js';
-import { checkRtpStream, loadSample, minDatagrams, nowMs, sleep, startEngine, until } from './engine-fixture.js';
+import { UdpReceiver } from './rtsp-client.js';
+import { checkRtpStream, loadSample, nowMs, sleep, startEngine, until } from './engine-fixture.js';
 import { nativeAddon } from '../../src/shared/native.js';
 import type { FailoverEvent, HandoverEvent } from '../../src/engine/engine.js';
+import { largestGap, minDatagrams } from './stream-pacing.js';
 
 const sample = await loadSample();
 const engine = await startEngine();

@@ -561,28 +561,6 @@ export class UdpReceiver {
   }
 }
 
-/** Largest gap between a correct stream's arrivals that a loaded 2-core machine still stays well under (the asset's own gaps are ~4 ms). */
-export const PACING_BOUND_MS = 250;
-
-/**
- * Pacing at the receiver over [fromMs, toMs] of the shared clock (ms, sorted
- * arrivals): the largest gap between consecutive arrivals, the window's edges
- * included, so a stream that stopped inside the window shows the silence.
- */
-export function largestGap(arrivalsMs: readonly number[], fromMs: number, toMs: number): { maxMs: number; count: number } {
-  let last = fromMs;
-  let maxMs = 0;
-  let count = 0;
-  for (const at of arrivalsMs) {
-    if (at < fromMs) continue;
-    if (at > toMs) break;
-    maxMs = Math.max(maxMs, at - last);
-    last = at;
-    count++;
-  }
-  return { maxMs: Math.max(maxMs, toMs - last), count };
-}
-
 /** RTP on a free even port of `host`, RTCP on the next (RFC 3550 §11); retried because another process can take port+1 first. */
 export async function openPortPair(host: string): Promise<{ rtp: dgram.Socket; rtcp: dgram.Socket }> {
   for (let attempt = 0; attempt < 50; attempt++) {
