@@ -16,7 +16,7 @@ import { promisify } from 'node:util';
 import { parseConfig } from '../src/config/schema.js';
 import { silentLogger } from '../src/log.js';
 import { startServer } from '../src/server.js';
-import { netnsUnavailable } from './helpers/netns.js';
+import { netnsUnavailable, testNamespaceName } from './helpers/netns.js';
 import { RtspClient, UdpReceiver } from './helpers/rtsp-client.js';
 import { leakCheck } from './helpers/leak-check.js';
 
@@ -62,7 +62,7 @@ const unavailable = netnsUnavailable();
 (unavailable === undefined ? test.serial : test.serial.skip)('a destination that becomes a broadcast address while playing: the session ends with EACCES, no path fails, the neighbour loses nothing', async (t) => {
   t.timeout(60_000);
   const tag = randomBytes(4).toString('hex');
-  const ns = `tf-bcast-${tag}`;
+  const ns = testNamespaceName(tag);
   const inNs = ['netns', 'exec', ns];
   t.teardown(() => run('ip', ['netns', 'del', ns]).then(() => undefined, () => undefined));
   await run('ip', ['netns', 'add', ns]);

@@ -9,7 +9,7 @@ import type { Engine, FailoverEvent, PlayResult, SessionInfo } from '../src/engi
 import { UdpReceiver } from './helpers/rtsp-client.js';
 import { checkRtpStream, loadSample, sleep, startEngine, until, waitForRecovery, type SampleAsset } from './helpers/engine-fixture.js';
 import { leakCheck } from './helpers/leak-check.js';
-import { expectedDatagrams, largestGapMs } from './helpers/stream-pacing.js';
+import { expectedDatagrams, largestGapMs, minDatagrams } from './helpers/stream-pacing.js';
 import { type ThreadSched, parseTaskStat } from './helpers/thread-sched.js';
 
 let sample: SampleAsset;
@@ -45,7 +45,7 @@ async function finish(t: { true: (v: boolean, m?: string) => void; deepEqual: (a
   await v.receiver.waitForQuiet(150, 5000);
   const sent = engine.getSession(v.session.id)!.sent;
   const check = checkRtpStream(v.receiver.packets, v.session, v.play, sample);
-  const minimum = Math.floor(0.7 * expectedDatagrams(sample.asset.bitrate, playedMs));
+  const minimum = minDatagrams(sample, playedMs);
   t.true(v.receiver.datagrams.length >= minimum, `${label}: received ${v.receiver.datagrams.length}, at least ${minimum} for ${playedMs} ms at ${sample.asset.bitrate} bit/s`);
   t.deepEqual(
     { received: v.receiver.datagrams.length, lost: check.lost, duplicated: check.duplicated, mismatched: check.mismatched },

@@ -22,7 +22,7 @@ import { UdpReceiver } from './helpers/rtsp-client.js';
 import { checkRtpStream, loadSample, sleep, startEngine, until, type SampleAsset } from './helpers/engine-fixture.js';
 import { freezeThread, freezerUnavailable } from './helpers/freezer.js';
 import { leakCheck } from './helpers/leak-check.js';
-import { expectedDatagrams } from './helpers/stream-pacing.js';
+import { minDatagrams } from './helpers/stream-pacing.js';
 import { parseTaskStat } from './helpers/thread-sched.js';
 
 let sample: SampleAsset;
@@ -88,6 +88,11 @@ async function start(t: ExecutionContext, native: string | undefined): Promise<R
 
 /** The implementation really in use, as /proc shows a path thread: FIFO with the addon, nice −10 without. */
 function checkImplementation(t: ExecutionContext, engine: Engine, native: string | undefined): void {
+  // Raising a thread's priority takes CAP_SYS_NICE; without it the paths run as they were started.
+  if (process.getuid?.() !== 0 || process.env.TWINFRAME_REALTIME === 'off') {
+    t.log('not root or realtime off: the thread policy that tells the implementation apart is not checked');
+    return;
+  }
   for (const p of engine.status().paths) {
     const sched = parseTaskStat(readFileSync(`/proc/self/task/${p.threadId}/stat`, 'utf8'));
     if (native === undefined) t.like(sched, { policy: 1 }, `path ${p.path} ${p.incarnation} under SCHED_FIFO (addon)`);
@@ -118,7 +123,7 @@ async function checkStream(t: ExecutionContext, run: Run): Promise<void> {
   const playedMs = Date.now() - run.playedAtMs;
   await run.receiver.waitForQuiet(150, 5000);
   const check = checkRtpStream(run.receiver.packets, run.session, run.play, sample);
-  const minimum = Math.floor(0.7 * expectedDatagrams(sample.asset.bitrate, playedMs));
+  const minimum = minDatagrams(sample, playedMs);
   t.true(run.receiver.datagrams.length >= minimum, `received ${run.receiver.datagrams.length}, at least ${minimum} in ${playedMs} ms`);
   t.deepEqual(
     { received: run.receiver.datagrams.length, lost: check.lost, duplicated: check.duplicated, mismatched: check.mismatched },

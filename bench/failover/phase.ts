@@ -55,7 +55,7 @@ class Phase {
   private mode: 'start' | 'baseline' | 'faults' = 'start';
   private current: FaultRecord | undefined;
   /** First time each path incarnation of each engine generation was seen ready ('0:a:3' → ms). */
-  private readonly readySince = new Map<string, number>();
+  private readonly onlineSince = new Map<string, number>();
   private g: Generation | undefined;
 
   constructor(private readonly spec: PhaseSpec, private readonly receiver: Receiver) {
@@ -203,7 +203,7 @@ class Phase {
     const maxStartDatagram = Math.max(1, Math.floor(this.spec.a.asset.packetCount / TS_PACKETS_PER_DATAGRAM) - 400);
     for (let k = 0; k < n; k++) await this.play(G, k, TS_PACKETS_PER_DATAGRAM * Math.floor(this.spec.rand() * maxStartDatagram), 'first');
     G.watchdog = setInterval(() => this.restartStalled(G), 250);
-    this.noteReady(G);
+    this.noteOnline(G);
     return G;
   }
 
@@ -322,19 +322,19 @@ class Phase {
 
   // ── small helpers
 
-  private noteReady(G: Generation): void {
+  private noteOnline(G: Generation): void {
     const now = monoNowMs();
     for (const p of G.engine.status().paths) {
-      if (!p.ready) continue;
+      if (!p.online) continue;
       const key = `${G.gen}:${p.path}:${p.incarnation}`;
-      if (!this.readySince.has(key)) this.readySince.set(key, now);
+      if (!this.onlineSince.has(key)) this.onlineSince.set(key, now);
     }
   }
 
   private async waitProtected(G: Generation, timeoutMs: number): Promise<boolean> {
     const deadline = monoNowMs() + timeoutMs;
     for (;;) {
-      this.noteReady(G);
+      this.noteOnline(G);
       if (G.engine.isProtected()) return true;
       if (monoNowMs() >= deadline) return false;
       await sleep(5);
@@ -343,7 +343,7 @@ class Phase {
 
   /** How long a path incarnation has been ready, or undefined if it was never seen ready. */
   private age(gen: number, p: { path: string; incarnation: number }, now: number): number | undefined {
-    const since = this.readySince.get(`${gen}:${p.path}:${p.incarnation}`);
+    const since = this.onlineSince.get(`${gen}:${p.path}:${p.incarnation}`);
     return since === undefined ? undefined : now - since;
   }
 

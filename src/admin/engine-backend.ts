@@ -60,7 +60,12 @@ export class EngineAdminBackend implements AdminBackend {
     engine.on('asset-failed', (e) => this.publish({ type: 'asset', at: now(), asset: e.assetName, change: 'unavailable', reason: e.reason }));
   }
 
+  // The three read commands reject (never throw) like every AdminBackend method.
   status(): Promise<StatusResult> {
+    return Promise.resolve().then(() => this.statusNow());
+  }
+
+  private statusNow(): StatusResult {
     const s = this.engine.status();
     const path = (name: PathName): PathView => {
       const p = s.paths.find((x) => x.path === name)!;
@@ -69,7 +74,7 @@ export class EngineAdminBackend implements AdminBackend {
         sending: p.active, threadId: p.threadId, heartbeats: p.heartbeat, restarts: Math.max(0, p.incarnation - 1), // every incarnation after the first replaced a failed worker
       };
     };
-    return Promise.resolve({
+    return {
       paths: { a: path('a'), b: path('b') },
       active: s.active ?? null,
       epoch: s.epoch,
@@ -79,11 +84,11 @@ export class EngineAdminBackend implements AdminBackend {
       sessions: s.sessions,
       uptimeSec: Math.round((Date.now() - this.startedAt) / 1000),
       faultInjection: this.faultInjection,
-    });
+    };
   }
 
   sessions(): Promise<SessionView[]> {
-    return Promise.resolve(this.engine.listSessions().map((s) => ({
+    return Promise.resolve().then(() => this.engine.listSessions().map((s) => ({
       id: s.id,
       asset: s.assetName,
       client: `${s.destination.address}:${s.destination.port}`,

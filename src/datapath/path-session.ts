@@ -237,7 +237,9 @@ export class PathSession {
   /**
    * A send refused with EACCES (a destination that became a broadcast address)
    * is refused on every send, on either path: the session ends. Other send
-   * errors are left to the socket's 'error' event, as without a callback.
+   * errors are ignored here, as Node ignores them on sends without a callback
+   * (it reports a send error only to that send's callback). Up to DATAGRAM_RING - 1
+   * refused datagrams go before the one that carries the callback.
    */
   private readonly afterSend = (err: NodeJS.ErrnoException | null): void => {
     if (err?.code !== 'EACCES' || this.closing) return;

@@ -14,7 +14,7 @@ export interface PathStatus {
   readonly failoverType: FailoverType;
   readonly failoverState: FailoverState;
   /** The path is online (the control block's ONLINE word): it may send or take over sending. */
-  readonly ready: boolean;
+  readonly online: boolean;
   /** The path sends (owns ACTIVE). */
   readonly active: boolean;
   readonly heartbeat: number;
@@ -72,7 +72,7 @@ export function engineStatus(cb: ControlBlock, hosts: readonly PathHost[], lastF
       const v = cb.failoverVariables(h.id);
       return {
         path: h.name, incarnation: h.incarnation, named: namedState(v.type, v.state),
-        failoverType: v.type, failoverState: v.state, ready: cb.isOnline(h.id), active: owner === h.id, heartbeat: cb.heartbeat(h.id), sent: cb.sentCount(h.id),
+        failoverType: v.type, failoverState: v.state, online: cb.isOnline(h.id), active: owner === h.id, heartbeat: cb.heartbeat(h.id), sent: cb.sentCount(h.id),
         threadId: h.hasWorker ? cb.threadId(h.id) || null : null,
       };
     }),

@@ -32,10 +32,14 @@ export function netnsUnavailable(): string | undefined {
   return undefined;
 }
 
+/** A network namespace name that carries the suite's run marker, so scripts/check-leftovers.mjs finds one left behind. */
+export function testNamespaceName(tag: string): string {
+  return `tf-test-${process.env.TWINFRAME_TEST_RUN ?? 'adhoc'}-${tag}`;
+}
+
 export async function createVethNamespace(): Promise<VethNamespace> {
   const tag = randomBytes(4).toString('hex');
-  // The suite's run marker (scripts/check-leftovers.mjs) in the name lets the suite find what it left.
-  const name = `tf-test-${process.env.TWINFRAME_TEST_RUN ?? 'adhoc'}-${tag}`;
+  const name = testNamespaceName(tag);
   const hostInterface = `tf${tag}h`; // interface names: at most 15 bytes
   const nsInterface = `tf${tag}n`;
   const { hostAddress, nsAddress } = await freeSubnet();

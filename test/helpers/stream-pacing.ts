@@ -20,8 +20,7 @@ export function expectedDatagrams(bitrate: number, ms: number): number {
  * machine, and a stream that sent nothing always fails.
  */
 export function minDatagrams(sample: SampleAsset, playedMs: number): number {
-  const bitrate = (sample.bytes.length * 8 * 1000) / sample.durationMs;
-  return Math.max(1, Math.floor(0.5 * expectedDatagrams(bitrate, playedMs)));
+  return Math.max(1, Math.floor(0.5 * expectedDatagrams(sample.asset.bitrate, playedMs)));
 }
 
 /**
