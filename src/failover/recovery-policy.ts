@@ -7,7 +7,7 @@
 import { FailoverState, FailoverType, partnerOf, type PathName } from '../shared/layout.js';
 import type { FailoverPair, MachineEvent } from './state-machine.js';
 
-/** No walk from an offline state to online takes more steps (Undefined → set type → sync → start). */
+/** A bound on the engine's step loop: the longest walk from an offline state to online is 3 steps (Undefined: set type, sync, start); 6 leaves a margin. */
 export const MAX_RECOVERY_STEPS = 6;
 
 export function nextRecoveryStep(pair: FailoverPair, path: PathName): MachineEvent | undefined {
