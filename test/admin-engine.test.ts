@@ -9,7 +9,6 @@ import { execFile } from 'node:child_process';
 import { copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { AssetInfo, SessionView as AdminSession } from '../src/admin/backend.js';
 import { AdminClient } from '../src/admin/client.js';
@@ -24,8 +23,8 @@ import { SAMPLE_ASSET, checkRtpStream, loadSample, sleep, type SampleAsset } fro
 import { RtspClient, UdpReceiver } from './helpers/rtsp-client.js';
 import { leakCheck } from './helpers/leak-check.js';
 import { largestGapMs, minDatagrams } from './helpers/stream-pacing.js';
+import { TWINFRAMECTL } from './helpers/run.js';
 
-const CTL = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../src/cli/twinframectl.js');
 const run = promisify(execFile);
 
 let sample: SampleAsset;
@@ -53,7 +52,7 @@ test.serial('stop-streaming of the Primary and of the Secondary, failover-unsync
   const failovers: FailoverEvent[] = [];
   server.engine.on('failover', (e: FailoverEvent) => failovers.push(e));
   const ctl = async <T>(...args: string[]): Promise<T> => {
-    const { stdout } = await run(process.execPath, [CTL, '--socket', config.admin.socketPath, '--json', ...args], { timeout: 20_000 });
+    const { stdout } = await run(process.execPath, [TWINFRAMECTL, '--socket', config.admin.socketPath, '--json', ...args], { timeout: 20_000 });
     return JSON.parse(stdout) as T;
   };
   /** When each command was given (hrtime ms), to place a gap in the stream. */

@@ -8,7 +8,6 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { AdminClient } from '../src/admin/client.js';
 import { parseConfig } from '../src/config/schema.js';
@@ -19,8 +18,8 @@ import { UdpReceiver } from './helpers/rtsp-client.js';
 import { checkRtpStream, loadSample, nowMs, sleep, until, type SampleAsset } from './helpers/engine-fixture.js';
 import { leakCheck } from './helpers/leak-check.js';
 import { PACING_BOUND_MS, largestGap, minDatagrams } from './helpers/stream-pacing.js';
+import { TWINFRAMECTL } from './helpers/run.js';
 
-const ctl = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../src/cli/twinframectl.js');
 const run = promisify(execFile);
 
 let sample: SampleAsset;
@@ -74,7 +73,7 @@ async function stopChild(child: ChildProcess): Promise<void> {
 
 async function twinframectl(socket: string, ...args: string[]): Promise<{ code: number; json: unknown; stdout: string }> {
   try {
-    const { stdout } = await run(process.execPath, [ctl, '--socket', socket, '--json', ...args], { timeout: 20_000 });
+    const { stdout } = await run(process.execPath, [TWINFRAMECTL, '--socket', socket, '--json', ...args], { timeout: 20_000 });
     return { code: 0, json: JSON.parse(stdout), stdout };
   } catch (err) {
     const e = err as { code?: number; stdout?: string };
@@ -90,7 +89,7 @@ test.serial('an operator takes the pair through the patent walk-through, survive
   const dir = await mkdtemp(path.join(tmpdir(), 'twinframe-walk-'));
   const server = await tempServer(dir, { autoFailover: false, faultInjection: true });
   const socket = server.config.admin.socketPath;
-  const watcher = spawn(process.execPath, [ctl, '--socket', socket, '--json', 'watch'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const watcher = spawn(process.execPath, [TWINFRAMECTL, '--socket', socket, '--json', 'watch'], { stdio: ['ignore', 'pipe', 'inherit'] });
   let watched = '';
   watcher.stdout.on('data', (chunk: Buffer) => { watched += chunk.toString(); });
   const receiver = await UdpReceiver.open();

@@ -22,10 +22,10 @@ import { freeUdpPortRange } from './helpers/port-range.js';
 import { parseCompound, type ParsedRtcp } from './helpers/rtcp.js';
 import { RtspClient, UdpReceiver } from './helpers/rtsp-client.js';
 import { leakCheck } from './helpers/leak-check.js';
+import { TWINFRAMECTL } from './helpers/run.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const ASSETS = path.resolve(here, '../../assets');
-const CTL = path.resolve(here, '../src/cli/twinframectl.js');
 const run = promisify(execFile);
 const RTCP_SDES = 202;
 
@@ -193,7 +193,7 @@ test.serial('sessions get server ports inside serverPortRange; when it is used u
 });
 
 async function ctl(socket: string, ...args: string[]): Promise<unknown> {
-  const { stdout } = await run(process.execPath, [CTL, '--socket', socket, '--json', ...args], { timeout: 20_000 });
+  const { stdout } = await run(process.execPath, [TWINFRAMECTL, '--socket', socket, '--json', ...args], { timeout: 20_000 });
   return JSON.parse(stdout);
 }
 

@@ -8,15 +8,14 @@ import { mkdtemp, rename, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { TwinframeError } from '../src/errors.js';
 import { silentLogger } from '../src/log.js';
 import type { FailoverRecord, StatusResult, WatchEvent } from '../src/admin/backend.js';
 import { AdminServer } from '../src/admin/server.js';
 import { FAKE_STATUS, FakeAdminBackend, type FakeAdminBackendOptions } from './helpers/fake-admin-backend.js';
 import { leakCheck } from './helpers/leak-check.js';
+import { TWINFRAMECTL } from './helpers/run.js';
 
-const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../src/cli/twinframectl.js');
 
 const LAST_FAILOVER: FailoverRecord = {
   at: '2025-11-21T05:40:00.000Z', from: 'a', to: 'b', cause: 'exception: disk EIO', detectionLatencyUs: 310, switchLatencyUs: 25,
@@ -81,7 +80,7 @@ function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
 }
 
 function start(args: readonly string[], env: NodeJS.ProcessEnv = cleanEnv()): ChildProcess {
-  return spawn(process.execPath, [CLI, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  return spawn(process.execPath, [TWINFRAMECTL, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
 // Asynchronous on purpose: the server under test runs in this process's event loop.

@@ -302,7 +302,7 @@ export class DataPath {
       this.checkSynced();
       this.cb.wakePaths(); // the session may be due: an idle loop must look
     },
-    setupFailed: (s, err) => this.endSessionHere(s, 'session', err.message),
+    addressUnusable: (s, err) => this.endSessionHere(s, 'session', err.message),
     socketLost: () => { this.socketFailure = true; this.cb.wakePaths(); },
     destinationError: (s, err) => this.reportDestinationError(s, err),
   };

@@ -41,7 +41,7 @@ export interface PathSessionEvents {
    * or destination is unusable, on either path alike. The session's problem,
    * never this path's.
    */
-  setupFailed(s: PathSession, err: Error): void;
+  addressUnusable(s: PathSession, err: Error): void;
   /** The socket was lost or failed for a reason of this path's own. */
   socketLost(): void;
   /** The destination refused or could not be reached (ICMP): reported, the stream goes on. */
@@ -107,7 +107,7 @@ export class PathSession {
       if (this.closing) return;
       // A bind error is about the stream address and port, which both paths share.
       if (err.syscall === 'bind') {
-        events.setupFailed(this, new Error(`cannot stream from ${source.address}:${source.port}: ${err.message}`));
+        events.addressUnusable(this, new Error(`cannot stream from ${source.address}:${source.port}: ${err.message}`));
         return;
       }
       // Errors about the destination (the viewer is not listening, no route to it,
@@ -133,7 +133,7 @@ export class PathSession {
       const connected = (err?: Error): void => {
         if (this.closing) return;
         if (err) {
-          events.setupFailed(this, new Error(`cannot stream to ${destination.address}:${destination.port}: ${err.message}`));
+          this.cannotStreamTo(err);
           return;
         }
         this.bound = true;
@@ -243,9 +243,13 @@ export class PathSession {
    */
   private readonly afterSend = (err: NodeJS.ErrnoException | null): void => {
     if (err?.code !== 'EACCES' || this.closing) return;
-    const { address, port } = this.command.destination;
-    this.events.setupFailed(this, new Error(`cannot stream to ${address}:${port}: ${err.message}`));
+    this.cannotStreamTo(err);
   };
+
+  private cannotStreamTo(err: Error): void {
+    const { address, port } = this.command.destination;
+    this.events.addressUnusable(this, new Error(`cannot stream to ${address}:${port}: ${err.message}`));
+  }
 
   /** True the first time an error code is seen for this session. */
   firstReportOf(code: string): boolean {

@@ -2,6 +2,10 @@
 // real programs (ffmpeg, twinframectl, a viewer in a network namespace).
 
 import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+/** The built twinframectl (dist/src/cli/twinframectl.js), for tests that drive the real CLI. */
+export const TWINFRAMECTL = fileURLToPath(new URL('../../src/cli/twinframectl.js', import.meta.url));
 
 /** stdout of `argv`; rejects with the end of its stderr unless it exits 0. SIGKILLed after `limitMs`. */
 export function runToString(argv: readonly string[], limitMs = 30_000): Promise<string> {
