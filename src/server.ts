@@ -53,6 +53,7 @@ export async function startServer(options: ServerOptions): Promise<TwinframeServ
       logger,
       heartbeatPeriodUs: config.failover.heartbeatPeriodUs,
       maxMissedHeartbeats: config.failover.maxMissedHeartbeats,
+      batchWindowUs: config.pacing.batchWindowUs,
       autoFailover: config.failover.autoFailover,
       faultInjection: config.admin.faultInjection,
       serverPortRange: config.rtsp.serverPortRange,

@@ -14,12 +14,31 @@
 // nanoseconds, exact to now (clock_gettime on the thread's CPU-time clock runs
 // the scheduler's accounting for a thread that is on a CPU at this moment,
 // where /proc/<tid>/schedstat lags by up to a scheduler tick). -1 on error.
+//
+// udpOpen(address, port) / udpConnect(fd, address, port) / udpClose(fd): a
+// session's UDP socket, made here so the data path owns the descriptor alone
+// (libuv never sees it): nonblocking, SO_REUSEADDR (its twin binds the same
+// source port), bound, then connected. udpOpen returns the fd or -errno; the
+// others 0 or the errno.
+//
+// sendBatch(fds, buffers, lengths, count, results) sends the datagrams of one
+// data-path turn in one call: datagram i is lengths[i] bytes of buffers[i] on
+// socket fds[i]. Consecutive datagrams on the same socket leave in one
+// sendmmsg. results[i] becomes 0 (sent) or the errno that refused it; after an
+// EAGAIN the rest of that socket's run is not tried (EAGAIN too). An fd < 0 (a
+// session closed since it was queued) sends nothing (EBADF). Returns the count sent.
 
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <sched.h>
+#include <stdbool.h>
+#include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 #include <node_api.h>
 
 static napi_value set_realtime_priority(napi_env env, napi_callback_info info) {
@@ -86,11 +105,146 @@ static napi_value thread_cpu_ns(napi_env env, napi_callback_info info) {
   return result;
 }
 
+// An IPv4 address string and port argument pair into `out`; false (and a thrown
+// TypeError) when either is not valid.
+static bool ipv4_arguments(napi_env env, napi_value address, napi_value port, struct sockaddr_in* out) {
+  char text[INET_ADDRSTRLEN];
+  size_t len = 0;
+  uint32_t number = 0;
+  memset(out, 0, sizeof *out);
+  out->sin_family = AF_INET;
+  if (napi_get_value_string_utf8(env, address, text, sizeof text, &len) != napi_ok ||
+      inet_pton(AF_INET, text, &out->sin_addr) != 1 ||
+      napi_get_value_uint32(env, port, &number) != napi_ok || number > 65535) {
+    napi_throw_type_error(env, NULL, "expected an IPv4 address and a port");
+    return false;
+  }
+  out->sin_port = htons((uint16_t)number);
+  return true;
+}
+
+static napi_value int_result(napi_env env, int32_t value) {
+  napi_value result;
+  napi_create_int32(env, value, &result);
+  return result;
+}
+
+static napi_value udp_open(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  struct sockaddr_in addr;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 ||
+      !ipv4_arguments(env, argv[0], argv[1], &addr)) return NULL;
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return int_result(env, -errno);
+  int one = 1;
+  if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+      bind(fd, (struct sockaddr*)&addr, sizeof addr) != 0) {
+    int err = errno;
+    close(fd);
+    return int_result(env, -err);
+  }
+  return int_result(env, fd);
+}
+
+static napi_value udp_connect(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  int32_t fd = -1;
+  struct sockaddr_in addr;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 3 ||
+      napi_get_value_int32(env, argv[0], &fd) != napi_ok ||
+      !ipv4_arguments(env, argv[1], argv[2], &addr)) return NULL;
+  return int_result(env, connect(fd, (struct sockaddr*)&addr, sizeof addr) == 0 ? 0 : errno);
+}
+
+static napi_value udp_close(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  int32_t fd = -1;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 ||
+      napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) {
+    napi_throw_type_error(env, NULL, "udpClose(fd: non-negative integer)");
+    return NULL;
+  }
+  return int_result(env, close(fd) == 0 ? 0 : errno);
+}
+
+// The data of an Int32Array argument with at least `min` elements, or NULL.
+static int32_t* int32_array(napi_env env, napi_value value, size_t min) {
+  napi_typedarray_type type;
+  size_t length = 0;
+  void* data = NULL;
+  if (napi_get_typedarray_info(env, value, &type, &length, &data, NULL, NULL) != napi_ok ||
+      type != napi_int32_array || length < min) return NULL;
+  return data;
+}
+
+/** Datagrams per sendmmsg: the message headers live on the stack. */
+#define CHUNK 64
+
+static napi_value send_batch(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  uint32_t count = 0;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 5 ||
+      napi_get_value_uint32(env, argv[3], &count) != napi_ok) goto usage;
+  int32_t* fds = int32_array(env, argv[0], count);
+  int32_t* lengths = int32_array(env, argv[2], count);
+  int32_t* results = int32_array(env, argv[4], count);
+  if (fds == NULL || lengths == NULL || results == NULL) goto usage;
+
+  struct mmsghdr msgs[CHUNK];
+  struct iovec iov[CHUNK];
+  int32_t sent = 0;
+  for (uint32_t i = 0; i < count;) {
+    // The run of datagrams on fds[i], at most CHUNK of them.
+    int fd = fds[i];
+    uint32_t n = 0;
+    for (; i + n < count && n < CHUNK && fds[i + n] == fd; n++) {
+      napi_value buffer;
+      void* data = NULL;
+      size_t size = 0;
+      if (napi_get_element(env, argv[1], i + n, &buffer) != napi_ok ||
+          napi_get_buffer_info(env, buffer, &data, &size) != napi_ok ||
+          lengths[i + n] < 0 || (size_t)lengths[i + n] > size) goto usage;
+      iov[n] = (struct iovec){ .iov_base = data, .iov_len = (size_t)lengths[i + n] };
+      memset(&msgs[n], 0, sizeof msgs[n]);
+      msgs[n].msg_hdr.msg_iov = &iov[n];
+      msgs[n].msg_hdr.msg_iovlen = 1;
+    }
+    for (uint32_t k = 0; k < n;) {
+      int r = fd < 0 ? -1 : sendmmsg(fd, msgs + k, n - k, MSG_DONTWAIT);
+      int err = fd < 0 ? EBADF : errno;
+      if (r > 0) {
+        for (int j = 0; j < r; j++) results[i + k + j] = 0;
+        k += (uint32_t)r;
+        sent += r;
+        continue;
+      }
+      if (r < 0 && err == EINTR) continue;
+      // The kernel refused datagram k: note why, go on with the next one (a
+      // destination error such as ECONNREFUSED is reported once, then cleared).
+      results[i + k++] = r < 0 ? err : EIO;
+      if (err == EAGAIN || err == EWOULDBLOCK) while (k < n) results[i + k++] = EAGAIN;
+    }
+    i += n;
+  }
+  return int_result(env, sent);
+usage:
+  napi_throw_type_error(env, NULL, "sendBatch(fds: Int32Array, buffers: Buffer[], lengths: Int32Array, count: number, results: Int32Array)");
+  return NULL;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     { "setRealtimePriority", NULL, set_realtime_priority, NULL, NULL, NULL, napi_default, NULL },
     { "threadCpuNs", NULL, thread_cpu_ns, NULL, NULL, NULL, napi_default, NULL },
     { "demoteThread", NULL, demote_thread, NULL, NULL, NULL, napi_default, NULL },
+    { "udpOpen", NULL, udp_open, NULL, NULL, NULL, napi_default, NULL },
+    { "udpConnect", NULL, udp_connect, NULL, NULL, NULL, napi_default, NULL },
+    { "udpClose", NULL, udp_close, NULL, NULL, NULL, napi_default, NULL },
+    { "sendBatch", NULL, send_batch, NULL, NULL, NULL, napi_default, NULL },
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
   return exports;

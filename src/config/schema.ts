@@ -236,6 +236,17 @@ const failoverSchema = z.object({
   if (problem !== null) ctx.addIssue({ code: z.ZodIssueCode.custom, path: [problem.field], message: problem.message, params: { code: problem.code } });
 });
 
+/** Bounds of pacing.batchWindowUs: how early a datagram may leave with its turn's batch. */
+export const BATCH_WINDOW_US = { min: 50, max: 1000, default: 500 } as const;
+
+const pacingSchema = z.object({
+  /**
+   * A data path wakes at most once per window and sends every datagram due within
+   * it in one batch: a datagram leaves at most this much before its deadline.
+   */
+  batchWindowUs: z.number().int().min(BATCH_WINDOW_US.min).max(BATCH_WINDOW_US.max).default(BATCH_WINDOW_US.default),
+}).strict();
+
 const adminSchema = z.object({
   /** Unix socket of the admin server (twinframectl). Relative paths: against the config file's directory. */
   socketPath: z.string().min(1).refine((p) => Buffer.byteLength(p) <= MAX_UNIX_SOCKET_PATH_BYTES, `longer than the ${MAX_UNIX_SOCKET_PATH_BYTES}-byte limit of a Unix socket path`)
@@ -286,6 +297,7 @@ const configSchema = z.object({
   media: mediaSchema.default({}),
   limits: limitsSchema.default({}),
   failover: failoverSchema.default({}),
+  pacing: pacingSchema.default({}),
   admin: adminSchema.default({}),
   loadBalance: loadBalanceSchema.default({}),
   network: networkSchema.default({}),

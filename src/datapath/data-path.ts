@@ -6,15 +6,25 @@
 // shared cursor. With nothing due it sleeps in its event loop on the path
 // doorbell, so an idle server costs no CPU.
 //
+// Sends are batched (README, "Batched sends"): a turn sends every datagram due
+// within the batch window (pacing.batchWindowUs) from now, of all sessions, in
+// one call (send-batch.ts). A datagram so leaves at most one window early, and
+// the path wakes at most once per window: the next earliest deadline is past it.
+//
 // Liveness is judged against work that is due, not a fixed beat: before every
 // sleep the path publishes when it next owes work, and bumps its heartbeat on
 // every turn. The standby is a detector too (patent claim 11): a datagram still
 // unsent one heartbeat period after its deadline, while the standby itself woke
-// on time, makes it take sending over — a handover, nobody is failed.
+// on time, makes it take sending over — a handover, nobody is failed. It looks
+// at most once per batch window too, so it notices up to one window later.
 //
-// A send is claimed before it leaves (claim, re-check the cursor and ACTIVE,
-// send, advance, release), so a path that takes over from a late sender waits
-// for that sender's datagram instead of repeating it.
+// A send is claimed before it leaves (claim, re-check the cursor, stage the
+// session's due datagrams; then re-check ACTIVE for the whole batch, send,
+// advance each session's cursor past what left, release), so a path that takes
+// over from a late sender waits for that sender's datagrams instead of
+// repeating them. One claim covers a session's run of datagrams in the batch:
+// while it is held nobody else sends that session, and the cursor moves on by
+// exactly the datagrams that left, so nothing is lost or sent twice.
 //
 // The loop leaves its synchronous run to let Node's event loop deliver socket
 // events (a lost socket's 'close', errors): every 10 ms when no datagram is
@@ -29,9 +39,7 @@ import { FailureCause, type PathId } from '../shared/layout.js';
 import { monoNowMs } from '../shared/clock.js';
 import { PathSession, type PathSessionEvents } from './path-session.js';
 import { scopeOf } from './error-scope.js';
-
-/** Send what falls due within this margin now rather than sleep a few microseconds. */
-const EARLY_MS = 0.05;
+import { SendBatch } from './send-batch.js';
 /**
  * The event loop delivers what the path needs to hear about its sockets (a lost
  * socket's 'close', errors) and reclaims finished sends. Yield to it every
@@ -43,6 +51,8 @@ const YIELD_CLEARANCE_MS = 0.4;
 const YIELD_FORCE_MS = 20;
 /** Datagrams one session may send in one turn (catch-up after a switch); then the others get a turn. */
 const MAX_BURST = 64;
+/** Tries of a session whose cursor moved while it was being claimed, before the next turn. */
+const MAX_RECLAIMS = 8;
 /** How soon to look again at a session whose datagram a late sender still holds claimed. */
 const CLAIM_POLL_MS = 0.1;
 /** An idle path still looks at its queue this often (a bound, not a beat). */
@@ -93,6 +103,8 @@ export class DataPath {
   /** Test hook ('stall' fault): stop this long after the next send, before its cursor advance. */
   private stallAfterSendMs = 0;
   private readonly stallWord = new Int32Array(new SharedArrayBuffer(4));
+  /** This turn's datagrams (active path). */
+  private readonly batch = new SendBatch();
 
   constructor(options: { cb: ControlBlock; path: PathId; incarnation: number; commands: CommandReader; faultInjection: boolean }) {
     this.cb = options.cb;
@@ -118,6 +130,7 @@ export class DataPath {
       const woke = monoNowMs();
       // Woken more than a period after it asked: this thread was late itself.
       const graceMs = cb.heartbeatPeriodUs() / 1000;
+      const windowMs = cb.batchWindowUs() / 1000;
       const onTime = woke - this.plannedWakeMs < graceMs;
       this.plannedWakeMs = Number.POSITIVE_INFINITY;
       this.doorbell = cb.pathDoorbell();
@@ -136,7 +149,7 @@ export class DataPath {
         const s = this.sessionList[i];
         let next: number;
         try {
-          next = this.service(s, now, active, activeWord, graceMs);
+          next = active ? this.stageDue(s, now, windowMs, graceMs) : this.watch(s, now, graceMs);
         } catch (err) {
           next = this.onSessionFault(s, err);
         }
@@ -144,6 +157,13 @@ export class DataPath {
         // A turn that catches up many sessions after a takeover is progress, not a hang.
         cb.beat(path);
       }
+      if (this.batch.runs > 0) {
+        const next = this.flush(activeWord, now, windowMs);
+        if (next < nextDue) nextDue = next;
+        cb.beat(path);
+      }
+      // The standby looks at most once per window: a late datagram is noticed up to a window later.
+      if (!active && nextDue < now + windowMs) nextDue = now + windowMs;
       // Late on a due datagram and no progress for half a period: stalled, not merely busy
       // with many sessions due at once (taking over from a busy sender would not send sooner).
       if (this.senderLateMs > 0 && onTime && owner !== undefined && now - this.senderBeatSeenMs >= graceMs / 2
@@ -191,53 +211,141 @@ export class DataPath {
     this.publishedDueMs = atMs;
   }
 
-  /** Serve one session; returns when this path next needs to look at it. */
-  private service(s: PathSession, now: number, active: boolean, activeWord: number, graceMs: number): number {
+  /**
+   * Standby: look at one session's due datagram; returns when to look again. It
+   * looks once, one period after the sender could have sent the datagram: unsent
+   * by then is evidence that the sender is late.
+   */
+  private watch(s: PathSession, now: number, graceMs: number): number {
+    const word = this.ctrlState;
+    this.cb.readCtrl(s.slot, word);
+    if (word.paused || word.ended) return Number.POSITIVE_INFINITY;
+    if (!s.syncSegment(this.cb, word.segment)) return now + CLAIM_POLL_MS;
+    if (!s.prepare(word.cursor)) return Number.POSITIVE_INFINITY;
+    const owedSince = s.owedSince(word.segment, word.cursor, now);
+    const lateMs = now - owedSince;
+    if (lateMs < graceMs) return owedSince + graceMs;
+    if (!s.bound) return now + graceMs; // cannot take this session over: no evidence to give
+    if (lateMs > this.senderLateMs) this.senderLateMs = lateMs;
+    return now + graceMs;
+  }
+
+  /**
+   * Sender: claim one session and stage its datagrams due within the window in
+   * this turn's batch (flush sends them); returns when this path next needs to
+   * look at the session.
+   */
+  private stageDue(s: PathSession, now: number, windowMs: number, graceMs: number): number {
     const cb = this.cb;
     const word = this.ctrlState;
-    for (let burst = 0; burst < MAX_BURST; burst++) {
+    const dueBy = now + windowMs;
+    for (let tries = 0; tries < MAX_RECLAIMS; tries++) {
       cb.readCtrl(s.slot, word);
       if (word.paused || word.ended) return Number.POSITIVE_INFINITY;
       if (!s.syncSegment(cb, word.segment)) return now + CLAIM_POLL_MS;
       if (!s.prepare(word.cursor)) {
-        if (active && s.bound) {
+        if (s.bound) {
           cb.markEnded(s.slot);
           this.post({ type: 'session-ended', slot: s.slot, sessionId: s.sessionId });
         }
         return Number.POSITIVE_INFINITY;
       }
-      if (!active) {
-        // The standby looks once, one period after the sender could have sent the
-        // datagram: unsent by then is evidence that the sender is late.
-        const owedSince = s.owedSince(word.segment, word.cursor, now);
-        const lateMs = now - owedSince;
-        if (lateMs < graceMs) return owedSince + graceMs;
-        if (!s.bound) return now + graceMs; // cannot take this session over: no evidence to give
-        if (lateMs > this.senderLateMs) this.senderLateMs = lateMs;
-        return now + graceMs;
-      }
-      if (s.deadlineMs > now + EARLY_MS) return s.deadlineMs;
+      if (s.deadlineMs > dueBy) return s.deadlineMs;
       if (!s.bound) return now + graceMs;
+      const room = Math.min(MAX_BURST, s.sendRoom());
       if (!this.claim(s.slot)) return now + CLAIM_POLL_MS;
-      // Claimed: the cursor must still be where we read it, and ACTIVE still ours (the fence).
+      // Claimed: the cursor must still be where we read it.
       cb.readCtrl(s.slot, this.claimedState);
       if (this.claimedState.hi !== word.hi || this.claimedState.lo !== word.lo) {
         cb.releaseClaim(s.slot, this.claimTag);
         continue;
       }
-      // A path failed meanwhile may have lost its claim to a stealer: it must not send.
-      if (cb.activeWord() !== activeWord || cb.failureClaimedFor(this.path, this.incarnation)) {
-        cb.releaseClaim(s.slot, this.claimTag);
-        return now;
+      this.batch.openRun(s, word.hi, word.lo);
+      s.stage(this.batch);
+      for (let staged = 1; staged < room; staged++) {
+        // Past the asset's end: the next turn ends the session, once the cursor is there.
+        if (!s.prepare(word.cursor + staged)) return now;
+        if (s.deadlineMs > dueBy) return s.deadlineMs;
+        s.stage(this.batch);
       }
-      s.send();
-      cb.countSent(this.path);
-      if (this.stallAfterSendMs > 0) this.stall();
-      cb.advanceCursorFrom(s.slot, word);
-      cb.releaseClaim(s.slot, this.claimTag);
+      return now; // more is due: the next turn goes on
     }
     return now;
   }
+
+  /**
+   * Send the turn's batch and settle every run: advance the session's cursor past
+   * the datagrams that left (or were dropped by a destination error), release its
+   * claim, act on refusals. Returns when a refused session should be tried again.
+   */
+  private flush(activeWord: number, now: number, windowMs: number): number {
+    const cb = this.cb;
+    const batch = this.batch;
+    let next = Number.POSITIVE_INFINITY;
+    try {
+      // A path failed meanwhile may have lost its claims to a stealer: it must not send (the fence).
+      if (cb.activeWord() !== activeWord || cb.failureClaimedFor(this.path, this.incarnation)) {
+        for (let r = 0; r < batch.runs; r++) cb.releaseClaim(batch.runSession[r].slot, this.claimTag);
+        return now;
+      }
+      batch.send();
+      if (this.stallAfterSendMs > 0) this.stall();
+      for (let r = 0; r < batch.runs; r++) {
+        const s = batch.runSession[r];
+        try {
+          if (this.settle(r, now)) next = Math.min(next, now + windowMs);
+        } catch (err) {
+          this.onSessionFault(s, err);
+        }
+      }
+    } finally {
+      batch.clear();
+    }
+    return next;
+  }
+
+  /** Settle run r of the batch (see flush); true when the session should be tried again soon. */
+  private settle(r: number, now: number): boolean {
+    const batch = this.batch;
+    const s = batch.runSession[r];
+    const first = batch.runStart[r];
+    const end = batch.runEnd(r);
+    let done = 0;
+    let sent = 0;
+    let retry = false;
+    try {
+      for (let i = first; i < end; i++) {
+        const code = batch.results[i];
+        if (code === 0) {
+          done++;
+          sent++;
+          continue;
+        }
+        if (s.closed) break; // closed since it was staged: nothing left
+        const outcome = s.refused(code, now, this.hangWindowMs);
+        if (outcome !== 'dropped') {
+          retry = outcome === 'retry';
+          break;
+        }
+        done++;
+      }
+    } finally {
+      if (sent > 0) s.sent();
+      const base = (BigInt(batch.runHi[r] >>> 0) << 32n) | BigInt(batch.runLo[r] >>> 0);
+      for (let k = 0; k < done; k++) {
+        if (k < sent) this.cb.countSent(this.path);
+        this.cb.advanceCursor(s.slot, base + BigInt(k));
+      }
+      this.cb.releaseClaim(s.slot, this.claimTag);
+    }
+    return retry;
+  }
+
+  /** How long a send may stay refused before it is a stalled send: as long as a path may run without progress. */
+  private readonly hangWindowMs = (): number => {
+    const { periodUs, maxMissed } = this.cb.heartbeatSettings();
+    return (periodUs * maxMissed) / 1000;
+  };
 
   /**
    * Take the send claim of a session. A live holder is a late sender in the

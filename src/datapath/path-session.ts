@@ -2,14 +2,21 @@
 // connected UDP socket (bound to the same source port as its twin's), and the
 // datagram for the session's current cursor, built the same way on both paths
 // so that either can send it byte for byte.
+//
+// The socket is made by the native addon when it is built (a descriptor only
+// this path's thread uses; its datagrams leave in the turn's batch, see
+// send-batch.ts), else by Node's dgram (the plain-Node fallback).
 
 import { createSocket, type Socket } from 'node:dgram';
+import { constants as osConstants } from 'node:os';
+import { getSystemErrorName } from 'node:util';
 import { ControlBlock, type SegmentParams } from '../shared/control-block.js';
 import type { OpenSessionCommand } from '../shared/commands.js';
 import type { PathId } from '../shared/layout.js';
 import { AssetReader } from './asset-reader.js';
 import { TS_PACKET_BYTES } from '../mpegts/packet.js';
 import { RTP_HEADER_BYTES, TS_PAYLOAD_BYTES, TS_PACKETS_PER_DATAGRAM, writeRtpHeader } from '../rtp/packetizer.js';
+import { nativeSender, type SendBatch } from './send-batch.js';
 
 /** Datagram buffers per session: Node's send keeps a reference until libuv is done with it. */
 const DATAGRAM_RING = 64;
@@ -19,6 +26,9 @@ const TICKS_PER_MS = 90;
 const DESTINATION_ERRORS: ReadonlySet<string> = new Set([
   'ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENETDOWN', 'EACCES', 'EPERM', 'EMSGSIZE',
 ]);
+const ERRNO = osConstants.errno;
+/** DESTINATION_ERRORS by number, for a refused native send (found without building a string). */
+const DESTINATION_ERRNOS: ReadonlyMap<number, string> = new Map([...DESTINATION_ERRORS].map((code) => [ERRNO[code as keyof typeof ERRNO], code]));
 
 /** The path's socket for a session failed or was lost. */
 export class SocketError extends Error {
@@ -57,8 +67,12 @@ export class PathSession {
   private readonly events: PathSessionEvents;
   private readonly reader: AssetReader;
   private readonly headerBytes: number;
+  /** The dgram socket (plain-Node fallback), or the native socket's descriptor (-1: none). */
   private socket: Socket | undefined;
+  private nativeFd = -1;
   private closing = false;
+  /** When the native socket began refusing sends with a full buffer (EAGAIN); 0 while it takes them. */
+  private refusedSinceMs = 0;
   /** Set once the socket is bound and connected. */
   bound = false;
   /** Set when a fault outside this path ended the session here: it is no longer served. */
@@ -96,10 +110,41 @@ export class PathSession {
     this.headerBytes = command.transport === 'rtp' ? RTP_HEADER_BYTES : 0;
     this.reader = new AssetReader(command);
     for (let i = 0; i < DATAGRAM_RING; i++) this.ring.push(Buffer.alloc(this.headerBytes + TS_PAYLOAD_BYTES));
-    this.openSocket(events);
+    if (nativeSender) queueMicrotask(() => this.openNativeSocket(nativeSender!));
+    else this.openDgramSocket(events);
   }
 
-  private openSocket(events: PathSessionEvents): void {
+  /**
+   * The native socket: made, bound and connected by the addon (nonblocking, so
+   * nothing here waits). Reported from a microtask, as the dgram socket reports
+   * from its callbacks: the path counts the session as setting up first.
+   */
+  private openNativeSocket(addon: NonNullable<typeof nativeSender>): void {
+    if (this.closing) return;
+    const { source, destination } = this.command;
+    const fd = addon.udpOpen(source.address, source.port);
+    if (fd < 0) {
+      this.events.addressUnusable(this, new Error(`cannot stream from ${source.address}:${source.port}: bind ${getSystemErrorName(fd)}`));
+      return;
+    }
+    this.nativeFd = fd;
+    const err = addon.udpConnect(fd, destination.address, destination.port);
+    if (err !== 0) {
+      this.cannotStreamTo(new Error(`connect ${getSystemErrorName(-err)} ${destination.address}:${destination.port}`));
+      return;
+    }
+    this.socketUp();
+  }
+
+  /** Bound and connected: the session can be sent. */
+  private socketUp(): void {
+    this.bound = true;
+    // A send fault an earlier life of this path left here says nothing about this socket.
+    this.cb.clearSessionFault(this.slot, this.path, 'send');
+    this.events.bound(this);
+  }
+
+  private openDgramSocket(events: PathSessionEvents): void {
     const { source, destination } = this.command;
     const socket = createSocket({ type: 'udp4', reuseAddr: true });
     this.socket = socket;
@@ -136,10 +181,7 @@ export class PathSession {
           this.cannotStreamTo(err);
           return;
         }
-        this.bound = true;
-        // A send fault an earlier life of this path left here says nothing about this socket.
-        this.cb.clearSessionFault(this.slot, this.path, 'send');
-        events.bound(this);
+        this.socketUp();
       };
       try {
         socket.connect(destination.port, destination.address, connected);
@@ -208,30 +250,98 @@ export class PathSession {
     return this.owedSinceMs;
   }
 
-  /** Send the prepared datagram on this path's connected socket. */
-  send(): void {
-    const socket = this.socket!;
+  /**
+   * How many datagrams this session may stage now. The dgram fallback's send
+   * queue holds on to ring buffers until libuv is done with them: staged ones must
+   * not reach those, and a queue that has backed up is a stalled send.
+   */
+  sendRoom(): number {
     if (this.socketFailure) throw new SocketError(`socket failed: ${this.socketFailure.message}`);
-    let backedUp = false;
+    if (nativeSender) return DATAGRAM_RING;
+    let queued: number;
     try {
-      // A backed-up send queue would let libuv read a ring buffer we are about to reuse.
-      backedUp = socket.getSendQueueCount() >= DATAGRAM_RING - 1;
-      if (!backedUp) {
-        // Node reports a refused send only to a send callback, which costs a tick per
-        // send: one datagram in DATAGRAM_RING carries it, enough for a refusal that lasts.
-        if (this.ringPos === 0) socket.send(this.ring[0], 0, this.preparedLength, this.afterSend);
-        else socket.send(this.ring[this.ringPos], 0, this.preparedLength);
-      }
+      queued = this.socket!.getSendQueueCount();
     } catch (err) {
       throw new SocketError(`send failed: ${(err as Error).message}`);
     }
-    if (backedUp) throw new SendStalledError('send queue backed up');
+    if (queued >= DATAGRAM_RING - 1) throw new SendStalledError('send queue backed up');
+    return DATAGRAM_RING - 1 - queued;
+  }
+
+  /** Put the prepared datagram in the turn's batch; the next prepare builds into the next ring buffer. */
+  stage(batch: SendBatch): void {
+    batch.add(this.ring[this.ringPos], this.preparedLength);
+    this.ringPos = (this.ringPos + 1) % DATAGRAM_RING;
+    this.preparedCursor = -1;
+  }
+
+  /** The native socket's descriptor; -1 once closed (or on the dgram fallback). */
+  get fd(): number {
+    return this.nativeFd;
+  }
+
+  get closed(): boolean {
+    return this.closing;
+  }
+
+  /**
+   * The fallback's send of one staged datagram on the dgram socket: 0, or EIO when
+   * Node refused it outright (the socket is gone: this path's failure).
+   */
+  sendDgram(buf: Buffer, length: number): number {
+    const socket = this.socket;
+    if (!socket) return ERRNO.EBADF;
+    try {
+      // Node reports a refused send only to a send callback, which costs a tick per
+      // send: one datagram in DATAGRAM_RING carries it, enough for a refusal that lasts.
+      if (buf === this.ring[0]) socket.send(buf, 0, length, this.afterSend);
+      else socket.send(buf, 0, length);
+      return 0;
+    } catch (err) {
+      this.socketFailure ??= new SocketError(`send failed: ${(err as Error).message}`);
+      return ERRNO.EIO;
+    }
+  }
+
+  /** Datagrams of this session left: a send fault of an earlier life is cleared, a refusal is over. */
+  sent(): void {
+    this.refusedSinceMs = 0;
     if (this.sendFaultMayBeSet) {
       this.cb.clearSessionFault(this.slot, this.path, 'send');
       this.sendFaultMayBeSet = false;
     }
-    this.ringPos = (this.ringPos + 1) % DATAGRAM_RING;
-    this.preparedCursor = -1; // the next prepare builds into the next ring buffer
+  }
+
+  /**
+   * The kernel refused a datagram of this session with errno `code` (native send).
+   * 'dropped': a destination error (reported once per code, the stream goes on, the
+   * datagram is gone as if lost on the way). 'retry': the socket buffer is full, the
+   * datagram stays due; refused for longer than `stallMs()` it is a stalled send,
+   * thrown as today's SendStalledError. 'stop': the session ends here (EACCES: the
+   * destination became a broadcast address) or this path's socket failed.
+   */
+  refused(code: number, now: number, stallMs: () => number): 'dropped' | 'retry' | 'stop' {
+    if (code === ERRNO.EAGAIN || code === ERRNO.ENOBUFS) {
+      if (this.refusedSinceMs === 0) this.refusedSinceMs = now;
+      else if (now - this.refusedSinceMs > stallMs()) throw new SendStalledError(`socket refused sends (${getSystemErrorName(-code)}) for ${(now - this.refusedSinceMs).toFixed(1)} ms`);
+      return 'retry';
+    }
+    if (code === ERRNO.EACCES) {
+      this.cannotStreamTo(new Error(`send EACCES`));
+      return 'stop';
+    }
+    const destinationCode = DESTINATION_ERRNOS.get(code);
+    if (destinationCode !== undefined) {
+      if (!this.reportedErrors.has(destinationCode)) {
+        const err: NodeJS.ErrnoException = new Error(`send ${destinationCode}`);
+        err.code = destinationCode;
+        this.events.destinationError(this, err);
+      }
+      return 'dropped';
+    }
+    this.socketFailure ??= new SocketError(`send failed: ${getSystemErrorName(-code)}`);
+    this.events.socketLost();
+    return 'stop';
   }
 
   /**
@@ -260,7 +370,20 @@ export class PathSession {
 
   /** Fault injection: lose the socket, as when an interface goes away. */
   breakSocket(): void {
+    if (this.nativeFd >= 0) {
+      // No 'close' event to tell of it: say so as the dgram socket's would.
+      this.closeNativeSocket();
+      this.socketFailure ??= new SocketError('socket closed underneath the session');
+      this.events.socketLost();
+    }
     this.socket?.close();
+  }
+
+  private closeNativeSocket(): void {
+    if (this.nativeFd < 0) return;
+    const fd = this.nativeFd;
+    this.nativeFd = -1; // before the close: the number may belong to another file at once
+    nativeSender!.udpClose(fd);
   }
 
   breakDisk(): void {
@@ -282,6 +405,7 @@ export class PathSession {
   close(): void {
     this.closing = true;
     this.reader.close();
+    this.closeNativeSocket();
     try { this.socket?.close(); } catch { /* already closed */ }
     this.socket = undefined;
   }

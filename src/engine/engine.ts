@@ -49,6 +49,8 @@ export interface EngineOptions {
   readonly maxSessions?: number;
   readonly heartbeatPeriodUs?: number;
   readonly maxMissedHeartbeats?: number;
+  /** pacing.batchWindowUs: a data path sends what falls due within this window in one turn. */
+  readonly batchWindowUs?: number;
   readonly faultInjection?: boolean;
   /** Source address of the media (the patent's stream IP) for sessions opened without one. */
   readonly streamAddress?: string;
@@ -139,6 +141,7 @@ const DEFAULTS = {
   maxSessions: 64,
   heartbeatPeriodUs: 2000, // the configuration's defaults
   maxMissedHeartbeats: 5,
+  batchWindowUs: 500, // the configuration's default
   streamAddress: '127.0.0.1',
   syncTimeoutMs: 5000,
   autoFailover: true,
@@ -167,6 +170,7 @@ export class Engine extends EventEmitter<EngineEventArgs> {
     this.table = new SessionTable(this.options.maxSessions, this.options.limits);
     this.cb = ControlBlock.create(this.options.maxSessions);
     this.cb.setHeartbeatSettings(this.options.heartbeatPeriodUs, this.options.maxMissedHeartbeats);
+    this.cb.setBatchWindowUs(this.options.batchWindowUs);
     const handlers = {
       message: (host: PathHost, incarnation: number, msg: PathToMain) => this.onPathMessage(host, incarnation, msg),
       exit: (host: PathHost, incarnation: number, code: number) => this.onPathExit(host, incarnation, code),

@@ -192,6 +192,15 @@ export class ControlBlock {
     this.ringSupervisor();
   }
 
+  /** The data paths' batch window (pacing.batchWindowUs), read on every turn. */
+  batchWindowUs(): number {
+    return Atomics.load(this.i32, I32.BATCH_WINDOW_US);
+  }
+
+  setBatchWindowUs(windowUs: number): void {
+    Atomics.store(this.i32, I32.BATCH_WINDOW_US, windowUs);
+  }
+
   isShutdown(): boolean {
     return Atomics.load(this.i32, I32.SHUTDOWN) !== 0;
   }

@@ -74,7 +74,9 @@ export const I32 = {
   HANDOVERS: 8,
   /** Bumped whenever a data path has something new to look at (a command, a play); an idle path sleeps on it. */
   PATH_DOORBELL: 9,
-  GLOBAL_WORDS: 10,
+  /** A data path sends what falls due within this window in one turn (pacing.batchWindowUs). */
+  BATCH_WINDOW_US: 10,
+  GLOBAL_WORDS: 11,
 } as const;
 
 /** Per-path Int32 fields, at I32.GLOBAL_WORDS + path * PATH_I32_STRIDE. */

@@ -12,6 +12,19 @@ export interface NativeAddon {
   threadCpuNs(tid: number): number;
   /** Put a thread of this process back under SCHED_OTHER at nice 19; 0 or an errno. */
   demoteThread(tid: number): number;
+  /** A nonblocking UDP socket with SO_REUSEADDR, bound to address:port; the fd or -errno. */
+  udpOpen(address: string, port: number): number;
+  /** Connect a socket made by udpOpen; 0 or an errno. */
+  udpConnect(fd: number, address: string, port: number): number;
+  /** Close a socket made by udpOpen; 0 or an errno. */
+  udpClose(fd: number): number;
+  /**
+   * Send datagram i (lengths[i] bytes of buffers[i]) on socket fds[i], for i < count,
+   * consecutive ones on the same socket in one sendmmsg. results[i]: 0 sent, or the
+   * errno that refused it (EAGAIN for the rest of a socket's run after an EAGAIN;
+   * EBADF, nothing sent, for fd < 0). Returns how many were sent.
+   */
+  sendBatch(fds: Int32Array, buffers: readonly Buffer[], lengths: Int32Array, count: number, results: Int32Array): number;
 }
 
 function load(): NativeAddon | undefined {
