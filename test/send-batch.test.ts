@@ -12,6 +12,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { nativeSender } from '../src/datapath/send-batch.js';
 import { UdpReceiver } from './helpers/rtsp-client.js';
+import { loadSample, startEngine, waitForRecovery } from './helpers/engine-fixture.js';
 import { leakCheck } from './helpers/leak-check.js';
 
 const run = promisify(execFile);
@@ -60,10 +61,37 @@ async function closedPort(): Promise<number> {
   return port;
 }
 
-/** Open native sockets in this process (the leak check sees only Node's handles). */
+/** Open descriptors of this process (the leak check sees only Node's handles, not the addon's sockets). */
 function openFds(): number {
   return readdirSync('/proc/self/fd').length;
 }
+
+test.serial('the sockets of a data path that crashed or hung close with its thread; the rest close with their sessions', async (t) => {
+  const sample = await loadSample();
+  const fdsBefore = openFds();
+  const engine = await startEngine();
+  const receivers: UdpReceiver[] = [];
+  try {
+    for (let i = 0; i < 5; i++) {
+      const receiver = await UdpReceiver.open();
+      receivers.push(receiver);
+      const session = await engine.openSession({ asset: sample.asset, destination: { address: '127.0.0.1', port: receiver.rtpPort }, transport: 'rtp' });
+      await engine.play(session.id);
+    }
+    for (const kind of ['crash', 'hang'] as const) {
+      const before = engine.status().switches;
+      engine.injectFault(engine.status().active!, kind);
+      await waitForRecovery(engine, before);
+      t.true(engine.isProtected(), `protected again after the ${kind}`);
+    }
+    t.true(receivers.every((r) => r.datagrams.length > 0));
+  } finally {
+    await engine.close();
+    for (const r of receivers) await r.close();
+    await sample.cleanup();
+  }
+  t.is(openFds(), fdsBefore, 'no descriptor left open');
+});
 
 (nativeSender ? test.serial : test.serial.skip)('sendBatch on real sockets: one run per socket in order, ECONNREFUSED for one datagram and then on, EBADF for a closed session; EACCES at connect to a broadcast address', async (t) => {
   const addon = nativeSender!;

@@ -19,7 +19,9 @@
 // session's UDP socket, made here so the data path owns the descriptor alone
 // (libuv never sees it): nonblocking, SO_REUSEADDR (its twin binds the same
 // source port), bound, then connected. udpOpen returns the fd or -errno; the
-// others 0 or the errno.
+// others 0 or the errno. The sockets a thread opened and has not closed are
+// closed when its Node environment goes away (a data path terminated after a
+// failure closes none itself).
 //
 // sendBatch(fds, buffers, lengths, count, results) sends the datagrams of one
 // data-path turn in one call: datagram i is lengths[i] bytes of buffers[i] on
@@ -34,6 +36,7 @@
 #include <netinet/in.h>
 #include <sched.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -129,6 +132,53 @@ static napi_value int_result(napi_env env, int32_t value) {
   return result;
 }
 
+// The sockets one Node environment (thread) has open: closed with it.
+typedef struct {
+  int* fds;
+  size_t count, capacity;
+} open_sockets;
+
+static void close_all_sockets(napi_env env, void* data, void* hint) {
+  (void)env;
+  (void)hint;
+  open_sockets* sockets = data;
+  for (size_t i = 0; i < sockets->count; i++) close(sockets->fds[i]);
+  free(sockets->fds);
+  free(sockets);
+}
+
+static open_sockets* sockets_of(napi_env env) {
+  void* data = NULL;
+  napi_get_instance_data(env, &data);
+  return data;
+}
+
+// Remember fd as open in this environment; false when out of memory.
+static bool remember_socket(napi_env env, int fd) {
+  open_sockets* sockets = sockets_of(env);
+  if (sockets->count == sockets->capacity) {
+    size_t capacity = sockets->capacity ? 2 * sockets->capacity : 64;
+    int* fds = realloc(sockets->fds, capacity * sizeof *fds);
+    if (fds == NULL) return false;
+    sockets->fds = fds;
+    sockets->capacity = capacity;
+  }
+  sockets->fds[sockets->count++] = fd;
+  return true;
+}
+
+// Forget fd; false when this environment did not open it.
+static bool forget_socket(napi_env env, int fd) {
+  open_sockets* sockets = sockets_of(env);
+  for (size_t i = 0; i < sockets->count; i++) {
+    if (sockets->fds[i] == fd) {
+      sockets->fds[i] = sockets->fds[--sockets->count];
+      return true;
+    }
+  }
+  return false;
+}
+
 static napi_value udp_open(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
@@ -143,6 +193,10 @@ static napi_value udp_open(napi_env env, napi_callback_info info) {
     int err = errno;
     close(fd);
     return int_result(env, -err);
+  }
+  if (!remember_socket(env, fd)) {
+    close(fd);
+    return int_result(env, -ENOMEM);
   }
   return int_result(env, fd);
 }
@@ -167,6 +221,8 @@ static napi_value udp_close(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "udpClose(fd: non-negative integer)");
     return NULL;
   }
+  // Only a socket this thread opened: never another file that happens to have the number.
+  if (!forget_socket(env, fd)) return int_result(env, EBADF);
   return int_result(env, close(fd) == 0 ? 0 : errno);
 }
 
@@ -237,6 +293,12 @@ usage:
 }
 
 static napi_value init(napi_env env, napi_value exports) {
+  open_sockets* sockets = calloc(1, sizeof *sockets);
+  if (sockets == NULL || napi_set_instance_data(env, sockets, close_all_sockets, NULL) != napi_ok) {
+    free(sockets);
+    napi_throw_error(env, NULL, "twinframe_native: out of memory");
+    return NULL;
+  }
   napi_property_descriptor props[] = {
     { "setRealtimePriority", NULL, set_realtime_priority, NULL, NULL, NULL, napi_default, NULL },
     { "threadCpuNs", NULL, thread_cpu_ns, NULL, NULL, NULL, napi_default, NULL },
