@@ -10,6 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { parseConfig } from '../src/config/schema.js';
 import { nativeSender } from '../src/datapath/send-batch.js';
 import { UdpReceiver } from './helpers/rtsp-client.js';
 import { loadSample, startEngine, waitForRecovery } from './helpers/engine-fixture.js';
@@ -134,6 +135,15 @@ test.serial('the sockets of a data path that crashed or hung close with its thre
     await receiver.close();
   }
   t.is(openFds(), fdsBefore, 'every native socket closed');
+});
+
+test('pacing.batchWindowUs: 500 µs unless set, 50 to 1000 µs accepted, anything else refused with the field named', (t) => {
+  t.is(parseConfig({}).pacing.batchWindowUs, 500);
+  t.is(parseConfig({ pacing: { batchWindowUs: 50 } }).pacing.batchWindowUs, 50);
+  t.is(parseConfig({ pacing: { batchWindowUs: 1000 } }).pacing.batchWindowUs, 1000);
+  for (const bad of [0, 49, 1001, 250.5]) {
+    t.throws(() => parseConfig({ pacing: { batchWindowUs: bad } }), { message: /pacing\.batchWindowUs/ }, String(bad));
+  }
 });
 
 leakCheck(test);
