@@ -104,7 +104,7 @@ export class DataPath {
   private stallAfterSendMs = 0;
   private readonly stallWord = new Int32Array(new SharedArrayBuffer(4));
   /** This turn's datagrams (active path). */
-  private readonly batch = new SendBatch();
+  private readonly batch = new SendBatch<PathSession>();
 
   constructor(options: { cb: ControlBlock; path: PathId; incarnation: number; commands: CommandReader; faultInjection: boolean }) {
     this.cb = options.cb;

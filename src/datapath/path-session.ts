@@ -16,7 +16,7 @@ import type { PathId } from '../shared/layout.js';
 import { AssetReader } from './asset-reader.js';
 import { TS_PACKET_BYTES } from '../mpegts/packet.js';
 import { RTP_HEADER_BYTES, TS_PAYLOAD_BYTES, TS_PACKETS_PER_DATAGRAM, writeRtpHeader } from '../rtp/packetizer.js';
-import { nativeSender, type SendBatch } from './send-batch.js';
+import { nativeSender, type BatchSocket, type SendBatch } from './send-batch.js';
 
 /** Datagram buffers per session: Node's send keeps a reference until libuv is done with it. */
 const DATAGRAM_RING = 64;
@@ -58,7 +58,7 @@ export interface PathSessionEvents {
   destinationError(s: PathSession, err: NodeJS.ErrnoException): void;
 }
 
-export class PathSession {
+export class PathSession implements BatchSocket {
   readonly slot: number;
   readonly sessionId: string;
   private readonly command: OpenSessionCommand;
@@ -269,7 +269,7 @@ export class PathSession {
   }
 
   /** Put the prepared datagram in the turn's batch; the next prepare builds into the next ring buffer. */
-  stage(batch: SendBatch): void {
+  stage(batch: SendBatch<PathSession>): void {
     batch.add(this.ring[this.ringPos], this.preparedLength);
     this.ringPos = (this.ringPos + 1) % DATAGRAM_RING;
     this.preparedCursor = -1;

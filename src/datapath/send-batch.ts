@@ -7,12 +7,19 @@
 // refused it. The arrays are reused turn after turn and only ever grow.
 
 import { nativeAddon, type NativeAddon } from '../shared/native.js';
-import type { PathSession } from './path-session.js';
 
 /** The addon, when it is built with the batched send (a build older than it lacks it). */
 export const nativeSender: NativeAddon | undefined = typeof nativeAddon?.sendBatch === 'function' ? nativeAddon : undefined;
 
-export class SendBatch {
+/** What a run's datagrams leave through: a session's socket (PathSession), or the warm-up's. */
+export interface BatchSocket {
+  /** The native socket's descriptor, -1 when closed (or on the dgram fallback). */
+  readonly fd: number;
+  /** The fallback's send of one datagram: 0, or the errno that refused it. */
+  sendDgram(buf: Buffer, length: number): number;
+}
+
+export class SendBatch<S extends BatchSocket> {
   /** Datagrams staged this turn. */
   count = 0;
   /** Runs staged this turn: one per session, its datagrams consecutive. */
@@ -22,13 +29,13 @@ export class SendBatch {
   private fds = new Int32Array(256);
   results = new Int32Array(256);
   /** Run r: session, index of its first datagram, and the control word (halves) it was claimed at. */
-  readonly runSession: PathSession[] = [];
+  readonly runSession: S[] = [];
   runStart = new Int32Array(64);
   runHi = new Int32Array(64);
   runLo = new Int32Array(64);
 
   /** Start a run for session `s`, claimed at control word (hi, lo); its datagrams follow with add(). */
-  openRun(s: PathSession, hi: number, lo: number): void {
+  openRun(s: S, hi: number, lo: number): void {
     if (this.runs === this.runStart.length) {
       this.runStart = grow(this.runStart);
       this.runHi = grow(this.runHi);
