@@ -522,7 +522,8 @@ export class Engine extends EventEmitter<EngineEventArgs> {
     const host = pair.hosts[report.path];
     if (report.incarnation !== host.incarnation) return;
     const event = failoverEvent(pair.index, report);
-    pair.lastFailover = event;
+    pair.failures.count++;
+    pair.failures.last = event;
     this.log.warn({
       pair: pair.index, path: event.pathName, cause: event.cause, to: event.switchedToName, wasActive: event.wasActive,
       switchLatencyMs: event.switchLatencyMs, detectionMs: event.detectedAtMs - event.failedAtMs,

@@ -33,8 +33,8 @@ export class DataPathPair {
   readonly cb: ControlBlock;
   readonly hosts: readonly PathHost[];
   readonly executor: FailoverExecutor;
-  /** This pair's last failover, for status. */
-  lastFailover: FailoverEvent | undefined;
+  /** This pair's failures: how many, and the last one, for status. */
+  readonly failures: { count: number; last: FailoverEvent | undefined } = { count: 0, last: undefined };
 
   constructor(readonly index: number, options: PairOptions, hooks: PairHooks, log: Logger) {
     const pairLog = log.child({ pair: index });
@@ -70,7 +70,7 @@ export class DataPathPair {
   }
 
   status(sessions: number): PairStatus {
-    return pairStatus(this.index, this.cb, this.hosts, this.lastFailover, sessions);
+    return pairStatus(this.index, this.cb, this.hosts, this.failures, sessions);
   }
 
   /** Shutdown: no exit is a failure any more, and every thread of the pair leaves its loop. */

@@ -51,6 +51,8 @@ export interface PairStatus {
   sigfailover: number;
   paths: PathStatus[];
   handovers: number;
+  /** Paths of this pair failed (claimed, taken out of service) since start. */
+  failovers: number;
   /** This pair's last failover. */
   lastFailover: FailoverEvent | undefined;
   /** Sessions open on this pair. */
@@ -79,7 +81,9 @@ export function failoverEvent(pair: number, report: FailureReport): FailoverEven
   };
 }
 
-export function pairStatus(pair: number, cb: ControlBlock, hosts: readonly PathHost[], lastFailover: FailoverEvent | undefined, sessions: number): PairStatus {
+export function pairStatus(
+  pair: number, cb: ControlBlock, hosts: readonly PathHost[], failures: { count: number; last: FailoverEvent | undefined }, sessions: number,
+): PairStatus {
   const word = cb.activeWord();
   const owner = ControlBlock.ownerOf(word);
   return {
@@ -97,7 +101,8 @@ export function pairStatus(pair: number, cb: ControlBlock, hosts: readonly PathH
       };
     }),
     handovers: cb.handoverCount(),
-    lastFailover,
+    failovers: failures.count,
+    lastFailover: failures.last,
     sessions,
   };
 }
