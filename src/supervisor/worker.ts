@@ -1,7 +1,8 @@
 // Entry of the supervisor thread — the patent's kernel. One supervisor watches
 // every pair of data paths (one control block per pair). It sleeps on the
-// pairs' doorbells (any one rings it) and checks each path of each pair: a critical-failure word written by a dying
-// path (immediate: the dying path rings the doorbell), and a path that makes no
+// pairs' doorbells (any one wakes it) and checks each path of each pair: a
+// critical-failure word written by a dying path (immediate: the dying path
+// rings its pair's doorbell), and a path that makes no
 // progress on work that is due (a hang). On a failure it switches ACTIVE
 // itself, then tells the control plane, which terminates and respawns the
 // failed worker. Imported by nothing: src/supervisor/index.ts spawns it.
