@@ -9,6 +9,7 @@ import type { ExecutionContext } from 'ava';
 import type { FaultKind } from '../src/shared/commands.js';
 import type { FailureCause } from '../src/shared/layout.js';
 import type { Engine, FailoverEvent, HandoverEvent, PlayResult, SessionInfo } from '../src/engine/engine.js';
+import { SessionTable } from '../src/engine/session-table.js';
 import { UdpReceiver } from './helpers/rtsp-client.js';
 import { checkRtpStream, loadSample, nowMs, sleep, startEngine, until, type SampleAsset } from './helpers/engine-fixture.js';
 import { leakCheck } from './helpers/leak-check.js';
@@ -117,6 +118,23 @@ test.serial('placement: sessions closed on one pair make it the least loaded, so
     await closeStreams(engine, streams);
     await engine.close();
   }
+});
+
+test('placement weighs bit rate first, then the number of sessions, then the lower pair; a refused admission frees its place', (t) => {
+  const table = new SessionTable(4, 2, { maxStreams: 100, mpegBandwidthKbps: 500_000, serverBandwidthKbps: 1_000_000 });
+  const pairOf = (bitrate: number): number => table.admit(bitrate).admission.pair;
+  t.is(pairOf(3_000_000), 0, 'empty pairs: the lower one');
+  t.is(pairOf(1_000_000), 1);
+  t.is(pairOf(1_000_000), 1, 'pair 1 carries 1 Mbit/s against 3: it gets the next one too');
+  const { admission, slot } = table.admit(1_000_000);
+  t.is(admission.pair, 1);
+  table.refuse(admission, slot);
+  t.is(pairOf(1_000_000), 1, 'the refused admission no longer loads pair 1');
+  t.is(pairOf(1_000_000), 0, '3 Mbit/s each: pair 0 has fewer sessions');
+  t.is(pairOf(5_000_000), 1, 'pair 1 carries 3 Mbit/s against 4: its fourth and last slot');
+  t.is(pairOf(1_000_000), 0, 'pair 1 is full: pair 0 takes the rest, though it carries more');
+  t.is(pairOf(1_000_000), 0);
+  t.like(t.throws(() => table.admit(1_000_000)), { code: 'TF_SESSION_LIMIT' }, 'every slot of both pairs taken');
 });
 
 test.serial('the stream limits are for the whole server, over every pair', async (t) => {
