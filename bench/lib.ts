@@ -1,8 +1,9 @@
-// Shared by the benchmarks: sleep and timeouts, a seeded PRNG, 16-bit sequence
+// Shared by the benchmarks: sleep and timeouts, a free TCP port, a seeded PRNG, 16-bit sequence
 // extension, and the /proc counters they read around a measurement (steal, UDP
 // drops). Statistics are in stats.ts, flag parsing in flags.ts.
 
 import { readdirSync, readFileSync } from 'node:fs';
+import net from 'node:net';
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
@@ -115,4 +116,16 @@ export function threadPolicies(pid: number = process.pid): Array<{ tid: number; 
     }
   }
   return out;
+}
+
+/** A TCP port free on 127.0.0.1 right now (for a server child to listen on). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
 }

@@ -44,8 +44,9 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { Flags } from './flags.js';
-import { readStealMs, readUdpSnmp, sleep, threadPolicies } from './lib.js';
+import { freePort, readStealMs, readUdpSnmp, sleep, threadPolicies } from './lib.js';
 import type { SessionTotals } from './liveness-count.js';
+import { readLog, type LogFailure } from './server-log.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 /** Repository root, from dist/bench/ (compiled) or bench/. */
@@ -256,17 +257,6 @@ function memoryMiB(pid: number | undefined): { rss: number; peak: number } {
   }
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
 function rtspAnswers(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = net.connect({ host: '127.0.0.1', port });
@@ -303,41 +293,6 @@ function restartsOf(s: Status | undefined): number | undefined {
 function bothPathsUp(s: Status): boolean {
   const states = Object.values(s.paths ?? {}).map((p) => p.namedState).sort();
   return states.length === 2 && states[0] === 'Primary' && states[1] === 'Secondary';
-}
-
-interface LogFailure { readonly time: number; readonly path?: string; readonly cause?: string; readonly wasActive?: boolean; readonly detectionMs?: number }
-
-interface LogSummary {
-  readonly failures: LogFailure[];
-  /** Messages at warn and above, by text, with their count. */
-  readonly warnings: Record<string, number>;
-  /** Lines that were not pino JSON (a crash's stack, say): the first ones. */
-  readonly other: string[];
-}
-
-function readLog(file: string): LogSummary {
-  const summary: LogSummary = { failures: [], warnings: {}, other: [] };
-  let text = '';
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch {
-    return summary;
-  }
-  for (const line of text.split('\n')) {
-    if (line.trim() === '') continue;
-    let entry: { level?: number; time?: number; msg?: string; path?: string; cause?: string; wasActive?: boolean; detectionMs?: number };
-    try {
-      entry = JSON.parse(line) as typeof entry;
-    } catch {
-      if (summary.other.length < 20) summary.other.push(line);
-      continue;
-    }
-    if (entry.msg === 'data path failed') {
-      summary.failures.push({ time: entry.time ?? Number.NaN, path: entry.path, cause: entry.cause, wasActive: entry.wasActive, detectionMs: entry.detectionMs });
-    }
-    if ((entry.level ?? 0) >= 40) summary.warnings[entry.msg ?? '?'] = (summary.warnings[entry.msg ?? '?'] ?? 0) + 1;
-  }
-  return summary;
 }
 
 interface ReceiverResult {
