@@ -35,7 +35,7 @@
 // and temp dirs are cleaned up at the end, on error and on SIGINT/SIGTERM.
 
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { closeSync, cpSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, cpSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -44,7 +44,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { Flags } from './flags.js';
-import { freePort, readStealMs, readUdpSnmp, sleep, threadPolicies } from './lib.js';
+import { cpuSeconds, freePort, readStealMs, readUdpSnmp, sleep, threadPolicies } from './lib.js';
 import type { SessionTotals } from './liveness-count.js';
 import { readLog, type LogFailure } from './server-log.js';
 
@@ -216,35 +216,6 @@ async function waitUntil(done: () => boolean, boundMs: number, interruptible = t
 
 // ─────────────────────────────────────────────────────────────────────────────
 // /proc
-
-
-/**
- * CPU time of every live thread of `pid`, seconds; NaN once it is gone. From each
- * thread's schedstat (nanoseconds actually run), not utime + stime: those are
- * sampled at the scheduler tick, and a thread that wakes briefly is charged a
- * whole tick whenever the tick lands while it runs (an idle server measured
- * ~10 % that way against 0.07 % by schedstat in the same window). A thread that
- * exits during the window takes its time with it (the server's threads live as
- * long as it does).
- */
-function cpuSeconds(pid: number | undefined): number {
-  if (pid === undefined) return Number.NaN;
-  let tasks: string[];
-  try {
-    tasks = readdirSync(`/proc/${pid}/task`);
-  } catch {
-    return Number.NaN;
-  }
-  let ns = 0;
-  for (const tid of tasks) {
-    try {
-      ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
-    } catch {
-      // the thread ended between the listing and the read
-    }
-  }
-  return ns / 1e9;
-}
 
 /** VmRSS and VmHWM of `pid`, MiB. */
 function memoryMiB(pid: number | undefined): { rss: number; peak: number } {

@@ -9,7 +9,7 @@
 //        --capacity C --packet-ms MS [--deadline-s S]
 //
 // With the parent, one JSON object per line: stdout {type:'ready'} once every
-// session plays; stdin 'start' opens the measured window (from then on each
+// session plays (or {type:'failed', error} when one could not, and it exits); stdin 'start' opens the measured window (from then on each
 // datagram's arrival, RTP seq and PCR go to preallocated typed arrays, at most C
 // per session), 'stop' closes it; the process analyses each session
 // (analysis.ts), tears the sessions down, writes {type:'result', …} and exits.
@@ -154,6 +154,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: Error) => {
-  process.stderr.write(`capacity-receiver: ${err.stack ?? err.message}\n`);
+  process.stdout.write(`${JSON.stringify({ type: 'failed', error: err.message })}\n`);
   process.exit(1);
 });

@@ -10,7 +10,10 @@ export interface Trial {
   readonly trial: number;
   figures: LevelFigures | undefined;
   windowS: number;
+  /** utime + stime of /proc/<pid>/stat over the window, % of one core. */
   cpuPct: number;
+  /** The same from the threads' schedstat (time actually run; see bench/lib.ts cpuSeconds). */
+  schedCpuPct: number;
   rssMiB: number;
   receiverCpuPct: number;
   receiverSocketDrops: number;
@@ -33,6 +36,7 @@ export interface Row {
   readonly trials: Trial[];
   median: LevelFigures | undefined;
   cpuPct: number;
+  schedCpuPct: number;
   rssMiB: number;
   receiverCpuPct: number;
   receiverSocketDrops: number;
@@ -45,12 +49,12 @@ function f(x: number | undefined, digits = 1): string {
 }
 
 export function table(rows: readonly Row[]): string {
-  const head = ['server', 'cache', 'fault', 'sessions', 'trials', 'srv cpu%', 'srv MiB', 'gap p50', 'p99 med', 'p99 worst', 'max med', 'max worst',
+  const head = ['server', 'cache', 'fault', 'sessions', 'trials', 'srv cpu%', 'sched', 'srv MiB', 'gap p50', 'p99 med', 'p99 worst', 'max med', 'max worst',
     'pcr med', 'pcr worst', 'lost', 'dup', 'stalls', 'rcv drop', 'rcv cpu%', 'held'];
   const cells = rows.map((r) => {
     const m = r.median;
     return [
-      r.server, r.cache, r.fault, String(r.sessions), String(r.trials.length), f(r.cpuPct), f(r.rssMiB, 0),
+      r.server, r.cache, r.fault, String(r.sessions), String(r.trials.length), f(r.cpuPct), f(r.schedCpuPct), f(r.rssMiB, 0),
       f(m?.gapP50Ms.median, 2), f(m?.gapP99Ms.median, 2), f(m?.gapP99Ms.worst, 2), f(m?.gapMaxMs.median), f(m?.gapMaxMs.worst),
       f(m?.pcrSpreadMs.median, 2), f(m?.pcrSpreadMs.worst, 2), f(m?.lost, 0), f(m?.duplicated, 0), f(m?.stalls, 0), f(r.receiverSocketDrops, 0),
       f(r.receiverCpuPct), r.held ? 'yes' : `NO (${r.why})`,

@@ -10,7 +10,8 @@
 // then the receivers (child processes at normal priority, bench/capacity/
 // receiver.ts) open their share of the sessions and play them from the start;
 // after --warmup-s the measured window (--window-s): the server's CPU from
-// /proc/<pid>/stat (utime + stime of the whole process, every thread), its RSS
+// /proc/<pid>/stat (utime + stime of the whole process, every thread) and from
+// the threads' schedstat (time actually run), its RSS
 // sampled every second, and every datagram's arrival, RTP seq and PCR in the
 // receivers. Then the receivers analyse, tear down and report, and the server
 // is stopped.
@@ -27,12 +28,12 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Flags } from '../flags.js';
 import { readLog } from '../server-log.js';
-import { sleep } from '../lib.js';
+import { cpuSeconds, sleep } from '../lib.js';
 import { levelHeld, medianOfTrials, summarizeLevel, TS_PACKET_BYTES, type SessionFigures } from './analysis.js';
 import { prepareAsset, type CapacityAsset } from './asset.js';
 import { memoryFits, table, targetLines, targets, type Row, type Trial } from './report.js';
 import {
-  findPeerPython, processCpuSeconds, rssMiB, startChild, startPeer, startTwinframe, stopAllChildren, stopChild,
+  findPeerPython, processCpuSeconds, tail, rssMiB, startChild, startPeer, startTwinframe, stopAllChildren, stopChild,
   type Child, type RunningServer, type ServerName,
 } from './servers.js';
 
@@ -175,7 +176,7 @@ async function waitUntil(done: () => boolean, boundMs: number): Promise<boolean>
 /** One server, one level, one trial. */
 async function runPhase(server: ServerName, sessions: number, trialNo: number, o: Options, asset: CapacityAsset, python: string | undefined): Promise<Trial> {
   const trial: Trial = {
-    trial: trialNo, figures: undefined, windowS: 0, cpuPct: Number.NaN, rssMiB: Number.NaN, receiverCpuPct: Number.NaN, receiverSocketDrops: 0,
+    trial: trialNo, figures: undefined, windowS: 0, cpuPct: Number.NaN, schedCpuPct: Number.NaN, rssMiB: Number.NaN, receiverCpuPct: Number.NaN, receiverSocketDrops: 0,
     overflow: 0, receiverErrors: [], problems: [], cacheDropped: undefined, slowDisk: undefined,
   };
   const tmp = await mkdtemp(path.join(tmpdir(), 'tf-capacity-'));
@@ -203,13 +204,16 @@ async function runPhase(server: ServerName, sessions: number, trialNo: number, o
     }
     const ready = await waitUntil(() => receivers.every((r) => r.messages.some((m) => m.type === 'ready') || r.child.exit !== undefined) || interrupted, 60_000 + 300 * sessions);
     const notReady = receivers.filter((r) => !r.messages.some((m) => m.type === 'ready'));
-    if (!ready || notReady.length > 0) throw new Error(`${notReady.length} receiver(s) did not get all their sessions playing${notReady.some((r) => r.child.exit) ? ' (exited)' : ''}`);
+    if (!ready || notReady.length > 0) {
+      const why = notReady.map((r) => (r.messages.find((m) => m.type === 'failed') as { error?: string } | undefined)?.error ?? (r.child.exit ? 'exited' : 'not ready in time'));
+      throw new Error(`${notReady.length} receiver(s) did not get all their sessions playing: ${[...new Set(why)].join('; ')}`);
+    }
     await sleep(o.warmupS * 1000);
     if (s.child.exit !== undefined) throw new Error(`server exited during the warm-up (${JSON.stringify(s.child.exit)})`);
 
     // The window.
     const pids = receivers.map((r) => r.child.proc.pid);
-    const cpu0 = { server: processCpuSeconds(s.child.proc.pid), receivers: pids.map(processCpuSeconds) };
+    const cpu0 = { server: processCpuSeconds(s.child.proc.pid), sched: cpuSeconds(s.child.proc.pid), receivers: pids.map(processCpuSeconds) };
     for (const r of receivers) r.child.proc.stdin!.write('start\n');
     const t0 = performance.now();
     if (o.slowDisk !== undefined && s.ctl !== undefined) {
@@ -226,9 +230,10 @@ async function runPhase(server: ServerName, sessions: number, trialNo: number, o
       rss = Math.max(rss, rssMiB(s.child.proc.pid) || 0);
     }
     trial.windowS = (performance.now() - t0) / 1000;
-    const cpu1 = { server: processCpuSeconds(s.child.proc.pid), receivers: pids.map(processCpuSeconds) };
+    const cpu1 = { server: processCpuSeconds(s.child.proc.pid), sched: cpuSeconds(s.child.proc.pid), receivers: pids.map(processCpuSeconds) };
     for (const r of receivers) r.child.proc.stdin!.end('stop\n');
     trial.cpuPct = ((cpu1.server - cpu0.server) / trial.windowS) * 100;
+    trial.schedCpuPct = ((cpu1.sched - cpu0.sched) / trial.windowS) * 100;
     trial.rssMiB = rss;
     trial.receiverCpuPct = (cpu1.receivers.reduce((a, c, i) => a + c - cpu0.receivers[i], 0) / trial.windowS) * 100;
     if (s.child.exit !== undefined) trial.problems.push(`server exited during the window (${JSON.stringify(s.child.exit)})`);
@@ -262,6 +267,11 @@ async function runPhase(server: ServerName, sessions: number, trialNo: number, o
     if (srv !== undefined) {
       await stopChild(srv.child);
       if (trial.slowDisk !== undefined) trial.slowDisk.failures = readLog(srv.logFile).failures;
+      // What the server said about a phase that went wrong.
+      if (trial.problems.length > 0) {
+        const warnings = Object.entries(readLog(srv.logFile).warnings).map(([msg, n]) => `${msg} ×${n}`);
+        trial.problems.push(`server log: ${srv.name === 'twinframe' && warnings.length > 0 ? warnings.join('; ') : tail(srv.logFile)}`);
+      }
     }
     await rm(tmp, { recursive: true, force: true });
   }
@@ -278,7 +288,7 @@ function rowOf(server: ServerName, sessions: number, trials: Trial[], o: Options
   const verdict = median === undefined || measured.length < trials.length ? { held: false, why: 'error' } : levelHeld(median, measured, nominalGapMs);
   return {
     server, sessions, cache: o.cold ? 'cold' : 'warm', fault: server === 'twinframe' && o.slowDisk ? `slow-disk ${o.slowDisk}` : '-',
-    trials, median, cpuPct: med((t) => t.cpuPct), rssMiB: med((t) => t.rssMiB), receiverCpuPct: med((t) => t.receiverCpuPct),
+    trials, median, cpuPct: med((t) => t.cpuPct), schedCpuPct: med((t) => t.schedCpuPct), rssMiB: med((t) => t.rssMiB), receiverCpuPct: med((t) => t.receiverCpuPct),
     receiverSocketDrops: Math.max(0, ...trials.map((t) => t.receiverSocketDrops)), ...verdict,
   };
 }
@@ -348,7 +358,8 @@ async function main(): Promise<number> {
     console.log('');
     console.log(table(rows));
     console.log('');
-    console.log(`Medians over the trials. srv cpu% (100 = one core) and MiB: the server process; gap (ms): receiver inter-arrival gaps per session, p50/p99/max of the`);
+    console.log(`Medians over the trials. srv cpu% (100 = one core; utime+stime of /proc/<pid>/stat, and 'sched': the threads' schedstat) and MiB: the server process;`);
+    console.log(`gap (ms): receiver inter-arrival gaps per session, p50/p99/max of the`);
     console.log(`median session and of the worst; pcr (ms): spread of arrival against the stream's PCR clock (p99 − p1 per session); lost/dup: RTP seq;`);
     console.log(`stalls: gaps > 100 ms; rcv drop: datagrams the receivers' own sockets dropped (their loss, counted in lost too). held: gap p99 worst ≤ ${(nominalGapMs + 1).toFixed(2)} ms, no loss.`);
     for (const r of rows) {
