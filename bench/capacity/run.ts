@@ -358,10 +358,10 @@ async function main(): Promise<number> {
     console.log('');
     console.log(table(rows));
     console.log('');
-    console.log(`Medians over the trials. srv cpu% (100 = one core; utime+stime of /proc/<pid>/stat, and 'sched': the threads' schedstat) and MiB: the server process;`);
-    console.log(`gap (ms): receiver inter-arrival gaps per session, p50/p99/max of the`);
-    console.log(`median session and of the worst; pcr (ms): spread of arrival against the stream's PCR clock (p99 − p1 per session); lost/dup: RTP seq;`);
-    console.log(`stalls: gaps > 100 ms; rcv drop: datagrams the receivers' own sockets dropped (their loss, counted in lost too). held: gap p99 worst ≤ ${(nominalGapMs + 1).toFixed(2)} ms, no loss.`);
+    console.log('Medians over the trials. srv cpu%: the server process, 100 = one core (utime+stime of /proc/<pid>/stat; sched: its threads\' schedstat);');
+    console.log('srv MiB: its largest RSS. gap (ms): inter-arrival gaps per session, p50 of the median session, p99 and max of the median and the worst');
+    console.log('session; pcr (ms): spread of arrival against the stream\'s PCR clock (p99 − p1 per session); lost/dup: RTP seq; stalls: gaps > 100 ms;');
+    console.log(`rcv drop: datagrams the receivers' own sockets dropped (counted in lost too). held: gap p99 worst ≤ ${(nominalGapMs + 1).toFixed(2)} ms, no loss.`);
     for (const r of rows) {
       for (const tr of r.trials) {
         const notes = [...tr.problems, ...tr.receiverErrors];
