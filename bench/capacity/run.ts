@@ -59,7 +59,7 @@ const USAGE = `usage: node dist/bench/capacity/run.js [options]
   --muxrate BPS        mux rate of the generated asset (default 3500000)
   --python PATH        the interpreter with GStreamer's bindings (default /usr/bin/python3, else python3)
   --all-levels         run every level even after a server missed one (its later rows still say held NO)
-  --quick              levels 1,50, 10 s window, 3 s warm-up, 1 trial
+  --quick              levels 1,50, 10 s window, 3 s warm-up, 1 trial, --all-levels
   --out DIR            where the JSON goes (default bench/results)`;
 
 interface Options {
@@ -110,7 +110,7 @@ function parseOptions(argv: string[]): Options {
     asset: asset === undefined ? undefined : path.resolve(asset),
     muxrate: Math.floor(flags.number('muxrate', { positive: true }) ?? 3_500_000),
     python: flags.string('python'),
-    allLevels: flags.has('all-levels'),
+    allLevels: flags.has('all-levels') || quick,
     out: path.resolve(flags.string('out') ?? path.join(ROOT, 'bench/results')),
   };
 }
