@@ -386,7 +386,8 @@ async function main(): Promise<number> {
       asset: { source: asset.source, bitsPerSecond: asset.bitsPerSecond, durationS: asset.durationS, nominalGapMs },
       loadavg: { start: load0, end: load1 }, rows, memory: fits, targets: t,
     };
-    writeFileSync(file, JSON.stringify(json, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 1));
+    // NaN, ±Infinity and undefined (a figure or target not measured) are written as null.
+    writeFileSync(file, JSON.stringify(json, (_k, v: unknown) => ((typeof v === 'number' && !Number.isFinite(v)) || v === undefined ? null : v), 1));
     console.log(`JSON: ${path.relative(process.cwd(), file)}`);
     return interrupted ? 130 : 0;
   } finally {
