@@ -104,6 +104,8 @@ export interface PairStatesResult {
 export interface FaultInjectionResult {
   readonly path: PathName;
   readonly kind: FaultKind;
+  /** 'slow-disk': how long each read of the path now waits. */
+  readonly delayMs?: number;
   /** Wall-clock time the fault was injected, ISO 8601. */
   readonly at: string;
 }

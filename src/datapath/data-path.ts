@@ -23,12 +23,13 @@
 import { parentPort } from 'node:worker_threads';
 import { ControlBlock, newCtrlState } from '../shared/control-block.js';
 import { CommandReader } from '../shared/command-queue.js';
-import type { PathCommand, InjectableFault, OpenSessionCommand } from '../shared/commands.js';
+import { SLOW_DISK_DEFAULT_MS, type PathCommand, type InjectableFault, type OpenSessionCommand } from '../shared/commands.js';
 import type { PathToMain } from '../shared/messages.js';
-import { FailureCause, type PathId } from '../shared/layout.js';
+import { FailureCause, PATH_NAMES, type PathId } from '../shared/layout.js';
 import { monoNowMs } from '../shared/clock.js';
 import { PathSession, type PathSessionEvents } from './path-session.js';
 import { scopeOf } from './error-scope.js';
+import { ReaderThread } from './reader-thread.js';
 
 /** Send what falls due within this margin now rather than sleep a few microseconds. */
 const EARLY_MS = 0.05;
@@ -85,6 +86,8 @@ export class DataPath {
   private publishedDueMs = Number.POSITIVE_INFINITY;
   /** Standby, this turn: a due datagram is still unsent one period past its deadline. */
   private senderLateMs = 0;
+  /** Standby, this turn: such a datagram, ready here, is one the sender still waits to read. */
+  private senderWaitsOnRead = false;
   /** The sender's heartbeat as this path last saw it change, and when: a sender busy with other sessions is not stalled. */
   private senderBeat = 0;
   private senderBeatSeenMs = 0;
@@ -93,6 +96,8 @@ export class DataPath {
   /** Test hook ('stall' fault): stop this long after the next send, before its cursor advance. */
   private stallAfterSendMs = 0;
   private readonly stallWord = new Int32Array(new SharedArrayBuffer(4));
+  /** This path's own reader thread: the only thread of the path that waits for the disk. */
+  private readonly readerThread: ReaderThread;
 
   constructor(options: { cb: ControlBlock; path: PathId; incarnation: number; commands: CommandReader; faultInjection: boolean }) {
     this.cb = options.cb;
@@ -101,6 +106,7 @@ export class DataPath {
     this.claimTag = ControlBlock.claimTag(options.path, options.incarnation);
     this.commands = options.commands;
     this.faultInjection = options.faultInjection;
+    this.readerThread = new ReaderThread(options.cb, `twinframe-reader-${PATH_NAMES[options.path]}`);
   }
 
   /** The doorbell value to wait on when runSlice returned 'idle'. */
@@ -131,6 +137,7 @@ export class DataPath {
       const now = monoNowMs();
       if (!active && owner !== undefined) this.watchSender(owner, now);
       this.senderLateMs = 0;
+      this.senderWaitsOnRead = false;
       let nextDue = Number.POSITIVE_INFINITY;
       for (let i = 0; i < this.sessionList.length; i++) {
         const s = this.sessionList[i];
@@ -146,7 +153,9 @@ export class DataPath {
       }
       // Late on a due datagram and no progress for half a period: stalled, not merely busy
       // with many sessions due at once (taking over from a busy sender would not send sooner).
-      if (this.senderLateMs > 0 && onTime && owner !== undefined && now - this.senderBeatSeenMs >= graceMs / 2
+      // A sender that waits for its own read of a datagram this path holds ready is stalled
+      // on it however often it beats: taking over sends it now.
+      if (this.senderLateMs > 0 && onTime && owner !== undefined && (this.senderWaitsOnRead || now - this.senderBeatSeenMs >= graceMs / 2)
         && cb.isOnline(path) && cb.handOver(activeWord, path)) {
         this.post({ type: 'handover', from: owner, to: path, lateMs: this.senderLateMs, atMs: monoNowMs() });
         continue; // send what is due at once
@@ -199,13 +208,16 @@ export class DataPath {
       cb.readCtrl(s.slot, word);
       if (word.paused || word.ended) return Number.POSITIVE_INFINITY;
       if (!s.syncSegment(cb, word.segment)) return now + CLAIM_POLL_MS;
-      if (!s.prepare(word.cursor)) {
+      const prepared = s.prepare(word.cursor);
+      if (prepared === 'end') {
         if (active && s.bound) {
           cb.markEnded(s.slot);
           this.post({ type: 'session-ended', slot: s.slot, sessionId: s.sessionId });
         }
         return Number.POSITIVE_INFINITY;
       }
+      // Not read yet: the reader thread wakes this path when it is; look again in a period at the latest.
+      if (prepared === 'not-read') return now + graceMs;
       if (!active) {
         // The standby looks once, one period after the sender could have sent the
         // datagram: unsent by then is evidence that the sender is late.
@@ -214,6 +226,8 @@ export class DataPath {
         if (lateMs < graceMs) return owedSince + graceMs;
         if (!s.bound) return now + graceMs; // cannot take this session over: no evidence to give
         if (lateMs > this.senderLateMs) this.senderLateMs = lateMs;
+        const sender = ControlBlock.ownerOf(activeWord);
+        if (sender !== undefined && cb.readWaits(s.slot, sender)) this.senderWaitsOnRead = true;
         return now + graceMs;
       }
       if (s.deadlineMs > now + EARLY_MS) return s.deadlineMs;
@@ -274,7 +288,7 @@ export class DataPath {
         this.post({ type: 'session-closed', slot: command.slot });
         break;
       case 'sync-marker': this.pendingSyncTokens.push(command.token); this.checkSynced(); break;
-      case 'inject-fault': this.injectFault(command.kind); break;
+      case 'inject-fault': this.injectFault(command.kind, command.delayMs); break;
     }
   }
 
@@ -282,7 +296,7 @@ export class DataPath {
     this.closeSession(command.slot);
     let session: PathSession;
     try {
-      session = new PathSession(command, this.cb, this.path, this.sessionEvents);
+      session = new PathSession(command, this.cb, this.path, this.sessionEvents, this.readerThread);
     } catch (err) {
       // Its asset could not be opened: judged like a failed read.
       const scope = scopeOf(err, this.cb, this.path, command.slot);
@@ -359,7 +373,7 @@ export class DataPath {
     throw new PathFailure(FailureCause.SOCKET, `socket failure: ${failed?.socketFailure?.message ?? 'unknown'}`);
   }
 
-  private injectFault(kind: InjectableFault): void {
+  private injectFault(kind: InjectableFault, delayMs = SLOW_DISK_DEFAULT_MS): void {
     if (!this.faultInjection) return;
     this.cb.recordFaultStart(this.path, monoNowMs());
     switch (kind) {
@@ -379,6 +393,10 @@ export class DataPath {
       case 'disk':
         for (const s of this.sessionList) s.breakDisk();
         break;
+      case 'slow-disk':
+        // Not a failure by itself: only a read that then misses its deadline moves sending.
+        this.readerThread.slowDisk(delayMs);
+        break;
       case 'temperature':
         throw new PathFailure(FailureCause.TEMPERATURE, 'temperature sensor over limit');
       case 'stall':
@@ -391,6 +409,7 @@ export class DataPath {
     for (const s of this.sessions.values()) s.close();
     this.sessions.clear();
     this.sessionList = [];
+    void this.readerThread.stop();
   }
 
   private post(event: PathToMain): void {

@@ -344,9 +344,9 @@ export class Engine extends EventEmitter<EngineEventArgs> {
   }
 
   /** Inject a fault into one path (only when enabled by configuration). */
-  injectFault(path: PathName, kind: InjectableFault): void {
+  injectFault(path: PathName, kind: InjectableFault, delayMs?: number): void {
     if (!this.options.faultInjection) throw new TwinframeError('TF_FAULT_INJECTION_DISABLED');
-    this.host(path).post({ type: 'inject-fault', kind });
+    this.host(path).post({ type: 'inject-fault', kind, delayMs });
     this.cb.wakePaths();
   }
 
