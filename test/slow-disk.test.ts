@@ -136,7 +136,7 @@ test.serial('a sender whose disk is slower than its read-ahead covers hands send
     t.log(JSON.stringify({ handovers: r.handovers, gap: r.gapAfterFaultMs, delayMs }));
     assertLossless(t, r);
     t.true(r.gapAfterFaultMs < PACING_BOUND_MS, `largest gap after the fault ${r.gapAfterFaultMs.toFixed(1)} ms (bound ${PACING_BOUND_MS})`);
-    t.true(r.handovers.some((h) => h.from === slow && h.to === twinOf(slow!)), `the slow sender ${slow} handed over to its twin: ${JSON.stringify(r.handovers)}`);
+    t.true(r.handovers.some((h) => h.from === slow && h.to === twinOf(slow)), `the slow sender ${slow} handed over to its twin: ${JSON.stringify(r.handovers)}`);
     t.is(engine.status().active, twinOf(slow!), 'the twin sends now');
     // The twin, whose reads are not slowed, keeps sending: it is not handed back from.
     t.deepEqual(r.handovers.filter((h) => h.from === twinOf(slow!)), [], 'no handover back to the slow path');
