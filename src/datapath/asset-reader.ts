@@ -45,6 +45,7 @@ export class AssetReader {
   private assetFd: number;
   private indexFd = -1;
   private readonly ahead: ReadAhead;
+  private readonly thread: ReaderThread;
   /** The reader's failure, once seen: thrown again by every later read. */
   private failure: Error | undefined;
 
@@ -59,6 +60,7 @@ export class AssetReader {
       this.closeFiles();
       throw err;
     }
+    this.thread = thread;
     this.ahead = new ReadAhead(thread, asset, this.assetFd, this.indexFd);
   }
 
@@ -86,6 +88,11 @@ export class AssetReader {
   private locate(first: number, count: number): number {
     if (this.failure) throw this.failure;
     const slot = this.ahead.locate(first, count);
+    if (slot === NOT_READ && this.thread.failure) {
+      // The path's own reader is gone: as good as its disk.
+      this.failure = new DiskError(`this path's reader thread failed: ${this.thread.failure.message}`);
+      throw this.failure;
+    }
     if (slot !== READ_FAILED) return slot;
     const { kind, message } = this.ahead.failure();
     this.failure = kind === FailureKind.ASSET ? new AssetError(message) : new DiskError(message);

@@ -15,6 +15,9 @@ export class ReaderThread {
   private readonly port: MessagePort;
   private readonly doorbell = new Int32Array(new SharedArrayBuffer(4));
   private nextId = 1;
+  private stopping = false;
+  /** Set when the thread died: the reads the path still waits for will never come. */
+  failure: Error | undefined;
 
   constructor(cb: ControlBlock, name: string) {
     const channel = new MessageChannel();
@@ -25,6 +28,10 @@ export class ReaderThread {
       transferList: [channel.port2],
       name,
       resourceLimits: { maxYoungGenerationSizeMb: 4 },
+    });
+    this.worker.on('error', (err) => { this.failure ??= err; });
+    this.worker.on('exit', (code) => {
+      if (!this.stopping) this.failure ??= new Error(`it exited with code ${code}`);
     });
     // The path's own loop decides when it ends; this thread never keeps it alive.
     this.worker.unref();
@@ -53,6 +60,7 @@ export class ReaderThread {
   }
 
   stop(): Promise<number> {
+    this.stopping = true;
     return this.worker.terminate();
   }
 
