@@ -133,7 +133,7 @@ export class ChunkRing {
     for (let slot = 0; slot < RING_CHUNKS; slot++) {
       if (this.state(slot) !== ChunkState.REQUESTED) continue;
       const seq = this.i32[SLOTS + slot * SLOT_WORDS + SEQ];
-      if (best < 0 || seq - bestSeq < 0) {
+      if (best < 0 || ((seq - bestSeq) | 0) < 0) {
         best = slot;
         bestSeq = seq;
       }
