@@ -29,6 +29,8 @@ function chunkMs(): number {
 }
 
 interface Played {
+  /** The sender when the fault was injected. */
+  active: PathName;
   lost: number;
   duplicated: number;
   reordered: number;
@@ -60,7 +62,8 @@ async function playWithFault(engine: Engine, fault: (active: PathName) => void, 
       await sleep(400);
       const sentBefore = sentByPath(engine);
       const faultAt = nowMs();
-      fault(engine.status().active!);
+      const active = engine.status().active!;
+      fault(active);
       await sleep(afterMs);
       engine.pause(session.id);
       const pausedAt = nowMs();
@@ -68,6 +71,7 @@ async function playWithFault(engine: Engine, fault: (active: PathName) => void, 
       const sentAfter = sentByPath(engine);
       const check = checkRtpStream(receiver.packets, session, play, sample);
       return {
+        active,
         lost: check.lost, duplicated: check.duplicated, reordered: check.reordered, mismatched: check.mismatched,
         received: receiver.datagrams.length,
         sent: engine.getSession(session.id)!.sent,
@@ -106,17 +110,14 @@ test.serial('a slow disk the read-ahead absorbs loses nothing, fails nobody, and
   try {
     // Each read waits a third of the time its chunk plays: the reader keeps up, and the lead (3 to 4 chunks) absorbs the wait.
     const delayMs = Math.round(chunkMs() / 3);
-    let slow: PathName | undefined;
-    const r = await playWithFault(engine, (active) => {
-      slow = active;
-      engine.injectFault(active, 'slow-disk', delayMs);
-    }, 1500);
+    const r = await playWithFault(engine, (active) => engine.injectFault(active, 'slow-disk', delayMs), 1500);
+    const slow = r.active;
     assertLossless(t, r);
     t.true(r.received >= minDatagrams(sample, r.playedMs), `received ${r.received} in ${r.playedMs.toFixed(0)} ms`);
     t.true(r.gapAfterFaultMs < PACING_BOUND_MS, `largest gap after the fault ${r.gapAfterFaultMs.toFixed(1)} ms`);
     const fromSlow = r.handovers.filter((h) => h.from === slow);
     // A handover on a loaded machine is legal (lossless); the slow path still sent its share unless one happened.
-    if (fromSlow.length === 0) t.true(r.sentBy[slow!] > 0, `the slow path (${delayMs} ms per read) kept sending: ${JSON.stringify(r.sentBy)}`);
+    if (fromSlow.length === 0) t.true(r.sentBy[slow] > 0, `the slow path (${delayMs} ms per read) kept sending: ${JSON.stringify(r.sentBy)}`);
     else t.log(`handovers from the slow path (a loaded machine): ${JSON.stringify(fromSlow)}`);
   } finally {
     await engine.close();
@@ -128,37 +129,39 @@ test.serial('a sender whose disk is slower than its read-ahead covers hands send
   try {
     // Each read waits longer than the whole read-ahead lasts.
     const delayMs = Math.round(3 * RING_CHUNKS * chunkMs());
-    let slow: PathName | undefined;
-    const r = await playWithFault(engine, (active) => {
-      slow = active;
-      engine.injectFault(active, 'slow-disk', delayMs);
-    }, 1500);
+    const r = await playWithFault(engine, (active) => engine.injectFault(active, 'slow-disk', delayMs), 1500);
+    const slow = r.active;
     t.log(JSON.stringify({ handovers: r.handovers, gap: r.gapAfterFaultMs, delayMs }));
     assertLossless(t, r);
     t.true(r.gapAfterFaultMs < PACING_BOUND_MS, `largest gap after the fault ${r.gapAfterFaultMs.toFixed(1)} ms (bound ${PACING_BOUND_MS})`);
     t.true(r.handovers.some((h) => h.from === slow && h.to === twinOf(slow)), `the slow sender ${slow} handed over to its twin: ${JSON.stringify(r.handovers)}`);
-    t.is(engine.status().active, twinOf(slow!), 'the twin sends now');
+    t.is(engine.status().active, twinOf(slow), 'the twin sends now');
     // The twin, whose reads are not slowed, keeps sending: it is not handed back from.
-    t.deepEqual(r.handovers.filter((h) => h.from === twinOf(slow!)), [], 'no handover back to the slow path');
-    t.true(r.sentBy[twinOf(slow!)] >= minDatagrams(sample, 1000), `the twin sent ${r.sentBy[twinOf(slow!)]} datagrams after the fault`);
+    t.deepEqual(r.handovers.filter((h) => h.from === twinOf(slow)), [], 'no handover back to the slow path');
+    t.true(r.sentBy[twinOf(slow)] >= minDatagrams(sample, 1000), `the twin sent ${r.sentBy[twinOf(slow)]} datagrams after the fault`);
+    t.true(engine.status().paths.find((p) => p.path === slow)!.online, 'the slow path stays in service, as the standby');
   } finally {
     await engine.close();
   }
 });
 
-test.serial('a slow disk under the standby leaves its twin, the sender, untouched', async (t) => {
+test.serial('a read that hangs under the standby leaves its twin, the sender, untouched, and the standby alive', async (t) => {
   const engine = await startEngine();
   try {
-    const delayMs = Math.round(3 * RING_CHUNKS * chunkMs());
-    let sender: PathName | undefined;
+    // Longer than the test: a read that never returns.
+    const delayMs = 60_000;
+    let beatAtFault = 0;
     const r = await playWithFault(engine, (active) => {
-      sender = active;
+      beatAtFault = engine.status().paths.find((p) => p.path === twinOf(active))!.heartbeat;
       engine.injectFault(twinOf(active), 'slow-disk', delayMs);
     }, 1500);
+    const sender = r.active;
     assertLossless(t, r);
     t.true(r.gapAfterFaultMs < PACING_BOUND_MS, `largest gap after the fault ${r.gapAfterFaultMs.toFixed(1)} ms`);
     t.deepEqual(r.handovers.filter((h) => h.from === sender), [], 'the sender was not handed over from: it had every datagram ready');
-    t.is(r.sentBy[twinOf(sender!)], 0, 'the slow standby sent nothing');
+    t.is(r.sentBy[twinOf(sender)], 0, 'the slow standby sent nothing');
+    const standby = engine.status().paths.find((p) => p.path === twinOf(sender))!;
+    t.true(standby.online && standby.heartbeat !== beatAtFault, `the standby's loop runs on, online, while its reader waits: ${JSON.stringify(standby)}`);
   } finally {
     await engine.close();
   }
