@@ -2,7 +2,10 @@
 // by nothing). It serves the chunk requests of every session of its path, the
 // oldest request of each session in turn, with blocking positioned reads: the
 // only thread of the path that ever waits for the disk. A completed chunk wakes
-// the path if it waits for one. A read that fails is recorded in the session's
+// the path if it waits for one: once per pass over the sessions, or per
+// WAKE_EVERY_MS while a pass lasts longer (a waiting path also looks again every
+// heartbeat period by itself). Waking per chunk would cost a turn of both
+// SCHED_FIFO paths, which preempt this thread, for every chunk read. A read that fails is recorded in the session's
 // ring (DiskError or AssetError, as the synchronous reader judged it) and that
 // ring is served no more: the path fails or ends the session.
 
@@ -15,6 +18,8 @@ import { TS_PACKET_BYTES } from '../mpegts/packet.js';
 
 /** With no request the thread still looks at its messages this often (a bound, not a beat). */
 const IDLE_WAKE_MS = 1000;
+/** A path waiting for a chunk done this long ago is woken even in the middle of a pass. */
+const WAKE_EVERY_MS = 1;
 
 interface Served {
   readonly ring: ChunkRing;
@@ -32,6 +37,14 @@ const served = new Map<number, Served>();
 /** The 'slow-disk' fault: each read first waits this long (on a word nobody notifies). */
 let delayMs = 0;
 const delayWord = new Int32Array(new SharedArrayBuffer(4));
+/** A chunk a path waits for is done since `wakeOwedSinceMs`; NaN: no wake owed. */
+let wakeOwedSinceMs = Number.NaN;
+
+function wakeIfOwed(): void {
+  if (Number.isNaN(wakeOwedSinceMs)) return;
+  wakeOwedSinceMs = Number.NaN;
+  cb.wakePaths();
+}
 
 function apply(message: PathToReader): void {
   switch (message.type) {
@@ -68,7 +81,8 @@ function serveOne(s: Served): boolean {
     s.failed = true;
     s.ring.fail(slot, err instanceof AssetError ? FailureKind.ASSET : FailureKind.DISK, (err as Error).message);
   }
-  if (s.ring.takeWaiting()) cb.wakePaths();
+  if (s.ring.takeWaiting() && Number.isNaN(wakeOwedSinceMs)) wakeOwedSinceMs = performance.now();
+  if (performance.now() - wakeOwedSinceMs >= WAKE_EVERY_MS) wakeIfOwed();
   return true;
 }
 
@@ -79,5 +93,6 @@ for (;;) {
   for (const s of served.values()) {
     if (!s.failed && serveOne(s)) busy = true;
   }
+  wakeIfOwed();
   if (!busy) Atomics.wait(doorbell, 0, rung, IDLE_WAKE_MS);
 }
