@@ -62,6 +62,9 @@ export class AssetReader {
     }
     this.thread = thread;
     this.ahead = new ReadAhead(thread, asset, this.assetFd, this.indexFd);
+    // Read the asset's start while the viewer is still setting up: a first PLAY from the
+    // start then finds it read on both paths (a PLAY elsewhere moves the window there).
+    if (asset.packetCount > 0) this.ahead.locate(0, 1);
   }
 
   /** Send time of a packet, in 90 kHz ticks from the asset's first packet, or NOT_READ (its read is under way). */

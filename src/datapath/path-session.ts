@@ -106,9 +106,6 @@ export class PathSession {
     this.events = events;
     this.headerBytes = command.transport === 'rtp' ? RTP_HEADER_BYTES : 0;
     this.reader = new AssetReader(command, readerThread);
-    // Read the asset's start while the viewer is still setting up: a first PLAY from the
-    // start then finds it read on both paths (a PLAY elsewhere moves the window there).
-    if (this.reader.packetCount > 0) this.reader.timeOf(0);
     for (let i = 0; i < DATAGRAM_RING; i++) this.ring.push(Buffer.alloc(this.headerBytes + TS_PAYLOAD_BYTES));
     this.openSocket(events);
   }
