@@ -375,6 +375,12 @@ export class DataPath {
 
   private injectFault(kind: InjectableFault, delayMs = SLOW_DISK_DEFAULT_MS): void {
     if (!this.faultInjection) return;
+    if (kind === 'slow-disk') {
+      // Not a failure by itself (only a read that then misses its deadline moves sending):
+      // no fault start to stamp, which would date a later, unrelated failure.
+      this.readerThread.slowDisk(delayMs);
+      return;
+    }
     this.cb.recordFaultStart(this.path, monoNowMs());
     switch (kind) {
       case 'crash':
@@ -392,10 +398,6 @@ export class DataPath {
         break;
       case 'disk':
         for (const s of this.sessionList) s.breakDisk();
-        break;
-      case 'slow-disk':
-        // Not a failure by itself: only a read that then misses its deadline moves sending.
-        this.readerThread.slowDisk(delayMs);
         break;
       case 'temperature':
         throw new PathFailure(FailureCause.TEMPERATURE, 'temperature sensor over limit');
