@@ -35,7 +35,7 @@
 // and temp dirs are cleaned up at the end, on error and on SIGINT/SIGTERM.
 
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { closeSync, cpSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, cpSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -44,8 +44,9 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { Flags } from './flags.js';
-import { readStealMs, readUdpSnmp, sleep, threadPolicies } from './lib.js';
+import { cpuSeconds, freePort, readStealMs, readUdpSnmp, sleep, threadPolicies } from './lib.js';
 import type { SessionTotals } from './liveness-count.js';
+import { readLog, type LogFailure } from './server-log.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 /** Repository root, from dist/bench/ (compiled) or bench/. */
@@ -216,35 +217,6 @@ async function waitUntil(done: () => boolean, boundMs: number, interruptible = t
 // ─────────────────────────────────────────────────────────────────────────────
 // /proc
 
-
-/**
- * CPU time of every live thread of `pid`, seconds; NaN once it is gone. From each
- * thread's schedstat (nanoseconds actually run), not utime + stime: those are
- * sampled at the scheduler tick, and a thread that wakes briefly is charged a
- * whole tick whenever the tick lands while it runs (an idle server measured
- * ~10 % that way against 0.07 % by schedstat in the same window). A thread that
- * exits during the window takes its time with it (the server's threads live as
- * long as it does).
- */
-function cpuSeconds(pid: number | undefined): number {
-  if (pid === undefined) return Number.NaN;
-  let tasks: string[];
-  try {
-    tasks = readdirSync(`/proc/${pid}/task`);
-  } catch {
-    return Number.NaN;
-  }
-  let ns = 0;
-  for (const tid of tasks) {
-    try {
-      ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
-    } catch {
-      // the thread ended between the listing and the read
-    }
-  }
-  return ns / 1e9;
-}
-
 /** VmRSS and VmHWM of `pid`, MiB. */
 function memoryMiB(pid: number | undefined): { rss: number; peak: number } {
   try {
@@ -254,17 +226,6 @@ function memoryMiB(pid: number | undefined): { rss: number; peak: number } {
   } catch {
     return { rss: Number.NaN, peak: Number.NaN };
   }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 function rtspAnswers(port: number): Promise<boolean> {
@@ -303,41 +264,6 @@ function restartsOf(s: Status | undefined): number | undefined {
 function bothPathsUp(s: Status): boolean {
   const states = Object.values(s.paths ?? {}).map((p) => p.namedState).sort();
   return states.length === 2 && states[0] === 'Primary' && states[1] === 'Secondary';
-}
-
-interface LogFailure { readonly time: number; readonly path?: string; readonly cause?: string; readonly wasActive?: boolean; readonly detectionMs?: number }
-
-interface LogSummary {
-  readonly failures: LogFailure[];
-  /** Messages at warn and above, by text, with their count. */
-  readonly warnings: Record<string, number>;
-  /** Lines that were not pino JSON (a crash's stack, say): the first ones. */
-  readonly other: string[];
-}
-
-function readLog(file: string): LogSummary {
-  const summary: LogSummary = { failures: [], warnings: {}, other: [] };
-  let text = '';
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch {
-    return summary;
-  }
-  for (const line of text.split('\n')) {
-    if (line.trim() === '') continue;
-    let entry: { level?: number; time?: number; msg?: string; path?: string; cause?: string; wasActive?: boolean; detectionMs?: number };
-    try {
-      entry = JSON.parse(line) as typeof entry;
-    } catch {
-      if (summary.other.length < 20) summary.other.push(line);
-      continue;
-    }
-    if (entry.msg === 'data path failed') {
-      summary.failures.push({ time: entry.time ?? Number.NaN, path: entry.path, cause: entry.cause, wasActive: entry.wasActive, detectionMs: entry.detectionMs });
-    }
-    if ((entry.level ?? 0) >= 40) summary.warnings[entry.msg ?? '?'] = (summary.warnings[entry.msg ?? '?'] ?? 0) + 1;
-  }
-  return summary;
 }
 
 interface ReceiverResult {

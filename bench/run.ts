@@ -22,6 +22,7 @@ const HERE = path.dirname(fileURLToPath(import.meta.url));
 
 /** The short form of each benchmark, for --quick. */
 const QUICK: Record<string, string[]> = {
+  capacity: ['--quick'],
   failover: ['--quick'],
   'platform-wake': ['--quick'],
   'admin-status': ['--requests', '50', '--cli', '5'],
@@ -31,6 +32,7 @@ const QUICK: Record<string, string[]> = {
 
 /** A full run's options for benchmarks whose own default is a soak too long to run with the others. */
 const FULL: Record<string, string[]> = {
+  capacity: ['--trials', '1'], // its own 3 trials a level: node dist/bench/capacity/run.js
   liveness: ['--phase-s', '60'], // 5 phases × 1 min; its own 5 min a phase: npm run bench:liveness
 };
 

@@ -1,6 +1,6 @@
 // One twinframe server: the configuration turned into running parts. The
 // catalog (assets under the mount points, indexed on a piscina pool), the engine
-// (supervisor + two data paths), the RTSP front end for viewers and the admin
+// (supervisor + K pairs of data paths), the RTSP front end for viewers and the admin
 // socket for operators. close() stops them in the reverse order, so the RTSP
 // server says BYE to its players before the engine stops the data paths.
 
@@ -57,7 +57,8 @@ export async function startServer(options: ServerOptions): Promise<TwinframeServ
       faultInjection: config.admin.faultInjection,
       serverPortRange: config.rtsp.serverPortRange,
       limits: config.limits,
-      // Every slot the control block can hold: the configured limits decide admission.
+      pairs: config.paths.pairs,
+      // Every slot a pair's control block can hold: the configured limits decide admission.
       maxSessions: MAX_SESSIONS,
     });
     stops.push(() => engine.close());

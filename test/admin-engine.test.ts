@@ -5,27 +5,17 @@
 // twinframectl.test.ts cover the protocol and the tables).
 
 import test from 'ava';
-import { execFile } from 'node:child_process';
-import { copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { promisify } from 'node:util';
 import type { AssetInfo, SessionView as AdminSession } from '../src/admin/backend.js';
 import { AdminClient } from '../src/admin/client.js';
 import type { PathName } from '../src/shared/layout.js';
-import { parseConfig } from '../src/config/schema.js';
 import type { FailoverEvent, PlayResult } from '../src/engine/engine.js';
-import { silentLogger } from '../src/log.js';
 import { parseRange } from '../src/rtsp/headers/range.js';
 import { parseRtpInfo } from '../src/rtsp/headers/rtp-info.js';
-import { startServer } from '../src/server.js';
-import { SAMPLE_ASSET, checkRtpStream, loadSample, sleep, type SampleAsset } from './helpers/engine-fixture.js';
+import { checkRtpStream, loadSample, sleep, type SampleAsset } from './helpers/engine-fixture.js';
 import { RtspClient, UdpReceiver } from './helpers/rtsp-client.js';
 import { leakCheck } from './helpers/leak-check.js';
+import { startMediaServer } from './helpers/media-server.js';
 import { largestGapMs, minDatagrams } from './helpers/stream-pacing.js';
-import { TWINFRAMECTL } from './helpers/run.js';
-
-const run = promisify(execFile);
 
 let sample: SampleAsset;
 test.before(async () => {
@@ -37,24 +27,10 @@ test.after.always(async () => {
 
 test.serial('stop-streaming of the Primary and of the Secondary, failover-unsync and failover through the admin socket are lossless on the real engine; assets and sessions tell the truth, position after a seek included', async (t) => {
   t.timeout(90_000);
-  const dir = await mkdtemp(path.join(tmpdir(), 'twinframe-admin-engine-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const media = path.join(dir, 'media');
-  await mkdir(media);
-  await copyFile(SAMPLE_ASSET, path.join(media, 'sample.ts'));
-  await copyFile(SAMPLE_ASSET, path.join(media, 'spare.ts')); // never played, so never indexed
-  const config = parseConfig({
-    media: { mounts: [{ prefix: '', dir: media }], cacheDir: path.join(dir, 'cache') },
-    admin: { socketPath: path.join(dir, 'admin.sock') },
-  });
-  const server = await startServer({ config, configPath: undefined, logger: silentLogger, rtsp: { host: '127.0.0.1', port: 0 } });
-  t.teardown(() => server.close());
+  // spare.ts is never played, so never indexed.
+  const { server, config, ctl } = await startMediaServer(t, ['sample.ts', 'spare.ts']);
   const failovers: FailoverEvent[] = [];
   server.engine.on('failover', (e: FailoverEvent) => failovers.push(e));
-  const ctl = async <T>(...args: string[]): Promise<T> => {
-    const { stdout } = await run(process.execPath, [TWINFRAMECTL, '--socket', config.admin.socketPath, '--json', ...args], { timeout: 20_000 });
-    return JSON.parse(stdout) as T;
-  };
   /** When each command was given (hrtime ms), to place a gap in the stream. */
   const steps: Array<[string, number]> = [];
   const admin = await AdminClient.connect(config.admin.socketPath, { timeoutMs: 20_000 });

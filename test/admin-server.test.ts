@@ -455,8 +455,8 @@ test('watch delivers events as event lines, only to watchers, and unsubscribes w
     t.like(await watcher.request('watch', {}, 'w'), { id: 'w', ok: true, result: { watching: true } });
     t.is(backend.listeners.size, 1);
 
-    const failover: WatchEvent = { type: 'failover', at: '2025-01-01T00:00:00.000Z', from: 'a', to: 'b', cause: 'exception: boom', detectionLatencyUs: 310, switchLatencyUs: 20 };
-    const state: WatchEvent = { type: 'state', at: '2025-01-01T00:00:00.001Z', states: { a: 'Failed', b: 'Primary_No_Secondary' }, cause: 'critical_failure' };
+    const failover: WatchEvent = { type: 'failover', pair: 0, at: '2025-01-01T00:00:00.000Z', from: 'a', to: 'b', cause: 'exception: boom', detectionLatencyUs: 310, switchLatencyUs: 20 };
+    const state: WatchEvent = { type: 'state', at: '2025-01-01T00:00:00.001Z', pair: 1, states: { a: 'Failed', b: 'Primary_No_Secondary' }, cause: 'critical_failure' };
     backend.emit(failover);
     backend.emit(state);
     t.deepEqual(await watcher.line(), { v: 1, event: failover });

@@ -36,6 +36,7 @@ test('a missing file gives the documented defaults, and they are valid and usabl
     t.is(cfg.limits.maxStreams, 100);
     t.is(cfg.failover.heartbeatPeriodUs, 2000);
     t.is(cfg.failover.maxMissedHeartbeats, 5);
+    t.is(cfg.paths.pairs, Math.max(1, Math.floor(os.availableParallelism() / 2)), 'one pair of data paths per two cores');
     t.false(cfg.admin.faultInjection);
     t.deepEqual(cfg.loadBalance, { active: false, groupId: 0 });
     t.is(cfg.network.streamIp, undefined, 'unset: media leaves from the address each viewer reached');
@@ -91,6 +92,8 @@ const BAD_FIELDS: Array<[name: string, raw: unknown, field: string]> = [
   ['a route with a bad network', { network: { routes: [{ destination: '10.0.0.0/40', gateway: '10.0.0.1' }] } }, 'network.routes[0].destination'],
   ['a route with a bad gateway', { network: { routes: [{ destination: '10.0.0.0/8', gateway: 'router' }] } }, 'network.routes[0].gateway'],
   ['an unknown log level', { log: { level: 'verbose' } }, 'log.level'],
+  ['zero pairs of data paths', { paths: { pairs: 0 } }, 'paths.pairs'],
+  ['a fractional number of pairs', { paths: { pairs: 1.5 } }, 'paths.pairs'],
 ];
 
 for (const [name, raw, field] of BAD_FIELDS) {

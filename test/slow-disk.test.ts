@@ -110,7 +110,7 @@ test.serial('a slow disk the read-ahead absorbs loses nothing, fails nobody, and
   try {
     // Each read waits a third of the time its chunk plays: the reader keeps up, and the lead (3 to 4 chunks) absorbs the wait.
     const delayMs = Math.round(chunkMs() / 3);
-    const r = await playWithFault(engine, (active) => engine.injectFault(active, 'slow-disk', delayMs), 1500);
+    const r = await playWithFault(engine, (active) => engine.injectFault(active, 'slow-disk', 0, delayMs), 1500);
     const slow = r.active;
     assertLossless(t, r);
     t.true(r.received >= minDatagrams(sample, r.playedMs), `received ${r.received} in ${r.playedMs.toFixed(0)} ms`);
@@ -129,7 +129,7 @@ test.serial('a sender whose disk is slower than its read-ahead covers hands send
   try {
     // Each read waits longer than the whole read-ahead lasts.
     const delayMs = Math.round(3 * RING_CHUNKS * chunkMs());
-    const r = await playWithFault(engine, (active) => engine.injectFault(active, 'slow-disk', delayMs), 1500);
+    const r = await playWithFault(engine, (active) => engine.injectFault(active, 'slow-disk', 0, delayMs), 1500);
     const slow = r.active;
     t.log(JSON.stringify({ handovers: r.handovers, gap: r.gapAfterFaultMs, delayMs }));
     assertLossless(t, r);
@@ -153,7 +153,7 @@ test.serial('a read that hangs under the standby leaves its twin, the sender, un
     let beatAtFault = 0;
     const r = await playWithFault(engine, (active) => {
       beatAtFault = engine.status().paths.find((p) => p.path === twinOf(active))!.heartbeat;
-      engine.injectFault(twinOf(active), 'slow-disk', delayMs);
+      engine.injectFault(twinOf(active), 'slow-disk', 0, delayMs);
     }, 1500);
     const sender = r.active;
     assertLossless(t, r);
@@ -172,8 +172,8 @@ test.serial('a slow disk under both paths is nobody\'s fault: the stream waits, 
   try {
     const delayMs = Math.round(2 * RING_CHUNKS * chunkMs());
     const r = await playWithFault(engine, (active) => {
-      engine.injectFault(active, 'slow-disk', delayMs);
-      engine.injectFault(twinOf(active), 'slow-disk', delayMs);
+      engine.injectFault(active, 'slow-disk', 0, delayMs);
+      engine.injectFault(twinOf(active), 'slow-disk', 0, delayMs);
     }, 2500);
     assertLossless(t, r);
     t.true(r.gapAfterFaultMs > chunkMs(), `the stream waited for the disk: largest gap ${r.gapAfterFaultMs.toFixed(1)} ms`);

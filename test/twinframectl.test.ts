@@ -18,30 +18,33 @@ import { TWINFRAMECTL } from './helpers/run.js';
 
 
 const LAST_FAILOVER: FailoverRecord = {
-  at: '2025-11-21T05:40:00.000Z', from: 'a', to: 'b', cause: 'exception: disk EIO', detectionLatencyUs: 310, switchLatencyUs: 25,
+  pair: 0, at: '2025-11-21T05:40:00.000Z', from: 'a', to: 'b', cause: 'exception: disk EIO', detectionLatencyUs: 310, switchLatencyUs: 25,
+};
+
+const FAILED_OVER: StatusResult['paths'] = {
+  a: { path: 'a', namedState: 'Failed', failoverType: 'MASTER', failoverState: 'FAILED', sending: false, threadId: null, heartbeats: 4711, restarts: 0 },
+  b: { path: 'b', namedState: 'Primary_No_Secondary', failoverType: 'MASTER', failoverState: 'NOPARTNER', sending: true, threadId: 3, heartbeats: 4800, restarts: 0 },
 };
 
 /** Path a has failed over to b; one session plays; fault injection is on. */
 const STATUS: StatusResult = {
   ...FAKE_STATUS,
-  paths: {
-    a: { path: 'a', namedState: 'Failed', failoverType: 'MASTER', failoverState: 'FAILED', sending: false, threadId: null, heartbeats: 4711, restarts: 0 },
-    b: { path: 'b', namedState: 'Primary_No_Secondary', failoverType: 'MASTER', failoverState: 'NOPARTNER', sending: true, threadId: 3, heartbeats: 4800, restarts: 0 },
-  },
+  paths: FAILED_OVER,
   active: 'b', epoch: 2, lastFailover: LAST_FAILOVER, sessions: 1, uptimeSec: 3723, faultInjection: true,
+  pairs: [{ pair: 0, paths: FAILED_OVER, active: 'b', epoch: 2, handovers: 2, failovers: 1, lastFailover: LAST_FAILOVER, sessions: 1 }],
 };
 
 const BACKEND: FakeAdminBackendOptions = {
   status: STATUS,
   behaviour: {
-    sessions: () => [{ id: 'f00d', asset: 'sample.ts', client: '127.0.0.1:5000', transport: 'RTP/AVP', state: 'playing', startedAt: '2025-11-21T05:39:00.000Z', positionSec: 12.5, datagramsSent: 9000, bitrateKbps: 3600 }],
+    sessions: () => [{ id: 'f00d', pair: 0, asset: 'sample.ts', client: '127.0.0.1:5000', transport: 'RTP/AVP', state: 'playing', startedAt: '2025-11-21T05:39:00.000Z', positionSec: 12.5, datagramsSent: 9000, bitrateKbps: 3600 }],
     startStreaming: (args) => {
       throw new TwinframeError('TF_FAILOVER_ILLEGAL_COMMAND', `start_streaming refused on path ${args.path} in state Secondary_Offline`, { allowed: ['failover_sync'] });
     },
-    failoverSync: () => ({ states: { a: 'Primary', b: 'Secondary_Synchronized' } }),
-    failoverUnsync: () => ({ states: { a: 'Primary', b: 'Secondary_Offline' } }),
-    failover: () => ({ ...LAST_FAILOVER, cause: 'manual' }),
-    injectFault: (args) => ({ ...args, at: '2025-11-21T05:41:00.000Z' }),
+    failoverSync: (args) => ({ pair: args.pair ?? 0, states: { a: 'Primary', b: 'Secondary_Synchronized' } }),
+    failoverUnsync: (args) => ({ pair: args.pair ?? 0, states: { a: 'Primary', b: 'Secondary_Offline' } }),
+    failover: (args) => ({ ...LAST_FAILOVER, pair: args.pair ?? 0, cause: 'manual' }),
+    injectFault: (args) => ({ ...args, pair: args.pair ?? 0, at: '2025-11-21T05:41:00.000Z' }),
   },
 };
 
@@ -52,10 +55,10 @@ interface Fixture {
   readonly server: AdminServer;
 }
 
-async function withServer(fn: (f: Fixture) => Promise<void>): Promise<void> {
+async function withServer(fn: (f: Fixture) => Promise<void>, options: FakeAdminBackendOptions = BACKEND): Promise<void> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'tf-ctl-'));
   const socketPath = path.join(dir, 'admin.sock');
-  const backend = new FakeAdminBackend(BACKEND);
+  const backend = new FakeAdminBackend(options);
   const server = new AdminServer({ socketPath, backend, logger: silentLogger });
   await server.listen();
   try {
@@ -187,6 +190,64 @@ test('sessions, assets, heartbeat, limits, failover and inject-fault print reada
   });
 });
 
+/** Two pairs: pair 0 as in STATUS (a failed over to b), pair 1 healthy with b sending. */
+const TWO_PAIRS: StatusResult = {
+  ...STATUS,
+  sessions: 3,
+  pairs: [
+    STATUS.pairs[0],
+    { pair: 1, paths: { a: { ...FAKE_STATUS.paths.a, sending: false, namedState: 'Secondary', failoverType: 'SLAVE' }, b: { ...FAKE_STATUS.paths.b, sending: true, namedState: 'Primary', failoverType: 'MASTER' } },
+      active: 'b', epoch: 5, handovers: 7, failovers: 0, lastFailover: null, sessions: 2 },
+  ],
+};
+
+test('status with two pairs shows each pair\'s paths, who sends, handovers, failovers and sessions', async (t) => {
+  await withServer(async ({ socketPath }) => {
+    const r = await run(['--socket', socketPath, 'status']);
+    t.is(r.code, 0, r.stderr);
+    const lines = r.stdout.split('\n');
+    t.regex(lines[0], /^PAIR\s+PATH\s+STATE\s+TYPE\s+FO_STATE\s+SENDING\s+HEARTBEATS\s+RESTARTS\s+THREAD$/);
+    t.regex(lines[1], /^0\s+a\s+Failed\s+MASTER\s+FAILED\s+no/);
+    t.regex(lines[2], /^0\s+b\s+Primary_No_Secondary\s+MASTER\s+NOPARTNER\s+yes/);
+    t.regex(lines[3], /^1\s+a\s+Secondary\s+SLAVE\s+LIVE\s+no/);
+    t.regex(lines[4], /^1\s+b\s+Primary\s+MASTER\s+LIVE\s+yes/);
+    t.regex(r.stdout, /active\s+pair 0: b \(epoch 2\), pair 1: b \(epoch 5\)/);
+    t.regex(r.stdout, /handovers\s+pair 0: 2, pair 1: 7 /);
+    t.regex(r.stdout, /failovers\s+pair 0: 1, pair 1: 0 /);
+    t.regex(r.stdout, /sessions\s+3 \(pair 0: 1, pair 1: 2\)/);
+    t.regex(r.stdout, /last failover\s+2025-11-21T05:40:00\.000Z\s+a → b, cause: exception: disk EIO.*\[pair 0\]/);
+    const json = await run(['--socket', socketPath, '--json', 'status']);
+    t.deepEqual(JSON.parse(json.stdout), TWO_PAIRS);
+  }, { ...BACKEND, status: TWO_PAIRS });
+});
+
+test('--pair N reaches every command that acts on a path or a pair, and results name the pair', async (t) => {
+  await withServer(async ({ socketPath, backend }) => {
+    const commands: ReadonlyArray<readonly [string[], string, Record<string, unknown>]> = [
+      [['set-config-type', 'a', 'primary'], 'set_config_type', { path: 'a', type: 'primary', pair: 1 }],
+      [['stop-streaming', 'b'], 'stop_streaming', { path: 'b', pair: 1 }],
+      [['failover-sync', 'b'], 'failover_sync', { path: 'b', pair: 1 }],
+      [['failover-unsync', 'b'], 'failover_unsync', { path: 'b', pair: 1 }],
+      [['inject-fault', 'a', 'crash'], 'inject_fault', { path: 'a', kind: 'crash', pair: 1 }],
+    ];
+    for (const [args, wire, expected] of commands) {
+      const r = await run(['--socket', socketPath, ...args, '--pair', '1']);
+      t.is(r.code, 0, `${args[0]}: ${r.stderr}`);
+      t.regex(r.stdout, /pair 1/, `${args[0]} names the pair`);
+      t.deepEqual(backend.calls.find(([c]) => c === wire)![1], expected);
+    }
+    const failover = await run(['--socket', socketPath, '--json', 'failover', '--pair', '1']);
+    t.like(JSON.parse(failover.stdout), { pair: 1, cause: 'manual' });
+    const states = await run(['--socket', socketPath, '--json', 'failover-sync', 'a', '--pair', '1']);
+    t.like(JSON.parse(states.stdout), { pair: 1 });
+    for (const bad of ['x', '-1', '1.5']) {
+      const r = await run(['--socket', socketPath, 'failover', '--pair', bad]);
+      t.is(r.code, 2, `--pair ${bad}: ${r.stderr}`);
+    }
+    t.is(backend.calls.filter(([c]) => c === 'failover').length, 1, 'a bad --pair never reached the server');
+  });
+});
+
 // --- exit codes -------------------------------------------------------------------------------
 
 test('a command the server refuses exits 1 and prints the error code and message', async (t) => {
@@ -289,7 +350,7 @@ test('watch prints events until SIGINT, then exits 0', async (t) => {
     const io = collect(child);
     await until(() => backend.listeners.size === 1, 'the watch subscription');
     backend.emit({ type: 'failover', ...LAST_FAILOVER });
-    backend.emit({ type: 'state', at: '2025-11-21T05:40:00.001Z', states: { a: 'Failed', b: 'Primary_No_Secondary' }, cause: 'critical_failure' });
+    backend.emit({ type: 'state', at: '2025-11-21T05:40:00.001Z', pair: 0, states: { a: 'Failed', b: 'Primary_No_Secondary' }, cause: 'critical_failure' });
     backend.emit({ type: 'session', at: '2025-11-21T05:40:00.002Z', id: 'f00d', change: 'failed', asset: '/cut.ts', scope: 'asset', reason: 'unexpected end of file at byte 1316' });
     backend.emit({ type: 'asset', at: '2025-11-21T05:40:00.003Z', asset: '/cut.ts', change: 'unavailable', reason: 'unexpected end of file at byte 1316' });
     await until(() => io.out().split('\n').length >= 5, 'four event lines');

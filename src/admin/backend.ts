@@ -41,8 +41,10 @@ export interface LimitsSettings {
   readonly serverBandwidthKbps: number;
 }
 
-/** One switch of the sending path. */
+/** One switch of the sending path of one pair. */
 export interface FailoverRecord {
+  /** The pair of data paths it happened on. */
+  readonly pair: number;
   /** Wall-clock time of the switch, ISO 8601. */
   readonly at: string;
   readonly from: PathName | null;
@@ -55,25 +57,52 @@ export interface FailoverRecord {
   readonly switchLatencyUs: number | null;
 }
 
-export interface StatusResult {
+/** One pair of data paths, as status shows it: each pair fails over on its own. */
+export interface PairView {
+  readonly pair: number;
   readonly paths: { readonly a: PathView; readonly b: PathView };
-  /** The sending path, null when none is online. */
+  /** The pair's sending path, null when none is online. */
   readonly active: PathName | null;
-  /** ACTIVE's epoch: incremented by every switch. */
+  /** The pair's ACTIVE epoch: incremented by every switch. */
   readonly epoch: number;
-  readonly heartbeat: HeartbeatSettings;
   /** Lossless handovers from a late sender to its on-time twin since start (nobody failed). */
   readonly handovers: number;
+  /** Paths of this pair failed (and restarted) since start. */
+  readonly failovers: number;
+  /** The pair's last switch (failover or manual), with its latencies. */
   readonly lastFailover: FailoverRecord | null;
-  /** Sessions currently open. */
+  /** Sessions open on this pair. */
+  readonly sessions: number;
+}
+
+/**
+ * Every pair (`pairs`), and at the top level pair 0's paths, sender, epoch and
+ * handovers (the pair the commands without --pair address), the latest switch
+ * of any pair, and what the pairs share.
+ */
+export interface StatusResult {
+  readonly paths: { readonly a: PathView; readonly b: PathView };
+  /** Pair 0's sending path, null when none is online. */
+  readonly active: PathName | null;
+  /** Pair 0's ACTIVE epoch: incremented by every switch. */
+  readonly epoch: number;
+  readonly heartbeat: HeartbeatSettings;
+  /** Pair 0's lossless handovers from a late sender to its on-time twin since start (nobody failed). */
+  readonly handovers: number;
+  /** The latest switch of any pair (it names its pair). */
+  readonly lastFailover: FailoverRecord | null;
+  /** Sessions currently open, on all pairs. */
   readonly sessions: number;
   readonly uptimeSec: number;
   readonly faultInjection: boolean;
+  readonly pairs: readonly PairView[];
 }
 
 /** One session, as twinframectl sessions shows it (the engine's SessionInfo, for operators). */
 export interface SessionView {
   readonly id: string;
+  /** The pair of data paths that streams it, for its whole life. */
+  readonly pair: number;
   readonly asset: string;
   /** Where the datagrams go, e.g. '127.0.0.1:5000'. */
   readonly client: string;
@@ -96,12 +125,14 @@ export interface AssetInfo {
   readonly indexed: boolean;
 }
 
-/** Result of the five failover commands: both paths' named states after the command. */
+/** Result of the five failover commands: the pair's two paths' named states after the command. */
 export interface PairStatesResult {
+  readonly pair: number;
   readonly states: PairStates;
 }
 
 export interface FaultInjectionResult {
+  readonly pair: number;
   readonly path: PathName;
   readonly kind: FaultKind;
   /** 'slow-disk': how long each read of the path now waits. */
@@ -110,19 +141,20 @@ export interface FaultInjectionResult {
   readonly at: string;
 }
 
-/** What `watch` streams. `at` is an ISO 8601 wall-clock time. */
+/** What `watch` streams. `at` is an ISO 8601 wall-clock time; `pair` names the pair of data paths an event concerns. */
 export type WatchEvent =
-  /** failover_type/failover_state changed (the SIGFAILOVER of [0093]). */
-  | { readonly type: 'state'; readonly at: string; readonly states: PairStates; readonly cause: string }
+  /** A pair's failover_type/failover_state changed (the SIGFAILOVER of [0093]). */
+  | { readonly type: 'state'; readonly at: string; readonly pair: number; readonly states: PairStates; readonly cause: string }
   | ({ readonly type: 'failover' } & FailoverRecord)
-  | { readonly type: 'handover'; readonly at: string; readonly from: PathName; readonly to: PathName; readonly lateMs: number }
-  | { readonly type: 'session'; readonly at: string; readonly id: string; readonly change: 'opened' | 'playing' | 'paused' | 'closed'; readonly asset?: string }
+  | { readonly type: 'handover'; readonly at: string; readonly pair: number; readonly from: PathName; readonly to: PathName; readonly lateMs: number }
+  /** `pair`: the pair that streams the session (on 'opened'). */
+  | { readonly type: 'session'; readonly at: string; readonly id: string; readonly change: 'opened' | 'playing' | 'paused' | 'closed'; readonly asset?: string; readonly pair?: number }
   /** A fault of the session's own ('session': destination, stream address) or of its asset ended it; no path failed. */
   | { readonly type: 'session'; readonly at: string; readonly id: string; readonly change: 'failed'; readonly asset: string; readonly scope: 'session' | 'asset'; readonly reason: string }
   /** An asset found unusable while streaming: refused until its file changes. */
   | { readonly type: 'asset'; readonly at: string; readonly asset: string; readonly change: 'unavailable'; readonly reason: string }
   | { readonly type: 'config'; readonly at: string; readonly changed: readonly string[] }
-  | { readonly type: 'path'; readonly at: string; readonly path: PathName; readonly change: 'started' | 'exited' | 'restarted' | 'fault-injected'; readonly detail?: string };
+  | { readonly type: 'path'; readonly at: string; readonly pair: number; readonly path: PathName; readonly change: 'started' | 'exited' | 'restarted' | 'fault-injected'; readonly detail?: string };
 
 export type WatchListener = (event: WatchEvent) => void;
 
@@ -144,7 +176,7 @@ export interface AdminBackend {
   heartbeat(args: CommandArgs<'heartbeat'>): Promise<HeartbeatSettings>;
   /** No arguments: read. Otherwise apply and persist (TF_CONFIG_INVALID if the result is invalid). */
   limits(args: CommandArgs<'limits'>): Promise<LimitsSettings>;
-  /** Manual switch; TF_FAILOVER_NO_STANDBY unless one path is Primary and the other Secondary. */
+  /** Manual switch of a pair; TF_FAILOVER_NO_STANDBY unless one of its paths is Primary and the other Secondary. */
   failover(args: CommandArgs<'failover'>): Promise<FailoverRecord>;
   /** TF_FAULT_INJECTION_DISABLED unless the configuration enables it. */
   injectFault(args: CommandArgs<'inject_fault'>): Promise<FaultInjectionResult>;

@@ -1,6 +1,7 @@
 // The admin backend of a running server: each twinframectl command carried out
-// on the engine (state machine commands, switches, faults), the catalog (assets)
-// and the configuration file (heartbeat and limits persist across restarts).
+// on the engine (state machine commands, switches, faults: on the pair they name,
+// pair 0 by default), the catalog (assets) and the configuration file (heartbeat
+// and limits persist across restarts).
 
 import { TS_PACKET_BYTES } from '../mpegts/packet.js';
 import { readIndexMetaAsync } from '../catalog/index-file.js';
@@ -11,13 +12,13 @@ import { limitsSchema, validateFailoverTiming } from '../config/schema.js';
 import { TwinframeError } from '../errors.js';
 import { describePair } from '../failover/state-machine.js';
 import { failoverStateName, failoverTypeName } from '../failover/states.js';
-import type { Engine, FailoverEvent, StreamLimits } from '../engine/engine.js';
+import type { Engine, FailoverEvent, PairStatus, StreamLimits } from '../engine/engine.js';
 import { monoNowMs } from '../shared/clock.js';
 import { SLOW_DISK_DEFAULT_MS } from '../shared/commands.js';
 import { FailureCause, type PathName } from '../shared/layout.js';
 import type {
   AdminBackend, AssetInfo, FailoverRecord, FaultInjectionResult, HeartbeatSettings, LimitsSettings,
-  PairStatesResult, PathView, SessionView, StatusResult, WatchEvent, WatchListener,
+  PairStatesResult, PairView, PathView, SessionView, StatusResult, WatchEvent, WatchListener,
 } from './backend.js';
 import type { CommandArgs } from './protocol.js';
 
@@ -37,6 +38,9 @@ export class EngineAdminBackend implements AdminBackend {
   private readonly configPath: string | undefined;
   private readonly faultInjection: boolean;
   private readonly startedAt = Date.now();
+  /** Each pair's last switch (failover or manual), by pair index. */
+  private readonly lastFailovers: Array<FailoverRecord | null>;
+  /** The latest switch of any pair. */
   private lastFailover: FailoverRecord | null = null;
   private readonly listeners = new Set<WatchListener>();
 
@@ -47,15 +51,13 @@ export class EngineAdminBackend implements AdminBackend {
     this.configPath = options.configPath;
     this.faultInjection = options.faultInjection;
     const engine = this.engine;
-    engine.on('failover', (e) => {
-      this.lastFailover = failoverRecord(e);
-      this.publish({ type: 'failover', ...this.lastFailover });
-    });
-    engine.on('handover', (h) => this.publish({ type: 'handover', at: now(), from: h.from, to: h.to, lateMs: h.lateMs }));
+    this.lastFailovers = Array.from({ length: engine.pairCount }, () => null);
+    engine.on('failover', (e) => this.recordFailover(failoverRecord(e)));
+    engine.on('handover', (h) => this.publish({ type: 'handover', at: now(), pair: h.pair, from: h.from, to: h.to, lateMs: h.lateMs }));
     engine.on('path-state', (e) => {
-      this.publish({ type: 'state', at: now(), states: describePair(engine.failoverPair()), cause: `${e.path} → ${e.named}` });
+      this.publish({ type: 'state', at: now(), pair: e.pair, states: describePair(engine.failoverPair(e.pair)), cause: `${e.path} → ${e.named}` });
     });
-    engine.on('session-opened', (s) => this.publish({ type: 'session', at: now(), id: s.id, change: 'opened', asset: s.assetName }));
+    engine.on('session-opened', (s) => this.publish({ type: 'session', at: now(), id: s.id, change: 'opened', asset: s.assetName, pair: s.pair }));
     engine.on('session-closed', (s) => this.publish({ type: 'session', at: now(), id: s.id, change: 'closed' }));
     engine.on('session-failed', (e) => this.publish({ type: 'session', at: now(), id: e.id, change: 'failed', asset: e.assetName, scope: e.scope, reason: e.reason }));
     engine.on('asset-failed', (e) => this.publish({ type: 'asset', at: now(), asset: e.assetName, change: 'unavailable', reason: e.reason }));
@@ -68,29 +70,40 @@ export class EngineAdminBackend implements AdminBackend {
 
   private statusNow(): StatusResult {
     const s = this.engine.status();
-    const path = (name: PathName): PathView => {
-      const p = s.paths.find((x) => x.path === name)!;
-      return {
-        path: name, namedState: p.named, failoverType: failoverTypeName(p.failoverType), failoverState: failoverStateName(p.failoverState),
-        sending: p.active, threadId: p.threadId, heartbeats: p.heartbeat, restarts: Math.max(0, p.incarnation - 1), // every incarnation after the first replaced a failed worker
-      };
-    };
+    const pairs = s.pairs.map((p) => this.pairView(p));
+    const first = pairs[0];
     return {
-      paths: { a: path('a'), b: path('b') },
-      active: s.active ?? null,
-      epoch: s.epoch,
+      paths: first.paths,
+      active: first.active,
+      epoch: first.epoch,
       heartbeat: heartbeatSettings(s.heartbeat.periodUs, s.heartbeat.maxMissed),
-      handovers: s.handovers,
+      handovers: first.handovers,
       lastFailover: this.lastFailover,
       sessions: s.sessions,
       uptimeSec: Math.round((Date.now() - this.startedAt) / 1000),
       faultInjection: this.faultInjection,
+      pairs,
+    };
+  }
+
+  private pairView(p: PairStatus): PairView {
+    const path = (name: PathName): PathView => {
+      const x = p.paths.find((y) => y.path === name)!;
+      return {
+        path: name, namedState: x.named, failoverType: failoverTypeName(x.failoverType), failoverState: failoverStateName(x.failoverState),
+        sending: x.active, threadId: x.threadId, heartbeats: x.heartbeat, restarts: Math.max(0, x.incarnation - 1), // every incarnation after the first replaced a failed worker
+      };
+    };
+    return {
+      pair: p.pair, paths: { a: path('a'), b: path('b') }, active: p.active ?? null, epoch: p.epoch, handovers: p.handovers,
+      failovers: p.failovers, lastFailover: this.lastFailovers[p.pair] ?? null, sessions: p.sessions,
     };
   }
 
   sessions(): Promise<SessionView[]> {
     return Promise.resolve().then(() => this.engine.listSessions().map((s) => ({
       id: s.id,
+      pair: s.pair,
       asset: s.assetName,
       client: `${s.destination.address}:${s.destination.port}`,
       transport: s.transport === 'rtp' ? 'RTP/AVP' : 'MP2T/UDP',
@@ -118,23 +131,23 @@ export class EngineAdminBackend implements AdminBackend {
   }
 
   setConfigType(args: CommandArgs<'set_config_type'>): Promise<PairStatesResult> {
-    return this.run({ kind: 'set_config_type', path: args.path, type: args.type });
+    return this.run({ kind: 'set_config_type', path: args.path, type: args.type }, args.pair);
   }
 
   startStreaming(args: CommandArgs<'start_streaming'>): Promise<PairStatesResult> {
-    return this.run({ kind: 'start_streaming', path: args.path });
+    return this.run({ kind: 'start_streaming', path: args.path }, args.pair);
   }
 
   stopStreaming(args: CommandArgs<'stop_streaming'>): Promise<PairStatesResult> {
-    return this.run({ kind: 'stop_streaming', path: args.path });
+    return this.run({ kind: 'stop_streaming', path: args.path }, args.pair);
   }
 
   failoverSync(args: CommandArgs<'failover_sync'>): Promise<PairStatesResult> {
-    return this.run({ kind: 'failover_sync', path: args.path });
+    return this.run({ kind: 'failover_sync', path: args.path }, args.pair);
   }
 
   failoverUnsync(args: CommandArgs<'failover_unsync'>): Promise<PairStatesResult> {
-    return this.run({ kind: 'failover_unsync', path: args.path });
+    return this.run({ kind: 'failover_unsync', path: args.path }, args.pair);
   }
 
   async heartbeat(args: CommandArgs<'heartbeat'>): Promise<HeartbeatSettings> {
@@ -165,23 +178,23 @@ export class EngineAdminBackend implements AdminBackend {
     return next;
   }
 
-  async failover(): Promise<FailoverRecord> {
+  async failover(args: CommandArgs<'failover'>): Promise<FailoverRecord> {
     const started = monoNowMs();
-    const { from, to } = await this.engine.switchover();
+    const { pair, from, to } = await this.engine.switchover(args.pair ?? 0);
     const record: FailoverRecord = {
-      at: now(), from, to, cause: 'manual', detectionLatencyUs: null, switchLatencyUs: Math.round((monoNowMs() - started) * 1000),
+      pair, at: now(), from, to, cause: 'manual', detectionLatencyUs: null, switchLatencyUs: Math.round((monoNowMs() - started) * 1000),
     };
-    this.lastFailover = record;
-    this.publish({ type: 'failover', ...record });
+    this.recordFailover(record);
     return record;
   }
 
   injectFault(args: CommandArgs<'inject_fault'>): Promise<FaultInjectionResult> {
     return Promise.resolve().then(() => {
+      const pair = args.pair ?? 0;
       const delayMs = args.kind === 'slow-disk' ? args.delayMs ?? SLOW_DISK_DEFAULT_MS : undefined;
-      this.engine.injectFault(args.path, args.kind, delayMs);
-      this.publish({ type: 'path', at: now(), path: args.path, change: 'fault-injected', detail: delayMs === undefined ? args.kind : `${args.kind} ${delayMs} ms` });
-      return { path: args.path, kind: args.kind, delayMs, at: now() };
+      this.engine.injectFault(args.path, args.kind, pair, delayMs);
+      this.publish({ type: 'path', at: now(), pair, path: args.path, change: 'fault-injected', detail: delayMs === undefined ? args.kind : `${args.kind} ${delayMs} ms` });
+      return { pair, path: args.path, kind: args.kind, delayMs, at: now() };
     });
   }
 
@@ -190,8 +203,14 @@ export class EngineAdminBackend implements AdminBackend {
     return () => this.listeners.delete(listener);
   }
 
-  private async run(event: Parameters<Engine['command']>[0]): Promise<PairStatesResult> {
-    return { states: await this.engine.command(event) };
+  private async run(event: Parameters<Engine['command']>[0], pair = 0): Promise<PairStatesResult> {
+    return { pair, states: await this.engine.command(event, pair) };
+  }
+
+  private recordFailover(record: FailoverRecord): void {
+    this.lastFailovers[record.pair] = record;
+    this.lastFailover = record;
+    this.publish({ type: 'failover', ...record });
   }
 
   private publish(event: WatchEvent): void {
@@ -209,6 +228,7 @@ function heartbeatSettings(periodUs: number, maxMissed: number): HeartbeatSettin
 
 function failoverRecord(e: FailoverEvent): FailoverRecord {
   return {
+    pair: e.pair,
     at: new Date(Date.now() - (monoNowMs() - e.detectedAtMs)).toISOString(),
     from: e.wasActive ? e.pathName : null,
     to: e.switchedToName ?? null,

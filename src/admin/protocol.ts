@@ -3,7 +3,7 @@
 // line-length limit, and the parsing that turns any input line into either a valid
 // request or a TF_ADMIN_BAD_REQUEST. Shared by the server and the client.
 //
-//   request  {"v":1,"id":7,"cmd":"set_config_type","args":{"path":"a","type":"primary"}}
+//   request  {"v":1,"id":7,"cmd":"set_config_type","args":{"path":"a","type":"primary","pair":1}}
 //   reply    {"v":1,"id":7,"ok":true,"result":{...}}
 //            {"v":1,"id":7,"ok":false,"error":{"code":"TF_...","message":"...","details":{...}}}
 //   event    {"v":1,"event":{"type":"failover",...}}     (after a successful `watch`)
@@ -32,14 +32,16 @@ export type { FaultKind };
 const pathName = z.enum(PATH_NAMES);
 const noArgs = z.object({}).strict();
 const positiveInt = z.number().int().positive();
-const pathArgs = z.object({ path: pathName }).strict();
+/** Which pair of data paths a command acts on; absent: pair 0 (the only one with one pair). */
+const pairIndex = z.number().int().min(0).optional();
+const pathArgs = z.object({ path: pathName, pair: pairIndex }).strict();
 
 /** The arguments of every command. Unknown argument names are refused, to catch typos. */
 const commandArgSchemas = {
   status: noArgs,
   sessions: noArgs,
   assets: noArgs,
-  set_config_type: z.object({ path: pathName, type: z.enum(['primary', 'secondary', 'undef']) }).strict(),
+  set_config_type: z.object({ path: pathName, type: z.enum(['primary', 'secondary', 'undef']), pair: pairIndex }).strict(),
   start_streaming: pathArgs,
   stop_streaming: pathArgs,
   failover_sync: pathArgs,
@@ -52,12 +54,12 @@ const commandArgSchemas = {
     mpegBandwidthKbps: positiveInt.optional(),
     serverBandwidthKbps: positiveInt.optional(),
   }).strict(),
-  /** Manual switch of roles between a healthy Primary and Secondary. */
-  failover: noArgs,
+  /** Manual switch of roles between a pair's healthy Primary and Secondary. */
+  failover: z.object({ pair: pairIndex }).strict(),
   /** Turns the connection into an event stream as well (replies still come). */
   watch: noArgs,
   /** delayMs: for 'slow-disk', how long each read of the path waits (default 200 ms); other kinds ignore it. */
-  inject_fault: z.object({ path: pathName, kind: z.enum(FaultKinds), delayMs: positiveInt.max(60_000).optional() }).strict(),
+  inject_fault: z.object({ path: pathName, kind: z.enum(FaultKinds), pair: pairIndex, delayMs: positiveInt.max(60_000).optional() }).strict(),
 } as const;
 
 export type AdminCommand = keyof typeof commandArgSchemas;

@@ -65,25 +65,37 @@ function formatBytes(n: number): string {
   return u === 0 ? `${v} B` : `${v.toFixed(1)} ${units[u]}`;
 }
 
+/** Which pair an event or result concerns, as a suffix. */
+const onPair = (pair: number): string => `  [pair ${pair}]`;
+
 function formatFailover(f: FailoverRecord): string {
   const parts = [`${f.from ?? '-'} → ${f.to ?? 'nobody'}`, `cause: ${f.cause}`];
   if (f.detectionLatencyUs !== null) parts.push(`detected in ${ms(f.detectionLatencyUs)}`);
   if (f.switchLatencyUs !== null) parts.push(`switched in ${ms(f.switchLatencyUs)}`);
-  return `${f.at}  ${parts.join(', ')}`;
+  return `${f.at}  ${parts.join(', ')}${onPair(f.pair)}`;
 }
 
+/**
+ * One table of every pair's paths (a PAIR column once there are several pairs),
+ * then the facts: per pair where there are several.
+ */
 function formatStatus(s: StatusResult): string {
-  const rows = PATH_NAMES.map((p) => {
-    const path = s.paths[p];
-    return [p, path.namedState, path.failoverType, path.failoverState, path.sending ? 'yes' : 'no', String(path.heartbeats), String(path.restarts), path.threadId === null ? '-' : String(path.threadId)];
-  });
-  const table = formatTable(['PATH', 'STATE', 'TYPE', 'FO_STATE', 'SENDING', 'HEARTBEATS', 'RESTARTS', 'THREAD'], rows);
+  const several = s.pairs.length > 1;
+  const rows = s.pairs.flatMap((pair) => PATH_NAMES.map((p) => {
+    const path = pair.paths[p];
+    const cells = [p, path.namedState, path.failoverType, path.failoverState, path.sending ? 'yes' : 'no', String(path.heartbeats), String(path.restarts), path.threadId === null ? '-' : String(path.threadId)];
+    return several ? [String(pair.pair), ...cells] : cells;
+  }));
+  const headers = ['PATH', 'STATE', 'TYPE', 'FO_STATE', 'SENDING', 'HEARTBEATS', 'RESTARTS', 'THREAD'];
+  const table = formatTable(several ? ['PAIR', ...headers] : headers, rows);
+  const perPair = (value: (p: StatusResult['pairs'][number]) => string): string => (several ? s.pairs.map((p) => `pair ${p.pair}: ${value(p)}`).join(', ') : value(s.pairs[0]));
   const hb = s.heartbeat;
   const facts = formatPairs([
-    ['active', s.active === null ? 'none (no path online)' : `${s.active} (epoch ${s.epoch})`],
+    ['active', perPair((p) => (p.active === null ? 'none (no path online)' : `${p.active} (epoch ${p.epoch})`))],
     ['heartbeat', `${hb.periodUs} µs × ${hb.maxMissed} missed (worst-case detection ${ms(hb.worstCaseDetectionUs)})`],
-    ['handovers', `${s.handovers} (a late sender handed over from, nobody failed)`],
-    ['sessions', String(s.sessions)],
+    ['handovers', `${perPair((p) => String(p.handovers))} (a late sender handed over from, nobody failed)`],
+    ['failovers', `${perPair((p) => String(p.failovers))} (a path failed and was restarted)`],
+    ['sessions', several ? `${s.sessions} (${perPair((p) => String(p.sessions))})` : String(s.sessions)],
     ['uptime', formatDuration(s.uptimeSec)],
     ['fault injection', s.faultInjection ? 'enabled' : 'disabled'],
     ['last failover', s.lastFailover === null ? 'none' : formatFailover(s.lastFailover)],
@@ -93,8 +105,8 @@ function formatStatus(s: StatusResult): string {
 
 function formatSessions(list: readonly SessionView[]): string {
   if (list.length === 0) return 'no sessions';
-  return formatTable(['ID', 'ASSET', 'CLIENT', 'TRANSPORT', 'STATE', 'POSITION', 'SENT', 'KBPS', 'STARTED'], list.map((x) => [
-    x.id, x.asset, x.client, x.transport, x.state, `${x.positionSec.toFixed(1)} s`, String(x.datagramsSent), String(x.bitrateKbps), x.startedAt,
+  return formatTable(['ID', 'ASSET', 'CLIENT', 'TRANSPORT', 'STATE', 'POSITION', 'SENT', 'KBPS', 'STARTED', 'PAIR'], list.map((x) => [
+    x.id, x.asset, x.client, x.transport, x.state, `${x.positionSec.toFixed(1)} s`, String(x.datagramsSent), String(x.bitrateKbps), x.startedAt, String(x.pair),
   ]));
 }
 
@@ -106,7 +118,7 @@ function formatAssets(list: readonly AssetInfo[]): string {
 }
 
 function formatStates(r: PairStatesResult): string {
-  return formatTable(['PATH', 'STATE'], [['a', r.states.a], ['b', r.states.b]]);
+  return `pair ${r.pair}\n${formatTable(['PATH', 'STATE'], [['a', r.states.a], ['b', r.states.b]])}`;
 }
 
 function formatHeartbeat(h: HeartbeatSettings): string {
@@ -119,19 +131,22 @@ function formatLimits(l: LimitsSettings): string {
 
 function formatFault(f: FaultInjectionResult): string {
   const delay = f.delayMs === undefined ? '' : ` (${f.delayMs} ms per read)`;
-  return `injected ${f.kind}${delay} into path ${f.path} at ${f.at}`;
+  return `injected ${f.kind}${delay} into path ${f.path} of pair ${f.pair} at ${f.at}`;
 }
 
 function formatEvent(e: WatchEvent): string {
   const pad = e.type.padEnd(8);
   switch (e.type) {
-    case 'state': return `${e.at}  ${pad}  a: ${e.states.a}  b: ${e.states.b}  (${e.cause})`;
+    case 'state': return `${e.at}  ${pad}  a: ${e.states.a}  b: ${e.states.b}  (${e.cause})${onPair(e.pair)}`;
     case 'failover': return `${e.at}  ${pad}  ${formatFailover(e).slice(e.at.length + 2)}`;
-    case 'handover': return `${e.at}  ${pad}  ${e.from} → ${e.to}, the sender was ${e.lateMs.toFixed(2)} ms late (nobody failed)`;
-    case 'session': return `${e.at}  ${pad}  ${e.id} ${e.change}${e.asset === undefined ? '' : ` ${e.asset}`}${e.change === 'failed' ? ` (${e.scope} fault): ${e.reason}` : ''}`;
+    case 'handover': return `${e.at}  ${pad}  ${e.from} → ${e.to}, the sender was ${e.lateMs.toFixed(2)} ms late (nobody failed)${onPair(e.pair)}`;
+    case 'session': {
+      const detail = e.change === 'failed' ? ` (${e.scope} fault): ${e.reason}` : e.pair === undefined ? '' : onPair(e.pair);
+      return `${e.at}  ${pad}  ${e.id} ${e.change}${e.asset === undefined ? '' : ` ${e.asset}`}${detail}`;
+    }
     case 'asset': return `${e.at}  ${pad}  ${e.asset} ${e.change}: ${e.reason}`;
     case 'config': return `${e.at}  ${pad}  changed ${e.changed.join(', ')}`;
-    case 'path': return `${e.at}  ${pad}  ${e.path} ${e.change}${e.detail === undefined ? '' : `: ${e.detail}`}`;
+    case 'path': return `${e.at}  ${pad}  ${e.path} ${e.change}${e.detail === undefined ? '' : `: ${e.detail}`}${onPair(e.pair)}`;
     default: {
       // An event this client does not know (a newer server): shown raw.
       const other = e as { at?: unknown; type?: unknown };
@@ -245,6 +260,17 @@ function positiveInt(value: string): number {
 
 const pathArgument = (): Argument => new Argument('<path>', 'data path').choices(PATH_NAMES);
 
+function pairIndex(value: string): number {
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(Number(value))) throw new InvalidArgumentError('must be a pair number (0, 1, …)');
+  return Number(value);
+}
+
+/** `--pair <n>` for the commands that act on a path or a pair; without it the server takes pair 0. */
+const pairOption = (): Option => new Option('--pair <n>', 'the pair of data paths to act on (default: 0)').argParser(pairIndex);
+
+/** The pair argument of a request: only when --pair was given. */
+const pairArg = (o: { pair?: number }): { pair?: number } => (o.pair === undefined ? {} : { pair: o.pair });
+
 function buildProgram(): Command {
   const program = new Command('twinframectl')
     .description('Control a running twinframe server through its admin socket.')
@@ -258,10 +284,10 @@ Exit codes: 0 ok, 1 refused by the server, 2 usage error, 3 cannot connect or co
     .showHelpAfterError('(add --help for usage)')
     .showSuggestionAfterError(true);
 
-  program.command('status').description('both paths\' failover states, heartbeat settings and the last failover')
+  program.command('status').description('every pair\'s paths and failover states, who sends, failovers, heartbeat settings and the last failover')
     .action((_o, cmd: Command) => runRequest(cmd, 'status', {}, formatStatus));
 
-  program.command('sessions').description('the open streaming sessions')
+  program.command('sessions').description('the open streaming sessions and the pair of data paths of each')
     .action((_o, cmd: Command) => runRequest(cmd, 'sessions', {}, formatSessions));
 
   program.command('assets').description('the assets that can be streamed')
@@ -270,7 +296,8 @@ Exit codes: 0 ok, 1 refused by the server, 2 usage error, 3 cannot connect or co
   program.command('set-config-type').description('designate a path primary, secondary or undefined ([0079], [0081])')
     .addArgument(pathArgument())
     .addArgument(new Argument('<type>', 'failover role').choices(['primary', 'secondary', 'undef']))
-    .action((path: PathName, type: 'primary' | 'secondary' | 'undef', _o, cmd: Command) => runRequest(cmd, 'set_config_type', { path, type }, formatStates));
+    .addOption(pairOption())
+    .action((path: PathName, type: 'primary' | 'secondary' | 'undef', o: { pair?: number }, cmd: Command) => runRequest(cmd, 'set_config_type', { path, type, ...pairArg(o) }, formatStates));
 
   const pathCommands = [
     ['start-streaming', 'start_streaming', 'bring a path online ([0080], [0086])'],
@@ -281,7 +308,8 @@ Exit codes: 0 ok, 1 refused by the server, 2 usage error, 3 cannot connect or co
   for (const [name, wire, description] of pathCommands) {
     program.command(name).description(description)
       .addArgument(pathArgument())
-      .action((path: PathName, _o, cmd: Command) => runRequest(cmd, wire, { path }, formatStates));
+      .addOption(pairOption())
+      .action((path: PathName, o: { pair?: number }, cmd: Command) => runRequest(cmd, wire, { path, ...pairArg(o) }, formatStates));
   }
 
   program.command('heartbeat').description('show, or with options change, the heartbeat period and max missed heartbeats')
@@ -306,8 +334,9 @@ Exit codes: 0 ok, 1 refused by the server, 2 usage error, 3 cannot connect or co
       return runRequest(cmd, 'limits', args, formatLimits);
     });
 
-  program.command('failover').description('switch roles: the Secondary becomes Primary, without losing a datagram')
-    .action((_o, cmd: Command) => runRequest(cmd, 'failover', {}, formatFailover));
+  program.command('failover').description('switch roles in a pair: the Secondary becomes Primary, without losing a datagram')
+    .addOption(pairOption())
+    .action((o: { pair?: number }, cmd: Command) => runRequest(cmd, 'failover', pairArg(o), formatFailover));
 
   program.command('watch').description('print events (state changes, failovers, sessions) until Ctrl-C or the server closes')
     .action((_o, cmd: Command) => runWatch(cmd));
@@ -316,8 +345,9 @@ Exit codes: 0 ok, 1 refused by the server, 2 usage error, 3 cannot connect or co
     .addArgument(pathArgument())
     .addArgument(new Argument('<kind>', 'fault kind').choices(FaultKinds))
     .option('--delay-ms <ms>', 'slow-disk: how long each read of the path waits (default 200)', positiveInt)
-    .action((path: PathName, kind: (typeof FaultKinds)[number], o: { delayMs?: number }, cmd: Command) =>
-      runRequest(cmd, 'inject_fault', { path, kind, delayMs: o.delayMs }, formatFault));
+    .addOption(pairOption())
+    .action((path: PathName, kind: (typeof FaultKinds)[number], o: { pair?: number; delayMs?: number }, cmd: Command) =>
+      runRequest(cmd, 'inject_fault', { path, kind, delayMs: o.delayMs, ...pairArg(o) }, formatFault));
 
   return program;
 }

@@ -277,6 +277,20 @@ const networkSchema = z.object({
   routes: z.array(routeSchema).default([]),
 }).strict();
 
+/** One pair per two cores: each pair's sender and standby each want a core. */
+export function defaultPairCount(): number {
+  return Math.max(1, Math.floor(os.availableParallelism() / 2));
+}
+
+const pathsSchema = z.object({
+  /**
+   * How many pairs of data paths share the sessions. Each pair is two paths
+   * (sender and standby) with its own control block and failover; a new session
+   * goes to the least-loaded pair and stays there. Default: one per two cores.
+   */
+  pairs: z.number().int().min(1).max(64).default(defaultPairCount),
+}).strict();
+
 const logSchema = z.object({
   level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 }).strict();
@@ -289,6 +303,7 @@ const configSchema = z.object({
   admin: adminSchema.default({}),
   loadBalance: loadBalanceSchema.default({}),
   network: networkSchema.default({}),
+  paths: pathsSchema.default({}),
   log: logSchema.default({}),
 }).strict();
 

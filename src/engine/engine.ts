@@ -1,20 +1,23 @@
-// The engine: the control plane's handle on the two data paths and the
+// The engine: the control plane's handle on the K pairs of data paths and the
 // supervisor, as a façade over focused parts:
 //
-//   session-table.ts      the broadcast table: sessions, slots, admission
+//   session-table.ts      the broadcast table: sessions, placement on a pair, slots, admission
 //   ports.ts              the server ports of a session
+//   pair.ts               one pair: its control block, two path hosts, failover executor
 //   path-host.ts          one data-path worker's life: spawn, post, sync, restart
-//   supervisor-host.ts    the supervisor thread's life
-//   failover-executor.ts  carries out the state machine's actions
+//   supervisor-host.ts    the supervisor thread's life (one thread watches every pair)
+//   failover-executor.ts  carries out the state machine's actions (one per pair)
 //   status.ts             the status projection and the 'failover' event
 //
-// It picks everything random once (SSRC, first sequence number and timestamp,
-// ports) so both paths build identical datagrams, and carries out what a
-// failure needs: terminate the failed worker, spawn its replacement, synchronize
-// it mid-stream from the session table and the shared cursors, and bring the
-// pair back to Primary + Secondary without the streams pausing.
+// Each session lives on one pair for its whole life (the least loaded when it
+// opened). The engine picks everything random once (SSRC, first sequence number
+// and timestamp, ports) so both paths of the pair build identical datagrams, and
+// carries out what a failure needs: terminate the failed worker, spawn its
+// replacement, synchronize it mid-stream from the pair's sessions and the shared
+// cursors, and bring that pair back to Primary + Secondary without the streams
+// pausing. The other pairs are not touched.
 //
-//   main thread (this)          supervisor thread          data paths a, b
+//   main thread (this)          supervisor thread          data paths a, b (× K pairs)
 //   openSession/play/pause ──► SAB command queues ───────► open sockets, follow cursors
 //   session control words ◄─────────────────────────────── advance cursors (CAS)
 //   'path-failed' ◄──────────── switches ACTIVE (CAS) ◄─── heartbeats, critical words
@@ -23,7 +26,7 @@ import { EventEmitter } from 'node:events';
 import { randomBytes, randomInt } from 'node:crypto';
 import { ControlBlock } from '../shared/control-block.js';
 import type { InjectableFault, TransportKind } from '../shared/commands.js';
-import { FailureCause, MAX_SESSIONS, PATH_COUNT, PATH_NAMES, partnerOf, type PathId, type PathName } from '../shared/layout.js';
+import { FailureCause, MAX_SESSIONS, PATH_NAMES, type PathName } from '../shared/layout.js';
 import type { FailureReport, HandoverMessage, PathToMain } from '../shared/messages.js';
 import { monoNowMs } from '../shared/clock.js';
 import { failPath } from '../supervisor/fail-path.js';
@@ -31,21 +34,25 @@ import { TwinframeError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { bootstrapPair, type FailoverPair, type MachineEvent, type PairStates } from '../failover/state-machine.js';
 import { probeRoute, reservePortPair, type PortPair } from './ports.js';
-import { PathHost } from './path-host.js';
+import type { PathHost } from './path-host.js';
 import { SupervisorHost } from './supervisor-host.js';
-import { FailoverExecutor, type PathStateEvent } from './failover-executor.js';
+import { DataPathPair } from './pair.js';
 import {
   SessionTable, currentPacket, openCommand, segmentFrom, sessionInfo,
   type EngineAsset, type Session, type SessionFailure, type SessionInfo, type StreamLimits,
 } from './session-table.js';
 import { engineStatus, failoverEvent, type EngineStatus, type FailoverEvent } from './status.js';
+import type { PathStateEvent } from './failover-executor.js';
 
 export type { EngineAsset, SessionFailure, SessionInfo, SessionState, StreamLimits } from './session-table.js';
-export type { EngineStatus, FailoverEvent, PathStatus } from './status.js';
+export type { EngineStatus, FailoverEvent, PairStatus, PathStatus } from './status.js';
 export type { PathStateEvent } from './failover-executor.js';
 
 export interface EngineOptions {
   readonly logger?: Logger;
+  /** How many pairs of data paths share the sessions (each with its own control block and failover). */
+  readonly pairs?: number;
+  /** Session slots of each pair's control block. */
   readonly maxSessions?: number;
   readonly heartbeatPeriodUs?: number;
   readonly maxMissedHeartbeats?: number;
@@ -99,6 +106,7 @@ export interface PlayResult {
 
 /** A standby found the sender late on due work and took sending over; nobody failed. */
 export interface HandoverEvent {
+  readonly pair: number;
   readonly from: PathName;
   readonly to: PathName;
   /** How late the sender was on its oldest due datagram, ms. */
@@ -136,6 +144,7 @@ export interface EngineEvents {
 type EngineEventArgs = { [K in keyof EngineEvents]: [EngineEvents[K]] };
 
 const DEFAULTS = {
+  pairs: 1,
   maxSessions: 64,
   heartbeatPeriodUs: 2000, // the configuration's defaults
   maxMissedHeartbeats: 5,
@@ -149,51 +158,47 @@ const DEFAULTS = {
 const SESSION_BOUND_TIMEOUT_MS = 3000;
 
 export class Engine extends EventEmitter<EngineEventArgs> {
-  readonly cb: ControlBlock;
   private readonly log: Logger;
   private readonly options: Required<Omit<EngineOptions, 'logger'>>;
-  private readonly hosts: readonly PathHost[];
+  private readonly pairs: readonly DataPathPair[];
   private supervisor: SupervisorHost | undefined;
-  private readonly executor: FailoverExecutor;
   private readonly table: SessionTable;
   private closed = false;
-  private lastFailover: FailoverEvent | undefined;
 
   private constructor(options: EngineOptions) {
     super();
     this.options = { ...DEFAULTS, faultInjection: false, ...stripUndefined(options) };
     if (this.options.maxSessions > MAX_SESSIONS) throw new TwinframeError('TF_CONFIG_INVALID', `maxSessions ${this.options.maxSessions} exceeds ${MAX_SESSIONS}`);
+    if (!Number.isInteger(this.options.pairs) || this.options.pairs < 1) throw new TwinframeError('TF_CONFIG_INVALID', `pairs must be an integer ≥ 1 (got ${this.options.pairs})`);
     this.log = (options.logger ?? silentLogger).child({ component: 'engine' });
-    this.table = new SessionTable(this.options.maxSessions, this.options.limits);
-    this.cb = ControlBlock.create(this.options.maxSessions);
-    this.cb.setHeartbeatSettings(this.options.heartbeatPeriodUs, this.options.maxMissedHeartbeats);
-    const handlers = {
-      message: (host: PathHost, incarnation: number, msg: PathToMain) => this.onPathMessage(host, incarnation, msg),
-      exit: (host: PathHost, incarnation: number, code: number) => this.onPathExit(host, incarnation, code),
+    this.table = new SessionTable(this.options.maxSessions, this.options.pairs, this.options.limits);
+    const hooks = {
+      message: (pair: DataPathPair, host: PathHost, incarnation: number, msg: PathToMain) => this.onPathMessage(pair, host, incarnation, msg),
+      exit: (pair: DataPathPair, host: PathHost, incarnation: number, code: number) => this.onPathExit(pair, host, incarnation, code),
+      restartPath: (pair: DataPathPair, host: PathHost) => this.restartPath(pair, host),
+      rebasePlayingSessions: (pair: DataPathPair) => this.rebasePlayingSessions(pair),
+      pathFailed: (pair: DataPathPair, report: FailureReport) => this.onPathFailed(pair, report),
+      pathState: (event: PathStateEvent) => this.emit('path-state', event),
     };
-    this.hosts = Array.from({ length: PATH_COUNT }, (_, i) => new PathHost(i as PathId, this.cb, this.options, handlers, this.log));
-    this.executor = new FailoverExecutor(this.cb, this.hosts, this.options, {
-      restartPath: (host) => this.restartPath(host),
-      rebasePlayingSessions: () => this.rebasePlayingSessions(),
-      pathFailed: (report) => this.onPathFailed(report),
-      pathState: (event) => this.emit('path-state', event),
-    }, this.log);
+    this.pairs = Array.from({ length: this.options.pairs }, (_, i) => new DataPathPair(i, this.options, hooks, this.log));
   }
 
   /**
-   * Start the supervisor and both data-path workers. With autoFailover (the
-   * default) resolves when the pair is Primary + Secondary; without it, when both
-   * workers run, Undefined, waiting for an operator.
+   * Start the supervisor and every pair's two data-path workers. With
+   * autoFailover (the default) resolves when every pair is Primary + Secondary;
+   * without it, when the workers run, Undefined, waiting for an operator.
    */
   static async start(options: EngineOptions = {}): Promise<Engine> {
     const engine = new Engine(options);
-    engine.supervisor = new SupervisorHost(engine.cb, engine.options.maxSessions, (report) => engine.onPathFailed(report), engine.log);
-    for (const host of engine.hosts) engine.spawnPath(host);
+    engine.supervisor = new SupervisorHost(engine.pairs.map((p) => p.cb), engine.options.maxSessions, (pair, report) => engine.onPathFailed(engine.pairs[pair], report), engine.log);
+    for (const pair of engine.pairs) for (const host of pair.hosts) engine.spawnPath(pair, host);
     try {
       if (engine.options.autoFailover) {
-        for (const event of bootstrapPair('a')) {
-          if (event.kind !== 'sync_complete') await engine.command(event); // begin-sync reports its own outcome
-        }
+        await Promise.all(engine.pairs.map(async (pair) => {
+          for (const event of bootstrapPair('a')) {
+            if (event.kind !== 'sync_complete') await engine.command(event, pair.index); // begin-sync reports its own outcome
+          }
+        }));
         await engine.waitUntilProtected(engine.options.syncTimeoutMs);
       }
     } catch (err) {
@@ -206,11 +211,13 @@ export class Engine extends EventEmitter<EngineEventArgs> {
   // ── Sessions ───────────────────────────────────────────────────────────────
 
   /**
-   * Create a session on both paths (sockets opened, nothing sent until play).
-   * Its admission is reserved before the first await, so concurrent opens cannot
-   * pass a limit together. The session enters the table only once its command is
-   * queued on every live path; whatever fails on the way is undone (admission,
-   * slot, ports, and the command on a path that already took it).
+   * Create a session on both paths of the least-loaded pair (sockets opened,
+   * nothing sent until play); it stays on that pair. Its admission (against
+   * limits for the whole server) and its pair are reserved before the first
+   * await, so concurrent opens cannot pass a limit together. The session enters
+   * the table only once its command is queued on every live path of its pair;
+   * whatever fails on the way is undone (admission, slot, ports, and the command
+   * on a path that already took it).
    */
   async openSession(options: OpenSessionOptions): Promise<SessionInfo> {
     this.assertOpen();
@@ -226,8 +233,10 @@ export class Engine extends EventEmitter<EngineEventArgs> {
       this.table.refuse(admission, slot);
       throw err;
     }
+    const pair = this.pairs[admission.pair];
     const session: Session = {
       id: randomBytes(8).toString('hex'),
+      pair: pair.index,
       slot,
       asset: options.asset,
       assetName: options.assetName ?? options.asset.assetPath,
@@ -245,24 +254,24 @@ export class Engine extends EventEmitter<EngineEventArgs> {
       boundOn: new Set(),
       boundWaiters: [],
     };
-    this.cb.resetSession(slot);
+    pair.cb.resetSession(slot);
     const command = openCommand(session);
     const queuedOn: PathHost[] = [];
     try {
-      for (const host of this.liveHosts()) {
+      for (const host of pair.liveHosts()) {
         host.post(command);
         queuedOn.push(host);
       }
     } catch (err) {
       ports.release();
       this.table.refuse(admission);
-      this.closeOnPaths(slot, queuedOn);
-      this.log.warn({ session: session.id, slot, source: ports.address, rtpPort: ports.rtpPort, err: (err as Error).message }, 'session refused: its command could not be queued on every data path');
+      this.closeOnPaths(pair, slot, queuedOn);
+      this.log.warn({ session: session.id, pair: pair.index, slot, source: ports.address, rtpPort: ports.rtpPort, err: (err as Error).message }, 'session refused: its command could not be queued on every data path');
       throw err;
     }
     this.table.add(session, admission);
-    this.cb.wakePaths();
-    this.log.info({ session: session.id, slot, transport: session.transport, source: ports.address, rtpPort: ports.rtpPort }, 'session opened');
+    pair.cb.wakePaths();
+    this.log.info({ session: session.id, pair: pair.index, slot, transport: session.transport, source: ports.address, rtpPort: ports.rtpPort }, 'session opened');
     this.emit('session-opened', this.info(session));
     return this.info(session);
   }
@@ -276,34 +285,36 @@ export class Engine extends EventEmitter<EngineEventArgs> {
     if (session.state === 'closed') throw new TwinframeError('TF_SESSION_NOT_FOUND', `session ${sessionId} is closed`);
     await this.waitSessionBound(session);
     this.assertNotFailed(session);
-    if (session.state === 'playing') this.cb.pauseSession(session.slot);
+    const { cb } = this.pairs[session.pair];
+    if (session.state === 'playing') cb.pauseSession(session.slot);
     const startPacket = options.startPacket ?? this.currentPacket(session);
     if (!Number.isInteger(startPacket) || startPacket < 0 || startPacket >= session.asset.packetCount) {
       throw new TwinframeError('TF_RANGE_INVALID', `start packet ${startPacket} is outside the asset (0..${session.asset.packetCount - 1})`);
     }
-    const segment = this.cb.startSegment(session.slot, () => segmentFrom(session, startPacket));
+    const segment = cb.startSegment(session.slot, () => segmentFrom(session, startPacket));
     session.segment = segment;
     session.state = 'playing';
-    this.cb.wakePaths();
+    cb.wakePaths();
     return { seq: (session.initialSeq + segment.startCursor) & 0xffff, rtptime: segment.rtpTsBase, startPacket, startTimeMs: segment.startTimeMs };
   }
 
   pause(sessionId: string): void {
     const session = this.table.require(sessionId);
     if (session.state !== 'playing') return;
-    this.cb.pauseSession(session.slot);
+    this.pairs[session.pair].cb.pauseSession(session.slot);
     session.state = 'paused';
   }
 
-  /** Stop a session on both paths and free its slot and ports. */
+  /** Stop a session on both paths of its pair and free its slot and ports. */
   closeSession(sessionId: string): void {
     const session = this.table.get(sessionId);
     if (!session) return;
-    this.cb.pauseSession(session.slot);
+    const pair = this.pairs[session.pair];
+    pair.cb.pauseSession(session.slot);
     session.state = 'closed';
     this.table.delete(sessionId);
     session.ports.release();
-    this.closeOnPaths(session.slot, this.liveHosts());
+    this.closeOnPaths(pair, session.slot, pair.liveHosts());
     for (const resolve of session.boundWaiters) resolve();
     this.log.info({ session: sessionId }, 'session closed');
     this.emit('session-closed', { id: sessionId });
@@ -339,101 +350,122 @@ export class Engine extends EventEmitter<EngineEventArgs> {
 
   // ── Failover ───────────────────────────────────────────────────────────────
 
+  /** How many pairs of data paths run (numbered 0 … pairCount − 1). */
+  get pairCount(): number {
+    return this.pairs.length;
+  }
+
+  /** Pair 0's control block (the only one with one pair). */
+  get cb(): ControlBlock {
+    return this.pairs[0].cb;
+  }
+
+  controlBlock(pair = 0): ControlBlock {
+    return this.pair(pair).cb;
+  }
+
   status(): EngineStatus {
-    return engineStatus(this.cb, this.hosts, this.lastFailover, this.table.size);
+    return engineStatus(this.pairs.map((p) => p.status(this.table.ofPair(p.index).length)), this.pairs[0].cb.heartbeatSettings());
   }
 
-  /** Inject a fault into one path (only when enabled by configuration). */
-  injectFault(path: PathName, kind: InjectableFault, delayMs?: number): void {
+  /** Inject a fault into one path of a pair (only when enabled by configuration); `delayMs` for 'slow-disk'. */
+  injectFault(path: PathName, kind: InjectableFault, pair = 0, delayMs?: number): void {
     if (!this.options.faultInjection) throw new TwinframeError('TF_FAULT_INJECTION_DISABLED');
-    this.host(path).post({ type: 'inject-fault', kind, delayMs });
-    this.cb.wakePaths();
+    const p = this.pair(pair);
+    p.host(path).post({ type: 'inject-fault', kind, delayMs });
+    p.cb.wakePaths();
   }
 
-  /** Operator-requested switch to the standby: the same CAS as a failover, so just as lossless. */
-  async switchover(): Promise<{ from: PathName; to: PathName }> {
-    const from = ControlBlock.ownerOf(this.cb.activeWord());
-    await this.command({ kind: 'manual_switch' });
-    const to = ControlBlock.ownerOf(this.cb.activeWord());
+  /** Operator-requested switch to the pair's standby: the same CAS as a failover, so just as lossless. */
+  async switchover(pair = 0): Promise<{ pair: number; from: PathName; to: PathName }> {
+    const { cb } = this.pair(pair);
+    const from = ControlBlock.ownerOf(cb.activeWord());
+    await this.command({ kind: 'manual_switch' }, pair);
+    const to = ControlBlock.ownerOf(cb.activeWord());
     if (from === undefined || to === undefined || to === from) throw new TwinframeError('TF_FAILOVER_NO_STANDBY', 'the switch did not take place');
-    this.log.info({ from: PATH_NAMES[from], to: PATH_NAMES[to] }, 'manual switchover');
-    return { from: PATH_NAMES[from], to: PATH_NAMES[to] };
+    this.log.info({ pair, from: PATH_NAMES[from], to: PATH_NAMES[to] }, 'manual switchover');
+    return { pair, from: PATH_NAMES[from], to: PATH_NAMES[to] };
   }
 
   /**
-   * Run one event of the failover state machine (an operator command, or a system
-   * event) and carry out its actions. Resolves with the named states after; a
-   * command not allowed in the current state rejects with TF_FAILOVER_ILLEGAL_COMMAND.
+   * Run one event of a pair's failover state machine (an operator command, or a
+   * system event) and carry out its actions. Resolves with the pair's named
+   * states after; a command not allowed in the current state rejects with
+   * TF_FAILOVER_ILLEGAL_COMMAND.
    */
-  command(event: MachineEvent): Promise<PairStates> {
-    if (this.closed) return Promise.reject(new TwinframeError('TF_ENGINE_STOPPED'));
-    return this.executor.command(event);
+  async command(event: MachineEvent, pair = 0): Promise<PairStates> {
+    if (this.closed) throw new TwinframeError('TF_ENGINE_STOPPED');
+    return this.pair(pair).executor.command(event);
   }
 
-  failoverPair(): FailoverPair {
-    return this.executor.failoverPair;
+  failoverPair(pair = 0): FailoverPair {
+    return this.pair(pair).executor.failoverPair;
   }
 
+  /** The heartbeat settings of every pair (they share them). */
   setHeartbeat(periodUs: number, maxMissed: number): void {
-    this.cb.setHeartbeatSettings(periodUs, maxMissed);
+    for (const p of this.pairs) p.cb.setHeartbeatSettings(periodUs, maxMissed);
   }
 
-  /** Resolves when one path sends and the other is online, ready to take over (the pair is protected). */
-  async waitUntilProtected(timeoutMs = 10_000): Promise<void> {
+  /** Resolves when `pair` (default: every pair) is protected: one path sends and the other is online, ready to take over. */
+  async waitUntilProtected(timeoutMs = 10_000, pair?: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
-    while (!this.isProtected()) {
+    while (!this.isProtected(pair)) {
       if (this.closed) throw new TwinframeError('TF_ENGINE_STOPPED');
-      if (Date.now() > deadline) throw new TwinframeError('TF_FAILOVER_NO_STANDBY', `pair not protected after ${timeoutMs} ms: ${JSON.stringify(this.status().paths.map((p) => p.named))}`);
+      if (Date.now() > deadline) {
+        const named = this.status().pairs.map((p) => ({ pair: p.pair, states: p.paths.map((x) => x.named) }));
+        throw new TwinframeError('TF_FAILOVER_NO_STANDBY', `pair not protected after ${timeoutMs} ms: ${JSON.stringify(named)}`);
+      }
       await sleep(5);
     }
   }
 
-  isProtected(): boolean {
-    const owner = ControlBlock.ownerOf(this.cb.activeWord());
-    return owner !== undefined && this.cb.isOnline(owner) && this.cb.isOnline(partnerOf(owner));
+  /** `pair` (default: every pair) has one path sending and the other online. */
+  isProtected(pair?: number): boolean {
+    return pair === undefined ? this.pairs.every((p) => p.isProtected()) : this.pair(pair).isProtected();
   }
 
+  /** Stop every worker of every pair and the supervisor, each wait bounded. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     for (const id of [...this.table.values()].map((s) => s.id)) this.closeSession(id);
-    for (const host of this.hosts) host.beginStop();
-    this.cb.shutdown();
-    await Promise.all([...this.hosts.map((h) => h.stop()), this.supervisor?.stop()]);
+    for (const pair of this.pairs) pair.beginStop();
+    await Promise.all([...this.pairs.map((p) => p.stop()), this.supervisor?.stop()]);
     this.removeAllListeners();
   }
 
   // ── Paths: spawn, fail, respawn ────────────────────────────────────────────
 
-  /** Every live worker follows the broadcast table from birth, so synchronizing it (begin-sync) is only waiting for its sync marker. */
-  private spawnPath(host: PathHost): void {
-    host.spawn([...this.table.values()].map(openCommand));
+  /** Every live worker follows its pair's sessions from birth, so synchronizing it (begin-sync) is only waiting for its sync marker. */
+  private spawnPath(pair: DataPathPair, host: PathHost): void {
+    host.spawn(this.table.ofPair(pair.index).map(openCommand));
   }
 
   /** Terminate a failed worker and spawn its replacement; the old incarnation's bookkeeping is dropped. */
-  private async restartPath(host: PathHost): Promise<void> {
+  private async restartPath(pair: DataPathPair, host: PathHost): Promise<void> {
     const oldKey = host.key;
     const terminated = host.terminate();
-    this.cb.clearOnline(host.id);
-    this.table.forgetIncarnation(oldKey);
+    pair.cb.clearOnline(host.id);
+    this.table.forgetIncarnation(pair.index, oldKey);
     await terminated;
-    if (!this.closed) this.spawnPath(host);
+    if (!this.closed) this.spawnPath(pair, host);
   }
 
-  private onPathMessage(host: PathHost, incarnation: number, msg: PathToMain): void {
+  private onPathMessage(pair: DataPathPair, host: PathHost, incarnation: number, msg: PathToMain): void {
     if (incarnation !== host.incarnation) return; // a message from a worker already replaced
     switch (msg.type) {
       case 'session-bound': {
-        const session = this.table.inSlot(msg.slot, msg.sessionId);
+        const session = this.table.inSlot(pair.index, msg.slot, msg.sessionId);
         if (session) {
           session.boundOn.add(host.key);
           for (const resolve of session.boundWaiters.splice(0)) resolve();
         }
         break;
       }
-      case 'session-closed': this.table.closeAcknowledged(msg.slot, host.key); break;
+      case 'session-closed': this.table.closeAcknowledged(pair.index, msg.slot, host.key); break;
       case 'session-ended': {
-        const session = this.table.inSlot(msg.slot, msg.sessionId);
+        const session = this.table.inSlot(pair.index, msg.slot, msg.sessionId);
         if (session?.state === 'playing') {
           session.state = 'ended';
           this.emit('session-ended', { id: session.id });
@@ -442,15 +474,15 @@ export class Engine extends EventEmitter<EngineEventArgs> {
       }
       case 'synced': host.synced(msg.token); break;
       case 'booted':
-        if (msg.policy !== 'fifo') this.log.warn({ path: host.name, policy: msg.policy, reason: msg.priorityError }, 'data path runs without real-time priority');
+        if (msg.policy !== 'fifo') this.log.warn({ pair: pair.index, path: host.name, policy: msg.policy, reason: msg.priorityError }, 'data path runs without real-time priority');
         break;
-      case 'handover': this.onHandover(msg); break;
+      case 'handover': this.onHandover(pair, msg); break;
       case 'session-error':
-        this.log.warn({ path: host.name, session: msg.sessionId, message: msg.message }, 'destination error on a session');
+        this.log.warn({ pair: pair.index, path: host.name, session: msg.sessionId, message: msg.message }, 'destination error on a session');
         this.emit('session-error', { id: msg.sessionId, message: msg.message });
         break;
       case 'session-fault': {
-        const session = this.table.inSlot(msg.slot, msg.sessionId);
+        const session = this.table.inSlot(pair.index, msg.slot, msg.sessionId);
         if (!session) break;
         if (msg.scope === 'asset') this.failAsset(session.asset, session.assetName, msg.reason, host.name);
         else this.failSession(session, { scope: 'session', reason: msg.reason }, host.name);
@@ -461,42 +493,43 @@ export class Engine extends EventEmitter<EngineEventArgs> {
 
   /**
    * A standby found the sender late on due work and took sending over (its own
-   * CAS on ACTIVE): nobody failed. The roles swap, as in a manual switch.
+   * CAS on its pair's ACTIVE): nobody failed. The roles swap, as in a manual switch.
    */
-  private onHandover(msg: HandoverMessage): void {
-    const handover: HandoverEvent = { from: PATH_NAMES[msg.from], to: PATH_NAMES[msg.to], lateMs: msg.lateMs, atMs: msg.atMs };
-    this.log.info({ from: handover.from, to: handover.to, lateMs: Math.round(msg.lateMs * 100) / 100 }, 'sending handed over to the on-time path');
+  private onHandover(pair: DataPathPair, msg: HandoverMessage): void {
+    const handover: HandoverEvent = { pair: pair.index, from: PATH_NAMES[msg.from], to: PATH_NAMES[msg.to], lateMs: msg.lateMs, atMs: msg.atMs };
+    this.log.info({ pair: pair.index, from: handover.from, to: handover.to, lateMs: Math.round(msg.lateMs * 100) / 100 }, 'sending handed over to the on-time path');
     this.emit('handover', handover);
-    this.executor.handedOver(handover.to);
+    pair.executor.handedOver(handover.to);
   }
 
-  private onPathExit(host: PathHost, incarnation: number, code: number): void {
+  private onPathExit(pair: DataPathPair, host: PathHost, incarnation: number, code: number): void {
     if (host.stopping || this.closed || incarnation !== host.incarnation) return;
     // Backup detector: the worker died without the supervisor having handled it.
-    const critical = this.cb.critical(host.id);
-    const report = failPath(this.cb, host.id, incarnation, critical?.cause ?? FailureCause.EXIT, critical?.atMs ?? monoNowMs());
-    this.log.warn({ path: host.name, code }, 'data path exited');
+    const critical = pair.cb.critical(host.id);
+    const report = failPath(pair.cb, host.id, incarnation, critical?.cause ?? FailureCause.EXIT, critical?.atMs ?? monoNowMs());
+    this.log.warn({ pair: pair.index, path: host.name, code }, 'data path exited');
     // Not claimed here: the supervisor claimed it and its report is on the way.
-    if (report) this.onPathFailed(report);
+    if (report) this.onPathFailed(pair, report);
   }
 
   /**
-   * A failure was claimed (by the supervisor, which has already moved ACTIVE, or
-   * here). Record it, then let the state machine mark the path Failed, promote its
-   * partner and restart it.
+   * A failure was claimed (by the supervisor, which has already moved the pair's
+   * ACTIVE, or here). Record it, then let the pair's state machine mark the path
+   * Failed, promote its partner and restart it.
    */
-  private onPathFailed(report: FailureReport): void {
+  private onPathFailed(pair: DataPathPair, report: FailureReport): void {
     if (this.closed) return;
-    const host = this.hosts[report.path];
+    const host = pair.hosts[report.path];
     if (report.incarnation !== host.incarnation) return;
-    const event = failoverEvent(report);
-    this.lastFailover = event;
+    const event = failoverEvent(pair.index, report);
+    pair.failures.count++;
+    pair.failures.last = event;
     this.log.warn({
-      path: event.pathName, cause: event.cause, to: event.switchedToName, wasActive: event.wasActive,
+      pair: pair.index, path: event.pathName, cause: event.cause, to: event.switchedToName, wasActive: event.wasActive,
       switchLatencyMs: event.switchLatencyMs, detectionMs: event.detectedAtMs - event.failedAtMs,
     }, 'data path failed');
     this.emit('failover', event);
-    this.executor.pathFailed(host.name, report.cause);
+    pair.executor.pathFailed(host.name, report.cause);
   }
 
   // ── Faults of a session or an asset: the paths stay healthy ────────────────
@@ -508,8 +541,9 @@ export class Engine extends EventEmitter<EngineEventArgs> {
    */
   private failSession(session: Session, failure: SessionFailure, path: PathName): void {
     if (session.state === 'failed' || session.state === 'closed') return;
-    this.cb.pauseSession(session.slot);
-    this.cb.wakePaths();
+    const { cb } = this.pairs[session.pair];
+    cb.pauseSession(session.slot);
+    cb.wakePaths();
     session.state = 'failed';
     session.failure = failure;
     for (const resolve of session.boundWaiters.splice(0)) resolve();
@@ -517,7 +551,10 @@ export class Engine extends EventEmitter<EngineEventArgs> {
     this.emit('session-failed', { id: session.id, assetName: session.assetName, ...failure });
   }
 
-  /** The asset's file is unusable on both paths: end every session of it, and say so once. */
+  /**
+   * The asset's file is unusable on both paths of a pair: end every session of
+   * it (on every pair: they read the same file), and say so once.
+   */
   private failAsset(asset: EngineAsset, assetName: string, reason: string, path: PathName): void {
     const affected = [...this.table.values()].filter((s) => s.asset.assetPath === asset.assetPath && s.state !== 'failed');
     if (affected.length === 0) return; // the twin's report of the same fault
@@ -532,31 +569,42 @@ export class Engine extends EventEmitter<EngineEventArgs> {
 
   // ── Helpers ────────────────────────────────────────────────────────────────
 
-  private currentPacket(session: Session): number {
-    return currentPacket(session, ControlBlock.cursorOf(this.cb.ctrl(session.slot)));
+  private pair(index: number): DataPathPair {
+    const pair = this.pairs[index];
+    if (!Number.isInteger(index) || !pair) throw new TwinframeError('TF_ADMIN_BAD_REQUEST', `no pair ${index}: pairs are 0-${this.pairs.length - 1}`);
+    return pair;
   }
 
-  /** After a time with no sender, restart every playing session's clock at its cursor, instead of bursting the backlog. */
-  private rebasePlayingSessions(): void {
-    for (const session of this.table.values()) {
+  private cursor(session: Session): number {
+    return ControlBlock.cursorOf(this.pairs[session.pair].cb.ctrl(session.slot));
+  }
+
+  private currentPacket(session: Session): number {
+    return currentPacket(session, this.cursor(session));
+  }
+
+  /** After a time with no sender on a pair, restart its playing sessions' clocks at their cursors, instead of bursting the backlog. */
+  private rebasePlayingSessions(pair: DataPathPair): void {
+    for (const session of this.table.ofPair(pair.index)) {
       if (session.state !== 'playing') continue;
       const startPacket = this.currentPacket(session);
-      session.segment = this.cb.startSegment(session.slot, () => segmentFrom(session, startPacket));
+      session.segment = pair.cb.startSegment(session.slot, () => segmentFrom(session, startPacket));
     }
   }
 
-  /** Wait until the session's socket is bound on every path that may send it (the sender, and an online standby). */
+  /** Wait until the session's socket is bound on every path of its pair that may send it (the sender, and an online standby). */
   private async waitSessionBound(session: Session): Promise<void> {
     const deadline = Date.now() + SESSION_BOUND_TIMEOUT_MS;
+    const pair = this.pairs[session.pair];
     for (;;) {
-      const owner = ControlBlock.ownerOf(this.cb.activeWord());
-      const needed = this.liveHosts().filter((h) => this.cb.isOnline(h.id) || h.id === owner);
+      const owner = ControlBlock.ownerOf(pair.cb.activeWord());
+      const needed = pair.liveHosts().filter((h) => pair.cb.isOnline(h.id) || h.id === owner);
       if (needed.length > 0 && needed.every((h) => session.boundOn.has(h.key))) return;
       if (session.state === 'closed') throw new TwinframeError('TF_SESSION_NOT_FOUND', `session ${session.id} was closed`);
       this.assertNotFailed(session);
       const left = deadline - Date.now();
       if (left <= 0) {
-        if (owner !== undefined && session.boundOn.has(this.hosts[owner].key)) return; // unprotected, but the sender has it
+        if (owner !== undefined && session.boundOn.has(pair.hosts[owner].key)) return; // unprotected, but the sender has it
         throw new TwinframeError('TF_NO_DATA_PATH', `session ${session.id} is not open on any sending data path`);
       }
       await new Promise<void>((resolve) => {
@@ -567,36 +615,26 @@ export class Engine extends EventEmitter<EngineEventArgs> {
   }
 
   /**
-   * Tell `hosts` to close `slot`. The slot is free again once each has
-   * acknowledged or been replaced: until then a path may still hold its socket.
+   * Tell `hosts` (of `pair`) to close `slot`. The slot is free again once each
+   * has acknowledged or been replaced: until then a path may still hold its socket.
    */
-  private closeOnPaths(slot: number, hosts: readonly PathHost[]): void {
+  private closeOnPaths(pair: DataPathPair, slot: number, hosts: readonly PathHost[]): void {
     const waiting = new Set<string>();
     for (const host of hosts) {
       try {
         host.post({ type: 'close-session', slot });
       } catch (err) {
         // The path keeps the session until it is replaced; the slot waits for that.
-        this.log.error({ path: host.name, slot, err: (err as Error).message }, 'cannot queue a session close; its slot stays taken until the path is restarted');
+        this.log.error({ pair: pair.index, path: host.name, slot, err: (err as Error).message }, 'cannot queue a session close; its slot stays taken until the path is restarted');
       }
       waiting.add(host.key);
     }
-    this.cb.wakePaths();
-    this.table.closing(slot, waiting);
-  }
-
-  private liveHosts(): PathHost[] {
-    return this.hosts.filter((h) => h.live);
-  }
-
-  private host(name: PathName): PathHost {
-    const index = PATH_NAMES.indexOf(name);
-    if (index < 0) throw new TwinframeError('TF_ADMIN_BAD_REQUEST', `no path named ${name}`);
-    return this.hosts[index];
+    pair.cb.wakePaths();
+    this.table.closing(pair.index, slot, waiting);
   }
 
   private info(s: Session): SessionInfo {
-    return sessionInfo(s, ControlBlock.cursorOf(this.cb.ctrl(s.slot)));
+    return sessionInfo(s, this.cursor(s));
   }
 
   private assertOpen(): void {

@@ -22,6 +22,7 @@ import type { PathHost } from './path-host.js';
 
 /** Emitted as 'path-state' whenever a path's failover variables change. */
 export interface PathStateEvent {
+  readonly pair: number;
   readonly path: PathName;
   readonly named: NamedState;
   readonly type: FailoverType;
@@ -51,6 +52,7 @@ export class FailoverExecutor {
   private queue: Promise<unknown> = Promise.resolve();
 
   constructor(
+    private readonly pairIndex: number,
     private readonly cb: ControlBlock,
     private readonly hosts: readonly PathHost[],
     private readonly options: ExecutorOptions,
@@ -200,7 +202,7 @@ export class FailoverExecutor {
       this.cb.setFailoverVariables(host.id, type, state);
       const named = namedState(type, state);
       this.log.info({ path: host.name, state: named }, 'failover state');
-      this.hooks.pathState({ path: host.name, named, type, state });
+      this.hooks.pathState({ pair: this.pairIndex, path: host.name, named, type, state });
     }
   }
 

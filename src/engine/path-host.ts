@@ -26,6 +26,8 @@ export interface PathHostOptions {
 }
 
 export class PathHost {
+  /** The pair this path belongs to (the index of its control block). */
+  readonly pair: number;
   readonly id: PathId;
   readonly name: PathName;
   private worker: Worker | undefined;
@@ -40,12 +42,14 @@ export class PathHost {
   private nextSyncToken = 1;
 
   constructor(
+    pair: number,
     id: PathId,
     private readonly cb: ControlBlock,
     private readonly options: PathHostOptions,
     private readonly handlers: PathHostHandlers,
     private readonly log: Logger,
   ) {
+    this.pair = pair;
     this.id = id;
     this.name = PATH_NAMES[id];
   }
@@ -54,9 +58,9 @@ export class PathHost {
     return this.currentIncarnation;
   }
 
-  /** Names the incarnation (path and incarnation number), for bookkeeping that must forget a replaced worker. */
+  /** Names the incarnation (pair, path and incarnation number), for bookkeeping that must forget a replaced worker. */
   get key(): string {
-    return `${this.id}:${this.currentIncarnation}`;
+    return `${this.pair}:${this.id}:${this.currentIncarnation}`;
   }
 
   /** A worker runs and is not being stopped: commands posted now reach it. */
@@ -145,6 +149,6 @@ export class PathHost {
   /** Shutdown (after beginStop and the control block's shutdown flag): wait for the worker within bounds. */
   async stop(): Promise<void> {
     if (!this.worker || await stopWorker(this.worker, this.exited, STOP_TIMEOUT_MS, TERMINATE_TIMEOUT_MS)) return;
-    this.log.error({ thread: `data path ${this.name}`, waitedMs: STOP_TIMEOUT_MS + TERMINATE_TIMEOUT_MS }, 'thread did not end when stopped (blocked in a system call?); leaving it');
+    this.log.error({ thread: `data path ${this.name} of pair ${this.pair}`, waitedMs: STOP_TIMEOUT_MS + TERMINATE_TIMEOUT_MS }, 'thread did not end when stopped (blocked in a system call?); leaving it');
   }
 }

@@ -1,7 +1,9 @@
 // The session table (the patent's broadcast table): every open session with what
-// both paths must agree on (slot, ports, SSRC, first sequence number and RTP
-// timestamp), its slot's life (a closed slot is free again only once every path
-// has let go of it), and admission against the stream limits.
+// both paths of its pair must agree on (pair, slot, ports, SSRC, first sequence
+// number and RTP timestamp), its slot's life (a closed slot is free again only
+// once every path of its pair has let go of it), admission against the stream
+// limits (for the whole server, over every pair), and placement: a new session
+// goes to the least-loaded pair and stays there.
 
 import type { SegmentParams } from '../shared/control-block.js';
 import type { OpenSessionCommand, TransportKind } from '../shared/commands.js';
@@ -44,6 +46,8 @@ export interface SessionFailure {
 
 export interface SessionInfo {
   readonly id: string;
+  /** The pair of data paths that streams the session, for its whole life. */
+  readonly pair: number;
   readonly slot: number;
   readonly transport: TransportKind;
   readonly destination: { readonly address: string; readonly port: number };
@@ -67,6 +71,8 @@ export interface SessionInfo {
 /** One row of the table. */
 export interface Session {
   readonly id: string;
+  readonly pair: number;
+  /** The session's slot in its pair's control block. */
   readonly slot: number;
   readonly asset: EngineAsset;
   readonly assetName: string;
@@ -82,14 +88,15 @@ export interface Session {
   segment: SegmentParams | undefined;
   /** When the first play's first datagram was due: RTP time 0 of the session's clock. */
   firstStartMs: number | undefined;
-  /** Path incarnations (PathHost.key) on which the session's socket is bound. */
+  /** Path incarnations of its pair (PathHost.key) on which the session's socket is bound. */
   readonly boundOn: Set<string>;
   boundWaiters: Array<() => void>;
 }
 
-/** A session admitted but still being opened: it counts against the limits like an open one. */
+/** A session admitted but still being opened: it counts against the limits (and its pair's load) like an open one. */
 export interface Admission {
   readonly bitrate: number;
+  readonly pair: number;
 }
 
 /** IPv4 + UDP + RTP headers per datagram payload, for the server-bandwidth limit. */
@@ -100,12 +107,15 @@ const PLAY_LEAD_MS = 2;
 export class SessionTable {
   private readonly sessions = new Map<string, Session>();
   private readonly admissions = new Set<Admission>();
-  private readonly freeSlots: number[];
-  /** Slots closed but not yet let go by every path: slot → path incarnations still to acknowledge. */
-  private readonly closingSlots = new Map<number, Set<string>>();
+  /** Per pair: its control block's free slots. */
+  private readonly freeSlots: number[][];
+  /** Per pair: slots closed but not yet let go by every path of the pair: slot → path incarnations still to acknowledge. */
+  private readonly closingSlots: Array<Map<number, Set<string>>>;
 
-  constructor(private readonly maxSessions: number, public limits: StreamLimits) {
-    this.freeSlots = Array.from({ length: maxSessions }, (_, i) => maxSessions - 1 - i);
+  /** `maxSessions`: the slots of each pair's control block. */
+  constructor(private readonly maxSessions: number, pairs: number, public limits: StreamLimits) {
+    this.freeSlots = Array.from({ length: pairs }, () => Array.from({ length: maxSessions }, (_, i) => maxSessions - 1 - i));
+    this.closingSlots = Array.from({ length: pairs }, () => new Map<number, Set<string>>());
   }
 
   get size(): number {
@@ -126,10 +136,15 @@ export class SessionTable {
     return session;
   }
 
-  /** The open session in `slot` with this id, if it is still the one there. */
-  inSlot(slot: number, id: string): Session | undefined {
-    for (const s of this.sessions.values()) if (s.slot === slot) return s.id === id ? s : undefined;
+  /** The open session in `slot` of `pair` with this id, if it is still the one there. */
+  inSlot(pair: number, slot: number, id: string): Session | undefined {
+    for (const s of this.sessions.values()) if (s.pair === pair && s.slot === slot) return s.id === id ? s : undefined;
     return undefined;
+  }
+
+  /** The open sessions of one pair. */
+  ofPair(pair: number): Session[] {
+    return [...this.sessions.values()].filter((s) => s.pair === pair);
   }
 
   /** From here the session counts itself against the limits: its admission is dropped in the same step. */
@@ -164,46 +179,74 @@ export class SessionTable {
   }
 
   /**
-   * Admit a session of this bit rate and take a slot for it, holding both until
-   * it is added or `refuse`d (synchronous: no open can slip in between).
+   * Admit a session of this bit rate, place it on the least-loaded pair and
+   * take a slot there, holding both until it is added or `refuse`d
+   * (synchronous: no open can slip in between).
    */
   admit(bitrate: number): { admission: Admission; slot: number } {
     this.checkAdmission(bitrate);
-    const slot = this.freeSlots.pop();
-    if (slot === undefined) throw new TwinframeError('TF_SESSION_LIMIT', `all ${this.maxSessions} session slots are in use`);
-    const admission = { bitrate };
+    const pair = this.leastLoadedPair();
+    const slot = pair === undefined ? undefined : this.freeSlots[pair].pop();
+    if (pair === undefined || slot === undefined) {
+      throw new TwinframeError('TF_SESSION_LIMIT', `all ${this.maxSessions} session slots of each of the ${this.freeSlots.length} pair(s) are in use`);
+    }
+    const admission = { bitrate, pair };
     this.admissions.add(admission);
     return { admission, slot };
   }
 
-  /** Undo an admission whose session never opened; `slot` too unless its closing is under way. */
+  /**
+   * Placement: the pair with a free slot that carries the least bit rate (open
+   * and admitted sessions), then the fewest sessions, then the lowest index.
+   * Bit rate first: a pair's sending work grows with its datagrams per second.
+   */
+  private leastLoadedPair(): number | undefined {
+    const load = this.freeSlots.map(() => ({ bitrate: 0, sessions: 0 }));
+    for (const s of this.sessions.values()) {
+      load[s.pair].bitrate += s.asset.bitrate;
+      load[s.pair].sessions++;
+    }
+    for (const a of this.admissions) {
+      load[a.pair].bitrate += a.bitrate;
+      load[a.pair].sessions++;
+    }
+    let best: number | undefined;
+    for (let pair = 0; pair < load.length; pair++) {
+      if (this.freeSlots[pair].length === 0) continue;
+      if (best === undefined || load[pair].bitrate < load[best].bitrate
+        || (load[pair].bitrate === load[best].bitrate && load[pair].sessions < load[best].sessions)) best = pair;
+    }
+    return best;
+  }
+
+  /** Undo an admission whose session never opened; its `slot` too unless its closing is under way. */
   refuse(admission: Admission, slot?: number): void {
     this.admissions.delete(admission);
-    if (slot !== undefined) this.freeSlots.push(slot);
+    if (slot !== undefined) this.freeSlots[admission.pair].push(slot);
   }
 
   /** The slot is free again once each of these path incarnations has let go of it (acknowledged or been replaced). */
-  closing(slot: number, waiting: Set<string>): void {
-    if (waiting.size === 0) this.freeSlots.push(slot);
-    else this.closingSlots.set(slot, waiting);
+  closing(pair: number, slot: number, waiting: Set<string>): void {
+    if (waiting.size === 0) this.freeSlots[pair].push(slot);
+    else this.closingSlots[pair].set(slot, waiting);
   }
 
-  closeAcknowledged(slot: number, key: string): void {
-    const waiting = this.closingSlots.get(slot);
-    if (waiting && waiting.delete(key) && waiting.size === 0) this.releaseSlot(slot);
+  closeAcknowledged(pair: number, slot: number, key: string): void {
+    const waiting = this.closingSlots[pair].get(slot);
+    if (waiting && waiting.delete(key) && waiting.size === 0) this.releaseSlot(pair, slot);
   }
 
-  /** A path incarnation is gone: it will never acknowledge a close, and holds no socket. */
-  forgetIncarnation(key: string): void {
-    for (const [slot, waiting] of this.closingSlots) {
-      if (waiting.delete(key) && waiting.size === 0) this.releaseSlot(slot);
+  /** A path incarnation of `pair` is gone: it will never acknowledge a close, and holds no socket. */
+  forgetIncarnation(pair: number, key: string): void {
+    for (const [slot, waiting] of this.closingSlots[pair]) {
+      if (waiting.delete(key) && waiting.size === 0) this.releaseSlot(pair, slot);
     }
     for (const session of this.sessions.values()) session.boundOn.delete(key);
   }
 
-  private releaseSlot(slot: number): void {
-    this.closingSlots.delete(slot);
-    this.freeSlots.push(slot);
+  private releaseSlot(pair: number, slot: number): void {
+    this.closingSlots[pair].delete(slot);
+    this.freeSlots[pair].push(slot);
   }
 }
 
@@ -246,7 +289,7 @@ export function segmentFrom(session: Session, startPacket: number): Omit<Segment
 
 export function sessionInfo(s: Session, sent: number): SessionInfo {
   return {
-    id: s.id, slot: s.slot, transport: s.transport, destination: s.destination,
+    id: s.id, pair: s.pair, slot: s.slot, transport: s.transport, destination: s.destination,
     source: { address: s.ports.address, rtpPort: s.ports.rtpPort, rtcpPort: s.ports.rtcpPort },
     ssrc: s.ssrc, initialSeq: s.initialSeq, initialRtpTs: s.initialRtpTs, assetPath: s.asset.assetPath,
     assetName: s.assetName, bitrate: s.asset.bitrate, openedAt: s.openedAt, state: s.state, failure: s.failure, sent,

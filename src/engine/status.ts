@@ -1,5 +1,5 @@
-// The engine's status: what the control block says about each path and the
-// pair, projected for operators (twinframectl status) and tests.
+// The engine's status: what each pair's control block says about its paths and
+// the pair, projected for operators (twinframectl status) and tests.
 
 import { ControlBlock } from '../shared/control-block.js';
 import { PATH_NAMES, type FailoverState, type FailoverType, type PathName } from '../shared/layout.js';
@@ -33,37 +33,61 @@ export interface PathStatus {
  * from the failure to the twin sending.
  */
 export interface FailoverEvent extends FailureReport {
+  /** The pair whose path failed; its other pairs are untouched. */
+  readonly pair: number;
   readonly pathName: PathName;
   readonly switchedToName: PathName | undefined;
   /** Detection to ACTIVE switch, ms (undefined when the failed path was not sending). */
   readonly switchLatencyMs: number | undefined;
 }
 
-export interface EngineStatus {
+/** One pair of data paths: its own control block, failover state and counters. */
+export interface PairStatus {
+  pair: number;
   active: PathName | undefined;
   epoch: number;
+  /** Switches of ACTIVE on this pair (failovers, manual switches, handovers). */
   switches: number;
   sigfailover: number;
   paths: PathStatus[];
-  heartbeat: { periodUs: number; maxMissed: number };
   handovers: number;
+  /** Paths of this pair failed (claimed, taken out of service) since start. */
+  failovers: number;
+  /** This pair's last failover. */
   lastFailover: FailoverEvent | undefined;
+  /** Sessions open on this pair. */
   sessions: number;
 }
 
-export function failoverEvent(report: FailureReport): FailoverEvent {
+/**
+ * Every pair (`pairs`), the settings they share, and the sessions of all of
+ * them. The other top-level fields are pair 0's, the pair every single-pair
+ * tool and the operator commands without a pair selector address.
+ */
+export interface EngineStatus extends Omit<PairStatus, 'pair' | 'sessions'> {
+  heartbeat: { periodUs: number; maxMissed: number };
+  /** Sessions open on all pairs. */
+  sessions: number;
+  pairs: PairStatus[];
+}
+
+export function failoverEvent(pair: number, report: FailureReport): FailoverEvent {
   return {
     ...report,
+    pair,
     pathName: PATH_NAMES[report.path],
     switchedToName: report.switchedTo === undefined ? undefined : PATH_NAMES[report.switchedTo],
     switchLatencyMs: report.switchedAtMs === undefined ? undefined : report.switchedAtMs - report.detectedAtMs,
   };
 }
 
-export function engineStatus(cb: ControlBlock, hosts: readonly PathHost[], lastFailover: FailoverEvent | undefined, sessions: number): EngineStatus {
+export function pairStatus(
+  pair: number, cb: ControlBlock, hosts: readonly PathHost[], failures: { count: number; last: FailoverEvent | undefined }, sessions: number,
+): PairStatus {
   const word = cb.activeWord();
   const owner = ControlBlock.ownerOf(word);
   return {
+    pair,
     active: owner === undefined ? undefined : PATH_NAMES[owner],
     epoch: ControlBlock.epochOf(word),
     switches: cb.switchCount(),
@@ -76,9 +100,15 @@ export function engineStatus(cb: ControlBlock, hosts: readonly PathHost[], lastF
         threadId: h.hasWorker ? cb.threadId(h.id) || null : null,
       };
     }),
-    heartbeat: cb.heartbeatSettings(),
     handovers: cb.handoverCount(),
-    lastFailover,
+    failovers: failures.count,
+    lastFailover: failures.last,
     sessions,
   };
+}
+
+/** The engine's status from its pairs' (at least one); the pairs share their heartbeat settings. */
+export function engineStatus(pairs: readonly PairStatus[], heartbeat: { periodUs: number; maxMissed: number }): EngineStatus {
+  const { pair: _pair, sessions: _sessions, ...first } = pairs[0];
+  return { ...first, heartbeat, sessions: pairs.reduce((sum, p) => sum + p.sessions, 0), pairs: [...pairs] };
 }

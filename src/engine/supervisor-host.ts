@@ -1,5 +1,5 @@
-// The control plane's side of the supervisor thread: start it, route its
-// failure reports, stop it at shutdown.
+// The control plane's side of the supervisor thread (one for every pair): start
+// it, route its failure reports (with the pair they concern), stop it at shutdown.
 
 import type { Worker } from 'node:worker_threads';
 import type { ControlBlock } from '../shared/control-block.js';
@@ -12,10 +12,10 @@ export class SupervisorHost {
   private readonly worker: Worker;
   private readonly exited: Promise<void>;
 
-  constructor(cb: ControlBlock, maxSessions: number, onFailure: (report: FailureReport) => void, private readonly log: Logger) {
-    const worker = spawnSupervisorWorker({ controlBlock: cb.sab, maxSessions });
+  constructor(blocks: readonly ControlBlock[], maxSessions: number, onFailure: (pair: number, report: FailureReport) => void, private readonly log: Logger) {
+    const worker = spawnSupervisorWorker({ controlBlocks: blocks.map((cb) => cb.sab), maxSessions });
     worker.on('message', (msg: SupervisorToMain) => {
-      if (msg.type === 'path-failed') onFailure(msg.report);
+      if (msg.type === 'path-failed') onFailure(msg.pair, msg.report);
       else if (msg.policy !== 'fifo') log.warn({ thread: 'supervisor', policy: msg.policy, reason: msg.priorityError }, 'supervisor runs without real-time priority');
     });
     worker.on('error', (err) => log.error({ err }, 'supervisor thread failed'));

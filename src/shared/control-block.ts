@@ -168,8 +168,10 @@ export class ControlBlock {
     Atomics.notify(this.i32, I32.SUPERVISOR_DOORBELL);
   }
 
-  waitSupervisorDoorbell(value: number, timeoutMs: number): WaitResult {
-    return Atomics.wait(this.i32, I32.SUPERVISOR_DOORBELL, value, timeoutMs);
+  /** The supervisor watching several pairs waits on every pair's doorbell at once: in its event loop. */
+  waitSupervisorDoorbellAsync(value: number, timeoutMs: number): Promise<WaitResult> {
+    const result = Atomics.waitAsync(this.i32, I32.SUPERVISOR_DOORBELL, value, timeoutMs);
+    return result.async ? result.value : Promise.resolve(result.value);
   }
 
   // ── Heartbeat settings and shutdown ───────────────────────────────────────

@@ -24,8 +24,9 @@ export interface DataPathWorkerData {
   readonly faultInjection: boolean;
 }
 
+/** The supervisor watches every pair of data paths: one control block per pair, by pair index. */
 export interface SupervisorWorkerData {
-  readonly controlBlock: SharedArrayBuffer;
+  readonly controlBlocks: readonly SharedArrayBuffer[];
   readonly maxSessions: number;
 }
 
@@ -93,7 +94,8 @@ export interface FailureReport {
 /** What the supervisor tells the control plane. */
 export type SupervisorToMain =
   | BootedMessage
-  | { readonly type: 'path-failed'; readonly report: FailureReport };
+  /** `pair`: the index of the pair (its control block) whose path failed. */
+  | { readonly type: 'path-failed'; readonly pair: number; readonly report: FailureReport };
 
 /** What a reader thread needs to read one session's asset (the files' checks are the data path's). */
 export type ReadAsset = Pick<OpenSessionCommand, 'assetPath' | 'indexPath' | 'packetCount' | 'timesOffset' | 'assetIdentity'>;

@@ -1,6 +1,8 @@
-// Entry of the supervisor thread — the patent's kernel. It sleeps on its
-// doorbell and checks each path: a critical-failure word written by a dying
-// path (immediate: the dying path rings the doorbell), and a path that makes no
+// Entry of the supervisor thread — the patent's kernel. One supervisor watches
+// every pair of data paths (one control block per pair). It sleeps on the
+// pairs' doorbells (any one wakes it) and checks each path of each pair: a
+// critical-failure word written by a dying path (immediate: the dying path
+// rings its pair's doorbell), and a path that makes no
 // progress on work that is due (a hang). On a failure it switches ACTIVE
 // itself, then tells the control plane, which terminates and respawns the
 // failed worker. Imported by nothing: src/supervisor/index.ts spawns it.
@@ -45,28 +47,39 @@ const BUSY_SHARE = 0.5;
 /** With nothing due anywhere the supervisor still looks this often (a bound, not a beat). */
 const IDLE_WAKE_MS = 1000;
 
+/** One pair as the supervisor watches it: its control block and what it saw of each path. */
+interface WatchedPair {
+  readonly index: number;
+  readonly cb: ControlBlock;
+  readonly watches: Watch[];
+}
+
 const data = workerData as SupervisorWorkerData;
-const cb = ControlBlock.attach(data.controlBlock, data.maxSessions);
-const watches: Watch[] = Array.from({ length: PATH_COUNT }, () => ({
-  incarnation: 0, lastBeat: 0, progressAtMs: 0, stallSeenAtMs: Number.NaN, stallCpuNs: undefined,
+const pairs: WatchedPair[] = data.controlBlocks.map((sab, index) => ({
+  index,
+  cb: ControlBlock.attach(sab, data.maxSessions),
+  watches: Array.from({ length: PATH_COUNT }, () => ({
+    incarnation: 0, lastBeat: 0, progressAtMs: 0, stallSeenAtMs: Number.NaN, stallCpuNs: undefined,
+  })),
 }));
 
-function report(r: FailureReport | undefined): void {
+function report(pair: WatchedPair, r: FailureReport | undefined): void {
   if (!r) return;
-  const msg: SupervisorToMain = { type: 'path-failed', report: r };
+  const msg: SupervisorToMain = { type: 'path-failed', pair: pair.index, report: r };
   parentPort?.postMessage(msg);
 }
 
-/** Judge one path; true while it owes work (the supervisor must look again soon). */
-function check(path: PathId, now: number, periodMs: number, maxMissed: number): boolean {
+/** Judge one path of a pair; true while it owes work (the supervisor must look again soon). */
+function check(pair: WatchedPair, path: PathId, now: number, periodMs: number, maxMissed: number): boolean {
+  const { cb } = pair;
   const incarnation = cb.incarnation(path);
   if (incarnation === 0 || cb.failureClaimed(path)) return false;
   const critical = cb.critical(path);
   if (critical) {
-    report(failPath(cb, path, incarnation, critical.cause, critical.atMs));
+    report(pair, failPath(cb, path, incarnation, critical.cause, critical.atMs));
     return false;
   }
-  const w = watches[path];
+  const w = pair.watches[path];
   if (!cb.isOnline(path)) {
     w.incarnation = 0; // not judged until it has synchronized
     return false;
@@ -95,7 +108,7 @@ function check(path: PathId, now: number, periodMs: number, maxMissed: number): 
   // Without CPU figures, the plain rule: no progress on due work for the window.
   const hung = cpuNs === undefined || w.stallCpuNs === undefined
     || (observedMs >= Math.min(periodMs, windowMs / 2) && (cpuNs - w.stallCpuNs) / 1e6 >= observedMs * BUSY_SHARE);
-  if (hung || stalledMs >= STARVED_LIMIT_MS) failStalledPath(path, incarnation, Math.max(dueAt, w.progressAtMs));
+  if (hung || stalledMs >= STARVED_LIMIT_MS) failStalledPath(pair, path, incarnation, Math.max(dueAt, w.progressAtMs));
   return true;
 }
 
@@ -104,24 +117,55 @@ function check(path: PathId, now: number, periodMs: number, maxMissed: number): 
  * SCHED_FIFO would otherwise keep a core from its twin until the control plane
  * terminates it.
  */
-function failStalledPath(path: PathId, incarnation: number, stalledSinceMs: number): void {
-  const r = failPath(cb, path, incarnation, FailureCause.HEARTBEAT, stalledSinceMs);
-  if (r) demoteThread(cb.threadId(path));
-  report(r);
+function failStalledPath(pair: WatchedPair, path: PathId, incarnation: number, stalledSinceMs: number): void {
+  const r = failPath(pair.cb, path, incarnation, FailureCause.HEARTBEAT, stalledSinceMs);
+  if (r) demoteThread(pair.cb.threadId(path));
+  report(pair, r);
 }
 
 const priority = raiseThreadPriority(SUPERVISOR_PRIORITY);
 const booted: SupervisorToMain = { type: 'booted', policy: priority.policy, priorityError: priority.error };
 parentPort?.postMessage(booted);
 
-while (!cb.isShutdown()) {
-  const bell = cb.supervisorDoorbell();
-  const { periodUs, maxMissed } = cb.heartbeatSettings();
-  const periodMs = periodUs / 1000;
-  const now = monoNowMs();
-  let owed = false;
-  for (let path = 0 as PathId; path < PATH_COUNT; path = (path + 1) as PathId) {
-    if (check(path, now, periodMs, maxMissed)) owed = true;
+/**
+ * Look at every pair, then sleep until any pair's doorbell rings or the
+ * shortest wait any pair asks for is over. The pairs share the heartbeat
+ * settings (the engine sets them on every control block), but each is read
+ * from its own block. The doorbells are read before the pairs are judged, so a
+ * ring during the look wakes the wait at once.
+ */
+async function watchPairs(): Promise<void> {
+  while (pairs.some((p) => !p.cb.isShutdown())) {
+    const bells = pairs.map((p) => p.cb.supervisorDoorbell());
+    const now = monoNowMs();
+    let waitMs = IDLE_WAKE_MS;
+    for (const pair of pairs) {
+      if (pair.cb.isShutdown()) continue;
+      const { periodUs, maxMissed } = pair.cb.heartbeatSettings();
+      const periodMs = periodUs / 1000;
+      let owed = false;
+      for (let path = 0 as PathId; path < PATH_COUNT; path = (path + 1) as PathId) {
+        if (check(pair, path, now, periodMs, maxMissed)) owed = true;
+      }
+      if (owed) waitMs = Math.min(waitMs, (periodMs * maxMissed) / 2);
+    }
+    await waitAnyDoorbell(bells, waitMs);
   }
-  cb.waitSupervisorDoorbell(bell, owed ? (periodMs * maxMissed) / 2 : IDLE_WAKE_MS);
 }
+
+/**
+ * Until any pair's doorbell moves from what was read, or `waitMs`. The timer
+ * also keeps the thread's event loop alive: a pending Atomics.waitAsync does
+ * not, and the thread would end at its first wait.
+ */
+async function waitAnyDoorbell(bells: readonly number[], waitMs: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<void>((resolve) => { timer = setTimeout(resolve, waitMs); });
+  try {
+    await Promise.race([timeout, ...pairs.map((p, i) => p.cb.waitSupervisorDoorbellAsync(bells[i], waitMs))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+void watchPairs();

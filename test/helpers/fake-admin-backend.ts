@@ -6,12 +6,14 @@ import type {
   AdminBackend, FailoverRecord, SessionView, StatusResult, WatchEvent, WatchListener,
 } from '../../src/admin/backend.js';
 
-/** A healthy pair: a is Primary and sending, b is its Secondary. */
+const FAKE_PATHS: StatusResult['paths'] = {
+  a: { path: 'a', namedState: 'Primary', failoverType: 'MASTER', failoverState: 'LIVE', sending: true, threadId: 1, heartbeats: 1200, restarts: 0 },
+  b: { path: 'b', namedState: 'Secondary', failoverType: 'SLAVE', failoverState: 'LIVE', sending: false, threadId: 2, heartbeats: 1199, restarts: 1 },
+};
+
+/** A healthy single pair: a is Primary and sending, b is its Secondary. */
 export const FAKE_STATUS: StatusResult = {
-  paths: {
-    a: { path: 'a', namedState: 'Primary', failoverType: 'MASTER', failoverState: 'LIVE', sending: true, threadId: 1, heartbeats: 1200, restarts: 0 },
-    b: { path: 'b', namedState: 'Secondary', failoverType: 'SLAVE', failoverState: 'LIVE', sending: false, threadId: 2, heartbeats: 1199, restarts: 1 },
-  },
+  paths: FAKE_PATHS,
   active: 'a',
   epoch: 3,
   heartbeat: { periodUs: 250, maxMissed: 3, worstCaseDetectionUs: 1400 },
@@ -20,6 +22,7 @@ export const FAKE_STATUS: StatusResult = {
   sessions: 0,
   uptimeSec: 42,
   faultInjection: false,
+  pairs: [{ pair: 0, paths: FAKE_PATHS, active: 'a', epoch: 3, handovers: 2, failovers: 1, lastFailover: null, sessions: 0 }],
 };
 
 type Command = Exclude<keyof AdminBackend, 'subscribe' | 'status'>;
@@ -40,13 +43,13 @@ export interface FakeAdminBackendOptions {
 /** The default sessions list: `sessionCount` playing sessions. */
 function fakeSession(i: number): SessionView {
   return {
-    id: `s${i}`, asset: 'sample.ts', client: '127.0.0.1:5000', transport: 'RTP/AVP', state: 'playing',
+    id: `s${i}`, pair: 0, asset: 'sample.ts', client: '127.0.0.1:5000', transport: 'RTP/AVP', state: 'playing',
     startedAt: '2025-01-01T00:00:00.000Z', positionSec: i, datagramsSent: i * 10, bitrateKbps: 4000,
   };
 }
 
 const MANUAL_FAILOVER: FailoverRecord = {
-  at: '2025-01-01T00:00:00.000Z', from: 'a', to: 'b', cause: 'manual', detectionLatencyUs: null, switchLatencyUs: 12,
+  pair: 0, at: '2025-01-01T00:00:00.000Z', from: 'a', to: 'b', cause: 'manual', detectionLatencyUs: null, switchLatencyUs: 12,
 };
 
 export class FakeAdminBackend implements AdminBackend {
@@ -66,15 +69,15 @@ export class FakeAdminBackend implements AdminBackend {
     this.#behaviour = {
       sessions: () => Array.from({ length: this.sessionCount }, (_, i) => fakeSession(i)),
       assets: () => [{ name: 'sample.ts', sizeBytes: 4511248, durationSec: 10, bitrateKbps: 3600, indexed: true }],
-      setConfigType: () => ({ states: { a: 'Primary_Offline', b: 'Undefined' } }),
-      startStreaming: () => ({ states: { a: 'Primary_No_Secondary', b: 'Undefined' } }),
-      stopStreaming: () => ({ states: { a: 'Primary_Offline', b: 'Secondary_No_Primary' } }),
-      failoverSync: () => ({ states: { a: 'Primary_No_Secondary', b: 'Secondary_Synchronized' } }),
-      failoverUnsync: () => ({ states: { a: 'Primary_No_Secondary', b: 'Secondary_Offline' } }),
+      setConfigType: (args) => ({ pair: args.pair ?? 0, states: { a: 'Primary_Offline', b: 'Undefined' } }),
+      startStreaming: (args) => ({ pair: args.pair ?? 0, states: { a: 'Primary_No_Secondary', b: 'Undefined' } }),
+      stopStreaming: (args) => ({ pair: args.pair ?? 0, states: { a: 'Primary_Offline', b: 'Secondary_No_Primary' } }),
+      failoverSync: (args) => ({ pair: args.pair ?? 0, states: { a: 'Primary_No_Secondary', b: 'Secondary_Synchronized' } }),
+      failoverUnsync: (args) => ({ pair: args.pair ?? 0, states: { a: 'Primary_No_Secondary', b: 'Secondary_Offline' } }),
       heartbeat: (args) => ({ periodUs: args.periodUs ?? 250, maxMissed: args.maxMissed ?? 3, worstCaseDetectionUs: 1400 }),
       limits: () => ({ maxStreams: 100, mpegBandwidthKbps: 500000, serverBandwidthKbps: 1000000 }),
-      failover: () => MANUAL_FAILOVER,
-      injectFault: (args) => ({ ...args, at: '2025-01-01T00:00:00.000Z' }),
+      failover: (args) => ({ ...MANUAL_FAILOVER, pair: args.pair ?? 0 }),
+      injectFault: (args) => ({ ...args, pair: args.pair ?? 0, at: '2025-01-01T00:00:00.000Z' }),
       ...options.behaviour,
     };
   }
