@@ -27,7 +27,8 @@ export class ReaderThread {
       workerData,
       transferList: [channel.port2],
       name,
-      resourceLimits: { maxYoungGenerationSizeMb: 4 },
+      // It keeps a few objects per session: a small heap (a Worker's isolate still costs ~9 MiB of RSS).
+      resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 8 },
     });
     this.worker.on('error', (err) => { this.failure ??= err; });
     this.worker.on('exit', (code) => {
