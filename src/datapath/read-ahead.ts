@@ -143,7 +143,9 @@ export class ReadAhead {
     this.moveTo(this.packetCount);
   }
 
+  /** The reader lets go of the ring; its handles are about to be closed (and their numbers reused). */
   close(): void {
+    this.ring.setFiles(-1, -1);
     this.thread.close(this.id);
   }
 }
