@@ -1,7 +1,8 @@
-// Tests for a data path's asset reader (src/datapath/asset-reader.ts): it opens
-// the file the catalog approved or refuses with AssetError (the asset's fault,
-// both paths see it) without ever blocking, and tells a truncated asset
-// (AssetError) from a failed read of its own handle (DiskError).
+// Tests for a data path's asset reader (src/datapath/asset-reader.ts) and its
+// read-ahead on a real reader thread: it opens the file the catalog approved or
+// refuses with AssetError (the asset's fault, both paths see it) without ever
+// blocking, answers NOT_READ instead of waiting for a read, and tells a
+// truncated asset (AssetError) from a failed read of its own handle (DiskError).
 
 import fs from 'node:fs';
 import os from 'node:os';
@@ -10,7 +11,10 @@ import { fileURLToPath } from 'node:url';
 import test, { type ExecutionContext } from 'ava';
 import { IndexPool } from '../src/catalog/index-pool.js';
 import { readIndexFile } from '../src/catalog/index-file.js';
-import { AssetError, AssetReader, DiskError, type ReaderAsset } from '../src/datapath/asset-reader.js';
+import { AssetError, AssetReader, DiskError, NOT_READ, type ReaderAsset } from '../src/datapath/asset-reader.js';
+import { CHUNK_PACKETS, ChunkRing, RING_CHUNKS } from '../src/datapath/chunk-ring.js';
+import { ReaderThread } from '../src/datapath/reader-thread.js';
+import { ControlBlock } from '../src/shared/control-block.js';
 import { TS_PACKET_BYTES } from '../src/mpegts/packet.js';
 import { TS_PAYLOAD_BYTES, TS_PACKETS_PER_DATAGRAM } from '../src/rtp/packetizer.js';
 import { mkfifo, rescueFifoAfter } from './helpers/fifo.js';
@@ -18,8 +22,8 @@ import { leakCheck } from './helpers/leak-check.js';
 
 const SAMPLE = fileURLToPath(new URL('../../assets/sample.ts', import.meta.url));
 const SAMPLE_BYTES = fs.readFileSync(SAMPLE);
-/** Packets the reader fetches per read (64 datagrams). */
-const CHUNK = TS_PACKETS_PER_DATAGRAM * 64;
+/** Packets the reader fetches per read. */
+const CHUNK = CHUNK_PACKETS;
 
 const pool = new IndexPool({ idleTimeout: 1000 });
 test.after.always(() => pool.close());
@@ -47,16 +51,35 @@ async function fixture(t: ExecutionContext): Promise<Fixture> {
   return { dir, asset, times: readIndexFile(indexed.indexPath).times };
 }
 
-function open(t: ExecutionContext, asset: ReaderAsset): AssetReader {
-  const reader = new AssetReader(asset);
+/** A path's reader thread, as a data path starts it, stopped after the test. */
+function startThread(t: ExecutionContext, cb = ControlBlock.create(4)): ReaderThread {
+  const thread = new ReaderThread(cb, 'twinframe-test-reader');
+  t.teardown(() => thread.stop());
+  return thread;
+}
+
+function open(t: ExecutionContext, asset: ReaderAsset, thread = startThread(t)): AssetReader {
+  const reader = new AssetReader(asset, thread);
   t.teardown(() => reader.close());
   return reader;
 }
 
+/** The path never waits for a read; a test may: poll until the reader thread has done it (or failed). */
+async function whenRead(read: () => number): Promise<number> {
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    const value = read();
+    if (value !== NOT_READ) return value;
+    if (Date.now() > deadline) throw new Error('not read within 5 s');
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }
+}
+
 /** Refused at open, at once (no open may block), with AssetError whose message names `file` and matches `found`. */
 function refusedAtOpen(t: ExecutionContext, asset: ReaderAsset, file: string, found: RegExp): void {
+  const thread = startThread(t);
   const started = Date.now();
-  const err = t.throws(() => new AssetReader(asset), { instanceOf: AssetError });
+  const err = t.throws(() => new AssetReader(asset, thread), { instanceOf: AssetError });
   t.true(Date.now() - started < 1000, `refused at once, not after ${Date.now() - started} ms`);
   t.true(err?.message.includes(file), `names ${file}: ${err?.message}`);
   t.regex(err?.message ?? '', found);
@@ -71,9 +94,9 @@ async function swapForFifo(t: ExecutionContext, file: string): Promise<void> {
 }
 
 /** Reads the datagram starting at `packet` and checks it against the sample's bytes and send time. */
-function readDatagram(t: ExecutionContext, reader: AssetReader, f: Fixture, packet: number): void {
+async function readDatagram(t: ExecutionContext, reader: AssetReader, f: Fixture, packet: number): Promise<void> {
   const out = Buffer.alloc(TS_PAYLOAD_BYTES);
-  const ticks = reader.copyPackets(packet, TS_PACKETS_PER_DATAGRAM, out, 0);
+  const ticks = await whenRead(() => reader.copyPackets(packet, TS_PACKETS_PER_DATAGRAM, out, 0));
   t.true(out.equals(SAMPLE_BYTES.subarray(packet * TS_PACKET_BYTES, (packet + TS_PACKETS_PER_DATAGRAM) * TS_PACKET_BYTES)), `packet ${packet}`);
   t.is(ticks, f.times[packet]);
 }
@@ -81,8 +104,38 @@ function readDatagram(t: ExecutionContext, reader: AssetReader, f: Fixture, pack
 test('the approved file opens and reads back the asset\'s packets and send times', async (t) => {
   const f = await fixture(t);
   const reader = open(t, f.asset);
-  for (const packet of [0, 7, CHUNK, 10 * CHUNK + 21]) readDatagram(t, reader, f, packet);
-  t.is(reader.timeOf(f.asset.packetCount - 1), f.times[f.asset.packetCount - 1]);
+  for (const packet of [0, 7, CHUNK, 10 * CHUNK + 21, 3 * CHUNK + 7]) await readDatagram(t, reader, f, packet);
+  t.is(await whenRead(() => reader.timeOf(f.asset.packetCount - 1)), f.times[f.asset.packetCount - 1]);
+  // Straight through, as a session plays: every datagram of the first windows, byte for byte.
+  for (let packet = 0; packet < 3 * RING_CHUNKS * CHUNK; packet += TS_PACKETS_PER_DATAGRAM) await readDatagram(t, reader, f, packet);
+});
+
+test('a read not done yet answers NOT_READ at once; the reader wakes the paths when it is done', async (t) => {
+  const f = await fixture(t);
+  const cb = ControlBlock.create(4);
+  const thread = startThread(t, cb);
+  const reader = open(t, f.asset, thread);
+  await readDatagram(t, reader, f, 0);
+  thread.slowDisk(300);
+  // Far outside the window: the window moves there, and its reads wait 300 ms each.
+  const far = 20 * CHUNK;
+  const bell = cb.pathDoorbell();
+  const started = Date.now();
+  const out = Buffer.alloc(TS_PAYLOAD_BYTES);
+  t.is(reader.copyPackets(far, TS_PACKETS_PER_DATAGRAM, out, 0), NOT_READ);
+  t.is(reader.timeOf(far + 1), NOT_READ);
+  t.true(Date.now() - started < 100, `answered at once, not after ${Date.now() - started} ms`);
+  await readDatagram(t, reader, f, far);
+  t.true(Date.now() - started >= 250, `the delayed read took ${Date.now() - started} ms`);
+  t.not(cb.pathDoorbell(), bell, 'the completed read rang the path doorbell');
+});
+
+test('a session\'s read-ahead holds at most RING_CHUNKS chunks in one ring of stated size', (t) => {
+  const datagrams = RING_CHUNKS * CHUNK / TS_PACKETS_PER_DATAGRAM;
+  t.true(datagrams >= 32 && datagrams <= 256, `${datagrams} datagrams ahead`);
+  // Payload and send times, plus a header and an error message of at most 2 KB.
+  const data = RING_CHUNKS * CHUNK * (TS_PACKET_BYTES + 4);
+  t.true(ChunkRing.BYTES >= data && ChunkRing.BYTES <= data + 2048, `${ChunkRing.BYTES} bytes per session and path`);
 });
 
 test('an asset swapped for a FIFO after approval is refused at open with AssetError, without blocking', async (t) => {
@@ -129,12 +182,12 @@ test('an index swapped for a FIFO is refused at open with AssetError, without bl
 test('an asset truncated while open gives AssetError at the read that crosses its new end', async (t) => {
   const f = await fixture(t);
   const reader = open(t, f.asset);
-  readDatagram(t, reader, f, 0);
-  // Cut inside the third chunk: the second chunk still reads, the third cannot.
-  const cut = 2 * CHUNK + 100;
+  await readDatagram(t, reader, f, 0);
+  // Cut beyond what was read ahead, inside the second chunk after it: the first still reads, the second cannot.
+  const cut = (RING_CHUNKS + 1) * CHUNK + 100;
   await fs.promises.truncate(f.asset.assetPath, cut * TS_PACKET_BYTES + 50);
-  readDatagram(t, reader, f, CHUNK);
-  const err = t.throws(() => reader.copyPackets(2 * CHUNK, TS_PACKETS_PER_DATAGRAM, Buffer.alloc(TS_PAYLOAD_BYTES), 0), { instanceOf: AssetError });
+  await readDatagram(t, reader, f, RING_CHUNKS * CHUNK);
+  const err = await t.throwsAsync(whenRead(() => reader.copyPackets((RING_CHUNKS + 1) * CHUNK, TS_PACKETS_PER_DATAGRAM, Buffer.alloc(TS_PAYLOAD_BYTES), 0)), { instanceOf: AssetError });
   t.true(err?.message.includes(f.asset.assetPath), `names the asset: ${err?.message}`);
   t.regex(err?.message ?? '', new RegExp(`truncated: ${cut * TS_PACKET_BYTES + 50} bytes now, its index covers ${SAMPLE_BYTES.length}`));
   t.regex(err?.message ?? '', new RegExp(`a read ended at byte ${cut * TS_PACKET_BYTES + 50}`));
@@ -143,11 +196,12 @@ test('an asset truncated while open gives AssetError at the read that crosses it
 test('a broken handle (the disk fault) still gives DiskError, not AssetError', async (t) => {
   const f = await fixture(t);
   const reader = open(t, f.asset);
-  readDatagram(t, reader, f, 0);
+  await readDatagram(t, reader, f, 0);
   reader.breakDisk();
-  const err = t.throws(() => reader.copyPackets(CHUNK, TS_PACKETS_PER_DATAGRAM, Buffer.alloc(TS_PAYLOAD_BYTES), 0), { instanceOf: DiskError });
+  // Even a chunk read before the fault: the fault forgets what was read ahead.
+  const err = await t.throwsAsync(whenRead(() => reader.copyPackets(CHUNK, TS_PACKETS_PER_DATAGRAM, Buffer.alloc(TS_PAYLOAD_BYTES), 0)), { instanceOf: DiskError });
   t.true(err?.message.includes(`read of ${f.asset.assetPath} failed`), `names the asset: ${err?.message}`);
-  t.throws(() => reader.timeOf(5 * CHUNK), { instanceOf: DiskError });
+  await t.throwsAsync(whenRead(() => reader.timeOf(5 * CHUNK)), { instanceOf: DiskError });
 });
 
 leakCheck(test);

@@ -3,7 +3,7 @@
 // across every kind of injected fault, repeated, and across manual switches.
 
 import test from 'ava';
-import type { FaultKind } from '../src/shared/commands.js';
+import type { FailureFaultKind } from '../src/shared/commands.js';
 import type { AssetFailedEvent, Engine, FailoverEvent, SessionFailedEvent } from '../src/engine/engine.js';
 import type { ExecutionContext } from 'ava';
 import { UdpReceiver } from './helpers/rtsp-client.js';
@@ -92,11 +92,11 @@ test.serial('the standby sends nothing while the active path is on time, and the
   }
 });
 
-const causeOfKind: Record<FaultKind, string> = {
+const causeOfKind: Record<FailureFaultKind, string> = {
   crash: 'exit', exception: 'exception', hang: 'heartbeat', socket: 'socket', disk: 'disk', temperature: 'temperature',
 };
 
-for (const kind of Object.keys(causeOfKind) as FaultKind[]) {
+for (const kind of Object.keys(causeOfKind) as FailureFaultKind[]) {
   test.serial(`a ${kind} fault of the active path loses and duplicates nothing, twice in a row`, async (t) => {
     const engine = await startEngine();
     const failovers: Array<{ path: string; cause: string; wasActive: boolean; to: string | undefined }> = [];

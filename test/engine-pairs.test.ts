@@ -6,7 +6,7 @@
 
 import test from 'ava';
 import type { ExecutionContext } from 'ava';
-import type { FaultKind } from '../src/shared/commands.js';
+import type { FailureFaultKind } from '../src/shared/commands.js';
 import type { FailureCause } from '../src/shared/layout.js';
 import type { Engine, FailoverEvent, HandoverEvent, PlayResult, SessionInfo } from '../src/engine/engine.js';
 import { SessionTable } from '../src/engine/session-table.js';
@@ -173,11 +173,11 @@ test.serial('operator commands act on the pair they name and no other', async (t
   }
 });
 
-const causeOfKind: Record<FaultKind, FailureCause> = {
+const causeOfKind: Record<FailureFaultKind, FailureCause> = {
   crash: 'exit', exception: 'exception', hang: 'heartbeat', socket: 'socket', disk: 'disk', temperature: 'temperature',
 };
 
-(Object.keys(causeOfKind) as FaultKind[]).forEach((kind, i) => {
+(Object.keys(causeOfKind) as FailureFaultKind[]).forEach((kind, i) => {
   const faulted = i % 2; // both pairs take their turn
   const other = 1 - faulted;
   test.serial(`a ${kind} fault of pair ${faulted}'s sender is lossless and pair ${other}'s session does not notice`, async (t) => {

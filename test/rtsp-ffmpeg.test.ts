@@ -1,5 +1,5 @@
 // ffmpeg as a real third-party client of the RTSP front end, healthy and
-// across a failover of every fault kind (the server runs with fault injection).
+// across a failover of every fault kind that fails a path (the server runs with fault injection).
 //
 // How "the TS packets ffmpeg received are the asset's" is checked. ffmpeg has
 // no way to hand out the raw TS bytes an RTSP session delivered: for MP2T it
@@ -37,7 +37,7 @@ import { fileURLToPath } from 'node:url';
 import test, { type ExecutionContext } from 'ava';
 import { parseConfig } from '../src/config/schema.js';
 import { silentLogger } from '../src/log.js';
-import { FaultKinds, type FaultKind } from '../src/shared/commands.js';
+import { FailureFaultKinds, type FailureFaultKind } from '../src/shared/commands.js';
 import { startServer, type TwinframeServer } from '../src/server.js';
 import { sleep, waitForRecovery } from './helpers/engine-fixture.js';
 import { RtspClient } from './helpers/rtsp-client.js';
@@ -110,7 +110,7 @@ test.serial('the mpegtsraw + data dump used below reproduces a TS file byte for 
   t.is(sha256(await fs.readFile(out)), sha256(asset));
 });
 
-for (const kind of [undefined, ...FaultKinds] as Array<FaultKind | undefined>) {
+for (const kind of [undefined, ...FailureFaultKinds] as Array<FailureFaultKind | undefined>) {
   const title = kind === undefined
     ? 'ffmpeg receives the asset exactly, as RTSP client over RTP and as raw MPEG-TS receiver, and logs no damage'
     : `ffmpeg still receives the asset exactly when a ${kind} fault fails the active data path over mid-stream`;

@@ -173,6 +173,11 @@ test('sessions, assets, heartbeat, limits, failover and inject-fault print reada
     const fault = await run(['--socket', socketPath, 'inject-fault', 'b', 'hang']);
     t.is(fault.code, 0);
     t.regex(fault.stdout, /injected hang into path b/);
+    t.deepEqual(backend.calls.find(([c]) => c === 'inject_fault'), ['inject_fault', { path: 'b', kind: 'hang' }]);
+    const slow = await run(['--socket', socketPath, 'inject-fault', 'a', 'slow-disk', '--delay-ms', '50']);
+    t.is(slow.code, 0, slow.stderr);
+    t.regex(slow.stdout, /injected slow-disk \(50 ms per read\) into path a/);
+    t.deepEqual(backend.calls.filter(([c]) => c === 'inject_fault').at(-1), ['inject_fault', { path: 'a', kind: 'slow-disk', delayMs: 50 }]);
 
     for (const [name, wire] of [['stop-streaming', 'stop_streaming'], ['failover-sync', 'failover_sync'], ['failover-unsync', 'failover_unsync'], ['set-config-type', 'set_config_type']] as const) {
       const args = name === 'set-config-type' ? [name, 'a', 'primary'] : [name, 'b'];

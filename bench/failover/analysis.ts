@@ -3,7 +3,7 @@
 // faults, failover and handover events) to counts (lost, duplicated, …), the
 // per-fault measures (a) switch, (b) lateness, (c) gap, and their summaries.
 
-import { FaultKinds, type FaultKind } from '../../src/shared/commands.js';
+import { FailureFaultKinds, type FailureFaultKind } from '../../src/shared/commands.js';
 import { TICKS_PER_MS } from '../../src/mpegts/packet.js';
 import { TS_PACKETS_PER_DATAGRAM } from '../../src/rtp/packetizer.js';
 import { sequenceStats } from '../../test/helpers/rtsp-client.js';
@@ -167,7 +167,7 @@ export interface FaultMeasure {
   readonly partnerAgeMs: number | undefined;
   /** The victim had been synchronized for less than YOUNG_VICTIM_MS (reported apart; the same rule judges it). */
   readonly youngVictim: boolean;
-  readonly kind: FaultKind;
+  readonly kind: FailureFaultKind;
   readonly target: 'active' | 'standby';
   readonly victim: string;
   readonly cause: string | undefined;
@@ -237,7 +237,7 @@ function measureInstant(streams: readonly StreamIndex[], t: number): { lateWorst
 }
 
 export interface KindSummary {
-  readonly kind: FaultKind;
+  readonly kind: FailureFaultKind;
   readonly target: 'active' | 'standby';
   readonly n: number;
   readonly youngVictims: number;
@@ -316,7 +316,7 @@ function measureFault(f: FaultRecord, streams: readonly StreamIndex[]): FaultMea
 function summarizeKinds(faults: readonly FaultMeasure[]): KindSummary[] {
   const kinds: KindSummary[] = [];
   for (const target of ['active', 'standby'] as const) {
-    for (const kind of FaultKinds) {
+    for (const kind of FailureFaultKinds) {
       const fs = faults.filter((f) => f.kind === kind && f.target === target);
       if (fs.length === 0) continue;
       const late = summarize(fs.map((f) => f.lateWorstMs));

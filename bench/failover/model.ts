@@ -3,10 +3,10 @@
 // beyond segmentLength().
 
 import type { EngineAsset, PlayResult, SessionInfo } from '../../src/engine/engine.js';
-import type { FaultKind } from '../../src/shared/commands.js';
+import type { FailureFaultKind } from '../../src/shared/commands.js';
 import { TS_PACKETS_PER_DATAGRAM } from '../../src/rtp/packetizer.js';
 
-export const EXPECTED_CAUSE: Record<FaultKind, string> = {
+export const EXPECTED_CAUSE: Record<FailureFaultKind, string> = {
   crash: 'exit', exception: 'exception', hang: 'heartbeat', socket: 'socket', disk: 'disk', temperature: 'temperature',
 };
 /** A victim synchronized less than this long before its fault is reported apart as young (one rule judges every age; the earlier design had a 3 s warm-up). */
@@ -21,7 +21,7 @@ export const RECEIVER_FIFO_PRIORITY = 5;
 export interface Options {
   faults: number;
   sessions: number[];
-  kinds: FaultKind[];
+  kinds: FailureFaultKind[];
   standbyShare: number;
   baselineS: number;
   warmupMs: number;
@@ -133,7 +133,7 @@ export interface HandoverRecord {
 export interface FaultRecord {
   readonly i: number;
   readonly gen: number;
-  readonly kind: FaultKind;
+  readonly kind: FailureFaultKind;
   readonly target: 'active' | 'standby';
   readonly victim: string;
   readonly expectedCause: string;

@@ -49,7 +49,7 @@ import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { monoNowMs } from '../../src/shared/clock.js';
-import { FaultKinds, type FaultKind } from '../../src/shared/commands.js';
+import { FailureFaultKinds, type FailureFaultKind } from '../../src/shared/commands.js';
 import { createLogger, silentLogger } from '../../src/log.js';
 import { Flags } from '../flags.js';
 import { mulberry32 } from '../lib.js';
@@ -66,7 +66,7 @@ const ROOT = path.resolve(HERE, path.basename(path.resolve(HERE, '../..')) === '
 const USAGE = `usage: node dist/bench/failover/run.js [options]
   --faults N               faults in total, split evenly over the session counts (default 1000; --quick 120)
   --sessions 1,20          concurrent session counts, one engine each (default 1,20)
-  --kinds a,b              fault kinds (default all: ${FaultKinds.join(',')})
+  --kinds a,b              failure fault kinds (default all: ${FailureFaultKinds.join(',')})
   --standby-share F        share of faults aimed at the standby path (default 0.2)
   --baseline-s S           no-fault baseline per session count, seconds (default 20; --quick 8)
   --warmup-ms MS           streaming before the baseline starts (default 2000)
@@ -91,8 +91,8 @@ function parseOptions(argv: string[]): Options {
     'receiver-rt': 'string', log: 'string', 'deadline-min': 'string', out: 'string', quick: 'boolean', strict: 'boolean',
   }, USAGE);
   const quick = flags.has('quick');
-  const kinds = flags.list('kinds') ?? [...FaultKinds];
-  for (const k of kinds) if (!(FaultKinds as readonly string[]).includes(k)) throw new Error(`unknown fault kind ${k}`);
+  const kinds = flags.list('kinds') ?? [...FailureFaultKinds];
+  for (const k of kinds) if (!(FailureFaultKinds as readonly string[]).includes(k)) throw new Error(`unknown fault kind ${k}`);
   const sessions = (flags.list('sessions') ?? []).map((s) => Math.max(1, Math.floor(Number(s)))).filter((n) => Number.isFinite(n));
   const receiver = flags.string('receiver') ?? 'process';
   if (receiver !== 'process' && receiver !== 'thread') throw new Error(`--receiver process|thread\n${USAGE}`);
@@ -103,7 +103,7 @@ function parseOptions(argv: string[]): Options {
   return {
     faults: Math.max(0, Math.floor(flags.number('faults') ?? (quick ? 120 : 1000))),
     sessions: sessions.length ? sessions : [1, 20],
-    kinds: kinds as FaultKind[],
+    kinds: kinds as FailureFaultKind[],
     standbyShare: Math.min(1, Math.max(0, flags.number('standby-share') ?? 0.2)),
     baselineS: Math.max(1, flags.number('baseline-s') ?? (quick ? 8 : 20)),
     warmupMs: Math.max(0, flags.number('warmup-ms') ?? 2000),

@@ -135,6 +135,8 @@ export interface FaultInjectionResult {
   readonly pair: number;
   readonly path: PathName;
   readonly kind: FaultKind;
+  /** 'slow-disk': how long each read of the path now waits. */
+  readonly delayMs?: number;
   /** Wall-clock time the fault was injected, ISO 8601. */
   readonly at: string;
 }

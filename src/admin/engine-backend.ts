@@ -14,6 +14,7 @@ import { describePair } from '../failover/state-machine.js';
 import { failoverStateName, failoverTypeName } from '../failover/states.js';
 import type { Engine, FailoverEvent, PairStatus, StreamLimits } from '../engine/engine.js';
 import { monoNowMs } from '../shared/clock.js';
+import { SLOW_DISK_DEFAULT_MS } from '../shared/commands.js';
 import { FailureCause, type PathName } from '../shared/layout.js';
 import type {
   AdminBackend, AssetInfo, FailoverRecord, FaultInjectionResult, HeartbeatSettings, LimitsSettings,
@@ -190,9 +191,10 @@ export class EngineAdminBackend implements AdminBackend {
   injectFault(args: CommandArgs<'inject_fault'>): Promise<FaultInjectionResult> {
     return Promise.resolve().then(() => {
       const pair = args.pair ?? 0;
-      this.engine.injectFault(args.path, args.kind, pair);
-      this.publish({ type: 'path', at: now(), pair, path: args.path, change: 'fault-injected', detail: args.kind });
-      return { pair, path: args.path, kind: args.kind, at: now() };
+      const delayMs = args.kind === 'slow-disk' ? args.delayMs ?? SLOW_DISK_DEFAULT_MS : undefined;
+      this.engine.injectFault(args.path, args.kind, pair, delayMs);
+      this.publish({ type: 'path', at: now(), pair, path: args.path, change: 'fault-injected', detail: delayMs === undefined ? args.kind : `${args.kind} ${delayMs} ms` });
+      return { pair, path: args.path, kind: args.kind, delayMs, at: now() };
     });
   }
 

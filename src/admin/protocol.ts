@@ -58,7 +58,8 @@ const commandArgSchemas = {
   failover: z.object({ pair: pairIndex }).strict(),
   /** Turns the connection into an event stream as well (replies still come). */
   watch: noArgs,
-  inject_fault: z.object({ path: pathName, kind: z.enum(FaultKinds), pair: pairIndex }).strict(),
+  /** delayMs: for 'slow-disk', how long each read of the path waits (default 200 ms); other kinds ignore it. */
+  inject_fault: z.object({ path: pathName, kind: z.enum(FaultKinds), pair: pairIndex, delayMs: positiveInt.max(60_000).optional() }).strict(),
 } as const;
 
 export type AdminCommand = keyof typeof commandArgSchemas;

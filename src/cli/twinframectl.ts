@@ -130,7 +130,8 @@ function formatLimits(l: LimitsSettings): string {
 }
 
 function formatFault(f: FaultInjectionResult): string {
-  return `injected ${f.kind} into path ${f.path} of pair ${f.pair} at ${f.at}`;
+  const delay = f.delayMs === undefined ? '' : ` (${f.delayMs} ms per read)`;
+  return `injected ${f.kind}${delay} into path ${f.path} of pair ${f.pair} at ${f.at}`;
 }
 
 function formatEvent(e: WatchEvent): string {
@@ -343,8 +344,10 @@ Exit codes: 0 ok, 1 refused by the server, 2 usage error, 3 cannot connect or co
   program.command('inject-fault').description('make a path fail on purpose (only when the configuration enables fault injection)')
     .addArgument(pathArgument())
     .addArgument(new Argument('<kind>', 'fault kind').choices(FaultKinds))
+    .option('--delay-ms <ms>', 'slow-disk: how long each read of the path waits (default 200)', positiveInt)
     .addOption(pairOption())
-    .action((path: PathName, kind: (typeof FaultKinds)[number], o: { pair?: number }, cmd: Command) => runRequest(cmd, 'inject_fault', { path, kind, ...pairArg(o) }, formatFault));
+    .action((path: PathName, kind: (typeof FaultKinds)[number], o: { pair?: number; delayMs?: number }, cmd: Command) =>
+      runRequest(cmd, 'inject_fault', { path, kind, delayMs: o.delayMs, ...pairArg(o) }, formatFault));
 
   return program;
 }

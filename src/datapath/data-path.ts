@@ -33,13 +33,14 @@
 import { parentPort } from 'node:worker_threads';
 import { ControlBlock, newCtrlState } from '../shared/control-block.js';
 import { CommandReader } from '../shared/command-queue.js';
-import type { PathCommand, InjectableFault, OpenSessionCommand } from '../shared/commands.js';
+import { SLOW_DISK_DEFAULT_MS, type PathCommand, type InjectableFault, type OpenSessionCommand } from '../shared/commands.js';
 import type { PathToMain } from '../shared/messages.js';
-import { FailureCause, type PathId } from '../shared/layout.js';
+import { FailureCause, PATH_NAMES, type PathId } from '../shared/layout.js';
 import { monoNowMs } from '../shared/clock.js';
 import { PathSession, type PathSessionEvents } from './path-session.js';
 import { scopeOf } from './error-scope.js';
 import { SendBatch } from './send-batch.js';
+import { ReaderThread } from './reader-thread.js';
 /**
  * The event loop delivers what the path needs to hear about its sockets (a lost
  * socket's 'close', errors) and reclaims finished sends. Yield to it every
@@ -105,6 +106,10 @@ export class DataPath {
   private readonly stallWord = new Int32Array(new SharedArrayBuffer(4));
   /** This turn's datagrams (active path). */
   private readonly batch = new SendBatch<PathSession>();
+  /** This path's own reader thread: the only thread of the path that waits for the disk. */
+  private readonly readerThread: ReaderThread;
+  /** Standby, this turn: such a datagram, ready here, is one the sender still waits to read. */
+  private senderWaitsOnRead = false;
 
   constructor(options: { cb: ControlBlock; path: PathId; incarnation: number; commands: CommandReader; faultInjection: boolean }) {
     this.cb = options.cb;
@@ -113,6 +118,7 @@ export class DataPath {
     this.claimTag = ControlBlock.claimTag(options.path, options.incarnation);
     this.commands = options.commands;
     this.faultInjection = options.faultInjection;
+    this.readerThread = new ReaderThread(options.cb, `twinframe-reader-${PATH_NAMES[options.path]}`);
   }
 
   /** The doorbell value to wait on when runSlice returned 'idle'. */
@@ -144,6 +150,7 @@ export class DataPath {
       const now = monoNowMs();
       if (!active && owner !== undefined) this.watchSender(owner, now);
       this.senderLateMs = 0;
+      this.senderWaitsOnRead = false;
       let nextDue = Number.POSITIVE_INFINITY;
       for (let i = 0; i < this.sessionList.length; i++) {
         const s = this.sessionList[i];
@@ -166,7 +173,9 @@ export class DataPath {
       if (!active && nextDue < now + windowMs) nextDue = now + windowMs;
       // Late on a due datagram and no progress for half a period: stalled, not merely busy
       // with many sessions due at once (taking over from a busy sender would not send sooner).
-      if (this.senderLateMs > 0 && onTime && owner !== undefined && now - this.senderBeatSeenMs >= graceMs / 2
+      // A sender that waits for its own read of a datagram this path holds ready is stalled
+      // on it however often it beats: taking over sends it now.
+      if (this.senderLateMs > 0 && onTime && owner !== undefined && (this.senderWaitsOnRead || now - this.senderBeatSeenMs >= graceMs / 2)
         && cb.isOnline(path) && cb.handOver(activeWord, path)) {
         this.post({ type: 'handover', from: owner, to: path, lateMs: this.senderLateMs, atMs: monoNowMs() });
         continue; // send what is due at once
@@ -221,12 +230,17 @@ export class DataPath {
     this.cb.readCtrl(s.slot, word);
     if (word.paused || word.ended) return Number.POSITIVE_INFINITY;
     if (!s.syncSegment(this.cb, word.segment)) return now + CLAIM_POLL_MS;
-    if (!s.prepare(word.cursor)) return Number.POSITIVE_INFINITY;
+    const prepared = s.prepare(word.cursor);
+    if (prepared === 'end') return Number.POSITIVE_INFINITY;
+    // Not read yet: the reader thread wakes this path when it is; look again in a period at the latest.
+    if (prepared === 'not-read') return now + graceMs;
     const owedSince = s.owedSince(word.segment, word.cursor, now);
     const lateMs = now - owedSince;
     if (lateMs < graceMs) return owedSince + graceMs;
     if (!s.bound) return now + graceMs; // cannot take this session over: no evidence to give
     if (lateMs > this.senderLateMs) this.senderLateMs = lateMs;
+    const sender = ControlBlock.ownerOf(this.cb.activeWord());
+    if (sender !== undefined && this.cb.readWaits(s.slot, sender)) this.senderWaitsOnRead = true;
     return now + graceMs;
   }
 
@@ -243,7 +257,9 @@ export class DataPath {
       cb.readCtrl(s.slot, word);
       if (word.paused || word.ended) return Number.POSITIVE_INFINITY;
       if (!s.syncSegment(cb, word.segment)) return now + CLAIM_POLL_MS;
-      if (!s.prepare(word.cursor)) {
+      const prepared = s.prepare(word.cursor);
+      if (prepared === 'not-read') return now + graceMs; // the reader thread wakes this path when it is read
+      if (prepared === 'end') {
         if (s.bound) {
           cb.markEnded(s.slot);
           this.post({ type: 'session-ended', slot: s.slot, sessionId: s.sessionId });
@@ -264,7 +280,8 @@ export class DataPath {
       s.stage(this.batch);
       for (let staged = 1; staged < room; staged++) {
         // Past the asset's end: the next turn ends the session, once the cursor is there.
-        if (!s.prepare(word.cursor + staged)) return now;
+        // Not read yet: the next turn waits for it.
+        if (s.prepare(word.cursor + staged) !== 'ready') return now;
         if (s.deadlineMs > dueBy) return s.deadlineMs;
         s.stage(this.batch);
       }
@@ -382,7 +399,7 @@ export class DataPath {
         this.post({ type: 'session-closed', slot: command.slot });
         break;
       case 'sync-marker': this.pendingSyncTokens.push(command.token); this.checkSynced(); break;
-      case 'inject-fault': this.injectFault(command.kind); break;
+      case 'inject-fault': this.injectFault(command.kind, command.delayMs); break;
     }
   }
 
@@ -390,7 +407,7 @@ export class DataPath {
     this.closeSession(command.slot);
     let session: PathSession;
     try {
-      session = new PathSession(command, this.cb, this.path, this.sessionEvents);
+      session = new PathSession(command, this.cb, this.path, this.sessionEvents, this.readerThread);
     } catch (err) {
       // Its asset could not be opened: judged like a failed read.
       const scope = scopeOf(err, this.cb, this.path, command.slot);
@@ -467,8 +484,14 @@ export class DataPath {
     throw new PathFailure(FailureCause.SOCKET, `socket failure: ${failed?.socketFailure?.message ?? 'unknown'}`);
   }
 
-  private injectFault(kind: InjectableFault): void {
+  private injectFault(kind: InjectableFault, delayMs = SLOW_DISK_DEFAULT_MS): void {
     if (!this.faultInjection) return;
+    if (kind === 'slow-disk') {
+      // Not a failure by itself (only a read that then misses its deadline moves sending):
+      // no fault start to stamp, which would date a later, unrelated failure.
+      this.readerThread.slowDisk(delayMs);
+      return;
+    }
     this.cb.recordFaultStart(this.path, monoNowMs());
     switch (kind) {
       case 'crash':
@@ -499,6 +522,7 @@ export class DataPath {
     for (const s of this.sessions.values()) s.close();
     this.sessions.clear();
     this.sessionList = [];
+    void this.readerThread.stop();
   }
 
   private post(event: PathToMain): void {

@@ -13,7 +13,8 @@ import { getSystemErrorName } from 'node:util';
 import { ControlBlock, type SegmentParams } from '../shared/control-block.js';
 import type { OpenSessionCommand } from '../shared/commands.js';
 import type { PathId } from '../shared/layout.js';
-import { AssetReader } from './asset-reader.js';
+import { AssetReader, NOT_READ } from './asset-reader.js';
+import type { ReaderThread } from './reader-thread.js';
 import { TS_PACKET_BYTES } from '../mpegts/packet.js';
 import { RTP_HEADER_BYTES, TS_PAYLOAD_BYTES, TS_PACKETS_PER_DATAGRAM, writeRtpHeader } from '../rtp/packetizer.js';
 import { nativeSender, type BatchSocket, type SendBatch } from './send-batch.js';
@@ -40,6 +41,13 @@ export class SocketError extends Error {
  * route, which only the twin can tell (src/datapath/error-scope.ts).
  */
 export class SendStalledError extends SocketError {}
+
+/**
+ * What prepare() found: the datagram is built ('ready'), the cursor is past the
+ * asset's end ('end'), or its packets are not read yet ('not-read': the reads are
+ * under way and the reader thread wakes the path when one completes).
+ */
+export type Prepared = 'ready' | 'end' | 'not-read';
 
 /** What a session's socket tells the data path, from Node's event loop. */
 export interface PathSessionEvents {
@@ -83,6 +91,8 @@ export class PathSession implements BatchSocket {
    */
   private readFaultMayBeSet = true;
   private sendFaultMayBeSet = true;
+  /** This path's read-wait bit for the session (set while prepare waits for a read): 0 clear, 1 set, 2 not known yet. */
+  private readWait = 2;
   /** Set when the socket failed; the path reports a socket failure on its next turn. */
   socketFailure: Error | undefined;
   /** Destination error codes already reported for this session (each once). */
@@ -90,7 +100,8 @@ export class PathSession implements BatchSocket {
 
   // The current segment, read from the control block when the control word names a new one.
   readonly segment: SegmentParams = { id: -1, startCursor: 0, startPacket: 0, startTimeMs: 0, rtpTsBase: 0 };
-  private segmentStartTicks = 0;
+  /** Send time of the segment's first packet; NaN until read. */
+  private segmentStartTicks = Number.NaN;
 
   // The prepared datagram: which (segment, cursor) it is, its deadline and length.
   private preparedSegment = -1;
@@ -100,7 +111,7 @@ export class PathSession implements BatchSocket {
   private readonly ring: Buffer[] = [];
   private ringPos = 0;
 
-  constructor(command: OpenSessionCommand, cb: ControlBlock, path: PathId, events: PathSessionEvents) {
+  constructor(command: OpenSessionCommand, cb: ControlBlock, path: PathId, events: PathSessionEvents, readerThread: ReaderThread) {
     this.slot = command.slot;
     this.sessionId = command.sessionId;
     this.command = command;
@@ -108,7 +119,7 @@ export class PathSession implements BatchSocket {
     this.path = path;
     this.events = events;
     this.headerBytes = command.transport === 'rtp' ? RTP_HEADER_BYTES : 0;
-    this.reader = new AssetReader(command);
+    this.reader = new AssetReader(command, readerThread);
     for (let i = 0; i < DATAGRAM_RING; i++) this.ring.push(Buffer.alloc(this.headerBytes + TS_PAYLOAD_BYTES));
     if (nativeSender) queueMicrotask(() => this.openNativeSocket(nativeSender!));
     else this.openDgramSocket(events);
@@ -194,29 +205,41 @@ export class PathSession implements BatchSocket {
   /**
    * Bring the session's segment up to date with the control word. False when the
    * segment is not readable yet (the control plane is publishing a newer one).
+   * A new segment (a seek, a resume) starts its reads at once.
    */
   syncSegment(cb: ControlBlock, segmentId: number): boolean {
     if (segmentId === this.segment.id) return true;
     if (!cb.readSegment(this.slot, segmentId, this.segment)) return false;
     this.segmentStartTicks = this.segment.startPacket < this.reader.packetCount ? this.reader.timeOf(this.segment.startPacket) : 0;
+    if (this.segmentStartTicks === NOT_READ) this.segmentStartTicks = Number.NaN;
     return true;
   }
 
   /**
    * Build the datagram for `cursor` in the current segment (once; later calls for
-   * the same cursor are free). Returns false when the cursor is past the asset's end.
+   * the same cursor are free). Never waits for the disk (see Prepared).
    */
-  prepare(cursor: number): boolean {
-    if (cursor === this.preparedCursor && this.segment.id === this.preparedSegment) return true;
+  prepare(cursor: number): Prepared {
+    if (cursor === this.preparedCursor && this.segment.id === this.preparedSegment) return 'ready';
     const seg = this.segment;
     const first = seg.startPacket + TS_PACKETS_PER_DATAGRAM * (cursor - seg.startCursor);
-    if (first >= this.reader.packetCount) return false;
+    if (first >= this.reader.packetCount) return 'end';
+    if (Number.isNaN(this.segmentStartTicks)) {
+      const start = this.reader.timeOf(seg.startPacket);
+      if (start === NOT_READ) return this.waitForRead();
+      this.segmentStartTicks = start;
+    }
     const count = Math.min(TS_PACKETS_PER_DATAGRAM, this.reader.packetCount - first);
     const buf = this.ring[this.ringPos];
     const ticks = this.reader.copyPackets(first, count, buf, this.headerBytes);
+    if (ticks === NOT_READ) return this.waitForRead();
     if (this.readFaultMayBeSet) {
       this.cb.clearSessionFault(this.slot, this.path, 'read');
       this.readFaultMayBeSet = false;
+    }
+    if (this.readWait !== 0) {
+      this.cb.setReadWait(this.slot, this.path, false);
+      this.readWait = 0;
     }
     const elapsedTicks = ticks - this.segmentStartTicks;
     if (this.headerBytes > 0) {
@@ -227,7 +250,16 @@ export class PathSession implements BatchSocket {
     this.preparedLength = this.headerBytes + count * TS_PACKET_BYTES;
     this.preparedCursor = cursor;
     this.preparedSegment = seg.id;
-    return true;
+    return 'ready';
+  }
+
+  /** The datagram's packets are not read yet: say so to the twin (its lateness detector reads it). */
+  private waitForRead(): Prepared {
+    if (this.readWait !== 1) {
+      this.cb.setReadWait(this.slot, this.path, true);
+      this.readWait = 1;
+    }
+    return 'not-read';
   }
 
   // The datagram a standby has seen due and unsent: which one, and since when.

@@ -371,11 +371,11 @@ export class Engine extends EventEmitter<EngineEventArgs> {
     return engineStatus(this.pairs.map((p) => p.status(this.table.ofPair(p.index).length)), this.pairs[0].cb.heartbeatSettings());
   }
 
-  /** Inject a fault into one path of a pair (only when enabled by configuration). */
-  injectFault(path: PathName, kind: InjectableFault, pair = 0): void {
+  /** Inject a fault into one path of a pair (only when enabled by configuration); `delayMs` for 'slow-disk'. */
+  injectFault(path: PathName, kind: InjectableFault, pair = 0, delayMs?: number): void {
     if (!this.options.faultInjection) throw new TwinframeError('TF_FAULT_INJECTION_DISABLED');
     const p = this.pair(pair);
-    p.host(path).post({ type: 'inject-fault', kind });
+    p.host(path).post({ type: 'inject-fault', kind, delayMs });
     p.cb.wakePaths();
   }
 

@@ -6,8 +6,19 @@ import type { AssetIdentity } from './asset-file.js';
 
 export type TransportKind = 'rtp' | 'udp';
 
-export const FaultKinds = ['crash', 'exception', 'hang', 'socket', 'disk', 'temperature'] as const;
+/** The faults that fail the path they are injected into (each with its failure cause). */
+export const FailureFaultKinds = ['crash', 'exception', 'hang', 'socket', 'disk', 'temperature'] as const;
+export type FailureFaultKind = (typeof FailureFaultKinds)[number];
+/**
+ * Every fault an operator can inject: the failures, and 'slow-disk', no failure
+ * by itself: every later read of that path's reader thread first waits a given
+ * time; only a read that then misses its deadline, while the twin holds the
+ * datagram ready, moves sending to the twin (a handover).
+ */
+export const FaultKinds = [...FailureFaultKinds, 'slow-disk'] as const;
 export type FaultKind = (typeof FaultKinds)[number];
+/** How long each read of a path waits after a 'slow-disk' fault that names no delay. */
+export const SLOW_DISK_DEFAULT_MS = 200;
 /**
  * What the engine can inject: the failures above, and 'stall', which is not a
  * failure: the path stops for a few ms between a send and its cursor advance,
@@ -47,6 +58,8 @@ export interface SyncMarkerCommand {
 export interface InjectFaultCommand {
   readonly type: 'inject-fault';
   readonly kind: InjectableFault;
+  /** 'slow-disk' only: how long each read waits (default SLOW_DISK_DEFAULT_MS). */
+  readonly delayMs?: number;
 }
 
 export type PathCommand = OpenSessionCommand | CloseSessionCommand | SyncMarkerCommand | InjectFaultCommand;

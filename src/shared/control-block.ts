@@ -4,7 +4,7 @@
 
 import {
   ACTIVE_OWNER_BITS, ACTIVE_OWNER_MASK, ACTIVE_OWNER_NONE, CTRL, I32, PATH_COUNT, PATH_F64, PATH_I32, SEGMENT_F64, SESSION_I32,
-  FAILURE_CAUSE_CODES, computeLayout, failureCauseCode, partnerOf, pathF64Index, pathI32Index, segmentF64Index, sessionFaultBit, sessionI32Index,
+  FAILURE_CAUSE_CODES, computeLayout, failureCauseCode, partnerOf, pathF64Index, pathI32Index, segmentF64Index, sessionFaultBit, sessionI32Index, sessionReadWaitBit,
   type FailoverState, type FailoverType, type FailureCause, type Layout, type PathId, type SessionIo,
 } from './layout.js';
 
@@ -483,6 +483,20 @@ export class ControlBlock {
   /** `path` read (or sent) session `slot` successfully: its earlier failure is history. */
   clearSessionFault(slot: number, path: PathId, io: SessionIo): void {
     Atomics.and(this.i32, sessionI32Index(slot, SESSION_I32.FAULT), ~sessionFaultBit(path, io));
+  }
+
+  /**
+   * `path` waits (or no longer waits) for its read of session `slot`'s next
+   * datagram. Not a fault: the twin's lateness detector reads it (readWaits).
+   */
+  setReadWait(slot: number, path: PathId, waiting: boolean): void {
+    const bit = sessionReadWaitBit(path);
+    if (waiting) Atomics.or(this.i32, sessionI32Index(slot, SESSION_I32.FAULT), bit);
+    else Atomics.and(this.i32, sessionI32Index(slot, SESSION_I32.FAULT), ~bit);
+  }
+
+  readWaits(slot: number, path: PathId): boolean {
+    return (Atomics.load(this.i32, sessionI32Index(slot, SESSION_I32.FAULT)) & sessionReadWaitBit(path)) !== 0;
   }
 
   /**

@@ -127,8 +127,15 @@ const SESSION_FAULT = {
   READ_SHIFT: 0,
   /** Bit SEND_SHIFT + path: the path's last send for the session failed. */
   SEND_SHIFT: 2,
+  /** Bit READ_WAIT_SHIFT + path: the path waits for its read of the session's next datagram (not a fault). */
+  READ_WAIT_SHIFT: 4,
 } as const;
 export type SessionIo = 'read' | 'send';
+
+/** The bit of one path's read wait in a session's FAULT word. */
+export function sessionReadWaitBit(path: PathId): number {
+  return 1 << (SESSION_FAULT.READ_WAIT_SHIFT + path);
+}
 
 export const MAX_SESSIONS = 256;
 

@@ -7,7 +7,11 @@
 //   main ◄──postMessage── data path   PathToMain
 //   main ──workerData──► supervisor   SupervisorWorkerData
 //   main ◄──postMessage── supervisor  SupervisorToMain
+//   data path ──workerData──► its reader   ReaderWorkerData
+//   data path ──MessagePort──► its reader  PathToReader
 
+import type { MessagePort } from 'node:worker_threads';
+import type { OpenSessionCommand } from './commands.js';
 import type { FailureCause, PathId } from './layout.js';
 import type { PriorityResult } from './thread-priority.js';
 
@@ -92,3 +96,27 @@ export type SupervisorToMain =
   | BootedMessage
   /** `pair`: the index of the pair (its control block) whose path failed. */
   | { readonly type: 'path-failed'; readonly pair: number; readonly report: FailureReport };
+
+/** What a reader thread needs to read one session's asset (the files' checks are the data path's). */
+export type ReadAsset = Pick<OpenSessionCommand, 'assetPath' | 'indexPath' | 'packetCount' | 'timesOffset' | 'assetIdentity'>;
+
+/** A data path's reader thread (src/datapath/reader-worker.ts). */
+export interface ReaderWorkerData {
+  readonly controlBlock: SharedArrayBuffer;
+  readonly maxSessions: number;
+  /** Word 0: bumped by the path for every chunk it requests. */
+  readonly doorbell: SharedArrayBuffer;
+  /** Where the path's PathToReader messages arrive (read synchronously, between reads). */
+  readonly port: MessagePort;
+}
+
+/**
+ * What a data path tells its reader thread, once per session or fault, never
+ * per chunk (chunk requests travel in the session's ring: src/datapath/chunk-ring.ts).
+ */
+export type PathToReader =
+  /** Serve the chunk requests of `ring`, reading `asset` through the handles the ring names. */
+  | { readonly type: 'open'; readonly id: number; readonly ring: SharedArrayBuffer; readonly asset: ReadAsset }
+  | { readonly type: 'close'; readonly id: number }
+  /** The 'slow-disk' fault: every read from now on first waits this long. */
+  | { readonly type: 'slow-disk'; readonly delayMs: number };
