@@ -16,7 +16,15 @@ export interface PortPair {
   release(): void;
 }
 
+/** Pairs probed with a bind (held by another process, or free) before a reservation gives up. */
 const ATTEMPTS = 64;
+/**
+ * Pairs this process holds or is probing, by address and RTP port: skipped
+ * without a probe, so a range nearly full of this server's own sessions still
+ * finds its last free pair (a random start and linear probing cluster the held
+ * pairs into runs longer than ATTEMPTS).
+ */
+const held = new Set<string>();
 
 /**
  * Reserve an even/odd pair inside [range.first, range.last] (the patent's MPEG
@@ -27,22 +35,15 @@ export async function reservePortPair(address: string, range: { first: number; l
   if (pairs < 1) throw new TwinframeError('TF_PORTS_EXHAUSTED', `server port range ${range.first}-${range.last} holds no even/odd pair`);
   const firstEven = range.first + (range.first % 2);
   let index = Math.floor(Math.random() * pairs);
-  for (let attempt = 0; attempt < Math.min(ATTEMPTS, pairs); attempt++, index = (index + 1) % pairs) {
+  for (let seen = 0, attempt = 0; seen < pairs && attempt < ATTEMPTS; seen++, index = (index + 1) % pairs) {
     const rtpPort = firstEven + 2 * index;
-    if (rtpPort + 1 > range.last) continue;
-    // Other SO_REUSEADDR sockets could share a port silently, so first check that an
-    // exclusive bind succeeds: then nobody else holds it.
-    const probe = await bindUdp(address, rtpPort, false);
-    if (!probe) continue;
-    probe.close();
-    const probeRtcp = await bindUdp(address, rtpPort + 1, false);
-    if (!probeRtcp) continue;
-    probeRtcp.close();
-    const rtp = await bindUdp(address, rtpPort, true);
-    if (!rtp) continue;
-    const rtcp = await bindUdp(address, rtpPort + 1, true);
-    if (!rtcp) {
-      rtp.close();
+    const key = `${address}:${rtpPort}`;
+    if (rtpPort + 1 > range.last || held.has(key)) continue;
+    attempt++;
+    held.add(key); // before the first await: a concurrent reservation skips it
+    const pair = await claimPair(address, rtpPort);
+    if (!pair) {
+      held.delete(key);
       continue;
     }
     let released = false;
@@ -53,12 +54,33 @@ export async function reservePortPair(address: string, range: { first: number; l
       release() {
         if (released) return;
         released = true;
-        rtp.close();
-        rtcp.close();
+        held.delete(key);
+        pair.rtp.close();
+        pair.rtcp.close();
       },
     };
   }
   throw new TwinframeError('TF_PORTS_EXHAUSTED', `no free even/odd UDP port pair in ${range.first}-${range.last} on ${address}`);
+}
+
+/** Bind both ports of a pair (SO_REUSEADDR) once exclusive binds show that nobody else holds them. */
+async function claimPair(address: string, rtpPort: number): Promise<{ rtp: Socket; rtcp: Socket } | undefined> {
+  // Other SO_REUSEADDR sockets could share a port silently, so first check that an
+  // exclusive bind succeeds: then nobody else holds it.
+  const probe = await bindUdp(address, rtpPort, false);
+  if (!probe) return undefined;
+  probe.close();
+  const probeRtcp = await bindUdp(address, rtpPort + 1, false);
+  if (!probeRtcp) return undefined;
+  probeRtcp.close();
+  const rtp = await bindUdp(address, rtpPort, true);
+  if (!rtp) return undefined;
+  const rtcp = await bindUdp(address, rtpPort + 1, true);
+  if (!rtcp) {
+    rtp.close();
+    return undefined;
+  }
+  return { rtp, rtcp };
 }
 
 /**
