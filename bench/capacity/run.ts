@@ -60,6 +60,7 @@ const USAGE = `usage: node dist/bench/capacity/run.js [options]
   --python PATH        the interpreter with GStreamer's bindings (default /usr/bin/python3, else python3)
   --all-levels         run every level even after a server missed one (its later rows still say held NO)
   --quick              levels 1,50, 10 s window, 3 s warm-up, 1 trial, --all-levels
+  --batch-window-us N  twinframe's pacing.batchWindowUs (default: its configured default)
   --out DIR            where the JSON goes (default bench/results)`;
 
 interface Options {
@@ -75,6 +76,8 @@ interface Options {
   muxrate: number;
   python: string | undefined;
   allLevels: boolean;
+  /** twinframe's pacing.batchWindowUs; its default when undefined. */
+  batchWindowUs: number | undefined;
   out: string;
 }
 
@@ -82,6 +85,7 @@ function parseOptions(argv: string[]): Options {
   const flags = Flags.parse(argv, {
     levels: 'string', 'max-sessions': 'string', 'window-s': 'string', 'warmup-s': 'string', trials: 'string', receivers: 'string', servers: 'string',
     cold: 'boolean', 'slow-disk': 'boolean', 'slow-disk-path': 'string', asset: 'string', muxrate: 'string', python: 'string', 'all-levels': 'boolean', quick: 'boolean', out: 'string',
+    'batch-window-us': 'string',
   }, USAGE);
   const quick = flags.has('quick');
   const max = Math.floor(flags.number('max-sessions', { positive: true }) ?? 1000);
@@ -111,6 +115,7 @@ function parseOptions(argv: string[]): Options {
     muxrate: Math.floor(flags.number('muxrate', { positive: true }) ?? 3_500_000),
     python: flags.string('python'),
     allLevels: flags.has('all-levels') || quick,
+    batchWindowUs: flags.number('batch-window-us', { positive: true }),
     out: path.resolve(flags.string('out') ?? path.join(ROOT, 'bench/results')),
   };
 }
@@ -187,7 +192,7 @@ async function runPhase(server: ServerName, sessions: number, trialNo: number, o
       ? await startTwinframe({
         root: ROOT, assetDir: asset.dir, assetName: asset.name, tmp, maxStreams: sessions + 10,
         // Every session's rate twice over, in kbit/s: admission must not cap the bench.
-        bandwidthKbps: Math.ceil(((sessions + 10) * asset.bitsPerSecond * 2) / 1000), faultInjection: o.slowDisk !== undefined,
+        bandwidthKbps: Math.ceil(((sessions + 10) * asset.bitsPerSecond * 2) / 1000), faultInjection: o.slowDisk !== undefined, batchWindowUs: o.batchWindowUs,
       })
       : await startPeer(ROOT, python!, asset.file, tmp);
     const s = srv;

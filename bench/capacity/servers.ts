@@ -104,6 +104,8 @@ export interface TwinframeSetup {
   readonly maxStreams: number;
   readonly bandwidthKbps: number;
   readonly faultInjection: boolean;
+  /** pacing.batchWindowUs; twinframe's default when undefined. */
+  readonly batchWindowUs: number | undefined;
 }
 
 /**
@@ -121,6 +123,7 @@ export async function startTwinframe(s: TwinframeSetup): Promise<RunningServer> 
     limits: { maxStreams: s.maxStreams, mpegBandwidthKbps: s.bandwidthKbps, serverBandwidthKbps: s.bandwidthKbps },
     rtsp: { serverPortRange: await freeUdpPortRange(2 * s.maxStreams) },
     admin: { faultInjection: s.faultInjection },
+    ...(s.batchWindowUs === undefined ? {} : { pacing: { batchWindowUs: s.batchWindowUs } }),
   };
   writeFileSync(path.join(s.tmp, 'config.json'), JSON.stringify(config));
   const port = await freePort();

@@ -101,6 +101,18 @@ export class DataPath {
   private senderBeatSeenMs = 0;
   /** Doorbell value at the start of the turn: an idle sleep waits for it to move. */
   private doorbell = 0;
+  /**
+   * When each session of sessionList asked to be looked at again. A sender's
+   * turn visits only the sessions due by the end of its window, so a turn costs
+   * what is due, not what is open; a full pass when something may have made a
+   * session due sooner than it said (a command, a wake, a change of who sends).
+   * The standby always looks at every session: a full pass moves each one on to
+   * the datagram it owes now, so it sleeps until the earliest one could be late
+   * (about a period), where stale looks would wake it every window.
+   */
+  private nextLook = new Float64Array(0);
+  private passDoorbell = -1;
+  private passActiveWord = -1;
   /** Test hook ('stall' fault): stop this long after the next send, before its cursor advance. */
   private stallAfterSendMs = 0;
   private readonly stallWord = new Int32Array(new SharedArrayBuffer(4));
@@ -152,7 +164,15 @@ export class DataPath {
       this.senderLateMs = 0;
       this.senderWaitsOnRead = false;
       let nextDue = Number.POSITIVE_INFINITY;
+      const fullPass = !active || this.doorbell !== this.passDoorbell || activeWord !== this.passActiveWord;
+      this.passDoorbell = this.doorbell;
+      this.passActiveWord = activeWord;
+      const lookBy = now + windowMs;
       for (let i = 0; i < this.sessionList.length; i++) {
+        if (!fullPass && this.nextLook[i] > lookBy) {
+          if (this.nextLook[i] < nextDue) nextDue = this.nextLook[i];
+          continue;
+        }
         const s = this.sessionList[i];
         let next: number;
         try {
@@ -160,6 +180,7 @@ export class DataPath {
         } catch (err) {
           next = this.onSessionFault(s, err);
         }
+        this.nextLook[i] = next;
         if (next < nextDue) nextDue = next;
         // A turn that catches up many sessions after a takeover is progress, not a hang.
         cb.beat(path);
@@ -169,6 +190,8 @@ export class DataPath {
         if (next < nextDue) nextDue = next;
         cb.beat(path);
       }
+      // Relisted during this turn (a session ended): the list moved under the loop, look again at once.
+      if (this.passDoorbell === -1) nextDue = now;
       // The standby looks at most once per window: a late datagram is noticed up to a window later.
       if (!active && nextDue < now + windowMs) nextDue = now + windowMs;
       // Late on a due datagram and no progress for half a period: stalled, not merely busy
@@ -470,6 +493,8 @@ export class DataPath {
   /** The sessions the loop serves: every open one but those ended here by a fault. */
   private relist(): void {
     this.sessionList = [...this.sessions.values()].filter((s) => !s.faulted);
+    this.nextLook = new Float64Array(this.sessionList.length);
+    this.passDoorbell = -1; // the next turn looks at every session
   }
 
   /** Once every session's socket is up, the path could take over: tell the control plane. */
