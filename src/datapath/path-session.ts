@@ -19,8 +19,13 @@ import { TS_PACKET_BYTES } from '../mpegts/packet.js';
 import { RTP_HEADER_BYTES, TS_PAYLOAD_BYTES, TS_PACKETS_PER_DATAGRAM, writeRtpHeader } from '../rtp/packetizer.js';
 import { nativeSender, type BatchSocket, type SendBatch } from './send-batch.js';
 
-/** Datagram buffers per session: Node's send keeps a reference until libuv is done with it. */
-const DATAGRAM_RING = 64;
+/**
+ * Datagram buffers per session (a turn stages at most this many of a session).
+ * With the addon a buffer is free again once sendBatch returns, so a turn's
+ * catch-up burst is all the ring holds; Node's dgram send keeps a reference
+ * until libuv is done with it, so the fallback keeps more in flight.
+ */
+const DATAGRAM_RING = nativeSender ? 16 : 64;
 const TICKS_PER_MS = 90;
 
 /** Socket errors caused by where a session sends, not by this path. */
