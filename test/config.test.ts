@@ -10,7 +10,9 @@ import { isTwinframeError } from '../src/errors.js';
 import {
   FRAME_INTERVAL_MS,
   MIN_HEARTBEAT_PERIOD_US,
+  DEFAULT_KBPS_PER_CORE,
   defaultConfig,
+  defaultLimits,
   validateFailoverTiming,
   worstCaseDetectionUs,
 } from '../src/config/schema.js';
@@ -33,7 +35,10 @@ test('a missing file gives the documented defaults, and they are valid and usabl
     t.is(cfg.rtsp.port, 8554);
     t.is(cfg.rtsp.sessionTimeoutSec, 60);
     t.false(cfg.rtsp.allowForeignDestination);
-    t.is(cfg.limits.maxStreams, 100);
+    t.deepEqual(cfg.limits, defaultLimits(), 'limits from what the cores carry');
+    t.is(cfg.limits.mpegBandwidthKbps, DEFAULT_KBPS_PER_CORE * os.availableParallelism());
+    t.true(cfg.limits.maxStreams > 100, 'more viewers than the old fixed 100 on any box with a core');
+    t.true(cfg.limits.mpegBandwidthKbps <= cfg.limits.serverBandwidthKbps);
     t.is(cfg.failover.heartbeatPeriodUs, 2000);
     t.is(cfg.failover.maxMissedHeartbeats, 5);
     t.is(cfg.paths.pairs, Math.max(1, Math.floor(os.availableParallelism() / 2)), 'one pair of data paths per two cores');

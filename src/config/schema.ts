@@ -204,13 +204,34 @@ const mediaSchema = z.object({
   cacheDir: z.string().min(1).default(() => path.join(packageRoot(), '.twinframe', 'cache')),
 }).strict();
 
+/**
+ * What one core carries, for the default limits. bench/capacity on a 2-core VM
+ * (README "Capacity"): one pair held 150 sessions of 3.5 Mbit/s (525 Mbit/s)
+ * with the receivers on the same two cores: 262 Mbit/s a core. Three quarters of
+ * that leaves headroom for RTSP, RTCP and a failover's catch-up.
+ */
+export const DEFAULT_KBPS_PER_CORE = 200_000;
+/** The default stream count limit allows this bit rate per stream on average. */
+const DEFAULT_KBPS_PER_STREAM = 1_000;
+
+/** Default limits, from what this box's cores carry (README "Sizing the limits"). */
+export function defaultLimits(cores = os.availableParallelism()): { maxStreams: number; mpegBandwidthKbps: number; serverBandwidthKbps: number } {
+  const mpegBandwidthKbps = DEFAULT_KBPS_PER_CORE * cores;
+  return {
+    maxStreams: Math.min(100_000, Math.floor(mpegBandwidthKbps / DEFAULT_KBPS_PER_STREAM)),
+    mpegBandwidthKbps,
+    // Headers (RTP, UDP, IP) and RTCP ride on top of the streams' bit rates.
+    serverBandwidthKbps: Math.ceil(mpegBandwidthKbps * 1.25),
+  };
+}
+
 export const limitsSchema = z.object({
   /** MPEG_Stream_Count_Limit of [0083]. */
-  maxStreams: z.number().int().min(1).max(100_000).default(100),
+  maxStreams: z.number().int().min(1).max(100_000).default(() => defaultLimits().maxStreams),
   /** MPEG_Bandwidth_Limit_In_KBPS of [0083]: sum of the streams' bit rates. */
-  mpegBandwidthKbps: kbps.default(500_000),
+  mpegBandwidthKbps: kbps.default(() => defaultLimits().mpegBandwidthKbps),
   /** Server_Bandwidth_Limit_In_KBPS of [0083]: everything the server sends. */
-  serverBandwidthKbps: kbps.default(1_000_000),
+  serverBandwidthKbps: kbps.default(() => defaultLimits().serverBandwidthKbps),
 }).strict().refine((l) => l.mpegBandwidthKbps <= l.serverBandwidthKbps, {
   message: 'mpegBandwidthKbps cannot exceed serverBandwidthKbps',
   path: ['mpegBandwidthKbps'],

@@ -6,7 +6,7 @@
 
 import type { Worker } from 'node:worker_threads';
 import type { ControlBlock } from '../shared/control-block.js';
-import { CommandWriter, createQueueStorage } from '../shared/command-queue.js';
+import { CommandWriter, createQueueStorage, queueCapacityFor } from '../shared/command-queue.js';
 import type { PathCommand } from '../shared/commands.js';
 import { PATH_NAMES, type PathId, type PathName } from '../shared/layout.js';
 import type { PathToMain } from '../shared/messages.js';
@@ -82,7 +82,8 @@ export class PathHost {
    */
   spawn(table: readonly PathCommand[]): void {
     const incarnation = this.cb.beginIncarnation(this.id);
-    const queue = createQueueStorage();
+    // Room for the whole session table at once (a respawned path is sent every open session).
+    const queue = createQueueStorage(queueCapacityFor(this.cb.layout.maxSessions));
     this.currentIncarnation = incarnation;
     this.writer = new CommandWriter(queue);
     this.stoppingWorker = false;

@@ -10,6 +10,13 @@ import type { PathCommand } from './commands.js';
 
 const HEADER_BYTES = 4;
 const DEFAULT_QUEUE_BYTES = 256 * 1024;
+/** An open-session command is under 1 KiB. */
+const BYTES_PER_SESSION = 1024;
+
+/** A path's queue: room for its whole session table at once (a respawned path is sent every open session). */
+export function queueCapacityFor(sessionSlots: number): number {
+  return Math.max(DEFAULT_QUEUE_BYTES, sessionSlots * BYTES_PER_SESSION);
+}
 
 export function createQueueStorage(capacityBytes = DEFAULT_QUEUE_BYTES): SharedArrayBuffer {
   return RingBuffer.getStorageForCapacity(capacityBytes, Uint8Array);

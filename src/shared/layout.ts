@@ -137,7 +137,8 @@ export function sessionReadWaitBit(path: PathId): number {
   return 1 << (SESSION_FAULT.READ_WAIT_SHIFT + path);
 }
 
-export const MAX_SESSIONS = 256;
+/** Session slots of one pair's control block (about 120 bytes each); admission is decided by the configured limits. */
+export const MAX_SESSIONS = 2048;
 
 // ── Float64 region ──────────────────────────────────────────────────────────
 /** Per-path Float64 fields (shared-clock milliseconds). */
