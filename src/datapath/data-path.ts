@@ -133,6 +133,11 @@ export class DataPath {
     this.readerThread = new ReaderThread(options.cb, `twinframe-reader-${PATH_NAMES[options.path]}`);
   }
 
+  /** Resolves once this path's reader thread runs (bounded). */
+  readerReady(): Promise<void> {
+    return this.readerThread.ready();
+  }
+
   /** The doorbell value to wait on when runSlice returned 'idle'. */
   idleDoorbell(): number {
     return this.doorbell;

@@ -10,10 +10,15 @@ import type { ControlBlock } from '../shared/control-block.js';
 import type { PathToReader, ReadAsset, ReaderWorkerData } from '../shared/messages.js';
 import type { ChunkRing } from './chunk-ring.js';
 
+/** Word 0 of the doorbell buffer rings the reader; word READY_WORD is set once it runs. */
+export const READY_WORD = 1;
+/** How long a path waits for its reader to come up before it starts anyway (its reads are then just late). */
+const READY_TIMEOUT_MS = 2000;
+
 export class ReaderThread {
   private readonly worker: Worker;
   private readonly port: MessagePort;
-  private readonly doorbell = new Int32Array(new SharedArrayBuffer(4));
+  private readonly doorbell = new Int32Array(new SharedArrayBuffer(8));
   private nextId = 1;
   private stopping = false;
   /** Set when the thread died: the reads the path still waits for will never come. */
@@ -37,6 +42,21 @@ export class ReaderThread {
     // The path's own loop decides when it ends; this thread never keeps it alive.
     this.worker.unref();
     this.port.unref();
+  }
+
+  /**
+   * Resolves once the thread runs (a worker takes tens of ms to boot): a path
+   * that started its loop before would report itself synced while its first
+   * reads still wait for the boot, and a stream it resumes would start late.
+   */
+  async ready(): Promise<void> {
+    const wait = Atomics.waitAsync(this.doorbell, READY_WORD, 0, READY_TIMEOUT_MS);
+    if (wait.async) {
+      // A pending waitAsync does not keep the event loop alive; this timer does, for as long.
+      const timer = setTimeout(() => {}, READY_TIMEOUT_MS);
+      await wait.value;
+      clearTimeout(timer);
+    }
   }
 
   /** Serve `ring`'s requests from now on; returns its id. */

@@ -13,6 +13,7 @@ import { receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { ControlBlock } from '../shared/control-block.js';
 import type { PathToReader, ReadAsset, ReaderWorkerData } from '../shared/messages.js';
 import { ChunkRing, CHUNK_PACKETS, FailureKind } from './chunk-ring.js';
+import { READY_WORD } from './reader-thread.js';
 import { AssetError, readChunk } from './asset-reader.js';
 import { TS_PACKET_BYTES } from '../mpegts/packet.js';
 
@@ -85,6 +86,10 @@ function serveOne(s: Served): boolean {
   if (performance.now() - wakeOwedSinceMs >= WAKE_EVERY_MS) wakeIfOwed();
   return true;
 }
+
+// Up: the path starts its loop once this is set (ReaderThread.ready).
+Atomics.store(doorbell, READY_WORD, 1);
+Atomics.notify(doorbell, READY_WORD);
 
 for (;;) {
   const rung = Atomics.load(doorbell, 0);

@@ -79,4 +79,4 @@ const priority = raiseThreadPriority();
 const booted: PathToMain = { type: 'booted', path: data.path, incarnation: data.incarnation, policy: priority.policy, priorityError: priority.error };
 parentPort?.postMessage(booted);
 // Commands wait in the queue meanwhile: nothing is lost, the path just synchronizes a few ms later.
-void warmUpSendPath().then(run);
+void Promise.all([warmUpSendPath(), dataPath.readerReady()]).then(run);
