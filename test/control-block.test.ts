@@ -145,6 +145,6 @@ test('the allocation-free control-word reader decodes exactly what the BigInt de
   // And the compare-and-swap built from the halves advances that very word.
   words[3] = (5n << CTRL.SEGMENT_SHIFT) | 41n;
   cb.readCtrl(3, out);
-  t.true(cb.advanceCursorFrom(3, out));
+  t.true(cb.advanceCursorFrom(3, out.hi, out.lo));
   t.is(ControlBlock.cursorOf(cb.ctrl(3)), 42);
 });

@@ -239,6 +239,14 @@ static int32_t* int32_array(napi_env env, napi_value value, size_t min) {
 /** Datagrams per sendmmsg: the message headers live on the stack. */
 #define CHUNK 64
 
+// Errors about where a datagram goes, not about this socket: the datagram is
+// dropped and the stream goes on (src/datapath/path-session.ts, DESTINATION_ERRORS
+// without EACCES, which ends the session).
+static int is_destination_error(int err) {
+  return err == ECONNREFUSED || err == EHOSTUNREACH || err == ENETUNREACH || err == EHOSTDOWN ||
+         err == ENETDOWN || err == EPERM || err == EMSGSIZE;
+}
+
 static napi_value send_batch(napi_env env, napi_callback_info info) {
   size_t argc = 5;
   napi_value argv[5];
@@ -279,10 +287,13 @@ static napi_value send_batch(napi_env env, napi_callback_info info) {
         continue;
       }
       if (r < 0 && err == EINTR) continue;
-      // The kernel refused datagram k: note why, go on with the next one (a
-      // destination error such as ECONNREFUSED is reported once, then cleared).
+      // The kernel refused datagram k: note why. After a destination error (such
+      // as ECONNREFUSED, reported once, then cleared) the datagram is dropped and
+      // the run goes on; after any other refusal the rest of the run is not tried
+      // (EAGAIN): the caller advances the cursor only up to the refused datagram,
+      // so a datagram sent after it would be sent again.
       results[i + k++] = r < 0 ? err : EIO;
-      if (err == EAGAIN || err == EWOULDBLOCK) while (k < n) results[i + k++] = EAGAIN;
+      if (r >= 0 || !is_destination_error(err)) while (k < n) results[i + k++] = EAGAIN;
     }
     i += n;
   }

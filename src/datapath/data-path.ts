@@ -111,8 +111,12 @@ export class DataPath {
    * (about a period), where stale looks would wake it every window.
    */
   private nextLook = new Float64Array(0);
-  private passDoorbell = -1;
-  private passActiveWord = -1;
+  private passDoorbell = 0;
+  private passActiveWord = 0;
+  /** The next turn looks at every session (the list changed, or a refused send is due again). */
+  private fullPassDue = true;
+  /** The list changed during this turn's loop. */
+  private relisted = false;
   /** Test hook ('stall' fault): stop this long after the next send, before its cursor advance. */
   private stallAfterSendMs = 0;
   private readonly stallWord = new Int32Array(new SharedArrayBuffer(4));
@@ -169,23 +173,29 @@ export class DataPath {
       this.senderLateMs = 0;
       this.senderWaitsOnRead = false;
       let nextDue = Number.POSITIVE_INFINITY;
-      const fullPass = !active || this.doorbell !== this.passDoorbell || activeWord !== this.passActiveWord;
+      const fullPass = !active || this.fullPassDue || this.doorbell !== this.passDoorbell || activeWord !== this.passActiveWord;
       this.passDoorbell = this.doorbell;
       this.passActiveWord = activeWord;
+      this.fullPassDue = false;
+      this.relisted = false;
+      // The list and its look times as the turn starts: a session ended in the loop relists.
+      const list = this.sessionList;
+      const nextLook = this.nextLook;
       const lookBy = now + windowMs;
-      for (let i = 0; i < this.sessionList.length; i++) {
-        if (!fullPass && this.nextLook[i] > lookBy) {
-          if (this.nextLook[i] < nextDue) nextDue = this.nextLook[i];
+      for (let i = 0; i < list.length; i++) {
+        if (!fullPass && nextLook[i] > lookBy) {
+          if (nextLook[i] < nextDue) nextDue = nextLook[i];
           continue;
         }
-        const s = this.sessionList[i];
+        const s = list[i];
+        if (s.faulted) continue; // ended earlier in this turn
         let next: number;
         try {
           next = active ? this.stageDue(s, now, windowMs, graceMs) : this.watch(s, now, graceMs);
         } catch (err) {
           next = this.onSessionFault(s, err);
         }
-        this.nextLook[i] = next;
+        nextLook[i] = next;
         if (next < nextDue) nextDue = next;
         // A turn that catches up many sessions after a takeover is progress, not a hang.
         cb.beat(path);
@@ -195,8 +205,8 @@ export class DataPath {
         if (next < nextDue) nextDue = next;
         cb.beat(path);
       }
-      // Relisted during this turn (a session ended): the list moved under the loop, look again at once.
-      if (this.passDoorbell === -1) nextDue = now;
+      // Relisted during this turn (a session ended): the next turn is a full pass, at once.
+      if (this.relisted) nextDue = now;
       // The standby looks at most once per window: a late datagram is noticed up to a window later.
       if (!active && nextDue < now + windowMs) nextDue = now + windowMs;
       // Late on a due datagram and no progress for half a period: stalled, not merely busy
@@ -335,14 +345,25 @@ export class DataPath {
       }
       batch.send();
       if (this.stallAfterSendMs > 0) this.stall();
+      // Every run is settled (its cursor past what left, its claim released) before a
+      // failure of this path is thrown on: a run left unsettled would be sent again by the twin.
+      let pathFailure: Error | undefined;
       for (let r = 0; r < batch.runs; r++) {
         const s = batch.runSession[r];
         try {
-          if (this.settle(r, now)) next = Math.min(next, now + windowMs);
+          if (this.settle(r, now)) {
+            next = Math.min(next, now + windowMs);
+            this.fullPassDue = true; // the refused datagrams are due now, not at the session's next deadline
+          }
         } catch (err) {
-          this.onSessionFault(s, err);
+          try {
+            this.onSessionFault(s, err);
+          } catch (thrown) {
+            pathFailure ??= thrown instanceof Error ? thrown : new Error(String(thrown));
+          }
         }
       }
+      if (pathFailure) throw pathFailure;
     } finally {
       batch.clear();
     }
@@ -375,12 +396,11 @@ export class DataPath {
         done++;
       }
     } finally {
-      if (sent > 0) s.sent();
-      const base = (BigInt(batch.runHi[r] >>> 0) << 32n) | BigInt(batch.runLo[r] >>> 0);
-      for (let k = 0; k < done; k++) {
-        if (k < sent) this.cb.countSent(this.path);
-        this.cb.advanceCursor(s.slot, base + BigInt(k));
+      if (sent > 0) {
+        s.sent();
+        this.cb.countSent(this.path, sent);
       }
+      if (done > 0) this.cb.advanceCursorFrom(s.slot, batch.runHi[r], batch.runLo[r], done);
       this.cb.releaseClaim(s.slot, this.claimTag);
     }
     return retry;
@@ -499,7 +519,8 @@ export class DataPath {
   private relist(): void {
     this.sessionList = [...this.sessions.values()].filter((s) => !s.faulted);
     this.nextLook = new Float64Array(this.sessionList.length);
-    this.passDoorbell = -1; // the next turn looks at every session
+    this.fullPassDue = true;
+    this.relisted = true;
   }
 
   /** Once every session's socket is up, the path could take over: tell the control plane. */

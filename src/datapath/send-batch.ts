@@ -83,7 +83,10 @@ export class SendBatch<S extends BatchSocket> {
     if (nativeSender) nativeSender.sendBatch(this.fds, this.buffers, this.lengths, this.count, this.results);
   }
 
+  /** Forget the turn, and let go of its sessions and buffers (a closed session must not stay reachable). */
   clear(): void {
+    this.runSession.fill(undefined as unknown as S, 0, this.runs);
+    this.buffers.fill(undefined as unknown as Buffer, 0, this.count);
     this.count = 0;
     this.runs = 0;
   }

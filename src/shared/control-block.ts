@@ -257,8 +257,8 @@ export class ControlBlock {
     return this.f64[pathF64Index(path, PATH_F64.COMMAND_AT_MS)];
   }
 
-  countSent(path: PathId): void {
-    Atomics.add(this.i32, pathI32Index(path, PATH_I32.SENT), 1);
+  countSent(path: PathId, datagrams = 1): void {
+    Atomics.add(this.i32, pathI32Index(path, PATH_I32.SENT), datagrams);
   }
 
   sentCount(path: PathId): number {
@@ -407,8 +407,8 @@ export class ControlBlock {
   }
 
   /** advanceCursor for a word decoded by readCtrl (the one allocation, after a send). */
-  advanceCursorFrom(slot: number, sent: CtrlState): boolean {
-    return this.advanceCursor(slot, (BigInt(sent.hi >>> 0) << 32n) | BigInt(sent.lo >>> 0));
+  advanceCursorFrom(slot: number, hi: number, lo: number, datagrams = 1): boolean {
+    return this.advanceCursor(slot, (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0), datagrams);
   }
 
   static cursorOf(word: bigint): number {
@@ -500,17 +500,18 @@ export class ControlBlock {
   }
 
   /**
-   * Send-then-advance: after sending datagram `cursorOf(sentWord)`, move the
-   * cursor on by one. Fails (false) if a newer owner or a new segment already
+   * Send-then-advance: after sending `datagrams` datagrams from `cursorOf(sentWord)`,
+   * move the cursor on past them (one compare-and-swap for a run). Fails (false) if a newer owner or a new segment already
    * moved it, so a deposed path that wakes late can never move it backwards; a
    * pause that landed meanwhile does not undo the advance (the datagram left).
    */
-  advanceCursor(slot: number, sentWord: bigint): boolean {
+  advanceCursor(slot: number, sentWord: bigint, datagrams = 1): boolean {
     const cursor = sentWord & CTRL.CURSOR_MASK;
     const segment = sentWord >> CTRL.SEGMENT_SHIFT;
+    const step = BigInt(datagrams);
     let expected = sentWord;
     for (;;) {
-      const seen = Atomics.compareExchange(this.u64, slot, expected, expected + 1n);
+      const seen = Atomics.compareExchange(this.u64, slot, expected, expected + step);
       if (seen === expected) return true;
       if ((seen & CTRL.CURSOR_MASK) !== cursor || seen >> CTRL.SEGMENT_SHIFT !== segment) return false;
       expected = seen; // only the paused/ended flags changed: keep them, still advance
