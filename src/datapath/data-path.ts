@@ -127,14 +127,14 @@ export class DataPath {
   /** Standby, this turn: such a datagram, ready here, is one the sender still waits to read. */
   private senderWaitsOnRead = false;
 
-  constructor(options: { cb: ControlBlock; path: PathId; incarnation: number; commands: CommandReader; faultInjection: boolean }) {
+  constructor(options: { cb: ControlBlock; pair: number; path: PathId; incarnation: number; commands: CommandReader; faultInjection: boolean }) {
     this.cb = options.cb;
     this.path = options.path;
     this.incarnation = options.incarnation;
     this.claimTag = ControlBlock.claimTag(options.path, options.incarnation);
     this.commands = options.commands;
     this.faultInjection = options.faultInjection;
-    this.readerThread = new ReaderThread(options.cb, `twinframe-reader-${PATH_NAMES[options.path]}`);
+    this.readerThread = new ReaderThread(options.cb, `twinframe-reader-${options.pair}${PATH_NAMES[options.path]}`);
   }
 
   /** Resolves once this path's reader thread runs (bounded). */

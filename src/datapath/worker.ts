@@ -41,6 +41,7 @@ process.on('exit', () => {
 
 const dataPath = new DataPath({
   cb,
+  pair: data.pair,
   path: data.path,
   incarnation: data.incarnation,
   commands: new CommandReader(data.commandQueue),

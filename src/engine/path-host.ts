@@ -88,7 +88,7 @@ export class PathHost {
     this.writer = new CommandWriter(queue);
     this.stoppingWorker = false;
     const worker = spawnDataPathWorker({
-      path: this.id, incarnation, controlBlock: this.cb.sab, maxSessions: this.options.maxSessions,
+      pair: this.pair, path: this.id, incarnation, controlBlock: this.cb.sab, maxSessions: this.options.maxSessions,
       commandQueue: queue, faultInjection: this.options.faultInjection,
     });
     this.worker = worker;

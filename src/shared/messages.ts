@@ -16,6 +16,8 @@ import type { FailureCause, PathId } from './layout.js';
 import type { PriorityResult } from './thread-priority.js';
 
 export interface DataPathWorkerData {
+  /** The pair the path belongs to: names its threads only (the control block is the pair's). */
+  readonly pair: number;
   readonly path: PathId;
   readonly incarnation: number;
   readonly controlBlock: SharedArrayBuffer;
