@@ -7,7 +7,7 @@ import type { AssetCatalog, CatalogAsset } from './catalog/catalog.js';
 import { readPacketTicksAsync } from './catalog/index-file.js';
 import { toEngineAsset } from './engine/asset.js';
 import type { Engine, EngineAsset, SessionFailedEvent } from './engine/engine.js';
-import { randomAccessAtOrBefore } from './index-format/index-format.js';
+import { seekStartPacket } from './index-format/index-format.js';
 import type { RtspBackend, RtspBackendListener, RtspMedia, RtspOpenOptions, RtspPlayResult, RtspSessionInfo } from './rtsp/backend.js';
 
 /** One catalog asset as the RTSP server sees it. */
@@ -33,11 +33,7 @@ class CatalogMedia implements RtspMedia {
   }
 
   startPacketAt(ticks: number): number {
-    const firstKey = this.#asset.meta.randomAccess[0];
-    // The last key frame at or before the asked time. Before the first one
-    // (npt=0 included) that is the asset's own start, PAT and PMT first.
-    if (firstKey === undefined || ticks === 0 || ticks < firstKey.ticks) return 0;
-    return randomAccessAtOrBefore(this.#asset.meta, ticks).packet;
+    return seekStartPacket(this.#asset.meta, ticks);
   }
 
   /** Packet 0 and key frames from the cached metadata; any other packet (a resume) from the index file. */

@@ -14,6 +14,7 @@ import {
   INDEX_MAGIC,
   IndexHeader,
   randomAccessAtOrBefore,
+  seekStartPacket,
   timeEntryOffset,
   timesTableOffset,
   type AssetIndex,
@@ -186,6 +187,20 @@ function pesStartsWithIdr(buf: Buffer, start: number): boolean {
   }
   return false;
 }
+
+test('a seek to a key frame\'s time as npt carries it (milliseconds) starts at that key frame, not one GOP early', (t) => {
+  const { meta } = buildAssetIndex(SAMPLE);
+  const raps = meta.randomAccess;
+  // The sample's key frames sit a fraction of a millisecond around each whole second (1.00016 s, 2.99998 s, …).
+  t.true(raps.some((r) => r.ticks % 90_000 > 0 && r.ticks % 90_000 < 90), 'a key frame just after a whole second');
+  t.is(seekStartPacket(meta, 0), 0, 'npt=0: the asset\'s start');
+  for (let i = 1; i < raps.length; i++) {
+    const asked = Math.round(raps[i].ticks / 90) * 90; // its time to the millisecond, as a PLAY reply names it
+    t.is(seekStartPacket(meta, asked), raps[i].packet, `npt=${asked / 90_000} lands on key frame ${i} (${raps[i].ticks / 90_000} s)`);
+    t.is(seekStartPacket(meta, Math.floor(raps[i].ticks / 90_000) * 90_000 + (raps[i].ticks % 90_000 < 90 ? 0 : 90_000)), raps[i].packet, `npt=<whole second> lands on key frame ${i}`);
+    t.is(seekStartPacket(meta, raps[i].ticks - 180), raps[i - 1].packet, '2 ms before a key frame: the one before');
+  }
+});
 
 test('the sample asset has a random-access point every second, each starting a PES with an IDR picture', (t) => {
   const { meta, times } = buildAssetIndex(SAMPLE);

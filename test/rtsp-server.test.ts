@@ -235,12 +235,14 @@ for (const spec of ['MP2T/H2221/UDP', 'RAW/RAW/UDP']) {
   });
 }
 
-test.serial('PLAY with Range npt=5- starts at the key frame at or before 5 s, with its PCR', async (t) => {
+test.serial('PLAY with Range npt=5- starts at the key frame at 5 s (to the millisecond npt carries), with its PCR', async (t) => {
   const client = await RtspClient.connect({ port });
   const receiver = await UdpReceiver.open();
   try {
     const info = await setUp(client, receiver);
-    const rap = [...sample.randomAccess].reverse().find((r) => r.ticks <= 5 * 90_000)!;
+    // The sample's key frame "at 5 s" is sent 0.3 ms after it: a seek to 5 s must not land a GOP early.
+    const rap = [...sample.randomAccess].reverse().find((r) => r.ticks <= 5 * 90_000 + 90)!;
+    t.true(Math.abs(rap.ticks - 5 * 90_000) < 90, `the key frame at 5 s (${rap.ticks / 90_000} s)`);
     t.truthy(rap);
     t.true(rap.packet > 0);
     const play = await client.play('/sample.ts', 'npt=5-');
@@ -264,7 +266,7 @@ test.serial('PLAY with Range npt=5- starts at the key frame at or before 5 s, wi
     t.is(rap.packet + packet, expected.packet);
     const assetStart = firstPcrFrom(sample.bytes, 0).pcr;
     const seconds = (pcr - assetStart) / 27e6;
-    t.true(seconds <= 5 && seconds > 5 - 2.5, `first PCR is ${seconds.toFixed(3)} s into the asset`);
+    t.true(seconds <= 5.01 && seconds > 5 - 2.5, `first PCR is ${seconds.toFixed(3)} s into the asset`);
     const check = verify(t, packets, info, playOf(play, rap.packet));
     t.deepEqual(clean(check), NONE, `${check.firstMismatch ?? ''}; ${during()}`);
     await client.teardown('/sample.ts');

@@ -219,6 +219,28 @@ export function encodeIndexHead(meta: AssetIndexMeta): Buffer {
 }
 
 /**
+ * npt times travel in milliseconds (clients send `npt=30.000-`, PLAY replies name
+ * a key frame's time to the millisecond), while a key frame's index time is its
+ * first packet's send time, often a fraction of a millisecond after the whole
+ * second of its picture: a key frame less than this after the asked time is the
+ * one asked for. 90 ticks = 1 ms.
+ */
+const SEEK_TOLERANCE_TICKS = 90;
+
+/**
+ * The packet a PLAY with `Range: npt=<ticks>-` starts at: the last key frame at
+ * or before the asked time (within SEEK_TOLERANCE_TICKS), so that a request for
+ * a key frame's time, as a reply named it, starts at that key frame; before the
+ * first key frame (npt=0 included) the asset's own start, PAT and PMT first.
+ */
+export function seekStartPacket(meta: Pick<AssetIndexMeta, 'randomAccess'>, ticks: number): number {
+  const firstKey = meta.randomAccess[0];
+  const wanted = ticks + SEEK_TOLERANCE_TICKS;
+  if (firstKey === undefined || ticks === 0 || wanted < firstKey.ticks) return 0;
+  return randomAccessAtOrBefore(meta, wanted).packet;
+}
+
+/**
  * The random-access point to start from for a seek to `ticks`: the last one at
  * or before it; before the first one, the first one; with none, packet 0.
  */
