@@ -164,6 +164,26 @@ test.serial('with TWINFRAME_REALTIME=off, /proc shows the data paths and the sup
   }
 });
 
+test.serial('the kernel knows each thread by its role: /proc names the data paths, their readers and the supervisor', async (t) => {
+  const comm = (tid: number | string): string => readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim();
+  const named = (): string[] => readdirSync('/proc/self/task').flatMap((tid) => {
+    try {
+      return [comm(tid)];
+    } catch {
+      return []; // the thread ended meanwhile
+    }
+  });
+  const engine = await startEngine();
+  try {
+    for (const p of engine.status().paths) t.is(comm(p.threadId!), `tf-path-0${p.path}`);
+    // Readers name themselves as they start; the paths start their loops only once their reader runs.
+    const names = named();
+    for (const name of ['tf-read-0a', 'tf-read-0b', 'tf-supervisor']) t.true(names.includes(name), `${name} in ${names.join(' ')}`);
+  } finally {
+    await engine.close();
+  }
+});
+
 test.serial('after both paths were down, the stream resumes at the next sequence number and payload, its RTP clock moved on by the outage, paced, not in a burst', async (t) => {
   const engine = await startEngine();
   const failovers: FailoverEvent[] = [];

@@ -26,9 +26,10 @@
 // sendBatch(fds, buffers, lengths, count, results) sends the datagrams of one
 // data-path turn in one call: datagram i is lengths[i] bytes of buffers[i] on
 // socket fds[i]. Consecutive datagrams on the same socket leave in one
-// sendmmsg. results[i] becomes 0 (sent) or the errno that refused it; after an
-// EAGAIN the rest of that socket's run is not tried (EAGAIN too). An fd < 0 (a
-// session closed since it was queued) sends nothing (EBADF). Returns the count sent.
+// sendmmsg. results[i] becomes 0 (sent) or the errno that refused it; after a
+// refusal other than a destination error the rest of that socket's run is not
+// tried (EAGAIN). An fd < 0 (a session closed since it was queued) sends
+// nothing (EBADF). Returns the count sent.
 
 #define _GNU_SOURCE
 #include <arpa/inet.h>

@@ -134,7 +134,7 @@ export class DataPath {
     this.claimTag = ControlBlock.claimTag(options.path, options.incarnation);
     this.commands = options.commands;
     this.faultInjection = options.faultInjection;
-    this.readerThread = new ReaderThread(options.cb, `twinframe-reader-${options.pair}${PATH_NAMES[options.path]}`);
+    this.readerThread = new ReaderThread(options.cb, `${options.pair}${PATH_NAMES[options.path]}`);
   }
 
   /** Resolves once this path's reader thread runs (bounded). */

@@ -24,14 +24,15 @@ export class ReaderThread {
   /** Set when the thread died: the reads the path still waits for will never come. */
   failure: Error | undefined;
 
-  constructor(cb: ControlBlock, name: string) {
+  /** `id`: the path's pair and name ("0a"), for the thread's names. */
+  constructor(cb: ControlBlock, id: string) {
     const channel = new MessageChannel();
     this.port = channel.port1;
-    const workerData: ReaderWorkerData = { controlBlock: cb.sab, maxSessions: cb.layout.maxSessions, doorbell: this.doorbell.buffer, port: channel.port2 };
+    const workerData: ReaderWorkerData = { threadName: `tf-read-${id}`, controlBlock: cb.sab, maxSessions: cb.layout.maxSessions, doorbell: this.doorbell.buffer, port: channel.port2 };
     this.worker = new Worker(new URL('./reader-worker.js', import.meta.url), {
       workerData,
       transferList: [channel.port2],
-      name,
+      name: `twinframe-reader-${id}`,
       // It keeps a few objects per session: a small heap (a Worker's isolate still costs ~9 MiB of RSS).
       resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 8 },
     });

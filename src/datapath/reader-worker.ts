@@ -14,6 +14,7 @@ import { ControlBlock } from '../shared/control-block.js';
 import type { PathToReader, ReadAsset, ReaderWorkerData } from '../shared/messages.js';
 import { ChunkRing, CHUNK_PACKETS, FailureKind } from './chunk-ring.js';
 import { READY_WORD } from './reader-thread.js';
+import { nameThread } from '../shared/thread-priority.js';
 import { AssetError, readChunk } from './asset-reader.js';
 import { TS_PACKET_BYTES } from '../mpegts/packet.js';
 
@@ -32,6 +33,7 @@ interface Served {
 }
 
 const data = workerData as ReaderWorkerData;
+nameThread(data.threadName);
 const cb = ControlBlock.attach(data.controlBlock, data.maxSessions);
 const doorbell = new Int32Array(data.doorbell);
 const served = new Map<number, Served>();

@@ -8,13 +8,13 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { ControlBlock } from '../shared/control-block.js';
 import { CommandReader } from '../shared/command-queue.js';
 import type { DataPathWorkerData, PathToMain } from '../shared/messages.js';
-import { FailureCause } from '../shared/layout.js';
+import { FailureCause, PATH_NAMES } from '../shared/layout.js';
 import { monoNowMs } from '../shared/clock.js';
 import { DataPath, IDLE_WAKE_MS, PathFailure, type SliceEnd } from './data-path.js';
 import { DiskError } from './asset-reader.js';
 import { warmUpSendPath } from './warmup.js';
 import { SocketError } from './path-session.js';
-import { currentThreadId, raiseThreadPriority } from '../shared/thread-priority.js';
+import { currentThreadId, nameThread, raiseThreadPriority } from '../shared/thread-priority.js';
 
 const data = workerData as DataPathWorkerData;
 const cb = ControlBlock.attach(data.controlBlock, data.maxSessions);
@@ -75,6 +75,7 @@ function sleepUntilWork(): void {
   void cb.waitPathDoorbell(dataPath.idleDoorbell(), IDLE_WAKE_MS).then(wake);
 }
 
+nameThread(`tf-path-${data.pair}${PATH_NAMES[data.path]}`);
 cb.setThreadId(data.path, currentThreadId());
 const priority = raiseThreadPriority();
 const booted: PathToMain = { type: 'booted', path: data.path, incarnation: data.incarnation, policy: priority.policy, priorityError: priority.error };

@@ -104,6 +104,8 @@ export type ReadAsset = Pick<OpenSessionCommand, 'assetPath' | 'indexPath' | 'pa
 
 /** A data path's reader thread (src/datapath/reader-worker.ts). */
 export interface ReaderWorkerData {
+  /** The kernel's name for the thread (tf-read-<pair><path>). */
+  readonly threadName: string;
   readonly controlBlock: SharedArrayBuffer;
   readonly maxSessions: number;
   /** Word 0: bumped by the path for every chunk it requests. */

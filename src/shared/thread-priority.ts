@@ -9,7 +9,7 @@
 // id from /proc/thread-self. Both need CAP_SYS_NICE; without it the thread runs
 // at normal priority and the caller logs why. TWINFRAME_REALTIME=off|nice|fifo.
 
-import { readlinkSync } from 'node:fs';
+import { readlinkSync, writeFileSync } from 'node:fs';
 import { constants, getPriority, setPriority } from 'node:os';
 import { nativeAddon } from './native.js';
 
@@ -24,6 +24,20 @@ export interface PriorityResult {
 const REALTIME_PRIORITY = 10;
 export const SUPERVISOR_PRIORITY = REALTIME_PRIORITY + 1;
 const FALLBACK_NICE = -10;
+
+/**
+ * Name this thread for the kernel (/proc/<pid>/task/<tid>/comm, cut at 15
+ * bytes), so top -H, ps -L and /proc tell the data paths, their readers and the
+ * supervisor apart; every Node thread is "node" otherwise. Best effort: a
+ * system without /proc keeps the old name.
+ */
+export function nameThread(name: string): void {
+  try {
+    writeFileSync('/proc/thread-self/comm', name.slice(0, 15));
+  } catch {
+    // no /proc, or not Linux: the name is cosmetic
+  }
+}
 
 /** This thread's Linux thread id, or 0 where /proc does not say. */
 export function currentThreadId(): number {

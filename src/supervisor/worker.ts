@@ -28,7 +28,7 @@ import { monoNowMs } from '../shared/clock.js';
 import type { FailureReport, SupervisorToMain, SupervisorWorkerData } from '../shared/messages.js';
 import { failPath } from './fail-path.js';
 import { readThreadCpuNs } from './thread-cpu.js';
-import { SUPERVISOR_PRIORITY, demoteThread, raiseThreadPriority } from '../shared/thread-priority.js';
+import { SUPERVISOR_PRIORITY, demoteThread, nameThread, raiseThreadPriority } from '../shared/thread-priority.js';
 
 interface Watch {
   incarnation: number;
@@ -123,6 +123,7 @@ function failStalledPath(pair: WatchedPair, path: PathId, incarnation: number, s
   report(pair, r);
 }
 
+nameThread('tf-supervisor');
 const priority = raiseThreadPriority(SUPERVISOR_PRIORITY);
 const booted: SupervisorToMain = { type: 'booted', policy: priority.policy, priorityError: priority.error };
 parentPort?.postMessage(booted);
