@@ -15,7 +15,7 @@ import type { OpenSessionCommand } from '../shared/commands.js';
 import type { PathId } from '../shared/layout.js';
 import { AssetReader, NOT_READ } from './asset-reader.js';
 import type { ReaderThread } from './reader-thread.js';
-import { TS_PACKET_BYTES } from '../mpegts/packet.js';
+import { TICKS_PER_MS, TS_PACKET_BYTES } from '../mpegts/packet.js';
 import { RTP_HEADER_BYTES, TS_PAYLOAD_BYTES, TS_PACKETS_PER_DATAGRAM, writeRtpHeader } from '../rtp/packetizer.js';
 import { nativeSender, type BatchSocket, type SendBatch } from './send-batch.js';
 
@@ -26,7 +26,6 @@ import { nativeSender, type BatchSocket, type SendBatch } from './send-batch.js'
  * until libuv is done with it, so the fallback keeps more in flight.
  */
 const DATAGRAM_RING = nativeSender ? 16 : 64;
-const TICKS_PER_MS = 90;
 
 /** Socket errors caused by where a session sends, not by this path. */
 const DESTINATION_ERRORS: ReadonlySet<string> = new Set([
