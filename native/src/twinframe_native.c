@@ -35,6 +35,8 @@
 // owned by the engine for as long as a data path may write to it: the
 // connection's own descriptor is closed by Node when the client leaves, and its
 // number may then name another file at once. closeFd closes only what dupFd made.
+// setSendBuffer(fd, bytes): SO_SNDBUF of a connection that carries interleaved
+// RTP (bounds what the kernel queues for a viewer that reads slowly); 0 or errno.
 //
 // The wire (src/shared/wire.ts): the bytes of one RTSP connection that carries
 // interleaved RTP, as a ring in a SharedArrayBuffer that every thread of the
@@ -240,15 +242,23 @@ static napi_value udp_connect(napi_env env, napi_callback_info info) {
   return int_result(env, connect(fd, (struct sockaddr*)&addr, sizeof addr) == 0 ? 0 : errno);
 }
 
-static napi_value udp_close(napi_env env, napi_callback_info info) {
+// Reads the single descriptor argument of udpClose/closeFd/dupFd; throws and
+// returns -1 when it is missing or negative.
+static int32_t fd_argument(napi_env env, napi_callback_info info, const char* usage) {
   size_t argc = 1;
   napi_value argv[1];
   int32_t fd = -1;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 ||
       napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) {
-    napi_throw_type_error(env, NULL, "udpClose/closeFd(fd: non-negative integer)");
-    return NULL;
+    napi_throw_type_error(env, NULL, usage);
+    return -1;
   }
+  return fd;
+}
+
+static napi_value udp_close(napi_env env, napi_callback_info info) {
+  int32_t fd = fd_argument(env, info, "udpClose/closeFd(fd: non-negative integer)");
+  if (fd < 0) return NULL;
   // Only a socket this thread opened: never another file that happens to have the number.
   if (!forget_socket(env, fd)) return int_result(env, EBADF);
   return int_result(env, close(fd) == 0 ? 0 : errno);
@@ -332,14 +342,8 @@ usage:
 }
 
 static napi_value dup_fd(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  int32_t fd = -1;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 ||
-      napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) {
-    napi_throw_type_error(env, NULL, "dupFd(fd: non-negative integer)");
-    return NULL;
-  }
+  int32_t fd = fd_argument(env, info, "dupFd(fd: non-negative integer)");
+  if (fd < 0) return NULL;
   int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
   if (copy < 0) return int_result(env, -errno);
   if (!remember_socket(env, copy)) {
@@ -347,6 +351,19 @@ static napi_value dup_fd(napi_env env, napi_callback_info info) {
     return int_result(env, -ENOMEM);
   }
   return int_result(env, copy);
+}
+
+static napi_value set_send_buffer(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  int32_t fd = -1, bytes = 0;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 ||
+      napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0 ||
+      napi_get_value_int32(env, argv[1], &bytes) != napi_ok || bytes <= 0) {
+    napi_throw_type_error(env, NULL, "setSendBuffer(fd: non-negative integer, bytes: positive integer)");
+    return NULL;
+  }
+  return int_result(env, setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof bytes) == 0 ? 0 : errno);
 }
 
 // The wire's header, in Int32 words (src/shared/wire.ts, WIRE_I32: keep in step).
@@ -501,6 +518,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "udpClose", NULL, udp_close, NULL, NULL, NULL, napi_default, NULL },
     { "sendBatch", NULL, send_batch, NULL, NULL, NULL, napi_default, NULL },
     { "dupFd", NULL, dup_fd, NULL, NULL, NULL, napi_default, NULL },
+    { "setSendBuffer", NULL, set_send_buffer, NULL, NULL, NULL, napi_default, NULL },
     { "closeFd", NULL, udp_close, NULL, NULL, NULL, napi_default, NULL },
     { "wireAppend", NULL, wire_append, NULL, NULL, NULL, napi_default, NULL },
     { "wireSetMedia", NULL, wire_set_media, NULL, NULL, NULL, napi_default, NULL },

@@ -38,7 +38,7 @@ import { RtspSession, type RtspSessionState } from './session.js';
 import { TRACK_CONTROL, parseRtspUrl } from './url.js';
 import type { RtspBackend, RtspBackendListener, RtspMedia, RtspSessionInfo } from './backend.js';
 import { WireWriter } from './wire-writer.js';
-import { wireAddon } from '../shared/wire.js';
+import { limitSendBuffer, wireAddon } from '../shared/wire.js';
 
 export interface RtspServerOptions {
   /** The engine and the catalog, as the RTSP server sees them. */
@@ -94,8 +94,8 @@ const LISTEN_BACKLOG = 1024;
 const MAX_PIPELINED = 32;
 /** Response bytes a client may leave unread before the connection is dropped. */
 const MAX_UNREAD_RESPONSE_BYTES = 1024 * 1024;
-/** The smallest ring of an interleaved connection's wire (it holds a backlog's worth of the asset's bit rate). */
-const WIRE_MIN_BYTES = 256 * 1024;
+/** The smallest backlog of an interleaved connection, in its wire and in the kernel's send buffer each. */
+const WIRE_MIN_BYTES = 64 * 1024;
 /** After an error reply that ends a connection, how long the client gets to read it. */
 const CLOSE_GRACE_MS = 1000;
 
@@ -545,11 +545,15 @@ export class RtspServer {
    */
   async #newWire(conn: Connection, bitrate: number): Promise<WireWriter> {
     await conn.ordered.drained(0);
-    if (conn.wire && !(await conn.wire.whenDrained(CLOSE_GRACE_MS))) {
+    const last = conn.wire;
+    if (last && !(await last.retire(CLOSE_GRACE_MS))) {
+      conn.socket.destroy();
       throw new TwinframeError('TF_RTSP_UNSUPPORTED_TRANSPORT', 'the connection still holds unread data of its last session');
     }
-    conn.wire?.close();
-    const wire = new WireWriter(Math.max(WIRE_MIN_BYTES, Math.ceil((bitrate / 8) * (this.#interleavedBacklogMs / 1000))), {
+    // The wire, and the kernel's queue behind it, hold a backlog's worth of the stream each.
+    const backlogBytes = Math.max(WIRE_MIN_BYTES, Math.ceil((bitrate / 8) * (this.#interleavedBacklogMs / 1000)));
+    limitSendBuffer(conn.fd, backlogBytes);
+    const wire = new WireWriter(backlogBytes, {
       fd: () => conn.fd,
       maxQueuedBytes: MAX_UNREAD_RESPONSE_BYTES,
       onFailure: (reason, peerGone) => {

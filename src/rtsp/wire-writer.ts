@@ -36,6 +36,7 @@ export class WireWriter {
   #held = false;
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
+  #retired = false;
   readonly #drainWaiters: Array<() => void> = [];
   /** Whether a lock holder (a data path's tag) is dead, so its lock may be taken over: known once the session is open. */
   holderDead: (tag: number) => boolean = () => false;
@@ -97,11 +98,25 @@ export class WireWriter {
     });
   }
 
+  /**
+   * Take this wire out of use for a new one on the same connection: hold its lock
+   * for good (a data path still serving the old session can append nothing
+   * more: it would be flushed in between the new wire's bytes), send what it
+   * holds, and close. False when it did not drain within `timeoutMs`.
+   */
+  async retire(timeoutMs: number): Promise<boolean> {
+    await this.hold();
+    const drained = await this.whenDrained(timeoutMs);
+    this.#retired = true;
+    this.close();
+    return drained;
+  }
+
   close(): void {
     this.#closed = true;
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = undefined;
-    if (this.#held) this.wire.unlock(MAIN_TAG);
+    if (this.#held && !this.#retired) this.wire.unlock(MAIN_TAG);
     this.#held = false;
   }
 

@@ -51,6 +51,16 @@ export function createWire(bytes: number): SharedArrayBuffer {
   return sab;
 }
 
+/**
+ * Bound what the kernel queues on an interleaved connection to `bytes` (SO_SNDBUF;
+ * without it the send buffer grows to megabytes, and a viewer that stops reading
+ * would be noticed only seconds of stream later). TCP still carries `bytes` per
+ * round trip, so a bound of the stream's backlog allows round trips that long.
+ */
+export function limitSendBuffer(fd: number, bytes: number): void {
+  wireAddon?.setSendBuffer(fd, bytes);
+}
+
 export class Wire {
   readonly sab: SharedArrayBuffer;
   /** The whole buffer as Int32 words: the header, and the view the addon takes. */
