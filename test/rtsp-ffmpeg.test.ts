@@ -28,7 +28,7 @@
 //    asset's bytes from the first packet on, byte for byte; PSI, PCR, null
 //    packets and continuity counters included.
 
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import dgram from 'node:dgram';
 import fs from 'node:fs/promises';
@@ -42,7 +42,7 @@ import { FailureFaultKinds, type FailureFaultKind } from '../src/shared/commands
 import { startServer, type TwinframeServer } from '../src/server.js';
 import { sleep, waitForRecovery } from './helpers/engine-fixture.js';
 import { RtspClient } from './helpers/rtsp-client.js';
-import { runToString } from './helpers/run.js';
+import { runToString, start, type Run } from './helpers/run.js';
 import type { FailoverEvent, HandoverEvent } from '../src/engine/engine.js';
 import { leakCheck } from './helpers/leak-check.js';
 
@@ -253,25 +253,9 @@ function sha256(b: Buffer): string {
   return createHash('sha256').update(b).digest('hex');
 }
 
-interface Run {
-  readonly done: Promise<{ code: number | null; stderr: string }>;
-  kill(): void;
-}
-
 /** Start ffmpeg at debug log level, SIGKILLed after `limitMs` whatever happens. */
 function ffmpeg(args: string[], limitMs: number): Run {
-  const child = spawn(FFMPEG, ['-hide_banner', '-nostdin', '-y', '-loglevel', 'debug', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr.on('data', (d: Buffer) => {
-    stderr += d.toString('latin1');
-    if (stderr.length > 4_000_000) stderr = stderr.slice(-2_000_000);
-  });
-  const timer = setTimeout(() => child.kill('SIGKILL'), limitMs);
-  const done = new Promise<{ code: number | null; stderr: string }>((resolve) => {
-    child.once('error', (err) => { clearTimeout(timer); resolve({ code: -1, stderr: String(err) }); });
-    child.once('close', (code) => { clearTimeout(timer); resolve({ code, stderr }); });
-  });
-  return { done, kill: () => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); } };
+  return start([FFMPEG, '-hide_banner', '-nostdin', '-y', '-loglevel', 'debug', ...args], limitMs);
 }
 
 async function freeUdpPort(): Promise<number> {

@@ -6,7 +6,7 @@
 // connection; a viewer that stops reading is torn down while the sessions next
 // to it lose nothing; RTCP receiver reports keep a session alive.
 
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -19,6 +19,7 @@ import { startServer, type TwinframeServer } from '../src/server.js';
 import { SAMPLE_ASSET, sleep, until, waitForRecovery } from './helpers/engine-fixture.js';
 import { RtspClient, UdpReceiver, parseRtpPacket, sequenceStats } from './helpers/rtsp-client.js';
 import { leakCheck } from './helpers/leak-check.js';
+import { start, type Run } from './helpers/run.js';
 import { wireAddon } from '../src/shared/wire.js';
 
 const GST = 'gst-launch-1.0';
@@ -234,22 +235,9 @@ function sha256(b: Buffer): string {
   return createHash('sha256').update(b).digest('hex');
 }
 
-interface Run {
-  readonly done: Promise<{ code: number | null; stderr: string }>;
-  kill(): void;
-}
-
 /** GStreamer as the whole RTSP client over TCP, writing the MPEG-TS it depayloads to `out`; SIGKILLed after 30 s. */
 function runGst(out: string): Run {
-  const child = spawn(GST, ['-q', 'rtspsrc', `location=rtsp://127.0.0.1:${port}/short.ts`, 'protocols=tcp', '!', 'rtpmp2tdepay', '!', 'filesink', `location=${out}`], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr.on('data', (d: Buffer) => { stderr = (stderr + d.toString('latin1')).slice(-100_000); });
-  const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-  const done = new Promise<{ code: number | null; stderr: string }>((resolve) => {
-    child.once('error', (err) => { clearTimeout(timer); resolve({ code: -1, stderr: String(err) }); });
-    child.once('close', (code) => { clearTimeout(timer); resolve({ code, stderr }); });
-  });
-  return { done, kill: () => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); } };
+  return start([GST, '-q', 'rtspsrc', `location=rtsp://127.0.0.1:${port}/short.ts`, 'protocols=tcp', '!', 'rtpmp2tdepay', '!', 'filesink', `location=${out}`], 30_000, 100_000);
 }
 
 leakCheck(test);
