@@ -107,6 +107,7 @@ test.serial('every RTP packet on the connection is the asset, in order; GET_PARA
     const setup = await c.setup('/sample.ts', 'RTP/AVP/TCP;unicast;interleaved=6-7');
     t.is(setup.status, 200);
     t.regex(setup.headers.get('transport') ?? '', /^RTP\/AVP\/TCP;unicast;interleaved=6-7;ssrc=[0-9A-F]{8}$/);
+    t.true(server.engine.listSessions().find((s) => s.id === c.session)?.interleaved, 'the engine knows it as interleaved');
     const play = await c.play('/sample.ts');
     t.is(play.status, 200);
     t.is(c.frames.length, 0, 'no media frame before the PLAY reply');
