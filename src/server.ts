@@ -80,6 +80,10 @@ export async function startServer(options: ServerOptions): Promise<TwinframeServ
       streamAddress: config.network.streamIp,
       maxRequestBytes: config.rtsp.maxRequestBytes,
       interleavedBacklogMs: config.rtsp.interleavedBacklogMs,
+      maxConnectionsPerAddress: config.rtsp.maxConnectionsPerAddress,
+      maxSessionsPerAddress: config.rtsp.maxSessionsPerAddress,
+      maxSessionsPerConnection: config.rtsp.maxSessionsPerConnection,
+      setupTimeoutMs: config.rtsp.setupTimeoutSec * 1000,
       logger,
       ...options.rtsp,
     });

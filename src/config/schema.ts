@@ -180,6 +180,12 @@ const rtspSchema = z.object({
    * torn down (the data paths never wait for a viewer).
    */
   interleavedBacklogMs: z.number().int().min(100).max(60_000).default(2000),
+  /** Per-client limits: one address, or one connection, must not take every slot or stream. */
+  maxConnectionsPerAddress: z.number().int().min(1).max(100_000).default(32),
+  maxSessionsPerAddress: z.number().int().min(1).max(100_000).default(64),
+  maxSessionsPerConnection: z.number().int().min(1).max(10_000).default(16),
+  /** A session set up and not played within this long is torn down (it holds a stream's admission). */
+  setupTimeoutSec: z.number().int().min(1).max(3600).default(15),
   /** Largest RTSP request (head + body) accepted; bigger gets 413 and the connection closed. */
   maxRequestBytes: z.number().int().min(1024).max(1024 * 1024).default(16 * 1024),
   /** UDP server ports handed out to sessions ([0083] "Ports: MPEG"); RTP uses even, RTCP odd. */

@@ -64,9 +64,21 @@ export interface RtspServerOptions {
    * schedule (a viewer that reads too slowly) is torn down. Default 2000 ms.
    */
   readonly interleavedBacklogMs?: number;
+  /** Connections from one client address beyond this many get 503 and are closed at once. Default 32. */
+  readonly maxConnectionsPerAddress?: number;
+  /** SETUPs beyond this many live sessions set up from one client address get 453. Default 64. */
+  readonly maxSessionsPerAddress?: number;
+  /** SETUPs beyond this many live sessions set up on one connection get 453. Default 16. */
+  readonly maxSessionsPerConnection?: number;
+  /** A session not played this long after its SETUP is torn down (it holds a stream's admission). Default 15 s. */
+  readonly setupTimeoutMs?: number;
   /** Connections beyond this many get 503 and are closed at once. Default 1000. */
   readonly maxConnections?: number;
-  /** A connection with no traffic for this long is closed (its sessions live on). Default session timeout + 10 s. */
+  /**
+   * A connection with no request for this long is closed (its sessions live on;
+   * blank lines and stray interleaved frames do not count, a playing viewer's
+   * RTCP on its connection does). Default session timeout + 10 s.
+   */
   readonly idleTimeoutMs?: number;
   /** A request must be complete this long after its first byte arrived, else 408 and close. Default 10 s. */
   readonly requestTimeoutMs?: number;
@@ -134,7 +146,7 @@ class Connection {
     this.peer = plainAddress(socket.remoteAddress ?? '');
     this.local = plainAddress(socket.localAddress ?? '127.0.0.1');
     // Interleaved frames from the viewer (RTCP receiver reports) keep its session alive.
-    this.parser = new RtspRequestParser({ maxHeadBytes: maxRequestBytes, maxBodyBytes: maxRequestBytes }, () => this.interleaved?.touch());
+    this.parser = new RtspRequestParser({ maxHeadBytes: maxRequestBytes, maxBodyBytes: maxRequestBytes }, () => this.#frameReceived());
     this.log = log.child({ conn: id, peer: this.peer });
     this.ordered = new OrderedConnection(socket, {
       pauseAt: MAX_PIPELINED,
@@ -147,6 +159,36 @@ class Connection {
         socket.destroy();
       },
     });
+  }
+
+  #idle: { timer: NodeJS.Timeout | undefined; ms: number; onIdle: () => void } | undefined;
+
+  /** Call `onIdle` once the connection has been idle for `ms` (see active()). */
+  onIdle(ms: number, onIdle: () => void): void {
+    this.#idle = { timer: undefined, ms, onIdle };
+    this.active();
+    this.socket.once('close', () => clearTimeout(this.#idle?.timer));
+  }
+
+  /**
+   * A complete request arrived (or its viewer's RTCP): the idle time starts over.
+   * Blank lines and stray interleaved frames do not count: they would keep an
+   * otherwise idle connection, and its slot, forever.
+   */
+  active(): void {
+    const idle = this.#idle;
+    if (!idle || this.socket.destroyed) return;
+    clearTimeout(idle.timer);
+    idle.timer = setTimeout(idle.onIdle, idle.ms);
+    idle.timer.unref();
+  }
+
+  /** An interleaved frame from the viewer: its RTCP keeps its session, and this connection, alive. */
+  #frameReceived(): void {
+    const session = this.interleaved;
+    if (!session || session.disposed) return;
+    session.touch();
+    this.active();
   }
 
   /** No more requests are read: an error reply is the last thing it gets. */
@@ -192,6 +234,14 @@ export class RtspServer {
   readonly #streamAddress: string | undefined;
   readonly #maxRequestBytes: number;
   readonly #maxConnections: number;
+  readonly #maxConnectionsPerAddress: number;
+  readonly #maxSessionsPerAddress: number;
+  readonly #maxSessionsPerConnection: number;
+  readonly #setupTimeoutMs: number;
+  /** Open connections by client address. */
+  readonly #connectionsByAddress = new Map<string, number>();
+  /** Addresses refused at their connection cap since they last fell below it (one log line each). */
+  readonly #addressesAtCap = new Set<string>();
   readonly #idleTimeoutMs: number;
   readonly #requestTimeoutMs: number;
   readonly #interleavedBacklogMs: number;
@@ -216,6 +266,10 @@ export class RtspServer {
     this.#streamAddress = options.streamAddress;
     this.#maxRequestBytes = options.maxRequestBytes ?? 16 * 1024;
     this.#maxConnections = options.maxConnections ?? 1000;
+    this.#maxConnectionsPerAddress = options.maxConnectionsPerAddress ?? 32;
+    this.#maxSessionsPerAddress = options.maxSessionsPerAddress ?? 64;
+    this.#maxSessionsPerConnection = options.maxSessionsPerConnection ?? 16;
+    this.#setupTimeoutMs = options.setupTimeoutMs ?? 15_000;
     this.#idleTimeoutMs = options.idleTimeoutMs ?? this.#sessionTimeoutMs + 10_000;
     this.#requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
     this.#interleavedBacklogMs = options.interleavedBacklogMs ?? 2000;
@@ -303,16 +357,27 @@ export class RtspServer {
         this.#atCapacity = true;
         this.#log.warn({ status: 503, code: 'TF_RTSP_TOO_MANY_CONNECTIONS', limit: this.#maxConnections }, 'connection limit reached; refusing new connections with 503');
       }
-      // A response without CSeq (no request was read): better than a silent reset for a player's error message.
-      socket.end(serializeResponse({ status: 503, headers: { Server: SERVER_NAME } }));
-      setTimeout(() => socket.destroy(), CLOSE_GRACE_MS).unref();
+      refuseConnection(socket);
       return;
     }
+    // One address must not take every slot: a flood from it leaves room for everyone else.
+    const address = plainAddress(socket.remoteAddress ?? '');
+    const fromAddress = this.#connectionsByAddress.get(address) ?? 0;
+    if (fromAddress >= this.#maxConnectionsPerAddress) {
+      this.#refusedConnections++;
+      if (!this.#addressesAtCap.has(address)) {
+        this.#addressesAtCap.add(address);
+        this.#log.warn({ status: 503, code: 'TF_RTSP_TOO_MANY_CONNECTIONS', peer: address, limit: this.#maxConnectionsPerAddress }, 'connection limit of a client address reached; refusing its new connections with 503');
+      }
+      refuseConnection(socket);
+      return;
+    }
+    this.#connectionsByAddress.set(address, fromAddress + 1);
     this.#acceptedConnections++;
     const conn = new Connection(this.#nextConnectionId++, socket, this.#maxRequestBytes, this.#log);
     this.#connections.add(conn);
     socket.setNoDelay(true);
-    socket.setTimeout(this.#idleTimeoutMs, () => {
+    conn.onIdle(this.#idleTimeoutMs, () => {
       // debug, not info: a flood of idle connections must not become a flood of log lines.
       conn.log.debug({ idleMs: this.#idleTimeoutMs }, 'idle connection closed');
       socket.destroy();
@@ -327,6 +392,10 @@ export class RtspServer {
         this.#teardown(interleaved, 'connection closed').catch((err: Error) => interleaved.log.error({ err: err.message }, 'teardown failed'));
       }
       this.#connections.delete(conn);
+      const left = (this.#connectionsByAddress.get(conn.peer) ?? 1) - 1;
+      if (left > 0) this.#connectionsByAddress.set(conn.peer, left);
+      else this.#connectionsByAddress.delete(conn.peer);
+      if (left < this.#maxConnectionsPerAddress) this.#addressesAtCap.delete(conn.peer);
       if (this.#atCapacity && this.#connections.size < this.#maxConnections) {
         this.#atCapacity = false;
         this.#log.info({ refused: this.#refusedConnections }, 'below the connection limit again');
@@ -339,6 +408,7 @@ export class RtspServer {
   #onData(conn: Connection, chunk: Buffer): void {
     if (conn.ending) return;
     const { messages, error } = conn.parser.push(chunk);
+    if (messages.length > 0) conn.active();
     for (const request of messages) conn.ordered.enqueue(() => this.#handle(conn, request));
     if (error) {
       conn.ordered.stopReading();
@@ -472,6 +542,7 @@ export class RtspServer {
     }
     const transportHeader = request.headers.get('transport');
     if (transportHeader === undefined) throw new TwinframeError('TF_RTSP_BAD_REQUEST', 'SETUP without a Transport header');
+    this.#checkClientLimits(conn);
     const chosen = chooseTransport(parseTransport(transportHeader), wireAddon ? undefined : 'RTP/AVP/TCP (interleaved) needs the native addon');
     if (chosen.lower === 'tcp') return this.#setupInterleaved(conn, request, chosen, url.assetPath);
     const destination = await this.#destination(conn, chosen);
@@ -481,7 +552,7 @@ export class RtspServer {
       transport: chosen.kind,
       source: this.#streamAddress ?? conn.local,
     });
-    const session = this.#addSession(request, info, asset, chosen);
+    const session = this.#addSession(conn, request, info, asset, chosen);
     if (chosen.kind === 'rtp' && chosen.clientRtcpPort !== undefined) {
       try {
         session.attachRtcp(await RtcpSender.open(
@@ -524,7 +595,7 @@ export class RtspServer {
       source: this.#streamAddress ?? conn.local,
       interleaved: { connectionFd: conn.fd, channel: chosen.channels.rtp, wire: wire.wire.sab, backlogMs: this.#interleavedBacklogMs },
     });
-    const session = this.#addSession(request, info, asset, chosen);
+    const session = this.#addSession(conn, request, info, asset, chosen);
     wire.holderDead = (tag) => info.wireHolderDead(tag);
     conn.interleaved = session;
     session.attachRtcp(new RtcpSender({
@@ -566,8 +637,27 @@ export class RtspServer {
     return wire;
   }
 
-  /** A new session set up by `request`, in the server's table, with its inactivity timeout. */
-  #addSession(request: RtspRequest, info: RtspSessionInfo, asset: RtspMedia, transport: ChosenTransport): RtspSession {
+  /**
+   * Per-client limits, checked before a SETUP does any work: one address, or one
+   * connection, must not take every stream (TF_SESSION_LIMIT, 453).
+   */
+  #checkClientLimits(conn: Connection): void {
+    let fromAddress = 0;
+    let onConnection = 0;
+    for (const s of this.#sessions.values()) {
+      if (s.peer === conn.peer) fromAddress++;
+      if (s.connectionId === conn.id) onConnection++;
+    }
+    if (onConnection >= this.#maxSessionsPerConnection) {
+      throw new TwinframeError('TF_SESSION_LIMIT', `this connection already has ${onConnection} sessions (limit ${this.#maxSessionsPerConnection})`, { limit: this.#maxSessionsPerConnection });
+    }
+    if (fromAddress >= this.#maxSessionsPerAddress) {
+      throw new TwinframeError('TF_SESSION_LIMIT', `this client address already has ${fromAddress} sessions (limit ${this.#maxSessionsPerAddress})`, { limit: this.#maxSessionsPerAddress });
+    }
+  }
+
+  /** A new session set up by `request` on `conn`, in the server's table, with its inactivity and PLAY timeouts. */
+  #addSession(conn: Connection, request: RtspRequest, info: RtspSessionInfo, asset: RtspMedia, transport: ChosenTransport): RtspSession {
     if (this.#closed) {
       this.#backend.closeSession(info.id);
       throw new TwinframeError('TF_ENGINE_STOPPED', 'the server is shutting down');
@@ -581,6 +671,13 @@ export class RtspServer {
       onTimeout: (s) => {
         s.log.info({ timeoutMs: this.#sessionTimeoutMs }, 'session timed out: no request from the client');
         this.#teardown(s, 'timeout').catch((err: Error) => s.log.error({ err: err.message }, 'timeout teardown failed'));
+      },
+      peer: conn.peer,
+      connectionId: conn.id,
+      playWithinMs: this.#setupTimeoutMs,
+      onNotPlayed: (s) => {
+        s.log.info({ setupTimeoutMs: this.#setupTimeoutMs }, 'session never played: torn down');
+        this.#teardown(s, 'not played after SETUP').catch((err: Error) => s.log.error({ err: err.message }, 'teardown failed'));
       },
       sent: () => this.#backend.sent(info.id) ?? 0,
       logger: this.#log,
@@ -764,6 +861,12 @@ export class RtspServer {
 }
 
 // ── Helpers ──────────────────────────────────────────────────────────────────
+
+/** Over a connection limit: 503 without CSeq (no request was read), better than a silent reset for a player's error message. */
+function refuseConnection(socket: net.Socket): void {
+  socket.end(serializeResponse({ status: 503, headers: { Server: SERVER_NAME } }));
+  setTimeout(() => socket.destroy(), CLOSE_GRACE_MS).unref();
+}
 
 function absoluteUrl(uri: string): Extract<ReturnType<typeof parseRtspUrl>, { kind: 'absolute' }> {
   const url = parseRtspUrl(uri);

@@ -30,6 +30,12 @@ export interface RtspSessionOptions {
   readonly controlUrl: string;
   readonly timeoutMs: number;
   readonly onTimeout: (session: RtspSession) => void;
+  /** The client address and connection (RtspServer's id) that set the session up: per-client limits count them. */
+  readonly peer: string;
+  readonly connectionId: number;
+  /** A session never played within this long after its SETUP is given up (it holds a stream's admission): onNotPlayed. */
+  readonly playWithinMs: number;
+  readonly onNotPlayed: (session: RtspSession) => void;
   /** Datagrams sent so far (the engine's shared cursor), for sender reports. */
   readonly sent: () => number;
   readonly logger: Logger;
@@ -43,7 +49,11 @@ export class RtspSession {
   readonly controlUrl: string;
   readonly log: Logger;
   readonly timeoutMs: number;
+  readonly peer: string;
+  readonly connectionId: number;
   #state: RtspSessionState = 'ready';
+  /** Runs until the first PLAY. */
+  #setupTimer: NodeJS.Timeout | undefined;
   /** The last PLAY's RTP-Info values and schedule; undefined before the first PLAY. */
   #play: RtspPlayResult | undefined;
   /** The data paths reached the end of the asset; a PLAY without Range starts over. */
@@ -66,7 +76,14 @@ export class RtspSession {
     this.#onTimeout = options.onTimeout;
     this.#sent = options.sent;
     this.log = options.logger.child({ session: this.id });
+    this.peer = options.peer;
+    this.connectionId = options.connectionId;
     this.touch();
+    this.#setupTimer = setTimeout(() => {
+      this.#setupTimer = undefined;
+      if (!this.#disposed) options.onNotPlayed(this);
+    }, options.playWithinMs);
+    this.#setupTimer.unref();
   }
 
   get state(): RtspSessionState {
@@ -120,6 +137,8 @@ export class RtspSession {
   }
 
   played(play: RtspPlayResult): void {
+    clearTimeout(this.#setupTimer);
+    this.#setupTimer = undefined;
     this.#play = play;
     this.#state = 'playing';
     this.#ended = false;
@@ -170,6 +189,8 @@ export class RtspSession {
     this.#disposed = true;
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = undefined;
+    clearTimeout(this.#setupTimer);
+    this.#setupTimer = undefined;
     const rtcp = this.#rtcp;
     this.#rtcp = undefined;
     if (!rtcp) return;

@@ -33,6 +33,8 @@ export interface RtspClientOptions {
   readonly timeoutMs?: number;
   /** Sent with every request. */
   readonly userAgent?: string;
+  /** Connect from this local address (127.0.0.2: a client on another host, as the server sees it). */
+  readonly localAddress?: string;
 }
 
 export interface RequestOptions {
@@ -91,7 +93,7 @@ export class RtspClient {
 
   static async connect(options: RtspClientOptions): Promise<RtspClient> {
     const host = options.host ?? '127.0.0.1';
-    const socket = net.connect({ host, port: options.port });
+    const socket = net.connect({ host, port: options.port, ...(options.localAddress !== undefined ? { localAddress: options.localAddress } : {}) });
     socket.setNoDelay(true);
     await withTimeout(
       new Promise<void>((resolve, reject) => {
