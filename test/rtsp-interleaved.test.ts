@@ -25,7 +25,7 @@ import { wireAddon } from '../src/shared/wire.js';
 const GST = 'gst-launch-1.0';
 /** TS packets of the short asset: about 3.3 s of the sample, so that eight whole plays stay short. */
 const SHORT_PACKETS = 7000;
-const BACKLOG_MS = 400;
+const BACKLOG_MS = 1000;
 const SESSION_TIMEOUT_MS = 1500;
 
 let server: TwinframeServer;
@@ -86,8 +86,13 @@ for (const disturbance of [undefined, ...FailureFaultKinds, 'switch'] as Disturb
         server.engine.injectFault(server.engine.status().active!, disturbance);
       }
       const result = await gst.done;
-      t.is(result.code, 0, result.stderr.slice(-2000));
       const received = await fs.readFile(out);
+      // GStreamer's own race at the end: after the server's BYE it may still send a request on the
+      // connection it is tearing down ("Could not write to resource"), once in a few dozen runs on a
+      // loaded machine; the server's side is complete then (the TEARDOWN answered). Anything else fails.
+      const lateWrite = result.code === 1 && /Could not write to resource/.test(result.stderr) && !/Could not (read|receive|connect)|Unhandled error|Not Found/.test(result.stderr);
+      if (lateWrite) t.log(`GStreamer ended with its teardown race: ${result.stderr.split('\n')[0]}`);
+      else t.is(result.code, 0, result.stderr.slice(-2000));
       t.is(received.length, short.length, 'the whole asset, to its last packet');
       t.is(sha256(received), sha256(short), 'byte for byte');
       const after = server.engine.status();
@@ -156,7 +161,7 @@ test.serial('a viewer that stops reading is torn down once its stream is a backl
       await until(() => failed.some((f) => f.id === slowId), 'the slow viewer to be torn down', 40_000);
       const tornDownAfterMs = Date.now() - stoppedAt;
       const reason = failed.find((f) => f.id === slowId)!.reason;
-      t.regex(reason, /reads slower than its stream: \d+ ms behind, over the 400 ms backlog bound/);
+      t.regex(reason, /reads slower than its stream: its socket has been full for \d+ ms, over the 1000 ms backlog bound/);
       t.false(server.rtsp.sessions().some((s) => s.id === slowId), 'gone from the RTSP server');
       slow.setReading(true); // a paused socket would not see the server close it
       await slow.waitForClose(5000);

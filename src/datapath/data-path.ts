@@ -295,6 +295,7 @@ export class DataPath {
     if (!s.interleaved) return this.stageDatagrams(s, now, windowMs, graceMs);
     // Interleaved: what the viewer's socket did not take last time goes first, due or not (paused too).
     const backlogged = s.flushPending();
+    if (backlogged) s.checkViewer(now);
     const next = this.stageDatagrams(s, now, windowMs, graceMs);
     return backlogged ? Math.min(next, now + WIRE_POLL_MS) : next;
   }

@@ -13,6 +13,7 @@ import { getSystemErrorName } from 'node:util';
 import { ControlBlock, type SegmentParams } from '../shared/control-block.js';
 import type { InterleavedOutput, OpenSessionCommand } from '../shared/commands.js';
 import { MAIN_TAG, Wire } from '../shared/wire.js';
+import { monoNowMs } from '../shared/clock.js';
 import type { PathId } from '../shared/layout.js';
 import { AssetReader, NOT_READ } from './asset-reader.js';
 import type { ReaderThread } from './reader-thread.js';
@@ -92,6 +93,8 @@ export class PathSession implements BatchSocket {
   private readonly claimTag: number;
   /** Why the viewer's connection cannot be written any more (errno name), once a flush failed. */
   private connectionLost: string | undefined;
+  /** Since when the viewer's socket has held back bytes of the wire, as this path flushed it (0: it took everything). */
+  private heldBackSinceMs = 0;
   readonly sendInterleaved?: BatchSocket['sendInterleaved'];
   private readonly command: OpenSessionCommand;
   private readonly cb: ControlBlock;
@@ -211,14 +214,16 @@ export class PathSession implements BatchSocket {
 
   /**
    * Interleaved, sender: throw ViewerConnectionError when the viewer's connection
-   * failed, or when its stream is further behind schedule than the session's
-   * backlog bound (the viewer reads slower than the stream: ended, not waited for).
+   * failed, or when its socket has held bytes of the wire back for longer than the
+   * session's backlog bound (the viewer reads slower than the stream: ended, not
+   * waited for). Measured on the viewer's socket, not on the schedule: a sender
+   * that is late itself (a loaded machine) is no fault of the viewer's.
    */
   checkViewer(now: number): void {
     if (this.connectionLost !== undefined) throw new ViewerConnectionError(`the viewer's RTSP connection failed (${this.connectionLost})`);
-    const late = now - this.deadlineMs;
-    if (late > this.interleaved!.backlogMs) {
-      throw new ViewerConnectionError(`the viewer reads slower than its stream: ${Math.round(late)} ms behind, over the ${this.interleaved!.backlogMs} ms backlog bound`);
+    const heldBackMs = this.heldBackSinceMs === 0 ? 0 : now - this.heldBackSinceMs;
+    if (heldBackMs > this.interleaved!.backlogMs) {
+      throw new ViewerConnectionError(`the viewer reads slower than its stream: its socket has been full for ${Math.round(heldBackMs)} ms, over the ${this.interleaved!.backlogMs} ms backlog bound`);
     }
   }
 
@@ -233,6 +238,8 @@ export class PathSession implements BatchSocket {
     const sent = wire.flush(this.interleaved!.fd);
     if (sent >= 0 || sent === -ERRNO.EAGAIN) {
       if (sent > 0) this.sent();
+      if (wire.pending() === 0) this.heldBackSinceMs = 0;
+      else if (this.heldBackSinceMs === 0) this.heldBackSinceMs = monoNowMs();
       return;
     }
     this.connectionLost ??= getSystemErrorName(sent);
