@@ -64,7 +64,10 @@ export interface RtspServerOptions {
   readonly logger?: Logger;
   /** Called for every reply sent: the request's method (ours, 'other', or 'none' when no request was read) and the status. */
   readonly onReply?: (method: string, status: number) => void;
-  /** Refusals logged per client address per second, and by all clients together; the rest is counted in a summary line. Default 5 and 50. */
+  /**
+   * Refusals logged per second per client address and status, and for all clients together; the
+   * rest is counted in one summary line per client and status. Default 10 and 100.
+   */
   readonly refusalLogLimit?: { readonly perClient: number; readonly total: number };
 }
 
@@ -195,10 +198,12 @@ export class RtspServer {
     this.#log = (options.logger ?? silentLogger).child({ component: 'rtsp' });
     this.#onReply = options.onReply;
     this.#refusalLog = new LogRateLimit({
-      perKey: options.refusalLogLimit?.perClient ?? 5,
-      total: options.refusalLogLimit?.total ?? 50,
+      perKey: options.refusalLogLimit?.perClient ?? 10,
+      total: options.refusalLogLimit?.total ?? 100,
       windowMs: 1000,
-      onSuppressed: (peer, suppressed, windowMs) => this.#log.warn({ peer, suppressed, windowMs }, `${suppressed} refusal log line(s) from ${peer} suppressed`),
+      onSuppressed: (peer, status, suppressed, windowMs) => {
+        this.#log.warn({ peer, status: Number(status), suppressed, windowMs }, `${suppressed} more refusal(s) with status ${status} from ${peer} not logged`);
+      },
     });
     this.#server = net.createServer((socket) => this.#accept(socket));
     this.#server.on('error', (err) => this.#log.error({ err: err.message }, 'RTSP listener error'));
@@ -328,7 +333,7 @@ export class RtspServer {
       conn.requestTimer = setTimeout(() => {
         conn.requestTimer = undefined;
         if (conn.ending) return;
-        if (this.#refusalLog.allow(conn.peer)) {
+        if (this.#refusalLog.allow(conn.peer, 408)) {
           conn.log.info({ status: 408, code: 'TF_RTSP_REQUEST_TIMEOUT', buffered: conn.parser.bufferedBytes, timeoutMs: this.#requestTimeoutMs }, 'incomplete request timed out');
         }
         conn.ordered.stopReading();
@@ -348,7 +353,7 @@ export class RtspServer {
   #refuseFraming(conn: Connection, error: TwinframeError): void {
     const status = error.rtspStatus ?? 400;
     const cseq = typeof error.details.cseq === 'number' ? error.details.cseq : undefined;
-    if (this.#refusalLog.allow(conn.peer)) conn.log.warn({ status, code: error.code, reason: error.message }, 'malformed request; closing the connection');
+    if (this.#refusalLog.allow(conn.peer, status)) conn.log.warn({ status, code: error.code, reason: error.message }, 'malformed request; closing the connection');
     conn.write(serializeResponse({ status, headers: { CSeq: cseq, Server: SERVER_NAME } }));
     this.#replied(undefined, status);
     conn.end();
@@ -377,13 +382,13 @@ export class RtspServer {
     if (isTwinframeError(err)) {
       const status = err.rtspStatus ?? (ASSET_VERDICTS.has(err.code) ? 404 : 500);
       const log = status >= 500 ? conn.log.error.bind(conn.log) : conn.log.info.bind(conn.log);
-      if (this.#refusalLog.allow(conn.peer)) log({ method, cseq: request.cseq, status, code: err.code, reason: err.message }, 'request refused');
+      if (this.#refusalLog.allow(conn.peer, status)) log({ method, cseq: request.cseq, status, code: err.code, reason: err.message }, 'request refused');
       const headers: Record<string, HeaderValue> = {};
       if (status === 501 || status === 405) headers.Public = PUBLIC_METHODS.join(', ');
       if (status === 551 && typeof err.details.unsupported === 'string') headers.Unsupported = err.details.unsupported;
       return { status, headers };
     }
-    if (this.#refusalLog.allow(conn.peer)) conn.log.error({ method, cseq: request.cseq, status: 500, err: (err as Error)?.message ?? String(err) }, 'request failed');
+    if (this.#refusalLog.allow(conn.peer, 500)) conn.log.error({ method, cseq: request.cseq, status: 500, err: (err as Error)?.message ?? String(err) }, 'request failed');
     return { status: 500 };
   }
 
