@@ -6,6 +6,9 @@
 // path can send and 503 when none can (autoFailover off: no path is Primary
 // until an operator says so, and none is after the lone Primary crashes).
 
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import test from 'ava';
 import type { FailoverEvent } from '../src/engine/engine.js';
 import { LATENESS_BUCKETS_MS, PATH_I32 } from '../src/shared/layout.js';
@@ -13,6 +16,8 @@ import { loadSample, sleep, until, type SampleAsset } from './helpers/engine-fix
 import { RtspClient, UdpReceiver } from './helpers/rtsp-client.js';
 import { leakCheck } from './helpers/leak-check.js';
 import { startMediaServer } from './helpers/media-server.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
 let sample: SampleAsset;
 test.before(async () => {
@@ -54,10 +59,14 @@ function value(samples: ReturnType<typeof parseExposition>, name: string, labels
   return matching.length === 0 ? undefined : matching.reduce((sum, s) => sum + s.value, 0);
 }
 
-async function scrape(port: number): Promise<ReturnType<typeof parseExposition>> {
+async function scrapeText(port: number): Promise<string> {
   const res = await fetch(`http://127.0.0.1:${port}/metrics`);
   if (res.status !== 200) throw new Error(`/metrics answered ${res.status}`);
-  return parseExposition(await res.text());
+  return res.text();
+}
+
+async function scrape(port: number): Promise<ReturnType<typeof parseExposition>> {
+  return parseExposition(await scrapeText(port));
 }
 
 async function healthz(port: number): Promise<{ status: number; body: { healthy: boolean; pairs: Array<{ pair: number; sending: string | null }> } }> {
@@ -86,7 +95,12 @@ test.serial('a scrape during a session shows it, its datagrams and RTSP requests
   t.is((await client.request('FROBNICATE', '/sample.ts')).status, 501);
   await receiver.waitForCount(100, 10_000);
 
-  const during = await scrape(port);
+  const text = await scrapeText(port);
+  const during = parseExposition(text);
+  // The Grafana dashboard shows only metrics the server has.
+  const dashboard = readFileSync(path.join(ROOT, 'deploy/grafana-dashboard.json'), 'utf8');
+  const shown = new Set([...dashboard.matchAll(/\b((?:twinframe|process)_[a-z_]+)/g)].map((m) => m[1].replace(/_(bucket|sum|count)$/, '')));
+  t.deepEqual([...shown].filter((name) => !text.includes(`# TYPE ${name} `)), [], 'on the dashboard but not served');
   t.is(value(during, 'twinframe_sessions', { transport: 'rtp', state: 'playing' }), 1, 'the session, by transport');
   const sender = server.engine.status().active!;
   const datagrams = value(during, 'twinframe_path_sent_datagrams_total')!;
