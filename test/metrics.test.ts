@@ -2,7 +2,8 @@
 // during an RTSP session shows the session, the datagrams and bits its sending
 // path counted in shared memory, the batches' pacing lateness and the RTSP
 // requests; after an injected crash of the sending path it shows the failover
-// with its cause and latencies, and the twin sending. /healthz is 200 while a
+// with its cause and latencies, and the twin sending; a slow disk under the
+// sender shows a handover with its cause. /healthz is 200 while a
 // path can send and 503 when none can (autoFailover off: no path is Primary
 // until an operator says so, and none is after the lone Primary crashes).
 
@@ -118,6 +119,7 @@ test.serial('a scrape during a session shows it, its datagrams and RTSP requests
   t.is(value(during, 'twinframe_path_sending', { path: sender }), 1);
   t.is(value(during, 'twinframe_path_state', { path: sender, state: 'Primary' }), 1);
   t.is(value(during, 'twinframe_assets'), 1);
+  t.is(value(during, 'twinframe_asset_index_seconds_count', { result: 'ok' }), 1, 'the asset was indexed once, at its first DESCRIBE or SETUP');
   t.is(value(during, 'twinframe_failovers_total'), undefined, 'no failover yet');
 
   // Crash the path that sends now (a handover may have moved sending since the scrape).
@@ -140,6 +142,11 @@ test.serial('a scrape during a session shows it, its datagrams and RTSP requests
   t.is(value(after, 'twinframe_sessions', { transport: 'rtp', state: 'playing' }), 1, 'the session goes on');
   t.true(value(after, 'twinframe_switches_total', { pair: '0' })! >= 2);
   t.is((await healthz(port)).status, 200, 'the twin sends: healthy');
+
+  // A sender whose disk is slower than its read-ahead lasts hands over to its twin: cause read-wait.
+  await server.engine.waitUntilProtected(10_000);
+  server.engine.injectFault(server.engine.status().active!, 'slow-disk', 0, 1000);
+  await eventually(async () => (value(await scrape(port), 'twinframe_handovers_total', { pair: '0', cause: 'read-wait' }) ?? 0) >= 1, 'a read-wait handover', 10_000);
   t.is((await client.teardown('/sample.ts')).status, 200);
 });
 
