@@ -102,14 +102,14 @@ test.serial('a scrape during a session shows it, its datagrams and RTSP requests
   const dashboard = readFileSync(path.join(ROOT, 'deploy/grafana-dashboard.json'), 'utf8');
   const shown = new Set([...dashboard.matchAll(/\b((?:twinframe|process)_[a-z_]+)/g)].map((m) => m[1].replace(/_(bucket|sum|count)$/, '')));
   t.deepEqual([...shown].filter((name) => !text.includes(`# TYPE ${name} `)), [], 'on the dashboard but not served');
-  t.is(value(during, 'twinframe_sessions', { transport: 'rtp', state: 'playing' }), 1, 'the session, by transport');
+  t.is(value(during, 'twinframe_sessions', { transport: 'RTP/AVP', state: 'playing' }), 1, 'the session, by transport');
   const sender = server.engine.status().active!;
   const datagrams = value(during, 'twinframe_path_sent_datagrams_total')!;
   t.true(datagrams >= 100, `datagrams counted: ${datagrams}`);
   t.true(value(during, 'twinframe_path_sent_datagrams_total', { pair: '0', path: sender })! > 0, `path ${sender} sends`);
-  // Read a moment after the datagrams (the paths send on meanwhile): whole datagrams, at least as many.
+  // Read a moment after the datagrams (the paths send on meanwhile): whole RTP packets, at least as many.
   const bits = value(during, 'twinframe_path_sent_bits_total')!;
-  t.true(bits % DATAGRAM_BITS === 0 && bits / DATAGRAM_BITS >= datagrams && bits / DATAGRAM_BITS < datagrams + 100, `bits: the datagrams' UDP payload (${bits})`);
+  t.true(bits % DATAGRAM_BITS === 0 && bits / DATAGRAM_BITS >= datagrams && bits / DATAGRAM_BITS < datagrams + 100, `bits: the RTP packets sent (${bits})`);
   const batches = value(during, 'twinframe_pacing_lateness_seconds_count')!;
   t.true(batches > 0 && batches <= datagrams, `send batches counted for lateness: ${batches}`);
   t.is(value(during, 'twinframe_pacing_lateness_seconds_bucket', { le: '+Inf' }), batches);
@@ -139,7 +139,7 @@ test.serial('a scrape during a session shows it, its datagrams and RTSP requests
   t.is(value(after, 'twinframe_failover_detection_seconds_count', { cause: 'exit' }), 1);
   t.is(value(after, 'twinframe_failover_switch_seconds_count', { cause: 'exit' }), event.switchLatencyMs === undefined ? undefined : 1);
   t.true(value(after, 'twinframe_path_sent_datagrams_total')! > datagrams, 'the datagrams go on');
-  t.is(value(after, 'twinframe_sessions', { transport: 'rtp', state: 'playing' }), 1, 'the session goes on');
+  t.is(value(after, 'twinframe_sessions', { transport: 'RTP/AVP', state: 'playing' }), 1, 'the session goes on');
   t.true(value(after, 'twinframe_switches_total', { pair: '0' })! >= 2);
   t.is((await healthz(port)).status, 200, 'the twin sends: healthy');
 

@@ -10,7 +10,7 @@
 
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { AssetCatalog } from '../catalog/catalog.js';
-import type { Engine, FailoverEvent, HandoverEvent, PathStatus } from '../engine/engine.js';
+import type { Engine, FailoverEvent, HandoverEvent, PathStatus, SessionInfo } from '../engine/engine.js';
 import { NamedState } from '../failover/states.js';
 import { LATENESS_BUCKETS_MS, PATH_COUNT, PATH_NAMES, type PathId } from '../shared/layout.js';
 import { SharedHistogram, type BucketCounts } from './shared-histogram.js';
@@ -23,6 +23,12 @@ const SAMPLE_INTERVAL_MS = 1000;
 const LATENCY_BUCKETS_S = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.015, 0.025, 0.0334, 0.1, 1];
 /** Indexing an asset: a sample of seconds takes milliseconds, 180 MB about 0.4 s. */
 const INDEX_BUCKETS_S = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+/** A session's transport as RTSP (and twinframectl sessions) names it. */
+function transportLabel(s: SessionInfo): string {
+  if (s.interleaved) return 'RTP/AVP/TCP';
+  return s.transport === 'rtp' ? 'RTP/AVP' : 'MP2T/UDP';
+}
 
 /** Counters of one path of one pair, widened from the control block's 32-bit words. */
 interface PathCounters {
@@ -80,7 +86,8 @@ export class TwinframeMetrics {
       collect() { perPath(this, (p) => p.datagrams.value()); },
     });
     new Counter({
-      name: 'twinframe_path_sent_bits_total', help: 'Bits of UDP payload (RTP header and MPEG-TS packets) a data path put on the wire.',
+      name: 'twinframe_path_sent_bits_total',
+      help: 'Bits of RTP packets (or raw MPEG-TS datagrams) a data path sent, without UDP/IP headers or interleaved framing.',
       labelNames: ['pair', 'path'], registers,
       collect() { perPath(this, (p) => p.bytes.value() * 8); },
     });
@@ -94,11 +101,11 @@ export class TwinframeMetrics {
     });
 
     new Gauge({
-      name: 'twinframe_sessions', help: 'Sessions open (set up, not yet closed), by transport and state.',
+      name: 'twinframe_sessions', help: 'Sessions open (set up, not yet closed), by transport (RTP/AVP, RTP/AVP/TCP, MP2T/UDP) and state.',
       labelNames: ['transport', 'state'], registers,
       collect() {
         this.reset();
-        for (const s of engine.listSessions()) this.inc({ transport: s.transport, state: s.state });
+        for (const s of engine.listSessions()) this.inc({ transport: transportLabel(s), state: s.state });
       },
     });
     new Gauge({

@@ -100,7 +100,7 @@ export const PATH_I32 = {
   /** Commands queued for the path, and commands it has applied: it owes work while they differ. */
   COMMANDS_QUEUED: 9,
   COMMANDS_TAKEN: 10,
-  /** UDP payload bytes this path put on the wire (all incarnations; wraps at 2^32: the metrics widen it). */
+  /** Bytes of the RTP packets (or raw datagrams) this path sent (all incarnations; wraps at 2^32: the metrics widen it). */
   SENT_BYTES: 11,
   /** Sum of the send batches' lateness, µs (early counts as 0; wraps at 2^32). */
   LATENESS_SUM_US: 12,
