@@ -1,7 +1,8 @@
 // One twinframe server: the configuration turned into running parts. The
 // catalog (assets under the mount points, indexed on a piscina pool), the engine
 // (supervisor + K pairs of data paths), the RTSP front end for viewers and the admin
-// socket for operators. close() stops them in the reverse order, so the RTSP
+// socket for operators, and the metrics listener (Prometheus and the health
+// probe, when metrics.listen is set). close() stops them in the reverse order, so the RTSP
 // server says BYE to its players before the engine stops the data paths.
 
 import { mkdir } from 'node:fs/promises';
@@ -15,6 +16,10 @@ import { AdminServer } from './admin/server.js';
 import { EngineAdminBackend } from './admin/engine-backend.js';
 import { RtspServer, type RtspServerOptions } from './rtsp/server.js';
 import { EngineRtspBackend } from './rtsp-backend.js';
+import { TwinframeMetrics } from './metrics/metrics.js';
+import { MetricsServer } from './metrics/http-server.js';
+import { health } from './metrics/health.js';
+import { parseListenAddress } from './config/schema.js';
 
 export interface ServerOptions {
   readonly config: TwinframeConfig;
@@ -34,13 +39,16 @@ export interface TwinframeServer {
   readonly catalog: AssetCatalog;
   readonly admin: AdminServer;
   readonly rtsp: RtspServer;
+  /** The metrics listener's bound address; undefined when metrics.listen is '' or it could not bind. */
+  readonly metrics: { readonly address: string; readonly port: number } | undefined;
   close(): Promise<void>;
 }
 
 export async function startServer(options: ServerOptions): Promise<TwinframeServer> {
   const { config, logger } = options;
   await mkdir(config.media.cacheDir, { recursive: true });
-  const pool = new IndexPool();
+  let metrics: TwinframeMetrics | undefined;
+  const pool = new IndexPool({ onBuilt: (ms, ok) => metrics?.assetIndexed(ms, ok) });
   const catalog = new AssetCatalog({ mounts: config.media.mounts, cacheDir: config.media.cacheDir, pool, logger });
   const stops: Array<() => Promise<void>> = [() => pool.close()];
   let closing: Promise<void> | undefined;
@@ -71,6 +79,17 @@ export async function startServer(options: ServerOptions): Promise<TwinframeServ
     const admin = new AdminServer({ socketPath: config.admin.socketPath, backend, logger: logger.child({ component: 'admin' }) });
     await admin.listen();
     stops.push(() => admin.close());
+    let metricsAddress: { address: string; port: number } | undefined;
+    if (config.metrics.listen !== '') {
+      const registry = new TwinframeMetrics({ engine, catalog });
+      metricsAddress = await listenMetrics(registry, engine, config.metrics.listen, logger);
+      if (metricsAddress === undefined) {
+        registry.close();
+      } else {
+        metrics = registry;
+        stops.push(() => Promise.resolve(registry.close()));
+      }
+    }
     const rtsp = new RtspServer({
       backend: new EngineRtspBackend(engine, catalog),
       host: config.rtsp.host,
@@ -85,13 +104,35 @@ export async function startServer(options: ServerOptions): Promise<TwinframeServ
       maxSessionsPerConnection: config.rtsp.maxSessionsPerConnection,
       setupTimeoutMs: config.rtsp.setupTimeoutSec * 1000,
       logger,
+      ...(metrics === undefined ? {} : { onReply: metrics.rtspReply.bind(metrics) }),
       ...options.rtsp,
     });
     stops.push(() => rtsp.close());
     await rtsp.listen();
-    return { config, engine, catalog, admin, rtsp, close };
+    return { config, engine, catalog, admin, rtsp, metrics: metricsAddress, close };
   } catch (err) {
     await close();
     throw err;
+  }
+
+  /**
+   * Serve /metrics and /healthz on `listen`. A port that cannot be bound is logged
+   * and metrics stay off: streams matter more than their statistics.
+   */
+  async function listenMetrics(registry: TwinframeMetrics, engine: Engine, listen: string, log: Logger): Promise<{ address: string; port: number } | undefined> {
+    const { host, port } = parseListenAddress(listen)!; // validated by the schema
+    const server = new MetricsServer({
+      metrics: () => registry.metrics(),
+      contentType: registry.contentType,
+      health: () => health(engine.status()),
+    }, log.child({ component: 'metrics' }));
+    try {
+      const bound = await server.listen(host, port);
+      stops.push(() => server.close());
+      return bound;
+    } catch (err) {
+      log.error({ component: 'metrics', listen, err: (err as Error).message }, 'cannot listen for metrics; serving without them');
+      return undefined;
+    }
   }
 }

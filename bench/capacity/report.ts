@@ -3,6 +3,7 @@
 import type { LevelFigures } from './analysis.js';
 import { fitLine } from './analysis.js';
 import type { LogFailure } from '../server-log.js';
+import type { ScrapeFigures } from './scraper.js';
 import type { ServerName } from './servers.js';
 
 /** One trial of one server at one level. */
@@ -25,6 +26,8 @@ export interface Trial {
   cacheDropped: boolean | undefined;
   /** --slow-disk (twinframe): the injection's reply, the failures the log shows, the paths at the end. */
   slowDisk: { path: string; reply: string; failures: LogFailure[]; pathsEnd: unknown } | undefined;
+  /** --scrape-ms (twinframe, the scraped phase): the scrapes made during the window. */
+  scrape: ScrapeFigures | undefined;
 }
 
 /** One server at one level: its trials and their medians. */

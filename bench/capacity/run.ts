@@ -32,6 +32,7 @@ import { cpuSeconds, sleep } from '../lib.js';
 import { levelHeld, medianOfTrials, summarizeLevel, TS_PACKET_BYTES, type SessionFigures } from './analysis.js';
 import { prepareAsset, type CapacityAsset } from './asset.js';
 import { memoryFits, table, targetLines, targets, type Row, type Trial } from './report.js';
+import { Scraper } from './scraper.js';
 import {
   findPeerPython, processCpuSeconds, tail, rssMiB, startChild, startPeer, startTwinframe, stopAllChildren, stopChild,
   type Child, type RunningServer, type ServerName,
@@ -61,6 +62,8 @@ const USAGE = `usage: node dist/bench/capacity/run.js [options]
   --all-levels         run every level even after a server missed one (its later rows still say held NO)
   --quick              levels 1,50, 10 s window, 3 s warm-up, 1 trial, --all-levels
   --batch-window-us N  twinframe's pacing.batchWindowUs (default: its configured default)
+  --scrape-ms N        also run every twinframe phase scraped: GET /metrics every N ms during the window
+                       (rows 'scrape N ms'), right after the same phase unscraped, to show what metrics cost
   --out DIR            where the JSON goes (default bench/results)`;
 
 interface Options {
@@ -78,6 +81,8 @@ interface Options {
   allLevels: boolean;
   /** twinframe's pacing.batchWindowUs; its default when undefined. */
   batchWindowUs: number | undefined;
+  /** --scrape-ms: every twinframe phase is run twice, unscraped and scraped this often. */
+  scrapeMs: number | undefined;
   out: string;
 }
 
@@ -85,7 +90,7 @@ function parseOptions(argv: string[]): Options {
   const flags = Flags.parse(argv, {
     levels: 'string', 'max-sessions': 'string', 'window-s': 'string', 'warmup-s': 'string', trials: 'string', receivers: 'string', servers: 'string',
     cold: 'boolean', 'slow-disk': 'boolean', 'slow-disk-path': 'string', asset: 'string', muxrate: 'string', python: 'string', 'all-levels': 'boolean', quick: 'boolean', out: 'string',
-    'batch-window-us': 'string',
+    'batch-window-us': 'string', 'scrape-ms': 'string',
   }, USAGE);
   const quick = flags.has('quick');
   const max = Math.floor(flags.number('max-sessions', { positive: true }) ?? 1000);
@@ -116,6 +121,7 @@ function parseOptions(argv: string[]): Options {
     python: flags.string('python'),
     allLevels: flags.has('all-levels') || quick,
     batchWindowUs: flags.number('batch-window-us', { positive: true }),
+    scrapeMs: flags.number('scrape-ms', { positive: true }),
     out: path.resolve(flags.string('out') ?? path.join(ROOT, 'bench/results')),
   };
 }
@@ -178,11 +184,13 @@ async function waitUntil(done: () => boolean, boundMs: number): Promise<boolean>
   return true;
 }
 
-/** One server, one level, one trial. */
-async function runPhase(server: ServerName, sessions: number, trialNo: number, o: Options, asset: CapacityAsset, python: string | undefined): Promise<Trial> {
+/** One server, one level, one trial; `scrapeMs`: twinframe's metrics scraped this often during the window. */
+async function runPhase(
+  server: ServerName, sessions: number, trialNo: number, o: Options, asset: CapacityAsset, python: string | undefined, scrapeMs: number | undefined,
+): Promise<Trial> {
   const trial: Trial = {
     trial: trialNo, figures: undefined, windowS: 0, cpuPct: Number.NaN, schedCpuPct: Number.NaN, rssMiB: Number.NaN, receiverCpuPct: Number.NaN, receiverSocketDrops: 0,
-    overflow: 0, receiverErrors: [], problems: [], cacheDropped: undefined, slowDisk: undefined,
+    overflow: 0, receiverErrors: [], problems: [], cacheDropped: undefined, slowDisk: undefined, scrape: undefined,
   };
   const tmp = await mkdtemp(path.join(tmpdir(), 'tf-capacity-'));
   let srv: RunningServer | undefined;
@@ -221,6 +229,8 @@ async function runPhase(server: ServerName, sessions: number, trialNo: number, o
     const cpu0 = { server: processCpuSeconds(s.child.proc.pid), sched: cpuSeconds(s.child.proc.pid), receivers: pids.map(processCpuSeconds) };
     for (const r of receivers) r.child.proc.stdin!.write('start\n');
     const t0 = performance.now();
+    const scraper = scrapeMs !== undefined && s.metricsUrl !== undefined ? new Scraper(s.metricsUrl, scrapeMs) : undefined;
+    scraper?.start();
     if (o.slowDisk !== undefined && s.ctl !== undefined) {
       const r = await s.ctl(['inject-fault', o.slowDisk, 'slow-disk']);
       if (!r.ok) {
@@ -236,6 +246,7 @@ async function runPhase(server: ServerName, sessions: number, trialNo: number, o
     }
     trial.windowS = (performance.now() - t0) / 1000;
     const cpu1 = { server: processCpuSeconds(s.child.proc.pid), sched: cpuSeconds(s.child.proc.pid), receivers: pids.map(processCpuSeconds) };
+    trial.scrape = await scraper?.stop();
     for (const r of receivers) r.child.proc.stdin!.end('stop\n');
     trial.cpuPct = ((cpu1.server - cpu0.server) / trial.windowS) * 100;
     trial.schedCpuPct = ((cpu1.sched - cpu0.sched) / trial.windowS) * 100;
@@ -283,7 +294,7 @@ async function runPhase(server: ServerName, sessions: number, trialNo: number, o
   return trial;
 }
 
-function rowOf(server: ServerName, sessions: number, trials: Trial[], o: Options, nominalGapMs: number): Row {
+function rowOf(server: ServerName, sessions: number, trials: Trial[], o: Options, nominalGapMs: number, scrapeMs: number | undefined): Row {
   const med = (f: (t: Trial) => number): number => {
     const v = trials.map(f).filter(Number.isFinite).sort((a, b) => a - b);
     return v.length ? v[Math.ceil(v.length / 2) - 1] : Number.NaN;
@@ -292,7 +303,8 @@ function rowOf(server: ServerName, sessions: number, trials: Trial[], o: Options
   const median = measured.length > 0 ? medianOfTrials(measured) : undefined;
   const verdict = median === undefined || measured.length < trials.length ? { held: false, why: 'error' } : levelHeld(median, measured, nominalGapMs);
   return {
-    server, sessions, cache: o.cold ? 'cold' : 'warm', fault: server === 'twinframe' && o.slowDisk ? `slow-disk ${o.slowDisk}` : '-',
+    server, sessions, cache: o.cold ? 'cold' : 'warm',
+    fault: [server === 'twinframe' && o.slowDisk ? `slow-disk ${o.slowDisk}` : '', scrapeMs !== undefined ? `scrape ${scrapeMs} ms` : ''].filter(Boolean).join(', ') || '-',
     trials, median, cpuPct: med((t) => t.cpuPct), schedCpuPct: med((t) => t.schedCpuPct), rssMiB: med((t) => t.rssMiB), receiverCpuPct: med((t) => t.receiverCpuPct),
     receiverSocketDrops: Math.max(0, ...trials.map((t) => t.receiverSocketDrops)), ...verdict,
   };
@@ -338,28 +350,32 @@ async function main(): Promise<number> {
     const active = new Set(servers);
     for (const level of o.levels) {
       if (active.size === 0 || interrupted) break;
-      const trials = new Map<ServerName, Trial[]>([...active].map((s) => [s, []]));
+      // Each server's phases: twinframe's twice with --scrape-ms (unscraped, then scraped), back to back.
+      const phases = [...active].flatMap((server) => (server === 'twinframe' && o.scrapeMs !== undefined ? [undefined, o.scrapeMs] : [undefined]).map((scrapeMs) => ({ server, scrapeMs, trials: [] as Trial[] })));
       for (let t = 1; t <= o.trials && !interrupted; t++) {
-        for (const server of active) {
+        for (const phase of phases) {
           if (interrupted) break;
-          process.stderr.write(`capacity: ${server} ${level} session(s), trial ${t}/${o.trials}…\n`);
-          const trial = await runPhase(server, level, t, o, asset, python);
-          trials.get(server)!.push(trial);
+          const what = `${phase.server}${phase.scrapeMs !== undefined ? ` (scraped every ${phase.scrapeMs} ms)` : ''}`;
+          process.stderr.write(`capacity: ${what} ${level} session(s), trial ${t}/${o.trials}…\n`);
+          const trial = await runPhase(phase.server, level, t, o, asset, python, phase.scrapeMs);
+          phase.trials.push(trial);
           const fig = trial.figures;
-          process.stderr.write(`capacity: ${server} ${level}: cpu ${trial.cpuPct.toFixed(1)} %, gap p99 worst ${fig?.gapP99Ms.worst.toFixed(2) ?? '-'} ms, lost ${fig?.lost ?? '-'}`
-            + `${trial.problems.length ? `; ${trial.problems.join('; ')}` : ''}\n`);
+          process.stderr.write(`capacity: ${what} ${level}: cpu ${trial.cpuPct.toFixed(1)} %, gap p99 worst ${fig?.gapP99Ms.worst.toFixed(2) ?? '-'} ms, lost ${fig?.lost ?? '-'}`
+            + `${trial.scrape ? `, ${trial.scrape.scrapes} scrapes (p50 ${trial.scrape.p50Ms.toFixed(1)} ms)` : ''}${trial.problems.length ? `; ${trial.problems.join('; ')}` : ''}\n`);
         }
       }
-      for (const server of [...active]) {
-        const row = rowOf(server, level, trials.get(server)!, o, nominalGapMs);
+      for (const phase of phases) {
+        const row = rowOf(phase.server, level, phase.trials, o, nominalGapMs, phase.scrapeMs);
         rows.push(row);
-        if (!row.held && !o.allLevels) active.delete(server);
+        if (!row.held && !o.allLevels && phase.scrapeMs === undefined) active.delete(phase.server);
       }
     }
 
     const load1 = loadavg();
-    const fits = memoryFits(rows, servers);
-    const t = targets(rows);
+    // The memory fit and the targets are the unscraped phases' (a scraped row repeats its level).
+    const unscraped = rows.filter((r) => r.trials.every((tr) => tr.scrape === undefined));
+    const fits = memoryFits(unscraped, servers);
+    const t = targets(unscraped);
     console.log('');
     console.log(table(rows));
     console.log('');
@@ -372,6 +388,10 @@ async function main(): Promise<number> {
         const notes = [...tr.problems, ...tr.receiverErrors];
         if (tr.cacheDropped === false) notes.push('page cache NOT dropped');
         if (tr.figures && tr.figures.silentSessions > 0) notes.push(`${tr.figures.silentSessions} session(s) received nothing in the window's last second`);
+        if (tr.scrape) {
+          notes.push(`scraped ${tr.scrape.scrapes} times every ${tr.scrape.everyMs} ms (${tr.scrape.bytes} bytes, round trip p50 ${tr.scrape.p50Ms.toFixed(1)} ms, max ${tr.scrape.maxMs.toFixed(1)} ms)`
+            + `${tr.scrape.failed > 0 ? `; ${tr.scrape.failed} failed: ${tr.scrape.firstError}` : ''}`);
+        }
         if (tr.slowDisk) {
           const failed = tr.slowDisk.failures.map((x) => `${x.path ?? '?'} (${x.cause ?? '?'}${x.wasActive ? ', sending' : ''})`);
           notes.push(`slow-disk on path ${tr.slowDisk.path}: ${failed.length ? `failed: ${failed.join(', ')}` : 'no path failed'}; stalls ${tr.figures?.stalls ?? '-'}, lost ${tr.figures?.lost ?? '-'}, gap max ${tr.figures?.gapMaxMs.worst.toFixed(1) ?? '-'} ms`);

@@ -94,6 +94,8 @@ export interface RunningServer {
   readonly logFile: string;
   /** twinframe only: `twinframectl --socket … args…`. */
   ctl?(args: readonly string[]): Promise<{ ok: boolean; stdout: string; stderr: string }>;
+  /** twinframe only: its GET /metrics URL (a free port of its own, so no phase meets another's listener). */
+  readonly metricsUrl?: string;
 }
 
 export interface TwinframeSetup {
@@ -118,8 +120,10 @@ export async function startTwinframe(s: TwinframeSetup): Promise<RunningServer> 
   const cli = path.join(s.root, 'dist/src/cli/twinframe.js');
   const ctlJs = path.join(s.root, 'dist/src/cli/twinframectl.js');
   for (const f of [cli, ctlJs]) if (!existsSync(f)) throw new Error(`${f} does not exist: npm run build first`);
+  const metricsPort = await freePort();
   const config = {
     media: { mounts: [{ prefix: '', dir: s.assetDir }], cacheDir: path.join(s.tmp, 'cache') },
+    metrics: { listen: `127.0.0.1:${metricsPort}` },
     limits: { maxStreams: s.maxStreams, mpegBandwidthKbps: s.bandwidthKbps, serverBandwidthKbps: s.bandwidthKbps },
     rtsp: { serverPortRange: await freeUdpPortRange(2 * s.maxStreams) },
     admin: { faultInjection: s.faultInjection },
@@ -148,7 +152,7 @@ export async function startTwinframe(s: TwinframeSetup): Promise<RunningServer> 
       return { ok: false, stdout: e.stdout ?? '', stderr: e.stderr || e.message };
     }
   };
-  const server: RunningServer = { name: 'twinframe', child, url: `rtsp://127.0.0.1:${port}/${s.assetName}`, logFile, ctl };
+  const server: RunningServer = { name: 'twinframe', child, url: `rtsp://127.0.0.1:${port}/${s.assetName}`, logFile, ctl, metricsUrl: `http://127.0.0.1:${metricsPort}/metrics` };
   const readyBy = Date.now() + READY_MS;
   while (child.exit === undefined && Date.now() < readyBy) {
     await sleep(250);

@@ -38,6 +38,8 @@ function indexedAsset(
 export interface IndexPoolOptions {
   /** How long the indexing thread may sit idle before it exits (ms). */
   idleTimeout?: number;
+  /** Called after each build (not a cache hit) with its duration and whether it indexed the asset (metrics). */
+  onBuilt?: (ms: number, ok: boolean) => void;
 }
 
 export interface IndexPoolStats {
@@ -79,6 +81,7 @@ export class IndexPool {
   /** Assets that failed to index, by index path: not rebuilt until they change. */
   readonly #failed = new Map<string, Failure>();
   readonly #stats: IndexPoolStats = { builds: 0, cacheHits: 0, shared: 0, failures: 0 };
+  readonly #onBuilt: ((ms: number, ok: boolean) => void) | undefined;
   #closed = false;
 
   constructor(options: IndexPoolOptions = {}) {
@@ -90,6 +93,7 @@ export class IndexPool {
       minThreads: 0,
       idleTimeout: options.idleTimeout ?? 30_000,
     });
+    this.#onBuilt = options.onBuilt;
   }
 
   get stats(): Readonly<IndexPoolStats> {
@@ -144,7 +148,9 @@ export class IndexPool {
 
       await fs.promises.mkdir(path.dirname(indexPath), { recursive: true });
       this.#stats.builds++;
+      const started = performance.now();
       const result = await this.#piscina.run({ assetPath, indexPath, fd: handle.fd });
+      this.#onBuilt?.(performance.now() - started, result.ok);
       if (!result.ok) {
         this.#stats.failures++;
         const error = deserializeError(result.error);

@@ -4,7 +4,7 @@
 // runs until SIGINT or SIGTERM, then stops every thread and socket it started,
 // within STOP_DEADLINE_MS whatever happens (a log that cannot be written included).
 
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { loadConfig, defaultConfigPath } from '../config/store.js';
 import { parseConfig, type TwinframeConfig } from '../config/schema.js';
 import { createLogger, type Logger } from '../log.js';
@@ -29,6 +29,8 @@ interface CliOptions {
   adminSocket?: string;
   faultInjection?: boolean;
   logLevel?: string;
+  logFormat?: 'auto' | 'json' | 'pretty';
+  metricsListen?: string;
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -41,6 +43,8 @@ async function main(argv: string[]): Promise<number> {
     .option('--admin-socket <path>', 'admin Unix socket (overrides admin.socketPath)')
     .option('--fault-injection', 'enable twinframectl inject-fault (overrides admin.faultInjection)')
     .option('--log-level <level>', 'pino log level (overrides log.level)')
+    .addOption(new Option('--log-format <format>', 'log lines: json, pretty (readable), auto: pretty on a terminal (overrides log.format)').choices(['auto', 'json', 'pretty']))
+    .option('--metrics-listen <host:port>', "Prometheus metrics and /healthz listener, '' for none (overrides metrics.listen)")
     .showHelpAfterError();
   program.parse(argv);
   const opts = program.opts<CliOptions>();
@@ -52,14 +56,15 @@ async function main(argv: string[]): Promise<number> {
       ...fromFile,
       rtsp: { ...fromFile.rtsp, ...(opts.host !== undefined ? { host: opts.host } : {}), ...(opts.port !== undefined ? { port: opts.port } : {}) },
       admin: { ...fromFile.admin, ...(opts.adminSocket ? { socketPath: opts.adminSocket } : {}), ...(opts.faultInjection ? { faultInjection: true } : {}) },
-      log: { ...fromFile.log, ...(opts.logLevel ? { level: opts.logLevel } : {}) },
+      log: { ...fromFile.log, ...(opts.logLevel ? { level: opts.logLevel } : {}), ...(opts.logFormat ? { format: opts.logFormat } : {}) },
+      metrics: { ...fromFile.metrics, ...(opts.metricsListen !== undefined ? { listen: opts.metricsListen } : {}) },
     }, 'command line');
   } catch (err) {
     process.stderr.write(`twinframe: ${(err as Error).message}\n`);
     return 2;
   }
 
-  const logger = createLogger({ level: config.log.level });
+  const logger = createLogger({ level: config.log.level, format: config.log.format });
   let server: Awaited<ReturnType<typeof startServer>>;
   try {
     server = await startServer({ config, configPath: opts.config, logger });
@@ -74,6 +79,11 @@ async function main(argv: string[]): Promise<number> {
   const base = `rtsp://${config.rtsp.host}:${server.rtsp.port}`;
   process.stdout.write(`twinframe: serving ${assets.length} asset(s) on ${base}/ (admin socket ${config.admin.socketPath})\n`);
   for (const a of assets) process.stdout.write(`  ${base}${a.name}    e.g. ffplay ${base}${a.name}\n`);
+  if (server.metrics) {
+    const { address, port } = server.metrics;
+    const host = address.includes(':') ? `[${address}]` : address;
+    process.stdout.write(`twinframe: metrics on http://${host}:${port}/metrics, health on http://${host}:${port}/healthz\n`);
+  }
 
   await new Promise<void>((resolve) => {
     const stop = () => resolve();

@@ -337,6 +337,26 @@ const pathsSchema = z.object({
 
 const logSchema = z.object({
   level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** 'json': pino's JSON lines; 'pretty': readable lines; 'auto': pretty when the log goes to a terminal. */
+  format: z.enum(['auto', 'json', 'pretty']).default('auto'),
+}).strict();
+
+/** `host:port` (an IPv6 host in brackets) → its parts, or undefined when malformed. */
+export function parseListenAddress(listen: string): { host: string; port: number } | undefined {
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:[\]\s]+)):(\d{1,5})$/.exec(listen);
+  if (m === null) return undefined;
+  const port = Number(m[3]);
+  if (port > 65535) return undefined;
+  return { host: m[1] ?? m[2], port };
+}
+
+const metricsSchema = z.object({
+  /**
+   * Where the Prometheus metrics (GET /metrics) and the health probe (GET /healthz)
+   * are served, as host:port; '' turns the listener off. Loopback by default.
+   */
+  listen: z.string().refine((l) => l === '' || parseListenAddress(l) !== undefined, "must be host:port (e.g. 127.0.0.1:9464, [::1]:9464) or '' (off)")
+    .default('127.0.0.1:9464'),
 }).strict();
 
 const configSchema = z.object({
@@ -350,6 +370,7 @@ const configSchema = z.object({
   network: networkSchema.default({}),
   paths: pathsSchema.default({}),
   log: logSchema.default({}),
+  metrics: metricsSchema.default({}),
 }).strict();
 
 /** A complete, validated configuration (every default filled in). */

@@ -217,7 +217,7 @@ export class DataPath {
       // on it however often it beats: taking over sends it now.
       if (this.senderLateMs > 0 && onTime && owner !== undefined && (this.senderWaitsOnRead || now - this.senderBeatSeenMs >= graceMs / 2)
         && cb.isOnline(path) && cb.handOver(activeWord, path)) {
-        this.post({ type: 'handover', from: owner, to: path, lateMs: this.senderLateMs, atMs: monoNowMs() });
+        this.post({ type: 'handover', from: owner, to: path, lateMs: this.senderLateMs, atMs: monoNowMs(), cause: this.senderWaitsOnRead ? 'read-wait' : 'late' });
         continue; // send what is due at once
       }
 
@@ -328,7 +328,7 @@ export class DataPath {
         cb.releaseClaim(s.slot, this.claimTag);
         continue;
       }
-      this.batch.openRun(s, word.hi, word.lo);
+      this.batch.openRun(s, word.hi, word.lo, s.deadlineMs);
       s.stage(this.batch);
       for (let staged = 1; staged < room; staged++) {
         // Past the asset's end: the next turn ends the session, once the cursor is there.
@@ -357,6 +357,7 @@ export class DataPath {
         for (let r = 0; r < batch.runs; r++) cb.releaseClaim(batch.runSession[r].slot, this.claimTag);
         return now;
       }
+      cb.countBatchLateness(this.path, monoNowMs() - batch.earliestDueMs);
       batch.send();
       if (this.stallAfterSendMs > 0) this.stall();
       // Every run is settled (its cursor past what left, its claim released) before a
@@ -392,6 +393,7 @@ export class DataPath {
     const end = batch.runEnd(r);
     let done = 0;
     let sent = 0;
+    let sentBytes = 0;
     let retry = false;
     try {
       for (let i = first; i < end; i++) {
@@ -399,6 +401,7 @@ export class DataPath {
         if (code === 0) {
           done++;
           sent++;
+          sentBytes += batch.lengths[i];
           continue;
         }
         if (s.closed) break; // closed since it was staged: nothing left
@@ -412,7 +415,7 @@ export class DataPath {
     } finally {
       if (sent > 0) {
         s.sent();
-        this.cb.countSent(this.path, sent);
+        this.cb.countSent(this.path, sent, sentBytes);
       }
       if (done > 0) this.cb.advanceCursorFrom(s.slot, batch.runHi[r], batch.runLo[r], done);
       this.cb.releaseClaim(s.slot, this.claimTag);

@@ -30,7 +30,10 @@ export class SendBatch<S extends BatchSocket> {
   count = 0;
   /** Runs staged this turn: one per session, its datagrams consecutive. */
   runs = 0;
+  /** The earliest deadline of the turn's runs (their first datagrams'): the batch's pacing lateness is measured from it. */
+  earliestDueMs = Number.POSITIVE_INFINITY;
   readonly buffers: Buffer[] = [];
+  /** Datagram i's length in bytes. */
   lengths = new Int32Array(256);
   private fds = new Int32Array(256);
   results = new Int32Array(256);
@@ -40,8 +43,9 @@ export class SendBatch<S extends BatchSocket> {
   runHi = new Int32Array(64);
   runLo = new Int32Array(64);
 
-  /** Start a run for session `s`, claimed at control word (hi, lo); its datagrams follow with add(). */
-  openRun(s: S, hi: number, lo: number): void {
+  /** Start a run for session `s`, claimed at control word (hi, lo), its first datagram due at dueMs; its datagrams follow with add(). */
+  openRun(s: S, hi: number, lo: number, dueMs = Number.POSITIVE_INFINITY): void {
+    if (dueMs < this.earliestDueMs) this.earliestDueMs = dueMs;
     if (this.runs === this.runStart.length) {
       this.runStart = grow(this.runStart);
       this.runHi = grow(this.runHi);
@@ -104,6 +108,7 @@ export class SendBatch<S extends BatchSocket> {
     this.buffers.fill(undefined as unknown as Buffer, 0, this.count);
     this.count = 0;
     this.runs = 0;
+    this.earliestDueMs = Number.POSITIVE_INFINITY;
   }
 }
 

@@ -27,7 +27,7 @@ import { randomBytes, randomInt } from 'node:crypto';
 import { ControlBlock } from '../shared/control-block.js';
 import type { InjectableFault, TransportKind } from '../shared/commands.js';
 import { FailureCause, MAX_SESSIONS, PATH_NAMES, type PathName } from '../shared/layout.js';
-import type { FailureReport, HandoverMessage, PathToMain } from '../shared/messages.js';
+import type { FailureReport, HandoverCause, HandoverMessage, PathToMain } from '../shared/messages.js';
 import { monoNowMs } from '../shared/clock.js';
 import { failPath } from '../supervisor/fail-path.js';
 import { TwinframeError } from '../errors.js';
@@ -129,6 +129,8 @@ export interface HandoverEvent {
   readonly lateMs: number;
   /** When sending moved, on the shared clock (monoNowMs). */
   readonly atMs: number;
+  /** Why the standby took over: the sender stood still ('late') or waited for its disk ('read-wait'). */
+  readonly cause: HandoverCause;
 }
 
 /** A session, by id (closed by its owner, or played to its end). */
@@ -530,8 +532,8 @@ export class Engine extends EventEmitter<EngineEventArgs> {
    * CAS on its pair's ACTIVE): nobody failed. The roles swap, as in a manual switch.
    */
   private onHandover(pair: DataPathPair, msg: HandoverMessage): void {
-    const handover: HandoverEvent = { pair: pair.index, from: PATH_NAMES[msg.from], to: PATH_NAMES[msg.to], lateMs: msg.lateMs, atMs: msg.atMs };
-    this.log.info({ pair: pair.index, from: handover.from, to: handover.to, lateMs: Math.round(msg.lateMs * 100) / 100 }, 'sending handed over to the on-time path');
+    const handover: HandoverEvent = { pair: pair.index, from: PATH_NAMES[msg.from], to: PATH_NAMES[msg.to], lateMs: msg.lateMs, atMs: msg.atMs, cause: msg.cause };
+    this.log.info({ pair: pair.index, from: handover.from, to: handover.to, cause: handover.cause, lateMs: Math.round(msg.lateMs * 100) / 100 }, 'sending handed over to the on-time path');
     this.emit('handover', handover);
     pair.executor.handedOver(handover.to);
   }

@@ -23,6 +23,7 @@ import type { Logger } from 'pino';
 import { TwinframeError, isTwinframeError, type ErrorCode } from '../errors.js';
 import { TICKS_HZ } from '../mpegts/packet.js';
 import { silentLogger } from '../log.js';
+import { LogRateLimit } from '../log-rate-limit.js';
 import { parseRange, resolveRange, serializeRange } from './headers/range.js';
 import { serializeRtpInfo } from './headers/rtp-info.js';
 import { parseSession, serializeSession } from './headers/session.js';
@@ -83,6 +84,13 @@ export interface RtspServerOptions {
   /** A request must be complete this long after its first byte arrived, else 408 and close. Default 10 s. */
   readonly requestTimeoutMs?: number;
   readonly logger?: Logger;
+  /** Called for every reply sent: the request's method (ours, 'other', or 'none' when no request was read) and the status. */
+  readonly onReply?: (method: string, status: number) => void;
+  /**
+   * Refusals logged per second per client address and status, and for all clients together; the
+   * rest is counted in one summary line per client and status. Default 10 and 100.
+   */
+  readonly refusalLogLimit?: { readonly perClient: number; readonly total: number };
 }
 
 /** Methods this server implements, as OPTIONS lists them. GET_PARAMETER tells ffmpeg to use it for keep-alive. */
@@ -246,6 +254,8 @@ export class RtspServer {
   readonly #requestTimeoutMs: number;
   readonly #interleavedBacklogMs: number;
   readonly #log: Logger;
+  readonly #onReply: ((method: string, status: number) => void) | undefined;
+  readonly #refusalLog: LogRateLimit;
   readonly #server: net.Server;
   readonly #connections = new Set<Connection>();
   readonly #sessions = new Map<string, RtspSession>();
@@ -274,6 +284,15 @@ export class RtspServer {
     this.#requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
     this.#interleavedBacklogMs = options.interleavedBacklogMs ?? 2000;
     this.#log = (options.logger ?? silentLogger).child({ component: 'rtsp' });
+    this.#onReply = options.onReply;
+    this.#refusalLog = new LogRateLimit({
+      perKey: options.refusalLogLimit?.perClient ?? 10,
+      total: options.refusalLogLimit?.total ?? 100,
+      windowMs: 1000,
+      onSuppressed: (peer, status, suppressed, windowMs) => {
+        this.#log.warn({ peer, status: Number(status), suppressed, windowMs }, `${suppressed} more refusal(s) with status ${status} from ${peer} not logged`);
+      },
+    });
     this.#server = net.createServer((socket) => this.#accept(socket));
     this.#server.on('error', (err) => this.#log.error({ err: err.message }, 'RTSP listener error'));
     this.#unsubscribe = this.#backend.subscribe(this.#events);
@@ -340,6 +359,7 @@ export class RtspServer {
     }
     await Promise.all([...this.#sessions.values()].map((s) => this.#teardown(s, 'server closing')));
     await stopped;
+    this.#refusalLog.close();
     this.#log.info('RTSP server closed');
   }
 
@@ -357,7 +377,7 @@ export class RtspServer {
         this.#atCapacity = true;
         this.#log.warn({ status: 503, code: 'TF_RTSP_TOO_MANY_CONNECTIONS', limit: this.#maxConnections }, 'connection limit reached; refusing new connections with 503');
       }
-      refuseConnection(socket);
+      this.#refuseConnection(socket);
       return;
     }
     // One address must not take every slot: a flood from it leaves room for everyone else.
@@ -369,7 +389,7 @@ export class RtspServer {
         this.#addressesAtCap.add(address);
         this.#log.warn({ status: 503, code: 'TF_RTSP_TOO_MANY_CONNECTIONS', peer: address, limit: this.#maxConnectionsPerAddress }, 'connection limit of a client address reached; refusing its new connections with 503');
       }
-      refuseConnection(socket);
+      this.#refuseConnection(socket);
       return;
     }
     this.#connectionsByAddress.set(address, fromAddress + 1);
@@ -405,6 +425,13 @@ export class RtspServer {
     conn.log.debug('connection opened');
   }
 
+  /** Over a connection limit: 503 without CSeq (no request was read), better than a silent reset for a player's error message. */
+  #refuseConnection(socket: net.Socket): void {
+    socket.end(serializeResponse({ status: 503, headers: { Server: SERVER_NAME } }));
+    this.#replied(undefined, 503);
+    setTimeout(() => socket.destroy(), CLOSE_GRACE_MS).unref();
+  }
+
   #onData(conn: Connection, chunk: Buffer): void {
     if (conn.ending) return;
     const { messages, error } = conn.parser.push(chunk);
@@ -422,10 +449,13 @@ export class RtspServer {
       conn.requestTimer = setTimeout(() => {
         conn.requestTimer = undefined;
         if (conn.ending) return;
-        conn.log.info({ status: 408, code: 'TF_RTSP_REQUEST_TIMEOUT', buffered: conn.parser.bufferedBytes, timeoutMs: this.#requestTimeoutMs }, 'incomplete request timed out');
+        if (this.#refusalLog.allow(conn.peer, 408)) {
+          conn.log.info({ status: 408, code: 'TF_RTSP_REQUEST_TIMEOUT', buffered: conn.parser.bufferedBytes, timeoutMs: this.#requestTimeoutMs }, 'incomplete request timed out');
+        }
         conn.ordered.stopReading();
         conn.ordered.enqueue(() => {
           conn.write(serializeResponse({ status: 408, headers: { Server: SERVER_NAME } }));
+          this.#replied(undefined, 408);
           conn.end();
         });
       }, this.#requestTimeoutMs);
@@ -439,8 +469,9 @@ export class RtspServer {
   #refuseFraming(conn: Connection, error: TwinframeError): void {
     const status = error.rtspStatus ?? 400;
     const cseq = typeof error.details.cseq === 'number' ? error.details.cseq : undefined;
-    conn.log.warn({ status, code: error.code, reason: error.message }, 'malformed request; closing the connection');
+    if (this.#refusalLog.allow(conn.peer, status)) conn.log.warn({ status, code: error.code, reason: error.message }, 'malformed request; closing the connection');
     conn.write(serializeResponse({ status, headers: { CSeq: cseq, Server: SERVER_NAME } }));
+    this.#replied(undefined, status);
     conn.end();
   }
 
@@ -461,6 +492,7 @@ export class RtspServer {
     const headers: Record<string, HeaderValue> = { CSeq: request.cseq, Server: SERVER_NAME, ...reply.headers };
     conn.write(serializeResponse({ status: reply.status, headers, ...(reply.body !== undefined ? { body: reply.body } : {}) }));
     wire?.release();
+    this.#replied(request.method, reply.status);
     if (reply.status < 400) {
       conn.log.debug({ method: request.method, cseq: request.cseq, status: reply.status, ms: round(performance.now() - started) }, 'request');
     }
@@ -471,14 +503,21 @@ export class RtspServer {
     if (isTwinframeError(err)) {
       const status = err.rtspStatus ?? (ASSET_VERDICTS.has(err.code) ? 404 : 500);
       const log = status >= 500 ? conn.log.error.bind(conn.log) : conn.log.info.bind(conn.log);
-      log({ method, cseq: request.cseq, status, code: err.code, reason: err.message }, 'request refused');
+      if (this.#refusalLog.allow(conn.peer, status)) log({ method, cseq: request.cseq, status, code: err.code, reason: err.message }, 'request refused');
       const headers: Record<string, HeaderValue> = {};
       if (status === 501 || status === 405) headers.Public = PUBLIC_METHODS.join(', ');
       if (status === 551 && typeof err.details.unsupported === 'string') headers.Unsupported = err.details.unsupported;
       return { status, headers };
     }
-    conn.log.error({ method, cseq: request.cseq, status: 500, err: (err as Error)?.message ?? String(err) }, 'request failed');
+    if (this.#refusalLog.allow(conn.peer, 500)) conn.log.error({ method, cseq: request.cseq, status: 500, err: (err as Error)?.message ?? String(err) }, 'request failed');
     return { status: 500 };
+  }
+
+  /** Tell onReply about a reply: `method` undefined when no request was read. */
+  #replied(method: string | undefined, status: number): void {
+    if (this.#onReply === undefined) return;
+    const label = method === undefined ? 'none' : (PUBLIC_METHODS as readonly string[]).includes(method) ? method : 'other';
+    this.#onReply(label, status);
   }
 
   #dispatch(conn: Connection, request: RtspRequest): Promise<Reply> | Reply {
@@ -862,11 +901,6 @@ export class RtspServer {
 
 // ── Helpers ──────────────────────────────────────────────────────────────────
 
-/** Over a connection limit: 503 without CSeq (no request was read), better than a silent reset for a player's error message. */
-function refuseConnection(socket: net.Socket): void {
-  socket.end(serializeResponse({ status: 503, headers: { Server: SERVER_NAME } }));
-  setTimeout(() => socket.destroy(), CLOSE_GRACE_MS).unref();
-}
 
 function absoluteUrl(uri: string): Extract<ReturnType<typeof parseRtspUrl>, { kind: 'absolute' }> {
   const url = parseRtspUrl(uri);

@@ -4,7 +4,7 @@
 
 import {
   ACTIVE_OWNER_BITS, ACTIVE_OWNER_MASK, ACTIVE_OWNER_NONE, CTRL, I32, PATH_COUNT, PATH_F64, PATH_I32, SEGMENT_F64, SESSION_I32,
-  FAILURE_CAUSE_CODES, computeLayout, failureCauseCode, partnerOf, pathF64Index, pathI32Index, segmentF64Index, sessionFaultBit, sessionI32Index, sessionReadWaitBit,
+  FAILURE_CAUSE_CODES, LATENESS_BUCKETS_MS, computeLayout, failureCauseCode, partnerOf, pathF64Index, pathI32Index, segmentF64Index, sessionFaultBit, sessionI32Index, sessionReadWaitBit,
   type FailoverState, type FailoverType, type FailureCause, type Layout, type PathId, type SessionIo,
 } from './layout.js';
 
@@ -257,12 +257,36 @@ export class ControlBlock {
     return this.f64[pathF64Index(path, PATH_F64.COMMAND_AT_MS)];
   }
 
-  countSent(path: PathId, datagrams = 1): void {
+  countSent(path: PathId, datagrams = 1, bytes = 0): void {
     Atomics.add(this.i32, pathI32Index(path, PATH_I32.SENT), datagrams);
+    if (bytes > 0) Atomics.add(this.i32, pathI32Index(path, PATH_I32.SENT_BYTES), bytes);
   }
 
   sentCount(path: PathId): number {
     return Atomics.load(this.i32, pathI32Index(path, PATH_I32.SENT)) >>> 0;
+  }
+
+  /** UDP payload bytes sent by the path, modulo 2^32. */
+  sentBytes(path: PathId): number {
+    return Atomics.load(this.i32, pathI32Index(path, PATH_I32.SENT_BYTES)) >>> 0;
+  }
+
+  /** Count one send batch in its lateness bucket (once per batch, never per datagram). */
+  countBatchLateness(path: PathId, lateMs: number): void {
+    let bucket = 0;
+    while (bucket < LATENESS_BUCKETS_MS.length && lateMs > LATENESS_BUCKETS_MS[bucket]) bucket++;
+    Atomics.add(this.i32, pathI32Index(path, PATH_I32.LATENESS_BUCKET + bucket), 1);
+    if (lateMs > 0) Atomics.add(this.i32, pathI32Index(path, PATH_I32.LATENESS_SUM_US), Math.round(lateMs * 1000));
+  }
+
+  /** The path's batch count in lateness bucket `bucket` (0 … LATENESS_BUCKETS_MS.length), modulo 2^32. */
+  latenessBucketCount(path: PathId, bucket: number): number {
+    return Atomics.load(this.i32, pathI32Index(path, PATH_I32.LATENESS_BUCKET + bucket)) >>> 0;
+  }
+
+  /** Sum of the path's batch lateness in µs, modulo 2^32. */
+  latenessSumUs(path: PathId): number {
+    return Atomics.load(this.i32, pathI32Index(path, PATH_I32.LATENESS_SUM_US)) >>> 0;
   }
 
   heartbeat(path: PathId): number {

@@ -100,8 +100,22 @@ export const PATH_I32 = {
   /** Commands queued for the path, and commands it has applied: it owes work while they differ. */
   COMMANDS_QUEUED: 9,
   COMMANDS_TAKEN: 10,
-  STRIDE: 11,
+  /** Bytes of the RTP packets (or raw datagrams) this path sent (all incarnations; wraps at 2^32: the metrics widen it). */
+  SENT_BYTES: 11,
+  /** Sum of the send batches' lateness, µs (early counts as 0; wraps at 2^32). */
+  LATENESS_SUM_US: 12,
+  /** First of LATENESS_BUCKETS_MS.length + 1 batch counters, one per lateness bucket (the last: above every bound). */
+  LATENESS_BUCKET: 13,
+  STRIDE: 22, // LATENESS_BUCKET + LATENESS_BUCKETS_MS.length + 1
 } as const;
+
+/**
+ * Upper bounds (ms) of the pacing-lateness buckets a sending path counts its
+ * batches in: how late a batch's most overdue datagram left (0: on time or
+ * early, as a batch may send up to one window early). One counter per bucket
+ * and one for the rest, in the path's words (PATH_I32.LATENESS_BUCKET).
+ */
+export const LATENESS_BUCKETS_MS = [0, 0.25, 0.5, 1, 2, 5, 10, 50] as const;
 
 /**
  * Per-session Int32 fields, after the per-path ones. CLAIM: 0, or the tag

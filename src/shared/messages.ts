@@ -74,7 +74,11 @@ export interface HandoverMessage {
   readonly to: PathId;
   readonly lateMs: number;
   readonly atMs: number;
+  /** 'late': the sender's heartbeat stood still; 'read-wait': the sender waited for its read of a datagram `to` held ready. */
+  readonly cause: HandoverCause;
 }
+
+export type HandoverCause = 'late' | 'read-wait';
 
 /** What a data path tells the control plane. */
 export type PathToMain =
