@@ -525,7 +525,6 @@ async function freeTcpPort(): Promise<number> {
   });
 }
 
-leakCheck(test);
 
 test.serial('PLAY npt=a-b streams from the key frame for a to the last picture presented by b, then BYE; a PLAY during PLAY re-seeks', async (t) => {
   const client = await RtspClient.connect({ port });
@@ -565,3 +564,5 @@ test.serial('PLAY npt=a-b streams from the key frame for a to the last picture p
     await receiver.close();
   }
 });
+
+leakCheck(test);
