@@ -309,6 +309,9 @@ function indexOpenFile(fd: number, file: string, size: number, mtimeMs: number):
   const raiStarts = growableU32();
   // PES starts whose first picture is a key frame, on the video PID (fallback).
   const nalStarts = growableU32();
+  // Every video PES: its first packet and how many packets of the video PID carry a payload of it.
+  const videoPesStart = growableU32();
+  const videoPesPackets = growableU32();
   // PES starts with a PTS on the elementary PIDs: [packet, pid] pairs plus PTSs.
   const pesWhere = growableU32();
   const pesPtsValue = new Growable((n) => new Float64Array(n));
@@ -366,6 +369,14 @@ function indexOpenFile(fd: number, file: string, size: number, mtimeMs: number):
         if (pat === undefined) patAssembler.push(chunk, o, onPat);
       } else if (pid === pmtPid) {
         if (pmt === undefined) pmtAssembler.push(chunk, o, onPmt);
+      }
+      if (pid === videoPid) {
+        if (pusi) {
+          videoPesStart.push(packet);
+          videoPesPackets.push(1);
+        } else if (videoPesPackets.length > 0 && (b3 & 0x10) !== 0) {
+          videoPesPackets.data[videoPesPackets.length - 1]++;
+        }
       }
       if (pid === videoPid && scanner.flavour !== undefined) {
         if (pusi) scanner.startPes(packet);
@@ -433,12 +444,17 @@ function indexOpenFile(fd: number, file: string, size: number, mtimeMs: number):
 
   const randomAccess: RandomAccessPoint[] = [];
   for (let k = 0; k < raiStarts.length; k += 2) {
-    if (raiStarts.data[k + 1] === videoPid) randomAccess.push({ packet: raiStarts.data[k], ticks: 0 });
+    if (raiStarts.data[k + 1] === videoPid) randomAccess.push({ packet: raiStarts.data[k], ticks: 0, videoPackets: 0 });
   }
   if (randomAccess.length === 0) {
-    for (let k = 0; k < nalStarts.length; k++) randomAccess.push({ packet: nalStarts.data[k], ticks: 0 });
+    for (let k = 0; k < nalStarts.length; k++) randomAccess.push({ packet: nalStarts.data[k], ticks: 0, videoPackets: 0 });
   }
-  for (const rap of randomAccess) rap.ticks = times[rap.packet]!;
+  let pes = 0;
+  for (const rap of randomAccess) {
+    rap.ticks = times[rap.packet]!;
+    while (pes < videoPesStart.length && videoPesStart.data[pes] < rap.packet) pes++;
+    rap.videoPackets = videoPesStart.data[pes] === rap.packet ? videoPesPackets.data[pes] : 0;
+  }
   const presentation = presentationTimes(
     { packets: pcrPackets.subarray(0, pcrCount), pcrs: pcrs.subarray(0, pcrCount) },
     times,

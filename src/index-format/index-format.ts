@@ -79,6 +79,8 @@ export interface RandomAccessPoint {
   packet: number;
   /** That packet's send time, 90 kHz ticks from packet 0. */
   ticks: number;
+  /** Packets of the video PID with a payload in the key frame's PES (what trick play sends of it). */
+  videoPackets: number;
 }
 
 export interface AssetIndexMeta {
@@ -144,7 +146,7 @@ const metaSchema = z.object({
     }),
   ),
   pcrCount: u32,
-  randomAccess: z.array(z.object({ packet: u32, ticks: u32 })),
+  randomAccess: z.array(z.object({ packet: u32, ticks: u32, videoPackets: u32 })),
 });
 
 /** The error every reader of a bad index file throws. */
@@ -263,6 +265,12 @@ export function encodeIndexHead(meta: AssetIndexMeta, pictureCount: number): Buf
   return head;
 }
 
+/** Where and when a key frame starts: what a seek needs of it. */
+export type KeyFrameTime = Pick<RandomAccessPoint, 'packet' | 'ticks'>;
+export interface KeyFrameTimes {
+  readonly randomAccess: readonly KeyFrameTime[];
+}
+
 /**
  * npt times travel in milliseconds (clients send `npt=30.000-`, PLAY replies name
  * a key frame's time to the millisecond), while a key frame's index time is its
@@ -278,7 +286,7 @@ const SEEK_TOLERANCE_TICKS = 90;
  * a key frame's time, as a reply named it, starts at that key frame; before the
  * first key frame (npt=0 included) the asset's own start, PAT and PMT first.
  */
-export function seekStartPacket(meta: Pick<AssetIndexMeta, 'randomAccess'>, ticks: number): number {
+export function seekStartPacket(meta: KeyFrameTimes, ticks: number): number {
   const firstKey = meta.randomAccess[0];
   const wanted = ticks + SEEK_TOLERANCE_TICKS;
   if (firstKey === undefined || ticks === 0 || wanted < firstKey.ticks) return 0;
@@ -289,19 +297,19 @@ export function seekStartPacket(meta: Pick<AssetIndexMeta, 'randomAccess'>, tick
  * The random-access point to start from for a seek to `ticks`: the last one at
  * or before it; before the first one, the first one; with none, packet 0.
  */
-export function randomAccessAtOrBefore(meta: Pick<AssetIndexMeta, 'randomAccess'>, ticks: number): RandomAccessPoint {
+export function randomAccessAtOrBefore(meta: KeyFrameTimes, ticks: number): KeyFrameTime {
   const raps = meta.randomAccess;
   if (raps.length === 0) return { packet: 0, ticks: 0 };
   let lo = 0;
   let hi = raps.length - 1;
-  if (ticks < raps[0].ticks) return { ...raps[0] };
+  if (ticks < raps[0].ticks) return { packet: raps[0].packet, ticks: raps[0].ticks };
   // Invariant: raps[lo].ticks <= ticks; find the last such index.
   while (lo < hi) {
     const mid = (lo + hi + 1) >>> 1;
     if (raps[mid].ticks <= ticks) lo = mid;
     else hi = mid - 1;
   }
-  return { ...raps[lo] };
+  return { packet: raps[lo].packet, ticks: raps[lo].ticks };
 }
 
 /** The npt of the picture whose PES starts at `packet`, if one does. */
