@@ -24,6 +24,7 @@ import { TwinframeError, isTwinframeError, type ErrorCode } from '../errors.js';
 import { TICKS_HZ } from '../mpegts/packet.js';
 import { silentLogger } from '../log.js';
 import { parseRange, resolveRange, serializeRange } from './headers/range.js';
+import { formatScale, parseScale } from './headers/scale.js';
 import { serializeRtpInfo } from './headers/rtp-info.js';
 import { parseSession, serializeSession } from './headers/session.js';
 import { chooseTransport, parseTransport, serializeTransportSpec, transportReply, type ChosenTransport } from './headers/transport.js';
@@ -486,6 +487,9 @@ export class RtspServer {
     const rangeHeader = request.headers.get('range');
     const range = rangeHeader === undefined ? undefined : parseRange(rangeHeader);
     if (range?.time !== undefined) throw new TwinframeError('TF_RTSP_NOT_IMPLEMENTED', 'Range: scheduled play (time=) is not implemented');
+    // Any scale is played at 1, and the reply says so (RFC 2326 §12.34).
+    const scaleHeader = request.headers.get('scale');
+    if (scaleHeader !== undefined) parseScale(scaleHeader);
     let startPacket: number | undefined;
     // A range sets the end too (its own, or the asset's); without one a resume keeps the end it had.
     let endPacket: number | undefined;
@@ -510,6 +514,7 @@ export class RtspServer {
     session.log.info({ startPacket: play.startPacket, endPacket: play.endPacket, npt: startS === undefined ? undefined : round(startS), seq: play.seq, rtptime: play.rtptime }, 'play');
     const headers: Record<string, HeaderValue> = {
       Range: startS === undefined || endS === undefined ? undefined : serializeRange({ unit: 'npt', start: startS, end: endS }),
+      Scale: scaleHeader === undefined ? undefined : formatScale(1),
       ...this.#sessionHeader(session),
     };
     if (session.transport.kind === 'rtp') {
