@@ -63,8 +63,9 @@ class CatalogMedia implements RtspMedia {
     return this.#pictures;
   }
 
-  openSession(options: RtspOpenOptions): Promise<RtspSessionInfo> {
-    return this.#engine.openSession({ asset: this.#engineAsset, assetName: this.name, ...options });
+  async openSession(options: RtspOpenOptions): Promise<RtspSessionInfo> {
+    const info = await this.#engine.openSession({ asset: this.#engineAsset, assetName: this.name, ...options });
+    return { ...info, wireHolderDead: (tag) => this.#engine.claimHolderDead(info.pair, tag) };
   }
 }
 

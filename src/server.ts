@@ -79,6 +79,7 @@ export async function startServer(options: ServerOptions): Promise<TwinframeServ
       allowForeignDestination: config.rtsp.allowForeignDestination,
       streamAddress: config.network.streamIp,
       maxRequestBytes: config.rtsp.maxRequestBytes,
+      interleavedBacklogMs: config.rtsp.interleavedBacklogMs,
       logger,
       ...options.rtsp,
     });

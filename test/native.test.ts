@@ -98,4 +98,15 @@ for (const [label, env] of [
   });
 }
 
+test.serial('without the addon, RTP over TCP is refused with 461 and a player that also offers UDP gets UDP', async (t) => {
+  const { stdout } = await run(process.execPath, [path.join(here, 'helpers/interleaved-fallback.js')], {
+    env: { ...process.env, TWINFRAME_NATIVE: 'off' }, timeout: 60_000,
+  });
+  const r = JSON.parse(stdout) as { addonLoaded: boolean; tcpOnly: number; either: number; eitherTransport: string };
+  t.false(r.addonLoaded);
+  t.is(r.tcpOnly, 461);
+  t.is(r.either, 200);
+  t.regex(r.eitherTransport, /^RTP\/AVP;unicast;client_port=/);
+});
+
 leakCheck(test);

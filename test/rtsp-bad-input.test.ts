@@ -377,7 +377,7 @@ test.serial('transports: unsupported ones get 461, a foreign destination 403, a 
     const c = await RtspClient.connect({ port });
     const receiver = await UdpReceiver.open();
     try {
-      for (const transport of ['RTP/AVP/TCP;unicast;interleaved=0-1', `RTP/AVP;multicast;client_port=${receiver.rtpPort}`, 'RTP/SAVP;unicast;client_port=5000-5001', 'RTP/AVP;unicast', 'RTP/AVP;unicast;client_port=0-1']) {
+      for (const transport of ['RTP/AVP/TCP;unicast;interleaved=0-3', `RTP/AVP;multicast;client_port=${receiver.rtpPort}`, 'RTP/SAVP;unicast;client_port=5000-5001', 'RTP/AVP;unicast', 'RTP/AVP;unicast;client_port=0-1']) {
         t.is((await c.setup('/sample.ts/track1', transport)).status, 461, transport);
       }
       t.is((await c.setup('/sample.ts/track1', `RTP/AVP;unicast;destination=10.9.8.7;client_port=${receiver.rtpPort}-${receiver.rtcpPort}`)).status, 403);
@@ -388,7 +388,7 @@ test.serial('transports: unsupported ones get 461, a foreign destination 403, a 
       t.is(c.session, undefined);
       t.is(server.engine.listSessions().length, 1, 'only the healthy session exists');
       // The peer's own address named explicitly is fine; the first acceptable spec of a list is taken.
-      const ok = await c.setup('/sample.ts/track1', `RTP/AVP/TCP;interleaved=0-1,RTP/AVP;unicast;destination=127.0.0.1;client_port=${receiver.rtpPort}-${receiver.rtcpPort}`);
+      const ok = await c.setup('/sample.ts/track1', `RTP/AVP/TCP;interleaved=0-3,RTP/AVP;unicast;destination=127.0.0.1;client_port=${receiver.rtpPort}-${receiver.rtcpPort}`);
       t.is(ok.status, 200);
       t.is((await c.teardown('/sample.ts')).status, 200);
     } finally {

@@ -1,5 +1,6 @@
 // ffmpeg as a real third-party client of the RTSP front end, healthy and
-// across a failover of every fault kind that fails a path (the server runs with fault injection).
+// across a failover of every fault kind that fails a path (the server runs with fault injection),
+// over UDP and over TCP (RTP interleaved on the RTSP connection).
 //
 // How "the TS packets ffmpeg received are the asset's" is checked. ffmpeg has
 // no way to hand out the raw TS bytes an RTSP session delivered: for MP2T it
@@ -27,7 +28,7 @@
 //    asset's bytes from the first packet on, byte for byte; PSI, PCR, null
 //    packets and continuity counters included.
 
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import dgram from 'node:dgram';
 import fs from 'node:fs/promises';
@@ -41,7 +42,7 @@ import { FailureFaultKinds, type FailureFaultKind } from '../src/shared/commands
 import { startServer, type TwinframeServer } from '../src/server.js';
 import { sleep, waitForRecovery } from './helpers/engine-fixture.js';
 import { RtspClient } from './helpers/rtsp-client.js';
-import { runToString } from './helpers/run.js';
+import { runToString, start, type Run } from './helpers/run.js';
 import type { FailoverEvent, HandoverEvent } from '../src/engine/engine.js';
 import { leakCheck } from './helpers/leak-check.js';
 
@@ -188,6 +189,41 @@ for (const kind of [undefined, ...FailureFaultKinds] as Array<FailureFaultKind |
   });
 }
 
+// ffmpeg over TCP (RTP interleaved on the RTSP connection, RFC 2326 §10.12), as a viewer
+// behind NAT plays: the same checks as case 1 above, healthy and across every fault kind.
+for (const kind of [undefined, ...FailureFaultKinds] as Array<FailureFaultKind | undefined>) {
+  const title = kind === undefined
+    ? 'ffmpeg over TCP (-rtsp_transport tcp) receives the asset exactly and logs no damage'
+    : `ffmpeg over TCP still receives the asset exactly when a ${kind} fault fails the active data path over mid-stream`;
+  test.serial(title, async (t) => {
+    const dir = await fs.mkdtemp(path.join(tmp, `tcp-${kind ?? 'healthy'}-`));
+    let client: Run | undefined;
+    try {
+      const before = server.engine.status();
+      client = ffmpeg([
+        '-rtsp_transport', 'tcp', '-i', `rtsp://127.0.0.1:${port}/sample.ts`,
+        '-t', String(SECONDS), '-map', '0', '-c', 'copy', '-f', 'framemd5', path.join(dir, 'out.md5'),
+      ], 30_000);
+      await waitFor(() => server.rtsp.sessions().some((s) => s.state === 'playing'), 10_000, 'ffmpeg to PLAY');
+      if (kind !== undefined) {
+        await sleep(1200);
+        server.engine.injectFault(server.engine.status().active!, kind);
+        await waitForRecovery(server.engine, before.switches);
+        t.true(server.engine.status().switches > before.switches, 'sending moved to the other data path');
+      }
+      const result = await client.done;
+      t.is(result.code, 0, result.stderr.slice(-2000));
+      const damage = result.stderr.split('\n').filter((line) => DAMAGE.some((re) => re.test(line)));
+      t.deepEqual(damage, [], 'no continuity, corruption or RTP loss warnings');
+      assertPrefixOfReference(t, parseFramemd5(await fs.readFile(path.join(dir, 'out.md5'), 'utf8')), `over TCP, fault ${kind ?? 'none'}`);
+    } finally {
+      client?.kill();
+      await client?.done;
+      for (const s of server.rtsp.sessions()) server.engine.closeSession(s.id);
+    }
+  });
+}
+
 // ── helpers ──────────────────────────────────────────────────────────────────
 
 /** Per stream, the received packets must be the reference's first ones, in order, complete. */
@@ -217,25 +253,9 @@ function sha256(b: Buffer): string {
   return createHash('sha256').update(b).digest('hex');
 }
 
-interface Run {
-  readonly done: Promise<{ code: number | null; stderr: string }>;
-  kill(): void;
-}
-
 /** Start ffmpeg at debug log level, SIGKILLed after `limitMs` whatever happens. */
 function ffmpeg(args: string[], limitMs: number): Run {
-  const child = spawn(FFMPEG, ['-hide_banner', '-nostdin', '-y', '-loglevel', 'debug', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr.on('data', (d: Buffer) => {
-    stderr += d.toString('latin1');
-    if (stderr.length > 4_000_000) stderr = stderr.slice(-2_000_000);
-  });
-  const timer = setTimeout(() => child.kill('SIGKILL'), limitMs);
-  const done = new Promise<{ code: number | null; stderr: string }>((resolve) => {
-    child.once('error', (err) => { clearTimeout(timer); resolve({ code: -1, stderr: String(err) }); });
-    child.once('close', (code) => { clearTimeout(timer); resolve({ code, stderr }); });
-  });
-  return { done, kill: () => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); } };
+  return start([FFMPEG, '-hide_banner', '-nostdin', '-y', '-loglevel', 'debug', ...args], limitMs);
 }
 
 async function freeUdpPort(): Promise<number> {

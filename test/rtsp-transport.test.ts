@@ -157,17 +157,33 @@ for (const [name, input] of MALFORMED) {
   });
 }
 
-test('the first supported spec is chosen and interleaved TCP is skipped', (t) => {
-  const chosen = chooseTransport(parseTransport('RTP/AVP/TCP;unicast;interleaved=0-1,RTP/AVP;unicast;client_port=5000-5001'));
-  t.like(chosen, { kind: 'rtp', clientRtpPort: 5000, clientRtcpPort: 5001 });
-  t.is(chosen.destination, undefined);
+test('the first supported spec is chosen: interleaved TCP when it comes first', (t) => {
+  const chosen = chooseTransport(parseTransport('RTP/AVP/TCP;unicast;interleaved=4-5,RTP/AVP;unicast;client_port=5000-5001'));
+  t.like(chosen, { kind: 'rtp', lower: 'tcp', channels: { rtp: 4, rtcp: 5 } });
+  t.is(chosen.spec.lowerTransport, 'TCP');
+});
+
+test('without the addon, interleaved TCP is skipped with the reason given', (t) => {
+  const chosen = chooseTransport(parseTransport('RTP/AVP/TCP;unicast;interleaved=0-1,RTP/AVP;unicast;client_port=5000-5001'), 'no addon');
+  t.like(chosen, { kind: 'rtp', lower: 'udp', clientRtpPort: 5000, clientRtcpPort: 5001 });
+  t.is(chosen.lower === 'udp' ? chosen.destination : 'tcp', undefined);
   t.is(chosen.spec.lowerTransport, undefined);
+  const err = t.throws<TwinframeError>(() => chooseTransport(parseTransport('RTP/AVP/TCP;interleaved=0-1'), 'no addon'));
+  t.deepEqual(err?.details.reasons, ['no addon']);
+});
+
+test('interleaved TCP without channels gets 0-1; channels must be consecutive', (t) => {
+  t.like(chooseTransport(parseTransport('RTP/AVP/TCP;unicast')), { lower: 'tcp', channels: { rtp: 0, rtcp: 1 } });
+  const err = t.throws<TwinframeError>(() => chooseTransport(parseTransport('RTP/AVP/TCP;unicast;interleaved=0-3')));
+  t.deepEqual(err?.details.reasons, ['interleaved channels must be two consecutive numbers']);
+  const reply = transportReply(chooseTransport(parseTransport('RTP/AVP/TCP;unicast;interleaved=2-3;mode=play')), { serverRtpPort: 0, ssrc: 0xabc });
+  t.is(serializeTransportSpec(reply), 'RTP/AVP/TCP;unicast;interleaved=2-3;ssrc=00000ABC;mode=PLAY');
 });
 
 test('a single client port gives no RTCP port', (t) => {
   const chosen = chooseTransport(parseTransport('RTP/AVP/UDP;unicast;client_port=5000'));
   t.is(chosen.kind, 'rtp');
-  t.is(chosen.clientRtpPort, 5000);
+  t.is(chosen.lower === 'udp' ? chosen.clientRtpPort : 0, 5000);
   t.false('clientRtcpPort' in chosen);
 });
 
@@ -188,7 +204,6 @@ test('a spec asking for PLAY among other modes is accepted', (t) => {
 });
 
 const UNSUPPORTED: Array<[string, string, string]> = [
-  ['interleaved TCP only', 'RTP/AVP/TCP;unicast;interleaved=0-1', 'RTP/AVP/TCP (interleaved) is not supported'],
   ['multicast', 'RTP/AVP;multicast;destination=224.2.0.1;port=3456-3457', 'multicast is not supported'],
   ['no client port', 'RTP/AVP;unicast', 'no client_port'],
   ['client port 0', 'RTP/AVP;unicast;client_port=0-1', 'client_port out of 1..65535'],
@@ -208,8 +223,8 @@ for (const [name, input, reason] of UNSUPPORTED) {
 }
 
 test('every refused spec contributes a reason', (t) => {
-  const err = t.throws<TwinframeError>(() => chooseTransport(parseTransport('RTP/AVP/TCP;interleaved=0-1,RTP/AVP;multicast')));
-  t.deepEqual(err?.details.reasons, ['RTP/AVP/TCP (interleaved) is not supported', 'multicast is not supported']);
+  const err = t.throws<TwinframeError>(() => chooseTransport(parseTransport('RTP/AVP/TCP;interleaved=0-3,RTP/AVP;multicast')));
+  t.deepEqual(err?.details.reasons, ['interleaved channels must be two consecutive numbers', 'multicast is not supported']);
 });
 
 test('the reply spec echoes the client spelling and adds server ports and SSRC', (t) => {

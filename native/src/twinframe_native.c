@@ -30,17 +30,46 @@
 // refusal other than a destination error the rest of that socket's run is not
 // tried (EAGAIN). An fd < 0 (a session closed since it was queued) sends
 // nothing (EBADF). Returns the count sent.
+//
+// dupFd(fd) / closeFd(fd): a second descriptor for an RTSP connection's socket,
+// owned by the engine for as long as a data path may write to it: the
+// connection's own descriptor is closed by Node when the client leaves, and its
+// number may then name another file at once. closeFd closes only what dupFd made.
+// setSendBuffer(fd, bytes): SO_SNDBUF of a connection that carries interleaved
+// RTP (bounds what the kernel queues for a viewer that reads slowly); 0 or errno.
+//
+// The wire (src/shared/wire.ts): the bytes of one RTSP connection that carries
+// interleaved RTP, as a ring in a SharedArrayBuffer that every thread of the
+// process appends to and flushes from, one holder at a time (its LOCK word).
+// Positions are byte counts that wrap at 2^32; the ring size is a power of two.
+// wireAppend(wire, buffers, lengths, first, count, channel, mediaNext) appends
+// frames first..first+count-1: with channel >= 0 each as an interleaved frame
+// ('$', channel, 16-bit length, then lengths[i] bytes of buffers[i]), with
+// channel < 0 as the bytes themselves (an RTSP response or RTCP frame built by
+// the caller). Only whole frames that fit are appended. Then ONE 64-bit store
+// publishes the new head with the media cursor after the last frame (mediaNext
+// + appended; unchanged for channel < 0): a thread that dies after that store
+// appended exactly those frames, one that dies before it none (a worker is
+// terminated between JavaScript statements, never inside this call). Returns
+// the count appended. wireSetMedia(wire, mediaNext) publishes a media cursor
+// alone. wireFlush(fd, wire) sends from the tail to the head (MSG_DONTWAIT |
+// MSG_NOSIGNAL) and stores the new tail in the same call, so bytes that left are
+// never sent again; returns the bytes sent, or -errno (-EAGAIN: the socket's
+// buffer is full).
 
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <sched.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <stdint.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 #include <node_api.h>
@@ -213,15 +242,23 @@ static napi_value udp_connect(napi_env env, napi_callback_info info) {
   return int_result(env, connect(fd, (struct sockaddr*)&addr, sizeof addr) == 0 ? 0 : errno);
 }
 
-static napi_value udp_close(napi_env env, napi_callback_info info) {
+// Reads the single descriptor argument of udpClose/closeFd/dupFd; throws and
+// returns -1 when it is missing or negative.
+static int32_t fd_argument(napi_env env, napi_callback_info info, const char* usage) {
   size_t argc = 1;
   napi_value argv[1];
   int32_t fd = -1;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 ||
       napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) {
-    napi_throw_type_error(env, NULL, "udpClose(fd: non-negative integer)");
-    return NULL;
+    napi_throw_type_error(env, NULL, usage);
+    return -1;
   }
+  return fd;
+}
+
+static napi_value udp_close(napi_env env, napi_callback_info info) {
+  int32_t fd = fd_argument(env, info, "udpClose/closeFd(fd: non-negative integer)");
+  if (fd < 0) return NULL;
   // Only a socket this thread opened: never another file that happens to have the number.
   if (!forget_socket(env, fd)) return int_result(env, EBADF);
   return int_result(env, close(fd) == 0 ? 0 : errno);
@@ -304,6 +341,167 @@ usage:
   return NULL;
 }
 
+static napi_value dup_fd(napi_env env, napi_callback_info info) {
+  int32_t fd = fd_argument(env, info, "dupFd(fd: non-negative integer)");
+  if (fd < 0) return NULL;
+  int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (copy < 0) return int_result(env, -errno);
+  if (!remember_socket(env, copy)) {
+    close(copy);
+    return int_result(env, -ENOMEM);
+  }
+  return int_result(env, copy);
+}
+
+static napi_value set_send_buffer(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  int32_t fd = -1, bytes = 0;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 ||
+      napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0 ||
+      napi_get_value_int32(env, argv[1], &bytes) != napi_ok || bytes <= 0) {
+    napi_throw_type_error(env, NULL, "setSendBuffer(fd: non-negative integer, bytes: positive integer)");
+    return NULL;
+  }
+  return int_result(env, setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof bytes) == 0 ? 0 : errno);
+}
+
+// The wire's header, in Int32 words (src/shared/wire.ts, WIRE_I32: keep in step).
+#define WIRE_TAIL 1
+#define WIRE_COMMIT 2 /* 64-bit: head (low word), media cursor (high word) */
+#define WIRE_CAPACITY 4
+#define WIRE_DATA_BYTES 64
+
+typedef struct {
+  int32_t* words;
+  uint8_t* data;
+  uint32_t capacity; /* a power of two */
+} wire_view;
+
+static bool wire_argument(napi_env env, napi_value value, wire_view* out) {
+  napi_typedarray_type type;
+  size_t length = 0;
+  void* data = NULL;
+  if (napi_get_typedarray_info(env, value, &type, &length, &data, NULL, NULL) != napi_ok ||
+      type != napi_int32_array || length * 4 < WIRE_DATA_BYTES) return false;
+  out->words = data;
+  out->data = (uint8_t*)data + WIRE_DATA_BYTES;
+  out->capacity = (uint32_t)__atomic_load_n(&out->words[WIRE_CAPACITY], __ATOMIC_ACQUIRE);
+  return out->capacity > 0 && (out->capacity & (out->capacity - 1)) == 0 &&
+         (size_t)out->capacity + WIRE_DATA_BYTES <= length * 4;
+}
+
+static void wire_copy(wire_view* w, uint32_t at, const uint8_t* bytes, uint32_t n) {
+  uint32_t index = at & (w->capacity - 1);
+  uint32_t first = w->capacity - index < n ? w->capacity - index : n;
+  memcpy(w->data + index, bytes, first);
+  memcpy(w->data, bytes + first, n - first);
+}
+
+static void wire_commit(wire_view* w, uint32_t head, uint32_t media) {
+  uint64_t word = ((uint64_t)media << 32) | head;
+  __atomic_store_n((uint64_t*)&w->words[WIRE_COMMIT], word, __ATOMIC_RELEASE);
+}
+
+static napi_value wire_append(napi_env env, napi_callback_info info) {
+  size_t argc = 7;
+  napi_value argv[7];
+  wire_view w;
+  uint32_t first = 0, count = 0, media = 0;
+  int32_t channel = -1;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 7 ||
+      !wire_argument(env, argv[0], &w) ||
+      napi_get_value_uint32(env, argv[3], &first) != napi_ok ||
+      napi_get_value_uint32(env, argv[4], &count) != napi_ok ||
+      napi_get_value_int32(env, argv[5], &channel) != napi_ok || channel > 255 ||
+      napi_get_value_uint32(env, argv[6], &media) != napi_ok) goto usage;
+  int32_t* lengths = int32_array(env, argv[2], first + count);
+  if (lengths == NULL) goto usage;
+  uint64_t commit = __atomic_load_n((uint64_t*)&w.words[WIRE_COMMIT], __ATOMIC_ACQUIRE);
+  uint32_t head = (uint32_t)commit;
+  uint32_t tail = (uint32_t)__atomic_load_n(&w.words[WIRE_TAIL], __ATOMIC_ACQUIRE);
+  uint32_t appended = 0;
+  for (; appended < count; appended++) {
+    uint32_t i = first + appended;
+    napi_value buffer;
+    void* data = NULL;
+    size_t size = 0;
+    if (napi_get_element(env, argv[1], i, &buffer) != napi_ok ||
+        napi_get_buffer_info(env, buffer, &data, &size) != napi_ok ||
+        lengths[i] < 0 || (size_t)lengths[i] > size || (channel >= 0 && lengths[i] > 0xffff)) goto usage;
+    uint32_t n = (uint32_t)lengths[i];
+    uint32_t frame = channel >= 0 ? n + 4 : n;
+    if (frame > w.capacity - (head - tail)) break; /* full: the rest waits */
+    if (channel >= 0) {
+      uint8_t prefix[4] = { '$', (uint8_t)channel, (uint8_t)(n >> 8), (uint8_t)n };
+      wire_copy(&w, head, prefix, 4);
+      head += 4;
+    }
+    wire_copy(&w, head, data, n);
+    head += n;
+  }
+  if (appended > 0) wire_commit(&w, head, channel >= 0 ? media + appended : (uint32_t)(commit >> 32));
+  return int_result(env, (int32_t)appended);
+usage:
+  napi_throw_type_error(env, NULL, "wireAppend(wire: Int32Array, buffers: Buffer[], lengths: Int32Array, first, count, channel, mediaNext)");
+  return NULL;
+}
+
+static napi_value wire_set_media(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  wire_view w;
+  uint32_t media = 0;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 ||
+      !wire_argument(env, argv[0], &w) || napi_get_value_uint32(env, argv[1], &media) != napi_ok) {
+    napi_throw_type_error(env, NULL, "wireSetMedia(wire: Int32Array, mediaNext: number)");
+    return NULL;
+  }
+  uint64_t commit = __atomic_load_n((uint64_t*)&w.words[WIRE_COMMIT], __ATOMIC_ACQUIRE);
+  wire_commit(&w, (uint32_t)commit, media);
+  return int_result(env, 0);
+}
+
+static napi_value wire_flush(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  int32_t fd = -1;
+  wire_view w;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 ||
+      napi_get_value_int32(env, argv[0], &fd) != napi_ok || !wire_argument(env, argv[1], &w)) {
+    napi_throw_type_error(env, NULL, "wireFlush(fd: number, wire: Int32Array)");
+    return NULL;
+  }
+  if (fd < 0) return int_result(env, -EBADF);
+  uint32_t head = (uint32_t)__atomic_load_n((uint64_t*)&w.words[WIRE_COMMIT], __ATOMIC_ACQUIRE);
+  uint32_t tail = (uint32_t)__atomic_load_n(&w.words[WIRE_TAIL], __ATOMIC_ACQUIRE);
+  int32_t total = 0;
+  while (head != tail) {
+    uint32_t pending = head - tail;
+    uint32_t index = tail & (w.capacity - 1);
+    struct iovec iov[2];
+    int parts = 1;
+    iov[0].iov_base = w.data + index;
+    iov[0].iov_len = w.capacity - index < pending ? w.capacity - index : pending;
+    if (iov[0].iov_len < pending) {
+      iov[1].iov_base = w.data;
+      iov[1].iov_len = pending - iov[0].iov_len;
+      parts = 2;
+    }
+    struct msghdr msg = { .msg_iov = iov, .msg_iovlen = (size_t)parts };
+    ssize_t sent = sendmsg(fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (sent < 0) {
+      if (errno == EINTR) continue;
+      return int_result(env, total > 0 && errno == EAGAIN ? total : -errno);
+    }
+    tail += (uint32_t)sent;
+    __atomic_store_n(&w.words[WIRE_TAIL], (int32_t)tail, __ATOMIC_RELEASE);
+    total += (int32_t)sent;
+    if ((uint32_t)sent < pending) break; /* the socket's buffer is full */
+  }
+  return int_result(env, total);
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   open_sockets* sockets = calloc(1, sizeof *sockets);
   if (sockets == NULL || napi_set_instance_data(env, sockets, close_all_sockets, NULL) != napi_ok) {
@@ -319,6 +517,12 @@ static napi_value init(napi_env env, napi_value exports) {
     { "udpConnect", NULL, udp_connect, NULL, NULL, NULL, napi_default, NULL },
     { "udpClose", NULL, udp_close, NULL, NULL, NULL, napi_default, NULL },
     { "sendBatch", NULL, send_batch, NULL, NULL, NULL, napi_default, NULL },
+    { "dupFd", NULL, dup_fd, NULL, NULL, NULL, napi_default, NULL },
+    { "setSendBuffer", NULL, set_send_buffer, NULL, NULL, NULL, napi_default, NULL },
+    { "closeFd", NULL, udp_close, NULL, NULL, NULL, napi_default, NULL },
+    { "wireAppend", NULL, wire_append, NULL, NULL, NULL, napi_default, NULL },
+    { "wireSetMedia", NULL, wire_set_media, NULL, NULL, NULL, napi_default, NULL },
+    { "wireFlush", NULL, wire_flush, NULL, NULL, NULL, napi_default, NULL },
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
   return exports;

@@ -106,7 +106,7 @@ export interface SessionView {
   readonly asset: string;
   /** Where the datagrams go, e.g. '127.0.0.1:5000'. */
   readonly client: string;
-  /** 'RTP/AVP' or 'MP2T/UDP'. */
+  /** 'RTP/AVP', 'RTP/AVP/TCP' (interleaved on the RTSP connection) or 'MP2T/UDP'. */
   readonly transport: string;
   /** 'failed': a fault of its destination or asset ended it (the RTSP server tears it down). */
   readonly state: 'init' | 'ready' | 'playing' | 'paused' | 'failed';

@@ -100,8 +100,9 @@ export class EngineAdminBackend implements AdminBackend {
       id: s.id,
       pair: s.pair,
       asset: s.assetName,
-      client: `${s.destination.address}:${s.destination.port}`,
-      transport: s.transport === 'rtp' ? 'RTP/AVP' : 'MP2T/UDP',
+      // Interleaved, the media goes on the viewer's RTSP connection: no port of its own.
+      client: s.interleaved ? s.destination.address : `${s.destination.address}:${s.destination.port}`,
+      transport: s.interleaved ? 'RTP/AVP/TCP' : s.transport === 'rtp' ? 'RTP/AVP' : 'MP2T/UDP',
       state: s.state === 'ended' || s.state === 'closed' ? 'ready' : s.state,
       startedAt: s.openedAt.toISOString(),
       // Where the stream is in the asset (after a seek too), not how much it has sent.

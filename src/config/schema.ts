@@ -174,6 +174,12 @@ const rtspSchema = z.object({
    * Off by default: otherwise anyone could aim a stream at a third party.
    */
   allowForeignDestination: z.boolean().default(false),
+  /**
+   * RTP on the RTSP connection (interleaved): a session whose stream falls this
+   * far behind its schedule, because its viewer reads slower than the stream, is
+   * torn down (the data paths never wait for a viewer).
+   */
+  interleavedBacklogMs: z.number().int().min(100).max(60_000).default(2000),
   /** Largest RTSP request (head + body) accepted; bigger gets 413 and the connection closed. */
   maxRequestBytes: z.number().int().min(1024).max(1024 * 1024).default(16 * 1024),
   /** UDP server ports handed out to sessions ([0083] "Ports: MPEG"); RTP uses even, RTCP odd. */

@@ -34,10 +34,10 @@ import { parentPort } from 'node:worker_threads';
 import { ControlBlock, newCtrlState } from '../shared/control-block.js';
 import { CommandReader } from '../shared/command-queue.js';
 import { SLOW_DISK_DEFAULT_MS, type PathCommand, type InjectableFault, type OpenSessionCommand } from '../shared/commands.js';
-import type { PathToMain } from '../shared/messages.js';
+import type { PathToMain, WireMessage } from '../shared/messages.js';
 import { FailureCause, PATH_NAMES, type PathId } from '../shared/layout.js';
 import { monoNowMs } from '../shared/clock.js';
-import { PathSession, type PathSessionEvents } from './path-session.js';
+import { PathSession, WIRE_POLL_MS, type PathSessionEvents } from './path-session.js';
 import { scopeOf } from './error-scope.js';
 import { SendBatch } from './send-batch.js';
 import { ReaderThread } from './reader-thread.js';
@@ -126,6 +126,8 @@ export class DataPath {
   private readonly readerThread: ReaderThread;
   /** Standby, this turn: such a datagram, ready here, is one the sender still waits to read. */
   private senderWaitsOnRead = false;
+  /** Wires of interleaved sessions that arrived before their open-session command, by slot. */
+  private readonly waitingWires = new Map<number, WireMessage>();
 
   constructor(options: { cb: ControlBlock; pair: number; path: PathId; incarnation: number; commands: CommandReader; faultInjection: boolean }) {
     this.cb = options.cb;
@@ -272,6 +274,8 @@ export class DataPath {
     if (prepared === 'end') return Number.POSITIVE_INFINITY;
     // Not read yet: the reader thread wakes this path when it is; look again in a period at the latest.
     if (prepared === 'not-read') return now + graceMs;
+    // A viewer whose socket is full holds its stream back: no evidence against the sender.
+    if (s.wireBacklogged) return now + graceMs;
     const owedSince = s.owedSince(word.segment, word.cursor, now);
     const lateMs = now - owedSince;
     if (lateMs < graceMs) return owedSince + graceMs;
@@ -288,6 +292,14 @@ export class DataPath {
    * look at the session.
    */
   private stageDue(s: PathSession, now: number, windowMs: number, graceMs: number): number {
+    if (!s.interleaved) return this.stageDatagrams(s, now, windowMs, graceMs);
+    // Interleaved: what the viewer's socket did not take last time goes first, due or not (paused too).
+    const backlogged = s.flushPending();
+    const next = this.stageDatagrams(s, now, windowMs, graceMs);
+    return backlogged ? Math.min(next, now + WIRE_POLL_MS) : next;
+  }
+
+  private stageDatagrams(s: PathSession, now: number, windowMs: number, graceMs: number): number {
     const cb = this.cb;
     const word = this.ctrlState;
     const dueBy = now + windowMs;
@@ -306,6 +318,7 @@ export class DataPath {
       }
       if (s.deadlineMs > dueBy) return s.deadlineMs;
       if (!s.bound) return now + graceMs;
+      if (s.interleaved) s.checkViewer(now);
       const room = Math.min(MAX_BURST, s.sendRoom());
       if (!this.claim(s.slot)) return now + CLAIM_POLL_MS;
       // Claimed: the cursor must still be where we read it.
@@ -455,7 +468,7 @@ export class DataPath {
     this.closeSession(command.slot);
     let session: PathSession;
     try {
-      session = new PathSession(command, this.cb, this.path, this.sessionEvents, this.readerThread);
+      session = new PathSession(command, this.cb, this.path, this.claimTag, this.sessionEvents, this.readerThread);
     } catch (err) {
       // Its asset could not be opened: judged like a failed read.
       const scope = scopeOf(err, this.cb, this.path, command.slot);
@@ -466,6 +479,18 @@ export class DataPath {
     this.socketsPending++;
     this.sessions.set(command.slot, session);
     this.relist();
+    if (command.interleaved) {
+      const wire = this.waitingWires.get(command.slot);
+      this.waitingWires.delete(command.slot);
+      if (wire?.sessionId === command.sessionId) session.attachWire(wire.wire);
+    }
+  }
+
+  /** An interleaved session's wire (posted before its open command, but delivered by the event loop, maybe after it). */
+  wireArrived(message: WireMessage): void {
+    const session = this.sessions.get(message.slot);
+    if (session?.sessionId === message.sessionId) session.attachWire(message.wire);
+    else this.waitingWires.set(message.slot, message);
   }
 
   private readonly sessionEvents: PathSessionEvents = {

@@ -13,7 +13,7 @@
 import type { ControlBlock } from '../shared/control-block.js';
 import { partnerOf, type PathId, type SessionIo } from '../shared/layout.js';
 import { AssetError, DiskError } from './asset-reader.js';
-import { SendStalledError } from './path-session.js';
+import { SendStalledError, ViewerConnectionError } from './path-session.js';
 
 export type ErrorScope = 'path' | 'session' | 'asset';
 
@@ -28,6 +28,7 @@ export type ErrorScope = 'path' | 'session' | 'asset';
  */
 export function scopeOf(err: unknown, cb: ControlBlock, path: PathId, slot: number): ErrorScope {
   if (err instanceof AssetError) return 'asset';
+  if (err instanceof ViewerConnectionError) return 'session';
   const io: SessionIo | undefined = err instanceof DiskError ? 'read' : err instanceof SendStalledError ? 'send' : undefined;
   if (io === undefined) return 'path';
   const { twin, own } = cb.recordSessionFault(slot, path, io);

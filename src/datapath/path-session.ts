@@ -11,7 +11,8 @@ import { createSocket, type Socket } from 'node:dgram';
 import { constants as osConstants } from 'node:os';
 import { getSystemErrorName } from 'node:util';
 import { ControlBlock, type SegmentParams } from '../shared/control-block.js';
-import type { OpenSessionCommand } from '../shared/commands.js';
+import type { InterleavedOutput, OpenSessionCommand } from '../shared/commands.js';
+import { MAIN_TAG, Wire } from '../shared/wire.js';
 import type { PathId } from '../shared/layout.js';
 import { AssetReader, NOT_READ } from './asset-reader.js';
 import type { ReaderThread } from './reader-thread.js';
@@ -47,6 +48,17 @@ export class SocketError extends Error {
 export class SendStalledError extends SocketError {}
 
 /**
+ * The viewer's RTSP connection (interleaved RTP) is gone or stays behind its
+ * stream: the session's trouble on either path alike, never this path's.
+ */
+export class ViewerConnectionError extends Error {
+  override readonly name = 'ViewerConnectionError';
+}
+
+/** How soon a sender looks again at a wire whose socket is full (a viewer reading slower than its stream). */
+export const WIRE_POLL_MS = 1;
+
+/**
  * What prepare() found: the datagram is built ('ready'), the cursor is past the
  * asset's end ('end'), or its packets are not read yet ('not-read': the reads are
  * under way and the reader thread wakes the path when one completes).
@@ -73,6 +85,14 @@ export interface PathSessionEvents {
 export class PathSession implements BatchSocket {
   readonly slot: number;
   readonly sessionId: string;
+  /** Set when the session's datagrams go on its viewer's RTSP connection (its wire arrives by message). */
+  readonly interleaved: InterleavedOutput | undefined;
+  private wire: Wire | undefined;
+  /** This path incarnation's tag, for the wire's lock (the session's send claim uses the same). */
+  private readonly claimTag: number;
+  /** Why the viewer's connection cannot be written any more (errno name), once a flush failed. */
+  private connectionLost: string | undefined;
+  readonly sendInterleaved?: BatchSocket['sendInterleaved'];
   private readonly command: OpenSessionCommand;
   private readonly cb: ControlBlock;
   private readonly path: PathId;
@@ -115,8 +135,10 @@ export class PathSession implements BatchSocket {
   private readonly ring: Buffer[] = [];
   private ringPos = 0;
 
-  constructor(command: OpenSessionCommand, cb: ControlBlock, path: PathId, events: PathSessionEvents, readerThread: ReaderThread) {
+  constructor(command: OpenSessionCommand, cb: ControlBlock, path: PathId, claimTag: number, events: PathSessionEvents, readerThread: ReaderThread) {
     this.slot = command.slot;
+    this.claimTag = claimTag;
+    this.interleaved = command.interleaved;
     this.sessionId = command.sessionId;
     this.command = command;
     this.cb = cb;
@@ -125,8 +147,95 @@ export class PathSession implements BatchSocket {
     this.headerBytes = command.transport === 'rtp' ? RTP_HEADER_BYTES : 0;
     this.reader = new AssetReader(command, readerThread);
     for (let i = 0; i < DATAGRAM_RING; i++) this.ring.push(Buffer.alloc(this.headerBytes + TS_PAYLOAD_BYTES));
-    if (nativeSender) queueMicrotask(() => this.openNativeSocket(nativeSender!));
+    if (this.interleaved) this.sendInterleaved = (batch, first, count, cursorLo) => this.putOnWire(batch, first, count, cursorLo);
+    else if (nativeSender) queueMicrotask(() => this.openNativeSocket(nativeSender!));
     else this.openDgramSocket(events);
+  }
+
+  /** An interleaved session's wire arrived: the session can be sent (the descriptor is the engine's, open already). */
+  attachWire(sab: SharedArrayBuffer): void {
+    if (this.closing || this.wire) return;
+    this.wire = new Wire(sab);
+    this.socketUp();
+  }
+
+  /**
+   * Interleaved: append the run's datagrams to the wire and flush it, under the
+   * wire's lock. Datagrams a dead sender already appended (the wire's media
+   * cursor is past this run's first) count as sent, not appended again.
+   * Results: 0 in the wire, EAGAIN the wire is full, EBUSY someone else holds it.
+   */
+  private putOnWire(batch: SendBatch<BatchSocket>, first: number, count: number, cursorLo: number): void {
+    const results = batch.results;
+    const wire = this.wire;
+    if (!wire || !this.lockWire(wire)) {
+      results.fill(ERRNO.EBUSY, first, first + count);
+      return;
+    }
+    try {
+      let done = (wire.mediaNext() - cursorLo) | 0;
+      if (done < 0) {
+        wire.setMediaNext(cursorLo); // cannot happen: the ring never runs behind the cursor
+        done = 0;
+      }
+      if (done > count) done = count;
+      const appended = done < count ? wire.appendMedia(batch.buffers, batch.lengths, first + done, count - done, this.interleaved!.channel, cursorLo + done) : 0;
+      results.fill(0, first, first + done + appended);
+      results.fill(ERRNO.EAGAIN, first + done + appended, first + count);
+      this.flushWire(wire);
+    } finally {
+      wire.unlock(this.claimTag);
+    }
+  }
+
+  /**
+   * Interleaved, sender: bytes still in the wire (the viewer's socket was full)
+   * go on now, whether or not a datagram is due. True while some are left.
+   */
+  flushPending(): boolean {
+    const wire = this.wire;
+    if (!wire || wire.pending() === 0) return false;
+    if (!this.lockWire(wire)) return true;
+    try {
+      this.flushWire(wire);
+    } finally {
+      wire.unlock(this.claimTag);
+    }
+    return wire.pending() > 0;
+  }
+
+  /** Interleaved: the viewer's socket is full, its stream waits in the wire (no evidence against a sender). */
+  get wireBacklogged(): boolean {
+    return this.wire !== undefined && this.wire.pending() > 0;
+  }
+
+  /**
+   * Interleaved, sender: throw ViewerConnectionError when the viewer's connection
+   * failed, or when its stream is further behind schedule than the session's
+   * backlog bound (the viewer reads slower than the stream: ended, not waited for).
+   */
+  checkViewer(now: number): void {
+    if (this.connectionLost !== undefined) throw new ViewerConnectionError(`the viewer's RTSP connection failed (${this.connectionLost})`);
+    const late = now - this.deadlineMs;
+    if (late > this.interleaved!.backlogMs) {
+      throw new ViewerConnectionError(`the viewer reads slower than its stream: ${Math.round(late)} ms behind, over the ${this.interleaved!.backlogMs} ms backlog bound`);
+    }
+  }
+
+  /** The wire's lock: free, or taken from a path that died holding it (never from the main thread). */
+  private lockWire(wire: Wire): boolean {
+    const holder = wire.lock(this.claimTag);
+    if (holder === 0) return true;
+    return holder !== MAIN_TAG && this.cb.claimHolderDead(holder) && wire.steal(holder, this.claimTag);
+  }
+
+  private flushWire(wire: Wire): void {
+    const sent = wire.flush(this.interleaved!.fd);
+    if (sent >= 0 || sent === -ERRNO.EAGAIN) {
+      if (sent > 0) this.sent();
+      return;
+    }
+    this.connectionLost ??= getSystemErrorName(sent);
   }
 
   /**
@@ -294,7 +403,7 @@ export class PathSession implements BatchSocket {
    */
   sendRoom(): number {
     if (this.socketFailure) throw new SocketError(`socket failed: ${this.socketFailure.message}`);
-    if (nativeSender) return DATAGRAM_RING;
+    if (nativeSender || this.interleaved) return DATAGRAM_RING;
     let queued: number;
     try {
       queued = this.socket!.getSendQueueCount();
@@ -358,6 +467,8 @@ export class PathSession implements BatchSocket {
    * destination became a broadcast address) or this path's socket failed.
    */
   refused(code: number, now: number, stallMs: () => number): 'dropped' | 'retry' | 'stop' {
+    // Interleaved: a full wire is the viewer's pace (checkViewer bounds it), a busy one another writer's turn.
+    if (this.interleaved) return 'retry';
     if (code === ERRNO.EAGAIN || code === ERRNO.ENOBUFS) {
       if (this.refusedSinceMs === 0) this.refusedSinceMs = now;
       else if (now - this.refusedSinceMs > stallMs()) throw new SendStalledError(`socket refused sends (${getSystemErrorName(-code)}) for ${(now - this.refusedSinceMs).toFixed(1)} ms`);
@@ -407,6 +518,12 @@ export class PathSession implements BatchSocket {
 
   /** Fault injection: lose the socket, as when an interface goes away. */
   breakSocket(): void {
+    if (this.interleaved) {
+      // The connection is the viewer's, shared with the twin: this path loses it, the twin does not.
+      this.socketFailure ??= new SocketError('socket closed underneath the session');
+      this.events.socketLost();
+      return;
+    }
     if (this.nativeFd >= 0) {
       // No 'close' event to tell of it: say so as the dgram socket's would.
       this.closeNativeSocket();

@@ -17,6 +17,12 @@ export interface BatchSocket {
   readonly fd: number;
   /** The fallback's send of one datagram: 0, or the errno that refused it. */
   sendDgram(buf: Buffer, length: number): number;
+  /**
+   * Set for a session whose datagrams go on its viewer's RTSP connection: put
+   * datagrams first..first+count-1 of `batch` (the first one is cursor
+   * `cursorLo`, low 32 bits) into its wire and flush it, writing their results.
+   */
+  readonly sendInterleaved?: (batch: SendBatch<BatchSocket>, first: number, count: number, cursorLo: number) => void;
 }
 
 export class SendBatch<S extends BatchSocket> {
@@ -24,8 +30,8 @@ export class SendBatch<S extends BatchSocket> {
   count = 0;
   /** Runs staged this turn: one per session, its datagrams consecutive. */
   runs = 0;
-  private readonly buffers: Buffer[] = [];
-  private lengths = new Int32Array(256);
+  readonly buffers: Buffer[] = [];
+  lengths = new Int32Array(256);
   private fds = new Int32Array(256);
   results = new Int32Array(256);
   /** Run r: session, index of its first datagram, and the control word (halves) it was claimed at. */
@@ -70,17 +76,26 @@ export class SendBatch<S extends BatchSocket> {
    * old descriptor number may already belong to another file of the process).
    */
   send(): void {
+    let interleavedRuns = 0;
     for (let r = 0; r < this.runs; r++) {
       const s = this.runSession[r];
       const end = this.runEnd(r);
-      if (nativeSender) {
+      if (s.sendInterleaved) {
+        interleavedRuns++;
+        for (let i = this.runStart[r]; i < end; i++) this.fds[i] = -1; // not on a UDP socket
+      } else if (nativeSender) {
         const fd = s.fd;
         for (let i = this.runStart[r]; i < end; i++) this.fds[i] = fd;
       } else {
         for (let i = this.runStart[r]; i < end; i++) this.results[i] = s.sendDgram(this.buffers[i], this.lengths[i]);
       }
     }
-    if (nativeSender) nativeSender.sendBatch(this.fds, this.buffers, this.lengths, this.count, this.results);
+    if (nativeSender && interleavedRuns < this.runs) nativeSender.sendBatch(this.fds, this.buffers, this.lengths, this.count, this.results);
+    if (interleavedRuns === 0) return;
+    for (let r = 0; r < this.runs; r++) {
+      const s = this.runSession[r];
+      if (s.sendInterleaved) s.sendInterleaved(this, this.runStart[r], this.runEnd(r) - this.runStart[r], this.runLo[r]);
+    }
   }
 
   /** Forget the turn, and let go of its sessions and buffers (a closed session must not stay reachable). */

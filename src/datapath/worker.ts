@@ -7,7 +7,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { ControlBlock } from '../shared/control-block.js';
 import { CommandReader } from '../shared/command-queue.js';
-import type { DataPathWorkerData, PathToMain } from '../shared/messages.js';
+import type { DataPathWorkerData, MainToPath, PathToMain } from '../shared/messages.js';
 import { FailureCause, PATH_NAMES } from '../shared/layout.js';
 import { monoNowMs } from '../shared/clock.js';
 import { DataPath, IDLE_WAKE_MS, PathFailure, type SliceEnd } from './data-path.js';
@@ -74,6 +74,10 @@ function sleepUntilWork(): void {
   const timer = setTimeout(wake, IDLE_WAKE_MS);
   void cb.waitPathDoorbell(dataPath.idleDoorbell(), IDLE_WAKE_MS).then(wake);
 }
+
+// Wires of interleaved sessions; the port must not keep the thread alive once its loop has stopped.
+parentPort?.on('message', (message: MainToPath) => dataPath.wireArrived(message));
+parentPort?.unref();
 
 nameThread(`tf-path-${data.pair}${PATH_NAMES[data.path]}`);
 cb.setThreadId(data.path, currentThreadId());

@@ -34,12 +34,13 @@ import { TwinframeError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { bootstrapPair, type FailoverPair, type MachineEvent, type PairStates } from '../failover/state-machine.js';
 import { probeRoute, reservePortPair, type PortPair } from './ports.js';
+import { wireAddon } from '../shared/wire.js';
 import type { PathHost } from './path-host.js';
 import { SupervisorHost } from './supervisor-host.js';
 import { DataPathPair } from './pair.js';
 import {
-  SessionTable, currentPacket, openCommand, segmentFrom, sessionInfo,
-  type EngineAsset, type Session, type SessionFailure, type SessionInfo, type StreamLimits,
+  SessionTable, currentPacket, openCommand, segmentFrom, sessionInfo, wireMessage,
+  type EngineAsset, type Session, type SessionFailure, type SessionInfo, type SessionInterleaved, type StreamLimits,
 } from './session-table.js';
 import { engineStatus, failoverEvent, type EngineStatus, type FailoverEvent } from './status.js';
 import type { PathStateEvent } from './failover-executor.js';
@@ -83,6 +84,19 @@ export interface OpenSessionOptions {
   readonly transport: TransportKind;
   /** Source address of the session's media (where its ports are bound); default: the engine's streamAddress. */
   readonly source?: string;
+  /** RTP on the viewer's RTSP connection instead of UDP: no ports, no destination is used. */
+  readonly interleaved?: InterleavedOptions;
+}
+
+export interface InterleavedOptions {
+  /** The RTSP connection's socket descriptor (the engine keeps its own duplicate while paths may write). */
+  readonly connectionFd: number;
+  /** RTP's interleaved channel. */
+  readonly channel: number;
+  /** The connection's wire (src/shared/wire.ts). */
+  readonly wire: SharedArrayBuffer;
+  /** The session ends when its stream falls this far behind (a client that reads too slowly). */
+  readonly backlogMs: number;
 }
 
 /** Emitted as 'session-failed', once per session. */
@@ -232,13 +246,20 @@ export class Engine extends EventEmitter<EngineEventArgs> {
     this.assertOpen();
     const { admission, slot } = this.table.admit(options.asset.bitrate);
     let ports: PortPair | undefined;
+    let interleaved: SessionInterleaved | undefined;
     try {
       const source = options.source ?? this.options.streamAddress;
-      await probeRoute(source, options.destination);
-      ports = await reservePortPair(source, this.options.serverPortRange);
+      if (options.interleaved) {
+        interleaved = duplicateConnection(options.interleaved);
+        ports = noPorts(source);
+      } else {
+        await probeRoute(source, options.destination);
+        ports = await reservePortPair(source, this.options.serverPortRange);
+      }
       this.assertOpen(); // closed while the ports were bound
     } catch (err) {
       ports?.release();
+      if (interleaved) wireAddon?.closeFd(interleaved.fd);
       this.table.refuse(admission, slot);
       throw err;
     }
@@ -253,6 +274,7 @@ export class Engine extends EventEmitter<EngineEventArgs> {
       transport: options.transport,
       destination: { ...options.destination },
       ports,
+      interleaved,
       ssrc: randomInt(1, 2 ** 32 - 1),
       initialSeq: randomInt(0, 0x10000),
       initialRtpTs: randomInt(0, 2 ** 32 - 1),
@@ -265,16 +287,18 @@ export class Engine extends EventEmitter<EngineEventArgs> {
     };
     pair.cb.resetSession(slot);
     const command = openCommand(session);
+    const wire = wireMessage(session);
     const queuedOn: PathHost[] = [];
     try {
       for (const host of pair.liveHosts()) {
+        if (wire) host.postWire(wire);
         host.post(command);
         queuedOn.push(host);
       }
     } catch (err) {
       ports.release();
       this.table.refuse(admission);
-      this.closeOnPaths(pair, slot, queuedOn);
+      this.closeOnPaths(pair, session, queuedOn);
       this.log.warn({ session: session.id, pair: pair.index, slot, source: ports.address, rtpPort: ports.rtpPort, err: (err as Error).message }, 'session refused: its command could not be queued on every data path');
       throw err;
     }
@@ -313,6 +337,11 @@ export class Engine extends EventEmitter<EngineEventArgs> {
     return { seq: (session.initialSeq + segment.startCursor) & 0xffff, rtptime: segment.rtpTsBase, startPacket, endPacket, startTimeMs: segment.startTimeMs };
   }
 
+  /** A send claim's (or wire lock's) holder on `pair` is gone for good: it may be taken over. */
+  claimHolderDead(pair: number, tag: number): boolean {
+    return this.pairs[pair]?.cb.claimHolderDead(tag) ?? true;
+  }
+
   pause(sessionId: string): void {
     const session = this.table.require(sessionId);
     if (session.state !== 'playing') return;
@@ -329,7 +358,7 @@ export class Engine extends EventEmitter<EngineEventArgs> {
     session.state = 'closed';
     this.table.delete(sessionId);
     session.ports.release();
-    this.closeOnPaths(pair, session.slot, pair.liveHosts());
+    this.closeOnPaths(pair, session, pair.liveHosts());
     for (const resolve of session.boundWaiters) resolve();
     this.log.info({ session: sessionId }, 'session closed');
     this.emit('session-closed', { id: sessionId });
@@ -447,6 +476,7 @@ export class Engine extends EventEmitter<EngineEventArgs> {
     for (const id of [...this.table.values()].map((s) => s.id)) this.closeSession(id);
     for (const pair of this.pairs) pair.beginStop();
     await Promise.all([...this.pairs.map((p) => p.stop()), this.supervisor?.stop()]);
+    this.table.releaseAllClosing(); // no path runs any more: what waited for them is let go
     this.removeAllListeners();
   }
 
@@ -454,7 +484,8 @@ export class Engine extends EventEmitter<EngineEventArgs> {
 
   /** Every live worker follows its pair's sessions from birth, so synchronizing it (begin-sync) is only waiting for its sync marker. */
   private spawnPath(pair: DataPathPair, host: PathHost): void {
-    host.spawn(this.table.ofPair(pair.index).map(openCommand));
+    const sessions = this.table.ofPair(pair.index);
+    host.spawn(sessions.map(openCommand), sessions.map(wireMessage).filter((m) => m !== undefined));
   }
 
   /** Terminate a failed worker and spawn its replacement; the old incarnation's bookkeeping is dropped. */
@@ -634,7 +665,8 @@ export class Engine extends EventEmitter<EngineEventArgs> {
    * Tell `hosts` (of `pair`) to close `slot`. The slot is free again once each
    * has acknowledged or been replaced: until then a path may still hold its socket.
    */
-  private closeOnPaths(pair: DataPathPair, slot: number, hosts: readonly PathHost[]): void {
+  private closeOnPaths(pair: DataPathPair, session: Session, hosts: readonly PathHost[]): void {
+    const { slot, interleaved } = session;
     const waiting = new Set<string>();
     for (const host of hosts) {
       try {
@@ -646,7 +678,8 @@ export class Engine extends EventEmitter<EngineEventArgs> {
       waiting.add(host.key);
     }
     pair.cb.wakePaths();
-    this.table.closing(pair.index, slot, waiting);
+    // The connection's duplicate descriptor lives until no path can write to it any more.
+    this.table.closing(pair.index, slot, waiting, interleaved ? () => wireAddon?.closeFd(interleaved.fd) : undefined);
   }
 
   private info(s: Session): SessionInfo {
@@ -664,4 +697,18 @@ function stripUndefined<T extends object>(o: T): Partial<T> {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** An interleaved session's own duplicate of its connection's descriptor (TF_RTSP_UNSUPPORTED_TRANSPORT without the addon). */
+function duplicateConnection(options: InterleavedOptions): SessionInterleaved {
+  const fd = wireAddon ? wireAddon.dupFd(options.connectionFd) : -1;
+  if (fd < 0) {
+    throw new TwinframeError('TF_RTSP_UNSUPPORTED_TRANSPORT', wireAddon ? `cannot share the connection with the data paths (dup: ${-fd})` : 'RTP over the RTSP connection needs the native addon');
+  }
+  return { fd, channel: options.channel, wire: options.wire, backlogMs: options.backlogMs };
+}
+
+/** An interleaved session has no UDP ports: its media goes on the RTSP connection. */
+function noPorts(address: string): PortPair {
+  return { address, rtpPort: 0, rtcpPort: 0, release() {} };
 }

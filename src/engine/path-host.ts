@@ -9,7 +9,7 @@ import type { ControlBlock } from '../shared/control-block.js';
 import { CommandWriter, createQueueStorage, queueCapacityFor } from '../shared/command-queue.js';
 import type { PathCommand } from '../shared/commands.js';
 import { PATH_NAMES, type PathId, type PathName } from '../shared/layout.js';
-import type { PathToMain } from '../shared/messages.js';
+import type { PathToMain, WireMessage } from '../shared/messages.js';
 import { monoNowMs } from '../shared/clock.js';
 import { spawnDataPathWorker } from '../datapath/index.js';
 import type { Logger } from '../log.js';
@@ -80,7 +80,7 @@ export class PathHost {
    * Start a new incarnation. `table` (the open sessions) is queued first, then a
    * sync marker: the path is synchronized once it echoes the marker.
    */
-  spawn(table: readonly PathCommand[]): void {
+  spawn(table: readonly PathCommand[], wires: readonly WireMessage[] = []): void {
     const incarnation = this.cb.beginIncarnation(this.id);
     // Room for the whole session table at once (a respawned path is sent every open session).
     const queue = createQueueStorage(queueCapacityFor(this.cb.layout.maxSessions));
@@ -97,6 +97,7 @@ export class PathHost {
     worker.on('message', (msg: PathToMain) => this.handlers.message(this, incarnation, msg));
     worker.on('error', (err) => log.warn({ err: err.message }, 'data path threw'));
     worker.on('exit', (code) => this.handlers.exit(this, incarnation, code));
+    for (const wire of wires) this.postWire(wire);
     for (const command of table) this.post(command);
     this.pendingSyncToken = this.nextSyncToken++;
     this.post({ type: 'sync-marker', token: this.pendingSyncToken });
@@ -108,6 +109,11 @@ export class PathHost {
     if (!this.writer) return;
     this.writer.push(command);
     this.cb.markCommandQueued(this.id, monoNowMs());
+  }
+
+  /** Hand the worker an interleaved session's wire (before its open-session command). */
+  postWire(message: WireMessage): void {
+    this.worker?.postMessage(message);
   }
 
   /** The worker echoed a sync marker. */

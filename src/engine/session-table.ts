@@ -8,6 +8,7 @@
 import type { SegmentParams } from '../shared/control-block.js';
 import type { OpenSessionCommand, TransportKind } from '../shared/commands.js';
 import { monoNowMs } from '../shared/clock.js';
+import type { WireMessage } from '../shared/messages.js';
 import { TwinframeError } from '../errors.js';
 import type { AssetIdentity } from '../shared/asset-file.js';
 import { RTP_HEADER_BYTES, TS_PACKETS_PER_DATAGRAM, TS_PAYLOAD_BYTES, rtpTimeAfter } from '../rtp/packetizer.js';
@@ -50,6 +51,8 @@ export interface SessionInfo {
   readonly pair: number;
   readonly slot: number;
   readonly transport: TransportKind;
+  /** RTP on the viewer's RTSP connection (no UDP destination or ports). */
+  readonly interleaved: boolean;
   readonly destination: { readonly address: string; readonly port: number };
   readonly source: { readonly address: string; readonly rtpPort: number; readonly rtcpPort: number };
   readonly ssrc: number;
@@ -80,6 +83,8 @@ export interface Session {
   readonly transport: TransportKind;
   readonly destination: { readonly address: string; readonly port: number };
   readonly ports: PortPair;
+  /** RTP on the viewer's RTSP connection: the engine's descriptor of it, the channel and the wire. */
+  readonly interleaved: SessionInterleaved | undefined;
   readonly ssrc: number;
   readonly initialSeq: number;
   readonly initialRtpTs: number;
@@ -91,6 +96,14 @@ export interface Session {
   /** Path incarnations of its pair (PathHost.key) on which the session's socket is bound. */
   readonly boundOn: Set<string>;
   boundWaiters: Array<() => void>;
+}
+
+export interface SessionInterleaved {
+  /** dupFd of the connection's socket: closed once no path of the pair can write to it any more. */
+  readonly fd: number;
+  readonly channel: number;
+  readonly wire: SharedArrayBuffer;
+  readonly backlogMs: number;
 }
 
 /** A session admitted but still being opened: it counts against the limits (and its pair's load) like an open one. */
@@ -110,12 +123,12 @@ export class SessionTable {
   /** Per pair: its control block's free slots. */
   private readonly freeSlots: number[][];
   /** Per pair: slots closed but not yet let go by every path of the pair: slot → path incarnations still to acknowledge. */
-  private readonly closingSlots: Array<Map<number, Set<string>>>;
+  private readonly closingSlots: Array<Map<number, ClosingSlot>>;
 
   /** `maxSessions`: the slots of each pair's control block. */
   constructor(private readonly maxSessions: number, pairs: number, public limits: StreamLimits) {
     this.freeSlots = Array.from({ length: pairs }, () => Array.from({ length: maxSessions }, (_, i) => maxSessions - 1 - i));
-    this.closingSlots = Array.from({ length: pairs }, () => new Map<number, Set<string>>());
+    this.closingSlots = Array.from({ length: pairs }, () => new Map<number, ClosingSlot>());
   }
 
   get size(): number {
@@ -225,29 +238,44 @@ export class SessionTable {
     if (slot !== undefined) this.freeSlots[admission.pair].push(slot);
   }
 
-  /** The slot is free again once each of these path incarnations has let go of it (acknowledged or been replaced). */
-  closing(pair: number, slot: number, waiting: Set<string>): void {
-    if (waiting.size === 0) this.freeSlots[pair].push(slot);
-    else this.closingSlots[pair].set(slot, waiting);
+  /**
+   * The slot is free again once each of these path incarnations has let go of it
+   * (acknowledged or been replaced); then `onFree` runs (what no path may use any more).
+   */
+  closing(pair: number, slot: number, waiting: Set<string>, onFree?: () => void): void {
+    this.closingSlots[pair].set(slot, { waiting, onFree });
+    if (waiting.size === 0) this.releaseSlot(pair, slot);
   }
 
   closeAcknowledged(pair: number, slot: number, key: string): void {
-    const waiting = this.closingSlots[pair].get(slot);
-    if (waiting && waiting.delete(key) && waiting.size === 0) this.releaseSlot(pair, slot);
+    const closing = this.closingSlots[pair].get(slot);
+    if (closing && closing.waiting.delete(key) && closing.waiting.size === 0) this.releaseSlot(pair, slot);
   }
 
   /** A path incarnation of `pair` is gone: it will never acknowledge a close, and holds no socket. */
   forgetIncarnation(pair: number, key: string): void {
-    for (const [slot, waiting] of this.closingSlots[pair]) {
-      if (waiting.delete(key) && waiting.size === 0) this.releaseSlot(pair, slot);
+    for (const [slot, closing] of this.closingSlots[pair]) {
+      if (closing.waiting.delete(key) && closing.waiting.size === 0) this.releaseSlot(pair, slot);
     }
     for (const session of this.sessions.values()) session.boundOn.delete(key);
   }
 
+  /** Every slot still closing, freed as if acknowledged (the engine is stopping: no path runs). */
+  releaseAllClosing(): void {
+    this.closingSlots.forEach((slots, pair) => { for (const slot of [...slots.keys()]) this.releaseSlot(pair, slot); });
+  }
+
   private releaseSlot(pair: number, slot: number): void {
+    const closing = this.closingSlots[pair].get(slot);
     this.closingSlots[pair].delete(slot);
     this.freeSlots[pair].push(slot);
+    closing?.onFree?.();
   }
+}
+
+interface ClosingSlot {
+  readonly waiting: Set<string>;
+  readonly onFree: (() => void) | undefined;
 }
 
 /** What a data path needs to open the session: identical on both paths, so both build identical datagrams. */
@@ -266,7 +294,13 @@ export function openCommand(session: Session): OpenSessionCommand {
     source: { address: session.ports.address, port: session.ports.rtpPort },
     ssrc: session.ssrc,
     initialSeq: session.initialSeq,
+    ...(session.interleaved ? { interleaved: { fd: session.interleaved.fd, channel: session.interleaved.channel, backlogMs: session.interleaved.backlogMs } } : {}),
   };
+}
+
+/** The wire message an interleaved session's paths get before its open command. */
+export function wireMessage(session: Session): WireMessage | undefined {
+  return session.interleaved ? { type: 'wire', slot: session.slot, sessionId: session.id, wire: session.interleaved.wire } : undefined;
 }
 
 /** Where a session stands in its asset: the packet its next datagram starts with, given its cursor. */
@@ -289,7 +323,7 @@ export function segmentFrom(session: Session, startPacket: number, endPacket: nu
 
 export function sessionInfo(s: Session, sent: number): SessionInfo {
   return {
-    id: s.id, pair: s.pair, slot: s.slot, transport: s.transport, destination: s.destination,
+    id: s.id, pair: s.pair, slot: s.slot, transport: s.transport, interleaved: s.interleaved !== undefined, destination: s.destination,
     source: { address: s.ports.address, rtpPort: s.ports.rtpPort, rtcpPort: s.ports.rtcpPort },
     ssrc: s.ssrc, initialSeq: s.initialSeq, initialRtpTs: s.initialRtpTs, assetPath: s.asset.assetPath,
     assetName: s.assetName, bitrate: s.asset.bitrate, openedAt: s.openedAt, state: s.state, failure: s.failure, sent,

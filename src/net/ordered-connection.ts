@@ -69,7 +69,7 @@ export class OrderedConnection {
     const { drainTo } = this.#options;
     this.#queue = this.#queue
       .then(task)
-      .then(() => (drainTo === undefined ? undefined : this.#drained(drainTo)))
+      .then(() => (drainTo === undefined ? undefined : this.drained(drainTo)))
       .catch((err: unknown) => this.#options.onTaskError(err))
       .finally(() => {
         this.#waiting--;
@@ -110,7 +110,7 @@ export class OrderedConnection {
   }
 
   /** Resolves once the unsent output is down to `limit` bytes (or the connection is gone). */
-  #drained(limit: number): Promise<void> {
+  drained(limit: number): Promise<void> {
     const socket = this.socket;
     if (socket.destroyed || socket.writableLength <= limit) return Promise.resolve();
     return new Promise((resolve) => {

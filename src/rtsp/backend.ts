@@ -16,6 +16,8 @@ export interface RtspSessionInfo {
   /** Bits per second of the asset, for admission of a later PLAY. */
   readonly bitrate: number;
   readonly source: { readonly address: string; readonly rtpPort: number; readonly rtcpPort: number };
+  /** Whether a data path that holds the session's wire lock (by its tag) is dead: the lock may be taken over. */
+  wireHolderDead(tag: number): boolean;
 }
 
 /** What a PLAY started: RTP-Info values and when datagram 0 of it is due. */
@@ -36,6 +38,17 @@ export interface RtspOpenOptions {
   readonly transport: 'rtp' | 'udp';
   /** Source address of the session's media. */
   readonly source: string;
+  /** RTP on the viewer's RTSP connection (RFC 2326 §10.12) instead of UDP: `destination` is unused. */
+  readonly interleaved?: {
+    /** The connection's socket descriptor. */
+    readonly connectionFd: number;
+    /** RTP's channel (RTCP's is the next). */
+    readonly channel: number;
+    /** The connection's wire (src/shared/wire.ts). */
+    readonly wire: SharedArrayBuffer;
+    /** The session ends when its stream falls this far behind (a viewer that reads too slowly). */
+    readonly backlogMs: number;
+  };
 }
 
 /** One playable asset, as the catalog found it at DESCRIBE or SETUP time. */

@@ -202,9 +202,16 @@ export abstract class MessageReader<M> {
   #head: Head<M> | undefined;
   #error: TwinframeError | undefined;
   #interleavedFrames = 0;
+  readonly #onFrame: ((channel: number, payload: Buffer) => void) | undefined;
 
-  constructor(limits: Partial<MessageLimits> = {}) {
+  /**
+   * `onFrame`: given each interleaved frame between messages whole (RTCP
+   * receiver reports on a server; the media on a client); without it they are
+   * skipped as they arrive.
+   */
+  constructor(limits: Partial<MessageLimits> = {}, onFrame?: (channel: number, payload: Buffer) => void) {
     this.limits = { ...DEFAULT_LIMITS, ...limits };
+    this.#onFrame = onFrame;
   }
 
   /** The error that poisoned this reader, if any. */
@@ -276,6 +283,15 @@ export abstract class MessageReader<M> {
           // RFC 2326 §10.12: '$', one byte channel, two bytes length, data.
           if (w.length < 4) return;
           const length = (w.at(2) << 8) | w.at(3);
+          if (this.#onFrame) {
+            if (w.length < 4 + length) return; // at most 64 KiB + 4 held
+            const channel = w.at(1);
+            const payload = w.copy(4, 4 + length);
+            w.consume(4 + length);
+            this.#interleavedFrames += 1;
+            this.#onFrame(channel, payload);
+            continue;
+          }
           w.consume(4);
           this.#skipRemaining = length;
           this.#interleavedFrames += 1;

@@ -94,29 +94,37 @@ const REPORT_INTERVAL_MS = 5000;
 const FIRST_REPORT_MS = 250;
 
 /**
- * One RTP session's RTCP sending side. The engine holds an RTCP socket on the
- * same port (SO_REUSEADDR); this one binds the port again the same way, so the
- * reports leave from the server_port the SETUP reply announced. It never
- * receives (which of the two sockets the kernel hands receiver reports to is
- * unspecified), and every send error is ignored: RTCP is advisory, and a
- * viewer that is gone must not disturb anything.
+ * Where a session's RTCP packets go: a UDP socket on the server's RTCP port
+ * (RtcpSender.open), or the RTCP channel of the viewer's RTSP connection
+ * (interleaved). send() resolves whatever happens: RTCP is advisory.
+ */
+export interface RtcpOutput {
+  send(packet: Buffer): Promise<void>;
+  close(): void;
+}
+
+/**
+ * One RTP session's RTCP sending side. Over UDP the engine holds an RTCP socket
+ * on the same port (SO_REUSEADDR); this one binds the port again the same way, so
+ * the reports leave from the server_port the SETUP reply announced, and every
+ * packet it receives from the viewer (receiver reports: RFC 3550 §6.4.2) calls
+ * `onReceive` (the session's keep-alive). Every send error is ignored: RTCP is
+ * advisory, and a viewer that is gone must not disturb anything.
  */
 export class RtcpSender {
-  readonly #socket: Socket;
+  readonly #out: RtcpOutput;
   readonly #ssrc: number;
   readonly #cname: string;
-  readonly #destination: { address: string; port: number };
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
 
-  private constructor(socket: Socket, ssrc: number, cname: string, destination: { address: string; port: number }) {
-    this.#socket = socket;
+  constructor(out: RtcpOutput, ssrc: number, cname: string) {
+    this.#out = out;
     this.#ssrc = ssrc;
     this.#cname = cname;
-    this.#destination = destination;
   }
 
-  static open(source: { address: string; port: number }, destination: { address: string; port: number }, ssrc: number, cname: string): Promise<RtcpSender> {
+  static open(source: { address: string; port: number }, destination: { address: string; port: number }, ssrc: number, cname: string, onReceive: () => void): Promise<RtcpSender> {
     return new Promise((resolve, reject) => {
       const socket = createSocket({ type: 'udp4', reuseAddr: true });
       const onError = (err: Error): void => {
@@ -127,8 +135,10 @@ export class RtcpSender {
       socket.bind({ address: source.address, port: source.port, exclusive: false }, () => {
         socket.off('error', onError);
         socket.on('error', () => {}); // ICMP unreachable and the like: advisory traffic, ignore
-        socket.on('message', () => {}); // receiver reports, if the kernel gives them to us: not used
-        resolve(new RtcpSender(socket, ssrc, cname, destination));
+        socket.on('message', (_packet, from) => {
+          if (from.address === destination.address && from.port === destination.port) onReceive();
+        });
+        resolve(new RtcpSender(udpOutput(socket, destination), ssrc, cname));
       });
     });
   }
@@ -162,11 +172,7 @@ export class RtcpSender {
     if (this.#closed) return;
     this.stop();
     this.#closed = true;
-    try {
-      this.#socket.close();
-    } catch {
-      // already closed
-    }
+    this.#out.close();
   }
 
   #send(source: ReportSource, bye: boolean): Promise<void> {
@@ -175,14 +181,26 @@ export class RtcpSender {
     // A BYE goes out even before anything was sent; it still needs a leading report.
     const report = now ?? (bye ? { wallMs: Date.now(), rtpTimestamp: 0, packetCount: 0, octetCount: 0 } : undefined);
     if (!report) return Promise.resolve();
-    const bytes = compound({ ssrc: this.#ssrc, ...report }, this.#cname, bye);
-    return new Promise((resolve) => {
+    return this.#out.send(compound({ ssrc: this.#ssrc, ...report }, this.#cname, bye));
+  }
+}
+
+function udpOutput(socket: Socket, destination: { address: string; port: number }): RtcpOutput {
+  return {
+    send: (packet) => new Promise((resolve) => {
       try {
         // Resolved whatever happens: closing the socket must not wait on advisory traffic.
-        this.#socket.send(bytes, this.#destination.port, this.#destination.address, () => resolve());
+        socket.send(packet, destination.port, destination.address, () => resolve());
       } catch {
         resolve(); // socket closing underneath
       }
-    });
-  }
+    }),
+    close: () => {
+      try {
+        socket.close();
+      } catch {
+        // already closed
+      }
+    },
+  };
 }

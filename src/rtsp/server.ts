@@ -27,14 +27,19 @@ import { parseRange, resolveRange, serializeRange } from './headers/range.js';
 import { formatScale, parseScale } from './headers/scale.js';
 import { serializeRtpInfo } from './headers/rtp-info.js';
 import { parseSession, serializeSession } from './headers/session.js';
-import { chooseTransport, parseTransport, serializeTransportSpec, transportReply, type ChosenTransport } from './headers/transport.js';
+import {
+  chooseTransport, parseTransport, serializeTransportSpec, transportReply,
+  type ChosenTransport, type InterleavedTransport, type UdpTransport,
+} from './headers/transport.js';
 import { OrderedConnection } from '../net/ordered-connection.js';
 import { RtspRequestParser, serializeResponse, type HeaderValue, type RtspRequest } from './message.js';
 import { RtcpSender } from './rtcp.js';
 import { buildSdp } from './sdp.js';
 import { RtspSession, type RtspSessionState } from './session.js';
 import { TRACK_CONTROL, parseRtspUrl } from './url.js';
-import type { RtspBackend, RtspBackendListener } from './backend.js';
+import type { RtspBackend, RtspBackendListener, RtspMedia, RtspSessionInfo } from './backend.js';
+import { WireWriter } from './wire-writer.js';
+import { limitSendBuffer, wireAddon } from '../shared/wire.js';
 
 export interface RtspServerOptions {
   /** The engine and the catalog, as the RTSP server sees them. */
@@ -55,6 +60,11 @@ export interface RtspServerOptions {
   readonly streamAddress?: string;
   /** Largest request head, and largest body, accepted; bigger gets 413 and the connection closed. Default 16 KiB. */
   readonly maxRequestBytes?: number;
+  /**
+   * RTP on the RTSP connection: a session whose stream falls this far behind its
+   * schedule (a viewer that reads too slowly) is torn down. Default 2000 ms.
+   */
+  readonly interleavedBacklogMs?: number;
   /** Connections beyond this many get 503 and are closed at once. Default 1000. */
   readonly maxConnections?: number;
   /** A connection with no traffic for this long is closed (its sessions live on). Default session timeout + 10 s. */
@@ -85,6 +95,8 @@ const LISTEN_BACKLOG = 1024;
 const MAX_PIPELINED = 32;
 /** Response bytes a client may leave unread before the connection is dropped. */
 const MAX_UNREAD_RESPONSE_BYTES = 1024 * 1024;
+/** The smallest backlog of an interleaved connection, in its wire and in the kernel's send buffer each. */
+const WIRE_MIN_BYTES = 64 * 1024;
 /** After an error reply that ends a connection, how long the client gets to read it. */
 const CLOSE_GRACE_MS = 1000;
 
@@ -109,13 +121,21 @@ class Connection {
   readonly parser: RtspRequestParser;
   readonly log: Logger;
   requestTimer: NodeJS.Timeout | undefined;
+  /**
+   * Set once a session has streamed RTP on this connection: from then on every
+   * byte the server writes to it goes through this wire, between whole media frames.
+   */
+  wire: WireWriter | undefined;
+  /** The session whose RTP this connection carries (one at a time). */
+  interleaved: RtspSession | undefined;
 
   constructor(id: number, socket: net.Socket, maxRequestBytes: number, log: Logger) {
     this.id = id;
     this.socket = socket;
     this.peer = plainAddress(socket.remoteAddress ?? '');
     this.local = plainAddress(socket.localAddress ?? '127.0.0.1');
-    this.parser = new RtspRequestParser({ maxHeadBytes: maxRequestBytes, maxBodyBytes: maxRequestBytes });
+    // Interleaved frames from the viewer (RTCP receiver reports) keep its session alive.
+    this.parser = new RtspRequestParser({ maxHeadBytes: maxRequestBytes, maxBodyBytes: maxRequestBytes }, () => this.interleaved?.touch());
     this.log = log.child({ conn: id, peer: this.peer });
     this.ordered = new OrderedConnection(socket, {
       pauseAt: MAX_PIPELINED,
@@ -136,13 +156,25 @@ class Connection {
   }
 
   write(bytes: Buffer): void {
-    this.ordered.writeBounded(bytes);
+    if (this.wire) this.wire.write(bytes);
+    else this.ordered.writeBounded(bytes);
   }
 
   /** Send what is written, then close; destroy if the client does not let go. */
   end(): void {
     this.clearRequestTimer();
-    this.ordered.end();
+    if (!this.wire) {
+      this.ordered.end();
+      return;
+    }
+    this.ordered.stopReading();
+    void this.wire.whenDrained(CLOSE_GRACE_MS).then(() => this.socket.destroy());
+  }
+
+  /** The socket's descriptor (the data paths write interleaved RTP to it); -1 once closed. */
+  get fd(): number {
+    if (this.socket.destroyed) return -1;
+    return (this.socket as unknown as { _handle?: { fd?: number } })._handle?.fd ?? -1;
   }
 
   clearRequestTimer(): void {
@@ -163,6 +195,7 @@ export class RtspServer {
   readonly #maxConnections: number;
   readonly #idleTimeoutMs: number;
   readonly #requestTimeoutMs: number;
+  readonly #interleavedBacklogMs: number;
   readonly #log: Logger;
   readonly #server: net.Server;
   readonly #connections = new Set<Connection>();
@@ -186,6 +219,7 @@ export class RtspServer {
     this.#maxConnections = options.maxConnections ?? 1000;
     this.#idleTimeoutMs = options.idleTimeoutMs ?? this.#sessionTimeoutMs + 10_000;
     this.#requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
+    this.#interleavedBacklogMs = options.interleavedBacklogMs ?? 2000;
     this.#log = (options.logger ?? silentLogger).child({ component: 'rtsp' });
     this.#server = net.createServer((socket) => this.#accept(socket));
     this.#server.on('error', (err) => this.#log.error({ err: err.message }, 'RTSP listener error'));
@@ -287,6 +321,12 @@ export class RtspServer {
     socket.on('data', (chunk: Buffer) => this.#onData(conn, chunk));
     socket.on('close', () => {
       conn.clearRequestTimer();
+      conn.wire?.close();
+      // RTP on this connection has nowhere to go any more: a reset ends its session.
+      const interleaved = conn.interleaved;
+      if (interleaved) {
+        this.#teardown(interleaved, 'connection closed').catch((err: Error) => interleaved.log.error({ err: err.message }, 'teardown failed'));
+      }
       this.#connections.delete(conn);
       if (this.#atCapacity && this.#connections.size < this.#maxConnections) {
         this.#atCapacity = false;
@@ -339,6 +379,10 @@ export class RtspServer {
 
   async #handle(conn: Connection, request: RtspRequest): Promise<void> {
     const started = performance.now();
+    // A PLAY's reply must reach the player before the first media frame on its connection
+    // (players drop frames that come first): no data path writes to the wire meanwhile.
+    const wire = request.method === 'PLAY' ? conn.wire : undefined;
+    await wire?.hold();
     let reply: Reply;
     try {
       reply = await this.#dispatch(conn, request);
@@ -347,6 +391,7 @@ export class RtspServer {
     }
     const headers: Record<string, HeaderValue> = { CSeq: request.cseq, Server: SERVER_NAME, ...reply.headers };
     conn.write(serializeResponse({ status: reply.status, headers, ...(reply.body !== undefined ? { body: reply.body } : {}) }));
+    wire?.release();
     if (reply.status < 400) {
       conn.log.debug({ method: request.method, cseq: request.cseq, status: reply.status, ms: round(performance.now() - started) }, 'request');
     }
@@ -428,7 +473,8 @@ export class RtspServer {
     }
     const transportHeader = request.headers.get('transport');
     if (transportHeader === undefined) throw new TwinframeError('TF_RTSP_BAD_REQUEST', 'SETUP without a Transport header');
-    const chosen = chooseTransport(parseTransport(transportHeader));
+    const chosen = chooseTransport(parseTransport(transportHeader), wireAddon ? undefined : 'RTP/AVP/TCP (interleaved) needs the native addon');
+    if (chosen.lower === 'tcp') return this.#setupInterleaved(conn, request, chosen, url.assetPath);
     const destination = await this.#destination(conn, chosen);
     const asset = await this.#backend.resolve(url.assetPath);
     const info = await asset.openSession({
@@ -436,24 +482,7 @@ export class RtspServer {
       transport: chosen.kind,
       source: this.#streamAddress ?? conn.local,
     });
-    if (this.#closed) {
-      this.#backend.closeSession(info.id);
-      throw new TwinframeError('TF_ENGINE_STOPPED', 'the server is shutting down');
-    }
-    const session = new RtspSession({
-      info,
-      asset,
-      transport: chosen,
-      controlUrl: request.uri,
-      timeoutMs: this.#sessionTimeoutMs,
-      onTimeout: (s) => {
-        s.log.info({ timeoutMs: this.#sessionTimeoutMs }, 'session timed out: no request from the client');
-        this.#teardown(s, 'timeout').catch((err: Error) => s.log.error({ err: err.message }, 'timeout teardown failed'));
-      },
-      sent: () => this.#backend.sent(info.id) ?? 0,
-      logger: this.#log,
-    });
-    this.#sessions.set(session.id, session);
+    const session = this.#addSession(request, info, asset, chosen);
     if (chosen.kind === 'rtp' && chosen.clientRtcpPort !== undefined) {
       try {
         session.attachRtcp(await RtcpSender.open(
@@ -461,6 +490,7 @@ export class RtspServer {
           { address: destination, port: chosen.clientRtcpPort },
           info.ssrc,
           this.#cname,
+          () => session.touch(),
         ));
       } catch (err) {
         // Sender reports are advisory: stream without them rather than refuse the viewer.
@@ -476,6 +506,88 @@ export class RtspServer {
       ...(chosen.kind === 'rtp' ? { serverRtcpPort: info.source.rtcpPort, ssrc: info.ssrc } : {}),
     });
     return { status: 200, headers: { Transport: serializeTransportSpec(reply), ...this.#sessionHeader(session) } };
+  }
+
+  /**
+   * SETUP of RTP on this very connection (RFC 2326 §10.12). The connection gets
+   * a new wire for the session (one interleaved session per connection at a
+   * time), after whatever the last one left in its wire has gone out.
+   */
+  async #setupInterleaved(conn: Connection, request: RtspRequest, chosen: InterleavedTransport, assetPath: string): Promise<Reply> {
+    if (conn.interleaved && this.#sessions.get(conn.interleaved.id) === conn.interleaved) {
+      throw new TwinframeError('TF_RTSP_UNSUPPORTED_TRANSPORT', 'this connection already carries an interleaved session');
+    }
+    const asset = await this.#backend.resolve(assetPath);
+    const wire = await this.#newWire(conn, asset.bitrate);
+    const info = await asset.openSession({
+      destination: { address: conn.peer, port: 0 },
+      transport: 'rtp',
+      source: this.#streamAddress ?? conn.local,
+      interleaved: { connectionFd: conn.fd, channel: chosen.channels.rtp, wire: wire.wire.sab, backlogMs: this.#interleavedBacklogMs },
+    });
+    const session = this.#addSession(request, info, asset, chosen);
+    wire.holderDead = (tag) => info.wireHolderDead(tag);
+    conn.interleaved = session;
+    session.attachRtcp(new RtcpSender({
+      send: (packet) => {
+        wire.writeFrame(chosen.channels.rtcp, packet);
+        return Promise.resolve();
+      },
+      close: () => {},
+    }, info.ssrc, this.#cname));
+    session.log.info({ asset: asset.name, transport: 'rtp/tcp', channels: `${chosen.channels.rtp}-${chosen.channels.rtcp}`, ssrc: info.ssrc }, 'session set up');
+    const reply = transportReply(chosen, { serverRtpPort: 0, ssrc: info.ssrc });
+    return { status: 200, headers: { Transport: serializeTransportSpec(reply), ...this.#sessionHeader(session) } };
+  }
+
+  /**
+   * The connection's wire for a new interleaved session: everything written to
+   * the connection so far has left first (Node's own buffer, the last wire).
+   */
+  async #newWire(conn: Connection, bitrate: number): Promise<WireWriter> {
+    await conn.ordered.drained(0);
+    const last = conn.wire;
+    if (last && !(await last.retire(CLOSE_GRACE_MS))) {
+      conn.socket.destroy();
+      throw new TwinframeError('TF_RTSP_UNSUPPORTED_TRANSPORT', 'the connection still holds unread data of its last session');
+    }
+    // The wire, and the kernel's queue behind it, hold a backlog's worth of the stream each.
+    const backlogBytes = Math.max(WIRE_MIN_BYTES, Math.ceil((bitrate / 8) * (this.#interleavedBacklogMs / 1000)));
+    limitSendBuffer(conn.fd, backlogBytes);
+    const wire = new WireWriter(backlogBytes, {
+      fd: () => conn.fd,
+      maxQueuedBytes: MAX_UNREAD_RESPONSE_BYTES,
+      onFailure: (reason, peerGone) => {
+        if (peerGone) conn.log.debug({ reason }, 'interleaved connection closed by the viewer');
+        else conn.log.warn({ reason }, 'interleaved connection dropped');
+        conn.socket.destroy();
+      },
+    });
+    conn.wire = wire;
+    return wire;
+  }
+
+  /** A new session set up by `request`, in the server's table, with its inactivity timeout. */
+  #addSession(request: RtspRequest, info: RtspSessionInfo, asset: RtspMedia, transport: ChosenTransport): RtspSession {
+    if (this.#closed) {
+      this.#backend.closeSession(info.id);
+      throw new TwinframeError('TF_ENGINE_STOPPED', 'the server is shutting down');
+    }
+    const session = new RtspSession({
+      info,
+      asset,
+      transport,
+      controlUrl: request.uri,
+      timeoutMs: this.#sessionTimeoutMs,
+      onTimeout: (s) => {
+        s.log.info({ timeoutMs: this.#sessionTimeoutMs }, 'session timed out: no request from the client');
+        this.#teardown(s, 'timeout').catch((err: Error) => s.log.error({ err: err.message }, 'timeout teardown failed'));
+      },
+      sent: () => this.#backend.sent(info.id) ?? 0,
+      logger: this.#log,
+    });
+    this.#sessions.set(session.id, session);
+    return session;
   }
 
   async #play(request: RtspRequest): Promise<Reply> {
@@ -612,7 +724,12 @@ export class RtspServer {
     sessionFailed: (id, reason) => {
       const session = this.#sessions.get(id);
       if (!session) return;
-      this.#teardown(session, reason).catch((err: Error) => session.log.error({ err: err.message }, 'teardown failed'));
+      // Interleaved, the fault is its connection's (gone, or its viewer reads too slowly): it ends too.
+      const conn = [...this.#connections].find((c) => c.interleaved === session);
+      this.#teardown(session, reason).then(
+        () => conn?.end(),
+        (err: Error) => session.log.error({ err: err.message }, 'teardown failed'),
+      );
     },
     /** Closed by someone else (an operator): forget it here too. */
     sessionClosed: (id) => {
@@ -628,7 +745,7 @@ export class RtspServer {
    * Where the media goes: the client's own address unless configuration lets
    * destination= name another. Only unicast IPv4 (the data paths' sockets are udp4).
    */
-  async #destination(conn: Connection, chosen: ChosenTransport): Promise<string> {
+  async #destination(conn: Connection, chosen: UdpTransport): Promise<string> {
     let address = conn.peer;
     if (chosen.destination !== undefined) {
       let named = plainAddress(chosen.destination.replace(/^\[(.*)\]$/, '$1'));

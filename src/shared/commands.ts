@@ -42,6 +42,21 @@ export interface OpenSessionCommand {
   readonly source: { readonly address: string; readonly port: number };
   readonly ssrc: number;
   readonly initialSeq: number;
+  /**
+   * RTP on the viewer's RTSP connection instead of UDP (destination and source
+   * are then unused): the frames go into the connection's wire, which arrives by
+   * message (WireMessage), and out on `fd`.
+   */
+  readonly interleaved?: InterleavedOutput;
+}
+
+export interface InterleavedOutput {
+  /** The engine's own descriptor of the RTSP connection's socket, open until both paths closed the session. */
+  readonly fd: number;
+  /** The interleaved channel of RTP. */
+  readonly channel: number;
+  /** A viewer whose stream falls this far behind its schedule (it reads too slowly) is ended. */
+  readonly backlogMs: number;
 }
 
 export interface CloseSessionCommand {

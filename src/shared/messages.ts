@@ -4,6 +4,7 @@
 // types; receivers take them as they are.
 //
 //   main ──workerData──► data path   DataPathWorkerData
+//   main ──postMessage──► data path   MainToPath
 //   main ◄──postMessage── data path   PathToMain
 //   main ──workerData──► supervisor   SupervisorWorkerData
 //   main ◄──postMessage── supervisor  SupervisorToMain
@@ -25,6 +26,19 @@ export interface DataPathWorkerData {
   readonly commandQueue: SharedArrayBuffer;
   readonly faultInjection: boolean;
 }
+
+/**
+ * What the control plane posts to a data path (commands travel on the SAB ring;
+ * a SharedArrayBuffer cannot): the wire of an interleaved session, before its
+ * open-session command, and again to every new incarnation.
+ */
+export interface WireMessage {
+  readonly type: 'wire';
+  readonly slot: number;
+  readonly sessionId: string;
+  readonly wire: SharedArrayBuffer;
+}
+export type MainToPath = WireMessage;
 
 /** The supervisor watches every pair of data paths: one control block per pair, by pair index. */
 export interface SupervisorWorkerData {

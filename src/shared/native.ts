@@ -25,6 +25,18 @@ export interface NativeAddon {
    * EBADF, nothing sent, for fd < 0). Returns how many were sent.
    */
   sendBatch(fds: Int32Array, buffers: readonly Buffer[], lengths: Int32Array, count: number, results: Int32Array): number;
+  /** A second descriptor (close-on-exec) for the same socket; the fd or -errno. */
+  dupFd(fd: number): number;
+  /** SO_SNDBUF of a socket; 0 or an errno. */
+  setSendBuffer(fd: number, bytes: number): number;
+  /** Close a descriptor made by dupFd; 0 or an errno. */
+  closeFd(fd: number): number;
+  /** The wire (src/shared/wire.ts): append whole frames and publish them with the media cursor; returns how many fitted. */
+  wireAppend(wire: Int32Array, buffers: readonly Buffer[], lengths: Int32Array, first: number, count: number, channel: number, mediaNext: number): number;
+  /** The wire: publish a media cursor alone. */
+  wireSetMedia(wire: Int32Array, mediaNext: number): number;
+  /** The wire: send from its tail on `fd`, storing the new tail; bytes sent or -errno. */
+  wireFlush(fd: number, wire: Int32Array): number;
 }
 
 function load(): NativeAddon | undefined {

@@ -59,7 +59,9 @@ export class RtspClient {
   readonly responses: RtspResponse[] = [];
 
   readonly #socket: net.Socket;
-  readonly #parser = new RtspResponseParser({ maxBodyBytes: 1024 * 1024 });
+  /** Interleaved frames received between responses (RTP and RTCP on the connection), in order. */
+  readonly frames: Array<{ readonly channel: number; readonly payload: Buffer }> = [];
+  readonly #parser = new RtspResponseParser({ maxBodyBytes: 1024 * 1024 }, (channel, payload) => this.frames.push({ channel, payload }));
   readonly #userAgent: string;
   readonly #inbox: RtspResponse[] = [];
   #waiters: Waiter[] = [];
@@ -107,6 +109,12 @@ export class RtspClient {
 
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /** Stop (or start again) reading from the connection: a viewer that falls behind. */
+  setReading(reading: boolean): void {
+    if (reading) this.#socket.resume();
+    else this.#socket.pause();
   }
 
   /** Absolute URL for a path ('/sample.ts'); an rtsp:// URL or '*' is returned unchanged. */
@@ -431,6 +439,11 @@ export class UdpReceiver {
 
   get rtpPort(): number {
     return this.#rtp.address().port;
+  }
+
+  /** Send an RTCP packet from the receiver's RTCP port (a receiver report) to the server's. */
+  sendRtcp(packet: Buffer, serverRtcpPort: number, host = '127.0.0.1'): void {
+    this.#rtcp.send(packet, serverRtcpPort, host);
   }
 
   get rtcpPort(): number {

@@ -24,3 +24,27 @@ export function runToString(argv: readonly string[], limitMs = 30_000): Promise<
     });
   });
 }
+
+/** A program running in the background (see start). */
+export interface Run {
+  /** Its exit code (-1: it could not start) and the last `keepStderr` characters of its stderr. */
+  readonly done: Promise<{ code: number | null; stderr: string }>;
+  /** SIGKILL, if it still runs. */
+  kill(): void;
+}
+
+/** Start `argv` (stdout ignored), SIGKILLed after `limitMs` whatever happens. */
+export function start(argv: readonly string[], limitMs: number, keepStderr = 2_000_000): Run {
+  const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => {
+    stderr += d.toString('latin1');
+    if (stderr.length > 2 * keepStderr) stderr = stderr.slice(-keepStderr);
+  });
+  const timer = setTimeout(() => child.kill('SIGKILL'), limitMs);
+  const done = new Promise<{ code: number | null; stderr: string }>((resolve) => {
+    child.once('error', (err) => { clearTimeout(timer); resolve({ code: -1, stderr: String(err) }); });
+    child.once('close', (code) => { clearTimeout(timer); resolve({ code, stderr }); });
+  });
+  return { done, kill: () => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); } };
+}

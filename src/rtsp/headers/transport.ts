@@ -42,10 +42,11 @@ export interface TransportSpec {
   readonly extra?: readonly (readonly [name: string, value: string | undefined])[];
 }
 
-/** The transport the server will stream with. */
-export interface ChosenTransport {
+/** The transport the server will stream with: datagrams to the client's ports... */
+export interface UdpTransport {
   /** 'rtp': RTP/AVP over UDP, payload type 33. 'udp': bare MPEG-TS datagrams. */
   readonly kind: 'rtp' | 'udp';
+  readonly lower: 'udp';
   readonly clientRtpPort: number;
   /** Only for 'rtp', and only when the client named a port pair. */
   readonly clientRtcpPort?: number;
@@ -59,6 +60,17 @@ export interface ChosenTransport {
   /** The spec this choice came from, to build the reply's Transport header. */
   readonly spec: TransportSpec;
 }
+
+/** ...or RTP frames on the RTSP connection itself (RFC 2326 §10.12), on two channels. */
+export interface InterleavedTransport {
+  readonly kind: 'rtp';
+  readonly lower: 'tcp';
+  /** RTP on `rtp`, RTCP on `rtcp`: the client's interleaved=a-b, or 0-1 when it named none. */
+  readonly channels: { readonly rtp: number; readonly rtcp: number };
+  readonly spec: TransportSpec;
+}
+
+export type ChosenTransport = UdpTransport | InterleavedTransport;
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const PORT = /^[0-9]{1,5}$/;
@@ -227,31 +239,42 @@ function validPort(p: number | undefined): p is number {
 }
 
 /**
- * Why `spec` cannot be streamed, or its kind. Missing delivery counts as unicast:
+ * Why `spec` cannot be streamed, or how. Missing delivery counts as unicast:
  * RFC 2326 makes multicast the default, but every player that omits the
  * parameter (and every server we know of, gortsplib and live555 included) means
  * unicast.
  */
-function classify(spec: TransportSpec): { kind: 'rtp' | 'udp' } | { reason: string } {
+function classify(spec: TransportSpec): { kind: 'rtp' | 'udp'; lower: 'udp' | 'tcp' } | { reason: string } {
   const name = [spec.protocol, spec.profile, spec.lowerTransport ?? ''].join('/');
   let kind: 'rtp' | 'udp';
+  let lower: 'udp' | 'tcp' = 'udp';
   if (name === 'RTP/AVP/' || name === 'RTP/AVP/UDP') kind = 'rtp';
   else if (name === 'MP2T/H2221/UDP' || name === 'RAW/RAW/UDP') kind = 'udp';
-  else if (name === 'RTP/AVP/TCP') return { reason: 'RTP/AVP/TCP (interleaved) is not supported' };
-  else return { reason: `${name.replace(/\/$/, '')} is not supported` };
+  else if (name === 'RTP/AVP/TCP') {
+    kind = 'rtp';
+    lower = 'tcp';
+  } else return { reason: `${name.replace(/\/$/, '')} is not supported` };
   if (spec.delivery === 'multicast') return { reason: 'multicast is not supported' };
   if (spec.mode && !spec.mode.includes('PLAY')) return { reason: `mode ${spec.mode.join(',')} is not supported` };
+  if (lower === 'tcp') {
+    const channels = spec.interleaved;
+    if (channels?.last !== undefined && channels.last !== channels.first + 1) return { reason: 'interleaved channels must be two consecutive numbers' };
+    if (channels !== undefined && channels.first > 254) return { reason: 'interleaved channel out of 0..254' };
+    return { kind, lower };
+  }
   if (!spec.clientPort) return { reason: 'no client_port' };
   if (!validPort(spec.clientPort.first)) return { reason: 'client_port out of 1..65535' };
   if (spec.clientPort.last !== undefined && !validPort(spec.clientPort.last)) return { reason: 'client_port out of 1..65535' };
-  return { kind };
+  return { kind, lower };
 }
 
 /**
  * The first spec in the client's list this server can stream, or
  * TF_RTSP_UNSUPPORTED_TRANSPORT (461) with the reason each spec was refused.
+ * `interleavedRefusal`: why RTP on the connection cannot be offered here (no
+ * native addon), or undefined when it can.
  */
-export function chooseTransport(specs: readonly TransportSpec[]): ChosenTransport {
+export function chooseTransport(specs: readonly TransportSpec[], interleavedRefusal?: string): ChosenTransport {
   const reasons: string[] = [];
   for (const spec of specs) {
     const verdict = classify(spec);
@@ -259,9 +282,18 @@ export function chooseTransport(specs: readonly TransportSpec[]): ChosenTranspor
       reasons.push(verdict.reason);
       continue;
     }
+    if (verdict.lower === 'tcp') {
+      if (interleavedRefusal !== undefined) {
+        reasons.push(interleavedRefusal);
+        continue;
+      }
+      const first = spec.interleaved?.first ?? 0;
+      return { kind: 'rtp', lower: 'tcp', channels: { rtp: first, rtcp: first + 1 }, spec };
+    }
     const clientPort = spec.clientPort!;
     return {
       kind: verdict.kind,
+      lower: 'udp',
       clientRtpPort: clientPort.first,
       ...(verdict.kind === 'rtp' && clientPort.last !== undefined ? { clientRtcpPort: clientPort.last } : {}),
       ...(spec.destination !== undefined ? { destination: spec.destination } : {}),
@@ -288,6 +320,17 @@ export interface ServerTransportParams {
  */
 export function transportReply(chosen: ChosenTransport, server: ServerTransportParams): TransportSpec {
   const s = chosen.spec;
+  const common = {
+    protocol: s.protocol,
+    profile: s.profile,
+    ...(s.lowerTransport !== undefined ? { lowerTransport: s.lowerTransport } : {}),
+    delivery: 'unicast' as const,
+  };
+  const tail = {
+    ...(chosen.kind === 'rtp' && server.ssrc !== undefined ? { ssrc: server.ssrc } : {}),
+    ...(s.mode !== undefined ? { mode: ['PLAY'] } : {}),
+  };
+  if (chosen.lower === 'tcp') return { ...common, interleaved: { first: chosen.channels.rtp, last: chosen.channels.rtcp }, ...tail };
   const serverPort: PortRange =
     chosen.kind === 'rtp' && server.serverRtcpPort !== undefined
       ? { first: server.serverRtpPort, last: server.serverRtcpPort }
@@ -297,15 +340,11 @@ export function transportReply(chosen: ChosenTransport, server: ServerTransportP
       ? { first: chosen.clientRtpPort, last: chosen.clientRtcpPort }
       : { first: chosen.clientRtpPort };
   return {
-    protocol: s.protocol,
-    profile: s.profile,
-    ...(s.lowerTransport !== undefined ? { lowerTransport: s.lowerTransport } : {}),
-    delivery: 'unicast',
+    ...common,
     ...(chosen.destination !== undefined ? { destination: chosen.destination } : {}),
     ...(server.source !== undefined ? { source: server.source } : {}),
     clientPort,
     serverPort,
-    ...(chosen.kind === 'rtp' && server.ssrc !== undefined ? { ssrc: server.ssrc } : {}),
-    ...(s.mode !== undefined ? { mode: ['PLAY'] } : {}),
+    ...tail,
   };
 }

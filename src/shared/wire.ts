@@ -1,0 +1,145 @@
+// The wire: the outgoing bytes of one RTSP connection that carries RTP
+// interleaved (RFC 2326 §10.12), shared by every thread that writes to it — the
+// active data path (media frames), its twin after a switch, and the main thread
+// (RTSP responses, RTCP reports). README, "RTP over the RTSP connection".
+//
+//   SharedArrayBuffer: LOCK | TAIL | COMMIT {head, media cursor} | CAPACITY | … | ring bytes
+//
+// Bytes enter the ring as whole frames and leave it in order from the tail, by
+// whoever holds the LOCK, whatever part of a frame the socket takes: so a frame
+// is never split between writers, lost or repeated, and a response is never cut
+// into by media. Appending publishes the head together with the media cursor
+// after the last frame appended (one 64-bit store in the addon), so a path that
+// takes over knows exactly which datagrams a dead sender put in the ring, and
+// flushing stores the new tail in the same native call as the send: nothing a
+// dying writer did is ever done twice or lost. The ring is bounded: a client
+// that does not read fills it, and its datagrams stay due until the session's
+// backlog bound ends it (src/datapath/path-session.ts).
+//
+// Needs the native addon (an fd shared across threads, sendmsg, the atomic
+// commit): without it RTP over TCP is refused at SETUP (461).
+
+import { nativeAddon, type NativeAddon } from './native.js';
+
+/** Int32 words of the header (native/src/twinframe_native.c, WIRE_*: keep in step). */
+const WIRE_I32 = {
+  /** 0 free, else the holder's tag: a data path's claim tag, or MAIN_TAG. */
+  LOCK: 0,
+  /** Bytes flushed so far (wraps at 2^32). */
+  TAIL: 1,
+  /** Bytes appended so far (wraps): the low half of the 64-bit commit word. */
+  HEAD: 2,
+  /** The media cursor after the last media frame appended (low 32 bits): the high half. */
+  MEDIA: 3,
+  /** Ring bytes, a power of two. */
+  CAPACITY: 4,
+} as const;
+const DATA_OFFSET = 64;
+
+/** The main thread's lock tag: never a data path's claim tag ((incarnation << 1 | path) + 1 stays far below). */
+export const MAIN_TAG = 0x7fffffff;
+
+/** The addon, when it is built with the wire functions. */
+export const wireAddon: NativeAddon | undefined = typeof nativeAddon?.wireFlush === 'function' ? nativeAddon : undefined;
+
+/** A new wire whose ring holds at least `bytes` (rounded up to a power of two). */
+export function createWire(bytes: number): SharedArrayBuffer {
+  let capacity = 4096;
+  while (capacity < bytes) capacity *= 2;
+  const sab = new SharedArrayBuffer(DATA_OFFSET + capacity);
+  Atomics.store(new Int32Array(sab), WIRE_I32.CAPACITY, capacity);
+  return sab;
+}
+
+/**
+ * Bound what the kernel queues on an interleaved connection to `bytes` (SO_SNDBUF;
+ * without it the send buffer grows to megabytes, and a viewer that stops reading
+ * would be noticed only seconds of stream later). TCP still carries `bytes` per
+ * round trip, so a bound of the stream's backlog allows round trips that long.
+ */
+export function limitSendBuffer(fd: number, bytes: number): void {
+  wireAddon?.setSendBuffer(fd, bytes);
+}
+
+export class Wire {
+  readonly sab: SharedArrayBuffer;
+  /** The whole buffer as Int32 words: the header, and the view the addon takes. */
+  readonly words: Int32Array;
+  readonly capacity: number;
+  private readonly addon: NativeAddon;
+
+  constructor(sab: SharedArrayBuffer) {
+    if (!wireAddon) throw new Error('the wire needs the native addon');
+    this.addon = wireAddon;
+    this.sab = sab;
+    this.words = new Int32Array(sab);
+    this.capacity = Atomics.load(this.words, WIRE_I32.CAPACITY);
+  }
+
+  /** Take the lock: 0 when taken, else the current holder's tag. */
+  lock(tag: number): number {
+    return Atomics.compareExchange(this.words, WIRE_I32.LOCK, 0, tag);
+  }
+
+  /** Replace a dead holder's lock with ours; true when it was still `holder`'s. */
+  steal(holder: number, tag: number): boolean {
+    return Atomics.compareExchange(this.words, WIRE_I32.LOCK, holder, tag) === holder;
+  }
+
+  unlock(tag: number): void {
+    Atomics.compareExchange(this.words, WIRE_I32.LOCK, tag, 0);
+  }
+
+  /** Bytes appended and not yet flushed. */
+  pending(): number {
+    return (Atomics.load(this.words, WIRE_I32.HEAD) - Atomics.load(this.words, WIRE_I32.TAIL)) >>> 0;
+  }
+
+  /** The media cursor (low 32 bits) after the last media frame in the ring. Read under the lock. */
+  mediaNext(): number {
+    return Atomics.load(this.words, WIRE_I32.MEDIA) >>> 0;
+  }
+
+  /** Say that the next media frame is datagram `cursor` (a new session on the connection). Under the lock. */
+  setMediaNext(cursor: number): void {
+    this.addon.wireSetMedia(this.words, cursor >>> 0);
+  }
+
+  /**
+   * Append datagrams first..first+count-1 as interleaved frames on `channel`, the
+   * first being media cursor `cursor`; returns how many fitted. Under the lock.
+   */
+  appendMedia(buffers: readonly Buffer[], lengths: Int32Array, first: number, count: number, channel: number, cursor: number): number {
+    return this.addon.wireAppend(this.words, buffers, lengths, first, count, channel, cursor >>> 0);
+  }
+
+  /** Append bytes as they are (a response, an RTCP frame with its prefix); false when they do not fit now. Under the lock. */
+  appendRaw(bytes: Buffer): boolean {
+    RAW_LENGTH[0] = bytes.length;
+    RAW_BUFFER[0] = bytes;
+    try {
+      return this.addon.wireAppend(this.words, RAW_BUFFER, RAW_LENGTH, 0, 1, -1, 0) === 1;
+    } finally {
+      RAW_BUFFER[0] = EMPTY;
+    }
+  }
+
+  /** Send what the ring holds on `fd`: the bytes sent, or -errno (-EAGAIN: the socket's buffer is full). Under the lock. */
+  flush(fd: number): number {
+    return this.addon.wireFlush(fd, this.words);
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+const RAW_BUFFER: Buffer[] = [EMPTY];
+const RAW_LENGTH = new Int32Array(1);
+
+/** An interleaved frame's 4-byte prefix and payload, for appendRaw (RTCP from the main thread). */
+export function interleavedFrame(channel: number, payload: Buffer): Buffer {
+  const frame = Buffer.allocUnsafe(4 + payload.length);
+  frame[0] = 0x24;
+  frame[1] = channel;
+  frame.writeUInt16BE(payload.length, 2);
+  payload.copy(frame, 4);
+  return frame;
+}
