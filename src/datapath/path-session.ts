@@ -60,8 +60,9 @@ export const WIRE_POLL_MS = 1;
 
 /**
  * What prepare() found: the datagram is built ('ready'), the cursor is past the
- * asset's end ('end'), or its packets are not read yet ('not-read': the reads are
- * under way and the reader thread wakes the path when one completes).
+ * segment's end, a range's or the asset's ('end'), or its packets are not read
+ * yet ('not-read': the reads are under way and the reader thread wakes the path
+ * when one completes).
  */
 export type Prepared = 'ready' | 'end' | 'not-read';
 
