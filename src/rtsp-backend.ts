@@ -4,10 +4,11 @@
 // (server.ts) hands it to the RtspServer.
 
 import type { AssetCatalog, CatalogAsset } from './catalog/catalog.js';
-import { readPacketTicksAsync } from './catalog/index-file.js';
+import { readPacketTicksAsync, readPicturesAsync } from './catalog/index-file.js';
 import { toEngineAsset } from './engine/asset.js';
+import { TICKS_HZ } from './mpegts/packet.js';
 import type { Engine, EngineAsset, SessionFailedEvent } from './engine/engine.js';
-import { seekStartPacket } from './index-format/index-format.js';
+import { pictureNptAt, rangeEndPacket, seekStartPacket } from './index-format/index-format.js';
 import type { RtspBackend, RtspBackendListener, RtspMedia, RtspOpenOptions, RtspPlayResult, RtspSessionInfo } from './rtsp/backend.js';
 
 /** One catalog asset as the RTSP server sees it. */
@@ -20,11 +21,13 @@ class CatalogMedia implements RtspMedia {
   readonly #asset: CatalogAsset;
   readonly #engineAsset: EngineAsset;
   readonly #engine: Engine;
+  /** The index's pictures table, read on the first range end asked for. */
+  #pictures: Promise<Uint32Array> | undefined;
 
   constructor(asset: CatalogAsset, engine: Engine) {
     this.name = asset.name;
     this.sourceMtimeMs = asset.meta.sourceMtimeMs;
-    this.durationMs = asset.meta.durationMs;
+    this.durationMs = asset.meta.presentationEndMs;
     this.bitrate = asset.meta.bitrate;
     this.packetCount = asset.meta.packetCount;
     this.#asset = asset;
@@ -42,6 +45,22 @@ class CatalogMedia implements RtspMedia {
     const key = this.#asset.meta.randomAccess.find((rap) => rap.packet === packet);
     if (key !== undefined) return Promise.resolve(key.ticks);
     return readPacketTicksAsync(this.#asset.indexPath, this.#asset.timesOffset, packet);
+  }
+
+  async endPacketAt(ticks: number): Promise<number> {
+    return rangeEndPacket(await this.#picturesTable(), this.packetCount, ticks);
+  }
+
+  async endTicks(endPacket: number): Promise<number> {
+    if (endPacket >= this.packetCount) return Math.round(this.durationMs * (TICKS_HZ / 1000));
+    return pictureNptAt(await this.#picturesTable(), endPacket) ?? this.packetTicks(endPacket);
+  }
+
+  #picturesTable(): Promise<Uint32Array> {
+    this.#pictures ??= readPicturesAsync(this.#asset.indexPath, this.#asset);
+    // A failed read is tried again by the next PLAY, not remembered.
+    this.#pictures.catch(() => { this.#pictures = undefined; });
+    return this.#pictures;
   }
 
   async openSession(options: RtspOpenOptions): Promise<RtspSessionInfo> {
@@ -63,7 +82,7 @@ export class EngineRtspBackend implements RtspBackend {
     return new CatalogMedia(await this.#catalog.resolve(urlPath), this.#engine);
   }
 
-  play(sessionId: string, options: { startPacket?: number }): Promise<RtspPlayResult> {
+  play(sessionId: string, options: { startPacket?: number; endPacket?: number }): Promise<RtspPlayResult> {
     return this.#engine.play(sessionId, options);
   }
 

@@ -74,7 +74,7 @@ export async function startServer(options: ServerOptions): Promise<TwinframeServ
     // An asset found unusable while it streamed (its sessions have ended) is refused until its file changes.
     engine.on('asset-failed', (e: AssetFailedEvent) => catalog.markUnavailable(e.assetPath, e.reason));
     const backend = new EngineAdminBackend({
-      engine, catalog, cacheDir: config.media.cacheDir, configPath: options.configPath, faultInjection: config.admin.faultInjection,
+      engine, catalog, configPath: options.configPath, faultInjection: config.admin.faultInjection,
     });
     const admin = new AdminServer({ socketPath: config.admin.socketPath, backend, logger: logger.child({ component: 'admin' }) });
     await admin.listen();

@@ -13,6 +13,9 @@ import { readIndexFile, readIndexMetaAsync, writeIndexFile } from '../src/catalo
 import {
   INDEX_MAGIC,
   IndexHeader,
+  pictureNptAt,
+  picturesTableOffset,
+  rangeEndPacket,
   randomAccessAtOrBefore,
   seekStartPacket,
   timeEntryOffset,
@@ -107,7 +110,7 @@ const packets27 = (n: number, bitrate: number): number => (n * TS_PACKET_BYTES *
 
 test('the sample asset is indexed with its program, PCR PID, duration and bitrate', (t) => {
   const { meta, times } = buildAssetIndex(SAMPLE);
-  t.is(meta.version, 1);
+  t.is(meta.version, 2);
   t.is(meta.sourcePath, SAMPLE);
   t.is(meta.sourceSize, SAMPLE_BYTES.length);
   t.is(meta.packetCount, SAMPLE_BYTES.length / TS_PACKET_BYTES);
@@ -405,6 +408,7 @@ test('an index file round-trips its metadata and times table', async (t) => {
   const back = readIndexFile(file);
   t.deepEqual(back.meta, index.meta);
   t.deepEqual(back.times, index.times);
+  t.deepEqual(back.pictures, index.pictures);
   t.deepEqual(await readIndexMetaAsync(file), index.meta);
   t.deepEqual(fs.readdirSync(path.dirname(file)), ['sample.tfidx'], 'no temporary file is left behind');
 });
@@ -413,16 +417,19 @@ test('the index file layout lets a reader pread packet times at timesOffset + 4p
   const { file, index } = await writtenIndex(t);
   const raw = fs.readFileSync(file);
   t.is(raw.toString('latin1', 0, 4), INDEX_MAGIC);
-  t.is(raw.readUInt32LE(IndexHeader.VERSION_OFFSET), 1);
+  t.is(raw.readUInt32LE(IndexHeader.VERSION_OFFSET), 2);
   const jsonLength = raw.readUInt32LE(IndexHeader.JSON_LENGTH_OFFSET);
   const timesOffset = raw.readUInt32LE(IndexHeader.TIMES_OFFSET_OFFSET);
   t.is(timesOffset % 8, 0);
   t.is(timesOffset, timesTableOffset(jsonLength));
   t.is(raw.readUInt32LE(IndexHeader.PACKET_COUNT_OFFSET), index.meta.packetCount);
-  t.true(raw.subarray(20, 32).every((b) => b === 0));
+  t.is(raw.readUInt32LE(IndexHeader.PICTURE_COUNT_OFFSET), index.pictures.length / 2);
+  t.true(raw.subarray(24, 32).every((b) => b === 0));
   t.deepEqual(JSON.parse(raw.toString('utf8', 32, 32 + jsonLength)), index.meta);
   t.true(raw.subarray(32 + jsonLength, timesOffset).every((b) => b === 0));
-  t.is(raw.length, timesOffset + 4 * index.meta.packetCount);
+  t.is(raw.length, timesOffset + 4 * index.meta.packetCount + 4 * index.pictures.length);
+  const picturesAt = picturesTableOffset(timesOffset, index.meta.packetCount);
+  t.deepEqual(new Uint32Array(raw.buffer.slice(raw.byteOffset + picturesAt, raw.byteOffset + raw.length)), index.pictures);
   const fd = fs.openSync(file, 'r');
   try {
     for (const p of [0, 1, 777, index.meta.packetCount - 1]) {
@@ -441,7 +448,10 @@ test('corrupt index files are refused as corrupt', async (t) => {
   const timesOffset = good.readUInt32LE(12);
   const damage: Array<[string, (b: Buffer) => Buffer]> = [
     ['bad magic', (b) => (b.write('XXXX', 0, 'latin1'), b)],
-    ['unknown version', (b) => (b.writeUInt32LE(2, 4), b)],
+    ['unknown version', (b) => (b.writeUInt32LE(3, 4), b)],
+    ['version 1, without pictures', (b) => (b.writeUInt32LE(1, 4), b)],
+    ['pictures table cut short', (b) => b.subarray(0, b.length - 8)],
+    ['pictures out of order', (b) => (b.writeUInt32LE(0xffffffff, b.length - 16), b)],
     ['JSON length past the file', (b) => (b.writeUInt32LE(1 << 28, 8), b)],
     ['misaligned times offset', (b) => (b.writeUInt32LE(timesOffset + 4, 12), b)],
     ['packet count too large', (b) => (b.writeUInt32LE(b.readUInt32LE(16) + 1, 16), b)],
@@ -531,4 +541,36 @@ test('the index worker indexes the file open on its descriptor, whatever the nam
   if (!result.ok) return t.fail(result.error.message);
   t.is(result.meta.packetCount, SAMPLE_BYTES.length / TS_PACKET_BYTES);
   t.is(result.meta.sourceSize, SAMPLE_BYTES.length);
+});
+
+test('the sample index records every picture with its npt, and a range end that covers the last frame', (t) => {
+  const { meta, times, pictures } = buildAssetIndex(SAMPLE);
+  // 12 s at 25 frames/s, one PES per picture; a key frame every second.
+  t.is(pictures.length / 2, 300);
+  const npts = [];
+  for (let k = 0; k < pictures.length; k += 2) npts.push(pictures[k + 1]);
+  npts.sort((a, b) => a - b);
+  t.deepEqual(npts.map((n, i) => Math.abs(n - i * 3600) <= 2), npts.map(() => true), 'pictures every 40 ms of media time from 0');
+  for (const rap of meta.randomAccess) {
+    const npt = pictureNptAt(pictures, rap.packet);
+    t.not(npt, undefined, `a picture starts at key frame packet ${rap.packet}`);
+    t.true(Math.abs(npt! - rap.ticks) < 180, `a key frame's npt ${npt} is its send time ${rap.ticks} to within 2 ms`);
+  }
+  // ffmpeg's muxer presents ~0.78 s after sending: the last frame (sent by ~12.0 s) is shown until ~12.78 s.
+  const lastSent = times[times.length - 1] / 90;
+  t.true(meta.presentationEndMs > lastSent + 700, `range end ${meta.presentationEndMs} ms covers the last frame (last packet sent at ${lastSent} ms)`);
+  t.true(meta.presentationEndMs < lastSent + 900);
+});
+
+test('a range end stops before the picture that follows the last one presented by then', (t) => {
+  // Stream order I0 P3 B1 B2 P6 B4 B5 (npt in frames of 3600 ticks), one picture every 10 packets.
+  const order = [0, 3, 1, 2, 6, 4, 5];
+  const pictures = Uint32Array.from(order.flatMap((f, i) => [10 * i + 5, f * 3600]));
+  t.is(rangeEndPacket(pictures, 100, 2 * 3600), 45, 'B2 is the last shown by frame 2: stop before P6');
+  t.is(rangeEndPacket(pictures, 100, 2 * 3600 + 89), 45);
+  t.is(rangeEndPacket(pictures, 100, 4 * 3600 - 60), 65, 'an end within 1 ms before B4 includes it, and P6 sent before it');
+  t.is(rangeEndPacket(pictures, 100, 6 * 3600), 100, 'the last picture: to the end of the asset');
+  t.is(rangeEndPacket(pictures, 100, 0), 15, 'the first picture only');
+  t.is(pictureNptAt(pictures, 45), 6 * 3600);
+  t.is(pictureNptAt(pictures, 44), undefined);
 });

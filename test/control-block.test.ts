@@ -52,7 +52,7 @@ test('a switch happens once per epoch: two detectors racing cannot both switch',
 test('the cursor only moves forward: a deposed sender that wakes late cannot move it back', (t) => {
   const cb = ControlBlock.create(4);
   cb.resetSession(0);
-  cb.startSegment(0, () => ({ startPacket: 0, startTimeMs: 0, rtpTsBase: 0 }));
+  cb.startSegment(0, () => ({ startPacket: 0, startTimeMs: 0, rtpTsBase: 0, endPacket: 1000 }));
   const stale = cb.ctrl(0);
   t.true(cb.advanceCursor(0, stale));
   t.true(cb.advanceCursor(0, cb.ctrl(0)));
@@ -63,7 +63,7 @@ test('the cursor only moves forward: a deposed sender that wakes late cannot mov
 test('a pause landing between a send and its advance does not undo the advance', (t) => {
   const cb = ControlBlock.create(4);
   cb.resetSession(1);
-  cb.startSegment(1, () => ({ startPacket: 0, startTimeMs: 0, rtpTsBase: 0 }));
+  cb.startSegment(1, () => ({ startPacket: 0, startTimeMs: 0, rtpTsBase: 0, endPacket: 1000 }));
   const sent = cb.ctrl(1);
   cb.pauseSession(1);
   t.true(cb.advanceCursor(1, sent));
@@ -75,20 +75,20 @@ test('a pause landing between a send and its advance does not undo the advance',
 test('a new segment starts at the current cursor and its parameters read back whole', (t) => {
   const cb = ControlBlock.create(4);
   cb.resetSession(2);
-  const first = cb.startSegment(2, () => ({ startPacket: 0, startTimeMs: 10, rtpTsBase: 5 }));
+  const first = cb.startSegment(2, () => ({ startPacket: 0, startTimeMs: 10, rtpTsBase: 5, endPacket: 1000 }));
   for (let i = 0; i < 5; i++) cb.advanceCursor(2, cb.ctrl(2));
   cb.pauseSession(2);
-  const second = cb.startSegment(2, (cursor) => ({ startPacket: 7 * cursor + 700, startTimeMs: 20, rtpTsBase: 9 }));
+  const second = cb.startSegment(2, (cursor) => ({ startPacket: 7 * cursor + 700, startTimeMs: 20, rtpTsBase: 9, endPacket: 7 * cursor + 1400 }));
   t.is(second.id, first.id + 1);
   t.is(second.startCursor, 5);
   const word = cb.ctrl(2);
   t.false(ControlBlock.isPaused(word), 'starting a segment resumes');
   t.is(ControlBlock.segmentOf(word), second.id);
-  const out = { id: -1, startCursor: 0, startPacket: 0, startTimeMs: 0, rtpTsBase: 0 };
+  const out = { id: -1, startCursor: 0, startPacket: 0, startTimeMs: 0, rtpTsBase: 0, endPacket: 0 };
   t.true(cb.readSegment(2, second.id, out));
   t.deepEqual(out, second);
   t.true(cb.readSegment(2, first.id, out), 'the previous segment is still readable in the other slot');
-  cb.startSegment(2, () => ({ startPacket: 0, startTimeMs: 30, rtpTsBase: 0 }));
+  cb.startSegment(2, () => ({ startPacket: 0, startTimeMs: 30, rtpTsBase: 0, endPacket: 1000 }));
   t.false(cb.readSegment(2, first.id, out), 'two segments later its slot holds another');
 });
 

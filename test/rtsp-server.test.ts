@@ -149,7 +149,7 @@ test.serial('OPTIONS, DESCRIBE, SETUP, PLAY, PAUSE and TEARDOWN stream every dat
     t.regex(sdp, /^m=video 0 RTP\/AVP 33\r$/m);
     t.regex(sdp, /^a=rtpmap:33 MP2T\/90000\r$/m);
     t.regex(sdp, /^a=control:track1\r$/m);
-    t.regex(sdp, new RegExp(`^a=range:npt=0-${(sample.durationMs / 1000).toFixed(3)}\\r$`, 'm'));
+    t.regex(sdp, new RegExp(`^a=range:npt=0-${(sample.presentationEndMs / 1000).toFixed(3)}\\r$`, 'm'));
 
     const setup = await client.setup(`rtsp://127.0.0.1:${port}/sample.ts/track1`, receiver.transportHeader());
     t.is(setup.status, 200);
@@ -249,7 +249,7 @@ test.serial('PLAY with Range npt=5- starts at the key frame at 5 s (to the milli
     t.is(play.status, 200);
     const range = parseRange(play.headers.get('range')!);
     t.is(range.start, Number((rap.ticks / 90_000).toFixed(3)), 'Range names the key frame time');
-    t.is(range.end, Number((sample.durationMs / 1000).toFixed(3)));
+    t.is(range.end, Number((sample.presentationEndMs / 1000).toFixed(3)));
     await keepAlive(client, 600);
     await client.pause('/sample.ts');
     await receiver.waitForQuiet(150, 5000);
@@ -524,5 +524,45 @@ async function freeTcpPort(): Promise<number> {
     });
   });
 }
+
+
+test.serial('PLAY npt=a-b streams from the key frame for a to the last picture presented by b, then BYE; a PLAY during PLAY re-seeks', async (t) => {
+  const client = await RtspClient.connect({ port });
+  const receiver = await UdpReceiver.open();
+  try {
+    await setUp(client, receiver);
+    const startPacket = sample.randomAccess.find((r) => Math.abs(r.ticks - 3 * 90_000) < 90)!.packet;
+    // The picture after the last one presented by 4 s: the range stops before it.
+    const lastShown = Math.max(...Array.from({ length: sample.pictures.length / 2 }, (_, i) => i).filter((i) => sample.pictures[2 * i + 1] <= 4 * 90_000 + 90));
+    const endPacket = sample.pictures[2 * (lastShown + 1)];
+    const endNpt = sample.pictures[2 * (lastShown + 1) + 1];
+    t.true(endPacket > startPacket);
+
+    // First a PLAY to the end, replaced at once by the range: the second PLAY re-seeks.
+    t.is((await client.play('/sample.ts', 'npt=8-')).status, 200);
+    const play = await client.play('/sample.ts', 'npt=3-4');
+    t.is(play.status, 200);
+    const range = parseRange(play.headers.get('range')!);
+    t.is(range.start, Number((sample.times[startPacket] / 90_000).toFixed(3)), 'Range starts at the first datagram sent');
+    t.is(range.end, Number((endNpt / 90_000).toFixed(3)), 'and ends where the first picture not sent would be presented');
+    const deadline = Date.now() + 5000;
+    const hasBye = () => receiver.rtcpDatagrams.flatMap((d) => parseCompound(d.data)).some((p) => p.type === RTCP_BYE);
+    while (!hasBye() && Date.now() < deadline) await sleep(50);
+    t.true(hasBye(), 'BYE at the end of the range');
+    await receiver.waitForQuiet(150, 5000);
+    const seq = rtpInfo(play).seq;
+    const ranged = receiver.packets.filter((p) => ((p.sequence - seq) & 0xffff) < 0x8000);
+    const payload = Buffer.concat(ranged.sort((a, b) => ((a.sequence - seq) & 0xffff) - ((b.sequence - seq) & 0xffff)).map((p) => p.payload));
+    t.true(payload.equals(sample.bytes.subarray(startPacket * 188, endPacket * 188)), `the range's packets ${startPacket}..${endPacket} exactly (got ${payload.length / 188} packets); ${during()}`);
+    const again = await client.play('/sample.ts');
+    t.is(again.status, 200);
+    t.is(parseRange(again.headers.get('range')!).start, 0, 'after the range, PLAY starts over');
+    t.is(parseRange(again.headers.get('range')!).end, Number((sample.presentationEndMs / 1000).toFixed(3)), 'to the asset\'s end');
+    await client.teardown('/sample.ts');
+  } finally {
+    await client.release();
+    await receiver.close();
+  }
+});
 
 leakCheck(test);

@@ -30,7 +30,7 @@ export interface Channel {
 export function runReceiver(init: ReceiverInit, port: Channel): void {
   const priority = init.rt ? raiseThreadPriority(RECEIVER_FIFO_PRIORITY) : { policy: 'normal', error: 'disabled (--receiver-rt off)' };
   const sample: SampleAsset = {
-    asset: init.asset, bytes: readFileSync(init.asset.assetPath), times: init.times, randomAccess: [], durationMs: 0, cleanup: async () => {},
+    asset: init.asset, bytes: readFileSync(init.asset.assetPath), times: init.times, randomAccess: [], durationMs: 0, presentationEndMs: 0, pictures: new Uint32Array(0), cleanup: async () => {},
   };
 
   interface Sock {

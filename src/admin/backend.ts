@@ -119,7 +119,7 @@ export interface SessionView {
 export interface AssetInfo {
   readonly name: string;
   readonly sizeBytes: number;
-  /** Null until the asset is indexed. */
+  /** The asset's npt range (covering its last frame); null when it cannot be indexed. */
   readonly durationSec: number | null;
   readonly bitrateKbps: number | null;
   readonly indexed: boolean;

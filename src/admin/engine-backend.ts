@@ -4,8 +4,6 @@
 // and limits persist across restarts).
 
 import { TS_PACKET_BYTES } from '../mpegts/packet.js';
-import { readIndexMetaAsync } from '../catalog/index-file.js';
-import { indexPathFor } from '../catalog/index-pool.js';
 import type { AssetCatalog } from '../catalog/catalog.js';
 import { updateConfig } from '../config/store.js';
 import { limitsSchema, validateFailoverTiming } from '../config/schema.js';
@@ -25,7 +23,6 @@ import type { CommandArgs } from './protocol.js';
 export interface EngineBackendOptions {
   readonly engine: Engine;
   readonly catalog: AssetCatalog;
-  readonly cacheDir: string;
   /** Where settings changed here are persisted; undefined: not persisted. */
   readonly configPath: string | undefined;
   readonly faultInjection: boolean;
@@ -34,7 +31,6 @@ export interface EngineBackendOptions {
 export class EngineAdminBackend implements AdminBackend {
   private readonly engine: Engine;
   private readonly catalog: AssetCatalog;
-  private readonly cacheDir: string;
   private readonly configPath: string | undefined;
   private readonly faultInjection: boolean;
   private readonly startedAt = Date.now();
@@ -47,7 +43,6 @@ export class EngineAdminBackend implements AdminBackend {
   constructor(options: EngineBackendOptions) {
     this.engine = options.engine;
     this.catalog = options.catalog;
-    this.cacheDir = options.cacheDir;
     this.configPath = options.configPath;
     this.faultInjection = options.faultInjection;
     const engine = this.engine;
@@ -119,16 +114,20 @@ export class EngineAdminBackend implements AdminBackend {
 
   async assets(): Promise<AssetInfo[]> {
     const entries = await this.catalog.list();
-    return Promise.all(entries.map(async (e) => {
-      // Report what the cache already knows; listing never indexes.
-      const meta = await readIndexMetaAsync(indexPathFor(e.path, this.cacheDir)).catch(() => undefined);
-      const fresh = meta !== undefined && meta.sourceSize === e.size;
-      return {
-        name: e.name, sizeBytes: e.size, indexed: fresh,
-        durationSec: fresh ? Math.round(meta.durationMs) / 1000 : null,
-        bitrateKbps: fresh ? Math.round(meta.bitrate / 1000) : null,
-      };
-    }));
+    // Indexes what is not indexed yet (the catalog's one indexing thread, cached
+    // for later), so every asset shows its duration before anyone played it; an
+    // asset that cannot be indexed shows none. One at a time: the data paths share the disk.
+    const out: AssetInfo[] = [];
+    for (const e of entries) {
+      const meta = await this.catalog.resolve(e.name).then((asset) => asset.meta, () => undefined);
+      out.push({
+        name: e.name, sizeBytes: e.size, indexed: meta !== undefined,
+        // The npt range DESCRIBE announces: it covers the last frame.
+        durationSec: meta === undefined ? null : Math.round(meta.presentationEndMs) / 1000,
+        bitrateKbps: meta === undefined ? null : Math.round(meta.bitrate / 1000),
+      });
+    }
+    return out;
   }
 
   setConfigType(args: CommandArgs<'set_config_type'>): Promise<PairStatesResult> {

@@ -24,6 +24,7 @@ import {
   packetPcr,
   payloadOffset,
 } from '../mpegts/packet.js';
+import { PTS_WRAP, pesPts } from '../mpegts/pes.js';
 import { SectionAssembler, isPsiError, parsePat, parsePmt, type PmtSection, type PatSection } from '../mpegts/psi.js';
 import { fileKind } from '../shared/asset-file.js';
 import type { AssetIndex, AssetIndexMeta, AssetStream, RandomAccessPoint } from '../index-format/index-format.js';
@@ -258,6 +259,8 @@ function indexOpenFile(fd: number, file: string, size: number, mtimeMs: number):
   let patSeen = 0;
   let pmtSeen = 0;
   let videoPid = -1;
+  /** 1 for the PIDs of the program's elementary streams, once the PMT is known. */
+  const elementary = new Uint8Array(PID_NULL + 1);
   const scanner = new KeyFrameScanner();
   const patAssembler = new SectionAssembler();
   const pmtAssembler = new SectionAssembler();
@@ -290,6 +293,7 @@ function indexOpenFile(fd: number, file: string, size: number, mtimeMs: number):
     // Several programs' PMTs may share a PID: take only ours.
     if (parsed.programNumber !== programNumber || !parsed.currentNext) return;
     pmt = parsed;
+    for (const s of parsed.streams) elementary[s.pid] = 1;
     const video = parsed.streams.find((s) => s.kind === 'video');
     if (video !== undefined) {
       videoPid = video.pid;
@@ -305,6 +309,12 @@ function indexOpenFile(fd: number, file: string, size: number, mtimeMs: number):
   const raiStarts = growableU32();
   // PES starts whose first picture is a key frame, on the video PID (fallback).
   const nalStarts = growableU32();
+  // Every video PES: its first packet and how many packets of the video PID carry a payload of it.
+  const videoPesStart = growableU32();
+  const videoPesPackets = growableU32();
+  // PES starts with a PTS on the elementary PIDs: [packet, pid] pairs plus PTSs.
+  const pesWhere = growableU32();
+  const pesPtsValue = new Growable((n) => new Float64Array(n));
   const chunk = Buffer.allocUnsafe(CHUNK_PACKETS * TS_PACKET_BYTES);
   for (let first = 0; first < packetCount; first += CHUNK_PACKETS) {
     const n = Math.min(CHUNK_PACKETS, packetCount - first);
@@ -346,10 +356,27 @@ function indexOpenFile(fd: number, file: string, size: number, mtimeMs: number):
           }
         }
       }
+      if (pusi && elementary[pid] === 1) {
+        const start = payloadOffset(chunk, o);
+        const pts = start < 0 ? -1 : pesPts(chunk, start, o + TS_PACKET_BYTES);
+        if (pts >= 0) {
+          pesWhere.push(packet);
+          pesWhere.push(pid);
+          pesPtsValue.push(pts);
+        }
+      }
       if (pid === PID_PAT) {
         if (pat === undefined) patAssembler.push(chunk, o, onPat);
       } else if (pid === pmtPid) {
         if (pmt === undefined) pmtAssembler.push(chunk, o, onPmt);
+      }
+      if (pid === videoPid) {
+        if (pusi) {
+          videoPesStart.push(packet);
+          videoPesPackets.push(1);
+        } else if (videoPesPackets.length > 0 && (b3 & 0x10) !== 0) {
+          videoPesPackets.data[videoPesPackets.length - 1]++;
+        }
       }
       if (pid === videoPid && scanner.flavour !== undefined) {
         if (pusi) scanner.startPes(packet);
@@ -417,12 +444,25 @@ function indexOpenFile(fd: number, file: string, size: number, mtimeMs: number):
 
   const randomAccess: RandomAccessPoint[] = [];
   for (let k = 0; k < raiStarts.length; k += 2) {
-    if (raiStarts.data[k + 1] === videoPid) randomAccess.push({ packet: raiStarts.data[k], ticks: 0 });
+    if (raiStarts.data[k + 1] === videoPid) randomAccess.push({ packet: raiStarts.data[k], ticks: 0, videoPackets: 0 });
   }
   if (randomAccess.length === 0) {
-    for (let k = 0; k < nalStarts.length; k++) randomAccess.push({ packet: nalStarts.data[k], ticks: 0 });
+    for (let k = 0; k < nalStarts.length; k++) randomAccess.push({ packet: nalStarts.data[k], ticks: 0, videoPackets: 0 });
   }
-  for (const rap of randomAccess) rap.ticks = times[rap.packet]!;
+  let pes = 0;
+  for (const rap of randomAccess) {
+    rap.ticks = times[rap.packet]!;
+    while (pes < videoPesStart.length && videoPesStart.data[pes] < rap.packet) pes++;
+    rap.videoPackets = videoPesStart.data[pes] === rap.packet ? videoPesPackets.data[pes] : 0;
+  }
+  const presentation = presentationTimes(
+    { packets: pcrPackets.subarray(0, pcrCount), pcrs: pcrs.subarray(0, pcrCount) },
+    times,
+    { where: pesWhere.data.subarray(0, pesWhere.length), pts: pesPtsValue.data.subarray(0, pesPtsValue.length) },
+    videoPid,
+    randomAccess[0]?.packet,
+  );
+  const durationMs = (lastRel + timeline.perPacket) / (PCR_HZ / 1000);
 
   const streams: AssetStream[] = program.streams.map((s) => ({
     pid: s.pid,
@@ -431,12 +471,13 @@ function indexOpenFile(fd: number, file: string, size: number, mtimeMs: number):
     codec: s.codec,
   }));
   const meta: AssetIndexMeta = {
-    version: 1,
+    version: 2,
     sourcePath: file,
     sourceSize: size,
     sourceMtimeMs: mtimeMs,
     packetCount,
-    durationMs: (lastRel + timeline.perPacket) / (PCR_HZ / 1000),
+    durationMs,
+    presentationEndMs: Math.max(durationMs, presentation.endTicks / (TICKS_HZ / 1000)),
     bitrate: Math.round(timeline.bitrate),
     programNumber,
     pmtPid,
@@ -445,7 +486,68 @@ function indexOpenFile(fd: number, file: string, size: number, mtimeMs: number):
     pcrCount,
     randomAccess,
   };
-  return { meta, times };
+  return { meta, times, pictures: presentation.pictures };
+}
+
+interface PresentationTimes {
+  /** The video pictures' (packet, npt ticks) pairs: AssetIndex.pictures. */
+  pictures: Uint32Array;
+  /** When the last presentation ends, 90 kHz ticks on the send-time timeline (0 without PES time stamps). */
+  endTicks: number;
+}
+
+/**
+ * Puts every PES's PTS on the send-time timeline: a PES is presented its
+ * PTS − PCR after it is sent (the PCR interpolated at its packet, on the PCR
+ * PID), which survives wraps and discontinuities since only this local
+ * difference is used. Pictures' npts count from the first key frame's
+ * presentation, as a player counts media time; without a key frame's PES, from the first picture's. With ffmpeg's muxer that makes a key frame's npt its send time
+ * to within a millisecond, the time a seek to it names. The end is the last presentation plus one frame (the median
+ * spacing of the video's presentation times).
+ */
+function presentationTimes(
+  pcr: { packets: Float64Array; pcrs: Float64Array },
+  times: Uint32Array,
+  pes: { where: Uint32Array; pts: Float64Array },
+  videoPid: number,
+  firstKeyPacket: number | undefined,
+): PresentationTimes {
+  const count = pes.pts.length;
+  const presented = new Float64Array(count);
+  let k = 0;
+  for (let i = 0; i < count; i++) {
+    const packet = pes.where[2 * i];
+    while (k + 1 < pcr.packets.length && pcr.packets[k + 1] <= packet) k++;
+    const pcrAt = pcr.pcrs[k] / PCR_PER_TICK + (times[packet] - times[pcr.packets[k]]);
+    let lead = (pes.pts[i] - pcrAt) % PTS_WRAP;
+    if (lead < 0) lead += PTS_WRAP;
+    if (lead >= PTS_WRAP / 2) lead -= PTS_WRAP; // a PTS behind its PCR: a broken mux, kept as it is
+    presented[i] = times[packet] + lead;
+  }
+  let end = 0;
+  let origin = Number.NaN;
+  const video: number[] = [];
+  for (let i = 0; i < count; i++) {
+    end = Math.max(end, presented[i]);
+    if (pes.where[2 * i + 1] !== videoPid) continue;
+    const packet = pes.where[2 * i];
+    if (packet === firstKeyPacket) origin = presented[i]!;
+    video.push(i);
+  }
+  if (Number.isNaN(origin) && video.length > 0) origin = presented[video[0]]!;
+  const pictures = new Uint32Array(2 * video.length);
+  const sorted = new Float64Array(video.length);
+  video.forEach((i, n) => {
+    pictures[2 * n] = pes.where[2 * i]!;
+    pictures[2 * n + 1] = Math.min(MAX_TICKS, Math.max(0, Math.round(presented[i] - origin)));
+    sorted[n] = presented[i]!;
+  });
+  sorted.sort();
+  const gaps = new Float64Array(Math.max(0, sorted.length - 1));
+  for (let n = 1; n < sorted.length; n++) gaps[n - 1] = sorted[n] - sorted[n - 1];
+  gaps.sort();
+  const frame = gaps.length > 0 ? gaps[gaps.length >> 1] : 0;
+  return { pictures, endTicks: sorted.length > 0 ? Math.max(end, sorted[sorted.length - 1] + frame) : end };
 }
 
 interface PcrTimeline {

@@ -36,6 +36,9 @@ export interface CatalogAsset {
   meta: AssetIndexMeta;
   /** Byte offset of the packet-time table in the index file. */
   timesOffset: number;
+  /** Where the pictures table is in the index file, and its entries. */
+  picturesOffset: number;
+  pictureCount: number;
   /** The file approved and indexed: the data paths must open this very inode. */
   identity: AssetIdentity;
 }
@@ -223,7 +226,8 @@ export class AssetCatalog {
     const name = urlName(segments);
     try {
       const indexed = await this.#pool.index(real, this.#cacheDir);
-      return { name, path: real, indexPath: indexed.indexPath, meta: indexed.meta, timesOffset: indexed.timesOffset, identity: indexed.identity };
+      const { indexPath, meta, timesOffset, picturesOffset, pictureCount, identity } = indexed;
+      return { name, path: real, indexPath, meta, timesOffset, picturesOffset, pictureCount, identity };
     } catch (err) {
       if (isTwinframeError(err)) {
         this.#log.warn({ asset: name, path: real, code: err.code, details: err.details }, err.message);

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { TwinframeError } from '../errors.js';
 import {
-  IndexHeader, checkTimes, corruptIndex, decodeTimeEntry, encodeIndexHead, parseHeader, parseMeta, timeEntryOffset,
+  IndexHeader, checkPictures, checkTimes, corruptIndex, decodeTimeEntry, encodeIndexHead, parseHeader, parseMeta, timeEntryOffset,
   type AssetIndex, type AssetIndexMeta,
 } from '../index-format/index-format.js';
 import { ASSET_OPEN_FLAGS } from '../shared/asset-file.js';
@@ -44,8 +44,16 @@ export async function readIndexMetaAsync(file: string): Promise<AssetIndexMeta> 
   return (await readIndexHeadAsync(file)).meta;
 }
 
-/** The validated meta and where the times table starts: everything a reader of the file needs, from one read. */
-export async function readIndexHeadAsync(file: string): Promise<{ meta: AssetIndexMeta; timesOffset: number }> {
+/** What the head of an index file says: the validated meta and where its tables are. */
+export interface IndexHead {
+  meta: AssetIndexMeta;
+  timesOffset: number;
+  picturesOffset: number;
+  pictureCount: number;
+}
+
+/** The validated meta and where the tables start: everything a reader of the file needs, from one read. */
+export async function readIndexHeadAsync(file: string): Promise<IndexHead> {
   let handle: fs.promises.FileHandle;
   try {
     // Non-blocking like an asset: a FIFO in the cache must not park a libuv thread (its size 0 then fails the header check).
@@ -61,7 +69,7 @@ export async function readIndexHeadAsync(file: string): Promise<{ meta: AssetInd
     const header = parseHeader(file, headerBuf.subarray(0, await readFully(handle, headerBuf, 0)), size);
     const json = Buffer.alloc(header.jsonLength);
     const meta = parseMeta(file, json.subarray(0, await readFully(handle, json, IndexHeader.JSON_OFFSET)), header);
-    return { meta, timesOffset: header.timesOffset };
+    return { meta, timesOffset: header.timesOffset, picturesOffset: header.picturesOffset, pictureCount: header.pictureCount };
   } finally {
     await handle.close();
   }
@@ -74,23 +82,55 @@ export function readIndexFile(file: string): AssetIndex {
   return withIndexFd(file, (fd, size) => {
     const header = parseHeader(file, readExactly(fd, IndexHeader.SIZE, 0), size);
     const meta = parseMeta(file, readExactly(fd, header.jsonLength, IndexHeader.JSON_OFFSET), header);
-    const times = new Uint32Array(header.packetCount);
-    const bytes = Buffer.from(times.buffer, times.byteOffset, times.byteLength);
-    let done = 0;
-    while (done < bytes.length) {
-      const n = fs.readSync(fd, bytes, done, bytes.length - done, header.timesOffset + done);
-      if (n === 0) throw corruptIndex(file, 'times table ends early');
-      done += n;
-    }
-    if (!LITTLE_ENDIAN_HOST) bytes.swap32();
+    const times = readU32Table(file, fd, header.timesOffset, header.packetCount);
     checkTimes(file, meta, times);
-    return { meta, times };
+    const pictures = readU32Table(file, fd, header.picturesOffset, 2 * header.pictureCount);
+    checkPictures(file, meta, pictures);
+    return { meta, times, pictures };
   });
+}
+
+function readU32Table(file: string, fd: number, offset: number, entries: number): Uint32Array {
+  const table = new Uint32Array(entries);
+  const bytes = Buffer.from(table.buffer, table.byteOffset, table.byteLength);
+  let done = 0;
+  while (done < bytes.length) {
+    const n = fs.readSync(fd, bytes, done, bytes.length - done, offset + done);
+    if (n === 0) throw corruptIndex(file, 'a table ends early');
+    done += n;
+  }
+  if (!LITTLE_ENDIAN_HOST) bytes.swap32();
+  return table;
+}
+
+/** The pictures table (AssetIndex.pictures) of an index file whose head was read. */
+export async function readPicturesAsync(file: string, head: Pick<IndexHead, 'meta' | 'picturesOffset' | 'pictureCount'>): Promise<Uint32Array> {
+  const handle = await fs.promises.open(file, ASSET_OPEN_FLAGS);
+  try {
+    const pictures = new Uint32Array(2 * head.pictureCount);
+    const bytes = Buffer.from(pictures.buffer, pictures.byteOffset, pictures.byteLength);
+    if (await readFully(handle, bytes, head.picturesOffset) !== bytes.length) throw corruptIndex(file, 'pictures table ends early');
+    if (!LITTLE_ENDIAN_HOST) bytes.swap32();
+    checkPictures(file, head.meta, pictures);
+    return pictures;
+  } finally {
+    await handle.close();
+  }
 }
 
 function writeAll(fd: number, buf: Uint8Array): void {
   let done = 0;
   while (done < buf.length) done += fs.writeSync(fd, buf, done, buf.length - done);
+}
+
+/** Writes a table in slices so a big-endian host's byte swap never copies it all at once. */
+function writeU32Table(fd: number, table: Uint32Array): void {
+  const SLICE = 1 << 20; // entries
+  for (let start = 0; start < table.length; start += SLICE) {
+    const part = table.subarray(start, Math.min(table.length, start + SLICE));
+    const bytes = Buffer.from(part.buffer, part.byteOffset, part.byteLength);
+    writeAll(fd, LITTLE_ENDIAN_HOST ? bytes : Buffer.from(bytes).swap32());
+  }
 }
 
 /**
@@ -99,23 +139,19 @@ function writeAll(fd: number, buf: Uint8Array): void {
  * whole new one, never a torn one.
  */
 export function writeIndexFile(file: string, index: AssetIndex): void {
-  const { meta, times } = index;
+  const { meta, times, pictures } = index;
   if (times.length !== meta.packetCount) {
     throw new RangeError(`times table has ${times.length} entries, meta.packetCount is ${meta.packetCount}`);
   }
-  const head = encodeIndexHead(meta);
+  if (pictures.length % 2 !== 0) throw new RangeError(`pictures table has an odd ${pictures.length} entries`);
+  const head = encodeIndexHead(meta, pictures.length / 2);
   const dir = path.dirname(file);
   const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
   const fd = fs.openSync(tmp, 'w', 0o644);
   try {
     writeAll(fd, head);
-    // Write the table in slices so a big-endian host's byte swap never copies it all at once.
-    const SLICE = 1 << 20; // entries
-    for (let start = 0; start < times.length; start += SLICE) {
-      const part = times.subarray(start, Math.min(times.length, start + SLICE));
-      const bytes = Buffer.from(part.buffer, part.byteOffset, part.byteLength);
-      writeAll(fd, LITTLE_ENDIAN_HOST ? bytes : Buffer.from(bytes).swap32());
-    }
+    writeU32Table(fd, times);
+    writeU32Table(fd, pictures);
     fs.fsyncSync(fd);
   } catch (err) {
     fs.closeSync(fd);

@@ -11,7 +11,7 @@ import { TwinframeError, type ErrorCode } from '../errors.js';
 import { ASSET_OPEN_FLAGS, inodeOf, type AssetIdentity } from '../shared/asset-file.js';
 import { notRegularRefusal, openRefusal } from './asset-index.js';
 import { INDEX_FILE_EXTENSION, type AssetIndexMeta } from '../index-format/index-format.js';
-import { readIndexHeadAsync } from './index-file.js';
+import { readIndexHeadAsync, type IndexHead } from './index-file.js';
 import { deserializeError, type IndexTask, type IndexTaskResult } from './index-worker.js';
 
 export interface IndexedAsset {
@@ -21,6 +21,9 @@ export interface IndexedAsset {
   meta: AssetIndexMeta;
   /** Byte offset of the packet-time table in the index file (from the same validated read as meta). */
   timesOffset: number;
+  /** Where the pictures table is (index-format.ts AssetIndex.pictures), and its entries. */
+  picturesOffset: number;
+  pictureCount: number;
   /** The file that was indexed: device and inode of the opened asset, size and mtime as indexed. */
   identity: AssetIdentity;
 }
@@ -28,11 +31,12 @@ export interface IndexedAsset {
 function indexedAsset(
   assetPath: string,
   indexPath: string,
-  head: { meta: AssetIndexMeta; timesOffset: number },
+  head: IndexHead,
   inode: { dev: string; ino: string },
 ): IndexedAsset {
   const identity = { ...inode, size: head.meta.sourceSize, mtimeMs: head.meta.sourceMtimeMs };
-  return { assetPath, indexPath, meta: head.meta, timesOffset: head.timesOffset, identity };
+  const { meta, timesOffset, picturesOffset, pictureCount } = head;
+  return { assetPath, indexPath, meta, timesOffset, picturesOffset, pictureCount, identity };
 }
 
 export interface IndexPoolOptions {

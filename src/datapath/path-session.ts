@@ -61,8 +61,9 @@ export const WIRE_POLL_MS = 1;
 
 /**
  * What prepare() found: the datagram is built ('ready'), the cursor is past the
- * asset's end ('end'), or its packets are not read yet ('not-read': the reads are
- * under way and the reader thread wakes the path when one completes).
+ * segment's end, a range's or the asset's ('end'), or its packets are not read
+ * yet ('not-read': the reads are under way and the reader thread wakes the path
+ * when one completes).
  */
 export type Prepared = 'ready' | 'end' | 'not-read';
 
@@ -126,7 +127,7 @@ export class PathSession implements BatchSocket {
   private readonly reportedErrors = new Set<string>();
 
   // The current segment, read from the control block when the control word names a new one.
-  readonly segment: SegmentParams = { id: -1, startCursor: 0, startPacket: 0, startTimeMs: 0, rtpTsBase: 0 };
+  readonly segment: SegmentParams = { id: -1, startCursor: 0, startPacket: 0, startTimeMs: 0, rtpTsBase: 0, endPacket: 0 };
   /** Send time of the segment's first packet; NaN until read. */
   private segmentStartTicks = Number.NaN;
 
@@ -343,13 +344,14 @@ export class PathSession implements BatchSocket {
     if (cursor === this.preparedCursor && this.segment.id === this.preparedSegment) return 'ready';
     const seg = this.segment;
     const first = seg.startPacket + TS_PACKETS_PER_DATAGRAM * (cursor - seg.startCursor);
-    if (first >= this.reader.packetCount) return 'end';
+    const end = Math.min(seg.endPacket, this.reader.packetCount); // a range's end, or the asset's
+    if (first >= end) return 'end';
     if (Number.isNaN(this.segmentStartTicks)) {
       const start = this.reader.timeOf(seg.startPacket);
       if (start === NOT_READ) return this.waitForRead();
       this.segmentStartTicks = start;
     }
-    const count = Math.min(TS_PACKETS_PER_DATAGRAM, this.reader.packetCount - first);
+    const count = Math.min(TS_PACKETS_PER_DATAGRAM, end - first);
     const buf = this.ring[this.ringPos];
     const ticks = this.reader.copyPackets(first, count, buf, this.headerBytes);
     if (ticks === NOT_READ) return this.waitForRead();

@@ -120,6 +120,12 @@ export interface PlayResult {
   readonly startTimeMs: number;
 }
 
+/** What play() started: where the datagrams begin (PlayResult) and where they stop. */
+export interface PlayStarted extends PlayResult {
+  /** The packet the play stops before (the asset's packet count: its end). */
+  readonly endPacket: number;
+}
+
 /** A standby found the sender late on due work and took sending over; nobody failed. */
 export interface HandoverEvent {
   readonly pair: number;
@@ -307,9 +313,11 @@ export class Engine extends EventEmitter<EngineEventArgs> {
 
   /**
    * Start (or resume, or seek) streaming at `startPacket` (default: where it
-   * paused). Resolves once the datagrams are scheduled, with the RTP-Info values.
+   * paused), to before `endPacket` (default: a resume keeps the end it had, a
+   * seek goes to the asset's end). Resolves once the datagrams are scheduled,
+   * with the RTP-Info values.
    */
-  async play(sessionId: string, options: { startPacket?: number } = {}): Promise<PlayResult> {
+  async play(sessionId: string, options: { startPacket?: number; endPacket?: number } = {}): Promise<PlayStarted> {
     const session = this.table.require(sessionId);
     if (session.state === 'closed') throw new TwinframeError('TF_SESSION_NOT_FOUND', `session ${sessionId} is closed`);
     await this.waitSessionBound(session);
@@ -320,11 +328,15 @@ export class Engine extends EventEmitter<EngineEventArgs> {
     if (!Number.isInteger(startPacket) || startPacket < 0 || startPacket >= session.asset.packetCount) {
       throw new TwinframeError('TF_RANGE_INVALID', `start packet ${startPacket} is outside the asset (0..${session.asset.packetCount - 1})`);
     }
-    const segment = cb.startSegment(session.slot, () => segmentFrom(session, startPacket));
+    const endPacket = options.endPacket ?? (options.startPacket === undefined ? session.segment?.endPacket : undefined) ?? session.asset.packetCount;
+    if (!Number.isInteger(endPacket) || endPacket <= startPacket || endPacket > session.asset.packetCount) {
+      throw new TwinframeError('TF_RANGE_INVALID', `end packet ${endPacket} is not after start packet ${startPacket} inside the asset (..${session.asset.packetCount})`);
+    }
+    const segment = cb.startSegment(session.slot, () => segmentFrom(session, startPacket, endPacket));
     session.segment = segment;
     session.state = 'playing';
     cb.wakePaths();
-    return { seq: (session.initialSeq + segment.startCursor) & 0xffff, rtptime: segment.rtpTsBase, startPacket, startTimeMs: segment.startTimeMs };
+    return { seq: (session.initialSeq + segment.startCursor) & 0xffff, rtptime: segment.rtpTsBase, startPacket, endPacket, startTimeMs: segment.startTimeMs };
   }
 
   /** A send claim's (or wire lock's) holder on `pair` is gone for good: it may be taken over. */
@@ -624,7 +636,8 @@ export class Engine extends EventEmitter<EngineEventArgs> {
     for (const session of this.table.ofPair(pair.index)) {
       if (session.state !== 'playing') continue;
       const startPacket = this.currentPacket(session);
-      session.segment = pair.cb.startSegment(session.slot, () => segmentFrom(session, startPacket));
+      const endPacket = session.segment?.endPacket ?? session.asset.packetCount;
+      session.segment = pair.cb.startSegment(session.slot, () => segmentFrom(session, startPacket, endPacket));
     }
   }
 

@@ -311,14 +311,14 @@ export function currentPacket(session: Session, cursor: number): number {
 }
 
 /**
- * A new segment from `startPacket`, due PLAY_LEAD_MS from now. Its RTP timestamp
+ * A new segment from `startPacket` to before `endPacket`, due PLAY_LEAD_MS from now. Its RTP timestamp
  * continues the session's clock: the time since the first play, from the
  * session's random initial timestamp.
  */
-export function segmentFrom(session: Session, startPacket: number): Omit<SegmentParams, 'id' | 'startCursor'> {
+export function segmentFrom(session: Session, startPacket: number, endPacket: number): Omit<SegmentParams, 'id' | 'startCursor'> {
   const startTimeMs = monoNowMs() + PLAY_LEAD_MS;
   session.firstStartMs ??= startTimeMs;
-  return { startPacket, startTimeMs, rtpTsBase: rtpTimeAfter(session.initialRtpTs, startTimeMs - session.firstStartMs) };
+  return { startPacket, startTimeMs, rtpTsBase: rtpTimeAfter(session.initialRtpTs, startTimeMs - session.firstStartMs), endPacket };
 }
 
 export function sessionInfo(s: Session, sent: number): SessionInfo {

@@ -6,22 +6,27 @@
 //
 // Layout (little-endian):
 //   0..3    magic 'TFIX'
-//   4..7    u32 version (1)
+//   4..7    u32 version (2)
 //   8..11   u32 jsonLength
 //   12..15  u32 timesOffset = align8(32 + jsonLength)
 //   16..19  u32 packetCount
-//   20..31  reserved, zero
+//   20..23  u32 pictureCount
+//   24..31  reserved, zero
 //   32..    UTF-8 JSON of AssetIndexMeta, zero padding up to timesOffset
 //   timesOffset..  u32[packetCount] packet send times, 90 kHz ticks from packet 0
+//   picturesOffset = timesOffset + 4 * packetCount..
+//           u32[2 * pictureCount] the video pictures in stream (decode) order:
+//           the packet its PES starts at, then its npt (see pictureNpt below)
 // A data-path thread preads times straight from `timesOffset + 4 * p`, so this
-// layout is a contract: change it only with a new version number.
+// layout is a contract: change it only with a new version number. Version 1
+// had no pictures table: the cache finds such a file corrupt and rebuilds it.
 
 import { z } from 'zod';
 import { TwinframeError } from '../errors.js';
 
 export const INDEX_FILE_EXTENSION = '.tfidx';
 export const INDEX_MAGIC = 'TFIX';
-const INDEX_VERSION = 1;
+const INDEX_VERSION = 2;
 
 export const IndexHeader = {
   MAGIC_OFFSET: 0,
@@ -29,13 +34,16 @@ export const IndexHeader = {
   JSON_LENGTH_OFFSET: 8,
   TIMES_OFFSET_OFFSET: 12,
   PACKET_COUNT_OFFSET: 16,
-  RESERVED_OFFSET: 20,
+  PICTURE_COUNT_OFFSET: 20,
+  RESERVED_OFFSET: 24,
   /** The header's size; the JSON starts here. */
   SIZE: 32,
   JSON_OFFSET: 32,
   /** Bytes per entry of the times table. */
   TIME_ENTRY_SIZE: 4,
   TIMES_ALIGNMENT: 8,
+  /** Bytes per entry of the pictures table (packet, npt ticks). */
+  PICTURE_ENTRY_SIZE: 8,
 } as const;
 
 /** Upper bound on the JSON part, so a corrupt length cannot make a reader allocate gigabytes. */
@@ -49,6 +57,11 @@ export function timesTableOffset(jsonLength: number): number {
 /** Byte position of packet `packet`'s send time in an index file. */
 export function timeEntryOffset(timesOffset: number, packet: number): number {
   return timesOffset + IndexHeader.TIME_ENTRY_SIZE * packet;
+}
+
+/** Byte position of the pictures table: right after the times table. */
+export function picturesTableOffset(timesOffset: number, packetCount: number): number {
+  return timeEntryOffset(timesOffset, packetCount);
 }
 
 export type StreamKind = 'video' | 'audio' | 'other';
@@ -66,16 +79,25 @@ export interface RandomAccessPoint {
   packet: number;
   /** That packet's send time, 90 kHz ticks from packet 0. */
   ticks: number;
+  /** Packets of the video PID with a payload in the key frame's PES (what trick play sends of it). */
+  videoPackets: number;
 }
 
 export interface AssetIndexMeta {
-  version: 1;
+  version: 2;
   sourcePath: string;
   sourceSize: number;
   sourceMtimeMs: number;
   packetCount: number;
   /** Send time of the last packet plus one packet's duration at `bitrate`. */
   durationMs: number;
+  /**
+   * The end of the asset's npt range, as DESCRIBE and PLAY announce it: the later
+   * of durationMs and the end of the last frame's presentation. A PES is
+   * presented its PTS − PCR after it is sent (~0.7 s with ffmpeg's muxer), and
+   * a player (GStreamer) drops every frame presented after the announced end.
+   */
+  presentationEndMs: number;
   /** Bits per second, measured between PCRs. */
   bitrate: number;
   programNumber: number;
@@ -91,18 +113,26 @@ export interface AssetIndex {
   meta: AssetIndexMeta;
   /** Send time of every packet, 90 kHz ticks from packet 0, non-decreasing. */
   times: Uint32Array;
+  /**
+   * The video pictures in stream order, two entries each: the packet its PES
+   * starts at (ascending), then its npt in 90 kHz ticks: its PTS less the first
+   * key frame's (media time, as a player counts it; with ffmpeg's muxer a key
+   * frame's npt is its send time, the time a seek to it names, to within 1 ms).
+   */
+  pictures: Uint32Array;
 }
 
 const u32 = z.number().int().min(0).max(0xffffffff);
 const pid = z.number().int().min(0).max(0x1fff);
 
 const metaSchema = z.object({
-  version: z.literal(1),
+  version: z.literal(2),
   sourcePath: z.string().min(1),
   sourceSize: z.number().int().min(0),
   sourceMtimeMs: z.number().finite(),
   packetCount: u32,
   durationMs: z.number().finite().min(0),
+  presentationEndMs: z.number().finite().min(0),
   bitrate: z.number().finite().positive(),
   programNumber: z.number().int().min(0).max(0xffff),
   pmtPid: pid,
@@ -116,7 +146,7 @@ const metaSchema = z.object({
     }),
   ),
   pcrCount: u32,
-  randomAccess: z.array(z.object({ packet: u32, ticks: u32 })),
+  randomAccess: z.array(z.object({ packet: u32, ticks: u32, videoPackets: u32 })),
 });
 
 /** The error every reader of a bad index file throws. */
@@ -128,6 +158,8 @@ export interface ParsedHeader {
   jsonLength: number;
   timesOffset: number;
   packetCount: number;
+  picturesOffset: number;
+  pictureCount: number;
 }
 
 /** Validates the 32-byte header against the file's size. */
@@ -142,6 +174,7 @@ export function parseHeader(file: string, header: Buffer, fileSize: number): Par
   const jsonLength = header.readUInt32LE(IndexHeader.JSON_LENGTH_OFFSET);
   const timesOffset = header.readUInt32LE(IndexHeader.TIMES_OFFSET_OFFSET);
   const packetCount = header.readUInt32LE(IndexHeader.PACKET_COUNT_OFFSET);
+  const pictureCount = header.readUInt32LE(IndexHeader.PICTURE_COUNT_OFFSET);
   if (jsonLength === 0 || jsonLength > MAX_JSON_LENGTH) throw corruptIndex(file, `implausible JSON length ${jsonLength}`);
   if (timesOffset !== timesTableOffset(jsonLength)) {
     throw corruptIndex(file, `times offset ${timesOffset} does not follow JSON length ${jsonLength}`);
@@ -149,11 +182,12 @@ export function parseHeader(file: string, header: Buffer, fileSize: number): Par
   for (let i = IndexHeader.RESERVED_OFFSET; i < IndexHeader.SIZE; i++) {
     if (header[i] !== 0) throw corruptIndex(file, `reserved header byte ${i} is not zero`);
   }
-  const expected = timeEntryOffset(timesOffset, packetCount);
+  const picturesOffset = picturesTableOffset(timesOffset, packetCount);
+  const expected = picturesOffset + IndexHeader.PICTURE_ENTRY_SIZE * pictureCount;
   if (fileSize !== expected) {
     throw corruptIndex(file, `size ${fileSize} differs from the ${expected} bytes the header announces`, { fileSize, expected });
   }
-  return { jsonLength, timesOffset, packetCount };
+  return { jsonLength, timesOffset, packetCount, picturesOffset, pictureCount };
 }
 
 /** Parses and validates the JSON metadata against its header. */
@@ -199,13 +233,25 @@ export function checkTimes(file: string, meta: AssetIndexMeta, times: Uint32Arra
   }
 }
 
+/** Checks a pictures table: packets ascending and inside the asset. */
+export function checkPictures(file: string, meta: AssetIndexMeta, pictures: Uint32Array): void {
+  let prev = -1;
+  for (let k = 0; k < pictures.length; k += 2) {
+    const packet = pictures[k];
+    if (packet <= prev || packet >= meta.packetCount) {
+      throw corruptIndex(file, `picture ${k / 2} at packet ${packet} is out of order or out of range`);
+    }
+    prev = packet;
+  }
+}
+
 /** One entry of the times table, as read from the file. */
 export function decodeTimeEntry(bytes: Buffer): number {
   return bytes.readUInt32LE(0);
 }
 
 /** Header + JSON + padding, ready to be followed by the times table. */
-export function encodeIndexHead(meta: AssetIndexMeta): Buffer {
+export function encodeIndexHead(meta: AssetIndexMeta, pictureCount: number): Buffer {
   const json = Buffer.from(JSON.stringify(meta), 'utf8');
   const timesOffset = timesTableOffset(json.length);
   const head = Buffer.alloc(timesOffset); // zero-filled: reserved bytes and padding
@@ -214,8 +260,15 @@ export function encodeIndexHead(meta: AssetIndexMeta): Buffer {
   head.writeUInt32LE(json.length, IndexHeader.JSON_LENGTH_OFFSET);
   head.writeUInt32LE(timesOffset, IndexHeader.TIMES_OFFSET_OFFSET);
   head.writeUInt32LE(meta.packetCount, IndexHeader.PACKET_COUNT_OFFSET);
+  head.writeUInt32LE(pictureCount, IndexHeader.PICTURE_COUNT_OFFSET);
   json.copy(head, IndexHeader.JSON_OFFSET);
   return head;
+}
+
+/** Where and when a key frame starts: what a seek needs of it. */
+export type KeyFrameTime = Pick<RandomAccessPoint, 'packet' | 'ticks'>;
+export interface KeyFrameTimes {
+  readonly randomAccess: readonly KeyFrameTime[];
 }
 
 /**
@@ -233,7 +286,7 @@ const SEEK_TOLERANCE_TICKS = 90;
  * a key frame's time, as a reply named it, starts at that key frame; before the
  * first key frame (npt=0 included) the asset's own start, PAT and PMT first.
  */
-export function seekStartPacket(meta: Pick<AssetIndexMeta, 'randomAccess'>, ticks: number): number {
+export function seekStartPacket(meta: KeyFrameTimes, ticks: number): number {
   const firstKey = meta.randomAccess[0];
   const wanted = ticks + SEEK_TOLERANCE_TICKS;
   if (firstKey === undefined || ticks === 0 || wanted < firstKey.ticks) return 0;
@@ -244,17 +297,49 @@ export function seekStartPacket(meta: Pick<AssetIndexMeta, 'randomAccess'>, tick
  * The random-access point to start from for a seek to `ticks`: the last one at
  * or before it; before the first one, the first one; with none, packet 0.
  */
-export function randomAccessAtOrBefore(meta: Pick<AssetIndexMeta, 'randomAccess'>, ticks: number): RandomAccessPoint {
+export function randomAccessAtOrBefore(meta: KeyFrameTimes, ticks: number): KeyFrameTime {
   const raps = meta.randomAccess;
   if (raps.length === 0) return { packet: 0, ticks: 0 };
   let lo = 0;
   let hi = raps.length - 1;
-  if (ticks < raps[0].ticks) return { ...raps[0] };
+  if (ticks < raps[0].ticks) return { packet: raps[0].packet, ticks: raps[0].ticks };
   // Invariant: raps[lo].ticks <= ticks; find the last such index.
   while (lo < hi) {
     const mid = (lo + hi + 1) >>> 1;
     if (raps[mid].ticks <= ticks) lo = mid;
     else hi = mid - 1;
   }
-  return { ...raps[lo] };
+  return { packet: raps[lo].packet, ticks: raps[lo].ticks };
+}
+
+/** The npt of the picture whose PES starts at `packet`, if one does. */
+export function pictureNptAt(pictures: Uint32Array, packet: number): number | undefined {
+  let lo = 0;
+  let hi = pictures.length / 2 - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1;
+    const at = pictures[2 * mid];
+    if (at === packet) return pictures[2 * mid + 1];
+    if (at < packet) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return undefined;
+}
+
+/**
+ * The packet a range ending at npt `ticks` stops before: the start of the
+ * picture that follows the last one (in stream order) presented at or before
+ * `ticks` (within SEEK_TOLERANCE_TICKS, so an end named to the millisecond
+ * includes the frame at it). Pictures sent before that one but presented
+ * later (the references of B pictures) go too: a decoder needs them. With no
+ * such picture, or none after it, the asset's end.
+ */
+export function rangeEndPacket(pictures: Uint32Array, packetCount: number, ticks: number): number {
+  const limit = ticks + SEEK_TOLERANCE_TICKS;
+  let last = -1;
+  for (let k = 0; k < pictures.length; k += 2) {
+    if (pictures[k + 1] <= limit) last = k;
+  }
+  if (last < 0) return pictures.length > 0 ? pictures[0] : packetCount;
+  return last + 2 < pictures.length ? pictures[last + 2] : packetCount;
 }

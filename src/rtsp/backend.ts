@@ -25,6 +25,8 @@ export interface RtspPlayResult {
   readonly seq: number;
   readonly rtptime: number;
   readonly startPacket: number;
+  /** The packet it stops before (RtspMedia.packetCount: the asset's end). */
+  readonly endPacket: number;
   /** Monotonic ms (shared/clock) at which the first datagram is sent. */
   readonly startTimeMs: number;
 }
@@ -55,6 +57,7 @@ export interface RtspMedia {
   readonly name: string;
   /** mtime of the asset file (ms): the SDP's session version. */
   readonly sourceMtimeMs: number;
+  /** The end of its npt range: covers the last frame's presentation. */
   readonly durationMs: number;
   /** Bits per second. */
   readonly bitrate: number;
@@ -67,6 +70,13 @@ export interface RtspMedia {
   startPacketAt(ticks: number): number;
   /** A packet's send time, 90 kHz ticks from packet 0 (the Range a PLAY reply names). */
   packetTicks(packet: number): Promise<number>;
+  /**
+   * The packet a PLAY asked to stop at `ticks` stops before: the datagrams up to
+   * the last picture presented at or before it are sent.
+   */
+  endPacketAt(ticks: number): Promise<number>;
+  /** The npt (90 kHz ticks) where a play stopping before `endPacket` ends: the presentation of the picture there. */
+  endTicks(endPacket: number): Promise<number>;
   /** Reserve the data paths' state and ports for one session of this asset. */
   openSession(options: RtspOpenOptions): Promise<RtspSessionInfo>;
 }
@@ -84,8 +94,8 @@ export interface RtspBackendListener {
 export interface RtspBackend {
   /** The asset at a URL path; a TwinframeError (TF_ASSET_*, TF_RTSP_NOT_FOUND, …) when there is none. */
   resolve(urlPath: string): Promise<RtspMedia>;
-  /** Start (or resume, without startPacket) streaming. */
-  play(sessionId: string, options: { startPacket?: number }): Promise<RtspPlayResult>;
+  /** Start (or resume, without startPacket) streaming; to before endPacket (a resume without it keeps its end). */
+  play(sessionId: string, options: { startPacket?: number; endPacket?: number }): Promise<RtspPlayResult>;
   pause(sessionId: string): void;
   /** Free the session on the data paths. */
   closeSession(sessionId: string): void;

@@ -25,6 +25,7 @@ import { TICKS_HZ } from '../mpegts/packet.js';
 import { silentLogger } from '../log.js';
 import { LogRateLimit } from '../log-rate-limit.js';
 import { parseRange, resolveRange, serializeRange } from './headers/range.js';
+import { formatScale, parseScale } from './headers/scale.js';
 import { serializeRtpInfo } from './headers/rtp-info.js';
 import { parseSession, serializeSession } from './headers/session.js';
 import {
@@ -734,26 +735,34 @@ export class RtspServer {
     const rangeHeader = request.headers.get('range');
     const range = rangeHeader === undefined ? undefined : parseRange(rangeHeader);
     if (range?.time !== undefined) throw new TwinframeError('TF_RTSP_NOT_IMPLEMENTED', 'Range: scheduled play (time=) is not implemented');
+    // Any scale is played at 1, and the reply says so (RFC 2326 §12.34).
+    const scaleHeader = request.headers.get('scale');
+    if (scaleHeader !== undefined) parseScale(scaleHeader);
     let startPacket: number | undefined;
-    if (range !== undefined && typeof range.start === 'number') {
+    // A range sets the end too (its own, or the asset's); without one a resume keeps the end it had.
+    let endPacket: number | undefined;
+    if (range !== undefined) {
       const wanted = resolveRange(range, { duration: durationS });
-      startPacket = asset.startPacketAt(Math.floor(wanted.start * TICKS_HZ));
-    } else if (session.lastPlay === undefined || session.ended) {
-      startPacket = 0; // first PLAY, or again after the end of the asset: from the start
+      if (typeof range.start === 'number') startPacket = asset.startPacketAt(Math.floor(wanted.start * TICKS_HZ));
+      endPacket = wanted.end < durationS ? await asset.endPacketAt(Math.floor(wanted.end * TICKS_HZ)) : asset.packetCount;
+    }
+    if (startPacket === undefined && (session.lastPlay === undefined || session.ended)) {
+      startPacket = 0; // first PLAY, or again after the end of the asset (or of a range): from the start
     }
     this.#admitPlay(session);
-    const play = await this.#backend.play(session.id, startPacket === undefined ? {} : { startPacket });
+    const play = await this.#backend.play(session.id, { startPacket, endPacket });
     if (session.disposed) throw new TwinframeError('TF_SESSION_NOT_FOUND', 'session was torn down during PLAY');
     session.played(play);
     session.touch();
-    // Streaming has begun: a failure to read the start time only costs the reply its Range.
-    const startS = await asset.packetTicks(play.startPacket).then(
-      (ticks) => ticks / TICKS_HZ,
-      (err: Error) => { session.log.warn({ err: err.message }, 'cannot read the start time from the index'); return undefined; },
+    // Streaming has begun: a failure to read the times only costs the reply its Range.
+    const [startS, endS] = await Promise.all([asset.packetTicks(play.startPacket), asset.endTicks(play.endPacket)]).then(
+      ([start, end]) => [start / TICKS_HZ, end / TICKS_HZ],
+      (err: Error) => { session.log.warn({ err: err.message }, 'cannot read the start and end times from the index'); return [undefined, undefined]; },
     );
-    session.log.info({ startPacket: play.startPacket, npt: startS === undefined ? undefined : round(startS), seq: play.seq, rtptime: play.rtptime }, 'play');
+    session.log.info({ startPacket: play.startPacket, endPacket: play.endPacket, npt: startS === undefined ? undefined : round(startS), seq: play.seq, rtptime: play.rtptime }, 'play');
     const headers: Record<string, HeaderValue> = {
-      Range: startS === undefined ? undefined : serializeRange({ unit: 'npt', start: startS, end: durationS }),
+      Range: startS === undefined || endS === undefined ? undefined : serializeRange({ unit: 'npt', start: startS, end: endS }),
+      Scale: scaleHeader === undefined ? undefined : formatScale(1),
       ...this.#sessionHeader(session),
     };
     if (session.transport.kind === 'rtp') {

@@ -14,6 +14,8 @@ export interface SegmentParams {
   startPacket: number;
   startTimeMs: number;
   rtpTsBase: number;
+  /** The packet the segment ends before: its last datagram is the one that reaches it. */
+  endPacket: number;
 }
 
 export type WaitResult = 'ok' | 'not-equal' | 'timed-out';
@@ -587,6 +589,7 @@ export class ControlBlock {
     this.f64[segmentF64Index(slot, s, SEGMENT_F64.START_PACKET)] = p.startPacket;
     this.f64[segmentF64Index(slot, s, SEGMENT_F64.START_TIME_MS)] = p.startTimeMs;
     this.f64[segmentF64Index(slot, s, SEGMENT_F64.RTP_TS_BASE)] = p.rtpTsBase;
+    this.f64[segmentF64Index(slot, s, SEGMENT_F64.END_PACKET)] = p.endPacket;
     Atomics.add(this.i32, I32.FENCE, 0); // full fence before the id
     this.f64[segmentF64Index(slot, s, SEGMENT_F64.ID)] = p.id;
   }
@@ -600,6 +603,7 @@ export class ControlBlock {
     out.startPacket = this.f64[segmentF64Index(slot, s, SEGMENT_F64.START_PACKET)]!;
     out.startTimeMs = this.f64[segmentF64Index(slot, s, SEGMENT_F64.START_TIME_MS)]!;
     out.rtpTsBase = this.f64[segmentF64Index(slot, s, SEGMENT_F64.RTP_TS_BASE)]!;
+    out.endPacket = this.f64[segmentF64Index(slot, s, SEGMENT_F64.END_PACKET)]!;
     Atomics.load(this.i32, I32.FENCE); // fence: re-check the id after the fields
     return this.f64[segmentF64Index(slot, s, SEGMENT_F64.ID)] === id;
   }

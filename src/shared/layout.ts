@@ -180,7 +180,9 @@ export const SEGMENT_F64 = {
   START_TIME_MS: 3,
   /** RTP timestamp of the segment's first datagram (90 kHz). */
   RTP_TS_BASE: 4,
-  STRIDE: 5,
+  /** The packet the segment stops before (a range's end; the packet count for the whole asset). */
+  END_PACKET: 5,
+  STRIDE: 6,
 } as const;
 /** Two slots per session so the control plane writes one while paths read the other. */
 export const SEGMENT_SLOTS = 2;

@@ -21,6 +21,10 @@ export interface SampleAsset {
   readonly times: Uint32Array;
   readonly randomAccess: ReadonlyArray<{ packet: number; ticks: number }>;
   readonly durationMs: number;
+  /** The end of the npt range DESCRIBE and PLAY announce (covers the last frame). */
+  readonly presentationEndMs: number;
+  /** The index's pictures table: (packet, npt ticks) per video picture. */
+  readonly pictures: Uint32Array;
   cleanup(): Promise<void>;
 }
 
@@ -36,6 +40,8 @@ export async function loadSample(): Promise<SampleAsset> {
       times: index.times,
       randomAccess: index.meta.randomAccess,
       durationMs: index.meta.durationMs,
+      presentationEndMs: index.meta.presentationEndMs,
+      pictures: index.pictures,
       cleanup: () => rm(cacheDir, { recursive: true, force: true }),
     };
   } finally {
