@@ -54,8 +54,8 @@ test.serial('1,000 connections from one address do not keep a client on another 
   let client: RtspClient | undefined;
   try {
     const [line] = (await once(flood.stdout, 'data')) as [Buffer];
-    const counts = JSON.parse(line.toString()) as { open: number; refused: number };
-    t.is(counts.open, PER_ADDRESS, 'the address got its share of connections');
+    const counts = JSON.parse(line.toString()) as { accepted: number; refused: number };
+    t.is(counts.accepted, PER_ADDRESS, 'the address got its share of connections');
     t.is(counts.refused, 1000 - PER_ADDRESS, 'the rest were answered 503');
     client = await RtspClient.connect({ port, localAddress: '127.0.0.2' });
     t.is((await client.setup('/sample.ts', receiver.transportHeader())).status, 200);
