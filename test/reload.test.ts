@@ -163,6 +163,24 @@ test.serial('an invalid file is refused field by field and changes nothing; a fi
   t.regex(text.stdout, /needs a restart: rtsp\.port \(running 8554, file 9554\)/);
 });
 
+test.serial('the RTSP connection cap comes from the file and a reload raises it for the next connections', async (t) => {
+  t.timeout(30_000);
+  const setup = await setUp(t, { rtsp: { maxConnections: 1 } });
+  const server = await start(t, setup);
+  const first = await RtspClient.connect({ port: server.rtsp.port });
+  t.teardown(() => first.close());
+  t.is((await first.request('OPTIONS', '*')).status, 200);
+  const refused = await RtspClient.connect({ port: server.rtsp.port });
+  t.teardown(() => refused.close());
+  t.is((await refused.nextResponse()).status, 503, 'over rtsp.maxConnections');
+  await setup.write({ rtsp: { maxConnections: 2 } });
+  t.deepEqual((await server.reload()).applied, ['rtsp.maxConnections']);
+  const second = await RtspClient.connect({ port: server.rtsp.port });
+  t.teardown(() => second.close());
+  t.is((await second.request('OPTIONS', '*')).status, 200);
+  t.is((await first.request('OPTIONS', '*')).status, 200, 'the first connection lives on');
+});
+
 async function freeTcpPort(): Promise<number> {
   const s = net.createServer();
   s.listen(0, '127.0.0.1');
