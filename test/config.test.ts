@@ -35,7 +35,7 @@ test('a missing file gives the documented defaults, and they are valid and usabl
     t.is(cfg.rtsp.port, 8554);
     t.is(cfg.rtsp.sessionTimeoutSec, 60);
     t.like(cfg.rtsp, { maxConnections: 1000, requestTimeoutSec: 10, maxRequestBytes: 16 * 1024, idleTimeoutSec: undefined });
-    t.like(cfg.auth, { enabled: false, realm: 'twinframe', basic: false, users: [], access: [], maxFailures: 5, lockoutSec: 60 });
+    t.like(cfg.auth, { enabled: false, realm: 'twinframe', basic: false, users: [], access: [], maxFailures: 10, lockoutSec: 60 });
     t.false(cfg.rtsp.allowForeignDestination);
     t.deepEqual(cfg.limits, defaultLimits(), 'limits from what the cores carry');
     t.is(cfg.limits.mpegBandwidthKbps, DEFAULT_KBPS_PER_CORE * os.availableParallelism());

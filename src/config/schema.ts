@@ -374,7 +374,7 @@ const authSchema = z.object({
   /** Optional per-prefix access; the longest matching prefix decides, no match: every user. */
   access: z.array(accessRuleSchema).default([]),
   /** Failed logins from one address within lockoutSec before it is refused for lockoutSec. */
-  maxFailures: z.number().int().min(1).max(1000).default(5),
+  maxFailures: z.number().int().min(1).max(1000).default(10),
   lockoutSec: z.number().int().min(1).max(86_400).default(60),
 }).strict().superRefine((a, ctx) => {
   const names = new Set<string>();
