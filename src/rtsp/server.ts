@@ -872,7 +872,8 @@ export class RtspServer {
 
   #sessionHeader(session: RtspSession | undefined): Record<string, HeaderValue> {
     if (!session) return {};
-    return { Session: serializeSession({ id: session.id, timeout: Math.max(1, Math.floor(this.#sessionTimeoutMs / 1000)) }) };
+    // The session's own timeout: a reload changes it for new sessions only.
+    return { Session: serializeSession({ id: session.id, timeout: Math.max(1, Math.floor(session.timeoutMs / 1000)) }) };
   }
 
   /**
