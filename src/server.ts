@@ -164,7 +164,7 @@ export async function startServer(options: ServerOptions): Promise<TwinframeServ
     stops.push(() => admin.close());
     let metricsAddress: { address: string; port: number } | undefined;
     if (config.metrics.listen !== '') {
-      const registry = new TwinframeMetrics({ engine, catalog });
+      const registry = new TwinframeMetrics({ engine, catalog, auth });
       metricsAddress = await listenMetrics(registry, engine, config.metrics.listen, logger);
       if (metricsAddress === undefined) {
         registry.close();

@@ -53,6 +53,7 @@ async function setUp(t: ExecutionContext, extra: TwinframeConfigInput): Promise<
   const write = (more: Record<string, unknown>): Promise<void> => writeFile(file, JSON.stringify({
     media: { mounts: [{ prefix: '', dir: 'media' }], cacheDir: 'cache' },
     admin: { socketPath: 'admin.sock' },
+    metrics: { listen: '' },
     ...more,
   }, null, 2));
   await write(extra);
@@ -145,12 +146,14 @@ test.serial('an invalid file is refused field by field and changes nothing; a fi
   t.teardown(() => viewer.close());
   t.is((await viewer.request('DESCRIBE', '/sample.ts')).status, 200, 'no login asked: auth stays off');
 
-  await setup.write({ limits: { maxStreams: 7 }, rtsp: { port: 9554, requestTimeoutSec: 3 }, paths: { pairs: 3 } });
+  await setup.write({ limits: { maxStreams: 7 }, rtsp: { port: 9554, requestTimeoutSec: 3 }, paths: { pairs: 3 }, metrics: { listen: '127.0.0.1:0' } });
   const partly = await ctl(setup, 'reload');
   t.is(partly.code, 0, partly.stderr);
   const result = JSON.parse(partly.stdout) as ReloadResult;
   t.deepEqual(result.applied, ['limits.maxStreams', 'rtsp.requestTimeoutSec']);
-  t.deepEqual(result.restartNeeded.map((r) => [r.path, r.running, r.file]), [['paths.pairs', String(server.engine.pairCount), '3'], ['rtsp.port', '8554', '9554']]);
+  t.deepEqual(result.restartNeeded.map((r) => [r.path, r.running, r.file]),
+    [['metrics.listen', '""', '"127.0.0.1:0"'], ['paths.pairs', String(server.engine.pairCount), '3'], ['rtsp.port', '8554', '9554']]);
+  t.is(server.metrics, undefined, 'no metrics listener was started by the reload');
   t.is(server.engine.getLimits().maxStreams, 7);
   t.is(server.engine.pairCount, 1);
   t.is(server.config.rtsp.port, 8554, 'the running value stays');

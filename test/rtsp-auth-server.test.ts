@@ -1,7 +1,7 @@
 // Authentication on a whole server: ffmpeg, a real player, logs in with Digest
 // credentials in its URL and plays, and is refused (401) without them or with a
 // wrong password; a Digest header replayed on another connection, or again on
-// its own, is refused (raw RTSP over a socket).
+// its own, is refused (raw RTSP over a socket). Failed logins are in the metrics.
 
 import test from 'ava';
 import { spawnSync } from 'node:child_process';
@@ -23,6 +23,7 @@ test.before(() => {
 
 async function authConfig(): Promise<TwinframeConfigInput> {
   return {
+    metrics: { listen: '127.0.0.1:0' },
     auth: {
       enabled: true,
       // The wrong-password runs below must not lock 127.0.0.1 out of the later ones.
@@ -59,6 +60,8 @@ test.serial('ffmpeg plays with Digest credentials and is refused with 401 withou
   t.not(wrong.code, 0);
   t.regex(wrong.stderr, /401 Unauthorized/);
   t.is(server.auth.counters().failedLogins, before + 1, 'the wrong password is counted once');
+  const scraped = await (await fetch(`http://127.0.0.1:${server.metrics!.port}/metrics`)).text();
+  t.regex(scraped, new RegExp(`^twinframe_rtsp_auth_failures_total\\{kind="failed"\\} ${before + 1}$`, 'm'), 'in the metrics');
   t.is(server.rtsp.sessions().length, 0, 'no session was set up for the refused players');
 });
 

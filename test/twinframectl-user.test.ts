@@ -64,7 +64,7 @@ test.serial('user add on a running server reloads it: the new user is in force a
   const dir = await mkdtemp(path.join(tmpdir(), 'twinframe-user-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const file = path.join(dir, 'config.json');
-  await writeFile(file, JSON.stringify({ admin: { socketPath: 'admin.sock' }, media: { cacheDir: 'cache' }, auth: { enabled: true } }));
+  await writeFile(file, JSON.stringify({ admin: { socketPath: 'admin.sock' }, media: { cacheDir: 'cache' }, metrics: { listen: '' }, auth: { enabled: true } }));
   const server = await startServer({ config: await loadConfig(file), configPath: file, loadConfig: () => loadConfig(file), logger: silentLogger, rtsp: { port: 0 } });
   t.teardown(() => server.close());
   const added = await runCapture([process.execPath, TWINFRAMECTL, 'user', '--config', file, 'add', 'carol'], { stdin: `${PASSWORD}\n`, limitMs: 20_000 });

@@ -7,12 +7,18 @@
 import type { TwinframeConfig } from './schema.js';
 
 /**
- * Fields that need a restart, as dotted prefixes: what the listeners, the data
- * paths' threads and their shared memory were built from.
+ * Fields a running server applies, as dotted prefixes (server.ts carries each
+ * out). Every other field needs a restart: what the listeners, the logger, the
+ * data paths' threads and their shared memory were built from. A field added to
+ * the schema later is reported as needing a restart until it is listed here.
  */
-export const RESTART_ONLY: readonly string[] = [
-  'rtsp.host', 'rtsp.port', 'rtsp.serverPortRange', 'admin.socketPath', 'admin.faultInjection',
-  'paths.pairs', 'media.cacheDir', 'pacing.batchWindowUs', 'failover.autoFailover',
+export const LIVE: readonly string[] = [
+  'limits', 'failover.heartbeatPeriodUs', 'failover.maxMissedHeartbeats', 'media.mounts', 'auth', 'log.level',
+  'rtsp.sessionTimeoutSec', 'rtsp.allowForeignDestination', 'rtsp.maxRequestBytes', 'rtsp.maxConnections',
+  'rtsp.requestTimeoutSec', 'rtsp.idleTimeoutSec', 'rtsp.interleavedBacklogMs', 'rtsp.maxConnectionsPerAddress',
+  'rtsp.maxSessionsPerAddress', 'rtsp.maxSessionsPerConnection', 'rtsp.setupTimeoutSec',
+  // network.streamIp applies to new sessions; mask, routes and loadBalance are stored only.
+  'network', 'loadBalance',
 ];
 
 export interface RestartField {
@@ -41,19 +47,27 @@ function leaves(value: unknown, prefix: string, out: Map<string, string>): Map<s
   return out;
 }
 
-function restartOnly(path: string): boolean {
-  return RESTART_ONLY.some((p) => path === p || path.startsWith(`${p}.`));
+function live(path: string): boolean {
+  return LIVE.some((p) => path === p || path.startsWith(`${p}.`));
 }
 
-/** Copies the restart-only fields of `running` over `file`. */
-function keepRestartOnly(running: TwinframeConfig, file: TwinframeConfig): TwinframeConfig {
-  const next = structuredClone(file) as unknown as Record<string, Record<string, unknown>>;
-  const from = running as unknown as Record<string, Record<string, unknown>>;
-  for (const path of RESTART_ONLY) {
-    const [section, field] = path.split('.');
-    next[section][field] = structuredClone(from[section][field]);
+type Tree = Record<string, unknown>;
+
+function isTree(v: unknown): v is Tree {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** `file` with every field that is not live taken from `running` (present in either). */
+function keepRestartOnly(running: Tree, file: Tree, prefix: string): Tree {
+  const out: Tree = {};
+  for (const key of new Set([...Object.keys(running), ...Object.keys(file)])) {
+    const path = prefix === '' ? key : `${prefix}.${key}`;
+    const [r, f] = [running[key], file[key]];
+    if (live(path)) out[key] = structuredClone(f);
+    else if (isTree(r) && isTree(f)) out[key] = keepRestartOnly(r, f, path);
+    else out[key] = structuredClone(r);
   }
-  return next as unknown as TwinframeConfig;
+  return out;
 }
 
 export function planReload(running: TwinframeConfig, file: TwinframeConfig): ReloadPlan {
@@ -61,9 +75,9 @@ export function planReload(running: TwinframeConfig, file: TwinframeConfig): Rel
   const after = leaves(file, '', new Map());
   const changed = [...new Set([...before.keys(), ...after.keys()])].filter((k) => before.get(k) !== after.get(k)).sort();
   return {
-    live: changed.filter((k) => !restartOnly(k)),
-    restart: changed.filter(restartOnly).map((path) => ({ path, running: before.get(path) ?? 'unset', file: after.get(path) ?? 'unset' })),
-    next: keepRestartOnly(running, file),
+    live: changed.filter(live),
+    restart: changed.filter((k) => !live(k)).map((path) => ({ path, running: before.get(path) ?? 'unset', file: after.get(path) ?? 'unset' })),
+    next: keepRestartOnly(running, file, '') as unknown as TwinframeConfig,
   };
 }
 
