@@ -36,12 +36,12 @@ async function authConfig(): Promise<TwinframeConfigInput> {
 }
 
 /** ffmpeg as the whole RTSP client, recording `seconds` of the asset as per-packet hashes on stdout. */
-function ffmpegPlay(url: string, seconds: number): ReturnType<typeof runCapture> {
-  return runCapture(['ffmpeg', '-hide_banner', '-nostdin', '-loglevel', 'info', '-rtsp_transport', 'udp', '-i', url,
+function ffmpegPlay(url: string, seconds: number, transport: 'udp' | 'tcp' = 'udp'): ReturnType<typeof runCapture> {
+  return runCapture(['ffmpeg', '-hide_banner', '-nostdin', '-loglevel', 'info', '-rtsp_transport', transport, '-i', url,
     '-t', String(seconds), '-map', '0', '-c', 'copy', '-f', 'framemd5', '-'], { limitMs: 30_000 });
 }
 
-test.serial('ffmpeg plays with Digest credentials and is refused with 401 without them or with a wrong password', async (t) => {
+test.serial('ffmpeg plays with Digest credentials (over UDP and interleaved) and is refused with 401 without them or with a wrong password', async (t) => {
   t.timeout(90_000);
   const { server } = await startMediaServer(t, ['sample.ts'], await authConfig());
   const at = (auth: string): string => `rtsp://${auth}127.0.0.1:${server.rtsp.port}/sample.ts`;
@@ -50,6 +50,9 @@ test.serial('ffmpeg plays with Digest credentials and is refused with 401 withou
   t.is(played.code, 0, played.stderr.slice(-2000));
   const packets = played.stdout.split('\n').filter((l) => /^\d+,/.test(l));
   t.true(packets.length >= 40, `ffmpeg received ${packets.length} packets`);
+  const overTcp = await ffmpegPlay(at(`${USER}:${PASSWORD}@`), 1, 'tcp');
+  t.is(overTcp.code, 0, overTcp.stderr.slice(-2000));
+  t.true(overTcp.stdout.split('\n').filter((l) => /^\d+,/.test(l)).length >= 20, 'and over the RTSP connection (interleaved)');
 
   const anonymous = await ffmpegPlay(at(''), 2);
   t.not(anonymous.code, 0);
