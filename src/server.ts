@@ -4,17 +4,21 @@
 // socket for operators, and the metrics listener (Prometheus and the health
 // probe, when metrics.listen is set). close() stops them in the reverse order, so the RTSP
 // server says BYE to its players before the engine stops the data paths.
+// reload() re-reads the configuration and applies what can change live.
 
 import { mkdir } from 'node:fs/promises';
+import { TwinframeError } from './errors.js';
 import type { Logger } from 'pino';
 import { AssetCatalog } from './catalog/catalog.js';
 import { IndexPool } from './catalog/index-pool.js';
 import type { TwinframeConfig } from './config/schema.js';
+import { planReload, type ReloadResult } from './config/reload.js';
+import { RtspAuthenticator, type AuthSettings } from './rtsp/auth.js';
 import { Engine, type AssetFailedEvent } from './engine/engine.js';
 import { MAX_SESSIONS } from './shared/layout.js';
 import { AdminServer } from './admin/server.js';
 import { EngineAdminBackend } from './admin/engine-backend.js';
-import { RtspServer, type RtspServerOptions } from './rtsp/server.js';
+import { RtspServer, type RtspLiveSettings, type RtspServerOptions } from './rtsp/server.js';
 import { EngineRtspBackend } from './rtsp-backend.js';
 import { TwinframeMetrics } from './metrics/metrics.js';
 import { MetricsServer } from './metrics/http-server.js';
@@ -30,10 +34,16 @@ export interface ServerOptions {
    * RTSP settings the configuration cannot express (port 0, sub-second
    * timeouts for tests, the connection cap); they win over the configuration.
    */
-  readonly rtsp?: Partial<Omit<RtspServerOptions, 'backend' | 'logger'>>;
+  readonly rtsp?: Partial<Omit<RtspServerOptions, 'backend' | 'logger' | 'auth'>>;
+  /**
+   * How a reload reads the configuration (the file, with the command line's
+   * overrides); absent: reload is refused. Throws TF_CONFIG_INVALID on a bad file.
+   */
+  readonly loadConfig?: () => Promise<TwinframeConfig>;
 }
 
 export interface TwinframeServer {
+  /** The running configuration (a reload changes its live fields). */
   readonly config: TwinframeConfig;
   readonly engine: Engine;
   readonly catalog: AssetCatalog;
@@ -41,11 +51,54 @@ export interface TwinframeServer {
   readonly rtsp: RtspServer;
   /** The metrics listener's bound address; undefined when metrics.listen is '' or it could not bind. */
   readonly metrics: { readonly address: string; readonly port: number } | undefined;
+  /** Who may play (counters for the metrics: auth.counters()). */
+  readonly auth: RtspAuthenticator;
+  /**
+   * Re-read the configuration and apply what can change without dropping a stream;
+   * what cannot is reported. An invalid file (TF_CONFIG_INVALID) changes nothing.
+   */
+  reload(): Promise<ReloadResult>;
   close(): Promise<void>;
 }
 
+/** The RTSP server's live settings from the configuration (and the start-up overrides, which win). */
+function rtspSettings(config: TwinframeConfig, overrides: ServerOptions['rtsp']): RtspLiveSettings {
+  const sessionTimeoutMs = config.rtsp.sessionTimeoutSec * 1000;
+  return {
+    sessionTimeoutMs,
+    allowForeignDestination: config.rtsp.allowForeignDestination,
+    streamAddress: config.network.streamIp,
+    maxRequestBytes: config.rtsp.maxRequestBytes,
+    maxConnections: config.rtsp.maxConnections,
+    idleTimeoutMs: config.rtsp.idleTimeoutSec === undefined ? sessionTimeoutMs + 10_000 : config.rtsp.idleTimeoutSec * 1000,
+    requestTimeoutMs: config.rtsp.requestTimeoutSec * 1000,
+    interleavedBacklogMs: config.rtsp.interleavedBacklogMs,
+    maxConnectionsPerAddress: config.rtsp.maxConnectionsPerAddress,
+    maxSessionsPerAddress: config.rtsp.maxSessionsPerAddress,
+    maxSessionsPerConnection: config.rtsp.maxSessionsPerConnection,
+    setupTimeoutMs: config.rtsp.setupTimeoutSec * 1000,
+    ...overrides,
+  };
+}
+
+function authSettings(config: TwinframeConfig): AuthSettings {
+  const a = config.auth;
+  return {
+    enabled: a.enabled,
+    realm: a.realm,
+    allowBasic: a.basic,
+    users: a.users.map((u) => ({ name: u.name, ha1: { MD5: u.md5, 'SHA-256': u.sha256 }, ...(u.basic === undefined ? {} : { basic: u.basic }) })),
+    access: a.access,
+    maxFailures: a.maxFailures,
+    lockoutMs: a.lockoutSec * 1000,
+    // A player's keep-alives (at most a session timeout apart) keep its nonce fresh.
+    nonceTimeoutMs: config.rtsp.sessionTimeoutSec * 1000 + 10_000,
+  };
+}
+
 export async function startServer(options: ServerOptions): Promise<TwinframeServer> {
-  const { config, logger } = options;
+  let config = options.config;
+  const { logger } = options;
   await mkdir(config.media.cacheDir, { recursive: true });
   let metrics: TwinframeMetrics | undefined;
   const pool = new IndexPool({ onBuilt: (ms, ok) => metrics?.assetIndexed(ms, ok) });
@@ -73,15 +126,45 @@ export async function startServer(options: ServerOptions): Promise<TwinframeServ
     stops.push(() => engine.close());
     // An asset found unusable while it streamed (its sessions have ended) is refused until its file changes.
     engine.on('asset-failed', (e: AssetFailedEvent) => catalog.markUnavailable(e.assetPath, e.reason));
+    const auth = new RtspAuthenticator(authSettings(config));
+    // Filled in once the RTSP server exists; the admin socket answers only after that.
+    const started: { rtsp?: RtspServer } = {};
+    const applyReload = async (): Promise<ReloadResult> => {
+      if (options.loadConfig === undefined || options.configPath === undefined) {
+        throw new TwinframeError('TF_CONFIG_INVALID', 'this server was started without a configuration file to reload');
+      }
+      const file = await options.loadConfig();
+      // Running values as the engine holds them: twinframectl limits/heartbeat change them too.
+      const heartbeat = engine.status().heartbeat;
+      const running: TwinframeConfig = {
+        ...config,
+        limits: engine.getLimits(),
+        failover: { ...config.failover, heartbeatPeriodUs: heartbeat.periodUs, maxMissedHeartbeats: heartbeat.maxMissed },
+      };
+      const plan = planReload(running, file);
+      const next = plan.next;
+      const changed = (section: string): boolean => plan.live.some((p) => p.startsWith(`${section}.`) || p === section);
+      if (changed('media')) catalog.setMounts(next.media.mounts);
+      if (changed('limits')) engine.setLimits(next.limits);
+      if (changed('failover')) engine.setHeartbeat(next.failover.heartbeatPeriodUs, next.failover.maxMissedHeartbeats);
+      if (changed('rtsp') || changed('network')) started.rtsp?.reconfigure(rtspSettings(next, options.rtsp));
+      if (changed('auth') || changed('rtsp')) auth.configure(authSettings(next));
+      if (changed('log')) logger.level = next.log.level;
+      config = next;
+      const result: ReloadResult = { source: options.configPath, applied: plan.live, restartNeeded: plan.restart };
+      logger.info({ applied: result.applied, restartNeeded: result.restartNeeded }, 'configuration reloaded');
+      for (const r of plan.restart) logger.warn({ field: r.path, running: r.running, file: r.file }, 'configuration field changed in the file; it applies only after a restart');
+      return result;
+    };
     const backend = new EngineAdminBackend({
-      engine, catalog, configPath: options.configPath, faultInjection: config.admin.faultInjection,
+      engine, catalog, configPath: options.configPath, faultInjection: config.admin.faultInjection, reload: applyReload,
     });
     const admin = new AdminServer({ socketPath: config.admin.socketPath, backend, logger: logger.child({ component: 'admin' }) });
     await admin.listen();
     stops.push(() => admin.close());
     let metricsAddress: { address: string; port: number } | undefined;
     if (config.metrics.listen !== '') {
-      const registry = new TwinframeMetrics({ engine, catalog });
+      const registry = new TwinframeMetrics({ engine, catalog, auth });
       metricsAddress = await listenMetrics(registry, engine, config.metrics.listen, logger);
       if (metricsAddress === undefined) {
         registry.close();
@@ -90,26 +173,24 @@ export async function startServer(options: ServerOptions): Promise<TwinframeServ
         stops.push(() => Promise.resolve(registry.close()));
       }
     }
-    const rtsp = new RtspServer({
+    const rtspServer = new RtspServer({
       backend: new EngineRtspBackend(engine, catalog),
       host: config.rtsp.host,
       port: config.rtsp.port,
-      sessionTimeoutMs: config.rtsp.sessionTimeoutSec * 1000,
-      allowForeignDestination: config.rtsp.allowForeignDestination,
-      streamAddress: config.network.streamIp,
-      maxRequestBytes: config.rtsp.maxRequestBytes,
-      interleavedBacklogMs: config.rtsp.interleavedBacklogMs,
-      maxConnectionsPerAddress: config.rtsp.maxConnectionsPerAddress,
-      maxSessionsPerAddress: config.rtsp.maxSessionsPerAddress,
-      maxSessionsPerConnection: config.rtsp.maxSessionsPerConnection,
-      setupTimeoutMs: config.rtsp.setupTimeoutSec * 1000,
+      ...rtspSettings(config, options.rtsp),
+      auth,
       logger,
       ...(metrics === undefined ? {} : { onReply: metrics.rtspReply.bind(metrics) }),
       ...options.rtsp,
     });
-    stops.push(() => rtsp.close());
-    await rtsp.listen();
-    return { config, engine, catalog, admin, rtsp, metrics: metricsAddress, close };
+    started.rtsp = rtspServer;
+    stops.push(() => rtspServer.close());
+    await rtspServer.listen();
+    return {
+      get config() { return config; },
+      engine, catalog, admin, rtsp: rtspServer, metrics: metricsAddress, auth, close,
+      reload: () => backend.reload(),
+    };
   } catch (err) {
     await close();
     throw err;

@@ -34,6 +34,8 @@ test('a missing file gives the documented defaults, and they are valid and usabl
     t.is(cfg.rtsp.host, '127.0.0.1');
     t.is(cfg.rtsp.port, 8554);
     t.is(cfg.rtsp.sessionTimeoutSec, 60);
+    t.like(cfg.rtsp, { maxConnections: 1000, requestTimeoutSec: 10, maxRequestBytes: 16 * 1024, idleTimeoutSec: undefined });
+    t.like(cfg.auth, { enabled: false, realm: 'twinframe', basic: false, users: [], access: [], maxFailures: 10, lockoutSec: 60 });
     t.false(cfg.rtsp.allowForeignDestination);
     t.deepEqual(cfg.limits, defaultLimits(), 'limits from what the cores carry');
     t.is(cfg.limits.mpegBandwidthKbps, DEFAULT_KBPS_PER_CORE * os.availableParallelism());
@@ -62,6 +64,9 @@ test('an empty file object gives the defaults too', async (t) => {
     t.deepEqual(await loadConfig(file), defaultConfig());
   });
 });
+
+/** A well-formed user (hashes of nothing in particular). */
+const USER = { name: 'alice', realm: 'twinframe', md5: 'a'.repeat(32), sha256: 'b'.repeat(64) };
 
 const BAD_FIELDS: Array<[name: string, raw: unknown, field: string]> = [
   ['an unknown top-level section', { rtp: {} }, 'rtp'],
@@ -97,6 +102,17 @@ const BAD_FIELDS: Array<[name: string, raw: unknown, field: string]> = [
   ['a route with a bad network', { network: { routes: [{ destination: '10.0.0.0/40', gateway: '10.0.0.1' }] } }, 'network.routes[0].destination'],
   ['a route with a bad gateway', { network: { routes: [{ destination: '10.0.0.0/8', gateway: 'router' }] } }, 'network.routes[0].gateway'],
   ['an unknown log level', { log: { level: 'verbose' } }, 'log.level'],
+  ['zero RTSP connections', { rtsp: { maxConnections: 0 } }, 'rtsp.maxConnections'],
+  ['a request timeout of zero', { rtsp: { requestTimeoutSec: 0 } }, 'rtsp.requestTimeoutSec'],
+  ['an idle timeout too short', { rtsp: { idleTimeoutSec: 1 } }, 'rtsp.idleTimeoutSec'],
+  ['a user name with a colon', { auth: { users: [{ ...USER, name: 'a:b' }] } }, 'auth.users[0].name'],
+  ['a user without its SHA-256 hash', { auth: { users: [{ ...USER, sha256: undefined }] } }, 'auth.users[0].sha256'],
+  ['a user whose MD5 hash is not hex', { auth: { users: [{ ...USER, md5: 'x'.repeat(32) }] } }, 'auth.users[0].md5'],
+  ['a user hashed for another realm', { auth: { users: [{ ...USER, realm: 'elsewhere' }] } }, 'auth.users[0].realm'],
+  ['a user twice', { auth: { users: [USER, USER] } }, 'auth.users[1].name'],
+  ['a password in the Basic field', { auth: { users: [{ ...USER, basic: 'hunter2' }] } }, 'auth.users[0].basic'],
+  ['an access rule naming nobody known', { auth: { users: [USER], access: [{ prefix: 'movies', users: ['bob'] }] } }, 'auth.access[0].users[0]'],
+  ['a realm with a quote', { auth: { realm: 'a"b' } }, 'auth.realm'],
   ['zero pairs of data paths', { paths: { pairs: 0 } }, 'paths.pairs'],
   ['a fractional number of pairs', { paths: { pairs: 1.5 } }, 'paths.pairs'],
 ];

@@ -8,7 +8,10 @@
 import type { PairStates } from '../failover/state-machine.js';
 import type { NamedState } from '../failover/states.js';
 import type { FailoverState, FailoverType, PathName } from '../shared/layout.js';
+import type { ReloadResult } from '../config/reload.js';
 import type { AdminCommand, CommandArgs, FaultKind } from './protocol.js';
+
+export type { ReloadResult };
 
 /** One data path, as status shows it (the engine's PathStatus, for operators). */
 export interface PathView {
@@ -178,6 +181,8 @@ export interface AdminBackend {
   limits(args: CommandArgs<'limits'>): Promise<LimitsSettings>;
   /** Manual switch of a pair; TF_FAILOVER_NO_STANDBY unless one of its paths is Primary and the other Secondary. */
   failover(args: CommandArgs<'failover'>): Promise<FailoverRecord>;
+  /** Re-read the configuration; TF_CONFIG_INVALID (field by field in details.issues) changes nothing. */
+  reload(): Promise<ReloadResult>;
   /** TF_FAULT_INJECTION_DISABLED unless the configuration enables it. */
   injectFault(args: CommandArgs<'inject_fault'>): Promise<FaultInjectionResult>;
   /**
@@ -202,6 +207,7 @@ export interface CommandResults {
   failover: FailoverRecord;
   watch: { watching: true };
   inject_fault: FaultInjectionResult;
+  reload: ReloadResult;
 }
 
 // Compile-time check that every wire command has a result type and no more.

@@ -16,7 +16,7 @@ import { SLOW_DISK_DEFAULT_MS } from '../shared/commands.js';
 import { FailureCause, type PathName } from '../shared/layout.js';
 import type {
   AdminBackend, AssetInfo, FailoverRecord, FaultInjectionResult, HeartbeatSettings, LimitsSettings,
-  PairStatesResult, PairView, PathView, SessionView, StatusResult, WatchEvent, WatchListener,
+  PairStatesResult, PairView, PathView, ReloadResult, SessionView, StatusResult, WatchEvent, WatchListener,
 } from './backend.js';
 import type { CommandArgs } from './protocol.js';
 
@@ -26,6 +26,8 @@ export interface EngineBackendOptions {
   /** Where settings changed here are persisted; undefined: not persisted. */
   readonly configPath: string | undefined;
   readonly faultInjection: boolean;
+  /** Re-reads the configuration and applies it (the composition root's). */
+  readonly reload: () => Promise<ReloadResult>;
 }
 
 export class EngineAdminBackend implements AdminBackend {
@@ -33,6 +35,9 @@ export class EngineAdminBackend implements AdminBackend {
   private readonly catalog: AssetCatalog;
   private readonly configPath: string | undefined;
   private readonly faultInjection: boolean;
+  private readonly applyReload: () => Promise<ReloadResult>;
+  /** Reloads run one after the other. */
+  private reloading: Promise<unknown> = Promise.resolve();
   private readonly startedAt = Date.now();
   /** Each pair's last switch (failover or manual), by pair index. */
   private readonly lastFailovers: Array<FailoverRecord | null>;
@@ -45,6 +50,7 @@ export class EngineAdminBackend implements AdminBackend {
     this.catalog = options.catalog;
     this.configPath = options.configPath;
     this.faultInjection = options.faultInjection;
+    this.applyReload = options.reload;
     const engine = this.engine;
     this.lastFailovers = Array.from({ length: engine.pairCount }, () => null);
     engine.on('failover', (e) => this.recordFailover(failoverRecord(e)));
@@ -186,6 +192,15 @@ export class EngineAdminBackend implements AdminBackend {
     };
     this.recordFailover(record);
     return record;
+  }
+
+  reload(): Promise<ReloadResult> {
+    const run = this.reloading.catch(() => undefined).then(() => this.applyReload());
+    this.reloading = run;
+    return run.then((result) => {
+      if (result.applied.length > 0) this.publish({ type: 'config', at: now(), changed: result.applied });
+      return result;
+    });
   }
 
   injectFault(args: CommandArgs<'inject_fault'>): Promise<FaultInjectionResult> {

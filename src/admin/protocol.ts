@@ -59,6 +59,8 @@ const commandArgSchemas = {
   /** Turns the connection into an event stream as well (replies still come). */
   watch: noArgs,
   /** delayMs: for 'slow-disk', how long each read of the path waits (default 200 ms); other kinds ignore it. */
+  /** Re-read the configuration file and apply what can change live (as SIGHUP does). */
+  reload: noArgs,
   inject_fault: z.object({ path: pathName, kind: z.enum(FaultKinds), pair: pairIndex, delayMs: positiveInt.max(60_000).optional() }).strict(),
 } as const;
 

@@ -73,6 +73,7 @@ const DISPATCH: Record<Exclude<AdminRequest['cmd'], 'watch'>, Dispatch> = {
   limits: (b, a) => b.limits(a),
   failover: (b, a) => b.failover(a),
   inject_fault: (b, a) => b.injectFault(a),
+  reload: (b) => b.reload(),
 };
 
 /** Probes a socket file: does a server answer there? */

@@ -119,8 +119,19 @@ function normalizeMount(mount: CatalogMount): Mount {
   return { segments, prefix: segments.length === 0 ? '' : '/' + segments.join('/'), dir: path.resolve(mount.dir) };
 }
 
+/** Normalized, no prefix twice, longest prefix first (so '/movies/new' wins over '/movies' and both over the root). */
+function checkedMounts(list: readonly CatalogMount[]): Mount[] {
+  const mounts = list.map(normalizeMount);
+  const seen = new Set<string>();
+  for (const m of mounts) {
+    if (seen.has(m.prefix)) throw new TwinframeError('TF_CONFIG_INVALID', `two mounts share the prefix ${JSON.stringify(m.prefix || '/')}`);
+    seen.add(m.prefix);
+  }
+  return mounts.sort((a, b) => b.segments.length - a.segments.length);
+}
+
 export class AssetCatalog {
-  readonly #mounts: Mount[];
+  #mounts: Mount[];
   readonly #cacheDir: string;
   readonly #pool: IndexPool;
   readonly #log: Logger;
@@ -128,17 +139,15 @@ export class AssetCatalog {
   readonly #unavailable = new Map<string, Promise<FileIdentity | undefined>>();
 
   constructor(options: AssetCatalogOptions) {
-    const mounts = options.mounts.map(normalizeMount);
-    const seen = new Set<string>();
-    for (const m of mounts) {
-      if (seen.has(m.prefix)) throw new TwinframeError('TF_CONFIG_INVALID', `two mounts share the prefix ${JSON.stringify(m.prefix || '/')}`);
-      seen.add(m.prefix);
-    }
-    // Longest prefix first, so '/movies/new' wins over '/movies' and both over the root.
-    this.#mounts = mounts.sort((a, b) => b.segments.length - a.segments.length);
+    this.#mounts = checkedMounts(options.mounts);
     this.#cacheDir = path.resolve(options.cacheDir);
     this.#pool = options.pool;
     this.#log = (options.logger ?? silentLogger).child({ component: 'catalog' });
+  }
+
+  /** A reload: later look-ups use these mounts; sessions already open keep their files. */
+  setMounts(mounts: readonly CatalogMount[]): void {
+    this.#mounts = checkedMounts(mounts);
   }
 
   get mounts(): ReadonlyArray<{ prefix: string; dir: string }> {

@@ -3,6 +3,7 @@
 // of the box on the bundled sample asset), applies command-line overrides, and
 // runs until SIGINT or SIGTERM, then stops every thread and socket it started,
 // within STOP_DEADLINE_MS whatever happens (a log that cannot be written included).
+// SIGHUP reloads the configuration (as `twinframectl reload` does).
 
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { loadConfig, defaultConfigPath } from '../config/store.js';
@@ -51,14 +52,7 @@ async function main(argv: string[]): Promise<number> {
 
   let config: TwinframeConfig;
   try {
-    const fromFile = await loadConfig(opts.config);
-    config = parseConfig({
-      ...fromFile,
-      rtsp: { ...fromFile.rtsp, ...(opts.host !== undefined ? { host: opts.host } : {}), ...(opts.port !== undefined ? { port: opts.port } : {}) },
-      admin: { ...fromFile.admin, ...(opts.adminSocket ? { socketPath: opts.adminSocket } : {}), ...(opts.faultInjection ? { faultInjection: true } : {}) },
-      log: { ...fromFile.log, ...(opts.logLevel ? { level: opts.logLevel } : {}), ...(opts.logFormat ? { format: opts.logFormat } : {}) },
-      metrics: { ...fromFile.metrics, ...(opts.metricsListen !== undefined ? { listen: opts.metricsListen } : {}) },
-    }, 'command line');
+    config = await readConfig(opts);
   } catch (err) {
     process.stderr.write(`twinframe: ${(err as Error).message}\n`);
     return 2;
@@ -67,7 +61,7 @@ async function main(argv: string[]): Promise<number> {
   const logger = createLogger({ level: config.log.level, format: config.log.format });
   let server: Awaited<ReturnType<typeof startServer>>;
   try {
-    server = await startServer({ config, configPath: opts.config, logger });
+    server = await startServer({ config, configPath: opts.config, logger, loadConfig: () => readConfig(opts) });
   } catch (err) {
     const code = isTwinframeError(err) ? ` [${err.code}]` : '';
     process.stderr.write(`twinframe: cannot start${code}: ${(err as Error).message}\n`);
@@ -85,11 +79,17 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`twinframe: metrics on http://${host}:${port}/metrics, health on http://${host}:${port}/healthz\n`);
   }
 
+  const reload = (): void => {
+    // The server logs what it applied and what needs a restart; a refused file is logged here.
+    server.reload().catch((err: Error) => logger.error({ err: err.message, issues: isTwinframeError(err) ? err.details.issues : undefined }, 'reload refused; the running configuration stays'));
+  };
+  process.on('SIGHUP', reload);
   await new Promise<void>((resolve) => {
     const stop = () => resolve();
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
   });
+  process.off('SIGHUP', reload);
   process.stdout.write('twinframe: stopping\n');
   let stage = 'closing the server';
   const deadline = setTimeout(() => {
@@ -101,6 +101,18 @@ async function main(argv: string[]): Promise<number> {
   await flushLog(logger);
   clearTimeout(deadline);
   return 0;
+}
+
+/** The configuration file with the command line's overrides (they win at start and on every reload). */
+async function readConfig(opts: CliOptions): Promise<TwinframeConfig> {
+  const fromFile = await loadConfig(opts.config);
+  return parseConfig({
+    ...fromFile,
+    rtsp: { ...fromFile.rtsp, ...(opts.host !== undefined ? { host: opts.host } : {}), ...(opts.port !== undefined ? { port: opts.port } : {}) },
+    admin: { ...fromFile.admin, ...(opts.adminSocket ? { socketPath: opts.adminSocket } : {}), ...(opts.faultInjection ? { faultInjection: true } : {}) },
+    log: { ...fromFile.log, ...(opts.logLevel ? { level: opts.logLevel } : {}), ...(opts.logFormat ? { format: opts.logFormat } : {}) },
+    metrics: { ...fromFile.metrics, ...(opts.metricsListen !== undefined ? { listen: opts.metricsListen } : {}) },
+  }, 'command line');
 }
 
 /** Resolves once the lines logged so far are written or dropped, or after LOG_FLUSH_MS. */

@@ -15,6 +15,7 @@ import type {
   HeartbeatSettings,
   LimitsSettings,
   PairStatesResult,
+  ReloadResult,
   SessionView,
   StatusResult,
   WatchEvent,
@@ -22,6 +23,8 @@ import type {
 import type { AdminCommand, CommandArgs } from '../admin/protocol.js';
 import { FaultKinds } from '../shared/commands.js';
 import { PATH_NAMES, type PathName } from '../shared/layout.js';
+import type { UserChange } from '../config/users.js';
+import { readPassword } from './password.js';
 
 export const EXIT = { ok: 0, refused: 1, usage: 2, connect: 3 } as const;
 
@@ -134,6 +137,12 @@ function formatFault(f: FaultInjectionResult): string {
   return `injected ${f.kind}${delay} into path ${f.path} of pair ${f.pair} at ${f.at}`;
 }
 
+function formatReload(r: ReloadResult): string {
+  const lines = [`reloaded ${r.source}`, `applied: ${r.applied.length === 0 ? 'nothing changed' : r.applied.join(', ')}`];
+  for (const f of r.restartNeeded) lines.push(`needs a restart: ${f.path} (running ${f.running}, file ${f.file})`);
+  return lines.join('\n');
+}
+
 function formatEvent(e: WatchEvent): string {
   const pad = e.type.padEnd(8);
   switch (e.type) {
@@ -172,6 +181,62 @@ async function resolveSocket(opts: GlobalOptions): Promise<string> {
   } catch (err) {
     process.stderr.write(`twinframectl: warning: ${(err as Error).message.split('\n')[0]}; using the default socket\n`);
     return defaultAdminSocketPath();
+  }
+}
+
+/** The configuration file the user commands edit: --config, else $TWINFRAME_CONFIG, else the package's. */
+async function configFile(o: { config?: string }): Promise<string> {
+  if (o.config !== undefined && o.config !== '') return o.config;
+  const { defaultConfigPath } = await import('../config/store.js');
+  return defaultConfigPath();
+}
+
+/**
+ * After a change to the file: reload the running server so it applies at once. A
+ * server that does not run is no error: it reads the file when it starts.
+ */
+async function reloadAfterChange(command: Command, file: string): Promise<string> {
+  const opts = command.optsWithGlobals<GlobalOptions>();
+  let socket = opts.socket ?? process.env.TWINFRAME_ADMIN_SOCKET ?? '';
+  if (socket === '') {
+    const { loadConfig } = await import('../config/store.js');
+    socket = (await loadConfig(file)).admin.socketPath;
+  }
+  let client: AdminClient;
+  try {
+    client = await AdminClient.connect(socket, { timeoutMs: opts.timeout });
+  } catch {
+    return `no server answers on ${socket}: the change applies when it starts`;
+  }
+  try {
+    const result = await client.request('reload', {});
+    return `the running server reloaded ${result.source}: applied ${result.applied.length === 0 ? 'nothing new' : result.applied.join(', ')}`;
+  } finally {
+    client.close();
+  }
+}
+
+async function runUserChange(command: Command, o: { config?: string; reload?: boolean }, change: (file: string) => Promise<UserChange | undefined>, missing: string): Promise<void> {
+  const opts = command.optsWithGlobals<GlobalOptions>();
+  try {
+    const file = await configFile(o);
+    const result = await change(file);
+    if (result === undefined) {
+      process.stderr.write(`twinframectl: ${missing}\n`);
+      process.exitCode = EXIT.refused;
+      return;
+    }
+    const reloaded = o.reload === false ? 'not reloaded (--no-reload)' : await reloadAfterChange(command, file);
+    if (opts.json === true) {
+      print(JSON.stringify({ ...result, file, reload: reloaded }, null, 2));
+    } else {
+      print(`user ${result.user} ${result.change} in ${file}\n${reloaded}`);
+      if (!result.authEnabled) print('note: auth.enabled is false in this file: viewers are not asked to log in until it is true');
+    }
+    if (result.readableByOthers) process.stderr.write(`twinframectl: warning: ${file} holds password hashes and other users can read it (chmod 600)\n`);
+    process.exitCode = EXIT.ok;
+  } catch (err) {
+    process.exitCode = reportError(err, opts.json === true);
   }
 }
 
@@ -337,6 +402,52 @@ Exit codes: 0 ok, 1 refused by the server, 2 usage error, 3 cannot connect or co
   program.command('failover').description('switch roles in a pair: the Secondary becomes Primary, without losing a datagram')
     .addOption(pairOption())
     .action((o: { pair?: number }, cmd: Command) => runRequest(cmd, 'failover', pairArg(o), formatFailover));
+
+  program.command('reload').description('re-read the configuration file and apply what can change without dropping a stream (as SIGHUP)')
+    .action((_o, cmd: Command) => runRequest(cmd, 'reload', {}, formatReload));
+
+  const user = program.command('user').description('the RTSP users in the configuration file (passwords are stored hashed; never printed)')
+    .option('-c, --config <file>', 'configuration file (default: $TWINFRAME_CONFIG, else the package\'s .twinframe/config.json)')
+    .option('--no-reload', 'do not ask the running server to reload afterwards');
+  user.command('add').description('add a user, or change its password: read from a prompt, or the first line of stdin when it is not a terminal')
+    .argument('<name>', 'user name')
+    .action(async (name: string, _o, cmd: Command) => {
+      const o = cmd.parent!.opts<{ config?: string; reload?: boolean }>();
+      let password: string;
+      try {
+        password = await readPassword(name);
+      } catch (err) {
+        process.stderr.write(`twinframectl: ${(err as Error).message}\n`);
+        process.exitCode = EXIT.usage;
+        return;
+      }
+      const { addUser } = await import('../config/users.js');
+      await runUserChange(cmd, o, (file) => addUser(file, name, password), '');
+    });
+  user.command('remove').description('remove a user (and its name from every access rule)')
+    .argument('<name>', 'user name')
+    .action(async (name: string, _o, cmd: Command) => {
+      const { removeUser } = await import('../config/users.js');
+      await runUserChange(cmd, cmd.parent!.opts<{ config?: string; reload?: boolean }>(), (file) => removeUser(file, name), `no user ${name}`);
+    });
+  user.command('list').description('the users: names, hash kinds and access prefixes, never a secret')
+    .action(async (_o, cmd: Command) => {
+      const opts = cmd.optsWithGlobals<GlobalOptions>();
+      try {
+        const { listUsers } = await import('../config/users.js');
+        const list = await listUsers(await configFile(cmd.parent!.opts<{ config?: string }>()));
+        if (opts.json === true) {
+          print(JSON.stringify(list, null, 2));
+        } else {
+          const head = `auth ${list.enabled ? 'enabled' : 'disabled'}, realm ${list.realm}, Basic ${list.basic ? 'allowed' : 'refused'}`;
+          const rows = list.users.map((u) => [u.name, u.digest.join(' '), u.basic ? 'yes' : 'no', u.prefixes.length === 0 ? '-' : u.prefixes.map((p) => (p === '' ? '/' : p)).join(' ')]);
+          print(list.users.length === 0 ? `${head}\nno users` : `${head}\n${formatTable(['USER', 'DIGEST', 'BASIC', 'ACCESS RULES'], rows)}`);
+        }
+        process.exitCode = EXIT.ok;
+      } catch (err) {
+        process.exitCode = reportError(err, opts.json === true);
+      }
+    });
 
   program.command('watch').description('print events (state changes, failovers, sessions) until Ctrl-C or the server closes')
     .action((_o, cmd: Command) => runWatch(cmd));

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { TwinframeError } from '../errors.js';
+import { BASIC_SECRET_PATTERN } from '../rtsp/auth.js';
 
 // --- where the package lives (for defaults that must work from any cwd) ----------------
 
@@ -188,6 +189,12 @@ const rtspSchema = z.object({
   setupTimeoutSec: z.number().int().min(1).max(3600).default(15),
   /** Largest RTSP request (head + body) accepted; bigger gets 413 and the connection closed. */
   maxRequestBytes: z.number().int().min(1024).max(1024 * 1024).default(16 * 1024),
+  /** RTSP connections open at once; more get 503 and are closed. */
+  maxConnections: z.number().int().min(1).max(100_000).default(1000),
+  /** A request must be complete this long after its first byte, else 408 and the connection closed (slow clients). */
+  requestTimeoutSec: z.number().int().min(1).max(300).default(10),
+  /** A connection with no traffic for this long is closed (its sessions live on). Unset: session timeout + 10 s. */
+  idleTimeoutSec: z.number().int().min(5).max(7200).optional(),
   /** UDP server ports handed out to sessions ([0083] "Ports: MPEG"); RTP uses even, RTCP odd. */
   serverPortRange: z.object({
     first: port.refine((p) => p % 2 === 0, 'must be even (RTP port of a pair)'),
@@ -335,6 +342,62 @@ const pathsSchema = z.object({
   pairs: z.number().int().min(1).max(64).default(defaultPairCount),
 }).strict();
 
+/** User names and realms go into quoted header parameters and HA1's colon-separated input: no ':', quotes or controls. */
+const userName = z.string().regex(/^[A-Za-z0-9._~@+-]{1,64}$/, "must be 1-64 characters of A-Z a-z 0-9 . _ ~ @ + -");
+const hex = (length: number): z.ZodString => z.string().regex(new RegExp(`^[0-9a-f]{${length}}$`), `must be ${length} lower-case hex digits`);
+
+const authUserSchema = z.object({
+  name: userName,
+  /** The realm the hashes were made for: HA1 = H(name:realm:password). */
+  realm: z.string(),
+  /** HA1 with MD5 and with SHA-256: the password itself is never stored. */
+  md5: hex(32),
+  sha256: hex(64),
+  /** For Basic: a salted scrypt hash of the password. */
+  basic: z.string().regex(BASIC_SECRET_PATTERN, "must be a hash written by 'twinframectl user add'").optional(),
+}).strict();
+
+const accessRuleSchema = z.object({
+  /** Asset path prefix, as mount prefixes are written ('' is every asset). */
+  prefix: mountPrefix,
+  /** Who may play assets under it. */
+  users: z.array(userName),
+}).strict();
+
+const authSchema = z.object({
+  /** Ask viewers for credentials. Off by default: the defaults run out of the box. */
+  enabled: z.boolean().default(false),
+  realm: z.string().regex(/^[A-Za-z0-9 ._~@+-]{1,64}$/, 'must be 1-64 characters of A-Z a-z 0-9 space . _ ~ @ + -').default('twinframe'),
+  /** Also accept Basic: the password crosses the network readable by anyone on the path. */
+  basic: z.boolean().default(false),
+  users: z.array(authUserSchema).default([]),
+  /** Optional per-prefix access; the longest matching prefix decides, no match: every user. */
+  access: z.array(accessRuleSchema).default([]),
+  /** Failed logins from one address within lockoutSec before it is refused for lockoutSec. */
+  maxFailures: z.number().int().min(1).max(1000).default(10),
+  lockoutSec: z.number().int().min(1).max(86_400).default(60),
+}).strict().superRefine((a, ctx) => {
+  const names = new Set<string>();
+  a.users.forEach((u, i) => {
+    if (names.has(u.name)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['users', i, 'name'], message: `duplicate user '${u.name}'` });
+    names.add(u.name);
+    if (u.realm !== a.realm) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['users', i, 'realm'], message: `hashed for realm '${u.realm}', not auth.realm '${a.realm}': add the user again` });
+    }
+    if (a.basic && u.basic === undefined) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['users', i, 'basic'], message: 'auth.basic is on but this user has no Basic hash: add the user again' });
+    }
+  });
+  const prefixes = new Set<string>();
+  a.access.forEach((rule, i) => {
+    if (prefixes.has(rule.prefix)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['access', i, 'prefix'], message: `duplicate prefix '${rule.prefix}'` });
+    prefixes.add(rule.prefix);
+    rule.users.forEach((name, j) => {
+      if (!names.has(name)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['access', i, 'users', j], message: `no user '${name}'` });
+    });
+  });
+});
+
 const logSchema = z.object({
   level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** 'json': pino's JSON lines; 'pretty': readable lines; 'auto': pretty when the log goes to a terminal. */
@@ -371,6 +434,7 @@ const configSchema = z.object({
   paths: pathsSchema.default({}),
   log: logSchema.default({}),
   metrics: metricsSchema.default({}),
+  auth: authSchema.default({}),
 }).strict();
 
 /** A complete, validated configuration (every default filled in). */

@@ -57,19 +57,24 @@ export async function loadConfig(file: string = defaultConfigPath()): Promise<Tw
   return resolveConfigPaths(parseConfig(raw === undefined ? {} : raw, `configuration ${abs}`), path.dirname(abs));
 }
 
+export interface SaveOptions {
+  /** Permission bits of a file that does not exist yet (0600 for one that holds password hashes). */
+  readonly newFileMode?: number;
+}
+
 /**
  * Writes `cfg` (validated first; refused with TF_CONFIG_INVALID) atomically: a temp
  * file in the same directory (same filesystem, so rename is atomic), fsync'd, renamed
  * over the target, then the directory fsync'd so the rename itself is durable. An
  * existing file's permission bits are kept.
  */
-export async function saveConfig(file: string, cfg: TwinframeConfigInput | TwinframeConfig): Promise<void> {
+export async function saveConfig(file: string, cfg: TwinframeConfigInput | TwinframeConfig, options: SaveOptions = {}): Promise<void> {
   const abs = path.resolve(file);
   parseConfig(cfg, `configuration for ${abs}`);
   const dir = path.dirname(abs);
   await mkdir(dir, { recursive: true });
 
-  let mode = 0o644;
+  let mode = options.newFileMode ?? 0o644;
   try {
     mode = (await stat(abs)).mode & 0o777;
   } catch {
@@ -129,7 +134,7 @@ const updateChains = new Map<string, Promise<unknown>>();
  * relative). Refused as a whole with TF_CONFIG_INVALID if the result is invalid.
  * Returns the new effective configuration.
  */
-export async function updateConfig(file: string, patch: ConfigPatch): Promise<TwinframeConfig> {
+export async function updateConfig(file: string, patch: ConfigPatch, options: SaveOptions = {}): Promise<TwinframeConfig> {
   const abs = path.resolve(file);
   const previous = updateChains.get(abs) ?? Promise.resolve();
   const run = previous.catch(() => undefined).then(async () => {
@@ -137,7 +142,7 @@ export async function updateConfig(file: string, patch: ConfigPatch): Promise<Tw
     if (!isPlainObject(raw)) parseConfig(raw, `configuration ${abs}`); // throws: not an object
     const merged = merge(raw, patch);
     const cfg = parseConfig(merged, `configuration ${abs} after the update`);
-    await saveConfig(abs, merged as TwinframeConfigInput);
+    await saveConfig(abs, merged as TwinframeConfigInput, options);
     return resolveConfigPaths(cfg, path.dirname(abs));
   });
   updateChains.set(abs, run);

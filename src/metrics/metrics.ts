@@ -11,6 +11,7 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { AssetCatalog } from '../catalog/catalog.js';
 import type { Engine, FailoverEvent, HandoverEvent, PathStatus, SessionInfo } from '../engine/engine.js';
+import type { AuthCounters } from '../rtsp/auth.js';
 import { NamedState } from '../failover/states.js';
 import { LATENESS_BUCKETS_MS, PATH_COUNT, PATH_NAMES, type PathId } from '../shared/layout.js';
 import { SharedHistogram, type BucketCounts } from './shared-histogram.js';
@@ -56,8 +57,8 @@ export class TwinframeMetrics {
   readonly #onFailover = (e: FailoverEvent): void => this.#failover(e);
   readonly #onHandover = (e: HandoverEvent): void => this.#handovers.inc({ pair: String(e.pair), cause: e.cause });
 
-  constructor(options: { engine: Engine; catalog: AssetCatalog }) {
-    const { engine, catalog } = options;
+  constructor(options: { engine: Engine; catalog: AssetCatalog; auth?: { counters(): AuthCounters } }) {
+    const { engine, catalog, auth } = options;
     this.#engine = engine;
     const registers = [this.registry];
     for (let pair = 0; pair < engine.status().pairs.length; pair++) {
@@ -163,6 +164,20 @@ export class TwinframeMetrics {
       labelNames: ['method', 'status'], registers,
     });
 
+    if (auth !== undefined) {
+      new Counter({
+        name: 'twinframe_rtsp_auth_failures_total',
+        help: 'RTSP logins refused: credentials wrong (failed), an address locked out after too many (lockout), requests refused while locked out (locked_out).',
+        labelNames: ['kind'], registers,
+        collect() {
+          const c = auth.counters();
+          this.reset();
+          this.inc({ kind: 'failed' }, c.failedLogins);
+          this.inc({ kind: 'lockout' }, c.lockouts);
+          this.inc({ kind: 'locked_out' }, c.refusedLockedOut);
+        },
+      });
+    }
     new Gauge({
       name: 'twinframe_assets', help: 'MPEG-TS files under the mount points (walked at each scrape).', registers,
       async collect() { this.set((await catalog.list()).length); },

@@ -41,6 +41,7 @@ import { TRACK_CONTROL, parseRtspUrl } from './url.js';
 import type { RtspBackend, RtspBackendListener, RtspMedia, RtspSessionInfo } from './backend.js';
 import { WireWriter } from './wire-writer.js';
 import { limitSendBuffer, wireAddon } from '../shared/wire.js';
+import type { RtspAuthenticator } from './auth.js';
 
 export interface RtspServerOptions {
   /** The engine and the catalog, as the RTSP server sees them. */
@@ -84,6 +85,8 @@ export interface RtspServerOptions {
   readonly idleTimeoutMs?: number;
   /** A request must be complete this long after its first byte arrived, else 408 and close. Default 10 s. */
   readonly requestTimeoutMs?: number;
+  /** Who may send requests (auth.ts); undefined: everybody. */
+  readonly auth?: RtspAuthenticator;
   readonly logger?: Logger;
   /** Called for every reply sent: the request's method (ours, 'other', or 'none' when no request was read) and the status. */
   readonly onReply?: (method: string, status: number) => void;
@@ -93,6 +96,12 @@ export interface RtspServerOptions {
    */
   readonly refusalLogLimit?: { readonly perClient: number; readonly total: number };
 }
+
+/** What a reload may change on a running server: each applies to what comes next (requests, connections, sessions). */
+export type RtspLiveSettings = Required<Pick<RtspServerOptions,
+  'sessionTimeoutMs' | 'allowForeignDestination' | 'maxRequestBytes' | 'maxConnections' | 'idleTimeoutMs' | 'requestTimeoutMs'
+  | 'interleavedBacklogMs' | 'maxConnectionsPerAddress' | 'maxSessionsPerAddress' | 'maxSessionsPerConnection' | 'setupTimeoutMs'>>
+  & Pick<RtspServerOptions, 'streamAddress'>;
 
 /** Methods this server implements, as OPTIONS lists them. GET_PARAMETER tells ffmpeg to use it for keep-alive. */
 const PUBLIC_METHODS = ['OPTIONS', 'DESCRIBE', 'SETUP', 'PLAY', 'PAUSE', 'TEARDOWN', 'GET_PARAMETER', 'SET_PARAMETER'] as const;
@@ -238,22 +247,23 @@ export class RtspServer {
   #unsubscribe: (() => void) | undefined;
   readonly #host: string;
   readonly #port: number;
-  readonly #sessionTimeoutMs: number;
-  readonly #allowForeignDestination: boolean;
-  readonly #streamAddress: string | undefined;
-  readonly #maxRequestBytes: number;
-  readonly #maxConnections: number;
-  readonly #maxConnectionsPerAddress: number;
-  readonly #maxSessionsPerAddress: number;
-  readonly #maxSessionsPerConnection: number;
-  readonly #setupTimeoutMs: number;
+  #sessionTimeoutMs: number;
+  #allowForeignDestination: boolean;
+  #streamAddress: string | undefined;
+  #maxRequestBytes: number;
+  #maxConnections: number;
+  #maxConnectionsPerAddress: number;
+  #maxSessionsPerAddress: number;
+  #maxSessionsPerConnection: number;
+  #setupTimeoutMs: number;
   /** Open connections by client address. */
   readonly #connectionsByAddress = new Map<string, number>();
   /** Addresses refused at their connection cap since they last fell below it (one log line each). */
   readonly #addressesAtCap = new Set<string>();
-  readonly #idleTimeoutMs: number;
-  readonly #requestTimeoutMs: number;
-  readonly #interleavedBacklogMs: number;
+  #idleTimeoutMs: number;
+  #requestTimeoutMs: number;
+  #interleavedBacklogMs: number;
+  readonly #auth: RtspAuthenticator | undefined;
   readonly #log: Logger;
   readonly #onReply: ((method: string, status: number) => void) | undefined;
   readonly #refusalLog: LogRateLimit;
@@ -284,6 +294,7 @@ export class RtspServer {
     this.#idleTimeoutMs = options.idleTimeoutMs ?? this.#sessionTimeoutMs + 10_000;
     this.#requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
     this.#interleavedBacklogMs = options.interleavedBacklogMs ?? 2000;
+    this.#auth = options.auth;
     this.#log = (options.logger ?? silentLogger).child({ component: 'rtsp' });
     this.#onReply = options.onReply;
     this.#refusalLog = new LogRateLimit({
@@ -345,6 +356,28 @@ export class RtspServer {
   /** The live sessions, for operators and tests. */
   sessions(): ReadonlyArray<{ id: string; state: RtspSessionState; asset: string; transport: 'rtp' | 'udp' }> {
     return [...this.#sessions.values()].map((s) => ({ id: s.id, state: s.state, asset: s.asset.name, transport: s.transport.kind }));
+  }
+
+  /**
+   * A reload: the new values apply from now on — to the next request, connection or
+   * session, and the idle timeout to the open connections too. Nothing open is dropped.
+   */
+  reconfigure(settings: RtspLiveSettings): void {
+    this.#sessionTimeoutMs = settings.sessionTimeoutMs;
+    this.#allowForeignDestination = settings.allowForeignDestination;
+    this.#streamAddress = settings.streamAddress;
+    this.#maxRequestBytes = settings.maxRequestBytes;
+    this.#maxConnections = settings.maxConnections;
+    this.#requestTimeoutMs = settings.requestTimeoutMs;
+    this.#interleavedBacklogMs = settings.interleavedBacklogMs;
+    this.#maxConnectionsPerAddress = settings.maxConnectionsPerAddress;
+    this.#maxSessionsPerAddress = settings.maxSessionsPerAddress;
+    this.#maxSessionsPerConnection = settings.maxSessionsPerConnection;
+    this.#setupTimeoutMs = settings.setupTimeoutMs;
+    if (settings.idleTimeoutMs !== this.#idleTimeoutMs) {
+      this.#idleTimeoutMs = settings.idleTimeoutMs;
+      for (const conn of this.#connections) conn.socket.setTimeout(settings.idleTimeoutMs);
+    }
   }
 
   /** Stop listening, drop every connection, tear down every session (BYE to each player). */
@@ -486,7 +519,7 @@ export class RtspServer {
     await wire?.hold();
     let reply: Reply;
     try {
-      reply = await this.#dispatch(conn, request);
+      reply = (await this.#authorize(conn, request)) ?? await this.#dispatch(conn, request);
     } catch (err) {
       reply = this.#errorReply(conn, request, err);
     }
@@ -497,6 +530,24 @@ export class RtspServer {
     if (reply.status < 400) {
       conn.log.debug({ method: request.method, cseq: request.cseq, status: reply.status, ms: round(performance.now() - started) }, 'request');
     }
+  }
+
+  /** Authentication and access (auth.ts): undefined lets the request through, else the refusal to send. */
+  async #authorize(conn: Connection, request: RtspRequest): Promise<Reply | undefined> {
+    if (this.#auth === undefined || !this.#auth.enabled) return undefined;
+    const url = parseRtspUrl(request.uri);
+    const authorization = request.headers.get('authorization');
+    const verdict = await this.#auth.check({
+      connection: conn, peer: conn.peer, method: request.method, uri: request.uri, authorization,
+      assetPath: url.kind === 'absolute' ? url.assetPath : undefined,
+    });
+    if (verdict.ok) return undefined;
+    // A challenge to a request without credentials is how every login starts: not news.
+    const log = authorization === undefined ? conn.log.debug.bind(conn.log) : conn.log.info.bind(conn.log);
+    if (this.#refusalLog.allow(conn.peer, verdict.status)) {
+      log({ method: loggableMethod(request.method), cseq: request.cseq, status: verdict.status, reason: verdict.reason }, 'request refused: authentication');
+    }
+    return { status: verdict.status, headers: { 'WWW-Authenticate': verdict.challenges } };
   }
 
   #errorReply(conn: Connection, request: RtspRequest, err: unknown): Reply {
@@ -821,7 +872,8 @@ export class RtspServer {
 
   #sessionHeader(session: RtspSession | undefined): Record<string, HeaderValue> {
     if (!session) return {};
-    return { Session: serializeSession({ id: session.id, timeout: Math.max(1, Math.floor(this.#sessionTimeoutMs / 1000)) }) };
+    // The session's own timeout: a reload changes it for new sessions only.
+    return { Session: serializeSession({ id: session.id, timeout: Math.max(1, Math.floor(session.timeoutMs / 1000)) }) };
   }
 
   /**

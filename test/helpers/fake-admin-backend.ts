@@ -78,6 +78,7 @@ export class FakeAdminBackend implements AdminBackend {
       limits: () => ({ maxStreams: 100, mpegBandwidthKbps: 500000, serverBandwidthKbps: 1000000 }),
       failover: (args) => ({ ...MANUAL_FAILOVER, pair: args.pair ?? 0 }),
       injectFault: (args) => ({ ...args, pair: args.pair ?? 0, at: '2025-01-01T00:00:00.000Z' }),
+      reload: () => ({ source: '/etc/twinframe.json', applied: ['limits.maxStreams'], restartNeeded: [{ path: 'rtsp.port', running: '8554', file: '9554' }] }),
       ...options.behaviour,
     };
   }
@@ -99,6 +100,7 @@ export class FakeAdminBackend implements AdminBackend {
   async limits(args: Parameters<AdminBackend['limits']>[0]) { this.calls.push(['limits', args]); return this.#behaviour.limits(args); }
   async failover(args: Parameters<AdminBackend['failover']>[0]) { this.calls.push(['failover', {}]); return this.#behaviour.failover(args); }
   async injectFault(args: Parameters<AdminBackend['injectFault']>[0]) { this.calls.push(['inject_fault', args]); return this.#behaviour.injectFault(args); }
+  async reload() { this.calls.push(['reload', {}]); return this.#behaviour.reload(); }
 
   subscribe(listener: WatchListener): () => void {
     this.listeners.add(listener);

@@ -48,3 +48,25 @@ export function start(argv: readonly string[], limitMs: number, keepStderr = 2_0
   });
   return { done, kill: () => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); } };
 }
+
+export interface RunResult {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Run `argv` to its end, feeding it `stdin` (else none), whatever its exit code; SIGKILLed after `limitMs`. */
+export function runCapture(argv: readonly string[], options: { stdin?: string; limitMs?: number } = {}): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(argv[0], argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => { stdout += d.toString('utf8'); });
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString('utf8'); });
+    child.stdin.on('error', () => {}); // a child that exits without reading its stdin
+    child.stdin.end(options.stdin ?? '');
+    const timer = setTimeout(() => child.kill('SIGKILL'), options.limitMs ?? 30_000);
+    child.once('error', (err) => { clearTimeout(timer); reject(err); });
+    child.once('close', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }); });
+  });
+}
