@@ -4,9 +4,13 @@
 // datagram. See bench/README.md, section capacity.
 //
 //   node dist/bench/capacity/run.js [--levels 1,50,100] [--max-sessions N] [--window-s 20] [--trials 3]
-//                                   [--cold] [--slow-disk] … (--help)
+//                                   [--transports udp,tcp] [--cold] [--slow-disk] … (--help)
 //
-// Per level, per trial, per server: a fresh server process (only that one runs),
+// --transports udp,tcp measures each server twice, the media as RTP/UDP
+// datagrams and as RTP frames interleaved on the RTSP connection
+// (RTP/AVP/TCP;unicast;interleaved=0-1), side by side in the same invocation.
+//
+// Per level, per trial, per server, per transport: a fresh server process (only that one runs),
 // then the receivers (child processes at normal priority, bench/capacity/
 // receiver.ts) open their share of the sessions and play them from the start;
 // after --warmup-s the measured window (--window-s): the server's CPU from
@@ -31,10 +35,10 @@ import { readLog } from '../server-log.js';
 import { cpuSeconds, sleep } from '../lib.js';
 import { levelHeld, medianOfTrials, summarizeLevel, TS_PACKET_BYTES, type SessionFigures } from './analysis.js';
 import { prepareAsset, type CapacityAsset } from './asset.js';
-import { memoryFits, table, targetLines, targets, type Row, type Trial } from './report.js';
+import { memoryFits, memoryLines, table, targetLines, targets, transportCostLines, transportCosts, type Row, type Trial } from './report.js';
 import {
   findPeerPython, processCpuSeconds, tail, rssMiB, startChild, startPeer, startTwinframe, stopAllChildren, stopChild,
-  type Child, type RunningServer, type ServerName,
+  TRANSPORTS, type Child, type RunningServer, type ServerName, type Transport,
 } from './servers.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -52,6 +56,7 @@ const USAGE = `usage: node dist/bench/capacity/run.js [options]
   --trials N           trials per level and server; the table shows medians (default 3)
   --receivers N        receiver processes the sessions are spread over (default 2)
   --servers LIST       twinframe,gstreamer (default both)
+  --transports LIST    udp,tcp: RTP/UDP and/or RTP interleaved on the RTSP connection, each server once per transport (default udp)
   --cold               drop the page cache before every phase (root: /proc/sys/vm/drop_caches)
   --slow-disk          inject the fault kind slow-disk into one twinframe path at the window's start
   --slow-disk-path P   the path it hits: a or b (default a)
@@ -70,6 +75,7 @@ interface Options {
   trials: number;
   receivers: number;
   servers: ServerName[];
+  transports: Transport[];
   cold: boolean;
   slowDisk: 'a' | 'b' | undefined;
   asset: string | undefined;
@@ -83,7 +89,7 @@ interface Options {
 
 function parseOptions(argv: string[]): Options {
   const flags = Flags.parse(argv, {
-    levels: 'string', 'max-sessions': 'string', 'window-s': 'string', 'warmup-s': 'string', trials: 'string', receivers: 'string', servers: 'string',
+    levels: 'string', 'max-sessions': 'string', 'window-s': 'string', 'warmup-s': 'string', trials: 'string', receivers: 'string', servers: 'string', transports: 'string',
     cold: 'boolean', 'slow-disk': 'boolean', 'slow-disk-path': 'string', asset: 'string', muxrate: 'string', python: 'string', 'all-levels': 'boolean', quick: 'boolean', out: 'string',
     'batch-window-us': 'string',
   }, USAGE);
@@ -99,6 +105,10 @@ function parseOptions(argv: string[]): Options {
     if (!SERVERS.includes(s as ServerName)) throw new Error(`--servers: unknown server '${s}'\n${USAGE}`);
     return s as ServerName;
   });
+  const transports = [...new Set(flags.list('transports') ?? ['udp'])].map((s) => {
+    if (!TRANSPORTS.includes(s as Transport)) throw new Error(`--transports: unknown transport '${s}'\n${USAGE}`);
+    return s as Transport;
+  });
   const slowPath = flags.string('slow-disk-path') ?? 'a';
   if (slowPath !== 'a' && slowPath !== 'b') throw new Error(`--slow-disk-path must be a or b\n${USAGE}`);
   const asset = flags.string('asset');
@@ -109,6 +119,7 @@ function parseOptions(argv: string[]): Options {
     trials: Math.max(1, Math.floor(flags.number('trials', { positive: true }) ?? (quick ? 1 : 3))),
     receivers: Math.max(1, Math.floor(flags.number('receivers', { positive: true }) ?? 2)),
     servers,
+    transports,
     cold: flags.has('cold'),
     slowDisk: flags.has('slow-disk') ? slowPath : undefined,
     asset: asset === undefined ? undefined : path.resolve(asset),
@@ -155,8 +166,8 @@ interface ReceiverProc {
   readonly messages: Array<{ type: string }>;
 }
 
-function startReceiver(url: string, sessions: number, capacity: number, packetMs: number, deadlineS: number, i: number): ReceiverProc {
-  const child = startChild(`receiver ${i}`, process.execPath, [RECEIVER, '--url', url, '--sessions', String(sessions), '--capacity', String(capacity),
+function startReceiver(url: string, transport: Transport, sessions: number, capacity: number, packetMs: number, deadlineS: number, i: number): ReceiverProc {
+  const child = startChild(`receiver ${i}`, process.execPath, [RECEIVER, '--url', url, '--transport', transport, '--sessions', String(sessions), '--capacity', String(capacity),
     '--packet-ms', String(packetMs), '--deadline-s', String(deadlineS)], { stdio: ['pipe', 'pipe', 'inherit'] });
   const messages: Array<{ type: string }> = [];
   createInterface({ input: child.proc.stdout! }).on('line', (line) => {
@@ -178,8 +189,8 @@ async function waitUntil(done: () => boolean, boundMs: number): Promise<boolean>
   return true;
 }
 
-/** One server, one level, one trial. */
-async function runPhase(server: ServerName, sessions: number, trialNo: number, o: Options, asset: CapacityAsset, python: string | undefined): Promise<Trial> {
+/** One server, one transport, one level, one trial. */
+async function runPhase(server: ServerName, transport: Transport, sessions: number, trialNo: number, o: Options, asset: CapacityAsset, python: string | undefined): Promise<Trial> {
   const trial: Trial = {
     trial: trialNo, figures: undefined, windowS: 0, cpuPct: Number.NaN, schedCpuPct: Number.NaN, rssMiB: Number.NaN, receiverCpuPct: Number.NaN, receiverSocketDrops: 0,
     overflow: 0, receiverErrors: [], problems: [], cacheDropped: undefined, slowDisk: undefined,
@@ -205,7 +216,7 @@ async function runPhase(server: ServerName, sessions: number, trialNo: number, o
     const n = Math.min(o.receivers, sessions);
     for (let i = 0; i < n; i++) {
       const share = Math.floor(sessions / n) + (i < sessions % n ? 1 : 0);
-      receivers.push(startReceiver(s.url, share, capacity, packetMs, deadlineS, i));
+      receivers.push(startReceiver(s.url, transport, share, capacity, packetMs, deadlineS, i));
     }
     const ready = await waitUntil(() => receivers.every((r) => r.messages.some((m) => m.type === 'ready') || r.child.exit !== undefined) || interrupted, 60_000 + 300 * sessions);
     const notReady = receivers.filter((r) => !r.messages.some((m) => m.type === 'ready'));
@@ -283,7 +294,7 @@ async function runPhase(server: ServerName, sessions: number, trialNo: number, o
   return trial;
 }
 
-function rowOf(server: ServerName, sessions: number, trials: Trial[], o: Options, nominalGapMs: number): Row {
+function rowOf(server: ServerName, transport: Transport, sessions: number, trials: Trial[], o: Options, nominalGapMs: number): Row {
   const med = (f: (t: Trial) => number): number => {
     const v = trials.map(f).filter(Number.isFinite).sort((a, b) => a - b);
     return v.length ? v[Math.ceil(v.length / 2) - 1] : Number.NaN;
@@ -292,7 +303,7 @@ function rowOf(server: ServerName, sessions: number, trials: Trial[], o: Options
   const median = measured.length > 0 ? medianOfTrials(measured) : undefined;
   const verdict = median === undefined || measured.length < trials.length ? { held: false, why: 'error' } : levelHeld(median, measured, nominalGapMs);
   return {
-    server, sessions, cache: o.cold ? 'cold' : 'warm', fault: server === 'twinframe' && o.slowDisk ? `slow-disk ${o.slowDisk}` : '-',
+    server, transport, sessions, cache: o.cold ? 'cold' : 'warm', fault: server === 'twinframe' && o.slowDisk ? `slow-disk ${o.slowDisk}` : '-',
     trials, median, cpuPct: med((t) => t.cpuPct), schedCpuPct: med((t) => t.schedCpuPct), rssMiB: med((t) => t.rssMiB), receiverCpuPct: med((t) => t.receiverCpuPct),
     receiverSocketDrops: Math.max(0, ...trials.map((t) => t.receiverSocketDrops)), ...verdict,
   };
@@ -330,36 +341,40 @@ async function main(): Promise<number> {
 
     console.log(`twinframe capacity bench — ${started.toISOString()}, node ${process.version}, ${cpus().length} CPUs, code ${codeVersion()}`);
     console.log(`  asset ${asset.source}: ${(asset.bitsPerSecond / 1e6).toFixed(3)} Mbit/s, ${asset.durationS.toFixed(1)} s; nominal gap ${nominalGapMs.toFixed(2)} ms, limit gap p99 ${(nominalGapMs + 1).toFixed(2)} ms`);
-    console.log(`  servers ${servers.join(', ')}; levels ${o.levels.join(',')}; ${o.trials} trial(s); warm-up ${o.warmupS} s, window ${o.windowS} s; ${o.receivers} receiver process(es)`
+    console.log(`  servers ${servers.join(', ')}; transports ${o.transports.join(', ')}; levels ${o.levels.join(',')}; ${o.trials} trial(s); warm-up ${o.warmupS} s, window ${o.windowS} s; ${o.receivers} receiver process(es)`
       + `${o.cold ? '; page cache dropped before every phase' : ''}${o.slowDisk ? `; slow-disk injected into twinframe path ${o.slowDisk} at every window's start` : ''}`);
     if (peerMissing !== undefined) console.log(`  NOTE: ${peerMissing}; the peer is skipped`);
     console.log(`  load average at start ${load0.map((x) => x.toFixed(2)).join(' ')}`);
 
-    const active = new Set(servers);
+    // Every server × transport, in that order within a trial; one leaves the run once it misses a level (unless --all-levels).
+    const active = servers.flatMap((server) => o.transports.map((transport) => ({ server, transport })));
     for (const level of o.levels) {
-      if (active.size === 0 || interrupted) break;
-      const trials = new Map<ServerName, Trial[]>([...active].map((s) => [s, []]));
+      if (active.length === 0 || interrupted) break;
+      const trials = active.map(() => [] as Trial[]);
       for (let t = 1; t <= o.trials && !interrupted; t++) {
-        for (const server of active) {
+        for (const [k, { server, transport }] of active.entries()) {
           if (interrupted) break;
-          process.stderr.write(`capacity: ${server} ${level} session(s), trial ${t}/${o.trials}…\n`);
-          const trial = await runPhase(server, level, t, o, asset, python);
-          trials.get(server)!.push(trial);
+          process.stderr.write(`capacity: ${server} ${transport} ${level} session(s), trial ${t}/${o.trials}…\n`);
+          const trial = await runPhase(server, transport, level, t, o, asset, python);
+          trials[k].push(trial);
           const fig = trial.figures;
-          process.stderr.write(`capacity: ${server} ${level}: cpu ${trial.cpuPct.toFixed(1)} %, gap p99 worst ${fig?.gapP99Ms.worst.toFixed(2) ?? '-'} ms, lost ${fig?.lost ?? '-'}`
+          process.stderr.write(`capacity: ${server} ${transport} ${level}: cpu ${trial.cpuPct.toFixed(1)} %, gap p99 worst ${fig?.gapP99Ms.worst.toFixed(2) ?? '-'} ms, lost ${fig?.lost ?? '-'}`
             + `${trial.problems.length ? `; ${trial.problems.join('; ')}` : ''}\n`);
         }
       }
-      for (const server of [...active]) {
-        const row = rowOf(server, level, trials.get(server)!, o, nominalGapMs);
+      const missed = new Set<number>();
+      for (const [k, { server, transport }] of active.entries()) {
+        const row = rowOf(server, transport, level, trials[k], o, nominalGapMs);
         rows.push(row);
-        if (!row.held && !o.allLevels) active.delete(server);
+        if (!row.held && !o.allLevels) missed.add(k);
       }
+      for (const k of [...missed].sort((a, b) => b - a)) active.splice(k, 1);
     }
 
     const load1 = loadavg();
-    const fits = memoryFits(rows, servers);
-    const t = targets(rows);
+    const fits = memoryFits(rows, servers, o.transports);
+    const t = Object.fromEntries(o.transports.map((tr) => [tr, targets(rows, tr)]));
+    const costs = transportCosts(rows);
     console.log('');
     console.log(table(rows));
     console.log('');
@@ -367,6 +382,7 @@ async function main(): Promise<number> {
     console.log('srv MiB: its largest RSS. gap (ms): inter-arrival gaps per session, p50 of the median session, p99 and max of the median and the worst');
     console.log('session; pcr (ms): spread of arrival against the stream\'s PCR clock (p99 − p1 per session); lost/dup: RTP seq; stalls: gaps > 100 ms;');
     console.log(`rcv drop: datagrams the receivers' own sockets dropped (counted in lost too). held: gap p99 worst ≤ ${(nominalGapMs + 1).toFixed(2)} ms, no loss.`);
+    if (o.transports.includes('tcp')) console.log('transport tcp: RTP interleaved on the RTSP connection; a frame\'s arrival is when the receiver\'s parser has it whole (rcv drop is 0: TCP drops nothing).');
     for (const r of rows) {
       for (const tr of r.trials) {
         const notes = [...tr.problems, ...tr.receiverErrors];
@@ -376,11 +392,14 @@ async function main(): Promise<number> {
           const failed = tr.slowDisk.failures.map((x) => `${x.path ?? '?'} (${x.cause ?? '?'}${x.wasActive ? ', sending' : ''})`);
           notes.push(`slow-disk on path ${tr.slowDisk.path}: ${failed.length ? `failed: ${failed.join(', ')}` : 'no path failed'}; stalls ${tr.figures?.stalls ?? '-'}, lost ${tr.figures?.lost ?? '-'}, gap max ${tr.figures?.gapMaxMs.worst.toFixed(1) ?? '-'} ms`);
         }
-        for (const n of notes) console.log(`  ! ${r.server} ${r.sessions} trial ${tr.trial}: ${n}`);
+        for (const n of notes) console.log(`  ! ${r.server} ${r.transport} ${r.sessions} trial ${tr.trial}: ${n}`);
       }
     }
     console.log('');
-    for (const l of targetLines(t, fits)) console.log(l);
+    for (const tr of o.transports) for (const l of targetLines(t[tr], o.transports.length > 1 ? `${tr.toUpperCase()}: ` : '')) console.log(l);
+    for (const l of memoryLines(fits)) console.log(l);
+    if (costs.length > 0) console.log('');
+    for (const l of transportCostLines(costs)) console.log(l);
     console.log(`load average at start ${load0.map((x) => x.toFixed(2)).join(' ')}, at end ${load1.map((x) => x.toFixed(2)).join(' ')} (CPU figures need a quiet machine)`);
 
     mkdirSync(o.out, { recursive: true });
@@ -389,7 +408,7 @@ async function main(): Promise<number> {
       bench: 'capacity', startedAt: started.toISOString(), finishedAt: new Date().toISOString(), node: process.version, cpus: cpus().length, code: codeVersion(),
       interrupted, options: o, peer: python !== undefined ? { python } : { missing: peerMissing ?? 'not asked for' },
       asset: { source: asset.source, bitsPerSecond: asset.bitsPerSecond, durationS: asset.durationS, nominalGapMs },
-      loadavg: { start: load0, end: load1 }, rows, memory: fits, targets: t,
+      loadavg: { start: load0, end: load1 }, rows, memory: fits, targets: t, transportCosts: costs,
     };
     // NaN, ±Infinity and undefined (a figure or target not measured) are written as null.
     writeFileSync(file, JSON.stringify(json, (_k, v: unknown) => ((typeof v === 'number' && !Number.isFinite(v)) || v === undefined ? null : v), 1));

@@ -85,6 +85,9 @@ export function rssMiB(pid: number | undefined): number {
 // The servers
 
 export type ServerName = 'twinframe' | 'gstreamer';
+/** How the media reaches the receivers: RTP/UDP datagrams, or RTP frames interleaved on the RTSP connection. */
+export type Transport = 'udp' | 'tcp';
+export const TRANSPORTS: readonly Transport[] = ['udp', 'tcp'];
 
 export interface RunningServer {
   readonly name: ServerName;

@@ -33,6 +33,12 @@ export interface RtspClientOptions {
   readonly timeoutMs?: number;
   /** Sent with every request. */
   readonly userAgent?: string;
+  /**
+   * Receives every interleaved frame (RTP and RTCP on the connection) as it is
+   * parsed, instead of the `frames` array: for a long-running client that must
+   * not accumulate the stream (bench/capacity/receiver.ts).
+   */
+  readonly onFrame?: (channel: number, payload: Buffer) => void;
 }
 
 export interface RequestOptions {
@@ -59,9 +65,9 @@ export class RtspClient {
   readonly responses: RtspResponse[] = [];
 
   readonly #socket: net.Socket;
-  /** Interleaved frames received between responses (RTP and RTCP on the connection), in order. */
+  /** Interleaved frames received between responses (RTP and RTCP on the connection), in order; empty when the options give onFrame. */
   readonly frames: Array<{ readonly channel: number; readonly payload: Buffer }> = [];
-  readonly #parser = new RtspResponseParser({ maxBodyBytes: 1024 * 1024 }, (channel, payload) => this.frames.push({ channel, payload }));
+  readonly #parser: RtspResponseParser;
   readonly #userAgent: string;
   readonly #inbox: RtspResponse[] = [];
   #waiters: Waiter[] = [];
@@ -76,6 +82,7 @@ export class RtspClient {
     this.port = options.port;
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.#userAgent = options.userAgent ?? 'twinframe-test-client';
+    this.#parser = new RtspResponseParser({ maxBodyBytes: 1024 * 1024 }, options.onFrame ?? ((channel, payload) => this.frames.push({ channel, payload })));
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     this.#closedPromise = new Promise((resolve) => {
       socket.on('close', () => {
