@@ -63,6 +63,7 @@ const USAGE = `usage: node dist/bench/capacity/run.js [options]
   --asset FILE         play this CBR .ts instead of generating one (must outlast set-up + warm-up + window)
   --muxrate BPS        mux rate of the generated asset (default 3500000)
   --python PATH        the interpreter with GStreamer's bindings (default /usr/bin/python3, else python3)
+  --peer-nodelay       the peer sets TCP_NODELAY on its RTSP connections (it leaves Nagle on by itself; twinframe sets it)
   --all-levels         run every level even after a server missed one (its later rows still say held NO)
   --quick              levels 1,50, 10 s window, 3 s warm-up, 1 trial, --all-levels
   --batch-window-us N  twinframe's pacing.batchWindowUs (default: its configured default)
@@ -81,6 +82,8 @@ interface Options {
   asset: string | undefined;
   muxrate: number;
   python: string | undefined;
+  /** The peer sets TCP_NODELAY on its connections (gst-peer.py --nodelay). */
+  peerNodelay: boolean;
   allLevels: boolean;
   /** twinframe's pacing.batchWindowUs; its default when undefined. */
   batchWindowUs: number | undefined;
@@ -90,7 +93,7 @@ interface Options {
 function parseOptions(argv: string[]): Options {
   const flags = Flags.parse(argv, {
     levels: 'string', 'max-sessions': 'string', 'window-s': 'string', 'warmup-s': 'string', trials: 'string', receivers: 'string', servers: 'string', transports: 'string',
-    cold: 'boolean', 'slow-disk': 'boolean', 'slow-disk-path': 'string', asset: 'string', muxrate: 'string', python: 'string', 'all-levels': 'boolean', quick: 'boolean', out: 'string',
+    cold: 'boolean', 'slow-disk': 'boolean', 'slow-disk-path': 'string', asset: 'string', muxrate: 'string', python: 'string', 'all-levels': 'boolean', quick: 'boolean', out: 'string', 'peer-nodelay': 'boolean',
     'batch-window-us': 'string',
   }, USAGE);
   const quick = flags.has('quick');
@@ -125,6 +128,7 @@ function parseOptions(argv: string[]): Options {
     asset: asset === undefined ? undefined : path.resolve(asset),
     muxrate: Math.floor(flags.number('muxrate', { positive: true }) ?? 3_500_000),
     python: flags.string('python'),
+    peerNodelay: flags.has('peer-nodelay'),
     allLevels: flags.has('all-levels') || quick,
     batchWindowUs: flags.number('batch-window-us', { positive: true }),
     out: path.resolve(flags.string('out') ?? path.join(ROOT, 'bench/results')),
@@ -205,7 +209,7 @@ async function runPhase(server: ServerName, transport: Transport, sessions: numb
         // Every session's rate twice over, in kbit/s: admission must not cap the bench.
         bandwidthKbps: Math.ceil(((sessions + 10) * asset.bitsPerSecond * 2) / 1000), faultInjection: o.slowDisk !== undefined, batchWindowUs: o.batchWindowUs,
       })
-      : await startPeer(ROOT, python!, asset.file, tmp);
+      : await startPeer(ROOT, python!, asset.file, tmp, o.peerNodelay);
     const s = srv;
     if (o.cold) trial.cacheDropped = dropPageCache();
 
@@ -342,7 +346,7 @@ async function main(): Promise<number> {
     console.log(`twinframe capacity bench — ${started.toISOString()}, node ${process.version}, ${cpus().length} CPUs, code ${codeVersion()}`);
     console.log(`  asset ${asset.source}: ${(asset.bitsPerSecond / 1e6).toFixed(3)} Mbit/s, ${asset.durationS.toFixed(1)} s; nominal gap ${nominalGapMs.toFixed(2)} ms, limit gap p99 ${(nominalGapMs + 1).toFixed(2)} ms`);
     console.log(`  servers ${servers.join(', ')}; transports ${o.transports.join(', ')}; levels ${o.levels.join(',')}; ${o.trials} trial(s); warm-up ${o.warmupS} s, window ${o.windowS} s; ${o.receivers} receiver process(es)`
-      + `${o.cold ? '; page cache dropped before every phase' : ''}${o.slowDisk ? `; slow-disk injected into twinframe path ${o.slowDisk} at every window's start` : ''}`);
+      + `${o.peerNodelay ? '; the peer sets TCP_NODELAY' : ''}${o.cold ? '; page cache dropped before every phase' : ''}${o.slowDisk ? `; slow-disk injected into twinframe path ${o.slowDisk} at every window's start` : ''}`);
     if (peerMissing !== undefined) console.log(`  NOTE: ${peerMissing}; the peer is skipped`);
     console.log(`  load average at start ${load0.map((x) => x.toFixed(2)).join(' ')}`);
 

@@ -179,14 +179,14 @@ export function findPeerPython(root: string, given: string | undefined): { pytho
   };
 }
 
-/** The GStreamer peer on a free port; resolves once it prints 'ready'. */
-export async function startPeer(root: string, python: string, asset: string, tmp: string): Promise<RunningServer> {
+/** The GStreamer peer on a free port (`nodelay`: TCP_NODELAY on its connections); resolves once it prints 'ready'. */
+export async function startPeer(root: string, python: string, asset: string, tmp: string, nodelay: boolean): Promise<RunningServer> {
   const port = await freePort();
   const logFile = path.join(tmp, 'gst-peer.log');
   const logFd = openSync(logFile, 'w');
   let child: Child;
   try {
-    child = startChild('gst-peer', python, [path.join(root, 'bench/capacity/gst-peer.py'), String(port), asset], { stdio: ['ignore', 'pipe', logFd] });
+    child = startChild('gst-peer', python, [path.join(root, 'bench/capacity/gst-peer.py'), String(port), asset, ...(nodelay ? ['--nodelay'] : [])], { stdio: ['ignore', 'pipe', logFd] });
   } finally {
     closeSync(logFd);
   }
