@@ -4,11 +4,14 @@
 // that one datagram lost, one duplicated, two swapped, one 2 ms late. Gaps,
 // loss, duplicates, reordering and the PCR spread must come out exactly so; then
 // the PCR reader on a built datagram, the level summary, the medians over
-// trials, the held verdict, the asset's bit rate and the memory fit.
+// trials, the held verdict, the asset's bit rate and the memory fit; and the
+// report's per-transport figures (targets, memory fit, TCP against UDP).
 
 import test from 'ava';
 import { analyseSession, fitLine, levelHeld, medianOfTrials, readPcr, summarizeLevel, type SessionFigures } from '../bench/capacity/analysis.js';
 import { pcrBitrate } from '../bench/capacity/asset.js';
+import { memoryFits, targets, transportCostLines, transportCosts, type Row } from '../bench/capacity/report.js';
+import type { ServerName, Transport } from '../bench/capacity/servers.js';
 import { leakCheck } from './helpers/leak-check.js';
 
 const PACKET_MS = 0.5;
@@ -145,6 +148,48 @@ test('pcrBitrate: bytes between the first and the last PCR over their time', (t)
     writePcr(ts, off, p * 188 * 8 * 27); // 27 MHz ticks at 1 bit/µs
   }
   t.true(Math.abs(pcrBitrate(ts) - 1e6) < 1, String(pcrBitrate(ts)));
+});
+
+/** A report row with just the figures the report reads. */
+function row(server: ServerName, transport: Transport, sessions: number, cpuPct: number, p99Worst: number, rssMiB: number, held = true): Row {
+  const session: SessionFigures = {
+    received: 100, lost: held ? 0 : 2, duplicated: 0, reordered: 0, gapMs: { p50: 3, p99: p99Worst, max: 2 * p99Worst }, stalls: 0, pcrSpreadMs: 1, pcrCount: 10, silentAtEndMs: 5,
+  };
+  return {
+    server, transport, sessions, cache: 'warm', fault: '-', trials: [], median: summarizeLevel([session]),
+    cpuPct, schedCpuPct: cpuPct, rssMiB, receiverCpuPct: 1, receiverSocketDrops: 0, held, why: held ? '' : 'lost 2',
+  };
+}
+
+test('report: targets and memory per transport, TCP against UDP per server and level', (t) => {
+  const rows = [
+    row('twinframe', 'udp', 1, 10, 3.3, 130), row('twinframe', 'tcp', 1, 12, 3.5, 131),
+    row('gstreamer', 'udp', 1, 4, 3.2, 26), row('gstreamer', 'tcp', 1, 4, 3.4, 26),
+    row('twinframe', 'udp', 50, 30, 3.6, 150), row('twinframe', 'tcp', 50, 45, 3.9, 160),
+    row('gstreamer', 'udp', 50, 66, 3.3, 51), row('gstreamer', 'tcp', 50, 80, 5, 56, false),
+    row('twinframe', 'udp', 100, 45, 3.7, 170), // no TCP row at 100: no comparison there
+  ];
+  const udp = targets(rows, 'udp');
+  t.deepEqual(udp.cpuAt50, { ok: true, twinframe: 30, gstreamer: 66 });
+  t.is(udp.sessions.gstreamer, 50);
+  const tcp = targets(rows, 'tcp');
+  t.deepEqual(tcp.cpuAt50, { ok: false, twinframe: 45, gstreamer: 80 });
+  t.deepEqual(tcp.gapP99At50, { ok: true, twinframe: 3.9, gstreamer: 5 });
+  t.is(tcp.sessions.gstreamer, 1, 'the peer missed 50 over TCP');
+
+  const fits = memoryFits(rows, ['twinframe'], ['udp', 'tcp']);
+  t.deepEqual(fits.map((m) => [m.transport, m.points.length]), [['udp', 3], ['tcp', 2]]);
+  t.true(Math.abs(fits[1].perSessionKiB - (29 / 49) * 1024) < 1e-6, String(fits[1].perSessionKiB));
+
+  const costs = transportCosts(rows);
+  t.deepEqual(costs.map((c) => `${c.server} ${c.sessions}`), ['twinframe 1', 'gstreamer 1', 'twinframe 50', 'gstreamer 50']);
+  const tf50 = costs[2];
+  t.is(tf50.cpuRatio, 1.5);
+  t.deepEqual(tf50.gapP99WorstMs, { udp: 3.6, tcp: 3.9 });
+  t.deepEqual(costs[3].held, { udp: true, tcp: false });
+  t.deepEqual(costs[3].lost, { udp: 0, tcp: 2 });
+  t.is(transportCostLines([tf50])[0], 'twinframe 50 session(s), TCP against UDP: CPU 45.0 % vs 30.0 % (× 1.50), gap p99 worst 3.90 vs 3.60 ms, '
+    + 'gap max worst 7.8 vs 7.2 ms, lost/dup 0/0 vs 0/0, held yes vs yes');
 });
 
 leakCheck(test);

@@ -5,12 +5,18 @@
 # RTP packet so that each datagram is paced:
 #   ( filesrc location=FILE ! tsparse set-timestamps=true alignment=7 ! rtpmp2tpay name=pay0 pt=33 )
 #
-#   /usr/bin/python3 bench/capacity/gst-peer.py PORT FILE      (prints "ready" once it listens)
+#   /usr/bin/python3 bench/capacity/gst-peer.py PORT FILE [--nodelay]   (prints "ready" once it listens)
 #   /usr/bin/python3 bench/capacity/gst-peer.py --check        (exit 0 when every part is installed)
+#
+# The server leaves Nagle's algorithm on for its RTSP connections (it sets no
+# TCP_NODELAY): with the viewer's delayed ACKs, RTP interleaved on the
+# connection then leaves in bunches ~40 ms apart. --nodelay sets TCP_NODELAY on
+# every client's connection, as twinframe does on its own.
 #
 # Debian packages: python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp
 # gstreamer1.0-plugins-bad (tsparse) gstreamer1.0-plugins-good (rtpmp2tpay).
 import signal
+import socket
 import sys
 
 import gi
@@ -28,6 +34,7 @@ if sys.argv[1:] == ['--check']:
     sys.exit(0)
 
 port, location = sys.argv[1], sys.argv[2]
+nodelay = '--nodelay' in sys.argv[3:]
 server = GstRtspServer.RTSPServer()
 server.set_address('127.0.0.1')
 server.set_service(port)
@@ -35,6 +42,14 @@ factory = GstRtspServer.RTSPMediaFactory()
 factory.set_launch('( filesrc location="%s" ! tsparse set-timestamps=true alignment=7 ! rtpmp2tpay name=pay0 pt=33 )' % location)
 factory.set_shared(False)
 server.get_mount_points().add_factory('/capacity', factory)
+
+
+def set_nodelay(_server, client):
+    client.get_connection().get_read_socket().set_option(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+if nodelay:
+    server.connect('client-connected', set_nodelay)
 if server.attach(None) == 0:
     sys.stderr.write('gst-peer: cannot listen on 127.0.0.1:%s\n' % port)
     sys.exit(1)

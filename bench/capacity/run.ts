@@ -4,9 +4,13 @@
 // datagram. See bench/README.md, section capacity.
 //
 //   node dist/bench/capacity/run.js [--levels 1,50,100] [--max-sessions N] [--window-s 20] [--trials 3]
-//                                   [--cold] [--slow-disk] … (--help)
+//                                   [--transports udp,tcp] [--cold] [--slow-disk] … (--help)
 //
-// Per level, per trial, per server: a fresh server process (only that one runs),
+// --transports udp,tcp measures each server twice, the media as RTP/UDP
+// datagrams and as RTP frames interleaved on the RTSP connection
+// (RTP/AVP/TCP;unicast;interleaved=0-1), side by side in the same invocation.
+//
+// Per level, per trial, per server, per transport: a fresh server process (only that one runs),
 // then the receivers (child processes at normal priority, bench/capacity/
 // receiver.ts) open their share of the sessions and play them from the start;
 // after --warmup-s the measured window (--window-s): the server's CPU from
@@ -31,11 +35,11 @@ import { readLog } from '../server-log.js';
 import { cpuSeconds, sleep } from '../lib.js';
 import { levelHeld, medianOfTrials, summarizeLevel, TS_PACKET_BYTES, type SessionFigures } from './analysis.js';
 import { prepareAsset, type CapacityAsset } from './asset.js';
-import { memoryFits, table, targetLines, targets, type Row, type Trial } from './report.js';
+import { memoryFits, memoryLines, table, targetLines, targets, transportCostLines, transportCosts, type Row, type Trial } from './report.js';
 import { Scraper } from './scraper.js';
 import {
   findPeerPython, processCpuSeconds, tail, rssMiB, startChild, startPeer, startTwinframe, stopAllChildren, stopChild,
-  type Child, type RunningServer, type ServerName,
+  TRANSPORTS, type Child, type RunningServer, type ServerName, type Transport,
 } from './servers.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -53,12 +57,14 @@ const USAGE = `usage: node dist/bench/capacity/run.js [options]
   --trials N           trials per level and server; the table shows medians (default 3)
   --receivers N        receiver processes the sessions are spread over (default 2)
   --servers LIST       twinframe,gstreamer (default both)
+  --transports LIST    udp,tcp: RTP/UDP and/or RTP interleaved on the RTSP connection, each server once per transport (default udp)
   --cold               drop the page cache before every phase (root: /proc/sys/vm/drop_caches)
   --slow-disk          inject the fault kind slow-disk into one twinframe path at the window's start
   --slow-disk-path P   the path it hits: a or b (default a)
   --asset FILE         play this CBR .ts instead of generating one (must outlast set-up + warm-up + window)
   --muxrate BPS        mux rate of the generated asset (default 3500000)
   --python PATH        the interpreter with GStreamer's bindings (default /usr/bin/python3, else python3)
+  --peer-nodelay       the peer sets TCP_NODELAY on its RTSP connections (it leaves Nagle on by itself; twinframe sets it)
   --all-levels         run every level even after a server missed one (its later rows still say held NO)
   --quick              levels 1,50, 10 s window, 3 s warm-up, 1 trial, --all-levels
   --batch-window-us N  twinframe's pacing.batchWindowUs (default: its configured default)
@@ -73,11 +79,14 @@ interface Options {
   trials: number;
   receivers: number;
   servers: ServerName[];
+  transports: Transport[];
   cold: boolean;
   slowDisk: 'a' | 'b' | undefined;
   asset: string | undefined;
   muxrate: number;
   python: string | undefined;
+  /** The peer sets TCP_NODELAY on its connections (gst-peer.py --nodelay). */
+  peerNodelay: boolean;
   allLevels: boolean;
   /** twinframe's pacing.batchWindowUs; its default when undefined. */
   batchWindowUs: number | undefined;
@@ -88,8 +97,8 @@ interface Options {
 
 function parseOptions(argv: string[]): Options {
   const flags = Flags.parse(argv, {
-    levels: 'string', 'max-sessions': 'string', 'window-s': 'string', 'warmup-s': 'string', trials: 'string', receivers: 'string', servers: 'string',
-    cold: 'boolean', 'slow-disk': 'boolean', 'slow-disk-path': 'string', asset: 'string', muxrate: 'string', python: 'string', 'all-levels': 'boolean', quick: 'boolean', out: 'string',
+    levels: 'string', 'max-sessions': 'string', 'window-s': 'string', 'warmup-s': 'string', trials: 'string', receivers: 'string', servers: 'string', transports: 'string',
+    cold: 'boolean', 'slow-disk': 'boolean', 'slow-disk-path': 'string', asset: 'string', muxrate: 'string', python: 'string', 'all-levels': 'boolean', quick: 'boolean', out: 'string', 'peer-nodelay': 'boolean',
     'batch-window-us': 'string', 'scrape-ms': 'string',
   }, USAGE);
   const quick = flags.has('quick');
@@ -104,6 +113,10 @@ function parseOptions(argv: string[]): Options {
     if (!SERVERS.includes(s as ServerName)) throw new Error(`--servers: unknown server '${s}'\n${USAGE}`);
     return s as ServerName;
   });
+  const transports = [...new Set(flags.list('transports') ?? ['udp'])].map((s) => {
+    if (!TRANSPORTS.includes(s as Transport)) throw new Error(`--transports: unknown transport '${s}'\n${USAGE}`);
+    return s as Transport;
+  });
   const slowPath = flags.string('slow-disk-path') ?? 'a';
   if (slowPath !== 'a' && slowPath !== 'b') throw new Error(`--slow-disk-path must be a or b\n${USAGE}`);
   const asset = flags.string('asset');
@@ -114,11 +127,13 @@ function parseOptions(argv: string[]): Options {
     trials: Math.max(1, Math.floor(flags.number('trials', { positive: true }) ?? (quick ? 1 : 3))),
     receivers: Math.max(1, Math.floor(flags.number('receivers', { positive: true }) ?? 2)),
     servers,
+    transports,
     cold: flags.has('cold'),
     slowDisk: flags.has('slow-disk') ? slowPath : undefined,
     asset: asset === undefined ? undefined : path.resolve(asset),
     muxrate: Math.floor(flags.number('muxrate', { positive: true }) ?? 3_500_000),
     python: flags.string('python'),
+    peerNodelay: flags.has('peer-nodelay'),
     allLevels: flags.has('all-levels') || quick,
     batchWindowUs: flags.number('batch-window-us', { positive: true }),
     scrapeMs: flags.number('scrape-ms', { positive: true }),
@@ -161,8 +176,8 @@ interface ReceiverProc {
   readonly messages: Array<{ type: string }>;
 }
 
-function startReceiver(url: string, sessions: number, capacity: number, packetMs: number, deadlineS: number, i: number): ReceiverProc {
-  const child = startChild(`receiver ${i}`, process.execPath, [RECEIVER, '--url', url, '--sessions', String(sessions), '--capacity', String(capacity),
+function startReceiver(url: string, transport: Transport, sessions: number, capacity: number, packetMs: number, deadlineS: number, i: number): ReceiverProc {
+  const child = startChild(`receiver ${i}`, process.execPath, [RECEIVER, '--url', url, '--transport', transport, '--sessions', String(sessions), '--capacity', String(capacity),
     '--packet-ms', String(packetMs), '--deadline-s', String(deadlineS)], { stdio: ['pipe', 'pipe', 'inherit'] });
   const messages: Array<{ type: string }> = [];
   createInterface({ input: child.proc.stdout! }).on('line', (line) => {
@@ -184,9 +199,9 @@ async function waitUntil(done: () => boolean, boundMs: number): Promise<boolean>
   return true;
 }
 
-/** One server, one level, one trial; `scrapeMs`: twinframe's metrics scraped this often during the window. */
+/** One server, one transport, one level, one trial; `scrapeMs`: twinframe's metrics scraped this often during the window. */
 async function runPhase(
-  server: ServerName, sessions: number, trialNo: number, o: Options, asset: CapacityAsset, python: string | undefined, scrapeMs: number | undefined,
+  server: ServerName, transport: Transport, sessions: number, trialNo: number, o: Options, asset: CapacityAsset, python: string | undefined, scrapeMs: number | undefined,
 ): Promise<Trial> {
   const trial: Trial = {
     trial: trialNo, figures: undefined, windowS: 0, cpuPct: Number.NaN, schedCpuPct: Number.NaN, rssMiB: Number.NaN, receiverCpuPct: Number.NaN, receiverSocketDrops: 0,
@@ -202,7 +217,7 @@ async function runPhase(
         // Every session's rate twice over, in kbit/s: admission must not cap the bench.
         bandwidthKbps: Math.ceil(((sessions + 10) * asset.bitsPerSecond * 2) / 1000), faultInjection: o.slowDisk !== undefined, batchWindowUs: o.batchWindowUs,
       })
-      : await startPeer(ROOT, python!, asset.file, tmp);
+      : await startPeer(ROOT, python!, asset.file, tmp, o.peerNodelay);
     const s = srv;
     if (o.cold) trial.cacheDropped = dropPageCache();
 
@@ -213,7 +228,7 @@ async function runPhase(
     const n = Math.min(o.receivers, sessions);
     for (let i = 0; i < n; i++) {
       const share = Math.floor(sessions / n) + (i < sessions % n ? 1 : 0);
-      receivers.push(startReceiver(s.url, share, capacity, packetMs, deadlineS, i));
+      receivers.push(startReceiver(s.url, transport, share, capacity, packetMs, deadlineS, i));
     }
     const ready = await waitUntil(() => receivers.every((r) => r.messages.some((m) => m.type === 'ready') || r.child.exit !== undefined) || interrupted, 60_000 + 300 * sessions);
     const notReady = receivers.filter((r) => !r.messages.some((m) => m.type === 'ready'));
@@ -294,7 +309,7 @@ async function runPhase(
   return trial;
 }
 
-function rowOf(server: ServerName, sessions: number, trials: Trial[], o: Options, nominalGapMs: number, scrapeMs: number | undefined): Row {
+function rowOf(server: ServerName, transport: Transport, sessions: number, trials: Trial[], o: Options, nominalGapMs: number, scrapeMs: number | undefined): Row {
   const med = (f: (t: Trial) => number): number => {
     const v = trials.map(f).filter(Number.isFinite).sort((a, b) => a - b);
     return v.length ? v[Math.ceil(v.length / 2) - 1] : Number.NaN;
@@ -303,7 +318,7 @@ function rowOf(server: ServerName, sessions: number, trials: Trial[], o: Options
   const median = measured.length > 0 ? medianOfTrials(measured) : undefined;
   const verdict = median === undefined || measured.length < trials.length ? { held: false, why: 'error' } : levelHeld(median, measured, nominalGapMs);
   return {
-    server, sessions, cache: o.cold ? 'cold' : 'warm',
+    server, transport, sessions, cache: o.cold ? 'cold' : 'warm',
     fault: [server === 'twinframe' && o.slowDisk ? `slow-disk ${o.slowDisk}` : '', scrapeMs !== undefined ? `scrape ${scrapeMs} ms` : ''].filter(Boolean).join(', ') || '-',
     trials, median, cpuPct: med((t) => t.cpuPct), schedCpuPct: med((t) => t.schedCpuPct), rssMiB: med((t) => t.rssMiB), receiverCpuPct: med((t) => t.receiverCpuPct),
     receiverSocketDrops: Math.max(0, ...trials.map((t) => t.receiverSocketDrops)), ...verdict,
@@ -342,40 +357,45 @@ async function main(): Promise<number> {
 
     console.log(`twinframe capacity bench — ${started.toISOString()}, node ${process.version}, ${cpus().length} CPUs, code ${codeVersion()}`);
     console.log(`  asset ${asset.source}: ${(asset.bitsPerSecond / 1e6).toFixed(3)} Mbit/s, ${asset.durationS.toFixed(1)} s; nominal gap ${nominalGapMs.toFixed(2)} ms, limit gap p99 ${(nominalGapMs + 1).toFixed(2)} ms`);
-    console.log(`  servers ${servers.join(', ')}; levels ${o.levels.join(',')}; ${o.trials} trial(s); warm-up ${o.warmupS} s, window ${o.windowS} s; ${o.receivers} receiver process(es)`
-      + `${o.cold ? '; page cache dropped before every phase' : ''}${o.slowDisk ? `; slow-disk injected into twinframe path ${o.slowDisk} at every window's start` : ''}`);
+    console.log(`  servers ${servers.join(', ')}; transports ${o.transports.join(', ')}; levels ${o.levels.join(',')}; ${o.trials} trial(s); warm-up ${o.warmupS} s, window ${o.windowS} s; ${o.receivers} receiver process(es)`
+      + `${o.peerNodelay ? '; the peer sets TCP_NODELAY' : ''}${o.cold ? '; page cache dropped before every phase' : ''}${o.slowDisk ? `; slow-disk injected into twinframe path ${o.slowDisk} at every window's start` : ''}`);
     if (peerMissing !== undefined) console.log(`  NOTE: ${peerMissing}; the peer is skipped`);
     console.log(`  load average at start ${load0.map((x) => x.toFixed(2)).join(' ')}`);
 
-    const active = new Set(servers);
+    // Every server × transport, in that order within a trial; one leaves the run once it misses a level (unless --all-levels).
+    const active = servers.flatMap((server) => o.transports.map((transport) => ({ server, transport })));
     for (const level of o.levels) {
-      if (active.size === 0 || interrupted) break;
-      // Each server's phases: twinframe's twice with --scrape-ms (unscraped, then scraped), back to back.
-      const phases = [...active].flatMap((server) => (server === 'twinframe' && o.scrapeMs !== undefined ? [undefined, o.scrapeMs] : [undefined]).map((scrapeMs) => ({ server, scrapeMs, trials: [] as Trial[] })));
+      if (active.length === 0 || interrupted) break;
+      // Each server × transport's phases: twinframe's twice with --scrape-ms (unscraped, then scraped), back to back.
+      const phases = active.flatMap(({ server, transport }) => (server === 'twinframe' && o.scrapeMs !== undefined ? [undefined, o.scrapeMs] : [undefined])
+        .map((scrapeMs) => ({ server, transport, scrapeMs, trials: [] as Trial[] })));
       for (let t = 1; t <= o.trials && !interrupted; t++) {
         for (const phase of phases) {
           if (interrupted) break;
-          const what = `${phase.server}${phase.scrapeMs !== undefined ? ` (scraped every ${phase.scrapeMs} ms)` : ''}`;
+          const what = `${phase.server} ${phase.transport}${phase.scrapeMs !== undefined ? ` (scraped every ${phase.scrapeMs} ms)` : ''}`;
           process.stderr.write(`capacity: ${what} ${level} session(s), trial ${t}/${o.trials}…\n`);
-          const trial = await runPhase(phase.server, level, t, o, asset, python, phase.scrapeMs);
+          const trial = await runPhase(phase.server, phase.transport, level, t, o, asset, python, phase.scrapeMs);
           phase.trials.push(trial);
           const fig = trial.figures;
           process.stderr.write(`capacity: ${what} ${level}: cpu ${trial.cpuPct.toFixed(1)} %, gap p99 worst ${fig?.gapP99Ms.worst.toFixed(2) ?? '-'} ms, lost ${fig?.lost ?? '-'}`
             + `${trial.scrape ? `, ${trial.scrape.scrapes} scrapes (p50 ${trial.scrape.p50Ms.toFixed(1)} ms)` : ''}${trial.problems.length ? `; ${trial.problems.join('; ')}` : ''}\n`);
         }
       }
+      const missed = new Set<string>();
       for (const phase of phases) {
-        const row = rowOf(phase.server, level, phase.trials, o, nominalGapMs, phase.scrapeMs);
+        const row = rowOf(phase.server, phase.transport, level, phase.trials, o, nominalGapMs, phase.scrapeMs);
         rows.push(row);
-        if (!row.held && !o.allLevels && phase.scrapeMs === undefined) active.delete(phase.server);
+        if (!row.held && !o.allLevels && phase.scrapeMs === undefined) missed.add(`${phase.server} ${phase.transport}`);
       }
+      for (let k = active.length - 1; k >= 0; k--) if (missed.has(`${active[k].server} ${active[k].transport}`)) active.splice(k, 1);
     }
 
     const load1 = loadavg();
     // The memory fit and the targets are the unscraped phases' (a scraped row repeats its level).
     const unscraped = rows.filter((r) => r.trials.every((tr) => tr.scrape === undefined));
-    const fits = memoryFits(unscraped, servers);
-    const t = targets(unscraped);
+    const fits = memoryFits(unscraped, servers, o.transports);
+    const t = Object.fromEntries(o.transports.map((tr) => [tr, targets(unscraped, tr)]));
+    const costs = transportCosts(unscraped);
     console.log('');
     console.log(table(rows));
     console.log('');
@@ -383,6 +403,7 @@ async function main(): Promise<number> {
     console.log('srv MiB: its largest RSS. gap (ms): inter-arrival gaps per session, p50 of the median session, p99 and max of the median and the worst');
     console.log('session; pcr (ms): spread of arrival against the stream\'s PCR clock (p99 − p1 per session); lost/dup: RTP seq; stalls: gaps > 100 ms;');
     console.log(`rcv drop: datagrams the receivers' own sockets dropped (counted in lost too). held: gap p99 worst ≤ ${(nominalGapMs + 1).toFixed(2)} ms, no loss.`);
+    if (o.transports.includes('tcp')) console.log('transport tcp: RTP interleaved on the RTSP connection; a frame\'s arrival is when the receiver\'s parser has it whole (rcv drop is 0: TCP drops nothing).');
     for (const r of rows) {
       for (const tr of r.trials) {
         const notes = [...tr.problems, ...tr.receiverErrors];
@@ -396,11 +417,14 @@ async function main(): Promise<number> {
           const failed = tr.slowDisk.failures.map((x) => `${x.path ?? '?'} (${x.cause ?? '?'}${x.wasActive ? ', sending' : ''})`);
           notes.push(`slow-disk on path ${tr.slowDisk.path}: ${failed.length ? `failed: ${failed.join(', ')}` : 'no path failed'}; stalls ${tr.figures?.stalls ?? '-'}, lost ${tr.figures?.lost ?? '-'}, gap max ${tr.figures?.gapMaxMs.worst.toFixed(1) ?? '-'} ms`);
         }
-        for (const n of notes) console.log(`  ! ${r.server} ${r.sessions} trial ${tr.trial}: ${n}`);
+        for (const n of notes) console.log(`  ! ${r.server} ${r.transport} ${r.sessions} trial ${tr.trial}: ${n}`);
       }
     }
     console.log('');
-    for (const l of targetLines(t, fits)) console.log(l);
+    for (const tr of o.transports) for (const l of targetLines(t[tr], o.transports.length > 1 ? `${tr.toUpperCase()}: ` : '')) console.log(l);
+    for (const l of memoryLines(fits)) console.log(l);
+    if (costs.length > 0) console.log('');
+    for (const l of transportCostLines(costs)) console.log(l);
     console.log(`load average at start ${load0.map((x) => x.toFixed(2)).join(' ')}, at end ${load1.map((x) => x.toFixed(2)).join(' ')} (CPU figures need a quiet machine)`);
 
     mkdirSync(o.out, { recursive: true });
@@ -409,7 +433,7 @@ async function main(): Promise<number> {
       bench: 'capacity', startedAt: started.toISOString(), finishedAt: new Date().toISOString(), node: process.version, cpus: cpus().length, code: codeVersion(),
       interrupted, options: o, peer: python !== undefined ? { python } : { missing: peerMissing ?? 'not asked for' },
       asset: { source: asset.source, bitsPerSecond: asset.bitsPerSecond, durationS: asset.durationS, nominalGapMs },
-      loadavg: { start: load0, end: load1 }, rows, memory: fits, targets: t,
+      loadavg: { start: load0, end: load1 }, rows, memory: fits, targets: t, transportCosts: costs,
     };
     // NaN, ±Infinity and undefined (a figure or target not measured) are written as null.
     writeFileSync(file, JSON.stringify(json, (_k, v: unknown) => ((typeof v === 'number' && !Number.isFinite(v)) || v === undefined ? null : v), 1));

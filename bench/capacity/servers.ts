@@ -85,6 +85,9 @@ export function rssMiB(pid: number | undefined): number {
 // The servers
 
 export type ServerName = 'twinframe' | 'gstreamer';
+/** How the media reaches the receivers: RTP/UDP datagrams, or RTP frames interleaved on the RTSP connection. */
+export type Transport = 'udp' | 'tcp';
+export const TRANSPORTS: readonly Transport[] = ['udp', 'tcp'];
 
 export interface RunningServer {
   readonly name: ServerName;
@@ -180,14 +183,14 @@ export function findPeerPython(root: string, given: string | undefined): { pytho
   };
 }
 
-/** The GStreamer peer on a free port; resolves once it prints 'ready'. */
-export async function startPeer(root: string, python: string, asset: string, tmp: string): Promise<RunningServer> {
+/** The GStreamer peer on a free port (`nodelay`: TCP_NODELAY on its connections); resolves once it prints 'ready'. */
+export async function startPeer(root: string, python: string, asset: string, tmp: string, nodelay: boolean): Promise<RunningServer> {
   const port = await freePort();
   const logFile = path.join(tmp, 'gst-peer.log');
   const logFd = openSync(logFile, 'w');
   let child: Child;
   try {
-    child = startChild('gst-peer', python, [path.join(root, 'bench/capacity/gst-peer.py'), String(port), asset], { stdio: ['ignore', 'pipe', logFd] });
+    child = startChild('gst-peer', python, [path.join(root, 'bench/capacity/gst-peer.py'), String(port), asset, ...(nodelay ? ['--nodelay'] : [])], { stdio: ['ignore', 'pipe', logFd] });
   } finally {
     closeSync(logFd);
   }

@@ -35,6 +35,12 @@ export interface RtspClientOptions {
   readonly userAgent?: string;
   /** Connect from this local address (127.0.0.2: a client on another host, as the server sees it). */
   readonly localAddress?: string;
+  /**
+   * Receives every interleaved frame (RTP and RTCP on the connection) as it is
+   * parsed, instead of the `frames` array: for a long-running client that must
+   * not accumulate the stream (bench/capacity/receiver.ts).
+   */
+  readonly onFrame?: (channel: number, payload: Buffer) => void;
 }
 
 export interface RequestOptions {
@@ -61,9 +67,9 @@ export class RtspClient {
   readonly responses: RtspResponse[] = [];
 
   readonly #socket: net.Socket;
-  /** Interleaved frames received between responses (RTP and RTCP on the connection), in order. */
+  /** Interleaved frames received between responses (RTP and RTCP on the connection), in order; empty when the options give onFrame. */
   readonly frames: Array<{ readonly channel: number; readonly payload: Buffer }> = [];
-  readonly #parser = new RtspResponseParser({ maxBodyBytes: 1024 * 1024 }, (channel, payload) => this.frames.push({ channel, payload }));
+  readonly #parser: RtspResponseParser;
   readonly #userAgent: string;
   readonly #inbox: RtspResponse[] = [];
   #waiters: Waiter[] = [];
@@ -78,6 +84,7 @@ export class RtspClient {
     this.port = options.port;
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.#userAgent = options.userAgent ?? 'twinframe-test-client';
+    this.#parser = new RtspResponseParser({ maxBodyBytes: 1024 * 1024 }, options.onFrame ?? ((channel, payload) => this.frames.push({ channel, payload })));
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     this.#closedPromise = new Promise((resolve) => {
       socket.on('close', () => {
