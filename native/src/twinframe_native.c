@@ -35,6 +35,10 @@
 // owned by the engine for as long as a data path may write to it: the
 // connection's own descriptor is closed by Node when the client leaves, and its
 // number may then name another file at once. closeFd closes only what dupFd made.
+// peerUid(fd): the user id of the process at the other end of a Unix socket
+// (SO_PEERCRED: what the kernel recorded at connect, not what the peer claims),
+// or -errno. The admin server serves its owner and root only.
+//
 // setSendBuffer(fd, bytes): SO_SNDBUF of a connection that carries interleaved
 // RTP (bounds what the kernel queues for a viewer that reads slowly); 0 or errno.
 //
@@ -353,6 +357,15 @@ static napi_value dup_fd(napi_env env, napi_callback_info info) {
   return int_result(env, copy);
 }
 
+static napi_value peer_uid(napi_env env, napi_callback_info info) {
+  int32_t fd = fd_argument(env, info, "peerUid(fd: non-negative integer)");
+  if (fd < 0) return NULL;
+  struct ucred cred;
+  socklen_t len = sizeof cred;
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return int_result(env, -errno);
+  return int_result(env, (int32_t)cred.uid);
+}
+
 static napi_value set_send_buffer(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
@@ -519,6 +532,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "sendBatch", NULL, send_batch, NULL, NULL, NULL, napi_default, NULL },
     { "dupFd", NULL, dup_fd, NULL, NULL, NULL, napi_default, NULL },
     { "setSendBuffer", NULL, set_send_buffer, NULL, NULL, NULL, napi_default, NULL },
+    { "peerUid", NULL, peer_uid, NULL, NULL, NULL, napi_default, NULL },
     { "closeFd", NULL, udp_close, NULL, NULL, NULL, napi_default, NULL },
     { "wireAppend", NULL, wire_append, NULL, NULL, NULL, napi_default, NULL },
     { "wireSetMedia", NULL, wire_set_media, NULL, NULL, NULL, napi_default, NULL },

@@ -28,6 +28,7 @@ import path from 'node:path';
 import { TwinframeError, isTwinframeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { OrderedConnection } from '../net/ordered-connection.js';
+import { nativeAddon } from '../shared/native.js';
 import type { AdminBackend, WatchEvent } from './backend.js';
 import {
   INTERNAL_ERROR_CODE,
@@ -55,6 +56,8 @@ export interface AdminServerOptions {
    * than buffered without bound.
    */
   readonly maxPendingWriteBytes?: number;
+  /** A client whose replies stay unread this long is dropped. Default 30 s. */
+  readonly stalledClientMs?: number;
 }
 
 type Dispatch = (backend: AdminBackend, args: never) => Promise<unknown>;
@@ -102,6 +105,22 @@ function describeFileType(st: Stats): string {
   return 'not a socket';
 }
 
+/**
+ * The socket's directory must be ours and writable by nobody else: another user who
+ * owns it, or may write in it (a pre-created /tmp directory with a predictable name),
+ * could replace the socket with one of their own and read every operator command.
+ */
+async function checkPrivateDirectory(dir: string): Promise<void> {
+  const st = await lstat(dir);
+  const self = process.getuid?.();
+  const refuse = (why: string): never => {
+    throw new TwinframeError('TF_CONFIG_INVALID', `admin socket directory ${dir} ${why}: another user could replace the socket; remove it or choose another admin.socketPath`, { dir });
+  };
+  if (!st.isDirectory()) refuse('is not a directory (a symbolic link?)');
+  if (self !== undefined && st.uid !== self) refuse(`is owned by uid ${st.uid}, not by this server's uid ${self}`);
+  if ((st.mode & 0o022) !== 0) refuse(`is writable by others (mode ${(st.mode & 0o777).toString(8)})`);
+}
+
 /** Requests queued on one connection before we stop reading from it. */
 const MAX_QUEUED_REQUESTS = 64;
 
@@ -119,6 +138,7 @@ class Connection {
     private readonly backend: AdminBackend,
     private readonly logger: Logger,
     maxPendingWriteBytes: number,
+    stalledClientMs: number,
   ) {
     // One request at a time per connection, so replies keep the request order. A
     // client that pipelines requests without reading the replies is throttled: we stop
@@ -129,10 +149,11 @@ class Connection {
       resumeAt: MAX_QUEUED_REQUESTS / 4,
       closeGraceMs: CLOSE_GRACE_MS,
       drainTo: maxPendingWriteBytes,
+      drainTimeoutMs: stalledClientMs,
       destroyWhenFlushed: true,
       // Bounds watch events only: replies are throttled by drainTo instead.
       maxUnreadBytes: maxPendingWriteBytes,
-      onUnreadLimit: (pendingBytes) => this.logger.warn({ pendingBytes }, 'admin watch client is not reading; disconnecting it'),
+      onUnreadLimit: (pendingBytes) => this.logger.warn({ pendingBytes }, 'admin client is not reading; disconnecting it'),
       onTaskError: (err) => this.logger.error({ err }, 'admin connection task failed'),
     });
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
@@ -259,6 +280,7 @@ export class AdminServer {
   private readonly logger: Logger;
   private readonly maxClients: number;
   private readonly maxPendingWriteBytes: number;
+  private readonly stalledClientMs: number;
   private server: net.Server | null = null;
   private readonly connections = new Set<Connection>();
   /** Identity of the socket file we put at socketPath, so close() removes only ours. */
@@ -270,6 +292,7 @@ export class AdminServer {
     this.logger = options.logger;
     this.maxClients = options.maxClients ?? 64;
     this.maxPendingWriteBytes = options.maxPendingWriteBytes ?? 4 * 1024 * 1024;
+    this.stalledClientMs = options.stalledClientMs ?? 30_000;
   }
 
   get path(): string {
@@ -285,6 +308,7 @@ export class AdminServer {
     }
     const dir = path.dirname(target);
     await mkdir(dir, { recursive: true, mode: 0o700 });
+    await checkPrivateDirectory(dir);
     await this.clearStaleSocket(target);
 
     const tmpDir = await mkdtemp(path.join(dir, '.tfadmin-'));
@@ -361,7 +385,17 @@ export class AdminServer {
       setTimeout(() => socket.destroy(), 1000).unref();
       return;
     }
-    this.connections.add(new Connection(socket, this, this.backend, this.logger, this.maxPendingWriteBytes));
+    // The socket is 0600 in a private directory; the kernel's record of who connected says so
+    // again (root, or a permission mistake, could reach it otherwise). Without the addon the
+    // permissions alone decide.
+    const uid = nativeAddon ? nativeAddon.peerUid((socket as unknown as { _handle?: { fd?: number } })._handle?.fd ?? -1) : undefined;
+    const self = process.getuid?.();
+    if (uid !== undefined && self !== undefined && uid !== self && uid !== 0) {
+      this.logger.warn({ peerUid: uid, uid: self }, 'admin connection from another user refused');
+      socket.destroy();
+      return;
+    }
+    this.connections.add(new Connection(socket, this, this.backend, this.logger, this.maxPendingWriteBytes, this.stalledClientMs));
   }
 
   /** @internal called by a connection when it closes */

@@ -22,6 +22,11 @@ export interface OrderedConnectionOptions {
   readonly onTaskError: (err: unknown) => void;
   /** After each task, wait until no more than this many bytes are unsent before the next. Default: no wait. */
   readonly drainTo?: number;
+  /**
+   * A drainTo wait longer than this is a peer that does not read: onUnreadLimit,
+   * and the connection is dropped (else it holds its slot forever). Default: no bound.
+   */
+  readonly drainTimeoutMs?: number;
   /** end() destroys the socket as soon as the output is flushed, not only when the peer closes or the grace ends. */
   readonly destroyWhenFlushed?: boolean;
 }
@@ -110,11 +115,17 @@ export class OrderedConnection {
   }
 
   /** Resolves once the unsent output is down to `limit` bytes (or the connection is gone). */
-  drained(limit: number): Promise<void> {
+  drained(limit: number, timeoutMs = this.#options.drainTimeoutMs): Promise<void> {
     const socket = this.socket;
     if (socket.destroyed || socket.writableLength <= limit) return Promise.resolve();
     return new Promise((resolve) => {
+      const timer = timeoutMs === undefined ? undefined : setTimeout(() => {
+        this.#options.onUnreadLimit(socket.writableLength);
+        socket.destroy(); // 'close' resolves
+      }, timeoutMs);
+      timer?.unref();
       const done = (): void => {
+        clearTimeout(timer);
         socket.off('drain', done);
         socket.off('close', done);
         resolve();

@@ -27,6 +27,8 @@ export interface NativeAddon {
   sendBatch(fds: Int32Array, buffers: readonly Buffer[], lengths: Int32Array, count: number, results: Int32Array): number;
   /** A second descriptor (close-on-exec) for the same socket; the fd or -errno. */
   dupFd(fd: number): number;
+  /** The user id of the peer of a connected Unix socket (SO_PEERCRED), or -errno. */
+  peerUid(fd: number): number;
   /** SO_SNDBUF of a socket; 0 or an errno. */
   setSendBuffer(fd: number, bytes: number): number;
   /** Close a descriptor made by dupFd; 0 or an errno. */
