@@ -93,15 +93,16 @@ async function waitForBye(receiver: UdpReceiver): Promise<void> {
  * PLAY the asset at `scale` (forward from its start, reverse from its end),
  * `during` run while it streams; the reply's Scale and the RTP payloads.
  */
-async function capture(scale: number, during?: () => Promise<void>): Promise<{ scale: string | undefined; ts: Buffer }> {
+async function capture(scale: number, during?: () => Promise<void>, mode: 'rtp' | 'udp' = 'rtp'): Promise<{ scale: string | undefined; ts: Buffer }> {
   const client = await RtspClient.connect({ port });
-  const receiver = await UdpReceiver.open();
+  const receiver = await UdpReceiver.open({ mode });
   try {
     if ((await client.setup('/four.ts/track1', receiver.transportHeader())).status !== 200) throw new Error('SETUP failed');
     const play = await client.play('/four.ts', scale > 0 ? 'npt=0-' : undefined, { headers: { Scale: String(scale) } });
     if (play.status !== 200) throw new Error(`PLAY answered ${play.status}`);
     await during?.();
-    await waitForBye(receiver);
+    if (mode === 'rtp') await waitForBye(receiver);
+    else await receiver.waitForQuiet(1000, 15_000); // raw UDP has no BYE; groups come every 125 ms or sooner here
     await client.teardown('/four.ts');
     return { scale: play.headers.get('scale'), ts: receiver.tsPayload() };
   } finally {
@@ -156,6 +157,13 @@ test.serial('a crash of the sending data path during trick play (Scale -2) leave
   });
   t.not(server.engine.status().active, before.active, 'sending moved to the other data path');
   t.true(got.ts.equals(reference), `the capture (${got.ts.length} bytes) is the no-fault capture (${reference.length} bytes), byte for byte`);
+});
+
+test.serial('a raw UDP session (MP2T/H2221/UDP) gets the same trick stream as RTP\'s payloads', async (t) => {
+  const rtp = clean.get(8) ?? (await capture(8)).ts;
+  const raw = await capture(8, undefined, 'udp');
+  t.is(raw.scale, '8');
+  t.true(raw.ts.equals(rtp), `raw UDP ${raw.ts.length} bytes, RTP payloads ${rtp.length} bytes`);
 });
 
 test.serial('Scale: 1 during trick play returns to normal play from a key frame', async (t) => {
