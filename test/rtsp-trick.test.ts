@@ -1,9 +1,10 @@
 // Trick play (RTSP Scale) end to end: a PLAY with Scale N is answered Scale: N,
 // the RTP payloads the client receives decode in ffmpeg with no warning, hold
 // exactly the asset's key frames in forward (or reverse) order, and their PCR
-// advances at 1/|N| of media time; a crash of the sending data path during
-// trick play changes no byte of the capture; Scale: 1 returns to normal play;
-// an unsupported Scale is 456.
+// advances at 1/|N| of media time; a crash or disk fault of the sending data
+// path during trick play changes no byte of the capture; raw UDP and
+// interleaved sessions get the same bytes; Scale: 1 returns to normal play; an
+// unsupported Scale is 456.
 //
 // The asset is made as scripts/make-sample-asset.sh makes the sample, 4 s long
 // with a key frame every second (4 key frames), so that the slowest trick play
@@ -26,7 +27,7 @@ import { buildAssetIndex } from './helpers/asset-index.js';
 import { sleep, waitForRecovery } from './helpers/engine-fixture.js';
 import { leakCheck } from './helpers/leak-check.js';
 import { parseCompound } from './helpers/rtcp.js';
-import { RtspClient, UdpReceiver } from './helpers/rtsp-client.js';
+import { RtspClient, UdpReceiver, parseRtpPacket } from './helpers/rtsp-client.js';
 import { runToString } from './helpers/run.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -147,23 +148,44 @@ for (const scale of TRICK_SCALES) {
   });
 }
 
-test.serial('a crash of the sending data path during trick play (Scale -2) leaves the capture byte-identical', async (t) => {
-  const reference = clean.get(-2) ?? (await capture(-2)).ts;
-  const before = server.engine.status();
-  const got = await capture(-2, async () => {
-    await sleep(700); // inside the ~2 s the trick play lasts
-    server.engine.injectFault(before.active!, 'crash');
-    await waitForRecovery(server.engine, before.switches);
+for (const kind of ['crash', 'disk'] as const) {
+  test.serial(`a ${kind} fault of the sending data path during trick play (Scale -2) leaves the capture byte-identical`, async (t) => {
+    const reference = clean.get(-2) ?? (await capture(-2)).ts;
+    const before = server.engine.status();
+    const got = await capture(-2, async () => {
+      await sleep(700); // inside the ~2 s the trick play lasts
+      server.engine.injectFault(before.active!, kind);
+      await waitForRecovery(server.engine, before.switches);
+    });
+    t.not(server.engine.status().active, before.active, 'sending moved to the other data path');
+    t.true(got.ts.equals(reference), `the capture (${got.ts.length} bytes) is the no-fault capture (${reference.length} bytes), byte for byte`);
   });
-  t.not(server.engine.status().active, before.active, 'sending moved to the other data path');
-  t.true(got.ts.equals(reference), `the capture (${got.ts.length} bytes) is the no-fault capture (${reference.length} bytes), byte for byte`);
-});
+}
 
 test.serial('a raw UDP session (MP2T/H2221/UDP) gets the same trick stream as RTP\'s payloads', async (t) => {
   const rtp = clean.get(8) ?? (await capture(8)).ts;
   const raw = await capture(8, undefined, 'udp');
   t.is(raw.scale, '8');
   t.true(raw.ts.equals(rtp), `raw UDP ${raw.ts.length} bytes, RTP payloads ${rtp.length} bytes`);
+});
+
+test.serial('an interleaved session (RTP/AVP/TCP) gets the same trick stream as UDP RTP\'s payloads', async (t) => {
+  const udp = clean.get(8) ?? (await capture(8)).ts;
+  const client = await RtspClient.connect({ port });
+  try {
+    t.is((await client.setup('/four.ts/track1', 'RTP/AVP/TCP;unicast;interleaved=0-1')).status, 200);
+    const play = await client.play('/four.ts', 'npt=0-', { headers: { Scale: '8' } });
+    t.is(play.headers.get('scale'), '8');
+    const bye = (): boolean => client.frames.filter((f) => f.channel === 1).flatMap((f) => parseCompound(f.payload)).some((p) => p.type === RTCP_BYE);
+    const deadline = Date.now() + 15_000;
+    while (!bye() && Date.now() < deadline) await sleep(50);
+    t.true(bye(), 'BYE at the end');
+    const ts = Buffer.concat(client.frames.filter((f) => f.channel === 0).map((f) => parseRtpPacket(f.payload).payload));
+    t.true(ts.equals(udp), `interleaved ${ts.length} bytes, UDP RTP payloads ${udp.length} bytes`);
+    await client.teardown('/four.ts');
+  } finally {
+    await client.release();
+  }
 });
 
 test.serial('Scale: 1 during trick play returns to normal play from a key frame', async (t) => {
