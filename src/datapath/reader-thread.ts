@@ -20,8 +20,8 @@ export class ReaderThread {
   private readonly port: MessagePort;
   private readonly doorbell = new Int32Array(new SharedArrayBuffer(8));
   private nextId = 1;
-  /** Trick play: key-frame tables (or why not) the thread answered, by ring id, until taken. */
-  private readonly keyAnswers = new Map<number, ReaderToPath>();
+  /** Trick play: key-frame tables (or why not) the thread answered, by ring id (undefined: asked, not answered yet). */
+  private readonly keyAnswers = new Map<number, ReaderToPath | undefined>();
   private stopping = false;
   /** Set when the thread died: the reads the path still waits for will never come. */
   failure: Error | undefined;
@@ -76,6 +76,7 @@ export class ReaderThread {
 
   /** Trick play: ask for the key-frame table of ring `id`'s asset (once per session). */
   askKeys(id: number): void {
+    this.keyAnswers.set(id, undefined);
     this.post({ type: 'keys', id });
   }
 
@@ -83,7 +84,7 @@ export class ReaderThread {
   keysFor(id: number): ReaderToPath | undefined {
     for (let m = receiveMessageOnPort(this.port); m; m = receiveMessageOnPort(this.port)) {
       const answer = m.message as ReaderToPath;
-      this.keyAnswers.set(answer.id, answer);
+      if (this.keyAnswers.has(answer.id)) this.keyAnswers.set(answer.id, answer); // else its session closed meanwhile
     }
     return this.keyAnswers.get(id);
   }
