@@ -65,11 +65,19 @@ function open(t: ExecutionContext, asset: ReaderAsset, thread = startThread(t)):
 }
 
 /** The path never waits for a read; a test may: poll until the reader thread has done it (or failed). */
-async function whenRead(read: () => number): Promise<number> {
+function whenRead(read: () => number): Promise<number> {
+  return whenDefined(() => {
+    const value = read();
+    return value === NOT_READ ? undefined : value;
+  });
+}
+
+/** Poll until `value()` is defined (the path never waits; a test may). */
+async function whenDefined<T>(value: () => T | undefined): Promise<T> {
   const deadline = Date.now() + 5000;
   for (;;) {
-    const value = read();
-    if (value !== NOT_READ) return value;
+    const v = value();
+    if (v !== undefined) return v;
     if (Date.now() > deadline) throw new Error('not read within 5 s');
     await new Promise((resolve) => setTimeout(resolve, 1));
   }
@@ -203,17 +211,6 @@ test('a broken handle (the disk fault) still gives DiskError, not AssetError', a
   t.true(err?.message.includes(`read of ${f.asset.assetPath} failed`), `names the asset: ${err?.message}`);
   await t.throwsAsync(whenRead(() => reader.timeOf(5 * CHUNK)), { instanceOf: DiskError });
 });
-
-/** Poll until `value()` is defined (the path never waits; a test may). */
-async function whenDefined<T>(value: () => T | undefined): Promise<T> {
-  const deadline = Date.now() + 5000;
-  for (;;) {
-    const v = value();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error('not answered within 5 s');
-    await new Promise((resolve) => setTimeout(resolve, 1));
-  }
-}
 
 test('trick play: the reader thread hands over the key-frame table; a key frame\'s k-th video packet is the file\'s', async (t) => {
   const f = await fixture(t);
