@@ -47,6 +47,7 @@ export const errorCodes = {
   TF_RTSP_FORBIDDEN: { message: 'forbidden', rtspStatus: 403 },
   TF_RTSP_NOT_FOUND: { message: 'not found', rtspStatus: 404 },
   TF_RTSP_REQUEST_TOO_LARGE: { message: 'request too large', rtspStatus: 413 },
+  TF_RTSP_HEADER_NOT_VALID: { message: 'header field not valid for resource', rtspStatus: 456 },
   TF_RTSP_UNSUPPORTED_TRANSPORT: { message: 'unsupported transport', rtspStatus: 461 },
   TF_RTSP_NOT_IMPLEMENTED: { message: 'method not implemented', rtspStatus: 501 },
   TF_RTSP_VERSION_NOT_SUPPORTED: { message: 'RTSP version not supported', rtspStatus: 505 },

@@ -82,7 +82,7 @@ export class EngineRtspBackend implements RtspBackend {
     return new CatalogMedia(await this.#catalog.resolve(urlPath), this.#engine);
   }
 
-  play(sessionId: string, options: { startPacket?: number; endPacket?: number }): Promise<RtspPlayResult> {
+  play(sessionId: string, options: { startPacket?: number; endPacket?: number; scale?: number }): Promise<RtspPlayResult> {
     return this.#engine.play(sessionId, options);
   }
 

@@ -15,7 +15,7 @@ import { AssetError, AssetReader, DiskError, NOT_READ, type ReaderAsset } from '
 import { CHUNK_PACKETS, ChunkRing, RING_CHUNKS } from '../src/datapath/chunk-ring.js';
 import { ReaderThread } from '../src/datapath/reader-thread.js';
 import { ControlBlock } from '../src/shared/control-block.js';
-import { TS_PACKET_BYTES } from '../src/mpegts/packet.js';
+import { TS_PACKET_BYTES, packetPid } from '../src/mpegts/packet.js';
 import { TS_PAYLOAD_BYTES, TS_PACKETS_PER_DATAGRAM } from '../src/rtp/packetizer.js';
 import { mkfifo, rescueFifoAfter } from './helpers/fifo.js';
 import { leakCheck } from './helpers/leak-check.js';
@@ -65,11 +65,19 @@ function open(t: ExecutionContext, asset: ReaderAsset, thread = startThread(t)):
 }
 
 /** The path never waits for a read; a test may: poll until the reader thread has done it (or failed). */
-async function whenRead(read: () => number): Promise<number> {
+function whenRead(read: () => number): Promise<number> {
+  return whenDefined(() => {
+    const value = read();
+    return value === NOT_READ ? undefined : value;
+  });
+}
+
+/** Poll until `value()` is defined (the path never waits; a test may). */
+async function whenDefined<T>(value: () => T | undefined): Promise<T> {
   const deadline = Date.now() + 5000;
   for (;;) {
-    const value = read();
-    if (value !== NOT_READ) return value;
+    const v = value();
+    if (v !== undefined) return v;
     if (Date.now() > deadline) throw new Error('not read within 5 s');
     await new Promise((resolve) => setTimeout(resolve, 1));
   }
@@ -202,6 +210,28 @@ test('a broken handle (the disk fault) still gives DiskError, not AssetError', a
   const err = await t.throwsAsync(whenRead(() => reader.copyPackets(CHUNK, TS_PACKETS_PER_DATAGRAM, Buffer.alloc(TS_PAYLOAD_BYTES), 0)), { instanceOf: DiskError });
   t.true(err?.message.includes(`read of ${f.asset.assetPath} failed`), `names the asset: ${err?.message}`);
   await t.throwsAsync(whenRead(() => reader.timeOf(5 * CHUNK)), { instanceOf: DiskError });
+});
+
+test('trick play: the reader thread hands over the key-frame table; a key frame\'s k-th video packet is the file\'s', async (t) => {
+  const f = await fixture(t);
+  const reader = open(t, f.asset);
+  const { meta } = readIndexFile(f.asset.indexPath);
+  const table = await whenDefined(() => reader.trickTable());
+  t.deepEqual(table.keys, meta.randomAccess, 'the index\'s key frames, in order');
+  const video = meta.streams.find((s) => s.kind === 'video')!;
+  t.deepEqual(table.program, { programNumber: meta.programNumber, pmtPid: meta.pmtPid, videoPid: video.pid, videoStreamType: video.streamType });
+  // In reverse, as a rewind reads them: every video packet with a payload of the last two key frames.
+  const out = Buffer.alloc(TS_PACKET_BYTES);
+  for (const key of table.keys.slice(-2).reverse()) {
+    const expected: number[] = [];
+    for (let p = key.packet; expected.length < key.videoPackets; p++) {
+      if (packetPid(SAMPLE_BYTES, p * TS_PACKET_BYTES) === video.pid && (SAMPLE_BYTES[p * TS_PACKET_BYTES + 3] & 0x10) !== 0) expected.push(p);
+    }
+    for (let k = 0; k < key.videoPackets; k++) {
+      await whenDefined(() => (reader.copyVideoPacket(key, k, out, 0) ? true : undefined));
+      t.true(out.equals(SAMPLE_BYTES.subarray(expected[k] * TS_PACKET_BYTES, (expected[k] + 1) * TS_PACKET_BYTES)), `key frame at ${key.packet}, video packet ${k}`);
+    }
+  }
 });
 
 leakCheck(test);

@@ -2,7 +2,7 @@
 
 import test from 'ava';
 import { TwinframeError } from '../src/errors.js';
-import { formatScale, parseScale } from '../src/rtsp/headers/scale.js';
+import { formatScale, parseScale, playScale } from '../src/rtsp/headers/scale.js';
 
 test('Scale parses signed decimals', (t) => {
   for (const [wire, scale] of [['1', 1], ['2', 2], ['-4', -4], ['+16', 16], ['0.5', 0.5], ['-1.0', -1], [' 8 ', 8], ['.5', 0.5]] as const) {
@@ -22,4 +22,13 @@ test('a reply writes integers without decimals', (t) => {
   t.is(formatScale(-16), '-16');
   t.is(formatScale(0.5), '0.5');
   t.throws(() => formatScale(0), { instanceOf: RangeError });
+});
+
+test('the server plays 1 and ±2, ±4, ±8, ±16; any other scale is 456', (t) => {
+  for (const scale of [1, 2, 4, 8, 16, -2, -4, -8, -16]) t.is(playScale(scale), scale);
+  for (const scale of [3, 0.5, 32, -1, 1.5, -32]) {
+    const err = t.throws(() => playScale(scale), { instanceOf: TwinframeError }, String(scale));
+    t.is(err?.code, 'TF_RTSP_HEADER_NOT_VALID', String(scale));
+    t.is(err?.rtspStatus, 456);
+  }
 });

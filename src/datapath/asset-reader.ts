@@ -14,8 +14,9 @@
 // - DiskError: a read through this path's own handle failed (EIO, EBADF, ...).
 
 import { closeSync, fstatSync, openSync, readSync, type BigIntStats } from 'node:fs';
-import { IndexHeader, timeEntryOffset } from '../index-format/index-format.js';
+import { IndexHeader, parseHeader, parseMeta, timeEntryOffset } from '../index-format/index-format.js';
 import { TS_PACKET_BYTES } from '../mpegts/packet.js';
+import type { TrickKey, TrickProgram, TrickSource } from '../mpegts/trick.js';
 import { ASSET_NAME_ERRNOS, ASSET_OPEN_FLAGS, fileKind, inodeOf } from '../shared/asset-file.js';
 import type { ReadAsset } from '../shared/messages.js';
 import { CHUNK_PACKETS, FailureKind } from './chunk-ring.js';
@@ -39,8 +40,14 @@ export class AssetError extends Error {
 /** What the reader needs from an open-session command. */
 export type ReaderAsset = ReadAsset;
 
+/** Trick play's view of an asset: its key frames and the program the trick stream announces. */
+export interface TrickTable {
+  readonly keys: readonly TrickKey[];
+  readonly program: TrickProgram;
+}
+
 /** A session's asset as its data path reads it: opened and checked here, read ahead by the path's reader thread. */
-export class AssetReader {
+export class AssetReader implements TrickSource {
   readonly packetCount: number;
   private assetFd: number;
   private indexFd = -1;
@@ -48,6 +55,14 @@ export class AssetReader {
   private readonly thread: ReaderThread;
   /** The reader's failure, once seen: thrown again by every later read. */
   private failure: Error | undefined;
+  /** Trick play: the key-frame table once the reader thread read it (asked for on first use). */
+  private trick: TrickTable | undefined;
+  private trickAsked = false;
+  // Trick play's cached scan: packet `scanPacket` is the `scanK`-th video packet with a payload of the key frame at `scanKey`.
+  private scanKey = -1;
+  private scanK = -1;
+  private scanPacket = -1;
+  private videoPid = -1;
 
   constructor(asset: ReaderAsset, thread: ReaderThread) {
     this.packetCount = asset.packetCount;
@@ -86,6 +101,60 @@ export class AssetReader {
     const index = slot * CHUNK_PACKETS + first - ring.first(slot);
     ring.payload.copy(out, offset, index * TS_PACKET_BYTES, (index + count) * TS_PACKET_BYTES);
     return ring.times[index];
+  }
+
+  /**
+   * The key-frame table, or undefined while the reader thread reads it (asked
+   * once; the thread wakes the path with the answer). Throws AssetError or
+   * DiskError when that read failed.
+   */
+  trickTable(): TrickTable | undefined {
+    if (this.trick) return this.trick;
+    if (this.failure) throw this.failure;
+    if (!this.trickAsked) {
+      this.trickAsked = true;
+      this.thread.askKeys(this.ahead.id);
+    }
+    const answer = this.thread.keysFor(this.ahead.id);
+    if (answer === undefined) {
+      if (this.thread.failure) throw (this.failure = new DiskError(`this path's reader thread failed: ${this.thread.failure.message}`));
+      return undefined;
+    }
+    if (answer.type === 'keys-failed') throw (this.failure = answer.failure === FailureKind.ASSET ? new AssetError(answer.message) : new DiskError(answer.message));
+    this.trick = decodeKeyTable(answer.table);
+    this.videoPid = this.trick.program.videoPid;
+    return this.trick;
+  }
+
+  /**
+   * TrickSource: copy the `k`-th packet of the video PID with a payload from
+   * `key`'s PES. The scan from the key frame's first packet is cached, so the
+   * packets of one key frame in order cost one step each. False while a packet
+   * on the way is not read yet (its read is under way).
+   */
+  copyVideoPacket(key: TrickKey, k: number, out: Uint8Array, at: number): boolean {
+    if (key.packet !== this.scanKey || k < this.scanK) {
+      this.scanKey = key.packet;
+      this.scanK = -1;
+      this.scanPacket = key.packet - 1;
+    }
+    const ring = this.ahead.ring;
+    while (this.scanK < k) {
+      const next = this.scanPacket + 1;
+      if (next >= this.packetCount) throw new AssetError(`key frame at packet ${key.packet} has fewer than ${k + 1} video packets before the asset's end`);
+      const slot = this.locate(next, 1);
+      if (slot < 0) return false;
+      const o = (slot * CHUNK_PACKETS + next - ring.first(slot)) * TS_PACKET_BYTES;
+      const p = ring.payload;
+      const pid = ((p[o + 1] & 0x1f) << 8) | p[o + 2];
+      if (pid === this.videoPid && (p[o + 3] & 0x10) !== 0) this.scanK++;
+      this.scanPacket = next;
+    }
+    const slot = this.locate(this.scanPacket, 1);
+    if (slot < 0) return false;
+    const o = (slot * CHUNK_PACKETS + this.scanPacket - ring.first(slot)) * TS_PACKET_BYTES;
+    ring.payload.copy(out, at, o, o + TS_PACKET_BYTES);
+    return true;
   }
 
   private locate(first: number, count: number): number {
@@ -151,6 +220,52 @@ function checkIndex(asset: ReaderAsset, fd: number): void {
 function shrunk(asset: ReaderAsset, size: number, covered: number): string {
   const { assetPath, assetIdentity: approved } = asset;
   return `asset ${assetPath} was truncated: ${size} bytes now, its index covers ${covered} (the catalog approved ${approved.size} bytes, mtime ${new Date(approved.mtimeMs).toISOString()})`;
+}
+
+// A key-frame table as the reader thread hands it to its path (Float64 words):
+// key count, program number, PMT PID, video PID, video stream type, then per
+// key frame its packet, npt ticks and video packets.
+const KEY_TABLE_HEAD = 5;
+const KEY_WORDS = 3;
+
+/**
+ * The reader thread's read of a session's key-frame table: the index file's
+ * header and metadata (random-access points and streams) through `indexFd`,
+ * once per session that plays a Scale. DiskError if a read fails, AssetError
+ * if the index is corrupt or the asset has no video stream.
+ */
+export function readKeyTable(asset: ReaderAsset, indexFd: number): SharedArrayBuffer {
+  const file = asset.indexPath;
+  const size = Number(fstatOf(indexFd, file).size);
+  const header = Buffer.alloc(IndexHeader.SIZE);
+  fill(asset, indexFd, 'index', header, IndexHeader.SIZE, 0);
+  let meta;
+  try {
+    const parsed = parseHeader(file, header, size);
+    const json = Buffer.alloc(parsed.jsonLength);
+    fill(asset, indexFd, 'index', json, parsed.jsonLength, IndexHeader.JSON_OFFSET);
+    meta = parseMeta(file, json, parsed);
+  } catch (err) {
+    if (err instanceof DiskError || err instanceof AssetError) throw err;
+    throw new AssetError((err as Error).message);
+  }
+  const video = meta.streams.find((s) => s.kind === 'video');
+  if (!video) throw new AssetError(`asset ${asset.assetPath} has no video stream: no trick play`);
+  const keys = meta.randomAccess;
+  const table = new Float64Array(new SharedArrayBuffer((KEY_TABLE_HEAD + KEY_WORDS * keys.length) * 8));
+  table.set([keys.length, meta.programNumber, meta.pmtPid, video.pid, video.streamType]);
+  keys.forEach((key, i) => table.set([key.packet, key.ticks, key.videoPackets], KEY_TABLE_HEAD + KEY_WORDS * i));
+  return table.buffer;
+}
+
+function decodeKeyTable(sab: SharedArrayBuffer): TrickTable {
+  const t = new Float64Array(sab);
+  const keys: TrickKey[] = [];
+  for (let i = 0; i < t[0]; i++) {
+    const o = KEY_TABLE_HEAD + KEY_WORDS * i;
+    keys.push({ packet: t[o], ticks: t[o + 1], videoPackets: t[o + 2] });
+  }
+  return { keys, program: { programNumber: t[1], pmtPid: t[2], videoPid: t[3], videoStreamType: t[4] } };
 }
 
 /**

@@ -15,7 +15,8 @@ import type { InterleavedOutput, OpenSessionCommand } from '../shared/commands.j
 import { MAIN_TAG, Wire } from '../shared/wire.js';
 import { monoNowMs } from '../shared/clock.js';
 import type { PathId } from '../shared/layout.js';
-import { AssetReader, NOT_READ } from './asset-reader.js';
+import { AssetReader, NOT_READ, type TrickTable } from './asset-reader.js';
+import { buildTrickDatagram, planTrick, trickDatagramCount, trickDeadlineTicks, TRICK_PACKETS_PER_DATAGRAM, type TrickPlan } from '../mpegts/trick.js';
 import type { ReaderThread } from './reader-thread.js';
 import { TICKS_PER_MS, TS_PACKET_BYTES } from '../mpegts/packet.js';
 import { RTP_HEADER_BYTES, TS_PAYLOAD_BYTES, TS_PACKETS_PER_DATAGRAM, writeRtpHeader } from '../rtp/packetizer.js';
@@ -127,7 +128,7 @@ export class PathSession implements BatchSocket {
   private readonly reportedErrors = new Set<string>();
 
   // The current segment, read from the control block when the control word names a new one.
-  readonly segment: SegmentParams = { id: -1, startCursor: 0, startPacket: 0, startTimeMs: 0, rtpTsBase: 0, endPacket: 0 };
+  readonly segment: SegmentParams = { id: -1, startCursor: 0, startPacket: 0, startTimeMs: 0, rtpTsBase: 0, endPacket: 0, scale: 1 };
   /** Send time of the segment's first packet; NaN until read. */
   private segmentStartTicks = Number.NaN;
 
@@ -343,6 +344,7 @@ export class PathSession implements BatchSocket {
   prepare(cursor: number): Prepared {
     if (cursor === this.preparedCursor && this.segment.id === this.preparedSegment) return 'ready';
     const seg = this.segment;
+    if (seg.scale !== 1) return this.prepareTrick(cursor);
     const first = seg.startPacket + TS_PACKETS_PER_DATAGRAM * (cursor - seg.startCursor);
     const end = Math.min(seg.endPacket, this.reader.packetCount); // a range's end, or the asset's
     if (first >= end) return 'end';
@@ -355,6 +357,13 @@ export class PathSession implements BatchSocket {
     const buf = this.ring[this.ringPos];
     const ticks = this.reader.copyPackets(first, count, buf, this.headerBytes);
     if (ticks === NOT_READ) return this.waitForRead();
+    return this.prepared(cursor, count, ticks - this.segmentStartTicks);
+  }
+
+  /** The datagram for `cursor` is in the ring buffer, `elapsedTicks` into its segment: clear the read bits, write its RTP header and deadline. */
+  private prepared(cursor: number, count: number, elapsedTicks: number): Prepared {
+    const seg = this.segment;
+    const buf = this.ring[this.ringPos];
     if (this.readFaultMayBeSet) {
       this.cb.clearSessionFault(this.slot, this.path, 'read');
       this.readFaultMayBeSet = false;
@@ -363,7 +372,6 @@ export class PathSession implements BatchSocket {
       this.cb.setReadWait(this.slot, this.path, false);
       this.readWait = 0;
     }
-    const elapsedTicks = ticks - this.segmentStartTicks;
     if (this.headerBytes > 0) {
       const seq = (this.command.initialSeq + cursor) & 0xffff;
       writeRtpHeader(buf, seq, (seg.rtpTsBase + elapsedTicks) >>> 0, this.command.ssrc);
@@ -373,6 +381,29 @@ export class PathSession implements BatchSocket {
     this.preparedCursor = cursor;
     this.preparedSegment = seg.id;
     return 'ready';
+  }
+
+  // ── Trick play (segment scale ≠ 1): the datagrams mpegts/trick.ts builds from the key frames ──
+
+  /** The plan of segment `trickSegment` (built once per segment, from the key table the reader thread read). */
+  private trickPlan: TrickPlan | undefined;
+  private trickSegment = -1;
+  private trickTable: TrickTable | undefined;
+
+  /** prepare() of a trick segment: datagram `cursor − startCursor` of its plan; the segment ends with the plan. */
+  private prepareTrick(cursor: number): Prepared {
+    const seg = this.segment;
+    if (this.trickSegment !== seg.id) {
+      this.trickTable ??= this.reader.trickTable();
+      if (!this.trickTable) return this.waitForRead();
+      this.trickPlan = planTrick(this.trickTable.keys, seg.startPacket, seg.scale!);
+      this.trickSegment = seg.id;
+    }
+    const plan = this.trickPlan!;
+    const d = cursor - seg.startCursor;
+    if (d >= trickDatagramCount(plan)) return 'end';
+    if (!buildTrickDatagram(plan, this.trickTable!.program, d, this.reader, this.ring[this.ringPos], this.headerBytes)) return this.waitForRead();
+    return this.prepared(cursor, TRICK_PACKETS_PER_DATAGRAM, trickDeadlineTicks(plan, d));
   }
 
   /** The datagram's packets are not read yet: say so to the twin (its lateness detector reads it). */

@@ -19,7 +19,7 @@ export class ReadAhead {
   private readonly thread: ReaderThread;
   private readonly packetCount: number;
   /** The reader's id for this ring. */
-  private readonly id: number;
+  readonly id: number;
   /** The window's slots in packet order: a circular list of `length` from `head`. */
   private readonly order = new Int32Array(RING_CHUNKS);
   private head = 0;

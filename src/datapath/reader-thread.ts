@@ -5,9 +5,9 @@
 // through each session's ring (./chunk-ring.ts) and a doorbell word; session
 // registrations and faults go by message, a few per session.
 
-import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
+import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import type { ControlBlock } from '../shared/control-block.js';
-import type { PathToReader, ReadAsset, ReaderWorkerData } from '../shared/messages.js';
+import type { PathToReader, ReadAsset, ReaderToPath, ReaderWorkerData } from '../shared/messages.js';
 import type { ChunkRing } from './chunk-ring.js';
 
 /** Word 0 of the doorbell buffer rings the reader; word READY_WORD is set once it runs. */
@@ -20,6 +20,8 @@ export class ReaderThread {
   private readonly port: MessagePort;
   private readonly doorbell = new Int32Array(new SharedArrayBuffer(8));
   private nextId = 1;
+  /** Trick play: key-frame tables (or why not) the thread answered, by ring id (undefined: asked, not answered yet). */
+  private readonly keyAnswers = new Map<number, ReaderToPath | undefined>();
   private stopping = false;
   /** Set when the thread died: the reads the path still waits for will never come. */
   failure: Error | undefined;
@@ -68,7 +70,23 @@ export class ReaderThread {
   }
 
   close(id: number): void {
+    this.keyAnswers.delete(id);
     this.post({ type: 'close', id });
+  }
+
+  /** Trick play: ask for the key-frame table of ring `id`'s asset (once per session). */
+  askKeys(id: number): void {
+    this.keyAnswers.set(id, undefined);
+    this.post({ type: 'keys', id });
+  }
+
+  /** The thread's answer to askKeys(id), once it came (read from the port without waiting). */
+  keysFor(id: number): ReaderToPath | undefined {
+    for (let m = receiveMessageOnPort(this.port); m; m = receiveMessageOnPort(this.port)) {
+      const answer = m.message as ReaderToPath;
+      if (this.keyAnswers.has(answer.id)) this.keyAnswers.set(answer.id, answer); // else its session closed meanwhile
+    }
+    return this.keyAnswers.get(id);
   }
 
   slowDisk(delayMs: number): void {

@@ -11,11 +11,11 @@
 
 import { receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { ControlBlock } from '../shared/control-block.js';
-import type { PathToReader, ReadAsset, ReaderWorkerData } from '../shared/messages.js';
+import type { PathToReader, ReadAsset, ReaderToPath, ReaderWorkerData } from '../shared/messages.js';
 import { ChunkRing, CHUNK_PACKETS, FailureKind } from './chunk-ring.js';
 import { READY_WORD } from './reader-thread.js';
 import { nameThread } from '../shared/thread-priority.js';
-import { AssetError, readChunk } from './asset-reader.js';
+import { AssetError, readChunk, readKeyTable } from './asset-reader.js';
 import { TS_PACKET_BYTES } from '../mpegts/packet.js';
 
 /** With no request the thread still looks at its messages this often (a bound, not a beat). */
@@ -63,8 +63,23 @@ function apply(message: PathToReader): void {
       break;
     }
     case 'close': served.delete(message.id); break;
+    case 'keys': answerKeys(message.id); break;
     case 'slow-disk': delayMs = message.delayMs; break;
   }
+}
+
+/** Trick play: read a session's key-frame table and hand it to the path (then wake it). */
+function answerKeys(id: number): void {
+  const s = served.get(id);
+  if (!s) return;
+  let answer: ReaderToPath;
+  try {
+    answer = { type: 'keys', id, table: readKeyTable(s.asset, s.ring.files().indexFd) };
+  } catch (err) {
+    answer = { type: 'keys-failed', id, failure: err instanceof AssetError ? FailureKind.ASSET : FailureKind.DISK, message: (err as Error).message };
+  }
+  data.port.postMessage(answer);
+  cb.wakePaths();
 }
 
 function drainMessages(): void {

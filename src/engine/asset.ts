@@ -13,5 +13,6 @@ export function toEngineAsset(indexed: IndexedAsset): EngineAsset {
     timesOffset: indexed.timesOffset,
     bitrate: indexed.meta.bitrate,
     identity: indexed.identity,
+    randomAccess: indexed.meta.randomAccess,
   };
 }

@@ -31,6 +31,7 @@ import type { FailureReport, HandoverCause, HandoverMessage, PathToMain } from '
 import { monoNowMs } from '../shared/clock.js';
 import { failPath } from '../supervisor/fail-path.js';
 import { TwinframeError } from '../errors.js';
+import { isTrickScale, TRICK_SCALES } from '../mpegts/trick.js';
 import { silentLogger, type Logger } from '../log.js';
 import { bootstrapPair, type FailoverPair, type MachineEvent, type PairStates } from '../failover/state-machine.js';
 import { probeRoute, reservePortPair, type PortPair } from './ports.js';
@@ -317,7 +318,9 @@ export class Engine extends EventEmitter<EngineEventArgs> {
    * seek goes to the asset's end). Resolves once the datagrams are scheduled,
    * with the RTP-Info values.
    */
-  async play(sessionId: string, options: { startPacket?: number; endPacket?: number } = {}): Promise<PlayStarted> {
+  async play(sessionId: string, options: { startPacket?: number; endPacket?: number; scale?: number } = {}): Promise<PlayStarted> {
+    const scale = options.scale ?? 1;
+    if (scale !== 1 && !isTrickScale(scale)) throw new TwinframeError('TF_RTSP_HEADER_NOT_VALID', `Scale ${scale} is not served (1, ${TRICK_SCALES.join(', ')})`);
     const session = this.table.require(sessionId);
     if (session.state === 'closed') throw new TwinframeError('TF_SESSION_NOT_FOUND', `session ${sessionId} is closed`);
     await this.waitSessionBound(session);
@@ -332,7 +335,7 @@ export class Engine extends EventEmitter<EngineEventArgs> {
     if (!Number.isInteger(endPacket) || endPacket <= startPacket || endPacket > session.asset.packetCount) {
       throw new TwinframeError('TF_RANGE_INVALID', `end packet ${endPacket} is not after start packet ${startPacket} inside the asset (..${session.asset.packetCount})`);
     }
-    const segment = cb.startSegment(session.slot, () => segmentFrom(session, startPacket, endPacket));
+    const segment = cb.startSegment(session.slot, () => ({ ...segmentFrom(session, startPacket, endPacket), scale }));
     session.segment = segment;
     session.state = 'playing';
     cb.wakePaths();
@@ -637,7 +640,8 @@ export class Engine extends EventEmitter<EngineEventArgs> {
       if (session.state !== 'playing') continue;
       const startPacket = this.currentPacket(session);
       const endPacket = session.segment?.endPacket ?? session.asset.packetCount;
-      session.segment = pair.cb.startSegment(session.slot, () => segmentFrom(session, startPacket, endPacket));
+      const scale = session.segment?.scale ?? 1;
+      session.segment = pair.cb.startSegment(session.slot, () => ({ ...segmentFrom(session, startPacket, endPacket), scale }));
     }
   }
 

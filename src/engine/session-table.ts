@@ -11,6 +11,7 @@ import { monoNowMs } from '../shared/clock.js';
 import type { WireMessage } from '../shared/messages.js';
 import { TwinframeError } from '../errors.js';
 import type { AssetIdentity } from '../shared/asset-file.js';
+import { planTrick, trickDatagramCount, trickGroupOf, type TrickKey } from '../mpegts/trick.js';
 import { RTP_HEADER_BYTES, TS_PACKETS_PER_DATAGRAM, TS_PAYLOAD_BYTES, rtpTimeAfter } from '../rtp/packetizer.js';
 import type { PortPair } from './ports.js';
 
@@ -23,6 +24,8 @@ export interface EngineAsset {
   readonly bitrate: number;
   /** The file the catalog approved; the data paths refuse any other. */
   readonly identity: AssetIdentity;
+  /** The key frames (trick play starts and resumes at one). */
+  readonly randomAccess: readonly TrickKey[];
 }
 
 export interface StreamLimits {
@@ -306,6 +309,14 @@ export function wireMessage(session: Session): WireMessage | undefined {
 /** Where a session stands in its asset: the packet its next datagram starts with, given its cursor. */
 export function currentPacket(session: Session, cursor: number): number {
   if (!session.segment) return 0;
+  const scale = session.segment.scale ?? 1;
+  if (scale !== 1) {
+    // Trick play: the key frame the cursor's datagram shows (a resume, or Scale 1, starts there).
+    const plan = planTrick(session.asset.randomAccess, session.segment.startPacket, scale);
+    const d = cursor - session.segment.startCursor;
+    if (plan.keys.length === 0) return session.segment.startPacket;
+    return plan.keys[trickGroupOf(plan, Math.min(d, trickDatagramCount(plan) - 1))].packet;
+  }
   const packet = session.segment.startPacket + TS_PACKETS_PER_DATAGRAM * (cursor - session.segment.startCursor);
   return Math.min(packet, session.asset.packetCount - 1);
 }

@@ -154,14 +154,14 @@ function writeHeader(out: Uint8Array, o: number, pid: number, pusi: boolean, afc
   out[o + 3] = (afc << 4) | (cc & 0x0f);
 }
 
-/** A PSI section in one packet: header, pointer field 0, the section with its CRC, 0xFF stuffing. */
-function writeSection(out: Uint8Array, o: number, pid: number, cc: number, body: readonly number[]): void {
+/** A PSI section in one packet: header, pointer field 0, the section (body[0, length)) with its CRC, 0xFF stuffing. */
+function writeSection(out: Uint8Array, o: number, pid: number, cc: number, body: Uint8Array, length: number): void {
   writeHeader(out, o, pid, true, 1, cc);
   out[o + 4] = 0; // pointer_field
   const start = o + 5;
-  for (let i = 0; i < body.length; i++) out[start + i] = body[i]!;
-  const crc = crc32Mpeg2(out, start, start + body.length);
-  const c = start + body.length;
+  for (let i = 0; i < length; i++) out[start + i] = body[i];
+  const crc = crc32Mpeg2(out, start, start + length);
+  const c = start + length;
   out[c] = crc >>> 24;
   out[c + 1] = (crc >>> 16) & 0xff;
   out[c + 2] = (crc >>> 8) & 0xff;
@@ -169,21 +169,24 @@ function writeSection(out: Uint8Array, o: number, pid: number, cc: number, body:
   out.fill(0xff, c + 4, o + TS_PACKET_BYTES);
 }
 
+/** The PAT's or PMT's section before its CRC, written here (the hot loop allocates nothing). */
+const sectionBody = new Uint8Array(17);
+
 function writePat(p: TrickProgram, cc: number, out: Uint8Array, o: number): void {
   // table_id, section_length 13, transport_stream_id 1, version 0 current, section 0 of 0, the program.
-  writeSection(out, o, PID_PAT, cc, [
-    0x00, 0xb0, 13, 0x00, 0x01, 0xc1, 0x00, 0x00,
-    p.programNumber >> 8, p.programNumber & 0xff, 0xe0 | (p.pmtPid >> 8), p.pmtPid & 0xff,
-  ]);
+  const b = sectionBody;
+  b[0] = 0x00; b[1] = 0xb0; b[2] = 13; b[3] = 0x00; b[4] = 0x01; b[5] = 0xc1; b[6] = 0x00; b[7] = 0x00;
+  b[8] = p.programNumber >> 8; b[9] = p.programNumber & 0xff; b[10] = 0xe0 | (p.pmtPid >> 8); b[11] = p.pmtPid & 0xff;
+  writeSection(out, o, PID_PAT, cc, b, 12);
 }
 
 function writePmt(p: TrickProgram, cc: number, out: Uint8Array, o: number): void {
   // table_id 2, section_length 18, the program, PCR PID = video PID, no program info, one stream.
-  writeSection(out, o, p.pmtPid, cc, [
-    0x02, 0xb0, 18, p.programNumber >> 8, p.programNumber & 0xff, 0xc1, 0x00, 0x00,
-    0xe0 | (p.videoPid >> 8), p.videoPid & 0xff, 0xf0, 0x00,
-    p.videoStreamType, 0xe0 | (p.videoPid >> 8), p.videoPid & 0xff, 0xf0, 0x00,
-  ]);
+  const b = sectionBody;
+  b[0] = 0x02; b[1] = 0xb0; b[2] = 18; b[3] = p.programNumber >> 8; b[4] = p.programNumber & 0xff; b[5] = 0xc1; b[6] = 0x00; b[7] = 0x00;
+  b[8] = 0xe0 | (p.videoPid >> 8); b[9] = p.videoPid & 0xff; b[10] = 0xf0; b[11] = 0x00;
+  b[12] = p.videoStreamType; b[13] = 0xe0 | (p.videoPid >> 8); b[14] = p.videoPid & 0xff; b[15] = 0xf0; b[16] = 0x00;
+  writeSection(out, o, p.pmtPid, cc, b, 17);
 }
 
 /** An adaptation-field-only packet carrying the PCR (its continuity counter repeats the PID's last one). */

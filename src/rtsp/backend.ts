@@ -94,8 +94,11 @@ export interface RtspBackendListener {
 export interface RtspBackend {
   /** The asset at a URL path; a TwinframeError (TF_ASSET_*, TF_RTSP_NOT_FOUND, …) when there is none. */
   resolve(urlPath: string): Promise<RtspMedia>;
-  /** Start (or resume, without startPacket) streaming; to before endPacket (a resume without it keeps its end). */
-  play(sessionId: string, options: { startPacket?: number; endPacket?: number }): Promise<RtspPlayResult>;
+  /**
+   * Start (or resume, without startPacket) streaming; to before endPacket (a resume without it keeps its end);
+   * at `scale` (1 by default; trick play: TRICK_SCALES, else TF_RTSP_HEADER_NOT_VALID).
+   */
+  play(sessionId: string, options: { startPacket?: number; endPacket?: number; scale?: number }): Promise<RtspPlayResult>;
   pause(sessionId: string): void;
   /** Free the session on the data paths. */
   closeSession(sessionId: string): void;

@@ -25,7 +25,7 @@ import { TICKS_HZ } from '../mpegts/packet.js';
 import { silentLogger } from '../log.js';
 import { LogRateLimit } from '../log-rate-limit.js';
 import { parseRange, resolveRange, serializeRange } from './headers/range.js';
-import { formatScale, parseScale } from './headers/scale.js';
+import { formatScale, parseScale, playScale } from './headers/scale.js';
 import { serializeRtpInfo } from './headers/rtp-info.js';
 import { parseSession, serializeSession } from './headers/session.js';
 import {
@@ -786,9 +786,8 @@ export class RtspServer {
     const rangeHeader = request.headers.get('range');
     const range = rangeHeader === undefined ? undefined : parseRange(rangeHeader);
     if (range?.time !== undefined) throw new TwinframeError('TF_RTSP_NOT_IMPLEMENTED', 'Range: scheduled play (time=) is not implemented');
-    // Any scale is played at 1, and the reply says so (RFC 2326 §12.34).
     const scaleHeader = request.headers.get('scale');
-    if (scaleHeader !== undefined) parseScale(scaleHeader);
+    const scale = scaleHeader === undefined ? 1 : playScale(parseScale(scaleHeader));
     let startPacket: number | undefined;
     // A range sets the end too (its own, or the asset's); without one a resume keeps the end it had.
     let endPacket: number | undefined;
@@ -798,10 +797,11 @@ export class RtspServer {
       endPacket = wanted.end < durationS ? await asset.endPacketAt(Math.floor(wanted.end * TICKS_HZ)) : asset.packetCount;
     }
     if (startPacket === undefined && (session.lastPlay === undefined || session.ended)) {
-      startPacket = 0; // first PLAY, or again after the end of the asset (or of a range): from the start
+      // First PLAY, or again after the end of the asset (or of a range): from the start (rewind: from the end).
+      startPacket = scale < 0 ? asset.packetCount - 1 : 0;
     }
     this.#admitPlay(session);
-    const play = await this.#backend.play(session.id, { startPacket, endPacket });
+    const play = await this.#backend.play(session.id, { startPacket, endPacket, scale });
     if (session.disposed) throw new TwinframeError('TF_SESSION_NOT_FOUND', 'session was torn down during PLAY');
     session.played(play);
     session.touch();
@@ -813,7 +813,7 @@ export class RtspServer {
     session.log.info({ startPacket: play.startPacket, endPacket: play.endPacket, npt: startS === undefined ? undefined : round(startS), seq: play.seq, rtptime: play.rtptime }, 'play');
     const headers: Record<string, HeaderValue> = {
       Range: startS === undefined || endS === undefined ? undefined : serializeRange({ unit: 'npt', start: startS, end: endS }),
-      Scale: scaleHeader === undefined ? undefined : formatScale(1),
+      Scale: scaleHeader === undefined ? undefined : formatScale(scale),
       ...this.#sessionHeader(session),
     };
     if (session.transport.kind === 'rtp') {

@@ -16,6 +16,8 @@ export interface SegmentParams {
   rtpTsBase: number;
   /** The packet the segment ends before: its last datagram is the one that reaches it. */
   endPacket: number;
+  /** Trick play's Scale; 1 (or absent): normal play. */
+  scale?: number;
 }
 
 export type WaitResult = 'ok' | 'not-equal' | 'timed-out';
@@ -573,7 +575,7 @@ export class ControlBlock {
       const seen = Atomics.load(this.u64, slot);
       const cursor = ControlBlock.cursorOf(seen);
       const id = (ControlBlock.segmentOf(seen) + 1) & Number(CTRL.SEGMENT_MASK);
-      const params: SegmentParams = { id, startCursor: cursor, ...build(cursor, id) };
+      const params: SegmentParams = { id, startCursor: cursor, scale: 1, ...build(cursor, id) };
       this.writeSegment(slot, params);
       const next = (BigInt(id) << CTRL.SEGMENT_SHIFT) | BigInt(cursor);
       if (Atomics.compareExchange(this.u64, slot, seen, next) === seen) return params;
@@ -590,6 +592,7 @@ export class ControlBlock {
     this.f64[segmentF64Index(slot, s, SEGMENT_F64.START_TIME_MS)] = p.startTimeMs;
     this.f64[segmentF64Index(slot, s, SEGMENT_F64.RTP_TS_BASE)] = p.rtpTsBase;
     this.f64[segmentF64Index(slot, s, SEGMENT_F64.END_PACKET)] = p.endPacket;
+    this.f64[segmentF64Index(slot, s, SEGMENT_F64.SCALE)] = p.scale ?? 1;
     Atomics.add(this.i32, I32.FENCE, 0); // full fence before the id
     this.f64[segmentF64Index(slot, s, SEGMENT_F64.ID)] = p.id;
   }
@@ -604,6 +607,7 @@ export class ControlBlock {
     out.startTimeMs = this.f64[segmentF64Index(slot, s, SEGMENT_F64.START_TIME_MS)]!;
     out.rtpTsBase = this.f64[segmentF64Index(slot, s, SEGMENT_F64.RTP_TS_BASE)]!;
     out.endPacket = this.f64[segmentF64Index(slot, s, SEGMENT_F64.END_PACKET)]!;
+    out.scale = this.f64[segmentF64Index(slot, s, SEGMENT_F64.SCALE)]!;
     Atomics.load(this.i32, I32.FENCE); // fence: re-check the id after the fields
     return this.f64[segmentF64Index(slot, s, SEGMENT_F64.ID)] === id;
   }

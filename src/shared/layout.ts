@@ -182,7 +182,9 @@ export const SEGMENT_F64 = {
   RTP_TS_BASE: 4,
   /** The packet the segment stops before (a range's end; the packet count for the whole asset). */
   END_PACKET: 5,
-  STRIDE: 6,
+  /** Trick play's Scale (2, 4, 8, 16, -2, ... see mpegts/trick.ts); 1: normal play. */
+  SCALE: 6,
+  STRIDE: 7,
 } as const;
 /** Two slots per session so the control plane writes one while paths read the other. */
 export const SEGMENT_SLOTS = 2;

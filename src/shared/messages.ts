@@ -10,6 +10,7 @@
 //   main ◄──postMessage── supervisor  SupervisorToMain
 //   data path ──workerData──► its reader   ReaderWorkerData
 //   data path ──MessagePort──► its reader  PathToReader
+//   data path ◄──MessagePort── its reader  ReaderToPath
 
 import type { MessagePort } from 'node:worker_threads';
 import type { OpenSessionCommand } from './commands.js';
@@ -140,5 +141,16 @@ export type PathToReader =
   /** Serve the chunk requests of `ring`, reading `asset` through the handles the ring names. */
   | { readonly type: 'open'; readonly id: number; readonly ring: SharedArrayBuffer; readonly asset: ReadAsset }
   | { readonly type: 'close'; readonly id: number }
+  /** Trick play: read the key-frame table of ring `id`'s asset, answered by a ReaderToPath 'keys'. */
+  | { readonly type: 'keys'; readonly id: number }
   /** The 'slow-disk' fault: every read from now on first waits this long. */
   | { readonly type: 'slow-disk'; readonly delayMs: number };
+
+/**
+ * What a reader thread answers a path: a session's key-frame table (see
+ * src/datapath/asset-reader.ts readKeyTable), or why it could not be read
+ * (failure: a FailureKind of src/datapath/chunk-ring.ts).
+ */
+export type ReaderToPath =
+  | { readonly type: 'keys'; readonly id: number; readonly table: SharedArrayBuffer }
+  | { readonly type: 'keys-failed'; readonly id: number; readonly failure: number; readonly message: string };

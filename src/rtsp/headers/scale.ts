@@ -1,9 +1,11 @@
 // The Scale header (RFC 2326 §12.34): the playback speed and direction a PLAY
-// asks for. A server that cannot play at the asked scale may play at another
-// and must then say which in its reply; twinframe plays at 1 (trick play is not
-// wired yet), so a well-formed Scale is answered `Scale: 1`.
+// asks for. twinframe plays 1 and trick play's TRICK_SCALES (±2, ±4, ±8, ±16,
+// see mpegts/trick.ts) and echoes the scale in its reply; any other
+// well-formed value is 456 Header Field Not Valid for Resource, as live555
+// answers a Scale its index cannot serve.
 
 import { TwinframeError } from '../../errors.js';
+import { isTrickScale, TRICK_SCALES } from '../../mpegts/trick.js';
 
 const SCALE = /^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)$/;
 
@@ -15,6 +17,12 @@ export function parseScale(value: string): number {
     throw new TwinframeError('TF_RTSP_BAD_REQUEST', `Scale: ${JSON.stringify(value)} is not a non-zero number`, { header: 'Scale', value });
   }
   return scale;
+}
+
+/** A parsed Scale this server plays, or TF_RTSP_HEADER_NOT_VALID (456). */
+export function playScale(scale: number): number {
+  if (scale === 1 || isTrickScale(scale)) return scale;
+  throw new TwinframeError('TF_RTSP_HEADER_NOT_VALID', `Scale ${scale} is not served (1, ${TRICK_SCALES.join(', ')})`, { header: 'Scale', value: scale });
 }
 
 /** A scale as a reply carries it: an integer without decimals, as live555 writes it. */
