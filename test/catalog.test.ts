@@ -79,10 +79,32 @@ test('the index pool builds an index once and reuses the cached file afterwards'
 
   const second = await f.pool.index(asset, f.cache);
   t.deepEqual(second, first);
-  t.deepEqual(f.pool.stats, { builds: 1, cacheHits: 1, shared: 0, failures: 0 });
+  t.deepEqual(f.pool.stats, { builds: 1, cacheHits: 1, memoryHits: 0, shared: 0, failures: 0 });
   const after = fs.statSync(first.indexPath);
   t.is(after.ino, written.ino, 'the index file was not rewritten');
   t.is(after.mtimeMs, written.mtimeMs);
+  // From memory now, while the index file is the one read.
+  t.deepEqual(await f.pool.index(asset, f.cache), first);
+  t.like(f.pool.stats, { builds: 1, cacheHits: 2, memoryHits: 1 });
+});
+
+test('the index head kept in memory is read again once its index file changes', async (t) => {
+  const f = await fixture(t);
+  const asset = path.join(f.media, 'sample.ts');
+  const first = await f.pool.index(asset, f.cache);
+  await f.pool.index(asset, f.cache);
+  await f.pool.index(asset, f.cache);
+  t.like(f.pool.stats, { cacheHits: 2, memoryHits: 1 });
+  // Someone rewrites the index file (same bytes, a new inode): read, not trusted from memory.
+  const copy = `${first.indexPath}.copy`;
+  await fs.promises.copyFile(first.indexPath, copy);
+  await fs.promises.rename(copy, first.indexPath);
+  t.deepEqual(await f.pool.index(asset, f.cache), first);
+  t.like(f.pool.stats, { builds: 1, cacheHits: 3, memoryHits: 1 });
+  // A corrupted one is not used: the asset is indexed afresh.
+  await fs.promises.writeFile(first.indexPath, 'not an index');
+  t.deepEqual((await f.pool.index(asset, f.cache)).meta, first.meta);
+  t.like(f.pool.stats, { builds: 2, memoryHits: 1 });
 });
 
 test('the index pool rebuilds when the asset is touched or rewritten', async (t) => {
