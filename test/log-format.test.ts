@@ -9,7 +9,6 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,18 +21,12 @@ import { startServer } from '../src/server.js';
 import { sleep } from './helpers/engine-fixture.js';
 import { RtspClient } from './helpers/rtsp-client.js';
 import { leakCheck } from './helpers/leak-check.js';
+import { freeTcpPort } from './helpers/free-port.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const TWINFRAME = path.join(ROOT, 'dist/src/cli/twinframe.js');
 const ANSI = /\x1b\[/;
 
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 /**
  * Run twinframe (on a pseudo-terminal when `tty`, else with stderr on a pipe) until
@@ -42,7 +35,7 @@ async function freePort(): Promise<number> {
 async function logsOfTwinframe(options: { tty: boolean; args: string[] }): Promise<string> {
   const dir = await mkdtemp(path.join(tmpdir(), 'tf-log-format-'));
   try {
-    const args = ['--port', String(await freePort()), '--admin-socket', path.join(dir, 'admin.sock'), '--config', path.join(dir, 'config.json'), '--metrics-listen', '', ...options.args];
+    const args = ['--port', String(await freeTcpPort()), '--admin-socket', path.join(dir, 'admin.sock'), '--config', path.join(dir, 'config.json'), '--metrics-listen', '', ...options.args];
     const child = options.tty
       ? spawn('script', ['-qfec', `exec ${[process.execPath, TWINFRAME, ...args].map((a) => `'${a}'`).join(' ')}`, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] })
       : spawn(process.execPath, [TWINFRAME, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });

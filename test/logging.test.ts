@@ -10,7 +10,6 @@ import { execFile, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,6 +18,7 @@ import { createLogger, type Logger } from '../src/log.js';
 import { RtspClient } from './helpers/rtsp-client.js';
 import { sleep } from './helpers/engine-fixture.js';
 import { leakCheck } from './helpers/leak-check.js';
+import { freeTcpPort } from './helpers/free-port.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const twinframe = path.join(root, 'src/cli/twinframe.js');
@@ -53,13 +53,6 @@ async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
   }
 }
 
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 // ── The real server ──────────────────────────────────────────────────────────
 
@@ -106,7 +99,7 @@ const fullDisk = test.macro(async (t, level: string) => {
     const socket = path.join(dir, 'admin.sock');
     const config = path.join(dir, 'config.json');
     await writeFile(config, JSON.stringify({ media: { cacheDir: path.join(dir, 'cache') }, admin: { socketPath: socket } }));
-    const port = await freePort();
+    const port = await freeTcpPort();
     const full = fs.openSync('/dev/full', 'w');
     const child = spawn(process.execPath, [twinframe, '--config', config, '--port', String(port), '--log-level', level], { stdio: ['ignore', full, full] });
     fs.closeSync(full);

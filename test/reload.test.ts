@@ -8,7 +8,6 @@ import test, { type ExecutionContext } from 'ava';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -26,6 +25,7 @@ import { RtspClient, UdpReceiver } from './helpers/rtsp-client.js';
 import { requestWithLogin } from './helpers/rtsp-digest.js';
 import { TWINFRAMECTL, runCapture, runToString } from './helpers/run.js';
 import { PACING_BOUND_MS, largestGapMs, minDatagrams } from './helpers/stream-pacing.js';
+import { freeTcpPort } from './helpers/free-port.js';
 
 const BOB = { user: 'bob', password: 'b0b-pa55' };
 
@@ -184,14 +184,6 @@ test.serial('the RTSP connection cap comes from the file and a reload raises it 
   t.is((await first.request('OPTIONS', '*')).status, 200, 'the first connection lives on');
 });
 
-async function freeTcpPort(): Promise<number> {
-  const s = net.createServer();
-  s.listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  const { port } = s.address() as net.AddressInfo;
-  await new Promise((resolve) => s.close(resolve));
-  return port;
-}
 
 test.serial('SIGHUP makes the twinframe process reload its file', async (t) => {
   t.timeout(60_000);

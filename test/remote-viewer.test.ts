@@ -13,7 +13,6 @@
 import { spawn } from 'node:child_process';
 import dgram from 'node:dgram';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -29,6 +28,7 @@ import { createVethNamespace, netnsUnavailable, type VethNamespace } from './hel
 import { RtspClient, parseRtpPacket } from './helpers/rtsp-client.js';
 import { runToString } from './helpers/run.js';
 import { leakCheck } from './helpers/leak-check.js';
+import { freeTcpPort } from './helpers/free-port.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const TWINFRAME = path.join(ROOT, 'dist/src/cli/twinframe.js');
@@ -185,16 +185,6 @@ function splitRecords(buf: Buffer): Buffer[] {
   return out;
 }
 
-async function freeTcpPort(host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, host, () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
 
 async function waitFor(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
   const deadline = Date.now() + timeoutMs;

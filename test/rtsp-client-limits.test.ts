@@ -11,12 +11,11 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import test from 'ava';
-import { parseConfig } from '../src/config/schema.js';
-import { silentLogger } from '../src/log.js';
-import { startServer, type TwinframeServer } from '../src/server.js';
+import type { TwinframeServer } from '../src/server.js';
 import { SAMPLE_ASSET, sleep, until } from './helpers/engine-fixture.js';
 import { RtspClient, UdpReceiver } from './helpers/rtsp-client.js';
 import { leakCheck } from './helpers/leak-check.js';
+import { startFileServer } from './helpers/media-server.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const PER_ADDRESS = 8;
@@ -30,16 +29,9 @@ let tmp: string;
 
 test.before(async () => {
   tmp = await mkdtemp(path.join(tmpdir(), 'twinframe-limits-'));
-  const config = parseConfig({
-    media: { mounts: [{ prefix: '', dir: path.dirname(SAMPLE_ASSET) }], cacheDir: path.join(tmp, 'cache') },
-    admin: { socketPath: path.join(tmp, 'admin.sock') },
-    rtsp: { maxConnectionsPerAddress: PER_ADDRESS, maxSessionsPerAddress: 3, maxSessionsPerConnection: 2 },
-    log: { level: 'silent' },
-  });
-  server = await startServer({
-    config, configPath: undefined, logger: silentLogger,
-    rtsp: { host: '127.0.0.1', port: 0, requestTimeoutMs: REQUEST_TIMEOUT_MS, idleTimeoutMs: IDLE_TIMEOUT_MS, setupTimeoutMs: SETUP_TIMEOUT_MS },
-  });
+  server = await startFileServer(path.dirname(SAMPLE_ASSET), tmp,
+    { rtsp: { maxConnectionsPerAddress: PER_ADDRESS, maxSessionsPerAddress: 3, maxSessionsPerConnection: 2 } },
+    { requestTimeoutMs: REQUEST_TIMEOUT_MS, idleTimeoutMs: IDLE_TIMEOUT_MS, setupTimeoutMs: SETUP_TIMEOUT_MS });
   port = server.rtsp.port;
 });
 

@@ -36,15 +36,14 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import test, { type ExecutionContext } from 'ava';
-import { parseConfig } from '../src/config/schema.js';
-import { silentLogger } from '../src/log.js';
 import { FailureFaultKinds, type FailureFaultKind } from '../src/shared/commands.js';
-import { startServer, type TwinframeServer } from '../src/server.js';
+import type { TwinframeServer } from '../src/server.js';
 import { sleep, waitForRecovery } from './helpers/engine-fixture.js';
 import { RtspClient } from './helpers/rtsp-client.js';
 import { runToString, start, type Run } from './helpers/run.js';
 import type { FailoverEvent, HandoverEvent } from '../src/engine/engine.js';
 import { leakCheck } from './helpers/leak-check.js';
+import { startFileServer } from './helpers/media-server.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const ASSET = path.join(ROOT, 'assets/sample.ts');
@@ -91,12 +90,7 @@ test.before(async () => {
   tmp = await fs.mkdtemp(path.join(tmpdir(), 'twinframe-ffmpeg-'));
   asset = await fs.readFile(ASSET);
   reference = parseFramemd5(await runToString([FFMPEG, '-hide_banner', '-loglevel', 'error', '-i', ASSET, '-map', '0', '-c', 'copy', '-f', 'framemd5', '-']));
-  const config = parseConfig({
-    media: { mounts: [{ prefix: '', dir: path.join(ROOT, 'assets') }], cacheDir: path.join(tmp, 'cache') },
-    admin: { socketPath: path.join(tmp, 'admin.sock'), faultInjection: true },
-    log: { level: 'silent' },
-  });
-  server = await startServer({ config, configPath: undefined, logger: silentLogger, rtsp: { port: 0 } });
+  server = await startFileServer(path.join(ROOT, 'assets'), tmp, { admin: { faultInjection: true } });
   port = server.rtsp.port;
 });
 

@@ -12,13 +12,12 @@ import fs from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import test from 'ava';
-import { parseConfig } from '../src/config/schema.js';
-import { silentLogger } from '../src/log.js';
 import { FailureFaultKinds, type FailureFaultKind } from '../src/shared/commands.js';
-import { startServer, type TwinframeServer } from '../src/server.js';
+import type { TwinframeServer } from '../src/server.js';
 import { SAMPLE_ASSET, sleep, until, waitForRecovery } from './helpers/engine-fixture.js';
 import { RtspClient, UdpReceiver, parseRtpPacket, sequenceStats } from './helpers/rtsp-client.js';
 import { leakCheck } from './helpers/leak-check.js';
+import { startFileServer } from './helpers/media-server.js';
 import { start, type Run } from './helpers/run.js';
 import { wireAddon } from '../src/shared/wire.js';
 
@@ -47,13 +46,7 @@ test.before(async () => {
   short = sample.subarray(0, SHORT_PACKETS * 188);
   await fs.writeFile(path.join(media, 'short.ts'), short);
   await fs.writeFile(path.join(media, 'sample.ts'), sample);
-  const config = parseConfig({
-    media: { mounts: [{ prefix: '', dir: media }], cacheDir: path.join(tmp, 'cache') },
-    admin: { socketPath: path.join(tmp, 'admin.sock'), faultInjection: true },
-    rtsp: { interleavedBacklogMs: BACKLOG_MS },
-    log: { level: 'silent' },
-  });
-  server = await startServer({ config, configPath: undefined, logger: silentLogger, rtsp: { port: 0 } });
+  server = await startFileServer(media, tmp, { admin: { faultInjection: true }, rtsp: { interleavedBacklogMs: BACKLOG_MS } });
   port = server.rtsp.port;
 });
 
@@ -191,12 +184,7 @@ test.serial('a viewer that stops reading is torn down once its stream is a backl
 
 test.serial('RTCP receiver reports keep a session alive, over UDP and over TCP', async (t) => {
   // A server of its own, whose sessions time out soon.
-  const config = parseConfig({
-    media: { mounts: [{ prefix: '', dir: path.join(tmp, 'media') }], cacheDir: path.join(tmp, 'cache') },
-    admin: { socketPath: path.join(tmp, 'admin-rr.sock') },
-    log: { level: 'silent' },
-  });
-  const server = await startServer({ config, configPath: undefined, logger: silentLogger, rtsp: { port: 0, sessionTimeoutMs: SESSION_TIMEOUT_MS } });
+  const server = await startFileServer(path.join(tmp, 'media'), tmp, { admin: { socketPath: path.join(tmp, 'admin-rr.sock') } }, { sessionTimeoutMs: SESSION_TIMEOUT_MS });
   t.teardown(() => server.close());
   const port = server.rtsp.port;
   const udp = await UdpReceiver.open();

@@ -26,6 +26,7 @@ import { checkRtpStream, loadSample, sleep, type SampleAsset } from './helpers/e
 import { RtspClient, UdpReceiver, type RtpPacket } from './helpers/rtsp-client.js';
 import { leakCheck } from './helpers/leak-check.js';
 import { minDatagrams } from './helpers/stream-pacing.js';
+import { freeTcpPort } from './helpers/free-port.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const ASSETS = path.join(ROOT, 'assets');
@@ -513,17 +514,6 @@ function firstPcrFrom(bytes: Buffer, fromPacket: number): { pcr: number; packet:
   throw new Error('no PCR in the asset');
 }
 
-async function freeTcpPort(): Promise<number> {
-  const { createServer } = await import('node:net');
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
 
 
 test.serial('PLAY npt=a-b streams from the key frame for a to the last picture presented by b, then BYE; a PLAY during PLAY re-seeks', async (t) => {

@@ -15,17 +15,16 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import test from 'ava';
-import { parseConfig } from '../src/config/schema.js';
-import { silentLogger } from '../src/log.js';
 import { TS_PACKET_BYTES, packetPcr, packetPid } from '../src/mpegts/packet.js';
 import { TRICK_SCALES } from '../src/mpegts/trick.js';
 import type { AssetIndexMeta } from '../src/index-format/index-format.js';
 import { parseRange } from '../src/rtsp/headers/range.js';
 import { RTCP_BYE } from '../src/rtsp/rtcp.js';
-import { startServer, type TwinframeServer } from '../src/server.js';
+import type { TwinframeServer } from '../src/server.js';
 import { buildAssetIndex } from './helpers/asset-index.js';
 import { sleep, waitForRecovery } from './helpers/engine-fixture.js';
 import { leakCheck } from './helpers/leak-check.js';
+import { startFileServer } from './helpers/media-server.js';
 import { parseCompound } from './helpers/rtcp.js';
 import { RtspClient, UdpReceiver, parseRtpPacket } from './helpers/rtsp-client.js';
 import { runToString } from './helpers/run.js';
@@ -65,12 +64,7 @@ test.before(async () => {
   }
   const hashes = await videoHashes(assetFile);
   keyHashes = meta.randomAccess.map((k) => hashes[starts.indexOf(k.packet)]);
-  const config = parseConfig({
-    media: { mounts: [{ prefix: '', dir: path.join(tmp, 'media') }], cacheDir: path.join(tmp, 'cache') },
-    admin: { socketPath: path.join(tmp, 'admin.sock'), faultInjection: true },
-    log: { level: 'silent' },
-  });
-  server = await startServer({ config, configPath: undefined, logger: silentLogger, rtsp: { host: '127.0.0.1', port: 0 } });
+  server = await startFileServer(path.join(tmp, 'media'), tmp, { admin: { faultInjection: true } });
   port = server.rtsp.port;
 });
 

@@ -15,14 +15,13 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import test from 'ava';
-import { parseConfig } from '../src/config/schema.js';
-import { silentLogger } from '../src/log.js';
 import { TS_PACKET_BYTES, packetPcr } from '../src/mpegts/packet.js';
 import { parseRange } from '../src/rtsp/headers/range.js';
 import { RTCP_BYE } from '../src/rtsp/rtcp.js';
-import { startServer, type TwinframeServer } from '../src/server.js';
+import type { TwinframeServer } from '../src/server.js';
 import { sleep } from './helpers/engine-fixture.js';
 import { leakCheck } from './helpers/leak-check.js';
+import { startFileServer } from './helpers/media-server.js';
 import { parseCompound } from './helpers/rtcp.js';
 import { RtspClient, UdpReceiver } from './helpers/rtsp-client.js';
 import { runToString } from './helpers/run.js';
@@ -73,12 +72,7 @@ test.before(async () => {
   await runToString(['env', `DURATION=${SECONDS}`, `GOP=${2 * FPS}`, MAKE_ASSET, assetFile], 60_000);
   video = await videoPackets(assetFile);
   origin = video.find((p) => p.key)!.pts;
-  const config = parseConfig({
-    media: { mounts: [{ prefix: '', dir: path.join(tmp, 'media') }], cacheDir: path.join(tmp, 'cache') },
-    admin: { socketPath: path.join(tmp, 'admin.sock') },
-    log: { level: 'silent' },
-  });
-  server = await startServer({ config, configPath: undefined, logger: silentLogger, rtsp: { host: '127.0.0.1', port: 0 } });
+  server = await startFileServer(path.join(tmp, 'media'), tmp);
   port = server.rtsp.port;
 });
 

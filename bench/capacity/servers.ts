@@ -128,7 +128,8 @@ export async function startTwinframe(s: TwinframeSetup): Promise<RunningServer> 
     media: { mounts: [{ prefix: '', dir: s.assetDir }], cacheDir: path.join(s.tmp, 'cache') },
     metrics: { listen: `127.0.0.1:${metricsPort}` },
     limits: { maxStreams: s.maxStreams, mpegBandwidthKbps: s.bandwidthKbps, serverBandwidthKbps: s.bandwidthKbps },
-    rtsp: { serverPortRange: await freeUdpPortRange(2 * s.maxStreams) },
+    // Every receiver is on 127.0.0.1: one address may hold every session of the bench.
+    rtsp: { serverPortRange: await freeUdpPortRange(2 * s.maxStreams), maxConnectionsPerAddress: s.maxStreams + 16, maxSessionsPerAddress: s.maxStreams },
     admin: { faultInjection: s.faultInjection },
     ...(s.batchWindowUs === undefined ? {} : { pacing: { batchWindowUs: s.batchWindowUs } }),
   };

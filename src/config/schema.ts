@@ -182,8 +182,10 @@ const rtspSchema = z.object({
    */
   interleavedBacklogMs: z.number().int().min(100).max(60_000).default(2000),
   /** Per-client limits: one address, or one connection, must not take every slot or stream. */
-  maxConnectionsPerAddress: z.number().int().min(1).max(100_000).default(32),
-  maxSessionsPerAddress: z.number().int().min(1).max(100_000).default(64),
+  // Wide enough for an office behind one NAT address (and a benchmark on loopback), narrow
+  // enough that the connection cap (1000) needs four addresses.
+  maxConnectionsPerAddress: z.number().int().min(1).max(100_000).default(256),
+  maxSessionsPerAddress: z.number().int().min(1).max(100_000).default(256),
   maxSessionsPerConnection: z.number().int().min(1).max(10_000).default(16),
   /** A session set up and not played within this long is torn down (it holds a stream's admission). */
   setupTimeoutSec: z.number().int().min(1).max(3600).default(15),

@@ -293,9 +293,10 @@ export class DataPath {
    */
   private stageDue(s: PathSession, now: number, windowMs: number, graceMs: number): number {
     if (!s.interleaved) return this.stageDatagrams(s, now, windowMs, graceMs);
-    // Interleaved: what the viewer's socket did not take last time goes first, due or not (paused too).
+    // Interleaved: what the viewer's socket did not take last time goes first, due or not (paused too);
+    // a viewer gone, or behind for longer than its backlog bound, ends the session here.
     const backlogged = s.flushPending();
-    if (backlogged) s.checkViewer(now);
+    s.checkViewer(now);
     const next = this.stageDatagrams(s, now, windowMs, graceMs);
     return backlogged ? Math.min(next, now + WIRE_POLL_MS) : next;
   }
@@ -319,7 +320,6 @@ export class DataPath {
       }
       if (s.deadlineMs > dueBy) return s.deadlineMs;
       if (!s.bound) return now + graceMs;
-      if (s.interleaved) s.checkViewer(now);
       const room = Math.min(MAX_BURST, s.sendRoom());
       if (!this.claim(s.slot)) return now + CLAIM_POLL_MS;
       // Claimed: the cursor must still be where we read it.

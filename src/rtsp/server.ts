@@ -67,9 +67,9 @@ export interface RtspServerOptions {
    * schedule (a viewer that reads too slowly) is torn down. Default 2000 ms.
    */
   readonly interleavedBacklogMs?: number;
-  /** Connections from one client address beyond this many get 503 and are closed at once. Default 32. */
+  /** Connections from one client address beyond this many get 503 and are closed at once. Default 256. */
   readonly maxConnectionsPerAddress?: number;
-  /** SETUPs beyond this many live sessions set up from one client address get 453. Default 64. */
+  /** SETUPs beyond this many live sessions set up from one client address get 453. Default 256. */
   readonly maxSessionsPerAddress?: number;
   /** SETUPs beyond this many live sessions set up on one connection get 453. Default 16. */
   readonly maxSessionsPerConnection?: number;
@@ -287,8 +287,8 @@ export class RtspServer {
     this.#streamAddress = options.streamAddress;
     this.#maxRequestBytes = options.maxRequestBytes ?? 16 * 1024;
     this.#maxConnections = options.maxConnections ?? 1000;
-    this.#maxConnectionsPerAddress = options.maxConnectionsPerAddress ?? 32;
-    this.#maxSessionsPerAddress = options.maxSessionsPerAddress ?? 64;
+    this.#maxConnectionsPerAddress = options.maxConnectionsPerAddress ?? 256;
+    this.#maxSessionsPerAddress = options.maxSessionsPerAddress ?? 256;
     this.#maxSessionsPerConnection = options.maxSessionsPerConnection ?? 16;
     this.#setupTimeoutMs = options.setupTimeoutMs ?? 15_000;
     this.#idleTimeoutMs = options.idleTimeoutMs ?? this.#sessionTimeoutMs + 10_000;

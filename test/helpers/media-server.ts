@@ -39,3 +39,20 @@ export async function startMediaServer(t: ExecutionContext, assets: readonly str
   };
   return { server, config, ctl };
 }
+
+/**
+ * A server for one test file over the files in `mediaDir`: cache and admin socket
+ * in `tmp`, RTSP on a free loopback port, no log. `config` adds to that (its
+ * `admin` fields too); `rtsp` overrides the RTSP server's own options.
+ */
+export function startFileServer(mediaDir: string, tmp: string, config: TwinframeConfigInput = {}, rtsp: RtspOverrides = {}): Promise<TwinframeServer> {
+  const parsed = parseConfig({
+    ...config,
+    media: { mounts: [{ prefix: '', dir: mediaDir }], cacheDir: path.join(tmp, 'cache') },
+    admin: { socketPath: path.join(tmp, 'admin.sock'), ...config.admin },
+    log: { level: 'silent' },
+  });
+  return startServer({ config: parsed, configPath: undefined, logger: silentLogger, rtsp: { host: '127.0.0.1', port: 0, ...rtsp } });
+}
+
+type RtspOverrides = NonNullable<Parameters<typeof startServer>[0]['rtsp']>;
