@@ -56,6 +56,7 @@ const USAGE = `usage: node dist/bench/soak/run.js [options]
   --faults LIST        fault kinds, injected in turn into the sending path (default ${FailureFaultKinds.join(',')})
   --fault-window-s S   a failover of the faulted path this soon after a fault is the fault's; any other is false (default 10)
   --rss-every-s S      server VmRSS sample period (default 10)
+  --rss-warmup-s S     samples this early are shown but left out of the trend (start-up and first GCs; default 60)
   --receivers N        receiver processes the sessions are spread over (default 2)
   --asset FILE         the asset to play (default assets/sample.ts of this checkout, looped by re-PLAY)
   --seed N             where the sessions start in the asset (default: time)
@@ -70,6 +71,7 @@ interface Options {
   faults: FailureFaultKind[];
   faultWindowS: number;
   rssEveryS: number;
+  rssWarmupS: number;
   receivers: number;
   asset: string;
   seed: number;
@@ -80,7 +82,7 @@ interface Options {
 
 function parseOptions(argv: string[]): Options {
   const flags = Flags.parse(argv, {
-    minutes: 'string', sessions: 'string', 'fault-every-s': 'string', faults: 'string', 'fault-window-s': 'string', 'rss-every-s': 'string',
+    minutes: 'string', sessions: 'string', 'fault-every-s': 'string', faults: 'string', 'fault-window-s': 'string', 'rss-every-s': 'string', 'rss-warmup-s': 'string',
     receivers: 'string', asset: 'string', seed: 'string', logs: 'string', out: 'string', strict: 'boolean',
   }, USAGE);
   const faults = flags.list('faults') ?? [...FailureFaultKinds];
@@ -94,6 +96,7 @@ function parseOptions(argv: string[]): Options {
     faults: faults as FailureFaultKind[],
     faultWindowS: flags.number('fault-window-s', { positive: true }) ?? 10,
     rssEveryS: flags.number('rss-every-s', { positive: true }) ?? 10,
+    rssWarmupS: Math.max(0, flags.number('rss-warmup-s') ?? 60),
     receivers: Math.min(sessions, Math.floor(flags.number('receivers', { positive: true }) ?? 2)),
     asset: path.resolve(flags.string('asset') ?? path.join(ROOT, 'assets/sample.ts')),
     seed: Math.floor(flags.number('seed') ?? Date.now() % 2 ** 31),
@@ -228,7 +231,7 @@ function sessionFailed(p: PerSession): boolean {
 function printReport(o: Options, r: Report, faults: readonly FaultRecord[], perSession: readonly PerSession[], expectedSessions: number): void {
   console.log('');
   console.log(`server RSS, MiB, one point per ${f(r.series.everyS, 0)} s (median of its samples): ${r.series.points.map((x) => x.toFixed(0)).join(' ')}`);
-  console.log(`  first ${f(r.rss.windowS / 60)} min median ${f(r.rss.firstMedianMiB)} MiB, last ${f(r.rss.windowS / 60)} min median ${f(r.rss.lastMedianMiB)} MiB: growth ${r.rss.growthMiB >= 0 ? '+' : ''}${f(r.rss.growthMiB)} MiB`
+  console.log(`  from ${o.rssWarmupS} s on: first ${f(r.rss.windowS / 60)} min median ${f(r.rss.firstMedianMiB)} MiB, last ${f(r.rss.windowS / 60)} min median ${f(r.rss.lastMedianMiB)} MiB: growth ${r.rss.growthMiB >= 0 ? '+' : ''}${f(r.rss.growthMiB)} MiB`
     + ` (flat: at most ${f(r.rss.toleranceMiB)}); slope ${f(r.rss.slopeMiBPerHour)} MiB/h; min ${f(r.rss.minMiB)}, max ${f(r.rss.maxMiB)}; ${r.rss.samples} samples`);
   console.log('');
   console.log(`faults (every ${o.faultEveryS} s, into the sending path):`);
@@ -362,7 +365,7 @@ async function main(): Promise<number> {
 
   const sum = (k: keyof PerSession): number => perSession.reduce((a, p) => a + Number(p[k] ?? 0), 0);
   const report: Report = {
-    rss: rssTrend(rss),
+    rss: rssTrend(rss.filter((x) => x.tS >= o.rssWarmupS)),
     series: compactSeries(rss, SERIES_POINTS),
     wire: { received: sum('received'), lost: sum('lost'), duplicated: sum('duplicated'), reordered: sum('reordered'), stalls: sum('stalls'), plays: sum('plays'), endFromReport: sum('endFromReport'), seqJumps: sum('seqJumps') },
     failedSessions: perSession.filter(sessionFailed).length + (o.sessions - perSession.length),
