@@ -71,6 +71,8 @@ interface Session {
   lastActivityMs: number;
   replaying: boolean;
   stalls: number;
+  /** Requests of this session that failed (a PLAY, keep-alive or TEARDOWN refused or unanswered). */
+  errors: number;
   /** The packet count of the BYE's sender report after the TEARDOWN: all the session's datagrams. */
   finalSent: number | undefined;
 }
@@ -89,8 +91,9 @@ function readRtcp(buf: Buffer): { bye: boolean; packetCount: number | undefined 
 const errors: string[] = [];
 let errorCount = 0;
 
-function noteError(what: string, err: unknown): void {
+function noteError(what: string, err: unknown, s: Session): void {
   errorCount++;
+  s.errors++;
   if (errors.length < 20) errors.push(`${what}: ${err instanceof Error ? err.message : String(err)}`);
 }
 
@@ -123,7 +126,7 @@ async function openSession(port: number): Promise<Session> {
     rtcp.close();
     throw err;
   });
-  const s: Session = { client, rtp, rtcp, count: new SessionCount(), lastActivityMs: performance.now(), replaying: false, stalls: 0, finalSent: undefined };
+  const s: Session = { client, rtp, rtcp, count: new SessionCount(), lastActivityMs: performance.now(), replaying: false, stalls: 0, errors: 0, finalSent: undefined };
   rtp.on('message', (m: Buffer) => {
     const now = performance.now();
     s.lastActivityMs = now;
@@ -146,7 +149,7 @@ async function main(): Promise<void> {
       if (why === 'stall') s.stalls++;
       await play(s, o.asset, 'npt=0-');
     } catch (err) {
-      noteError(`re-PLAY after ${why}`, err);
+      noteError(`re-PLAY after ${why}`, err, s);
     } finally {
       s.replaying = false;
     }
@@ -157,13 +160,13 @@ async function main(): Promise<void> {
     stopping = true;
     setTimeout(() => process.exit(3), 30_000).unref(); // whatever hangs, this process ends
     for (const t of timers) clearInterval(t);
-    await Promise.all(sessions.map((s) => s.client.teardown(o.asset, { timeoutMs: 5000 }).catch((err: unknown) => noteError('TEARDOWN', err))));
+    await Promise.all(sessions.map((s) => s.client.teardown(o.asset, { timeoutMs: 5000 }).catch((err: unknown) => noteError('TEARDOWN', err, s))));
     const byesBy = performance.now() + 1000; // the BYEs left before the replies; give them time to be read
     while (sessions.some((s) => s.finalSent === undefined) && performance.now() < byesBy) await sleep(20);
     for (const s of sessions) s.count.finish(s.finalSent);
     const socketDrops = readSocketDrops(sessions.map((s) => s.rtp.address().port));
     const recvBufferBytes = sessions[0]?.rtp.getRecvBufferSize() ?? 0;
-    const perSession = sessions.map((s) => ({ ...s.count.totals, stalls: s.stalls, gapP99Ms: s.count.gapQuantileMs(0.99), gapMaxMs: s.count.gapMaxMs }));
+    const perSession = sessions.map((s) => ({ ...s.count.totals, stalls: s.stalls, errors: s.errors, gapP99Ms: s.count.gapQuantileMs(0.99), gapMaxMs: s.count.gapMaxMs }));
     await Promise.all(sessions.map((s) => s.client.close()));
     for (const s of sessions) {
       s.rtp.close();
@@ -198,7 +201,7 @@ async function main(): Promise<void> {
     if (r.status !== 200) throw new Error(`SETUP answered ${r.status}`);
     const timeoutS = parseSession(r.headers.get('session') ?? '').timeout ?? 60;
     timers.push(setInterval(() => {
-      s.client.getParameter(o.asset).catch((err: unknown) => noteError('GET_PARAMETER', err));
+      s.client.getParameter(o.asset).catch((err: unknown) => noteError('GET_PARAMETER', err, s));
     }, (timeoutS * 1000) / 3));
     // The first session starts at 0 and tells the duration; the others start at a random place.
     const startS = durationS > 1 ? rand() * (durationS - 1) : 0;
