@@ -19,7 +19,7 @@ import { ASSET_OPEN_FLAGS, inodeOf, type AssetIdentity } from '../shared/asset-f
 import { DEFAULT_MAX_RANDOM_ACCESS_POINTS, notRegularRefusal, openRefusal } from './asset-index.js';
 import { INDEX_FILE_EXTENSION, type AssetIndexMeta } from '../index-format/index-format.js';
 import { indexFileKey, type IndexHead } from './index-file.js';
-import { deserializeError, type IndexTask, type IndexTaskResult } from './index-worker.js';
+import { deserializeError, unpackReply, type IndexTask, type IndexTaskReply } from './index-worker.js';
 
 export interface IndexedAsset {
   /** Absolute path of the asset. */
@@ -117,7 +117,7 @@ function again(err: Error): Error {
 }
 
 export class IndexPool {
-  readonly #piscina: Piscina<IndexTask, IndexTaskResult>;
+  readonly #piscina: Piscina<IndexTask, IndexTaskReply>;
   readonly #inflight = new Map<string, Promise<IndexedAsset>>();
   /** Assets that failed to index, by index path, oldest first: not indexed again until they change. */
   readonly #failed = new Map<string, Failure>();
@@ -131,8 +131,9 @@ export class IndexPool {
   #closed = false;
 
   constructor(options: IndexPoolOptions = {}) {
-    this.#piscina = new Piscina<IndexTask, IndexTaskResult>({
+    this.#piscina = new Piscina<IndexTask, IndexTaskReply>({
       filename: new URL('./index-worker.js', import.meta.url).href,
+      name: 'indexAssetPacked',
       // One thread: indexing is disk-bound, and a second one would only compete
       // with the data paths for the two cores.
       maxThreads: 1,
@@ -201,7 +202,7 @@ export class IndexPool {
       await fs.promises.mkdir(path.dirname(indexPath), { recursive: true, mode: 0o700 });
       const started = performance.now();
       const task: IndexTask = { assetPath, indexPath, fd: handle.fd, reuse: indexKey !== undefined, maxRandomAccessPoints: this.#maxRandomAccessPoints };
-      const result = await this.#piscina.run(task);
+      const result = unpackReply(await this.#piscina.run(task));
       if (result.rejected !== undefined) {
         this.#stats.rejected++;
         this.#logger?.warn({ indexPath, assetPath, problem: result.rejected }, 'cached asset index rejected; indexing the asset again');
