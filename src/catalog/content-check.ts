@@ -7,28 +7,36 @@
 
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
+import { TwinframeError } from '../errors.js';
 
 /** Bytes hashed at each end of the asset. */
 export const CONTENT_CHECK_SPAN = 1 << 20;
 
-function readAll(fd: number, buf: Buffer, position: number): void {
+/** Reads `buf` full from `position`, or refuses the asset (a read error, or it shrank) with errno details. */
+function readAll(fd: number, file: string, buf: Buffer, position: number): void {
   let done = 0;
   while (done < buf.length) {
-    const n = fs.readSync(fd, buf, done, buf.length - done, position + done);
-    if (n === 0) throw Object.assign(new Error(`asset ended at byte ${position + done} while checking its content`), { code: 'EIO' });
+    let n: number;
+    try {
+      n = fs.readSync(fd, buf, done, buf.length - done, position + done);
+    } catch (err) {
+      const errno = (err as NodeJS.ErrnoException).code;
+      throw new TwinframeError('TF_ASSET_UNREADABLE', `${file}: read error at byte ${position + done} (${errno ?? (err as Error).message})`, { path: file, errno, offset: position + done });
+    }
+    if (n === 0) throw new TwinframeError('TF_ASSET_UNREADABLE', `${file}: asset ended at byte ${position + done} while its content was checked`, { path: file, errno: 'EIO', offset: position + done });
     done += n;
   }
 }
 
-/** Hex SHA-256 of the asset open on `fd`, `size` bytes long (synchronous: index worker only). */
-export function assetContentCheck(fd: number, size: number): string {
+/** Hex SHA-256 of the asset open on `fd`, `size` bytes long, named `file` in refusals (synchronous: index worker only). */
+export function assetContentCheck(fd: number, size: number, file: string): string {
   const hash = createHash('sha256').update(`${size}\n`);
   const headLength = Math.min(size, CONTENT_CHECK_SPAN);
   const tailStart = Math.max(headLength, size - CONTENT_CHECK_SPAN);
   const buf = Buffer.allocUnsafe(CONTENT_CHECK_SPAN);
-  readAll(fd, buf.subarray(0, headLength), 0);
+  readAll(fd, file, buf.subarray(0, headLength), 0);
   hash.update(buf.subarray(0, headLength));
-  readAll(fd, buf.subarray(0, size - tailStart), tailStart);
+  readAll(fd, file, buf.subarray(0, size - tailStart), tailStart);
   hash.update(buf.subarray(0, size - tailStart));
   return hash.digest('hex');
 }

@@ -92,7 +92,7 @@ function cachedIndex(task: IndexTask): VerifiedIndexHead | string | undefined {
   const st = fs.fstatSync(task.fd);
   if (meta.sourceSize !== st.size || meta.sourceMtimeMs !== st.mtimeMs) return undefined;
   if (meta.sourcePath !== task.assetPath) return `asset index ${task.indexPath} describes ${meta.sourcePath}, not ${task.assetPath}`;
-  if (meta.contentCheck !== assetContentCheck(task.fd, st.size)) {
+  if (meta.contentCheck !== assetContentCheck(task.fd, st.size, task.assetPath)) {
     return `asset index ${task.indexPath} was not made from the bytes of ${task.assetPath} (its content check differs)`;
   }
   return found;
