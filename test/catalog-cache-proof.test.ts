@@ -141,9 +141,15 @@ test('a full disk while writing the index is remembered for the back-off, then r
 });
 
 /** A server over `media` with its cache at `cacheDir`, or the error it refuses to start with. */
-async function startOn(t: ExecutionContext, dir: string, cacheDir: string, logger: Logger = pino({ level: 'silent' })): Promise<Awaited<ReturnType<typeof startServer>>> {
+async function startOn(
+  t: ExecutionContext,
+  dir: string,
+  cacheDir: string,
+  logger: Logger = pino({ level: 'silent' }),
+  maxRandomAccessPoints?: number,
+): Promise<Awaited<ReturnType<typeof startServer>>> {
   const config = parseConfig({
-    media: { mounts: [{ prefix: '', dir: path.join(dir, 'media') }], cacheDir },
+    media: { mounts: [{ prefix: '', dir: path.join(dir, 'media') }], cacheDir, maxRandomAccessPoints },
     admin: { socketPath: path.join(dir, 'admin.sock') },
     log: { level: 'silent' },
   });
@@ -151,6 +157,27 @@ async function startOn(t: ExecutionContext, dir: string, cacheDir: string, logge
   t.teardown(() => server.close());
   return server;
 }
+
+test('a DESCRIBE of an asset refused for its random-access list is answered from memory, not by indexing it again', async (t) => {
+  const dir = await tempDir(t);
+  fs.mkdirSync(path.join(dir, 'media'));
+  const asset = path.join(dir, 'media', 'sample.ts');
+  fs.copyFileSync(SAMPLE_ASSET, asset);
+  const server = await startOn(t, dir, path.join(dir, 'cache'), undefined, 3);
+  const client = await RtspClient.connect({ port: server.rtsp.port });
+  try {
+    const first = await client.describe('/sample.ts');
+    t.is(first.status, 404);
+    for (let i = 0; i < 3; i++) t.is((await client.describe('/sample.ts')).status, 404);
+    t.like(server.catalog.indexStats, { builds: 1, failures: 1, rememberedFailures: 3 });
+    const later = new Date(Date.now() + 60_000);
+    await fs.promises.utimes(asset, later, later);
+    t.is((await client.describe('/sample.ts')).status, 404);
+    t.like(server.catalog.indexStats, { builds: 2, failures: 2, rememberedFailures: 3 }, 'a changed file is indexed again');
+  } finally {
+    await client.close();
+  }
+});
 
 test('a cache directory writable by others, or owned by another user, stops the server from starting', async (t) => {
   const dir = await tempDir(t);
