@@ -224,8 +224,11 @@ const mediaSchema = z.object({
   }).default(() => [{ prefix: '', dir: path.join(packageRoot(), 'assets') }]),
   /** Where asset indexes (PCR, frames, random access points) are kept. */
   cacheDir: z.string().min(1).default(() => path.join(packageRoot(), '.twinframe', 'cache')),
-  /** An asset with more random-access points (key frames) than this is refused: every index reader parses the list. */
-  maxRandomAccessPoints: z.number().int().min(1).max(10_000_000).default(DEFAULT_MAX_RANDOM_ACCESS_POINTS),
+  /**
+   * An asset with more random-access points (key frames) than this is refused: every index reader parses
+   * the list. At most 500 000: up to 67 bytes of JSON each, and an index's JSON is bounded to 64 MiB.
+   */
+  maxRandomAccessPoints: z.number().int().min(1).max(500_000).default(DEFAULT_MAX_RANDOM_ACCESS_POINTS),
 }).strict();
 
 /**
