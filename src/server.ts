@@ -6,7 +6,7 @@
 // server says BYE to its players before the engine stops the data paths.
 // reload() re-reads the configuration and applies what can change live.
 
-import { mkdir } from 'node:fs/promises';
+import { ensurePrivateDirectory } from './shared/private-dir.js';
 import { TwinframeError } from './errors.js';
 import type { Logger } from 'pino';
 import { AssetCatalog } from './catalog/catalog.js';
@@ -99,9 +99,10 @@ function authSettings(config: TwinframeConfig): AuthSettings {
 export async function startServer(options: ServerOptions): Promise<TwinframeServer> {
   let config = options.config;
   const { logger } = options;
-  await mkdir(config.media.cacheDir, { recursive: true });
+  // Whoever may write the cache may plant indexes: it must be ours alone.
+  await ensurePrivateDirectory(config.media.cacheDir, 'cache directory', `make it owned by uid ${process.getuid?.() ?? '?'} and mode 0700 (chown/chmod), or set media.cacheDir to another path`);
   let metrics: TwinframeMetrics | undefined;
-  const pool = new IndexPool({ onBuilt: (ms, ok) => metrics?.assetIndexed(ms, ok) });
+  const pool = new IndexPool({ onBuilt: (ms, ok) => metrics?.assetIndexed(ms, ok), logger, maxRandomAccessPoints: config.media.maxRandomAccessPoints });
   const catalog = new AssetCatalog({ mounts: config.media.mounts, cacheDir: config.media.cacheDir, pool, logger });
   const stops: Array<() => Promise<void>> = [() => pool.close()];
   let closing: Promise<void> | undefined;

@@ -110,7 +110,7 @@ const packets27 = (n: number, bitrate: number): number => (n * TS_PACKET_BYTES *
 
 test('the sample asset is indexed with its program, PCR PID, duration and bitrate', (t) => {
   const { meta, times } = buildAssetIndex(SAMPLE);
-  t.is(meta.version, 2);
+  t.is(meta.version, 3);
   t.is(meta.sourcePath, SAMPLE);
   t.is(meta.sourceSize, SAMPLE_BYTES.length);
   t.is(meta.packetCount, SAMPLE_BYTES.length / TS_PACKET_BYTES);
@@ -417,7 +417,7 @@ test('the index file layout lets a reader pread packet times at timesOffset + 4p
   const { file, index } = await writtenIndex(t);
   const raw = fs.readFileSync(file);
   t.is(raw.toString('latin1', 0, 4), INDEX_MAGIC);
-  t.is(raw.readUInt32LE(IndexHeader.VERSION_OFFSET), 2);
+  t.is(raw.readUInt32LE(IndexHeader.VERSION_OFFSET), 3);
   const jsonLength = raw.readUInt32LE(IndexHeader.JSON_LENGTH_OFFSET);
   const timesOffset = raw.readUInt32LE(IndexHeader.TIMES_OFFSET_OFFSET);
   t.is(timesOffset % 8, 0);
@@ -448,7 +448,8 @@ test('corrupt index files are refused as corrupt', async (t) => {
   const timesOffset = good.readUInt32LE(12);
   const damage: Array<[string, (b: Buffer) => Buffer]> = [
     ['bad magic', (b) => (b.write('XXXX', 0, 'latin1'), b)],
-    ['unknown version', (b) => (b.writeUInt32LE(3, 4), b)],
+    ['unknown version', (b) => (b.writeUInt32LE(4, 4), b)],
+    ['version 2, without a content check', (b) => (b.writeUInt32LE(2, 4), b)],
     ['version 1, without pictures', (b) => (b.writeUInt32LE(1, 4), b)],
     ['pictures table cut short', (b) => b.subarray(0, b.length - 8)],
     ['pictures out of order', (b) => (b.writeUInt32LE(0xffffffff, b.length - 16), b)],

@@ -22,13 +22,14 @@
 // (TF_ADMIN_SOCKET_IN_USE, and it is never deleted).
 
 import type { Stats } from 'node:fs';
-import { chmod, link, lstat, mkdir, mkdtemp, rename, rm, stat, unlink } from 'node:fs/promises';
+import { chmod, link, lstat, mkdtemp, rename, rm, stat, unlink } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { TwinframeError, isTwinframeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { OrderedConnection } from '../net/ordered-connection.js';
 import { nativeAddon } from '../shared/native.js';
+import { ensurePrivateDirectory } from '../shared/private-dir.js';
 import type { AdminBackend, WatchEvent } from './backend.js';
 import {
   INTERNAL_ERROR_CODE,
@@ -103,22 +104,6 @@ function describeFileType(st: Stats): string {
   if (st.isFile()) return 'a regular file';
   if (st.isFIFO()) return 'a FIFO';
   return 'not a socket';
-}
-
-/**
- * The socket's directory must be ours and writable by nobody else: another user who
- * owns it, or may write in it (a pre-created /tmp directory with a predictable name),
- * could replace the socket with one of their own and read every operator command.
- */
-async function checkPrivateDirectory(dir: string): Promise<void> {
-  const st = await lstat(dir);
-  const self = process.getuid?.();
-  const refuse = (why: string): never => {
-    throw new TwinframeError('TF_CONFIG_INVALID', `admin socket directory ${dir} ${why}: another user could replace the socket; remove it or choose another admin.socketPath`, { dir });
-  };
-  if (!st.isDirectory()) refuse('is not a directory (a symbolic link?)');
-  if (self !== undefined && st.uid !== self) refuse(`is owned by uid ${st.uid}, not by this server's uid ${self}`);
-  if ((st.mode & 0o022) !== 0) refuse(`is writable by others (mode ${(st.mode & 0o777).toString(8)})`);
 }
 
 /** Requests queued on one connection before we stop reading from it. */
@@ -307,8 +292,8 @@ export class AdminServer {
       throw new TwinframeError('TF_CONFIG_INVALID', `admin socket path ${target} is longer than the ${MAX_UNIX_SOCKET_PATH_BYTES}-byte limit of a Unix socket`);
     }
     const dir = path.dirname(target);
-    await mkdir(dir, { recursive: true, mode: 0o700 });
-    await checkPrivateDirectory(dir);
+    // Ours and writable by nobody else: another user could replace the socket and read every operator command.
+    await ensurePrivateDirectory(dir, 'admin socket directory', 'another user could replace the socket; remove it or choose another admin.socketPath');
     await this.clearStaleSocket(target);
 
     const tmpDir = await mkdtemp(path.join(dir, '.tfadmin-'));

@@ -27,6 +27,7 @@ import {
 import { PTS_WRAP, pesPts } from '../mpegts/pes.js';
 import { SectionAssembler, isPsiError, parsePat, parsePmt, type PmtSection, type PatSection } from '../mpegts/psi.js';
 import { fileKind } from '../shared/asset-file.js';
+import { assetContentCheck } from './content-check.js';
 import type { AssetIndex, AssetIndexMeta, AssetStream, RandomAccessPoint } from '../index-format/index-format.js';
 
 /** Packets per read: ~3 MiB, a whole number of packets so none straddles two reads. */
@@ -215,16 +216,22 @@ function nalFlavour(codec: string): NalFlavour {
 }
 
 /**
+ * Random-access points an index may list unless told otherwise (media.maxRandomAccessPoints):
+ * every reader parses the list, ~2 µs and ~50 bytes of JSON a point.
+ */
+export const DEFAULT_MAX_RANDOM_ACCESS_POINTS = 200_000;
+
+/**
  * Indexes the asset open on `fd` (opened with ASSET_OPEN_FLAGS; the caller
  * closes it): the index describes this very file, whatever `file` names by now.
  */
-export function indexOpenAsset(fd: number, file: string): AssetIndex {
+export function indexOpenAsset(fd: number, file: string, maxRandomAccessPoints = DEFAULT_MAX_RANDOM_ACCESS_POINTS): AssetIndex {
   const st = fs.fstatSync(fd);
   if (!st.isFile()) throw notRegularRefusal(file, st);
-  return indexOpenFile(fd, file, st.size, st.mtimeMs);
+  return indexOpenFile(fd, file, st.size, st.mtimeMs, maxRandomAccessPoints);
 }
 
-function indexOpenFile(fd: number, file: string, size: number, mtimeMs: number): AssetIndex {
+function indexOpenFile(fd: number, file: string, size: number, mtimeMs: number, maxRandomAccessPoints: number): AssetIndex {
   if (size === 0) throw refuse('TF_ASSET_EMPTY', file, 'file is empty (0 bytes)');
   const packetCount = Math.floor(size / TS_PACKET_BYTES);
   const remainder = size % TS_PACKET_BYTES;
@@ -449,6 +456,14 @@ function indexOpenFile(fd: number, file: string, size: number, mtimeMs: number):
   if (randomAccess.length === 0) {
     for (let k = 0; k < nalStarts.length; k++) randomAccess.push({ packet: nalStarts.data[k], ticks: 0, videoPackets: 0 });
   }
+  if (randomAccess.length > maxRandomAccessPoints) {
+    throw refuse(
+      'TF_ASSET_UNREADABLE',
+      file,
+      `${randomAccess.length} random-access points are more than the ${maxRandomAccessPoints} an index may list (media.maxRandomAccessPoints)`,
+      { randomAccessPoints: randomAccess.length, limit: maxRandomAccessPoints },
+    );
+  }
   let pes = 0;
   for (const rap of randomAccess) {
     rap.ticks = times[rap.packet]!;
@@ -471,10 +486,11 @@ function indexOpenFile(fd: number, file: string, size: number, mtimeMs: number):
     codec: s.codec,
   }));
   const meta: AssetIndexMeta = {
-    version: 2,
+    version: 3,
     sourcePath: file,
     sourceSize: size,
     sourceMtimeMs: mtimeMs,
+    contentCheck: assetContentCheck(fd, size, file),
     packetCount,
     durationMs,
     presentationEndMs: Math.max(durationMs, presentation.endTicks / (TICKS_HZ / 1000)),

@@ -12,7 +12,7 @@ import { TwinframeError, isTwinframeError } from '../errors.js';
 import { silentLogger } from '../log.js';
 import { inodeOf, type AssetIdentity } from '../shared/asset-file.js';
 import type { AssetIndexMeta } from '../index-format/index-format.js';
-import type { IndexPool } from './index-pool.js';
+import type { IndexPool, IndexPoolStats } from './index-pool.js';
 
 export interface CatalogMount {
   /** URL path prefix, e.g. '/movies'; '' (or '/') mounts the directory at the root. */
@@ -152,6 +152,11 @@ export class AssetCatalog {
 
   get mounts(): ReadonlyArray<{ prefix: string; dir: string }> {
     return this.#mounts.map((m) => ({ prefix: m.prefix, dir: m.dir }));
+  }
+
+  /** What the index pool did: builds, cache hits, remembered failures (for tests and operators). */
+  get indexStats(): Readonly<IndexPoolStats> {
+    return this.#pool.stats;
   }
 
   #route(segments: readonly string[]): Mount | undefined {

@@ -1,21 +1,25 @@
 // Indexes assets on a one-thread piscina pool and caches the results as
-// '.tfidx' files keyed by the asset's absolute path; a cached index is reused
-// while the asset's size and mtime still match, and concurrent requests for one
-// asset share a single build. The head of a cached index (its metadata: JSON
-// and a schema check, ~100-200 ms for an asset with 100 k random-access points)
-// is also kept in memory, for a bounded number of assets, while neither the
-// asset nor its index file has changed: a DESCRIBE then costs two fstats.
+// '.tfidx' files keyed by the asset's absolute path. A cached index is used only
+// once it has proved itself on that thread (validated whole, its
+// content check matching the asset's bytes); a planted or corrupt one is logged
+// and rebuilt. Concurrent requests for one asset share a single task. A proved
+// index head is kept in memory, for a bounded number of assets, while neither the
+// asset nor its index file has changed: a DESCRIBE then costs two fstats. A
+// failure is remembered too, until the asset changes (a transient one, such as
+// ENOSPC while writing, for a back-off of 30 s only), so a refused asset is not
+// indexed again by every DESCRIBE and SETUP.
 
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Piscina } from 'piscina';
-import { TwinframeError, type ErrorCode } from '../errors.js';
+import type { Logger } from 'pino';
+import { TwinframeError } from '../errors.js';
 import { ASSET_OPEN_FLAGS, inodeOf, type AssetIdentity } from '../shared/asset-file.js';
-import { notRegularRefusal, openRefusal } from './asset-index.js';
+import { DEFAULT_MAX_RANDOM_ACCESS_POINTS, notRegularRefusal, openRefusal } from './asset-index.js';
 import { INDEX_FILE_EXTENSION, type AssetIndexMeta } from '../index-format/index-format.js';
-import { readIndexHeadAsync, type IndexHead } from './index-file.js';
-import { deserializeError, type IndexTask, type IndexTaskResult } from './index-worker.js';
+import { indexFileKey, type IndexHead } from './index-file.js';
+import { deserializeError, unpackReply, type IndexTask, type IndexTaskReply } from './index-worker.js';
 
 export interface IndexedAsset {
   /** Absolute path of the asset. */
@@ -47,6 +51,12 @@ export interface IndexPoolOptions {
   idleTimeout?: number;
   /** Called after each build (not a cache hit) with its duration and whether it indexed the asset (metrics). */
   onBuilt?: (ms: number, ok: boolean) => void;
+  /** Where a rejected (planted or corrupt) cached index is reported. */
+  logger?: Logger;
+  /** media.maxRandomAccessPoints: an asset with more is refused. */
+  maxRandomAccessPoints?: number;
+  /** How long a failure with an errno (ENOSPC, EIO, ...) is remembered before the asset is tried again (ms). */
+  failureRetryMs?: number;
 }
 
 export interface IndexPoolStats {
@@ -60,6 +70,10 @@ export interface IndexPoolStats {
   shared: number;
   /** Builds that refused their asset. */
   failures: number;
+  /** Requests answered with a remembered failure, without indexing. */
+  rememberedFailures: number;
+  /** Cached index files refused (planted or corrupt) and rebuilt. */
+  rejected: number;
 }
 
 /** The cache file of an asset: the first 16 hex digits of sha256(absolute path). */
@@ -71,36 +85,55 @@ export function indexPathFor(assetPath: string, cacheDir: string): string {
 /** Index heads kept in memory (a few KiB each; a large random-access list more): the most recently used. */
 const MAX_HEADS = 256;
 
-/** Refusals that depend only on the file's bytes; read errors may be transient and are retried. */
-const CONTENT_VERDICTS: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
-  'TF_ASSET_EMPTY',
-  'TF_ASSET_NOT_TS',
-  'TF_ASSET_TRUNCATED',
-  'TF_ASSET_NO_PAT',
-  'TF_ASSET_NO_PMT',
-  'TF_ASSET_NO_PCR',
-]);
+/** Failures remembered (one per asset): the most recent. */
+const MAX_FAILURES = 1024;
+
+/** A failure with an errno (ENOSPC, EIO, ...) may pass: the asset is tried again after this long by default. */
+const FAILURE_RETRY_MS = 30_000;
 
 interface Failure {
-  size: number;
-  mtimeMs: number;
-  error: TwinframeError;
+  /** The asset that failed: device, inode, size, mtime. */
+  assetKey: string;
+  /** performance.now() after which a transient failure is retried; Infinity for a verdict on the bytes. */
+  retryAt: number;
+  error: Error;
+}
+
+/** Which asset file a stat describes; a change to its bytes changes size or mtime. */
+function assetKeyOf(identity: AssetIdentity): string {
+  return `${identity.dev}:${identity.ino}:${identity.size}:${identity.mtimeMs}`;
+}
+
+/** A system error (the disk, not the asset's bytes): worth another try later. */
+function isTransient(err: Error): boolean {
+  const errno = err instanceof TwinframeError ? err.details.errno : (err as NodeJS.ErrnoException).code;
+  return typeof errno === 'string';
+}
+
+/** A remembered failure, thrown afresh (a shared Error object would collect stacks from every thrower). */
+function again(err: Error): Error {
+  if (err instanceof TwinframeError) return new TwinframeError(err.code, err.message, { ...err.details });
+  return Object.assign(new Error(err.message), { name: err.name, code: (err as NodeJS.ErrnoException).code });
 }
 
 export class IndexPool {
-  readonly #piscina: Piscina<IndexTask, IndexTaskResult>;
+  readonly #piscina: Piscina<IndexTask, IndexTaskReply>;
   readonly #inflight = new Map<string, Promise<IndexedAsset>>();
-  /** Assets that failed to index, by index path: not rebuilt until they change. */
+  /** Assets that failed to index, by index path, oldest first: not indexed again until they change. */
   readonly #failed = new Map<string, Failure>();
-  readonly #stats: IndexPoolStats = { builds: 0, cacheHits: 0, memoryHits: 0, shared: 0, failures: 0 };
-  /** Index heads read lately, by index path, least recently used first (a Map keeps insertion order). */
+  readonly #stats: IndexPoolStats = { builds: 0, cacheHits: 0, memoryHits: 0, shared: 0, failures: 0, rememberedFailures: 0, rejected: 0 };
+  /** Index heads proved lately, by index path, least recently used first (a Map keeps insertion order). */
   readonly #heads = new Map<string, { readonly key: string; readonly head: IndexHead }>();
   readonly #onBuilt: ((ms: number, ok: boolean) => void) | undefined;
+  readonly #logger: Logger | undefined;
+  readonly #maxRandomAccessPoints: number;
+  readonly #failureRetryMs: number;
   #closed = false;
 
   constructor(options: IndexPoolOptions = {}) {
-    this.#piscina = new Piscina<IndexTask, IndexTaskResult>({
+    this.#piscina = new Piscina<IndexTask, IndexTaskReply>({
       filename: new URL('./index-worker.js', import.meta.url).href,
+      name: 'indexAssetPacked',
       // One thread: indexing is disk-bound, and a second one would only compete
       // with the data paths for the two cores.
       maxThreads: 1,
@@ -108,6 +141,9 @@ export class IndexPool {
       idleTimeout: options.idleTimeout ?? 30_000,
     });
     this.#onBuilt = options.onBuilt;
+    this.#logger = options.logger;
+    this.#maxRandomAccessPoints = options.maxRandomAccessPoints ?? DEFAULT_MAX_RANDOM_ACCESS_POINTS;
+    this.#failureRetryMs = options.failureRetryMs ?? FAILURE_RETRY_MS;
   }
 
   get stats(): Readonly<IndexPoolStats> {
@@ -142,67 +178,55 @@ export class IndexPool {
       const st = await handle.stat();
       if (!st.isFile()) throw notRegularRefusal(assetPath, st);
       const inode = inodeOf(await handle.stat({ bigint: true }));
+      // The index file and the asset, as they are now: what a remembered head or failure must match.
+      const assetKey = assetKeyOf({ ...inode, size: st.size, mtimeMs: st.mtimeMs });
+      const indexKey = await fs.promises.stat(indexPath, { bigint: true }).then(indexFileKey, () => undefined);
 
-      const cached = await this.#cachedHead(indexPath);
-      if (
-        cached !== undefined &&
-        cached.meta.sourcePath === assetPath &&
-        cached.meta.sourceSize === st.size &&
-        cached.meta.sourceMtimeMs === st.mtimeMs
-      ) {
+      const remembered = this.#heads.get(indexPath);
+      this.#heads.delete(indexPath);
+      if (remembered !== undefined && remembered.key === `${indexKey}|${assetKey}`) {
+        this.#heads.set(indexPath, remembered); // most recently used now
         this.#stats.cacheHits++;
-        return indexedAsset(assetPath, indexPath, cached, inode);
+        this.#stats.memoryHits++;
+        return indexedAsset(assetPath, indexPath, remembered.head, inode);
       }
 
       const failed = this.#failed.get(indexPath);
-      if (failed !== undefined && failed.size === st.size && failed.mtimeMs === st.mtimeMs) {
-        // Same bytes as last time: the answer cannot have changed, so do not pay for a rescan.
-        throw new TwinframeError(failed.error.code, failed.error.message, { ...failed.error.details });
+      if (failed !== undefined && failed.assetKey === assetKey && performance.now() < failed.retryAt) {
+        // Same file as last time: the answer cannot have changed, so do not pay for a rescan.
+        this.#stats.rememberedFailures++;
+        throw again(failed.error);
       }
+      this.#failed.delete(indexPath);
 
-      await fs.promises.mkdir(path.dirname(indexPath), { recursive: true });
-      this.#stats.builds++;
+      await fs.promises.mkdir(path.dirname(indexPath), { recursive: true, mode: 0o700 });
       const started = performance.now();
-      const result = await this.#piscina.run({ assetPath, indexPath, fd: handle.fd });
+      const task: IndexTask = { assetPath, indexPath, fd: handle.fd, reuse: indexKey !== undefined, maxRandomAccessPoints: this.#maxRandomAccessPoints };
+      const result = unpackReply(await this.#piscina.run(task));
+      if (result.rejected !== undefined) {
+        this.#stats.rejected++;
+        this.#logger?.warn({ indexPath, assetPath, problem: result.rejected }, 'cached asset index rejected; indexing the asset again');
+      }
+      if (result.ok && !result.built) {
+        this.#stats.cacheHits++;
+        const { meta, timesOffset, picturesOffset, pictureCount } = result;
+        this.#heads.set(indexPath, { key: `${result.key}|${assetKey}`, head: { meta, timesOffset, picturesOffset, pictureCount } });
+        if (this.#heads.size > MAX_HEADS) this.#heads.delete(this.#heads.keys().next().value!);
+        return indexedAsset(assetPath, indexPath, result, inode);
+      }
+      this.#stats.builds++;
       this.#onBuilt?.(performance.now() - started, result.ok);
       if (!result.ok) {
         this.#stats.failures++;
         const error = deserializeError(result.error);
-        if (error instanceof TwinframeError && CONTENT_VERDICTS.has(error.code)) this.#failed.set(indexPath, { size: st.size, mtimeMs: st.mtimeMs, error });
+        this.#failed.set(indexPath, { assetKey, retryAt: isTransient(error) ? performance.now() + this.#failureRetryMs : Infinity, error });
+        if (this.#failed.size > MAX_FAILURES) this.#failed.delete(this.#failed.keys().next().value!);
         throw error;
       }
-      this.#failed.delete(indexPath);
-      // Read back what was written: the data paths will pread this very file.
-      return indexedAsset(assetPath, indexPath, await readIndexHeadAsync(indexPath), inode);
+      return indexedAsset(assetPath, indexPath, result, inode);
     } finally {
       await handle.close();
     }
-  }
-
-  /**
-   * The head of the cached index file, from memory while the file is the one it
-   * was read from (device, inode, size, mtime, ctime: a rewrite or a replacement
-   * changes one of them), else read and remembered. Undefined: no usable file.
-   */
-  async #cachedHead(indexPath: string): Promise<IndexHead | undefined> {
-    const st = await fs.promises.stat(indexPath, { bigint: true }).catch(() => undefined);
-    if (st === undefined) {
-      this.#heads.delete(indexPath);
-      return undefined;
-    }
-    const key = `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
-    const remembered = this.#heads.get(indexPath);
-    this.#heads.delete(indexPath);
-    if (remembered?.key === key) {
-      this.#heads.set(indexPath, remembered); // most recently used now
-      this.#stats.memoryHits++;
-      return remembered.head;
-    }
-    const head = await readIndexHeadAsync(indexPath).catch(() => undefined);
-    if (head === undefined) return undefined;
-    this.#heads.set(indexPath, { key, head });
-    if (this.#heads.size > MAX_HEADS) this.#heads.delete(this.#heads.keys().next().value!);
-    return head;
   }
 
   /** Stops the indexing thread; pending and later requests fail. */

@@ -1,12 +1,14 @@
-// Piscina worker entry: builds one asset's index and writes its '.tfidx' file,
-// off the main thread. Also the error envelope both sides share: piscina would
+// Piscina worker entry: proves an asset's cached '.tfidx' file (validated whole,
+// content check compared) or builds and writes a new one, off the main thread. Also the error envelope both sides share: piscina would
 // turn a thrown TwinframeError into a plain Error and lose its code, so the
 // worker returns failures as data and the pool rebuilds the TwinframeError.
 
+import fs from 'node:fs';
 import { TwinframeError, errorCodes, type ErrorCode } from '../errors.js';
 import { indexOpenAsset } from './asset-index.js';
-import type { AssetIndexMeta } from '../index-format/index-format.js';
-import { writeIndexFile } from './index-file.js';
+import { assetContentCheck } from './content-check.js';
+import { readVerifiedIndexHead, writeIndexFile, type VerifiedIndexHead } from './index-file.js';
+import type { RandomAccessPoint } from '../index-format/index-format.js';
 
 export interface IndexTask {
   /** Absolute path of the .ts asset, for messages and the index's sourcePath. */
@@ -19,6 +21,10 @@ export interface IndexTask {
   fd: number;
   /** Where to write the index; its directory must exist. */
   indexPath: string;
+  /** Use the index file already at indexPath if it proves itself for this asset (else build). */
+  reuse?: boolean;
+  /** media.maxRandomAccessPoints (asset-index.ts DEFAULT_MAX_RANDOM_ACCESS_POINTS when absent). */
+  maxRandomAccessPoints?: number;
 }
 
 /** An error as plain, structured-clonable data. */
@@ -32,7 +38,14 @@ export interface SerializedError {
   errno: string | undefined;
 }
 
-export type IndexTaskResult = { ok: true; meta: AssetIndexMeta } | { ok: false; error: SerializedError };
+/**
+ * What a task did. `built`: the asset was indexed (else the cached file was
+ * used). `rejected`: why the cached file was refused, when it was present,
+ * current and still refused (planted or corrupt: worth a log line).
+ */
+export type IndexTaskResult =
+  | ({ ok: true; built: boolean; rejected: string | undefined } & VerifiedIndexHead)
+  | { ok: false; error: SerializedError; rejected: string | undefined };
 
 /** Keeps only what survives structured cloning and JSON: details are for logs, not objects. */
 function plainDetails(details: Readonly<Record<string, unknown>>): Record<string, unknown> {
@@ -62,13 +75,72 @@ export function deserializeError(e: SerializedError): Error {
   return err;
 }
 
+/**
+ * The cached index, if it is this asset's and valid whole: undefined when there is
+ * none or it is stale (the asset changed since, or an older format), the reason
+ * when it is refused.
+ */
+function cachedIndex(task: IndexTask): VerifiedIndexHead | string | undefined {
+  let found: VerifiedIndexHead;
+  try {
+    found = readVerifiedIndexHead(task.indexPath);
+  } catch (err) {
+    if (err instanceof TwinframeError && (err.details.errno === 'ENOENT' || err.details.version !== undefined)) return undefined;
+    return err instanceof Error ? err.message : String(err);
+  }
+  const { meta } = found;
+  const st = fs.fstatSync(task.fd);
+  if (meta.sourceSize !== st.size || meta.sourceMtimeMs !== st.mtimeMs) return undefined;
+  if (meta.sourcePath !== task.assetPath) return `asset index ${task.indexPath} describes ${meta.sourcePath}, not ${task.assetPath}`;
+  if (meta.contentCheck !== assetContentCheck(task.fd, st.size, task.assetPath)) {
+    return `asset index ${task.indexPath} was not made from the bytes of ${task.assetPath} (its content check differs)`;
+  }
+  return found;
+}
+
 /** The task piscina runs: never throws, so error codes survive the thread boundary. */
 export default function indexAsset(task: IndexTask): IndexTaskResult {
+  let rejected: string | undefined;
   try {
-    const index = indexOpenAsset(task.fd, task.assetPath);
+    if (task.reuse === true) {
+      const found = cachedIndex(task);
+      if (typeof found === 'object') return { ok: true, built: false, rejected: undefined, ...found };
+      rejected = found;
+    }
+    const index = indexOpenAsset(task.fd, task.assetPath, task.maxRandomAccessPoints);
     writeIndexFile(task.indexPath, index);
-    return { ok: true, meta: index.meta };
+    // Read back what was written, as every reader will: the data paths pread this very file.
+    return { ok: true, built: true, rejected, ...readVerifiedIndexHead(task.indexPath) };
   } catch (err) {
-    return { ok: false, error: serializeError(err) };
+    return { ok: false, error: serializeError(err), rejected };
   }
+}
+
+/**
+ * A result as it crosses to the main thread: the random-access points as one
+ * Uint32Array of (packet, ticks, videoPackets) triples, not 100 k objects. Cloning
+ * those objects cost the main thread ~60 ms for an asset with 100 k points; a
+ * typed array is one copy, and rebuilding the objects a few ms.
+ */
+export type IndexTaskReply =
+  | (Extract<IndexTaskResult, { ok: true }> & { packedRandomAccess: Uint32Array })
+  | Extract<IndexTaskResult, { ok: false }>;
+
+/** The entry the pool runs (piscina `name`): indexAsset, its reply packed for the trip. */
+export function indexAssetPacked(task: IndexTask): IndexTaskReply {
+  const result = indexAsset(task);
+  if (!result.ok) return result;
+  const raps = result.meta.randomAccess;
+  const packed = new Uint32Array(3 * raps.length);
+  raps.forEach((rap, i) => packed.set([rap.packet, rap.ticks, rap.videoPackets], 3 * i));
+  return { ...result, meta: { ...result.meta, randomAccess: [] }, packedRandomAccess: packed };
+}
+
+/** The reply's result as indexAsset returned it (main thread). */
+export function unpackReply(reply: IndexTaskReply): IndexTaskResult {
+  if (!reply.ok) return reply;
+  const { packedRandomAccess: packed, ...result } = reply;
+  const randomAccess = new Array<RandomAccessPoint>(packed.length / 3);
+  for (let i = 0; i < randomAccess.length; i++) randomAccess[i] = { packet: packed[3 * i], ticks: packed[3 * i + 1], videoPackets: packed[3 * i + 2] };
+  return { ...result, meta: { ...result.meta, randomAccess } };
 }

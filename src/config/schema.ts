@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { TwinframeError } from '../errors.js';
 import { BASIC_SECRET_PATTERN } from '../rtsp/auth.js';
+import { DEFAULT_MAX_RANDOM_ACCESS_POINTS } from '../catalog/asset-index.js';
 
 // --- where the package lives (for defaults that must work from any cwd) ----------------
 
@@ -223,6 +224,11 @@ const mediaSchema = z.object({
   }).default(() => [{ prefix: '', dir: path.join(packageRoot(), 'assets') }]),
   /** Where asset indexes (PCR, frames, random access points) are kept. */
   cacheDir: z.string().min(1).default(() => path.join(packageRoot(), '.twinframe', 'cache')),
+  /**
+   * An asset with more random-access points (key frames) than this is refused: every index reader parses
+   * the list. At most 500 000: up to 67 bytes of JSON each, and an index's JSON is bounded to 64 MiB.
+   */
+  maxRandomAccessPoints: z.number().int().min(1).max(500_000).default(DEFAULT_MAX_RANDOM_ACCESS_POINTS),
 }).strict();
 
 /**

@@ -4,9 +4,10 @@
 // leaves either the old file or the new one, never a torn mix.
 
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { open, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { TwinframeError } from '../errors.js';
+import { ensurePrivateDirectory } from '../shared/private-dir.js';
 import { packageRoot, parseConfig, type ConfigPatch, type TwinframeConfig, type TwinframeConfigInput } from './schema.js';
 
 /** `$TWINFRAME_CONFIG`, else `<package>/.twinframe/config.json`. */
@@ -72,7 +73,8 @@ export async function saveConfig(file: string, cfg: TwinframeConfigInput | Twinf
   const abs = path.resolve(file);
   parseConfig(cfg, `configuration for ${abs}`);
   const dir = path.dirname(abs);
-  await mkdir(dir, { recursive: true });
+  // Another user who may write here could swap the file between our writes and the server's next read.
+  await ensurePrivateDirectory(dir, 'configuration directory', `make it owned by uid ${process.getuid?.() ?? '?'} and not writable by group or others (chmod go-w), or keep the configuration elsewhere`);
 
   let mode = options.newFileMode ?? 0o644;
   try {

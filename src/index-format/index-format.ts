@@ -6,7 +6,7 @@
 //
 // Layout (little-endian):
 //   0..3    magic 'TFIX'
-//   4..7    u32 version (2)
+//   4..7    u32 version (3)
 //   8..11   u32 jsonLength
 //   12..15  u32 timesOffset = align8(32 + jsonLength)
 //   16..19  u32 packetCount
@@ -19,14 +19,16 @@
 //           the packet its PES starts at, then its npt (see pictureNpt below)
 // A data-path thread preads times straight from `timesOffset + 4 * p`, so this
 // layout is a contract: change it only with a new version number. Version 1
-// had no pictures table: the cache finds such a file corrupt and rebuilds it.
+// had no pictures table, version 2 no content check of its asset (meta
+// contentCheck): the cache finds such a file corrupt and rebuilds it.
 
 import { z } from 'zod';
 import { TwinframeError } from '../errors.js';
+import { TS_PACKET_BYTES } from '../mpegts/packet.js';
 
 export const INDEX_FILE_EXTENSION = '.tfidx';
 export const INDEX_MAGIC = 'TFIX';
-const INDEX_VERSION = 2;
+const INDEX_VERSION = 3;
 
 export const IndexHeader = {
   MAGIC_OFFSET: 0,
@@ -84,10 +86,12 @@ export interface RandomAccessPoint {
 }
 
 export interface AssetIndexMeta {
-  version: 2;
+  version: 3;
   sourcePath: string;
   sourceSize: number;
   sourceMtimeMs: number;
+  /** Proof of which bytes were indexed: catalog/content-check.ts, compared before the index is used. */
+  contentCheck: string;
   packetCount: number;
   /** Send time of the last packet plus one packet's duration at `bitrate`. */
   durationMs: number;
@@ -126,10 +130,11 @@ const u32 = z.number().int().min(0).max(0xffffffff);
 const pid = z.number().int().min(0).max(0x1fff);
 
 const metaSchema = z.object({
-  version: z.literal(2),
+  version: z.literal(3),
   sourcePath: z.string().min(1),
   sourceSize: z.number().int().min(0),
   sourceMtimeMs: z.number().finite(),
+  contentCheck: z.string().regex(/^[0-9a-f]{64}$/),
   packetCount: u32,
   durationMs: z.number().finite().min(0),
   presentationEndMs: z.number().finite().min(0),
@@ -207,6 +212,10 @@ export function parseMeta(file: string, json: Buffer, header: ParsedHeader): Ass
   if (meta.packetCount !== header.packetCount) {
     throw corruptIndex(file, `metadata says ${meta.packetCount} packets, header ${header.packetCount}`);
   }
+  // An asset is whole 188-byte packets (a cut one is refused): the count follows from its size.
+  if (meta.sourceSize !== meta.packetCount * TS_PACKET_BYTES) {
+    throw corruptIndex(file, `${meta.packetCount} packets do not make the asset's ${meta.sourceSize} bytes`);
+  }
   let prev = -1;
   for (const rap of meta.randomAccess) {
     if (rap.packet <= prev || rap.packet >= meta.packetCount) {
@@ -218,19 +227,57 @@ export function parseMeta(file: string, json: Buffer, header: ParsedHeader): Ass
 }
 
 /**
- * Checks a whole times table against its metadata: packet 0 at tick 0, never
- * decreasing, and every random-access point where the table puts it.
+ * Checks a times table against its metadata, slice by slice so a huge table is
+ * never read whole: packet 0 at tick 0, never decreasing, and every
+ * random-access point where the table puts it. Feed the slices in order, then end().
  */
-export function checkTimes(file: string, meta: AssetIndexMeta, times: Uint32Array): void {
-  if (times.length > 0 && times[0] !== 0) throw corruptIndex(file, `packet 0 is sent at ${times[0]}, not 0`);
-  for (let p = 1; p < times.length; p++) {
-    if (times[p] < times[p - 1]) throw corruptIndex(file, `send times decrease at packet ${p}`, { packet: p });
+export class TimesCheck {
+  readonly #file: string;
+  readonly #meta: AssetIndexMeta;
+  #next = 0;
+  #prev = 0;
+  #rap = 0;
+
+  constructor(file: string, meta: AssetIndexMeta) {
+    this.#file = file;
+    this.#meta = meta;
   }
-  for (const rap of meta.randomAccess) {
-    if (times[rap.packet] !== rap.ticks) {
-      throw corruptIndex(file, `random-access point at packet ${rap.packet} disagrees with the times table`);
+
+  /** The next entries of the table, starting at packet `this.#next`. */
+  feed(times: Uint32Array): void {
+    const file = this.#file;
+    const first = this.#next;
+    const raps = this.#meta.randomAccess;
+    let prev = first === 0 ? 0 : this.#prev;
+    if (first === 0 && times.length > 0 && times[0] !== 0) throw corruptIndex(file, `packet 0 is sent at ${times[0]}, not 0`);
+    for (let i = 0; i < times.length; i++) {
+      const t = times[i];
+      if (t < prev) throw corruptIndex(file, `send times decrease at packet ${first + i}`, { packet: first + i });
+      prev = t;
+    }
+    const end = first + times.length;
+    for (; this.#rap < raps.length && raps[this.#rap].packet < end; this.#rap++) {
+      const rap = raps[this.#rap];
+      if (times[rap.packet - first] !== rap.ticks) {
+        throw corruptIndex(file, `random-access point at packet ${rap.packet} disagrees with the times table`);
+      }
+    }
+    this.#prev = prev;
+    this.#next = end;
+  }
+
+  end(): void {
+    if (this.#next !== this.#meta.packetCount) {
+      throw corruptIndex(this.#file, `times table has ${this.#next} entries for ${this.#meta.packetCount} packets`);
     }
   }
+}
+
+/** A whole times table at once (see TimesCheck). */
+export function checkTimes(file: string, meta: AssetIndexMeta, times: Uint32Array): void {
+  const check = new TimesCheck(file, meta);
+  check.feed(times);
+  check.end();
 }
 
 /** Checks a pictures table: packets ascending and inside the asset. */
