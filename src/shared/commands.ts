@@ -48,6 +48,15 @@ export interface OpenSessionCommand {
    * message (WireMessage), and out on `fd`.
    */
   readonly interleaved?: InterleavedOutput;
+  /** The destination is a multicast group (a broadcast): how far it goes and which interface it leaves by. */
+  readonly multicast?: MulticastOutput;
+}
+
+export interface MulticastOutput {
+  /** IP_MULTICAST_TTL, 0..255. */
+  readonly ttl: number;
+  /** The address of the interface the group is sent on; absent: the routing table's choice. */
+  readonly interface?: string;
 }
 
 export interface InterleavedOutput {

@@ -16,6 +16,8 @@ export interface NativeAddon {
   udpOpen(address: string, port: number): number;
   /** Connect a socket made by udpOpen; 0 or an errno. */
   udpConnect(fd: number, address: string, port: number): number;
+  /** Multicast TTL, outgoing interface ('' = by route) and loopback on for a socket made by udpOpen, before udpConnect; 0 or an errno. */
+  udpMulticast(fd: number, ttl: number, interfaceAddress: string): number;
   /** Close a socket made by udpOpen; 0 or an errno. */
   udpClose(fd: number): number;
   /**
