@@ -1,0 +1,85 @@
+// Run inside a test's network namespace (ip netns exec <ns> node netns-multicast-engine.js),
+// whose loopback is up with 224.0.0.0/4 routed to it: an engine session sent to
+// a multicast group, heard by a receiver that joined the group, once healthy
+// and once through each failure fault of the active path named on the command
+// line ('all': every one). Prints the outcome of each run as JSON.
+
+import { createSocket } from 'node:dgram';
+import { FailureFaultKinds, type FailureFaultKind } from '../../src/shared/commands.js';
+import type { FailoverEvent } from '../../src/engine/engine.js';
+import { checkRtpStream, loadSample, sleep, startEngine, waitForRecovery } from './engine-fixture.js';
+import { parseRtpPacket, type RtpPacket } from './rtsp-client.js';
+
+const GROUP = '239.255.16.3';
+
+export interface MulticastRun {
+  readonly fault: FailureFaultKind | null;
+  readonly failovers: string[];
+  readonly received: number;
+  readonly sent: number;
+  readonly lost: number;
+  readonly duplicated: number;
+  readonly mismatched: number;
+  readonly firstMismatch: string | undefined;
+  /** Every source address:port the datagrams came from (both paths send from one). */
+  readonly sources: string[];
+  /** The session's own source, address:RTP port. */
+  readonly source: string;
+}
+
+const sample = await loadSample();
+const engine = await startEngine();
+const failovers: string[] = [];
+engine.on('failover', (e: FailoverEvent) => failovers.push(`${e.pathName}:${e.cause}`));
+const receiver = createSocket({ type: 'udp4', reuseAddr: true });
+const packets: RtpPacket[] = [];
+const sources = new Set<string>();
+receiver.on('message', (data, rinfo) => {
+  packets.push(parseRtpPacket(data));
+  sources.add(`${rinfo.address}:${rinfo.port}`);
+});
+const runs: MulticastRun[] = [];
+try {
+  await new Promise<void>((resolve) => receiver.bind({ port: 0, address: '0.0.0.0' }, resolve));
+  receiver.addMembership(GROUP, '127.0.0.1');
+  receiver.setRecvBufferSize(4 * 1024 * 1024);
+  const port = receiver.address().port;
+  const named = process.argv.slice(2);
+  const faults = named.includes('all') ? FailureFaultKinds : FailureFaultKinds.filter((k) => named.includes(k));
+  for (const fault of [null, ...faults]) {
+    packets.length = 0;
+    sources.clear();
+    failovers.length = 0;
+    const session = await engine.openSession({
+      asset: sample.asset, destination: { address: GROUP, port }, transport: 'rtp', source: '127.0.0.1', multicast: { ttl: 1 },
+    });
+    const play = await engine.play(session.id);
+    await sleep(400);
+    if (fault !== null) {
+      const before = engine.status();
+      engine.injectFault(before.active!, fault);
+      await waitForRecovery(engine, before.switches);
+      await sleep(300);
+    }
+    engine.pause(session.id);
+    const sent = engine.getSession(session.id)!.sent;
+    // Everything sent has arrived once the group is quiet for a while.
+    let seen = -1;
+    while (seen !== packets.length) {
+      seen = packets.length;
+      await sleep(200);
+    }
+    const check = checkRtpStream(packets, session, play, sample);
+    runs.push({
+      fault, failovers: [...failovers], received: packets.length, sent, lost: check.lost, duplicated: check.duplicated,
+      mismatched: check.mismatched, firstMismatch: check.firstMismatch, sources: [...sources],
+      source: `${session.source.address}:${session.source.rtpPort}`,
+    });
+    engine.closeSession(session.id);
+  }
+  process.stdout.write(JSON.stringify(runs));
+} finally {
+  receiver.close();
+  await engine.close();
+  await sample.cleanup();
+}
