@@ -7,7 +7,6 @@
 
 import test from 'ava';
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -15,21 +14,11 @@ import { isTwinframeError } from '../src/errors.js';
 import { probeRoute } from '../src/engine/ports.js';
 import { nativeAddon } from '../src/shared/native.js';
 import type { MulticastRun } from './helpers/netns-multicast-engine.js';
-import { netnsUnavailable, testNamespaceName } from './helpers/netns.js';
+import { netnsUnavailable } from './helpers/netns.js';
+import { multicastNamespace } from './helpers/netns-multicast.js';
 
 const run = promisify(execFile);
 const here = path.dirname(fileURLToPath(import.meta.url));
-
-/** A namespace with its loopback up and the multicast range routed to it; removed at the test's end. */
-async function multicastNamespace(t: { teardown(fn: () => Promise<void>): void }): Promise<string[]> {
-  const ns = testNamespaceName(randomBytes(4).toString('hex'));
-  t.teardown(() => run('ip', ['netns', 'del', ns]).then(() => undefined, () => undefined));
-  await run('ip', ['netns', 'add', ns]);
-  const inNs = ['netns', 'exec', ns];
-  await run('ip', [...inNs, 'ip', 'link', 'set', 'lo', 'up']);
-  await run('ip', [...inNs, 'ip', 'route', 'add', '224.0.0.0/4', 'dev', 'lo']);
-  return inNs;
-}
 
 const unavailable = netnsUnavailable();
 const cases: Array<{ name: string; env: NodeJS.ProcessEnv; faults: string[]; skip?: string }> = [

@@ -9,7 +9,7 @@
 import { createSocket, type Socket } from 'node:dgram';
 import { isIPv4 } from 'node:net';
 import { TwinframeError } from '../errors.js';
-import type { MulticastOutput } from '../shared/commands.js';
+import { isMulticastGroup, type MulticastOutput } from '../shared/commands.js';
 
 export interface PortPair {
   readonly address: string;
@@ -124,13 +124,6 @@ export async function probeRoute(source: string, destination: { readonly address
   } finally {
     socket.close();
   }
-}
-
-/** Whether an IPv4 address is a multicast group (224.0.0.0/4). */
-export function isMulticastGroup(address: string): boolean {
-  if (!isIPv4(address)) return false;
-  const first = Number(address.split('.')[0]);
-  return first >= 224 && first <= 239;
 }
 
 /** A group needs its multicast settings, and the settings a group: one without the other is a caller's mistake. */
