@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { isTwinframeError } from '../src/errors.js';
 import { probeRoute } from '../src/engine/ports.js';
+import { FaultKinds } from '../src/shared/commands.js';
 import { nativeAddon } from '../src/shared/native.js';
 import type { MulticastRun } from './helpers/netns-multicast-engine.js';
 import { netnsUnavailable } from './helpers/netns.js';
@@ -27,7 +28,7 @@ const cases: Array<{ name: string; env: NodeJS.ProcessEnv; faults: string[]; ski
 ];
 for (const c of cases) {
   const skip = unavailable ?? c.skip;
-  const title = `a receiver joined to the group gets a multicast session byte-exact from one source port, healthy and through ${c.faults.join(', ')} faults (${c.name})`;
+  const title = `a receiver joined to the group gets a multicast session byte-exact from one source port, healthy (by route, and from a named interface) and through ${c.faults.includes('all') ? 'every fault kind' : `${c.faults.join(', ')} faults`} (${c.name})`;
   (skip === undefined ? test.serial : test.serial.skip)(skip === undefined ? title : `${title} — SKIPPED, not passed: ${skip}`, async (t) => {
     t.timeout(90_000);
     const inNs = await multicastNamespace(t);
@@ -35,16 +36,17 @@ for (const c of cases) {
       timeout: 80_000, env: { ...process.env, ...c.env },
     });
     const runs = JSON.parse(stdout) as MulticastRun[];
-    t.is(runs.length, 1 + (c.faults.includes('all') ? 6 : c.faults.length));
+    t.is(runs.length, 2 + (c.faults.includes('all') ? FaultKinds.length : c.faults.length));
     for (const r of runs) {
-      const what = `${r.fault ?? 'healthy'}: ${JSON.stringify(r)}`;
+      const what = `${r.fault ?? `healthy, interface ${r.interface ?? 'by route'}`}: ${JSON.stringify(r)}`;
       t.true(r.received > 50, `the group carried the stream (${what})`);
       t.is(r.lost, 0, what);
       t.is(r.duplicated, 0, what);
       t.is(r.mismatched, 0, what);
       t.is(r.received, r.sent, `every datagram sent arrived once (${what})`);
       t.deepEqual(r.sources, [r.source], `both paths send from the session's one source address and port (${what})`);
-      if (r.fault !== null) t.true(r.failovers.length > 0, `the fault failed a path over (${what})`);
+      if (r.fault === 'slow-disk') t.true(r.handovers > 0, `the slow disk handed sending over (${what})`);
+      else if (r.fault !== null) t.true(r.failovers.length > 0, `the fault failed a path over (${what})`);
     }
   });
 }
