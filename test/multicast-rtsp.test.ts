@@ -104,6 +104,30 @@ test.serial('a unicast broadcast has nothing to join (405), an unknown one is 40
   }
 });
 
+test.serial('broadcast handles time out without keep-alives, and one client address holds at most rtsp.maxSessionsPerAddress of them (453)', async (t) => {
+  const limited = new RtspServer({
+    backend: new EngineRtspBackend(server.engine, server.catalog), port: 0, sessionTimeoutMs: 1000, maxSessionsPerAddress: 2,
+    broadcasts: { find: (name) => broadcasts.get(name) },
+  });
+  await limited.listen();
+  const clients = await Promise.all([0, 1, 2].map(() => RtspClient.connect({ port: limited.port })));
+  try {
+    t.is((await clients[0].setup('/broadcast/evening/track1', 'RTP/AVP;multicast')).status, 200);
+    t.is((await clients[1].setup('/broadcast/evening/track1', 'RTP/AVP;multicast')).status, 200);
+    t.is((await clients[2].setup('/broadcast/evening/track1', 'RTP/AVP;multicast')).status, 453);
+    t.is(limited.broadcastViewers().length, 2);
+    // No keep-alive: both handles go after their 1 s timeout (polled, not timed).
+    const deadline = Date.now() + 15_000;
+    while (limited.broadcastViewers().length > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+    t.deepEqual(limited.broadcastViewers(), []);
+    t.is((await clients[0].play('/broadcast/evening')).status, 454);
+    t.is((await clients[2].setup('/broadcast/evening/track1', 'RTP/AVP;multicast')).status, 200, 'room again');
+  } finally {
+    await Promise.all(clients.map((c) => c.close()));
+    await limited.close();
+  }
+});
+
 const unavailable = netnsUnavailable();
 const title = 'ffmpeg plays a running multicast broadcast through RTSP multicast SETUP: the packets it demuxes are a run of the asset\'s, with no damage';
 (unavailable === undefined ? test.serial : test.serial.skip)(unavailable === undefined ? title : `${title} — SKIPPED, not passed: ${unavailable}`, async (t) => {
