@@ -1,8 +1,8 @@
 // RTSP viewers of broadcasts (issue 16, item 3): rtsp://host/broadcast/<name>
 // through the BroadcastLookup the RTSP server is given. What the protocol
 // answers runs anywhere (no datagram is sent: the multicast broadcast here is
-// scheduled, not running); ffmpeg playing a running broadcast through RTSP
-// multicast SETUP runs in a network namespace the test makes and removes.
+// scheduled, not running); ffmpeg and GStreamer playing a running broadcast
+// through RTSP multicast SETUP run in a network namespace the test makes and removes.
 
 import test from 'ava';
 import { execFile } from 'node:child_process';
@@ -129,20 +129,27 @@ test.serial('broadcast handles time out without keep-alives, and one client addr
 });
 
 const unavailable = netnsUnavailable();
-const title = 'ffmpeg plays a running multicast broadcast through RTSP multicast SETUP: the packets it demuxes are a run of the asset\'s, with no damage';
-(unavailable === undefined ? test.serial : test.serial.skip)(unavailable === undefined ? title : `${title} — SKIPPED, not passed: ${unavailable}`, async (t) => {
-  t.timeout(90_000);
-  const inNs = await multicastNamespace(t);
-  const { stdout } = await run('ip', [...inNs, process.execPath, path.join(here, 'helpers/netns-multicast-rtsp.js')], { timeout: 80_000 });
-  const r = JSON.parse(stdout) as MulticastRtspOutcome;
-  t.log(JSON.stringify({ ...r, ffmpegLog: r.ffmpegLog.slice(-1500) }));
-  t.is(r.exitCode, 0, r.ffmpegLog.slice(-2000));
-  t.deepEqual(r.replies.filter((reply) => !reply.startsWith('OPTIONS') && !reply.startsWith('GET_PARAMETER')), ['DESCRIBE 200', 'SETUP 200', 'PLAY 200', 'TEARDOWN 200']);
-  t.deepEqual(r.damage, [], 'no continuity, corruption or RTP loss warnings');
-  t.true(r.video >= 40, `video packets demuxed: ${r.video}`);
-  t.is(r.notInAsset, 0, 'every packet ffmpeg demuxed is one of the asset\'s, in the asset\'s order');
-  t.deepEqual(r.viewersAfter, [], 'ffmpeg\'s TEARDOWN dropped its handle');
-  t.true(r.broadcastSent > 0 && r.sessionsAfter === 1, 'the broadcast session went on, alone on the data paths');
-});
+const players = [
+  { player: 'ffmpeg', title: 'ffmpeg (-rtsp_transport udp_multicast) plays a running multicast broadcast through RTSP multicast SETUP: the packets it demuxes are a run of the asset\'s, with no damage', least: 40 },
+  { player: 'gstreamer', title: 'GStreamer (rtspsrc protocols=udp-mcast) plays a running multicast broadcast through RTSP multicast SETUP: the MPEG-TS it depayloads is one piece of the asset, byte for byte', least: 1000 },
+];
+for (const { player, title, least } of players) {
+  (unavailable === undefined ? test.serial : test.serial.skip)(unavailable === undefined ? title : `${title} — SKIPPED, not passed: ${unavailable}`, async (t) => {
+    t.timeout(90_000);
+    const inNs = await multicastNamespace(t);
+    const { stdout } = await run('ip', [...inNs, process.execPath, path.join(here, 'helpers/netns-multicast-rtsp.js'), player], { timeout: 80_000 });
+    const r = JSON.parse(stdout) as MulticastRtspOutcome;
+    t.log(JSON.stringify({ ...r, log: r.log.slice(-1500) }));
+    t.is(r.exitCode, 0, r.log.slice(-2000));
+    t.true(r.replies.every((reply) => reply.endsWith(' 200')), r.replies.join(', '));
+    // Keep-alives aside, and the PAUSE GStreamer sends on its way out.
+    t.deepEqual(r.replies.filter((reply) => !/^(OPTIONS|GET_PARAMETER|PAUSE) /.test(reply)), ['DESCRIBE 200', 'SETUP 200', 'PLAY 200', 'TEARDOWN 200']);
+    t.deepEqual(r.damage, [], 'no continuity, corruption or RTP loss warnings');
+    t.true(r.video >= least, `packets received: ${r.video}`);
+    t.is(r.notInAsset, 0, 'what the player got is the asset\'s, in the asset\'s order');
+    t.deepEqual(r.viewersAfter, [], 'the player\'s TEARDOWN dropped its handle');
+    t.true(r.broadcastSent > 0 && r.sessionsAfter === 1, 'the broadcast session went on, alone on the data paths');
+  });
+}
 
 leakCheck(test);
