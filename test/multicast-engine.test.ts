@@ -16,6 +16,7 @@ import { FaultKinds } from '../src/shared/commands.js';
 import { nativeAddon } from '../src/shared/native.js';
 import type { MulticastRun } from './helpers/netns-multicast-engine.js';
 import { netnsUnavailable } from './helpers/netns.js';
+import { PACING_BOUND_MS } from './helpers/stream-pacing.js';
 import { multicastNamespace } from './helpers/netns-multicast.js';
 
 const run = promisify(execFile);
@@ -39,7 +40,8 @@ for (const c of cases) {
     t.is(runs.length, 2 + (c.faults.includes('all') ? FaultKinds.length : c.faults.length));
     for (const r of runs) {
       const what = `${r.fault ?? `healthy, interface ${r.interface ?? 'by route'}`}: ${JSON.stringify(r)}`;
-      t.true(r.received > 50, `the group carried the stream (${what})`);
+      t.true(r.received >= r.leastExpected, `the group carried the stream: ${r.received} datagrams, at least ${r.leastExpected} (${what})`);
+      t.true(r.largestGapMs < PACING_BOUND_MS, `it kept its pace: largest gap ${r.largestGapMs} ms (${what})`);
       t.is(r.lost, 0, what);
       t.is(r.duplicated, 0, what);
       t.is(r.mismatched, 0, what);

@@ -9,7 +9,8 @@
 import { createSocket } from 'node:dgram';
 import { FailureFaultKinds, type FaultKind } from '../../src/shared/commands.js';
 import type { FailoverEvent, HandoverEvent } from '../../src/engine/engine.js';
-import { checkRtpStream, loadSample, sleep, startEngine, waitForRecovery } from './engine-fixture.js';
+import { checkRtpStream, loadSample, nowMs, sleep, startEngine, waitForRecovery } from './engine-fixture.js';
+import { largestGap, minDatagrams } from './stream-pacing.js';
 import { parseRtpPacket, type RtpPacket } from './rtsp-client.js';
 
 const GROUP = '239.255.16.3';
@@ -31,6 +32,10 @@ export interface MulticastRun {
   readonly sources: string[];
   /** The session's own source, address:RTP port. */
   readonly source: string;
+  /** The fewest datagrams the time it played must have carried (stream-pacing.ts). */
+  readonly leastExpected: number;
+  /** The largest gap between arrivals while it played (ms). */
+  readonly largestGapMs: number;
 }
 
 const sample = await loadSample();
@@ -41,9 +46,11 @@ let handovers = 0;
 engine.on('handover', (_e: HandoverEvent) => { handovers++; });
 const receiver = createSocket({ type: 'udp4', reuseAddr: true });
 const packets: RtpPacket[] = [];
+const arrivals: number[] = [];
 const sources = new Set<string>();
 receiver.on('message', (data, rinfo) => {
   packets.push(parseRtpPacket(data));
+  arrivals.push(nowMs());
   sources.add(`${rinfo.address}:${rinfo.port}`);
 });
 const runs: MulticastRun[] = [];
@@ -57,6 +64,7 @@ try {
   const plan = [{ fault: null, iface: undefined }, { fault: null, iface: '127.0.0.1' }, ...faults.map((fault) => ({ fault, iface: undefined }))];
   for (const { fault, iface } of plan) {
     packets.length = 0;
+    arrivals.length = 0;
     sources.clear();
     failovers.length = 0;
     handovers = 0;
@@ -65,6 +73,7 @@ try {
       multicast: { ttl: 1, ...(iface === undefined ? {} : { interface: iface }) },
     });
     const play = await engine.play(session.id);
+    const playedFrom = nowMs();
     await sleep(400);
     if (fault === 'slow-disk') {
       // Every read of the active path now misses its deadline: its twin takes sending over.
@@ -77,6 +86,7 @@ try {
       await sleep(300);
     }
     engine.pause(session.id);
+    const playedTo = nowMs();
     const sent = engine.getSession(session.id)!.sent;
     // Everything sent has arrived once the group is quiet for a while.
     let seen = -1;
@@ -89,6 +99,9 @@ try {
       fault, interface: iface, failovers: [...failovers], handovers, received: packets.length, sent, lost: check.lost, duplicated: check.duplicated,
       mismatched: check.mismatched, firstMismatch: check.firstMismatch, sources: [...sources],
       source: `${session.source.address}:${session.source.rtpPort}`,
+      leastExpected: minDatagrams(sample, playedTo - playedFrom),
+      // From the first arrival: the start of a play is not what a fault can delay.
+      largestGapMs: arrivals.length === 0 ? playedTo - playedFrom : largestGap(arrivals, arrivals[0], playedTo).maxMs,
     });
     engine.closeSession(session.id);
   }
