@@ -90,7 +90,10 @@ test.serial('a unicast broadcast has nothing to join (405), an unknown one is 40
   const client = await RtspClient.connect({ port: rtsp.port });
   const plain = await RtspClient.connect({ port: server.rtsp.port });
   try {
-    t.is((await client.describe('/broadcast/push')).status, 405);
+    const push = await client.describe('/broadcast/push');
+    t.is(push.status, 405);
+    t.is(push.headers.get('allow'), 'OPTIONS');
+    t.is(push.body.toString(), 'broadcast push is a unicast push to 127.0.0.1:5006: there is no group to join\r\n', 'the reason, for the player to show');
     t.is((await client.setup('/broadcast/push/track1', 'RTP/AVP;multicast')).status, 405);
     t.is((await client.describe('/broadcast/nope')).status, 404);
     t.is((await client.setup('/broadcast/nope/track1', 'RTP/AVP;multicast')).status, 404);

@@ -72,6 +72,17 @@ export class BroadcastViewers {
   }
 
   async handle(peer: string, local: string, request: RtspRequest): Promise<BroadcastReply> {
+    try {
+      return await this.#dispatch(peer, local, request);
+    } catch (err) {
+      if (!(err instanceof TwinframeError) || err.code !== 'TF_RTSP_METHOD_NOT_ALLOWED') throw err;
+      // The player shows the reason, not only the log: RFC 2326 §12.4 wants Allow with a 405.
+      this.#options.logger.info({ peer, method: request.method, status: 405, reason: err.message }, 'broadcast request refused');
+      return { status: 405, headers: { Allow: 'OPTIONS', 'Content-Type': 'text/plain' }, body: `${err.message}\r\n` };
+    }
+  }
+
+  async #dispatch(peer: string, local: string, request: RtspRequest): Promise<BroadcastReply> {
     switch (request.method) {
       case 'DESCRIBE': return this.#describe(local, request);
       case 'SETUP': return this.#setup(peer, request);
