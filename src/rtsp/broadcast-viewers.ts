@@ -17,7 +17,7 @@ import { TwinframeError } from '../errors.js';
 import { isMulticastGroup } from '../shared/commands.js';
 import type { RtspMedia } from './backend.js';
 import {
-  chooseMulticastTransport, multicastTransportReply, parseTransport, serializeTransportSpec, type MulticastGroup,
+  chooseMulticastTransport, multicastTransportReply, parseTransport, serializeTransportSpec, type MulticastGroup, type TransportSpec,
 } from './headers/transport.js';
 import { parseSession, serializeSession } from './headers/session.js';
 import type { HeaderValue, RtspRequest } from './message.js';
@@ -139,7 +139,7 @@ export class BroadcastViewers {
     const { stream, group } = this.#joinable(request.uri);
     const transportHeader = request.headers.get('transport');
     if (transportHeader === undefined) throw new TwinframeError('TF_RTSP_BAD_REQUEST', 'SETUP without a Transport header');
-    let chosen;
+    let chosen: TransportSpec;
     try {
       chosen = chooseMulticastTransport(parseTransport(transportHeader), group);
     } catch (err) {
