@@ -46,7 +46,10 @@ export interface NativeAddon {
 function load(): NativeAddon | undefined {
   if (process.env.TWINFRAME_NATIVE === 'off') return undefined;
   try {
-    return createRequire(import.meta.url)('../../../native/build/Release/twinframe_native.node') as NativeAddon;
+    const addon = createRequire(import.meta.url)('../../../native/build/Release/twinframe_native.node') as Partial<NativeAddon>;
+    // A build older than its source (not rebuilt after an upgrade) lacks the newest
+    // function: treated as no addon, rather than failing a path when it is called.
+    return typeof addon.udpMulticast === 'function' ? addon as NativeAddon : undefined;
   } catch {
     return undefined;
   }
