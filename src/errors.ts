@@ -46,6 +46,7 @@ export const errorCodes = {
   TF_RTSP_BAD_REQUEST: { message: 'bad request', rtspStatus: 400 },
   TF_RTSP_FORBIDDEN: { message: 'forbidden', rtspStatus: 403 },
   TF_RTSP_NOT_FOUND: { message: 'not found', rtspStatus: 404 },
+  TF_RTSP_METHOD_NOT_ALLOWED: { message: 'method not allowed for this resource', rtspStatus: 405 },
   TF_RTSP_REQUEST_TOO_LARGE: { message: 'request too large', rtspStatus: 413 },
   TF_RTSP_HEADER_NOT_VALID: { message: 'header field not valid for resource', rtspStatus: 456 },
   TF_RTSP_UNSUPPORTED_TRANSPORT: { message: 'unsupported transport', rtspStatus: 461 },

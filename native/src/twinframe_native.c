@@ -31,6 +31,12 @@
 // tried (EAGAIN). An fd < 0 (a session closed since it was queued) sends
 // nothing (EBADF). Returns the count sent.
 //
+// udpMulticast(fd, ttl, interfaceAddress): a socket made by udpOpen that sends
+// to a multicast group: IP_MULTICAST_TTL, IP_MULTICAST_IF (the interface with
+// that address; '' leaves the choice to the routing table) and IP_MULTICAST_LOOP
+// on, so receivers on this host hear the group too. Set before udpConnect: the
+// connect's route lookup then goes through that interface. 0 or the errno.
+//
 // dupFd(fd) / closeFd(fd): a second descriptor for an RTSP connection's socket,
 // owned by the engine for as long as a data path may write to it: the
 // connection's own descriptor is closed by Node when the client leaves, and its
@@ -244,6 +250,28 @@ static napi_value udp_connect(napi_env env, napi_callback_info info) {
       napi_get_value_int32(env, argv[0], &fd) != napi_ok ||
       !ipv4_arguments(env, argv[1], argv[2], &addr)) return NULL;
   return int_result(env, connect(fd, (struct sockaddr*)&addr, sizeof addr) == 0 ? 0 : errno);
+}
+
+static napi_value udp_multicast(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  int32_t fd = -1, ttl = -1;
+  char text[INET_ADDRSTRLEN];
+  size_t len = 0;
+  struct in_addr iface = { .s_addr = htonl(INADDR_ANY) };
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 3 ||
+      napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0 ||
+      napi_get_value_int32(env, argv[1], &ttl) != napi_ok || ttl < 0 || ttl > 255 ||
+      napi_get_value_string_utf8(env, argv[2], text, sizeof text, &len) != napi_ok ||
+      (len > 0 && inet_pton(AF_INET, text, &iface) != 1)) {
+    napi_throw_type_error(env, NULL, "udpMulticast(fd: non-negative integer, ttl: 0..255, interfaceAddress: IPv4 address or '')");
+    return NULL;
+  }
+  unsigned char hops = (unsigned char)ttl, loop = 1;
+  if (setsockopt(fd, IPPROTO_IP, IP_MULTICAST_TTL, &hops, sizeof hops) != 0 ||
+      setsockopt(fd, IPPROTO_IP, IP_MULTICAST_IF, &iface, sizeof iface) != 0 ||
+      setsockopt(fd, IPPROTO_IP, IP_MULTICAST_LOOP, &loop, sizeof loop) != 0) return int_result(env, errno);
+  return int_result(env, 0);
 }
 
 // Reads the single descriptor argument of udpClose/closeFd/dupFd; throws and
@@ -528,6 +556,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "demoteThread", NULL, demote_thread, NULL, NULL, NULL, napi_default, NULL },
     { "udpOpen", NULL, udp_open, NULL, NULL, NULL, napi_default, NULL },
     { "udpConnect", NULL, udp_connect, NULL, NULL, NULL, napi_default, NULL },
+    { "udpMulticast", NULL, udp_multicast, NULL, NULL, NULL, napi_default, NULL },
     { "udpClose", NULL, udp_close, NULL, NULL, NULL, napi_default, NULL },
     { "sendBatch", NULL, send_batch, NULL, NULL, NULL, napi_default, NULL },
     { "dupFd", NULL, dup_fd, NULL, NULL, NULL, napi_default, NULL },

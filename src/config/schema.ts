@@ -336,6 +336,18 @@ const networkSchema = z.object({
   routes: z.array(routeSchema).default([]),
 }).strict();
 
+/** How broadcasts to a multicast group are sent (a broadcast may name its own ttl). */
+const multicastSchema = z.object({
+  /**
+   * IP_MULTICAST_TTL: how many routers the group crosses. Default 1, the kernel's
+   * own default (and VLC's): the group stays on the local link until the operator
+   * says how far it may go, rather than reaching routed networks by default.
+   */
+  ttl: z.number().int().min(0).max(255).default(1),
+  /** The address of the interface the groups are sent on (IP_MULTICAST_IF); unset: the routing table's choice. */
+  interface: ipv4.optional(),
+}).strict();
+
 /** One pair per two cores: each pair's sender and standby each want a core. */
 export function defaultPairCount(): number {
   return Math.max(1, Math.floor(os.availableParallelism() / 2));
@@ -439,6 +451,7 @@ const configSchema = z.object({
   admin: adminSchema.default({}),
   loadBalance: loadBalanceSchema.default({}),
   network: networkSchema.default({}),
+  multicast: multicastSchema.default({}),
   paths: pathsSchema.default({}),
   log: logSchema.default({}),
   metrics: metricsSchema.default({}),

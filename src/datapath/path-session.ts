@@ -11,7 +11,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { constants as osConstants } from 'node:os';
 import { getSystemErrorName } from 'node:util';
 import { ControlBlock, type SegmentParams } from '../shared/control-block.js';
-import type { InterleavedOutput, OpenSessionCommand } from '../shared/commands.js';
+import type { InterleavedOutput, MulticastOutput, OpenSessionCommand } from '../shared/commands.js';
 import { MAIN_TAG, Wire } from '../shared/wire.js';
 import { monoNowMs } from '../shared/clock.js';
 import type { PathId } from '../shared/layout.js';
@@ -261,6 +261,12 @@ export class PathSession implements BatchSocket {
       return;
     }
     this.nativeFd = fd;
+    const { multicast } = this.command;
+    const optionsErr = multicast ? addon.udpMulticast(fd, multicast.ttl, multicast.interface ?? '') : 0;
+    if (optionsErr !== 0) {
+      this.cannotStreamTo(new Error(`multicast options ${getSystemErrorName(-optionsErr)} (ttl ${multicast!.ttl}, interface ${multicast!.interface ?? 'by route'})`));
+      return;
+    }
     const err = addon.udpConnect(fd, destination.address, destination.port);
     if (err !== 0) {
       this.cannotStreamTo(new Error(`connect ${getSystemErrorName(-err)} ${destination.address}:${destination.port}`));
@@ -317,6 +323,7 @@ export class PathSession implements BatchSocket {
         this.socketUp();
       };
       try {
+        if (this.command.multicast) setMulticastOptions(socket, this.command.multicast);
         socket.connect(destination.port, destination.address, connected);
       } catch (err) {
         connected(err as Error);
@@ -602,4 +609,15 @@ export class PathSession implements BatchSocket {
     try { this.socket?.close(); } catch { /* already closed */ }
     this.socket = undefined;
   }
+}
+
+/**
+ * The dgram fallback's multicast settings, as the addon's udpMulticast sets them
+ * (before the connect, whose route lookup then goes through the interface);
+ * loopback on, so receivers on this host hear the group too.
+ */
+function setMulticastOptions(socket: Socket, multicast: MulticastOutput): void {
+  socket.setMulticastTTL(multicast.ttl);
+  if (multicast.interface !== undefined) socket.setMulticastInterface(multicast.interface);
+  socket.setMulticastLoopback(true);
 }

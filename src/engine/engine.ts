@@ -25,7 +25,7 @@
 import { EventEmitter } from 'node:events';
 import { randomBytes, randomInt } from 'node:crypto';
 import { ControlBlock } from '../shared/control-block.js';
-import type { InjectableFault, TransportKind } from '../shared/commands.js';
+import type { InjectableFault, MulticastOutput, TransportKind } from '../shared/commands.js';
 import { FailureCause, MAX_SESSIONS, PATH_NAMES, type PathName } from '../shared/layout.js';
 import type { FailureReport, HandoverCause, HandoverMessage, PathToMain } from '../shared/messages.js';
 import { monoNowMs } from '../shared/clock.js';
@@ -87,6 +87,8 @@ export interface OpenSessionOptions {
   readonly source?: string;
   /** RTP on the viewer's RTSP connection instead of UDP: no ports, no destination is used. */
   readonly interleaved?: InterleavedOptions;
+  /** The destination is a multicast group (224.0.0.0/4), sent with this TTL from this interface (a broadcast). */
+  readonly multicast?: MulticastOutput;
 }
 
 export interface InterleavedOptions {
@@ -247,6 +249,7 @@ export class Engine extends EventEmitter<EngineEventArgs> {
    */
   async openSession(options: OpenSessionOptions): Promise<SessionInfo> {
     this.assertOpen();
+    if (options.interleaved && options.multicast) throw new TwinframeError('TF_RTSP_UNSUPPORTED_TRANSPORT', 'a session is either interleaved or multicast');
     const { admission, slot } = this.table.admit(options.asset.bitrate);
     let ports: PortPair | undefined;
     let interleaved: SessionInterleaved | undefined;
@@ -256,7 +259,7 @@ export class Engine extends EventEmitter<EngineEventArgs> {
         interleaved = duplicateConnection(options.interleaved);
         ports = noPorts(source);
       } else {
-        await probeRoute(source, options.destination);
+        await probeRoute(source, options.destination, options.multicast);
         ports = await reservePortPair(source, this.options.serverPortRange);
       }
       this.assertOpen(); // closed while the ports were bound
@@ -278,6 +281,7 @@ export class Engine extends EventEmitter<EngineEventArgs> {
       destination: { ...options.destination },
       ports,
       interleaved,
+      multicast: options.multicast === undefined ? undefined : { ...options.multicast },
       ssrc: randomInt(1, 2 ** 32 - 1),
       initialSeq: randomInt(0, 0x10000),
       initialRtpTs: randomInt(0, 2 ** 32 - 1),

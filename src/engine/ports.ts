@@ -3,10 +3,13 @@
 // both (SO_REUSEADDR) for the session's lifetime so no other session is given
 // them; each data path binds the RTP port again, with the same option, as the
 // source of its own connected socket. And the check, before any of that, that
-// the source address can reach the session's destination at all.
+// the source address can reach the session's destination at all (a multicast
+// group: through the interface the session sends it on).
 
 import { createSocket, type Socket } from 'node:dgram';
+import { isIPv4 } from 'node:net';
 import { TwinframeError } from '../errors.js';
+import { isMulticastGroup, type MulticastOutput } from '../shared/commands.js';
 
 export interface PortPair {
   readonly address: string;
@@ -91,14 +94,21 @@ async function claimPair(address: string, rtpPort: number): Promise<{ rtp: Socke
  * SO_BROADCAST (EACCES), an address nothing routes to gives ENETUNREACH, a source
  * that is not an address of this host EADDRNOTAVAIL, and port 0 ERR_SOCKET_BAD_PORT.
  * The data paths' sockets would meet the same error on every attempt.
+ *
+ * A multicast group is probed as the data paths send to it: IP_MULTICAST_IF set
+ * first, so the route is looked up through that interface (an interface address
+ * that is not this host's gives EADDRNOTAVAIL; a group with no route, ENETUNREACH).
+ * `multicast` is given exactly when the destination is a group.
  */
-export async function probeRoute(source: string, destination: { readonly address: string; readonly port: number }): Promise<void> {
+export async function probeRoute(source: string, destination: { readonly address: string; readonly port: number }, multicast?: MulticastOutput): Promise<void> {
+  checkMulticast(destination.address, multicast);
   const socket = createSocket('udp4');
   try {
     await new Promise<void>((resolve, reject) => {
       socket.once('error', reject);
       socket.bind({ address: source, port: 0 }, () => {
         try {
+          if (multicast?.interface !== undefined) socket.setMulticastInterface(multicast.interface);
           // Node 20 hands connect errors to this callback, not to 'error'.
           socket.connect(destination.port, destination.address, (err?: Error) => (err ? reject(err) : resolve()));
         } catch (err) {
@@ -113,6 +123,22 @@ export async function probeRoute(source: string, destination: { readonly address
     });
   } finally {
     socket.close();
+  }
+}
+
+/** A group needs its multicast settings, and the settings a group: one without the other is a caller's mistake. */
+function checkMulticast(address: string, multicast: MulticastOutput | undefined): void {
+  const group = isMulticastGroup(address);
+  if (group && multicast === undefined) {
+    throw new TwinframeError('TF_RTSP_UNSUPPORTED_TRANSPORT', `${address} is a multicast group: only a broadcast sends to one`);
+  }
+  if (multicast === undefined) return;
+  if (!group) throw new TwinframeError('TF_RTSP_UNSUPPORTED_TRANSPORT', `multicast delivery needs a group in 224.0.0.0/4, not ${address}`);
+  if (!Number.isInteger(multicast.ttl) || multicast.ttl < 0 || multicast.ttl > 255) {
+    throw new TwinframeError('TF_RTSP_UNSUPPORTED_TRANSPORT', `multicast ttl ${multicast.ttl} is not in 0..255`);
+  }
+  if (multicast.interface !== undefined && !isIPv4(multicast.interface)) {
+    throw new TwinframeError('TF_RTSP_UNSUPPORTED_TRANSPORT', `multicast interface ${multicast.interface} is not an IPv4 address`);
   }
 }
 

@@ -6,7 +6,7 @@
 // goes to the least-loaded pair and stays there.
 
 import type { SegmentParams } from '../shared/control-block.js';
-import type { OpenSessionCommand, TransportKind } from '../shared/commands.js';
+import type { MulticastOutput, OpenSessionCommand, TransportKind } from '../shared/commands.js';
 import { monoNowMs } from '../shared/clock.js';
 import type { WireMessage } from '../shared/messages.js';
 import { TwinframeError } from '../errors.js';
@@ -88,6 +88,8 @@ export interface Session {
   readonly ports: PortPair;
   /** RTP on the viewer's RTSP connection: the engine's descriptor of it, the channel and the wire. */
   readonly interleaved: SessionInterleaved | undefined;
+  /** Sent to a multicast group (a broadcast). */
+  readonly multicast: MulticastOutput | undefined;
   readonly ssrc: number;
   readonly initialSeq: number;
   readonly initialRtpTs: number;
@@ -298,6 +300,7 @@ export function openCommand(session: Session): OpenSessionCommand {
     ssrc: session.ssrc,
     initialSeq: session.initialSeq,
     ...(session.interleaved ? { interleaved: { fd: session.interleaved.fd, channel: session.interleaved.channel, backlogMs: session.interleaved.backlogMs } } : {}),
+    ...(session.multicast ? { multicast: session.multicast } : {}),
   };
 }
 

@@ -10,6 +10,12 @@
 // the asset's parent directory unless the base ends in '/': so send a
 // Content-Base with a trailing '/' in the DESCRIBE reply (url.ts accepts the
 // trailing '/' that players then put on the aggregate PLAY URL).
+//
+// A multicast broadcast says where its media already goes (RFC 4566 §5.7, as
+// GStreamer's RTSP server and live555 describe a multicast stream): the group
+// and its TTL in c=, the group's port in m=, and an open range from now. A
+// broadcast of bare MPEG-TS datagrams has the proto "udp" and the media subtype
+// MP2T as its format (RFC 4566 §5.14).
 
 import { TICKS_HZ } from '../mpegts/packet.js';
 import { RTP_PAYLOAD_TYPE_MP2T } from '../rtp/packetizer.js';
@@ -30,6 +36,8 @@ export interface SdpParams {
   readonly trackControl?: string;
   /** b=AS: mux rate in kbit/s. Players (VLC) size their receive buffers from it. */
   readonly bitrateKbps?: number;
+  /** A multicast broadcast: its group, TTL and port, its kind of datagrams; the range is then "npt=now-". */
+  readonly multicast?: { readonly group: string; readonly ttl: number; readonly port: number; readonly transport: 'rtp' | 'udp' };
 }
 
 
@@ -46,13 +54,25 @@ function textField(value: string): string {
   return clean === '' ? ' ' : clean;
 }
 
+/** o= sess-id: a stable number per name (FNV-1a, 32 bits). */
+export function sdpSessionId(name: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < name.length; i++) {
+    h ^= name.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h;
+}
+
 export function buildSdp(params: SdpParams): string {
   const addrType = params.serverAddress.includes(':') ? 'IP6' : 'IP4';
   if (!/^[0-9A-Za-z.:%-]+$/.test(params.serverAddress)) throw new TypeError(`invalid SDP address ${params.serverAddress}`);
   const control = params.trackControl ?? TRACK_CONTROL;
   if (!/^[\x21-\x7e]+$/.test(control)) throw new TypeError(`invalid SDP control ${control}`);
-  let range = 'npt=0-';
-  if (params.durationSeconds !== undefined) {
+  const multicast = params.multicast;
+  if (multicast !== undefined) checkMulticast(multicast);
+  let range = multicast === undefined ? 'npt=0-' : 'npt=now-';
+  if (params.durationSeconds !== undefined && multicast === undefined) {
     if (!Number.isFinite(params.durationSeconds) || params.durationSeconds < 0) {
       throw new TypeError(`invalid duration ${params.durationSeconds}`);
     }
@@ -62,17 +82,24 @@ export function buildSdp(params: SdpParams): string {
     'v=0',
     `o=- ${numeric(params.sessionId, 'session id')} ${numeric(params.sessionVersion ?? 1, 'session version')} IN ${addrType} ${params.serverAddress}`,
     `s=${textField(params.name)}`,
-    // The media goes where SETUP says, not to a session-wide address.
-    `c=IN ${addrType} ${addrType === 'IP4' ? '0.0.0.0' : '::'}`,
+    // The media goes where SETUP says, not to a session-wide address; a broadcast's to its group.
+    multicast === undefined ? `c=IN ${addrType} ${addrType === 'IP4' ? '0.0.0.0' : '::'}` : `c=IN IP4 ${multicast.group}/${multicast.ttl}`,
     't=0 0',
     'a=control:*',
     `a=range:${range}`,
-    `m=video 0 RTP/AVP ${RTP_PAYLOAD_TYPE_MP2T}`,
+    multicast?.transport === 'udp' ? `m=video ${multicast.port} udp MP2T` : `m=video ${multicast?.port ?? 0} RTP/AVP ${RTP_PAYLOAD_TYPE_MP2T}`,
   ];
   if (params.bitrateKbps !== undefined) {
     if (!Number.isFinite(params.bitrateKbps) || params.bitrateKbps <= 0) throw new TypeError(`invalid bitrate ${params.bitrateKbps}`);
     lines.push(`b=AS:${Math.ceil(params.bitrateKbps)}`);
   }
-  lines.push(`a=rtpmap:${RTP_PAYLOAD_TYPE_MP2T} MP2T/${TICKS_HZ}`, `a=control:${control}`);
+  if (multicast?.transport !== 'udp') lines.push(`a=rtpmap:${RTP_PAYLOAD_TYPE_MP2T} MP2T/${TICKS_HZ}`);
+  lines.push(`a=control:${control}`);
   return `${lines.join('\r\n')}\r\n`;
+}
+
+function checkMulticast(m: NonNullable<SdpParams['multicast']>): void {
+  if (!/^(22[4-9]|23[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])){3}$/.test(m.group)) throw new TypeError(`invalid multicast group ${m.group}`);
+  if (!Number.isInteger(m.ttl) || m.ttl < 0 || m.ttl > 255) throw new TypeError(`invalid multicast ttl ${m.ttl}`);
+  if (!Number.isInteger(m.port) || m.port < 1 || m.port > 65535) throw new TypeError(`invalid multicast port ${m.port}`);
 }

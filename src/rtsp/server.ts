@@ -35,13 +35,15 @@ import {
 import { OrderedConnection } from '../net/ordered-connection.js';
 import { RtspRequestParser, serializeResponse, type HeaderValue, type RtspRequest } from './message.js';
 import { RtcpSender } from './rtcp.js';
-import { buildSdp } from './sdp.js';
+import { buildSdp, sdpSessionId } from './sdp.js';
 import { RtspSession, type RtspSessionState } from './session.js';
 import { TRACK_CONTROL, parseRtspUrl } from './url.js';
 import type { RtspBackend, RtspBackendListener, RtspMedia, RtspSessionInfo } from './backend.js';
 import { WireWriter } from './wire-writer.js';
 import { limitSendBuffer, wireAddon } from '../shared/wire.js';
 import type { RtspAuthenticator } from './auth.js';
+import type { BroadcastLookup } from '../broadcast/lookup.js';
+import { BroadcastViewers } from './broadcast-viewers.js';
 
 export interface RtspServerOptions {
   /** The engine and the catalog, as the RTSP server sees them. */
@@ -87,6 +89,8 @@ export interface RtspServerOptions {
   readonly requestTimeoutMs?: number;
   /** Who may send requests (auth.ts); undefined: everybody. */
   readonly auth?: RtspAuthenticator;
+  /** The broadcasts viewers join at rtsp://host/broadcast/<name> (broadcast-viewers.ts); undefined: none (404). */
+  readonly broadcasts?: BroadcastLookup;
   readonly logger?: Logger;
   /** Called for every reply sent: the request's method (ours, 'other', or 'none' when no request was read) and the status. */
   readonly onReply?: (method: string, status: number) => void;
@@ -270,6 +274,7 @@ export class RtspServer {
   readonly #server: net.Server;
   readonly #connections = new Set<Connection>();
   readonly #sessions = new Map<string, RtspSession>();
+  readonly #broadcastViewers: BroadcastViewers;
   readonly #cname = `twinframe@${hostname()}`;
   #nextConnectionId = 1;
   #atCapacity = false;
@@ -308,6 +313,13 @@ export class RtspServer {
     this.#server = net.createServer((socket) => this.#accept(socket));
     this.#server.on('error', (err) => this.#log.error({ err: err.message }, 'RTSP listener error'));
     this.#unsubscribe = this.#backend.subscribe(this.#events);
+    this.#broadcastViewers = new BroadcastViewers({
+      lookup: options.broadcasts,
+      resolve: (assetPath) => this.#backend.resolve(assetPath),
+      publicMethods: PUBLIC_METHODS,
+      settings: () => ({ sessionTimeoutMs: this.#sessionTimeoutMs, maxPerAddress: this.#maxSessionsPerAddress }),
+      logger: this.#log,
+    });
   }
 
   /** Start listening; resolves with the bound address (port 0 becomes the real port). */
@@ -353,6 +365,11 @@ export class RtspServer {
     return this.#refusedConnections;
   }
 
+  /** Viewers holding a handle to a multicast broadcast (no data-path work each), for operators and tests. */
+  broadcastViewers(): ReadonlyArray<{ id: string; broadcast: string; peer: string }> {
+    return this.#broadcastViewers.viewers();
+  }
+
   /** The live sessions, for operators and tests. */
   sessions(): ReadonlyArray<{ id: string; state: RtspSessionState; asset: string; transport: 'rtp' | 'udp' }> {
     return [...this.#sessions.values()].map((s) => ({ id: s.id, state: s.state, asset: s.asset.name, transport: s.transport.kind }));
@@ -386,6 +403,7 @@ export class RtspServer {
     this.#closed = true;
     this.#unsubscribe?.();
     this.#unsubscribe = undefined;
+    this.#broadcastViewers.close();
     const stopped = this.#listening ? new Promise<void>((resolve) => this.#server.close(() => resolve())) : Promise.resolve();
     for (const conn of this.#connections) {
       conn.clearRequestTimer();
@@ -579,6 +597,8 @@ export class RtspServer {
       throw new TwinframeError('TF_RTSP_OPTION_NOT_SUPPORTED', 'Require names an option this server lacks', { unsupported: require.slice(0, 200) });
     }
     if (this.#closed) throw new TwinframeError('TF_ENGINE_STOPPED', 'the server is shutting down');
+    // Broadcasts are checked before the mounts (their viewers hold no session of the backend).
+    if (this.#broadcastViewers.owns(request)) return this.#broadcastViewers.handle(conn.peer, conn.local, request);
     switch (request.method as Method) {
       case 'OPTIONS': return this.#options(request);
       case 'DESCRIBE': return this.#describe(conn, request);
@@ -977,16 +997,6 @@ function plainAddress(address: string): string {
 /** A method name fit for a log line: ours as they are, anything else shortened. */
 function loggableMethod(method: string): string {
   return (PUBLIC_METHODS as readonly string[]).includes(method) ? method : method.slice(0, 32);
-}
-
-/** o= sess-id: a stable number per asset name (FNV-1a, 32 bits). */
-function sdpSessionId(name: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < name.length; i++) {
-    h ^= name.charCodeAt(i);
-    h = Math.imul(h, 0x01000193) >>> 0;
-  }
-  return h;
 }
 
 function round(n: number): number {

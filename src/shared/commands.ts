@@ -2,6 +2,7 @@
 // (command-queue.ts). What a data path reports back goes by postMessage, since
 // the control plane is never on the hot path: ./messages.ts.
 
+import { isIPv4 } from 'node:net';
 import type { AssetIdentity } from './asset-file.js';
 
 export type TransportKind = 'rtp' | 'udp';
@@ -48,6 +49,22 @@ export interface OpenSessionCommand {
    * message (WireMessage), and out on `fd`.
    */
   readonly interleaved?: InterleavedOutput;
+  /** The destination is a multicast group (a broadcast): how far it goes and which interface it leaves by. */
+  readonly multicast?: MulticastOutput;
+}
+
+export interface MulticastOutput {
+  /** IP_MULTICAST_TTL, 0..255. */
+  readonly ttl: number;
+  /** The address of the interface the group is sent on; absent: the routing table's choice. */
+  readonly interface?: string;
+}
+
+/** Whether an address is an IPv4 multicast group (224.0.0.0/4). */
+export function isMulticastGroup(address: string): boolean {
+  if (!isIPv4(address)) return false;
+  const first = Number(address.split('.')[0]);
+  return first >= 224 && first <= 239;
 }
 
 export interface InterleavedOutput {

@@ -16,6 +16,8 @@ export interface NativeAddon {
   udpOpen(address: string, port: number): number;
   /** Connect a socket made by udpOpen; 0 or an errno. */
   udpConnect(fd: number, address: string, port: number): number;
+  /** Multicast TTL, outgoing interface ('' = by route) and loopback on for a socket made by udpOpen, before udpConnect; 0 or an errno. */
+  udpMulticast(fd: number, ttl: number, interfaceAddress: string): number;
   /** Close a socket made by udpOpen; 0 or an errno. */
   udpClose(fd: number): number;
   /**
@@ -44,7 +46,10 @@ export interface NativeAddon {
 function load(): NativeAddon | undefined {
   if (process.env.TWINFRAME_NATIVE === 'off') return undefined;
   try {
-    return createRequire(import.meta.url)('../../../native/build/Release/twinframe_native.node') as NativeAddon;
+    const addon = createRequire(import.meta.url)('../../../native/build/Release/twinframe_native.node') as Partial<NativeAddon>;
+    // A build older than its source (not rebuilt after an upgrade) lacks the newest
+    // function: treated as no addon, rather than failing a path when it is called.
+    return typeof addon.udpMulticast === 'function' ? addon as NativeAddon : undefined;
   } catch {
     return undefined;
   }

@@ -348,3 +348,61 @@ export function transportReply(chosen: ChosenTransport, server: ServerTransportP
     ...tail,
   };
 }
+
+/** Where a multicast broadcast goes: viewers join it, nothing is sent for them alone. */
+export interface MulticastGroup {
+  readonly group: string;
+  /** The RTP port (even); RTCP's is the next. A 'udp' broadcast uses this one port. */
+  readonly port: number;
+  readonly ttl: number;
+  readonly kind: 'rtp' | 'udp';
+}
+
+/**
+ * Why a spec cannot join `group`, or undefined when it can: the broadcast's own
+ * protocol, and multicast delivery, or none named and no client_port (a client
+ * with ports of its own asks for unicast).
+ */
+function multicastRefusal(spec: TransportSpec, group: MulticastGroup): string | undefined {
+  const name = [spec.protocol, spec.profile, spec.lowerTransport ?? ''].join('/').replace(/\/$/, '');
+  const protocols = group.kind === 'rtp' ? ['RTP/AVP', 'RTP/AVP/UDP'] : ['MP2T/H2221/UDP', 'RAW/RAW/UDP'];
+  const offer = group.kind === 'rtp' ? 'RTP/AVP;multicast' : 'MP2T/H2221/UDP;multicast';
+  if (!protocols.includes(name)) return `${name} cannot join this broadcast (it is ${offer})`;
+  if (spec.mode && !spec.mode.includes('PLAY')) return `mode ${spec.mode.join(',')} is not supported`;
+  if (spec.delivery === 'unicast' || (spec.delivery === undefined && spec.clientPort !== undefined)) {
+    return `this broadcast is multicast only: join ${group.group} with ${offer}`;
+  }
+  return undefined;
+}
+
+/**
+ * The first spec of a SETUP on a multicast broadcast that joins its group, or
+ * TF_RTSP_UNSUPPORTED_TRANSPORT (461) with the reason each spec was refused.
+ */
+export function chooseMulticastTransport(specs: readonly TransportSpec[], group: MulticastGroup): TransportSpec {
+  const reasons: string[] = [];
+  for (const spec of specs) {
+    const refusal = multicastRefusal(spec, group);
+    if (refusal === undefined) return spec;
+    reasons.push(refusal);
+  }
+  throw new TwinframeError('TF_RTSP_UNSUPPORTED_TRANSPORT', `no supported transport: ${reasons.join('; ')}`, { reasons });
+}
+
+/**
+ * The group's transport for a SETUP reply (RFC 2326 §12.39: destination, port
+ * pair, ttl), in the client's spelling of the protocol when it named one that
+ * joins, else the broadcast's own.
+ */
+export function multicastTransportReply(group: MulticastGroup, chosen?: TransportSpec): TransportSpec {
+  const head = chosen !== undefined ? { protocol: chosen.protocol, profile: chosen.profile, ...(chosen.lowerTransport !== undefined ? { lowerTransport: chosen.lowerTransport } : {}) }
+    : group.kind === 'rtp' ? { protocol: 'RTP', profile: 'AVP' } : { protocol: 'MP2T', profile: 'H2221', lowerTransport: 'UDP' };
+  return {
+    ...head,
+    delivery: 'multicast',
+    destination: group.group,
+    ttl: group.ttl,
+    port: group.kind === 'rtp' ? { first: group.port, last: group.port + 1 } : { first: group.port },
+    ...(chosen?.mode !== undefined ? { mode: ['PLAY'] } : {}),
+  };
+}
