@@ -37,7 +37,7 @@ const STATUS: StatusResult = {
 const BACKEND: FakeAdminBackendOptions = {
   status: STATUS,
   behaviour: {
-    sessions: () => [{ id: 'f00d', pair: 0, asset: 'sample.ts', client: '127.0.0.1:5000', transport: 'RTP/AVP', state: 'playing', startedAt: '2025-11-21T05:39:00.000Z', positionSec: 12.5, datagramsSent: 9000, bitrateKbps: 3600 }],
+    sessions: () => [{ id: 'f00d', kind: 'viewer', broadcast: null, pair: 0, asset: 'sample.ts', client: '127.0.0.1:5000', transport: 'RTP/AVP', state: 'playing', startedAt: '2025-11-21T05:39:00.000Z', positionSec: 12.5, datagramsSent: 9000, bitrateKbps: 3600 }],
     startStreaming: (args) => {
       throw new TwinframeError('TF_FAILOVER_ILLEGAL_COMMAND', `start_streaming refused on path ${args.path} in state Secondary_Offline`, { allowed: ['failover_sync'] });
     },

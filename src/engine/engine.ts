@@ -32,6 +32,7 @@ import { monoNowMs } from '../shared/clock.js';
 import { failPath } from '../supervisor/fail-path.js';
 import { TwinframeError } from '../errors.js';
 import { isTrickScale, TRICK_SCALES } from '../mpegts/trick.js';
+import type { LoopPlan } from '../mpegts/loop.js';
 import { silentLogger, type Logger } from '../log.js';
 import { bootstrapPair, type FailoverPair, type MachineEvent, type PairStates } from '../failover/state-machine.js';
 import { probeRoute, reservePortPair, type PortPair } from './ports.js';
@@ -87,6 +88,10 @@ export interface OpenSessionOptions {
   readonly source?: string;
   /** RTP on the viewer's RTSP connection instead of UDP: no ports, no destination is used. */
   readonly interleaved?: InterleavedOptions;
+  /** The broadcast this session carries (no RTSP viewer owns it): its name. */
+  readonly broadcast?: string;
+  /** Play on past the asset's end, pass after pass (a looping broadcast). */
+  readonly loop?: LoopPlan;
 }
 
 export interface InterleavedOptions {
@@ -278,6 +283,8 @@ export class Engine extends EventEmitter<EngineEventArgs> {
       destination: { ...options.destination },
       ports,
       interleaved,
+      broadcast: options.broadcast,
+      loop: options.loop,
       ssrc: randomInt(1, 2 ** 32 - 1),
       initialSeq: randomInt(0, 0x10000),
       initialRtpTs: randomInt(0, 2 ** 32 - 1),

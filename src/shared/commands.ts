@@ -3,6 +3,7 @@
 // the control plane is never on the hot path: ./messages.ts.
 
 import type { AssetIdentity } from './asset-file.js';
+import type { LoopPlan } from '../mpegts/loop.js';
 
 export type TransportKind = 'rtp' | 'udp';
 
@@ -48,6 +49,8 @@ export interface OpenSessionCommand {
    * message (WireMessage), and out on `fd`.
    */
   readonly interleaved?: InterleavedOutput;
+  /** A looping broadcast: it plays on past the asset's end, pass after pass (src/mpegts/loop.ts). */
+  readonly loop?: LoopPlan;
 }
 
 export interface InterleavedOutput {

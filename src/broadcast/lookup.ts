@@ -1,0 +1,16 @@
+import type { TransportKind } from '../shared/commands.js';
+/** A broadcast as the RTSP server sees it (rtsp://host/broadcast/<name>). */
+export interface BroadcastStream {
+  readonly name: string;
+  /** The asset's URL path, as a viewer would DESCRIBE it (its media: duration, bitrate, SDP). */
+  readonly assetName: string;
+  /** The group (multicast) or the one receiver (unicast push), RTP port even; RTCP port + 1. */
+  readonly destination: { readonly address: string; readonly port: number };
+  readonly ttl: number;
+  readonly transport: TransportKind;
+  /** The engine session carrying it while it runs; undefined while scheduled or stopped. */
+  readonly sessionId: string | undefined;
+}
+export interface BroadcastLookup {
+  find(name: string): BroadcastStream | undefined;
+}
