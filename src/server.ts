@@ -167,7 +167,7 @@ export async function startServer(options: ServerOptions): Promise<TwinframeServ
       if (changed('rtsp') || changed('network')) started.rtsp?.reconfigure(rtspSettings(next, options.rtsp));
       if (changed('auth') || changed('rtsp')) auth.configure(authSettings(next));
       if (changed('log')) logger.level = next.log.level;
-      if (changed('broadcasts')) broadcasts.apply(next.broadcasts);
+      if (changed('broadcasts')) void broadcasts.apply(next.broadcasts);
       config = next;
       const result: ReloadResult = { source: options.configPath, applied: plan.live, restartNeeded: plan.restart };
       logger.info({ applied: result.applied, restartNeeded: result.restartNeeded }, 'configuration reloaded');
@@ -207,7 +207,7 @@ export async function startServer(options: ServerOptions): Promise<TwinframeServ
     started.rtsp = rtspServer;
     stops.push(() => rtspServer.close());
     await rtspServer.listen();
-    broadcasts.apply(config.broadcasts);
+    void broadcasts.apply(config.broadcasts); // each start logs its own outcome
     return {
       get config() { return config; },
       engine, catalog, admin, rtsp: rtspServer, metrics: metricsAddress, auth, broadcasts, close,

@@ -71,7 +71,7 @@ test.serial('a scheduled broadcast reaches its receiver byte-exact through every
       const count = receiver.datagrams.length;
       await receiver.waitForCount(count + 20);
     }
-    server.broadcasts.apply([]); // removed: its session closes
+    await server.broadcasts.apply([]); // removed: its session closes
     await receiver.waitForQuiet(150, 5000);
     const plan = await loopPlanOf(await server.catalog.resolve('/sample.ts'));
     const check = checkBroadcastStream(receiver.packets, session, sample, plan, 500 * 90);
@@ -93,7 +93,7 @@ test.serial('a looped broadcast plays through its loop point: RTP continuous, di
     await until(() => checkBroadcastStream(receiver.packets, session, sample, plan, offsetTicks).headers > 0, 'the loop point', 15_000);
     const count = receiver.datagrams.length;
     await receiver.waitForCount(count + 200);
-    server.broadcasts.apply([]);
+    await server.broadcasts.apply([]);
     await receiver.waitForQuiet(150, 5000);
     const packets = receiver.packets;
     const check = checkBroadcastStream(packets, session, sample, plan, offsetTicks);

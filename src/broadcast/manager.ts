@@ -12,7 +12,7 @@ import { readPacketTicksAsync } from '../catalog/index-file.js';
 import { parseBroadcastDestination, type BroadcastConfig } from '../config/schema.js';
 import { toEngineAsset } from '../engine/asset.js';
 import type { Engine, SessionFailedEvent } from '../engine/engine.js';
-import { TwinframeError } from '../errors.js';
+import { TwinframeError, isTwinframeError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { TICKS_PER_MS } from '../mpegts/packet.js';
 import { checkDestination, type DestinationRules } from './destination.js';
@@ -128,7 +128,11 @@ export class BroadcastManager extends EventEmitter<{ change: [BroadcastChange] }
    * limit next to what runs now. Resolves with its asset.
    */
   async check(def: BroadcastConfig): Promise<CatalogAsset> {
-    const asset = await this.catalog.resolve(def.asset);
+    const asset = await this.catalog.resolve(def.asset).catch((err: unknown) => {
+      // The catalog speaks RTSP's 404 to viewers; an operator is told which asset is unknown.
+      if (isTwinframeError(err, 'TF_RTSP_NOT_FOUND')) throw new TwinframeError('TF_ASSET_NOT_FOUND', `unknown asset ${def.asset}: ${err.message}`, { asset: def.asset });
+      throw err;
+    });
     await checkDestination(parseBroadcastDestination(def.to)!, this.rules());
     if (def.state === 'running') this.engine.checkAdmission(asset.meta.bitrate, this.entries.get(def.name)?.sessionId);
     return asset;
@@ -138,8 +142,9 @@ export class BroadcastManager extends EventEmitter<{ change: [BroadcastChange] }
    * Make the running broadcasts match `defs` (the table at start, after an
    * admin change or a reload): removed ones stop, changed ones start again at
    * their schedule's position, new ones start or wait for their time.
+   * Resolves once each start has an outcome (playing, scheduled, ended or failed).
    */
-  apply(defs: readonly BroadcastConfig[]): void {
+  async apply(defs: readonly BroadcastConfig[]): Promise<void> {
     const wanted = new Map(defs.map((d) => [d.name, d]));
     for (const [name, entry] of this.entries) {
       if (!wanted.has(name)) {
@@ -166,10 +171,12 @@ export class BroadcastManager extends EventEmitter<{ change: [BroadcastChange] }
     }
     this.entries.clear();
     for (const [name, entry] of order) this.entries.set(name, entry);
+    const starts: Array<Promise<void>> = [];
     for (const entry of changed) {
-      if (entry.def.state === 'running') void this.launch(entry, entry.generation);
+      if (entry.def.state === 'running') starts.push(this.launch(entry, entry.generation));
       else this.setStatus(entry, 'stopped');
     }
+    await Promise.all(starts);
   }
 
   /** Stop every broadcast's timer (the engine closes their sessions as it stops). */

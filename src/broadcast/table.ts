@@ -67,7 +67,7 @@ export class BroadcastTable {
 
   private async commit(defs: BroadcastConfig[]): Promise<void> {
     if (this.configPath !== undefined) await updateConfig(this.configPath, { broadcasts: defs });
-    this.manager.apply(defs);
+    await this.manager.apply(defs);
   }
 
   private view(name: string): BroadcastView {
