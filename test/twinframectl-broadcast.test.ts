@@ -11,8 +11,9 @@ import path from 'node:path';
 import { loadConfig } from '../src/config/store.js';
 import { silentLogger } from '../src/log.js';
 import { startServer } from '../src/server.js';
-import type { BroadcastView, SessionView, StatusResult } from '../src/admin/backend.js';
-import { SAMPLE_ASSET, until } from './helpers/engine-fixture.js';
+import type { BroadcastView, SessionView, StatusResult, WatchEvent } from '../src/admin/backend.js';
+import { AdminClient } from '../src/admin/client.js';
+import { SAMPLE_ASSET, sleep, until } from './helpers/engine-fixture.js';
 import { UdpReceiver } from './helpers/rtsp-client.js';
 import { leakCheck } from './helpers/leak-check.js';
 import { TWINFRAMECTL, runCapture } from './helpers/run.js';
@@ -39,12 +40,22 @@ test.serial('broadcast add, list, stop, start, remove: persisted in the configur
     return JSON.parse(r.stdout) as T;
   };
   const to = `127.0.0.1:${receiver.rtpPort}`;
+  const watcher = await AdminClient.connect(socket);
+  t.teardown(() => watcher.close());
+  const events: WatchEvent[] = [];
+  const watching = (async () => { for await (const e of watcher.watch()) events.push(e); })();
+  await sleep(200); // the watch request reaches the server first
 
   const added = await json<BroadcastView>('broadcast', 'add', 'news', '--asset', '/sample.ts', '--to', to, '--loop');
   t.like(added, { name: 'news', asset: '/sample.ts', to, loop: true, transport: 'rtp', state: 'running' });
   t.truthy(Date.parse(added.at), 'the time it was added is its schedule\'s start');
   t.like((await loadConfig(file)).broadcasts[0], { name: 'news', to, loop: true, state: 'running', at: added.at });
   await receiver.waitForCount(10);
+
+  await until(() => events.some((e) => e.type === 'broadcast' && e.name === 'news' && e.change === 'playing')
+    && events.some((e) => e.type === 'session' && e.change === 'opened' && e.broadcast === 'news'), 'watch events of the broadcast');
+  watcher.close();
+  await watching;
 
   const list = await json<BroadcastView[]>('broadcast', 'list');
   t.like(list[0], { name: 'news', status: 'playing' });

@@ -19,16 +19,20 @@ export interface BroadcastCheck extends SequenceStats {
   readonly headers: number;
 }
 
-/**
- * The asset packet whose packets a payload starts with (-1: none); where the
- * same bytes occur more than once, the one sent nearest `nearTicks`.
- */
-export function packetOfPayload(sample: SampleAsset, payload: Buffer, nearTicks = 0): number {
-  let best = -1;
+/** Every asset packet whose packets a payload starts with (the sample repeats some stretches byte for byte). */
+export function packetsOfPayload(sample: SampleAsset, payload: Buffer): number[] {
+  const found: number[] = [];
   const head = payload.subarray(0, 188);
   for (let at = sample.bytes.indexOf(head); at >= 0; at = sample.bytes.indexOf(head, at + 1)) {
-    if (at % 188 !== 0 || !sample.bytes.subarray(at, at + payload.length).equals(payload)) continue;
-    const packet = at / 188;
+    if (at % 188 === 0 && sample.bytes.subarray(at, at + payload.length).equals(payload)) found.push(at / 188);
+  }
+  return found;
+}
+
+/** Of those, the one sent nearest `nearTicks` (-1: none). */
+export function packetOfPayload(sample: SampleAsset, payload: Buffer, nearTicks: number): number {
+  let best = -1;
+  for (const packet of packetsOfPayload(sample, payload)) {
     if (best < 0 || Math.abs(sample.times[packet] - nearTicks) < Math.abs(sample.times[best] - nearTicks)) best = packet;
   }
   return best;
@@ -36,13 +40,20 @@ export function packetOfPayload(sample: SampleAsset, payload: Buffer, nearTicks 
 
 /**
  * `plan`: the session's loop plan, or undefined (no loop: the asset once).
- * The first received datagram must be the session's first (cursor 0), sent
- * near `nearTicks` of the asset (its schedule's offset).
+ * The first received datagram must be the session's first (cursor 0).
  */
-export function checkBroadcastStream(packets: readonly RtpPacket[], session: SessionInfo, sample: SampleAsset, plan: LoopPlan | undefined, nearTicks = 0): BroadcastCheck {
+export function checkBroadcastStream(packets: readonly RtpPacket[], session: SessionInfo, sample: SampleAsset, plan: LoopPlan | undefined): BroadcastCheck {
+  const first = packets[0];
+  if (first === undefined) return checkFrom(packets, session, sample, plan, -1);
+  // The start is where the first datagram's bytes are; where they occur more than once, the place the whole stream fits.
+  const checks = packetsOfPayload(sample, first.payload).map((start) => checkFrom(packets, session, sample, plan, start));
+  return checks.reduce((a, b) => (b.mismatched < a.mismatched ? b : a), checks[0] ?? checkFrom(packets, session, sample, plan, -1));
+}
+
+function checkFrom(packets: readonly RtpPacket[], session: SessionInfo, sample: SampleAsset, plan: LoopPlan | undefined, startPacket: number): BroadcastCheck {
   const first = packets[0];
   const stats = sequenceStats(packets.map((p) => p.sequence), { firstSeq: session.initialSeq });
-  const startPacket = first === undefined ? -1 : packetOfPayload(sample, first.payload, nearTicks);
+  if (startPacket < 0) return { ...stats, startPacket, mismatched: packets.length, firstMismatch: 'the first datagram is not in the asset', headers: 0 };
   const periodTicks = plan?.periodTicks ?? 0;
   const onePass: LoopPlan = plan ?? { pids: [], headerCc: [], pcrPid: -1, pcr27: -1, packetCount: sample.asset.packetCount, periodTicks: 0 };
   const place = newLoopPlace();
