@@ -5,7 +5,7 @@
 // request is refused with a clear error and changes nothing.
 
 import test from 'ava';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '../src/config/store.js';
@@ -29,7 +29,7 @@ test.serial('broadcast add, list, stop, start, remove: persisted in the configur
     media: { mounts: [{ prefix: '', dir: path.dirname(SAMPLE_ASSET) }], cacheDir: path.join(dir, 'cache') },
     admin: { socketPath: socket }, metrics: { listen: '' }, log: { level: 'silent' },
   }));
-  const server = await startServer({ config: await loadConfig(file), configPath: file, logger: silentLogger, rtsp: { host: '127.0.0.1', port: 0 } });
+  const server = await startServer({ config: await loadConfig(file), configPath: file, loadConfig: () => loadConfig(file), logger: silentLogger, rtsp: { host: '127.0.0.1', port: 0 } });
   t.teardown(() => server.close());
   const receiver = await UdpReceiver.open();
   t.teardown(() => receiver.close());
@@ -108,4 +108,12 @@ test.serial('broadcast add, list, stop, start, remove: persisted in the configur
   t.deepEqual(await json('broadcast', 'remove', 'news'), { name: 'news', removed: true });
   t.deepEqual((await loadConfig(file)).broadcasts, []);
   t.is(server.engine.listSessions().length, 0);
+
+  // A broadcast written into the file by hand runs after a reload.
+  const raw = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
+  raw.broadcasts = [{ name: 'by-hand', asset: '/sample.ts', to, loop: true }];
+  await writeFile(file, JSON.stringify(raw));
+  const reloaded = await json<{ applied: string[] }>('reload');
+  t.deepEqual(reloaded.applied, ['broadcasts']);
+  await until(() => server.engine.listSessions()[0]?.broadcast === 'by-hand', 'the broadcast from the file playing');
 });

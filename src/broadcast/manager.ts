@@ -143,8 +143,10 @@ export class BroadcastManager extends EventEmitter<{ change: [BroadcastChange] }
    * admin change or a reload): removed ones stop, changed ones start again at
    * their schedule's position, new ones start or wait for their time.
    * Resolves once each start has an outcome (playing, scheduled, ended or failed).
+   * `restart`: a broadcast that failed (or ended) is started again even if unchanged;
+   * one that plays or waits for its time is left alone.
    */
-  async apply(defs: readonly BroadcastConfig[]): Promise<void> {
+  async apply(defs: readonly BroadcastConfig[], restart?: string): Promise<void> {
     const wanted = new Map(defs.map((d) => [d.name, d]));
     for (const [name, entry] of this.entries) {
       if (!wanted.has(name)) {
@@ -157,7 +159,8 @@ export class BroadcastManager extends EventEmitter<{ change: [BroadcastChange] }
     const changed: Entry[] = [];
     for (const def of defs) {
       let entry = this.entries.get(def.name);
-      if (entry && JSON.stringify(entry.def) === JSON.stringify(def)) {
+      const retry = def.name === restart && (entry?.status === 'failed' || entry?.status === 'ended');
+      if (entry && !retry && JSON.stringify(entry.def) === JSON.stringify(def)) {
         order.set(def.name, entry);
         continue;
       }

@@ -60,14 +60,15 @@ export class BroadcastTable {
     return this.edit(async () => {
       const def = { ...requireBroadcast(this.manager, name), state };
       if (state === 'running') await this.manager.check(def);
-      await this.commit(this.manager.table().map((d) => (d.name === name ? def : d)));
+      // A running one that failed or ended is started again (at its schedule's position).
+      await this.commit(this.manager.table().map((d) => (d.name === name ? def : d)), state === 'running' ? name : undefined);
       return this.view(name);
     });
   }
 
-  private async commit(defs: BroadcastConfig[]): Promise<void> {
+  private async commit(defs: BroadcastConfig[], restart?: string): Promise<void> {
     if (this.configPath !== undefined) await updateConfig(this.configPath, { broadcasts: defs });
-    await this.manager.apply(defs);
+    await this.manager.apply(defs, restart);
   }
 
   private view(name: string): BroadcastView {
