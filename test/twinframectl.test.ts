@@ -317,7 +317,7 @@ test('the socket comes from TWINFRAME_ADMIN_SOCKET when --socket is not given', 
 });
 
 test('--help works on the program and on every command, and exits 0', async (t) => {
-  const commands = ['status', 'sessions', 'assets', 'set-config-type', 'start-streaming', 'stop-streaming', 'failover-sync', 'failover-unsync', 'heartbeat', 'limits', 'failover', 'watch', 'inject-fault'];
+  const commands = ['status', 'sessions', 'assets', 'set-config-type', 'start-streaming', 'stop-streaming', 'failover-sync', 'failover-unsync', 'heartbeat', 'limits', 'failover', 'watch', 'inject-fault', 'broadcast'];
   const top = await run(['--help']);
   t.is(top.code, 0);
   for (const c of commands) t.true(top.stdout.includes(c), `${c} listed`);
