@@ -50,7 +50,7 @@ async function withBroadcast(
   try {
     server = await startFileServer(MEDIA, dir, { admin: { faultInjection: true }, broadcasts: [{ name, to: `127.0.0.1:${receiver.rtpPort}`, ...def }] });
     const manager = server.broadcasts;
-    await until(() => manager.find(name)?.sessionId !== undefined || manager.list()[0]?.status === 'failed', `broadcast ${name} playing`);
+    await until(() => manager.find(name)?.sessionId !== undefined || manager.list()[0]?.status === 'failed', `broadcast ${name} playing`, 10_000);
     const view = manager.list()[0];
     if (view.status === 'failed') throw new Error(`broadcast failed: ${view.error}`);
     await fn({ server, receiver, sessionId: manager.find(name)!.sessionId! });
@@ -143,6 +143,23 @@ test.serial('a looped broadcast plays through its loop point: RTP continuous, di
     const bare = Buffer.concat(packets.filter((p) => p !== header).map((p) => p.payload));
     await writeFile(capture, bare);
     t.true(/Continuity check failed/.test(await ffmpegLog(capture)), 'without the header the loop point is a continuity error');
+  });
+});
+
+test.serial('a broadcast scheduled ahead waits for its time, then plays the asset from its start', async (t) => {
+  const atMs = Date.now() + 1500;
+  await withBroadcast('later', { asset: '/sample.ts', at: new Date(atMs).toISOString() }, async ({ server, receiver, sessionId }) => {
+    const session = server.engine.getSession(sessionId)!;
+    await receiver.waitForCount(50);
+    const first = receiver.datagrams[0];
+    const arrivedMs = Date.now() - Number(process.hrtime.bigint() - first.arrivalNs) / 1e6;
+    t.true(arrivedMs >= atMs - 50, `the first datagram came ${(atMs - arrivedMs).toFixed(0)} ms before its time`);
+    await server.broadcasts.apply([]);
+    await receiver.waitForQuiet(150, 5000);
+    const check = checkBroadcastStream(receiver.packets, session, sample, undefined);
+    t.is(check.startPacket, 0);
+    t.is(check.lost, 0, JSON.stringify(check));
+    t.is(check.mismatched, 0, check.firstMismatch);
   });
 });
 

@@ -4,7 +4,7 @@
 import test from 'ava';
 import { readFile } from 'node:fs/promises';
 import { LoopScanner, buildLoopHeaderDatagram, loopElapsedTicks, loopHeaderDatagrams, newLoopPlace, placeLoopDatagram, type LoopPlan } from '../src/mpegts/loop.js';
-import { packetAtTicks, scheduleNow } from '../src/broadcast/schedule.js';
+import { START_SLACK_MS, packetAtTicks, scheduleNow, startOffsetMs } from '../src/broadcast/schedule.js';
 import { packetContinuityCounter, packetDiscontinuity, packetPcr, packetPid } from '../src/mpegts/packet.js';
 import { SAMPLE_ASSET } from './helpers/engine-fixture.js';
 
@@ -82,6 +82,13 @@ test('a schedule: pending before its time, then the offset (modulo the duration 
   t.deepEqual(scheduleNow(10_000, 12_500, 5_000, false), { kind: 'playing', offsetMs: 2_500 });
   t.deepEqual(scheduleNow(10_000, 15_000, 5_000, false), { kind: 'ended' });
   t.deepEqual(scheduleNow(10_000, 23_500, 5_000, true), { kind: 'playing', offsetMs: 3_500 });
+});
+
+test('a start within the slack of its time begins at the asset\'s start', (t) => {
+  t.is(startOffsetMs(3), 0);
+  t.is(startOffsetMs(START_SLACK_MS - 1), 0);
+  t.is(startOffsetMs(START_SLACK_MS), START_SLACK_MS);
+  t.is(startOffsetMs(4000), 4000);
 });
 
 test('packetAtTicks finds the first packet sent at or after a time', async (t) => {

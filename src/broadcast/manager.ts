@@ -18,7 +18,7 @@ import { TICKS_PER_MS } from '../mpegts/packet.js';
 import { checkDestination, type DestinationRules } from './destination.js';
 import { loopPlanOf } from './loop-source.js';
 import type { BroadcastLookup, BroadcastStream } from './lookup.js';
-import { MAX_TIMER_MS, packetAtTicks, scheduleNow } from './schedule.js';
+import { MAX_TIMER_MS, packetAtTicks, scheduleNow, startOffsetMs } from './schedule.js';
 
 /**
  * 'scheduled': its start time is ahead. 'starting': being opened. 'playing': its
@@ -213,7 +213,7 @@ export class BroadcastManager extends EventEmitter<{ change: [BroadcastChange] }
       }
       const { meta } = asset;
       const ticksOf = (packet: number): Promise<number> => (packet === 0 ? Promise.resolve(0) : readPacketTicksAsync(asset.indexPath, asset.timesOffset, packet));
-      const startPacket = await packetAtTicks(at.offsetMs * TICKS_PER_MS, meta.packetCount, ticksOf);
+      const startPacket = await packetAtTicks(startOffsetMs(at.offsetMs) * TICKS_PER_MS, meta.packetCount, ticksOf);
       const loop = def.loop ? await loopPlanOf(asset) : undefined;
       if (stale()) return;
       // mcast16 wiring point: a multicast destination (destination.ts isMulticast) opens with

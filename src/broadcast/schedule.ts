@@ -36,5 +36,18 @@ export async function packetAtTicks(ticks: number, packetCount: number, ticksOf:
   return lo;
 }
 
+/**
+ * A broadcast whose start comes this late (a timer, the time to open its
+ * session) still begins at the asset's start, with its PAT and PMT, rather
+ * than a few packets in: it then runs that much behind its schedule, until a
+ * restart puts it back on it.
+ */
+export const START_SLACK_MS = 250;
+
+/** Where to begin: the schedule's offset, or the asset's start within START_SLACK_MS of it. */
+export function startOffsetMs(offsetMs: number): number {
+  return offsetMs < START_SLACK_MS ? 0 : offsetMs;
+}
+
 /** setTimeout's longest delay: a later start is waited for in steps. */
 export const MAX_TIMER_MS = 2 ** 31 - 1;
