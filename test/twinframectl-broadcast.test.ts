@@ -105,6 +105,15 @@ test.serial('broadcast add, list, stop, start, remove: persisted in the configur
   const count = receiver.datagrams.length;
   await receiver.waitForCount(count + 10);
 
+  // The stream-count limit: a stopped broadcast added, then refused at start while 'news' takes the only stream.
+  await json('limits', '--max-streams', '1');
+  t.like(await json<BroadcastView>('broadcast', 'add', 'spare', '--asset', '/sample.ts', '--to', to, '--stopped'), { state: 'stopped', status: 'stopped' });
+  const full = await ctl('broadcast', 'start', 'spare');
+  t.is(full.code, 1);
+  t.is((JSON.parse(full.stdout) as { error: { code: string } }).error.code, 'TF_SESSION_LIMIT');
+  t.is((await loadConfig(file)).broadcasts.find((b) => b.name === 'spare')!.state, 'stopped', 'a refused start changes nothing');
+  await json('broadcast', 'remove', 'spare');
+
   t.deepEqual(await json('broadcast', 'remove', 'news'), { name: 'news', removed: true });
   t.deepEqual((await loadConfig(file)).broadcasts, []);
   t.is(server.engine.listSessions().length, 0);
