@@ -42,6 +42,11 @@ export const errorCodes = {
   TF_ADMIN_SOCKET_IN_USE: { message: 'admin socket path is in use by another file or server' },
   TF_INTERNAL: { message: 'internal error', rtspStatus: 500 },
 
+  // Broadcasts (the broadcast table)
+  TF_BROADCAST_NOT_FOUND: { message: 'no such broadcast', rtspStatus: 404 },
+  TF_BROADCAST_EXISTS: { message: 'a broadcast of that name exists' },
+  TF_BROADCAST_DESTINATION: { message: 'the server may not send a broadcast there' },
+
   // RTSP protocol
   TF_RTSP_BAD_REQUEST: { message: 'bad request', rtspStatus: 400 },
   TF_RTSP_FORBIDDEN: { message: 'forbidden', rtspStatus: 403 },

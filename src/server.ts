@@ -24,6 +24,8 @@ import { TwinframeMetrics } from './metrics/metrics.js';
 import { MetricsServer } from './metrics/http-server.js';
 import { health } from './metrics/health.js';
 import { parseListenAddress } from './config/schema.js';
+import { BroadcastManager } from './broadcast/manager.js';
+import { BroadcastTable } from './broadcast/table.js';
 
 export interface ServerOptions {
   readonly config: TwinframeConfig;
@@ -53,6 +55,8 @@ export interface TwinframeServer {
   readonly metrics: { readonly address: string; readonly port: number } | undefined;
   /** Who may play (counters for the metrics: auth.counters()). */
   readonly auth: RtspAuthenticator;
+  /** The broadcast table's running side (also the RTSP layer's BroadcastLookup). */
+  readonly broadcasts: BroadcastManager;
   /**
    * Re-read the configuration and apply what can change without dropping a stream;
    * what cannot is reported. An invalid file (TF_CONFIG_INVALID) changes nothing.
@@ -127,6 +131,12 @@ export async function startServer(options: ServerOptions): Promise<TwinframeServ
     stops.push(() => engine.close());
     // An asset found unusable while it streamed (its sessions have ended) is refused until its file changes.
     engine.on('asset-failed', (e: AssetFailedEvent) => catalog.markUnavailable(e.assetPath, e.reason));
+    // The broadcast table's running side; its broadcasts start once the RTSP server listens.
+    const broadcasts = new BroadcastManager({
+      engine, catalog, logger, defaultTtl: config.multicast.ttl, multicastInterface: config.multicast.interface,
+      rules: () => ({ allowForeignDestination: config.rtsp.allowForeignDestination, streamAddress: config.network.streamIp ?? '127.0.0.1' }),
+    });
+    stops.push(() => Promise.resolve(broadcasts.close()));
     const auth = new RtspAuthenticator(authSettings(config));
     // Filled in once the RTSP server exists; the admin socket answers only after that.
     const started: { rtsp?: RtspServer } = {};
@@ -140,6 +150,7 @@ export async function startServer(options: ServerOptions): Promise<TwinframeServ
       const running: TwinframeConfig = {
         ...config,
         limits: engine.getLimits(),
+        broadcasts: broadcasts.table(),
         failover: { ...config.failover, heartbeatPeriodUs: heartbeat.periodUs, maxMissedHeartbeats: heartbeat.maxMissed },
       };
       const plan = planReload(running, file);
@@ -151,6 +162,7 @@ export async function startServer(options: ServerOptions): Promise<TwinframeServ
       if (changed('rtsp') || changed('network')) started.rtsp?.reconfigure(rtspSettings(next, options.rtsp));
       if (changed('auth') || changed('rtsp')) auth.configure(authSettings(next));
       if (changed('log')) logger.level = next.log.level;
+      if (changed('broadcasts')) void broadcasts.apply(next.broadcasts);
       config = next;
       const result: ReloadResult = { source: options.configPath, applied: plan.live, restartNeeded: plan.restart };
       logger.info({ applied: result.applied, restartNeeded: result.restartNeeded }, 'configuration reloaded');
@@ -159,6 +171,7 @@ export async function startServer(options: ServerOptions): Promise<TwinframeServ
     };
     const backend = new EngineAdminBackend({
       engine, catalog, configPath: options.configPath, faultInjection: config.admin.faultInjection, reload: applyReload,
+      broadcasts: { manager: broadcasts, table: new BroadcastTable(broadcasts, options.configPath) },
     });
     const admin = new AdminServer({ socketPath: config.admin.socketPath, backend, logger: logger.child({ component: 'admin' }) });
     await admin.listen();
@@ -176,6 +189,7 @@ export async function startServer(options: ServerOptions): Promise<TwinframeServ
     }
     const rtspServer = new RtspServer({
       backend: new EngineRtspBackend(engine, catalog),
+      broadcasts,
       host: config.rtsp.host,
       port: config.rtsp.port,
       ...rtspSettings(config, options.rtsp),
@@ -187,9 +201,10 @@ export async function startServer(options: ServerOptions): Promise<TwinframeServ
     started.rtsp = rtspServer;
     stops.push(() => rtspServer.close());
     await rtspServer.listen();
+    void broadcasts.apply(config.broadcasts); // each start logs its own outcome
     return {
       get config() { return config; },
-      engine, catalog, admin, rtsp: rtspServer, metrics: metricsAddress, auth, close,
+      engine, catalog, admin, rtsp: rtspServer, metrics: metricsAddress, auth, broadcasts, close,
       reload: () => backend.reload(),
     };
   } catch (err) {

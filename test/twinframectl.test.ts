@@ -37,7 +37,7 @@ const STATUS: StatusResult = {
 const BACKEND: FakeAdminBackendOptions = {
   status: STATUS,
   behaviour: {
-    sessions: () => [{ id: 'f00d', pair: 0, asset: 'sample.ts', client: '127.0.0.1:5000', transport: 'RTP/AVP', state: 'playing', startedAt: '2025-11-21T05:39:00.000Z', positionSec: 12.5, datagramsSent: 9000, bitrateKbps: 3600 }],
+    sessions: () => [{ id: 'f00d', kind: 'viewer', broadcast: null, pair: 0, asset: 'sample.ts', client: '127.0.0.1:5000', transport: 'RTP/AVP', state: 'playing', startedAt: '2025-11-21T05:39:00.000Z', positionSec: 12.5, datagramsSent: 9000, bitrateKbps: 3600 }],
     startStreaming: (args) => {
       throw new TwinframeError('TF_FAILOVER_ILLEGAL_COMMAND', `start_streaming refused on path ${args.path} in state Secondary_Offline`, { allowed: ['failover_sync'] });
     },
@@ -317,7 +317,7 @@ test('the socket comes from TWINFRAME_ADMIN_SOCKET when --socket is not given', 
 });
 
 test('--help works on the program and on every command, and exits 0', async (t) => {
-  const commands = ['status', 'sessions', 'assets', 'set-config-type', 'start-streaming', 'stop-streaming', 'failover-sync', 'failover-unsync', 'heartbeat', 'limits', 'failover', 'watch', 'inject-fault'];
+  const commands = ['status', 'sessions', 'assets', 'set-config-type', 'start-streaming', 'stop-streaming', 'failover-sync', 'failover-unsync', 'heartbeat', 'limits', 'failover', 'watch', 'inject-fault', 'broadcast'];
   const top = await run(['--help']);
   t.is(top.code, 0);
   for (const c of commands) t.true(top.stdout.includes(c), `${c} listed`);

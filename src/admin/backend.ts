@@ -9,9 +9,16 @@ import type { PairStates } from '../failover/state-machine.js';
 import type { NamedState } from '../failover/states.js';
 import type { FailoverState, FailoverType, PathName } from '../shared/layout.js';
 import type { ReloadResult } from '../config/reload.js';
+import type { BroadcastStatus, BroadcastView } from '../broadcast/manager.js';
 import type { AdminCommand, CommandArgs, FaultKind } from './protocol.js';
 
-export type { ReloadResult };
+export type { BroadcastStatus, BroadcastView, ReloadResult };
+
+/** `broadcast remove`'s answer. */
+export interface BroadcastRemoved {
+  readonly name: string;
+  readonly removed: true;
+}
 
 /** One data path, as status shows it (the engine's PathStatus, for operators). */
 export interface PathView {
@@ -94,8 +101,10 @@ export interface StatusResult {
   readonly handovers: number;
   /** The latest switch of any pair (it names its pair). */
   readonly lastFailover: FailoverRecord | null;
-  /** Sessions currently open, on all pairs. */
+  /** Sessions currently open, on all pairs (broadcasts' sessions included). */
   readonly sessions: number;
+  /** The broadcast table: its rows, and how many of the open sessions carry one. */
+  readonly broadcasts: { readonly table: number; readonly sessions: number };
   readonly uptimeSec: number;
   readonly faultInjection: boolean;
   readonly pairs: readonly PairView[];
@@ -104,6 +113,9 @@ export interface StatusResult {
 /** One session, as twinframectl sessions shows it (the engine's SessionInfo, for operators). */
 export interface SessionView {
   readonly id: string;
+  /** 'broadcast': it carries a broadcast of the table (`broadcast` names it), no RTSP viewer owns it. */
+  readonly kind: 'viewer' | 'broadcast';
+  readonly broadcast: string | null;
   /** The pair of data paths that streams it, for its whole life. */
   readonly pair: number;
   readonly asset: string;
@@ -151,7 +163,9 @@ export type WatchEvent =
   | ({ readonly type: 'failover' } & FailoverRecord)
   | { readonly type: 'handover'; readonly at: string; readonly pair: number; readonly from: PathName; readonly to: PathName; readonly lateMs: number }
   /** `pair`: the pair that streams the session (on 'opened'). */
-  | { readonly type: 'session'; readonly at: string; readonly id: string; readonly change: 'opened' | 'playing' | 'paused' | 'closed'; readonly asset?: string; readonly pair?: number }
+  | { readonly type: 'session'; readonly at: string; readonly id: string; readonly change: 'opened' | 'playing' | 'paused' | 'closed'; readonly asset?: string; readonly pair?: number; readonly broadcast?: string }
+  /** A broadcast of the table changed status (scheduled, playing, stopped, ended, failed…). */
+  | { readonly type: 'broadcast'; readonly at: string; readonly name: string; readonly change: BroadcastStatus; readonly detail?: string }
   /** A fault of the session's own ('session': destination, stream address) or of its asset ended it; no path failed. */
   | { readonly type: 'session'; readonly at: string; readonly id: string; readonly change: 'failed'; readonly asset: string; readonly scope: 'session' | 'asset'; readonly reason: string }
   /** An asset found unusable while streaming: refused until its file changes. */
@@ -185,6 +199,13 @@ export interface AdminBackend {
   reload(): Promise<ReloadResult>;
   /** TF_FAULT_INJECTION_DISABLED unless the configuration enables it. */
   injectFault(args: CommandArgs<'inject_fault'>): Promise<FaultInjectionResult>;
+  /** The broadcast table (src/broadcast/table.ts): each edit checked, persisted, applied live. */
+  broadcastAdd(args: CommandArgs<'broadcast_add'>): Promise<BroadcastView>;
+  broadcastList(): Promise<BroadcastView[]>;
+  /** TF_BROADCAST_NOT_FOUND when the table has no such broadcast (for remove, start, stop). */
+  broadcastRemove(args: CommandArgs<'broadcast_remove'>): Promise<BroadcastRemoved>;
+  broadcastStart(args: CommandArgs<'broadcast_start'>): Promise<BroadcastView>;
+  broadcastStop(args: CommandArgs<'broadcast_stop'>): Promise<BroadcastView>;
   /**
    * Registers a listener for watch events; returns the function that removes it. The
    * listener must be called outside any lock: it writes to a socket (and never throws).
@@ -208,6 +229,11 @@ export interface CommandResults {
   watch: { watching: true };
   inject_fault: FaultInjectionResult;
   reload: ReloadResult;
+  broadcast_add: BroadcastView;
+  broadcast_list: BroadcastView[];
+  broadcast_remove: BroadcastRemoved;
+  broadcast_start: BroadcastView;
+  broadcast_stop: BroadcastView;
 }
 
 // Compile-time check that every wire command has a result type and no more.

@@ -15,10 +15,12 @@ import { monoNowMs } from '../shared/clock.js';
 import { SLOW_DISK_DEFAULT_MS } from '../shared/commands.js';
 import { FailureCause, type PathName } from '../shared/layout.js';
 import type {
-  AdminBackend, AssetInfo, FailoverRecord, FaultInjectionResult, HeartbeatSettings, LimitsSettings,
+  AdminBackend, AssetInfo, BroadcastRemoved, FailoverRecord, FaultInjectionResult, HeartbeatSettings, LimitsSettings,
   PairStatesResult, PairView, PathView, ReloadResult, SessionView, StatusResult, WatchEvent, WatchListener,
 } from './backend.js';
 import type { CommandArgs } from './protocol.js';
+import type { BroadcastManager, BroadcastView } from '../broadcast/manager.js';
+import type { BroadcastTable } from '../broadcast/table.js';
 
 export interface EngineBackendOptions {
   readonly engine: Engine;
@@ -28,6 +30,8 @@ export interface EngineBackendOptions {
   readonly faultInjection: boolean;
   /** Re-reads the configuration and applies it (the composition root's). */
   readonly reload: () => Promise<ReloadResult>;
+  /** The broadcast table and its running side; absent: the broadcast commands are refused. */
+  readonly broadcasts?: { readonly table: BroadcastTable; readonly manager: BroadcastManager };
 }
 
 export class EngineAdminBackend implements AdminBackend {
@@ -44,6 +48,7 @@ export class EngineAdminBackend implements AdminBackend {
   /** The latest switch of any pair. */
   private lastFailover: FailoverRecord | null = null;
   private readonly listeners = new Set<WatchListener>();
+  private readonly broadcasts: EngineBackendOptions['broadcasts'];
 
   constructor(options: EngineBackendOptions) {
     this.engine = options.engine;
@@ -51,6 +56,8 @@ export class EngineAdminBackend implements AdminBackend {
     this.configPath = options.configPath;
     this.faultInjection = options.faultInjection;
     this.applyReload = options.reload;
+    this.broadcasts = options.broadcasts;
+    this.broadcasts?.manager.on('change', (c) => this.publish({ type: 'broadcast', at: now(), name: c.name, change: c.status, ...(c.detail === undefined ? {} : { detail: c.detail }) }));
     const engine = this.engine;
     this.lastFailovers = Array.from({ length: engine.pairCount }, () => null);
     engine.on('failover', (e) => this.recordFailover(failoverRecord(e)));
@@ -58,7 +65,7 @@ export class EngineAdminBackend implements AdminBackend {
     engine.on('path-state', (e) => {
       this.publish({ type: 'state', at: now(), pair: e.pair, states: describePair(engine.failoverPair(e.pair)), cause: `${e.path} → ${e.named}` });
     });
-    engine.on('session-opened', (s) => this.publish({ type: 'session', at: now(), id: s.id, change: 'opened', asset: s.assetName, pair: s.pair }));
+    engine.on('session-opened', (s) => this.publish({ type: 'session', at: now(), id: s.id, change: 'opened', asset: s.assetName, pair: s.pair, ...(s.broadcast === undefined ? {} : { broadcast: s.broadcast }) }));
     engine.on('session-closed', (s) => this.publish({ type: 'session', at: now(), id: s.id, change: 'closed' }));
     engine.on('session-failed', (e) => this.publish({ type: 'session', at: now(), id: e.id, change: 'failed', asset: e.assetName, scope: e.scope, reason: e.reason }));
     engine.on('asset-failed', (e) => this.publish({ type: 'asset', at: now(), asset: e.assetName, change: 'unavailable', reason: e.reason }));
@@ -81,6 +88,7 @@ export class EngineAdminBackend implements AdminBackend {
       handovers: first.handovers,
       lastFailover: this.lastFailover,
       sessions: s.sessions,
+      broadcasts: { table: this.broadcasts?.table.list().length ?? 0, sessions: this.engine.listSessions().filter((x) => x.broadcast !== undefined).length },
       uptimeSec: Math.round((Date.now() - this.startedAt) / 1000),
       faultInjection: this.faultInjection,
       pairs,
@@ -104,6 +112,8 @@ export class EngineAdminBackend implements AdminBackend {
   sessions(): Promise<SessionView[]> {
     return Promise.resolve().then(() => this.engine.listSessions().map((s) => ({
       id: s.id,
+      kind: s.broadcast === undefined ? 'viewer' : 'broadcast',
+      broadcast: s.broadcast ?? null,
       pair: s.pair,
       asset: s.assetName,
       // Interleaved, the media goes on the viewer's RTSP connection: no port of its own.
@@ -211,6 +221,31 @@ export class EngineAdminBackend implements AdminBackend {
       this.publish({ type: 'path', at: now(), pair, path: args.path, change: 'fault-injected', detail: delayMs === undefined ? args.kind : `${args.kind} ${delayMs} ms` });
       return { pair, path: args.path, kind: args.kind, delayMs, at: now() };
     });
+  }
+
+  broadcastAdd(args: CommandArgs<'broadcast_add'>): Promise<BroadcastView> {
+    return this.broadcastTable().then((t) => t.add(args));
+  }
+
+  broadcastList(): Promise<BroadcastView[]> {
+    return this.broadcastTable().then((t) => t.list());
+  }
+
+  broadcastRemove(args: CommandArgs<'broadcast_remove'>): Promise<BroadcastRemoved> {
+    return this.broadcastTable().then((t) => t.remove(args.name));
+  }
+
+  broadcastStart(args: CommandArgs<'broadcast_start'>): Promise<BroadcastView> {
+    return this.broadcastTable().then((t) => t.setState(args.name, 'running'));
+  }
+
+  broadcastStop(args: CommandArgs<'broadcast_stop'>): Promise<BroadcastView> {
+    return this.broadcastTable().then((t) => t.setState(args.name, 'stopped'));
+  }
+
+  private broadcastTable(): Promise<BroadcastTable> {
+    const table = this.broadcasts?.table;
+    return table ? Promise.resolve(table) : Promise.reject(new TwinframeError('TF_ADMIN_BAD_REQUEST', 'this server runs without a broadcast table'));
   }
 
   subscribe(listener: WatchListener): () => void {

@@ -35,6 +35,7 @@ const positiveInt = z.number().int().positive();
 /** Which pair of data paths a command acts on; absent: pair 0 (the only one with one pair). */
 const pairIndex = z.number().int().min(0).optional();
 const pathArgs = z.object({ path: pathName, pair: pairIndex }).strict();
+const broadcastArgs = z.object({ name: z.string().min(1).max(200) }).strict();
 
 /** The arguments of every command. Unknown argument names are refused, to catch typos. */
 const commandArgSchemas = {
@@ -61,6 +62,23 @@ const commandArgSchemas = {
   /** delayMs: for 'slow-disk', how long each read of the path waits (default 200 ms); other kinds ignore it. */
   /** Re-read the configuration file and apply what can change live (as SIGHUP does). */
   reload: noArgs,
+  /** A broadcast of the table (its values are checked by the server, src/broadcast/table.ts). */
+  broadcast_add: z.object({
+    name: z.string().min(1).max(200),
+    asset: z.string().min(1).max(2048),
+    to: z.string().min(1).max(200),
+    at: z.string().max(100).optional(),
+    loop: z.boolean().optional(),
+    transport: z.enum(['rtp', 'udp']).optional(),
+    ttl: z.number().int().optional(),
+    state: z.enum(['running', 'stopped']).optional(),
+  }).strict(),
+  broadcast_list: noArgs,
+  broadcast_remove: broadcastArgs,
+  /** Running again, at the position its schedule says now. */
+  broadcast_start: broadcastArgs,
+  /** Kept in the table, not sent. */
+  broadcast_stop: broadcastArgs,
   inject_fault: z.object({ path: pathName, kind: z.enum(FaultKinds), pair: pairIndex, delayMs: positiveInt.max(60_000).optional() }).strict(),
 } as const;
 

@@ -78,6 +78,11 @@ const DISPATCH: Record<Exclude<AdminRequest['cmd'], 'watch'>, Dispatch> = {
   failover: (b, a) => b.failover(a),
   inject_fault: (b, a) => b.injectFault(a),
   reload: (b) => b.reload(),
+  broadcast_add: (b, a) => b.broadcastAdd(a),
+  broadcast_list: (b) => b.broadcastList(),
+  broadcast_remove: (b, a) => b.broadcastRemove(a),
+  broadcast_start: (b, a) => b.broadcastStart(a),
+  broadcast_stop: (b, a) => b.broadcastStop(a),
 };
 
 /** Probes a socket file: does a server answer there? */

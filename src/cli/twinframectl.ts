@@ -10,6 +10,8 @@ import { Argument, Command, CommanderError, InvalidArgumentError, Option } from 
 import { AdminClient, AdminConnectionError, AdminReplyError } from '../admin/client.js';
 import type {
   AssetInfo,
+  BroadcastRemoved,
+  BroadcastView,
   FailoverRecord,
   FaultInjectionResult,
   HeartbeatSettings,
@@ -99,6 +101,7 @@ function formatStatus(s: StatusResult): string {
     ['handovers', `${perPair((p) => String(p.handovers))} (a late sender handed over from, nobody failed)`],
     ['failovers', `${perPair((p) => String(p.failovers))} (a path failed and was restarted)`],
     ['sessions', several ? `${s.sessions} (${perPair((p) => String(p.sessions))})` : String(s.sessions)],
+    ['broadcasts', `${s.broadcasts.table} in the table, ${s.broadcasts.sessions} of the sessions carry one`],
     ['uptime', formatDuration(s.uptimeSec)],
     ['fault injection', s.faultInjection ? 'enabled' : 'disabled'],
     ['last failover', s.lastFailover === null ? 'none' : formatFailover(s.lastFailover)],
@@ -108,9 +111,21 @@ function formatStatus(s: StatusResult): string {
 
 function formatSessions(list: readonly SessionView[]): string {
   if (list.length === 0) return 'no sessions';
-  return formatTable(['ID', 'ASSET', 'CLIENT', 'TRANSPORT', 'STATE', 'POSITION', 'SENT', 'KBPS', 'STARTED', 'PAIR'], list.map((x) => [
+  return formatTable(['ID', 'ASSET', 'CLIENT', 'TRANSPORT', 'STATE', 'POSITION', 'SENT', 'KBPS', 'STARTED', 'PAIR', 'KIND'], list.map((x) => [
     x.id, x.asset, x.client, x.transport, x.state, `${x.positionSec.toFixed(1)} s`, String(x.datagramsSent), String(x.bitrateKbps), x.startedAt, String(x.pair),
+    x.kind === 'broadcast' ? `broadcast ${x.broadcast}` : 'viewer',
   ]));
+}
+
+function formatBroadcasts(list: readonly BroadcastView[]): string {
+  if (list.length === 0) return 'no broadcasts';
+  return formatTable(['NAME', 'ASSET', 'TO', 'AT', 'LOOP', 'TRANSPORT', 'STATE', 'STATUS', 'SESSION', 'ERROR'], list.map((b) => [
+    b.name, b.asset, b.to, b.at, b.loop ? 'yes' : 'no', b.transport, b.state, b.status, b.sessionId ?? '-', b.error ?? '',
+  ]));
+}
+
+function formatBroadcast(b: BroadcastView): string {
+  return `broadcast ${b.name}: ${b.state}, ${b.status}${b.sessionId === null ? '' : ` (session ${b.sessionId})`}${b.error === null ? '' : `: ${b.error}`}`;
 }
 
 function formatAssets(list: readonly AssetInfo[]): string {
@@ -151,8 +166,10 @@ function formatEvent(e: WatchEvent): string {
     case 'handover': return `${e.at}  ${pad}  ${e.from} → ${e.to}, the sender was ${e.lateMs.toFixed(2)} ms late (nobody failed)${onPair(e.pair)}`;
     case 'session': {
       const detail = e.change === 'failed' ? ` (${e.scope} fault): ${e.reason}` : e.pair === undefined ? '' : onPair(e.pair);
-      return `${e.at}  ${pad}  ${e.id} ${e.change}${e.asset === undefined ? '' : ` ${e.asset}`}${detail}`;
+      const broadcast = e.change !== 'failed' && e.broadcast !== undefined ? ` (broadcast ${e.broadcast})` : '';
+      return `${e.at}  ${pad}  ${e.id} ${e.change}${e.asset === undefined ? '' : ` ${e.asset}`}${broadcast}${detail}`;
     }
+    case 'broadcast': return `${e.at}  ${pad}  ${e.name} ${e.change}${e.detail === undefined ? '' : `: ${e.detail}`}`;
     case 'asset': return `${e.at}  ${pad}  ${e.asset} ${e.change}: ${e.reason}`;
     case 'config': return `${e.at}  ${pad}  changed ${e.changed.join(', ')}`;
     case 'path': return `${e.at}  ${pad}  ${e.path} ${e.change}${e.detail === undefined ? '' : `: ${e.detail}`}${onPair(e.pair)}`;
@@ -448,6 +465,37 @@ Exit codes: 0 ok, 1 refused by the server, 2 usage error, 3 cannot connect or co
         process.exitCode = reportError(err, opts.json === true);
       }
     });
+
+  const broadcast = program.command('broadcast').description('the broadcast table: scheduled sessions both paths carry, kept in the configuration');
+  broadcast.command('add').description('add a broadcast: it starts at --at (default now) and resumes at its scheduled position after a restart')
+    .argument('<name>', 'its name (rtsp://host/broadcast/<name>)')
+    .requiredOption('--asset <path>', 'the asset\'s URL path, e.g. /movies/a.ts')
+    .requiredOption('--to <address:port>', 'destination: a multicast group or one receiver, even RTP port')
+    .option('--at <time>', 'start time, ISO 8601 with its zone (e.g. 2026-12-01T20:00:00Z); default: now')
+    .option('--loop', 'start again at the beginning at the end, seamlessly')
+    .addOption(new Option('--transport <kind>', 'RTP/AVP or raw MPEG-TS over UDP').choices(['rtp', 'udp']))
+    .option('--ttl <n>', 'multicast TTL (default: the server\'s)', positiveInt)
+    .option('--stopped', 'add it stopped (start it later)')
+    .action((name: string, o: { asset: string; to: string; at?: string; loop?: boolean; transport?: 'rtp' | 'udp'; ttl?: number; stopped?: boolean }, cmd: Command) => {
+      const args: CommandArgs<'broadcast_add'> = { name, asset: o.asset, to: o.to };
+      if (o.at !== undefined) args.at = o.at;
+      if (o.loop === true) args.loop = true;
+      if (o.transport !== undefined) args.transport = o.transport;
+      if (o.ttl !== undefined) args.ttl = o.ttl;
+      if (o.stopped === true) args.state = 'stopped';
+      return runRequest(cmd, 'broadcast_add', args, formatBroadcast);
+    });
+  broadcast.command('list').description('every broadcast of the table, with its status and session')
+    .action((_o, cmd: Command) => runRequest(cmd, 'broadcast_list', {}, formatBroadcasts));
+  broadcast.command('remove').description('stop a broadcast and remove it from the table')
+    .argument('<name>', 'broadcast name')
+    .action((name: string, _o, cmd: Command) => runRequest(cmd, 'broadcast_remove', { name }, (r: BroadcastRemoved) => `broadcast ${r.name} removed`));
+  broadcast.command('start').description('run a stopped broadcast again, at the position its schedule says now')
+    .argument('<name>', 'broadcast name')
+    .action((name: string, _o, cmd: Command) => runRequest(cmd, 'broadcast_start', { name }, formatBroadcast));
+  broadcast.command('stop').description('stop sending a broadcast; it stays in the table')
+    .argument('<name>', 'broadcast name')
+    .action((name: string, _o, cmd: Command) => runRequest(cmd, 'broadcast_stop', { name }, formatBroadcast));
 
   program.command('watch').description('print events (state changes, failovers, sessions) until Ctrl-C or the server closes')
     .action((_o, cmd: Command) => runWatch(cmd));

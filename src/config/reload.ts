@@ -19,6 +19,8 @@ export const LIVE: readonly string[] = [
   'rtsp.maxSessionsPerAddress', 'rtsp.maxSessionsPerConnection', 'rtsp.setupTimeoutSec',
   // network.streamIp applies to new sessions; mask, routes and loadBalance are stored only.
   'network', 'loadBalance',
+  // The broadcast table: removed ones stop, changed ones start again at their schedule's position.
+  'broadcasts',
 ];
 
 export interface RestartField {

@@ -442,6 +442,51 @@ const metricsSchema = z.object({
     .default('127.0.0.1:9464'),
 }).strict();
 
+// --- broadcasts (issue 16): the patent's broadcast table ([0083], [0090]) -------------------
+
+/** A broadcast's name: it appears in rtsp://host/broadcast/<name>, so URL-safe characters only. */
+export const broadcastName = z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be 1-64 characters of A-Z a-z 0-9 . _ -');
+
+/** `address:port` of a broadcast's destination → its parts, or undefined when malformed. */
+export function parseBroadcastDestination(to: string): { address: string; port: number } | undefined {
+  const m = /^(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})$/.exec(to);
+  if (m === null || !ipv4.safeParse(m[1]).success) return undefined;
+  const p = Number(m[2]);
+  return p >= 1 && p <= 65535 ? { address: m[1], port: p } : undefined;
+}
+
+/** ISO 8601 with a date, a time and a zone (Z or ±hh:mm), as Date.parse reads it. */
+export const broadcastTime = z.string().datetime({ offset: true, message: 'must be an ISO 8601 time with its zone, such as 2026-12-01T20:00:00Z' });
+
+export const broadcastEntrySchema = z.object({
+  name: broadcastName,
+  /** The asset's URL path, as the mounts resolve it (what a viewer would DESCRIBE), e.g. '/movies/a.ts'. */
+  asset: z.string().min(2).max(1024).startsWith('/', "must be the asset's URL path, starting with '/'"),
+  /** Where it goes, IPv4 address:port; the RTP port is even (RTCP is the port above). */
+  to: z.string().refine((to) => parseBroadcastDestination(to)?.port !== undefined, 'must be an IPv4 address:port such as 239.1.1.1:5004')
+    .refine((to) => (parseBroadcastDestination(to)?.port ?? 0) % 2 === 0, 'the port must be even (RTP; RTCP is the port above)'),
+  /** When it starts (its schedule's time 0); absent: when it was added. */
+  at: broadcastTime.optional(),
+  /** Start again at the asset's beginning when it ends, seamlessly. */
+  loop: z.boolean().default(false),
+  transport: z.enum(['rtp', 'udp']).default('rtp'),
+  /** Multicast TTL of this broadcast; absent: the server's default. */
+  ttl: z.number().int().min(1).max(255).optional(),
+  /** 'stopped': kept in the table, not sent. */
+  state: z.enum(['running', 'stopped']).default('running'),
+}).strict();
+
+/** One row of the broadcast table, defaults filled in. */
+export type BroadcastConfig = z.output<typeof broadcastEntrySchema>;
+
+const broadcastsSchema = z.array(broadcastEntrySchema).superRefine((list, ctx) => {
+  const seen = new Set<string>();
+  list.forEach((b, i) => {
+    if (seen.has(b.name)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: [i, 'name'], message: `duplicate broadcast '${b.name}'` });
+    seen.add(b.name);
+  });
+});
+
 const configSchema = z.object({
   rtsp: rtspSchema.default({}),
   media: mediaSchema.default({}),
@@ -456,6 +501,8 @@ const configSchema = z.object({
   log: logSchema.default({}),
   metrics: metricsSchema.default({}),
   auth: authSchema.default({}),
+  /** The broadcast table: scheduled sessions both paths carry, kept across restarts. */
+  broadcasts: broadcastsSchema.default([]),
 }).strict();
 
 /** A complete, validated configuration (every default filled in). */

@@ -16,6 +16,7 @@ import { MAIN_TAG, Wire } from '../shared/wire.js';
 import { monoNowMs } from '../shared/clock.js';
 import type { PathId } from '../shared/layout.js';
 import { AssetReader, NOT_READ, type TrickTable } from './asset-reader.js';
+import { buildLoopHeaderDatagram, loopElapsedTicks, newLoopPlace, placeLoopDatagram } from '../mpegts/loop.js';
 import { buildTrickDatagram, planTrick, trickDatagramCount, trickDeadlineTicks, TRICK_PACKETS_PER_DATAGRAM, type TrickPlan } from '../mpegts/trick.js';
 import type { ReaderThread } from './reader-thread.js';
 import { TICKS_PER_MS, TS_PACKET_BYTES } from '../mpegts/packet.js';
@@ -352,6 +353,7 @@ export class PathSession implements BatchSocket {
     if (cursor === this.preparedCursor && this.segment.id === this.preparedSegment) return 'ready';
     const seg = this.segment;
     if (seg.scale !== 1) return this.prepareTrick(cursor);
+    if (this.command.loop) return this.prepareLoop(cursor);
     const first = seg.startPacket + TS_PACKETS_PER_DATAGRAM * (cursor - seg.startCursor);
     const end = Math.min(seg.endPacket, this.reader.packetCount); // a range's end, or the asset's
     if (first >= end) return 'end';
@@ -411,6 +413,33 @@ export class PathSession implements BatchSocket {
     if (d >= trickDatagramCount(plan)) return 'end';
     if (!buildTrickDatagram(plan, this.trickTable!.program, d, this.reader, this.ring[this.ringPos], this.headerBytes)) return this.waitForRead();
     return this.prepared(cursor, TRICK_PACKETS_PER_DATAGRAM, trickDeadlineTicks(plan, d));
+  }
+
+  // ── Loops (a broadcast with loop set): the datagrams mpegts/loop.ts places, with no end ──
+
+  /** Where the datagram being prepared falls (filled in, never allocated). */
+  private readonly loopPlace = newLoopPlace();
+
+  /** prepare() of a looping session: asset packets, or a loop header datagram at the start of each pass after the first. */
+  private prepareLoop(cursor: number): Prepared {
+    const seg = this.segment;
+    const plan = this.command.loop!;
+    const place = this.loopPlace;
+    placeLoopDatagram(plan, seg.startPacket, cursor - seg.startCursor, place);
+    if (Number.isNaN(this.segmentStartTicks)) {
+      const start = this.reader.timeOf(seg.startPacket);
+      if (start === NOT_READ) return this.waitForRead();
+      this.segmentStartTicks = start;
+    }
+    const buf = this.ring[this.ringPos];
+    let ticks = 0; // a header datagram goes at packet 0's send time (0: times count from packet 0)
+    if (place.header >= 0) {
+      buildLoopHeaderDatagram(plan, place.header, buf, this.headerBytes);
+    } else {
+      ticks = this.reader.copyPackets(place.first, place.count, buf, this.headerBytes);
+      if (ticks === NOT_READ) return this.waitForRead();
+    }
+    return this.prepared(cursor, place.count, loopElapsedTicks(plan, place, ticks, this.segmentStartTicks));
   }
 
   /** The datagram's packets are not read yet: say so to the twin (its lateness detector reads it). */

@@ -32,6 +32,7 @@ import { monoNowMs } from '../shared/clock.js';
 import { failPath } from '../supervisor/fail-path.js';
 import { TwinframeError } from '../errors.js';
 import { isTrickScale, TRICK_SCALES } from '../mpegts/trick.js';
+import type { LoopPlan } from '../mpegts/loop.js';
 import { silentLogger, type Logger } from '../log.js';
 import { bootstrapPair, type FailoverPair, type MachineEvent, type PairStates } from '../failover/state-machine.js';
 import { probeRoute, reservePortPair, type PortPair } from './ports.js';
@@ -89,6 +90,10 @@ export interface OpenSessionOptions {
   readonly interleaved?: InterleavedOptions;
   /** The destination is a multicast group (224.0.0.0/4), sent with this TTL from this interface (a broadcast). */
   readonly multicast?: MulticastOutput;
+  /** The broadcast this session carries (no RTSP viewer owns it): its name. */
+  readonly broadcast?: string;
+  /** Play on past the asset's end, pass after pass (a looping broadcast). */
+  readonly loop?: LoopPlan;
 }
 
 export interface InterleavedOptions {
@@ -282,6 +287,8 @@ export class Engine extends EventEmitter<EngineEventArgs> {
       ports,
       interleaved,
       multicast: options.multicast === undefined ? undefined : { ...options.multicast },
+      broadcast: options.broadcast,
+      loop: options.loop,
       ssrc: randomInt(1, 2 ** 32 - 1),
       initialSeq: randomInt(0, 0x10000),
       initialRtpTs: randomInt(0, 2 ** 32 - 1),

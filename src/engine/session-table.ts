@@ -12,6 +12,7 @@ import type { WireMessage } from '../shared/messages.js';
 import { TwinframeError } from '../errors.js';
 import type { AssetIdentity } from '../shared/asset-file.js';
 import { planTrick, trickDatagramCount, trickGroupOf, type TrickKey } from '../mpegts/trick.js';
+import { loopPacket, newLoopPlace, placeLoopDatagram, type LoopPlan } from '../mpegts/loop.js';
 import { RTP_HEADER_BYTES, TS_PACKETS_PER_DATAGRAM, TS_PAYLOAD_BYTES, rtpTimeAfter } from '../rtp/packetizer.js';
 import type { PortPair } from './ports.js';
 
@@ -56,6 +57,8 @@ export interface SessionInfo {
   readonly transport: TransportKind;
   /** RTP on the viewer's RTSP connection (no UDP destination or ports). */
   readonly interleaved: boolean;
+  /** The broadcast it carries (an operator's, no RTSP viewer), or undefined: a viewer's session. */
+  readonly broadcast: string | undefined;
   readonly destination: { readonly address: string; readonly port: number };
   readonly source: { readonly address: string; readonly rtpPort: number; readonly rtcpPort: number };
   readonly ssrc: number;
@@ -90,6 +93,10 @@ export interface Session {
   readonly interleaved: SessionInterleaved | undefined;
   /** Sent to a multicast group (a broadcast). */
   readonly multicast: MulticastOutput | undefined;
+  /** The broadcast it carries, by name; undefined for a viewer's session. */
+  readonly broadcast: string | undefined;
+  /** A looping broadcast's plan: it never ends. */
+  readonly loop: LoopPlan | undefined;
   readonly ssrc: number;
   readonly initialSeq: number;
   readonly initialRtpTs: number;
@@ -299,6 +306,7 @@ export function openCommand(session: Session): OpenSessionCommand {
     source: { address: session.ports.address, port: session.ports.rtpPort },
     ssrc: session.ssrc,
     initialSeq: session.initialSeq,
+    ...(session.loop ? { loop: session.loop } : {}),
     ...(session.interleaved ? { interleaved: { fd: session.interleaved.fd, channel: session.interleaved.channel, backlogMs: session.interleaved.backlogMs } } : {}),
     ...(session.multicast ? { multicast: session.multicast } : {}),
   };
@@ -308,6 +316,8 @@ export function openCommand(session: Session): OpenSessionCommand {
 export function wireMessage(session: Session): WireMessage | undefined {
   return session.interleaved ? { type: 'wire', slot: session.slot, sessionId: session.id, wire: session.interleaved.wire } : undefined;
 }
+
+const loopPlace = newLoopPlace();
 
 /** Where a session stands in its asset: the packet its next datagram starts with, given its cursor. */
 export function currentPacket(session: Session, cursor: number): number {
@@ -319,6 +329,10 @@ export function currentPacket(session: Session, cursor: number): number {
     const d = cursor - session.segment.startCursor;
     if (plan.keys.length === 0) return session.segment.startPacket;
     return plan.keys[trickGroupOf(plan, Math.min(d, trickDatagramCount(plan) - 1))].packet;
+  }
+  if (session.loop) {
+    placeLoopDatagram(session.loop, session.segment.startPacket, cursor - session.segment.startCursor, loopPlace);
+    return loopPacket(loopPlace);
   }
   const packet = session.segment.startPacket + TS_PACKETS_PER_DATAGRAM * (cursor - session.segment.startCursor);
   return Math.min(packet, session.asset.packetCount - 1);
@@ -337,7 +351,7 @@ export function segmentFrom(session: Session, startPacket: number, endPacket: nu
 
 export function sessionInfo(s: Session, sent: number): SessionInfo {
   return {
-    id: s.id, pair: s.pair, slot: s.slot, transport: s.transport, interleaved: s.interleaved !== undefined, destination: s.destination,
+    id: s.id, pair: s.pair, slot: s.slot, transport: s.transport, interleaved: s.interleaved !== undefined, broadcast: s.broadcast, destination: s.destination,
     source: { address: s.ports.address, rtpPort: s.ports.rtpPort, rtcpPort: s.ports.rtcpPort },
     ssrc: s.ssrc, initialSeq: s.initialSeq, initialRtpTs: s.initialRtpTs, assetPath: s.asset.assetPath,
     assetName: s.assetName, bitrate: s.asset.bitrate, openedAt: s.openedAt, state: s.state, failure: s.failure, sent,

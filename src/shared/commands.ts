@@ -4,6 +4,7 @@
 
 import { isIPv4 } from 'node:net';
 import type { AssetIdentity } from './asset-file.js';
+import type { LoopPlan } from '../mpegts/loop.js';
 
 export type TransportKind = 'rtp' | 'udp';
 
@@ -51,6 +52,8 @@ export interface OpenSessionCommand {
   readonly interleaved?: InterleavedOutput;
   /** The destination is a multicast group (a broadcast): how far it goes and which interface it leaves by. */
   readonly multicast?: MulticastOutput;
+  /** A looping broadcast: it plays on past the asset's end, pass after pass (src/mpegts/loop.ts). */
+  readonly loop?: LoopPlan;
 }
 
 export interface MulticastOutput {

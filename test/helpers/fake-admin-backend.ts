@@ -3,7 +3,7 @@
 // recorded as [wire command, args], and watch events delivered with emit().
 
 import type {
-  AdminBackend, FailoverRecord, SessionView, StatusResult, WatchEvent, WatchListener,
+  AdminBackend, BroadcastView, FailoverRecord, SessionView, StatusResult, WatchEvent, WatchListener,
 } from '../../src/admin/backend.js';
 
 const FAKE_PATHS: StatusResult['paths'] = {
@@ -20,6 +20,7 @@ export const FAKE_STATUS: StatusResult = {
   handovers: 2,
   lastFailover: null,
   sessions: 0,
+  broadcasts: { table: 0, sessions: 0 },
   uptimeSec: 42,
   faultInjection: false,
   pairs: [{ pair: 0, paths: FAKE_PATHS, active: 'a', epoch: 3, handovers: 2, failovers: 1, lastFailover: null, sessions: 0 }],
@@ -43,10 +44,15 @@ export interface FakeAdminBackendOptions {
 /** The default sessions list: `sessionCount` playing sessions. */
 function fakeSession(i: number): SessionView {
   return {
-    id: `s${i}`, pair: 0, asset: 'sample.ts', client: '127.0.0.1:5000', transport: 'RTP/AVP', state: 'playing',
+    id: `s${i}`, kind: 'viewer', broadcast: null, pair: 0, asset: 'sample.ts', client: '127.0.0.1:5000', transport: 'RTP/AVP', state: 'playing',
     startedAt: '2025-01-01T00:00:00.000Z', positionSec: i, datagramsSent: i * 10, bitrateKbps: 4000,
   };
 }
+
+export const FAKE_BROADCAST: BroadcastView = {
+  name: 'news', asset: '/sample.ts', to: '127.0.0.1:5004', at: '2025-01-01T00:00:00.000Z', loop: true, transport: 'rtp',
+  state: 'running', status: 'playing', sessionId: 'b0', error: null,
+};
 
 const MANUAL_FAILOVER: FailoverRecord = {
   pair: 0, at: '2025-01-01T00:00:00.000Z', from: 'a', to: 'b', cause: 'manual', detectionLatencyUs: null, switchLatencyUs: 12,
@@ -79,6 +85,11 @@ export class FakeAdminBackend implements AdminBackend {
       failover: (args) => ({ ...MANUAL_FAILOVER, pair: args.pair ?? 0 }),
       injectFault: (args) => ({ ...args, pair: args.pair ?? 0, at: '2025-01-01T00:00:00.000Z' }),
       reload: () => ({ source: '/etc/twinframe.json', applied: ['limits.maxStreams'], restartNeeded: [{ path: 'rtsp.port', running: '8554', file: '9554' }] }),
+      broadcastAdd: (args) => ({ ...FAKE_BROADCAST, ...args, at: args.at ?? FAKE_BROADCAST.at }),
+      broadcastList: () => [FAKE_BROADCAST],
+      broadcastRemove: (args) => ({ name: args.name, removed: true }),
+      broadcastStart: (args) => ({ ...FAKE_BROADCAST, name: args.name, state: 'running', status: 'playing' }),
+      broadcastStop: (args) => ({ ...FAKE_BROADCAST, name: args.name, state: 'stopped', status: 'stopped', sessionId: null }),
       ...options.behaviour,
     };
   }
@@ -100,6 +111,11 @@ export class FakeAdminBackend implements AdminBackend {
   async limits(args: Parameters<AdminBackend['limits']>[0]) { this.calls.push(['limits', args]); return this.#behaviour.limits(args); }
   async failover(args: Parameters<AdminBackend['failover']>[0]) { this.calls.push(['failover', {}]); return this.#behaviour.failover(args); }
   async injectFault(args: Parameters<AdminBackend['injectFault']>[0]) { this.calls.push(['inject_fault', args]); return this.#behaviour.injectFault(args); }
+  async broadcastAdd(args: Parameters<AdminBackend['broadcastAdd']>[0]) { this.calls.push(['broadcast_add', args]); return this.#behaviour.broadcastAdd(args); }
+  async broadcastList() { this.calls.push(['broadcast_list', {}]); return this.#behaviour.broadcastList(); }
+  async broadcastRemove(args: Parameters<AdminBackend['broadcastRemove']>[0]) { this.calls.push(['broadcast_remove', args]); return this.#behaviour.broadcastRemove(args); }
+  async broadcastStart(args: Parameters<AdminBackend['broadcastStart']>[0]) { this.calls.push(['broadcast_start', args]); return this.#behaviour.broadcastStart(args); }
+  async broadcastStop(args: Parameters<AdminBackend['broadcastStop']>[0]) { this.calls.push(['broadcast_stop', args]); return this.#behaviour.broadcastStop(args); }
   async reload() { this.calls.push(['reload', {}]); return this.#behaviour.reload(); }
 
   subscribe(listener: WatchListener): () => void {

@@ -1,0 +1,290 @@
+// The broadcast manager: the running side of the broadcast table. Each running
+// broadcast whose schedule has begun is an engine session with no RTSP viewer,
+// opened and played at the position its schedule says now (schedule.ts), so a
+// restarted server resumes it like a TV channel; one that starts later waits on
+// a timer. The engine carries it like any session: on both paths of its pair
+// (a failover is lossless), and a path that restarts picks it up mid-stream
+// from the session table. It is also the RTSP layer's BroadcastLookup.
+
+import { EventEmitter } from 'node:events';
+import type { AssetCatalog, CatalogAsset } from '../catalog/catalog.js';
+import { readPacketTicksAsync } from '../catalog/index-file.js';
+import { parseBroadcastDestination, type BroadcastConfig } from '../config/schema.js';
+import { toEngineAsset } from '../engine/asset.js';
+import type { Engine, SessionFailedEvent } from '../engine/engine.js';
+import { TwinframeError, isTwinframeError } from '../errors.js';
+import { silentLogger, type Logger } from '../log.js';
+import { TICKS_PER_MS } from '../mpegts/packet.js';
+import { checkDestination, type DestinationRules } from './destination.js';
+import { loopPlanOf } from './loop-source.js';
+import type { BroadcastLookup, BroadcastStream } from './lookup.js';
+import { isMulticastGroup } from '../shared/commands.js';
+import { MAX_TIMER_MS, packetAtTicks, scheduleNow, startOffsetMs } from './schedule.js';
+
+/**
+ * 'scheduled': its start time is ahead. 'starting': being opened. 'playing': its
+ * engine session runs. 'stopped': kept in the table, not sent. 'ended': played
+ * to its end (no loop). 'failed': it could not start, or a fault ended it (`error`).
+ */
+export type BroadcastStatus = 'scheduled' | 'starting' | 'playing' | 'stopped' | 'ended' | 'failed';
+
+/** One broadcast, as twinframectl broadcast list shows it. */
+export interface BroadcastView extends BroadcastConfig {
+  /** Its schedule's time 0, ISO 8601. */
+  readonly at: string;
+  readonly status: BroadcastStatus;
+  readonly sessionId: string | null;
+  readonly error: string | null;
+}
+
+/** Emitted as 'change' whenever a broadcast's status changes. */
+export interface BroadcastChange {
+  readonly name: string;
+  readonly status: BroadcastStatus;
+  readonly detail?: string;
+}
+
+export interface BroadcastManagerOptions {
+  readonly engine: Engine;
+  readonly catalog: AssetCatalog;
+  readonly logger?: Logger;
+  /** The destination rules now (a reload may change them). */
+  readonly rules: () => DestinationRules;
+  /** TTL of a multicast broadcast that names none. */
+  readonly defaultTtl: number;
+  /** multicast.interface: the address of the interface groups are sent on. */
+  readonly multicastInterface?: string | undefined;
+  /** Wall clock, ms (tests move it). */
+  readonly now?: () => number;
+}
+
+interface Entry {
+  def: BroadcastConfig;
+  atMs: number;
+  status: BroadcastStatus;
+  sessionId: string | undefined;
+  error: string | undefined;
+  timer: NodeJS.Timeout | undefined;
+  /** Bumped by every change of the entry: a start still under way for an older one gives up. */
+  generation: number;
+}
+
+export class BroadcastManager extends EventEmitter<{ change: [BroadcastChange] }> implements BroadcastLookup {
+  private readonly engine: Engine;
+  private readonly catalog: AssetCatalog;
+  private readonly log: Logger;
+  private readonly rules: () => DestinationRules;
+  private readonly defaultTtl: number;
+  private readonly multicastInterface: string | undefined;
+  private readonly now: () => number;
+  private readonly entries = new Map<string, Entry>();
+  private closed = false;
+
+  constructor(options: BroadcastManagerOptions) {
+    super();
+    this.engine = options.engine;
+    this.catalog = options.catalog;
+    this.log = (options.logger ?? silentLogger).child({ component: 'broadcast' });
+    this.rules = options.rules;
+    this.defaultTtl = options.defaultTtl;
+    this.multicastInterface = options.multicastInterface;
+    this.now = options.now ?? Date.now;
+    this.engine.on('session-ended', ({ id }) => this.sessionOver(id, 'ended', undefined));
+    this.engine.on('session-failed', (e: SessionFailedEvent) => this.sessionOver(e.id, 'failed', `${e.scope} fault: ${e.reason}`));
+    this.engine.on('session-closed', ({ id }) => {
+      const entry = this.bySession(id);
+      if (entry) entry.sessionId = undefined;
+    });
+  }
+
+  /** The table as it runs, in order. */
+  table(): BroadcastConfig[] {
+    return [...this.entries.values()].map((e) => e.def);
+  }
+
+  get(name: string): BroadcastConfig | undefined {
+    return this.entries.get(name)?.def;
+  }
+
+  find(name: string): BroadcastStream | undefined {
+    const entry = this.entries.get(name);
+    if (!entry) return undefined;
+    const { def } = entry;
+    return {
+      name: def.name, assetName: def.asset, destination: parseBroadcastDestination(def.to)!, ttl: def.ttl ?? this.defaultTtl,
+      transport: def.transport, sessionId: entry.sessionId,
+    };
+  }
+
+  list(): BroadcastView[] {
+    return [...this.entries.values()].map((e) => ({
+      ...e.def, at: new Date(e.atMs).toISOString(), status: e.status, sessionId: e.sessionId ?? null, error: e.error ?? null,
+    }));
+  }
+
+  /** How many broadcasts have an engine session now. */
+  get playing(): number {
+    return [...this.entries.values()].filter((e) => e.sessionId !== undefined).length;
+  }
+
+  /**
+   * Refuse, with a clear error, a broadcast that cannot run: its asset unknown,
+   * its destination one the server may not send to, or (running) over a stream
+   * limit next to what runs now. Resolves with its asset.
+   */
+  async check(def: BroadcastConfig): Promise<CatalogAsset> {
+    const asset = await this.catalog.resolve(def.asset).catch((err: unknown) => {
+      // The catalog speaks RTSP's 404 to viewers; an operator is told which asset is unknown.
+      if (isTwinframeError(err, 'TF_RTSP_NOT_FOUND')) throw new TwinframeError('TF_ASSET_NOT_FOUND', `unknown asset ${def.asset}: ${err.message}`, { asset: def.asset });
+      throw err;
+    });
+    await checkDestination(parseBroadcastDestination(def.to)!, this.rules());
+    if (def.state === 'running') this.engine.checkAdmission(asset.meta.bitrate, this.entries.get(def.name)?.sessionId);
+    return asset;
+  }
+
+  /**
+   * Make the running broadcasts match `defs` (the table at start, after an
+   * admin change or a reload): removed ones stop, changed ones start again at
+   * their schedule's position, new ones start or wait for their time.
+   * Resolves once each start has an outcome (playing, scheduled, ended or failed).
+   * `restart`: a broadcast that failed (or ended) is started again even if unchanged;
+   * one that plays or waits for its time is left alone.
+   */
+  async apply(defs: readonly BroadcastConfig[], restart?: string): Promise<void> {
+    const wanted = new Map(defs.map((d) => [d.name, d]));
+    for (const [name, entry] of this.entries) {
+      if (!wanted.has(name)) {
+        this.halt(entry);
+        this.entries.delete(name);
+        this.emit('change', { name, status: 'stopped', detail: 'removed' });
+      }
+    }
+    const order = new Map<string, Entry>();
+    const changed: Entry[] = [];
+    for (const def of defs) {
+      let entry = this.entries.get(def.name);
+      const retry = def.name === restart && (entry?.status === 'failed' || entry?.status === 'ended');
+      if (entry && !retry && JSON.stringify(entry.def) === JSON.stringify(def)) {
+        order.set(def.name, entry);
+        continue;
+      }
+      if (entry) this.halt(entry);
+      entry ??= { def, atMs: 0, status: 'stopped', sessionId: undefined, error: undefined, timer: undefined, generation: 0 };
+      entry.def = def;
+      entry.atMs = def.at === undefined ? this.now() : Date.parse(def.at);
+      entry.error = undefined;
+      order.set(def.name, entry);
+      changed.push(entry);
+    }
+    this.entries.clear();
+    for (const [name, entry] of order) this.entries.set(name, entry);
+    const starts: Array<Promise<void>> = [];
+    for (const entry of changed) {
+      if (entry.def.state === 'running') starts.push(this.launch(entry, entry.generation));
+      else this.setStatus(entry, 'stopped');
+    }
+    await Promise.all(starts);
+  }
+
+  /** Stop every broadcast's timer (the engine closes their sessions as it stops). */
+  close(): void {
+    this.closed = true;
+    for (const entry of this.entries.values()) {
+      clearTimeout(entry.timer);
+      entry.generation++;
+    }
+  }
+
+  /** Open the broadcast's session at its schedule's position, or wait for its start. */
+  private async launch(entry: Entry, generation: number): Promise<void> {
+    const stale = (): boolean => this.closed || entry.generation !== generation || this.entries.get(entry.def.name) !== entry;
+    entry.timer = undefined;
+    this.setStatus(entry, 'starting');
+    const { def } = entry;
+    let sessionId: string | undefined;
+    try {
+      const asset = await this.catalog.resolve(def.asset);
+      const at = scheduleNow(entry.atMs, this.now(), asset.meta.durationMs, def.loop);
+      if (stale()) return;
+      if (at.kind === 'pending') {
+        entry.timer = setTimeout(() => void this.launch(entry, generation), Math.min(at.inMs, MAX_TIMER_MS));
+        this.setStatus(entry, 'scheduled', `starts at ${new Date(entry.atMs).toISOString()}`);
+        return;
+      }
+      if (at.kind === 'ended') {
+        this.setStatus(entry, 'ended', 'its schedule is over');
+        return;
+      }
+      const { meta } = asset;
+      const ticksOf = (packet: number): Promise<number> => (packet === 0 ? Promise.resolve(0) : readPacketTicksAsync(asset.indexPath, asset.timesOffset, packet));
+      const startPacket = await packetAtTicks(startOffsetMs(at.offsetMs) * TICKS_PER_MS, meta.packetCount, ticksOf);
+      const loop = def.loop ? await loopPlanOf(asset) : undefined;
+      if (stale()) return;
+      const destination = parseBroadcastDestination(def.to)!;
+      const multicast = isMulticastGroup(destination.address)
+        ? { ttl: def.ttl ?? this.defaultTtl, ...(this.multicastInterface !== undefined ? { interface: this.multicastInterface } : {}) }
+        : undefined;
+      const info = await this.engine.openSession({
+        asset: toEngineAsset({ ...asset, assetPath: asset.path }), assetName: asset.name, destination,
+        transport: def.transport, source: this.rules().streamAddress, broadcast: def.name, ...(loop ? { loop } : {}), ...(multicast ? { multicast } : {}),
+      });
+      sessionId = info.id;
+      if (stale()) {
+        this.engine.closeSession(sessionId);
+        return;
+      }
+      entry.sessionId = sessionId;
+      await this.engine.play(sessionId, { startPacket });
+      if (stale()) return;
+      this.log.info({ broadcast: def.name, session: sessionId, startPacket, offsetMs: Math.round(at.offsetMs) }, 'broadcast playing');
+      this.setStatus(entry, 'playing', `session ${sessionId} from packet ${startPacket}`);
+    } catch (err) {
+      if (sessionId !== undefined) this.engine.closeSession(sessionId);
+      if (entry.sessionId === sessionId) entry.sessionId = undefined;
+      if (stale()) return;
+      entry.error = (err as Error).message;
+      this.log.warn({ broadcast: def.name, err: entry.error }, 'broadcast could not start');
+      this.setStatus(entry, 'failed', entry.error);
+    }
+  }
+
+  /** Stop what the entry runs or waits for; a start under way gives up. */
+  private halt(entry: Entry): void {
+    entry.generation++;
+    clearTimeout(entry.timer);
+    entry.timer = undefined;
+    if (entry.sessionId !== undefined) {
+      const id = entry.sessionId;
+      entry.sessionId = undefined;
+      this.engine.closeSession(id);
+    }
+  }
+
+  private sessionOver(id: string, status: 'ended' | 'failed', error: string | undefined): void {
+    const entry = this.bySession(id);
+    if (!entry) return;
+    entry.sessionId = undefined;
+    entry.error = error;
+    this.engine.closeSession(id);
+    this.setStatus(entry, status, error);
+  }
+
+  private bySession(id: string): Entry | undefined {
+    for (const entry of this.entries.values()) if (entry.sessionId === id) return entry;
+    return undefined;
+  }
+
+  private setStatus(entry: Entry, status: BroadcastStatus, detail?: string): void {
+    if (entry.status === status && status !== 'failed') return;
+    entry.status = status;
+    this.emit('change', { name: entry.def.name, status, ...(detail === undefined ? {} : { detail }) });
+  }
+}
+
+/** TF_BROADCAST_NOT_FOUND unless the table has it. */
+export function requireBroadcast(manager: BroadcastManager, name: string): BroadcastConfig {
+  const def = manager.get(name);
+  if (!def) throw new TwinframeError('TF_BROADCAST_NOT_FOUND', `no broadcast '${name}'`, { name });
+  return def;
+}
