@@ -1,7 +1,6 @@
 // Run inside a test's network namespace (ip netns exec <ns> node netns-multicast-rtsp.js),
-// whose loopback is up with 224.0.0.0/4 routed to it: a twinframe server sends
-// an engine session to a multicast group (a running broadcast, as the broadcast
-// table would start it), an RTSP server is given a BroadcastLookup over it, and
+// whose loopback is up with 224.0.0.0/4 routed to it: a twinframe server whose
+// broadcast table names a looping broadcast to a multicast group starts it, and
 // the player named on the command line joins rtsp://…/broadcast/news by RTSP
 // multicast SETUP: 'ffmpeg' (-rtsp_transport udp_multicast, 3 s of packets
 // demuxed) or 'gstreamer' (rtspsrc protocols=udp-mcast, the MPEG-TS it
@@ -12,11 +11,9 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { BroadcastStream } from '../../src/broadcast/lookup.js';
-import { toEngineAsset } from '../../src/engine/asset.js';
-import { EngineRtspBackend } from '../../src/rtsp-backend.js';
-import { RtspServer } from '../../src/rtsp/server.js';
-import { startFileServer } from './media-server.js';
+import { parseConfig } from '../../src/config/schema.js';
+import { silentLogger } from '../../src/log.js';
+import { startServer } from '../../src/server.js';
 import { runToString, start } from './run.js';
 
 export interface MulticastRtspOutcome {
@@ -108,23 +105,27 @@ function countNotInAsset(received: readonly Md5Entry[], reference: readonly Md5E
 
 const player = process.argv[2] ?? 'ffmpeg';
 const tmp = await mkdtemp(path.join(tmpdir(), 'twinframe-mcast-'));
-const server = await startFileServer(ASSETS, tmp);
-let rtsp: RtspServer | undefined;
+const replies: string[] = [];
+// The whole server, its broadcast table naming one looping multicast broadcast: the
+// manager starts it and is the RTSP server's BroadcastLookup.
+const server = await startServer({
+  config: parseConfig({
+    media: { mounts: [{ prefix: '', dir: ASSETS }], cacheDir: path.join(tmp, 'cache') },
+    admin: { socketPath: path.join(tmp, 'admin.sock') },
+    metrics: { listen: '' },
+    multicast: { ttl: 1 },
+    broadcasts: [{ name: 'news', asset: '/sample.ts', to: `${GROUP}:${PORT}`, loop: true }],
+  }),
+  configPath: undefined, logger: silentLogger, rtsp: { host: '127.0.0.1', port: 0, onReply: (method, status) => replies.push(`${method} ${status}`) },
+});
+const rtsp = server.rtsp;
 try {
-  const asset = await server.catalog.resolve('/sample.ts');
-  const session = await server.engine.openSession({
-    asset: toEngineAsset({ ...asset, assetPath: asset.path }), assetName: asset.name,
-    destination: { address: GROUP, port: PORT }, transport: 'rtp', source: '127.0.0.1', multicast: { ttl: 1 },
-  });
-  await server.engine.play(session.id);
-  const news: BroadcastStream = { name: 'news', assetName: '/sample.ts', destination: { address: GROUP, port: PORT }, ttl: 1, transport: 'rtp', sessionId: session.id };
-  const replies: string[] = [];
-  rtsp = new RtspServer({
-    backend: new EngineRtspBackend(server.engine, server.catalog), port: 0,
-    broadcasts: { find: (name) => (name === 'news' ? news : undefined) },
-    onReply: (method, status) => replies.push(`${method} ${status}`),
-  });
-  await rtsp.listen();
+  const deadline = Date.now() + 20_000;
+  while (server.broadcasts.find('news')?.sessionId === undefined) {
+    if (Date.now() > deadline) throw new Error('the table\'s broadcast did not start within 20 s');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  const sessionId = server.broadcasts.find('news')!.sessionId!;
   const url = `rtsp://127.0.0.1:${rtsp.port}/broadcast/news`;
   const result = player === 'gstreamer' ? await playWithGstreamer(url, tmp) : await playWithFfmpeg(url, tmp);
   const outcome: MulticastRtspOutcome = {
@@ -136,12 +137,11 @@ try {
     notInAsset: result.notInAsset,
     viewersAfter: rtsp.broadcastViewers(),
     sessionsAfter: server.engine.listSessions().length,
-    broadcastSent: server.engine.getSession(session.id)?.sent ?? 0,
+    broadcastSent: server.engine.getSession(sessionId)?.sent ?? 0,
     log: result.log.slice(-6000),
   };
   process.stdout.write(JSON.stringify(outcome));
 } finally {
-  await rtsp?.close();
   await server.close();
   await rm(tmp, { recursive: true, force: true });
 }
