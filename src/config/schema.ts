@@ -71,13 +71,15 @@ export const MIN_HEARTBEAT_PERIOD_US = 500;
 const WAKEUP_OVERSHOOT_ALLOWANCE_US = 100;
 
 /**
- * Worst-case time from a hang to the failure of the hung path. While work is due
- * the supervisor looks every half failure window (period × maxMissed / 2), so a
- * hang just after a look is seen by the next one at the latest; from that look the
- * path must stay stalled on due work for the whole window. Each look may wake late
- * by the overshoot allowance. Hence 1.5 × period × maxMissed + 2 × allowance.
- * Sending moves away from a hung sender sooner: its standby takes over one period
- * after the first datagram it misses.
+ * Worst-case time from a hang to its detection: the supervisor seeing the path
+ * stalled on due work for a whole failure window. While work is due it looks
+ * every half window (period × maxMissed / 2), so a hang just after a look is seen
+ * by the next one at the latest; from that look the path must stay stalled for the
+ * whole window. Each look may wake late by the overshoot allowance. Hence 1.5 ×
+ * period × maxMissed + 2 × allowance. The path is then failed once it has burned
+ * 40 ms of CPU without progress (src/supervisor/worker.ts: a GC pause is not a
+ * hang). Sending moves away from a hung sender sooner: its standby takes over one
+ * period after the first datagram it misses.
  */
 export function worstCaseDetectionUs(periodUs: number, maxMissed: number): number {
   return 1.5 * periodUs * maxMissed + 2 * WAKEUP_OVERSHOOT_ALLOWANCE_US;

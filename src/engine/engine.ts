@@ -588,7 +588,7 @@ export class Engine extends EventEmitter<EngineEventArgs> {
     pair.failures.last = event;
     this.log.warn({
       pair: pair.index, path: event.pathName, cause: event.cause, to: event.switchedToName, wasActive: event.wasActive,
-      switchLatencyMs: event.switchLatencyMs, detectionMs: event.detectedAtMs - event.failedAtMs,
+      switchLatencyMs: event.switchLatencyMs, detectionMs: event.detectedAtMs - event.failedAtMs, stall: report.stall,
     }, 'data path failed');
     this.emit('failover', event);
     pair.executor.pathFailed(host.name, report.cause);

@@ -110,6 +110,17 @@ export interface FailureReport {
   readonly switchedTo: PathId | undefined;
   readonly wasActive: boolean;
   readonly epoch: number;
+  /** A hang: what the supervisor saw (logged, so that any heartbeat failure can be told apart afterwards). */
+  readonly stall?: StallEvidence;
+}
+
+/** The supervisor's evidence against a stalled path. */
+export interface StallEvidence {
+  /** How long its due work had made no progress. */
+  readonly stalledMs: number;
+  /** How long the supervisor measured its CPU time, and how much it ran meanwhile (undefined: no CPU figures). */
+  readonly observedMs: number;
+  readonly cpuMs: number | undefined;
 }
 
 /** What the supervisor tells the control plane. */

@@ -6,9 +6,9 @@
 import { ControlBlock } from '../shared/control-block.js';
 import { partnerOf, type FailureCause, type PathId } from '../shared/layout.js';
 import { monoNowMs } from '../shared/clock.js';
-import type { FailureReport } from '../shared/messages.js';
+import type { FailureReport, StallEvidence } from '../shared/messages.js';
 
-export function failPath(cb: ControlBlock, path: PathId, incarnation: number, cause: FailureCause, failedAtMs: number): FailureReport | undefined {
+export function failPath(cb: ControlBlock, path: PathId, incarnation: number, cause: FailureCause, failedAtMs: number, stall?: StallEvidence): FailureReport | undefined {
   if (!cb.claimFailure(path, incarnation)) return undefined;
   const detectedAtMs = monoNowMs();
   const twin = partnerOf(path);
@@ -38,5 +38,6 @@ export function failPath(cb: ControlBlock, path: PathId, incarnation: number, ca
     switchedTo,
     wasActive,
     epoch: ControlBlock.epochOf(cb.activeWord()),
+    stall,
   };
 }

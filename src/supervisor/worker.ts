@@ -11,21 +11,21 @@
 // owes work (its next datagram deadline, or a command waiting in its queue). A
 // path asleep until then is not silent, so with nothing due the supervisor
 // sleeps until its doorbell rings, and while work is due it looks every half
-// failure window (period × max missed / 2): a hang is failed within 1.5 windows.
+// failure window (period × max missed / 2).
 //
 // A late path is not a dead one: on a shared machine even a SCHED_FIFO thread
 // now and then runs milliseconds late, and a late sender is handed over from by
 // its standby (see data-path.ts) without anyone failing. A path is failed here
-// only on evidence that it cannot recover: it ran on a CPU (its thread CPU
-// clock moved) for the failure window, period × max missed, without making
-// progress on due work — a hang —, or it made no progress for
+// only on evidence that it cannot recover: its due work has made no progress for
+// the failure window (period × max missed), and since then it ran on a CPU (its
+// thread CPU clock moved) for HANG_CPU_MS, still without progress — a hang —, or it made no progress for
 // STARVED_LIMIT_MS at all (blocked in a system call).
 
 import { parentPort, workerData } from 'node:worker_threads';
 import { ControlBlock } from '../shared/control-block.js';
 import { FailureCause, PATH_COUNT, type PathId } from '../shared/layout.js';
 import { monoNowMs } from '../shared/clock.js';
-import type { FailureReport, SupervisorToMain, SupervisorWorkerData } from '../shared/messages.js';
+import type { FailureReport, StallEvidence, SupervisorToMain, SupervisorWorkerData } from '../shared/messages.js';
 import { failPath } from './fail-path.js';
 import { readThreadCpuNs } from './thread-cpu.js';
 import { SUPERVISOR_PRIORITY, demoteThread, nameThread, raiseThreadPriority } from '../shared/thread-priority.js';
@@ -42,8 +42,15 @@ interface Watch {
 
 /** A path with due work and no progress for this long is failed even if it did not run (blocked in a system call). */
 const STARVED_LIMIT_MS = 1000;
-/** Share of the observed stall spent on the CPU that marks a path as hung rather than starved. */
-const BUSY_SHARE = 0.5;
+/**
+ * CPU time a path must burn without progress on due work to be failed as hung,
+ * however short the failure window. A healthy V8 thread stops now and then for
+ * its own work — a major GC of a path's heap took up to 20 ms here, on a thread
+ * that had just started — and a hang is forever: waiting longer only delays the
+ * restart. Sending does not wait for it: the standby hands over from a late
+ * sender one period after the datagram it misses.
+ */
+const HANG_CPU_MS = 40;
 /** With nothing due anywhere the supervisor still looks this often (a bound, not a beat). */
 const IDLE_WAKE_MS = 1000;
 
@@ -91,7 +98,8 @@ function check(pair: WatchedPair, path: PathId, now: number, periodMs: number, m
   const dueAt = Math.min(cb.nextDueMs(path), cb.commandsOwedSinceMs(path));
   if (dueAt === Number.POSITIVE_INFINITY) return false;
   const stalledMs = now - Math.max(dueAt, w.progressAtMs);
-  if (stalledMs < periodMs) {
+  // Suspect once stalled for the failure window; from then on its CPU time is the evidence.
+  if (stalledMs < periodMs * maxMissed) {
     w.stallSeenAtMs = Number.NaN;
     return true;
   }
@@ -101,14 +109,14 @@ function check(pair: WatchedPair, path: PathId, now: number, periodMs: number, m
     w.stallCpuNs = readThreadCpuNs(tid);
     return true;
   }
-  const windowMs = periodMs * maxMissed;
-  if (stalledMs < windowMs) return true;
   const cpuNs = readThreadCpuNs(tid);
   const observedMs = now - w.stallSeenAtMs;
-  // Without CPU figures, the plain rule: no progress on due work for the window.
-  const hung = cpuNs === undefined || w.stallCpuNs === undefined
-    || (observedMs >= Math.min(periodMs, windowMs / 2) && (cpuNs - w.stallCpuNs) / 1e6 >= observedMs * BUSY_SHARE);
-  if (hung || stalledMs >= STARVED_LIMIT_MS) failStalledPath(pair, path, incarnation, Math.max(dueAt, w.progressAtMs));
+  const cpuMs = cpuNs === undefined || w.stallCpuNs === undefined ? undefined : (cpuNs - w.stallCpuNs) / 1e6;
+  // Without CPU figures, the plain rule: no progress for as long as a hang would burn.
+  const hung = cpuMs === undefined ? observedMs >= HANG_CPU_MS : cpuMs >= HANG_CPU_MS;
+  if (hung || stalledMs >= STARVED_LIMIT_MS) {
+    failStalledPath(pair, path, incarnation, Math.max(dueAt, w.progressAtMs), { stalledMs, observedMs, cpuMs });
+  }
   return true;
 }
 
@@ -117,8 +125,8 @@ function check(pair: WatchedPair, path: PathId, now: number, periodMs: number, m
  * SCHED_FIFO would otherwise keep a core from its twin until the control plane
  * terminates it.
  */
-function failStalledPath(pair: WatchedPair, path: PathId, incarnation: number, stalledSinceMs: number): void {
-  const r = failPath(pair.cb, path, incarnation, FailureCause.HEARTBEAT, stalledSinceMs);
+function failStalledPath(pair: WatchedPair, path: PathId, incarnation: number, stalledSinceMs: number, stall: StallEvidence): void {
+  const r = failPath(pair.cb, path, incarnation, FailureCause.HEARTBEAT, stalledSinceMs, stall);
   if (r) demoteThread(pair.cb.threadId(path));
   report(pair, r);
 }
