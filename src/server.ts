@@ -133,8 +133,8 @@ export async function startServer(options: ServerOptions): Promise<TwinframeServ
     engine.on('asset-failed', (e: AssetFailedEvent) => catalog.markUnavailable(e.assetPath, e.reason));
     // The broadcast table's running side; its broadcasts start once the RTSP server listens.
     const broadcasts = new BroadcastManager({
-      engine, catalog, logger, defaultTtl: config.multicast.ttl, multicastInterface: config.multicast.interface,
-      rules: () => ({ allowForeignDestination: config.rtsp.allowForeignDestination, streamAddress: config.network.streamIp ?? '127.0.0.1' }),
+      engine, catalog, logger, defaultTtl: config.multicast.ttl,
+      rules: () => ({ allowForeignDestination: config.rtsp.allowForeignDestination, streamIp: config.network.streamIp, multicastInterface: config.multicast.interface }),
     });
     stops.push(() => Promise.resolve(broadcasts.close()));
     const auth = new RtspAuthenticator(authSettings(config));

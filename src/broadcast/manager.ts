@@ -52,8 +52,6 @@ export interface BroadcastManagerOptions {
   readonly rules: () => DestinationRules;
   /** TTL of a multicast broadcast that names none. */
   readonly defaultTtl: number;
-  /** multicast.interface: the address of the interface groups are sent on. */
-  readonly multicastInterface?: string | undefined;
   /** Wall clock, ms (tests move it). */
   readonly now?: () => number;
 }
@@ -75,7 +73,6 @@ export class BroadcastManager extends EventEmitter<{ change: [BroadcastChange] }
   private readonly log: Logger;
   private readonly rules: () => DestinationRules;
   private readonly defaultTtl: number;
-  private readonly multicastInterface: string | undefined;
   private readonly now: () => number;
   private readonly entries = new Map<string, Entry>();
   private closed = false;
@@ -87,7 +84,6 @@ export class BroadcastManager extends EventEmitter<{ change: [BroadcastChange] }
     this.log = (options.logger ?? silentLogger).child({ component: 'broadcast' });
     this.rules = options.rules;
     this.defaultTtl = options.defaultTtl;
-    this.multicastInterface = options.multicastInterface;
     this.now = options.now ?? Date.now;
     this.engine.on('session-ended', ({ id }) => this.sessionOver(id, 'ended', undefined));
     this.engine.on('session-failed', (e: SessionFailedEvent) => this.sessionOver(e.id, 'failed', `${e.scope} fault: ${e.reason}`));
@@ -222,12 +218,16 @@ export class BroadcastManager extends EventEmitter<{ change: [BroadcastChange] }
       const loop = def.loop ? await loopPlanOf(asset) : undefined;
       if (stale()) return;
       const destination = parseBroadcastDestination(def.to)!;
+      // Rows from the file (at start, on reload) meet the rules an `add` meets.
+      const rules = this.rules();
+      const { source } = await checkDestination(destination, rules);
+      if (stale()) return;
       const multicast = isMulticastGroup(destination.address)
-        ? { ttl: def.ttl ?? this.defaultTtl, ...(this.multicastInterface !== undefined ? { interface: this.multicastInterface } : {}) }
+        ? { ttl: def.ttl ?? this.defaultTtl, ...(rules.multicastInterface !== undefined ? { interface: rules.multicastInterface } : {}) }
         : undefined;
       const info = await this.engine.openSession({
         asset: toEngineAsset({ ...asset, assetPath: asset.path }), assetName: asset.name, destination,
-        transport: def.transport, source: this.rules().streamAddress, broadcast: def.name, ...(loop ? { loop } : {}), ...(multicast ? { multicast } : {}),
+        transport: def.transport, source, broadcast: def.name, ...(loop ? { loop } : {}), ...(multicast ? { multicast } : {}),
       });
       sessionId = info.id;
       if (stale()) {
