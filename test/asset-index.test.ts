@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import test, { type ExecutionContext } from 'ava';
 import { TwinframeError, type ErrorCode } from '../src/errors.js';
 import { buildAssetIndex } from './helpers/asset-index.js';
-import { readIndexFile, readIndexMetaAsync, writeIndexFile } from '../src/catalog/index-file.js';
+import { readIndexFile, readVerifiedIndexHead, writeIndexFile } from '../src/catalog/index-file.js';
 import {
   INDEX_MAGIC,
   IndexHeader,
@@ -409,7 +409,7 @@ test('an index file round-trips its metadata and times table', async (t) => {
   t.deepEqual(back.meta, index.meta);
   t.deepEqual(back.times, index.times);
   t.deepEqual(back.pictures, index.pictures);
-  t.deepEqual(await readIndexMetaAsync(file), index.meta);
+  t.deepEqual(readVerifiedIndexHead(file).meta, index.meta);
   t.deepEqual(fs.readdirSync(path.dirname(file)), ['sample.tfidx'], 'no temporary file is left behind');
 });
 
@@ -469,7 +469,7 @@ test('corrupt index files are refused as corrupt', async (t) => {
     t.is(err?.code, 'TF_INDEX_CORRUPT', label);
     t.true(err?.message.includes(bad), label);
   }
-  t.is((await t.throwsAsync(() => readIndexMetaAsync(path.join(path.dirname(file), 'missing.tfidx'))))?.constructor, TwinframeError);
+  t.is(t.throws(() => readVerifiedIndexHead(path.join(path.dirname(file), 'missing.tfidx')))?.constructor, TwinframeError);
 });
 
 test('a seek lands on the last random-access point at or before it', (t) => {
@@ -525,7 +525,7 @@ test('the index worker writes the index file and returns its metadata', async (t
   const indexPath = path.join(dir, 'sample.tfidx');
   const result = runTask(SAMPLE, indexPath);
   if (!result.ok) return t.fail(result.error.message);
-  t.deepEqual(await readIndexMetaAsync(indexPath), result.meta);
+  t.deepEqual(readVerifiedIndexHead(indexPath).meta, result.meta);
 });
 
 test('the index worker indexes the file open on its descriptor, whatever the name means by then', async (t) => {

@@ -39,40 +39,12 @@ function withIndexFd<T>(file: string, fn: (fd: number, size: number) => T): T {
   }
 }
 
-/** Reads and validates only the header and metadata: cheap, for cache checks and catalogs. */
-export async function readIndexMetaAsync(file: string): Promise<AssetIndexMeta> {
-  return (await readIndexHeadAsync(file)).meta;
-}
-
 /** What the head of an index file says: the validated meta and where its tables are. */
 export interface IndexHead {
   meta: AssetIndexMeta;
   timesOffset: number;
   picturesOffset: number;
   pictureCount: number;
-}
-
-/** The validated meta and where the tables start: everything a reader of the file needs, from one read. */
-export async function readIndexHeadAsync(file: string): Promise<IndexHead> {
-  let handle: fs.promises.FileHandle;
-  try {
-    // Non-blocking like an asset: a FIFO in the cache must not park a libuv thread (its size 0 then fails the header check).
-    handle = await fs.promises.open(file, ASSET_OPEN_FLAGS);
-  } catch (err) {
-    throw corruptIndex(file, `cannot be opened (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, {
-      errno: (err as NodeJS.ErrnoException).code,
-    });
-  }
-  try {
-    const { size } = await handle.stat();
-    const headerBuf = Buffer.alloc(IndexHeader.SIZE);
-    const header = parseHeader(file, headerBuf.subarray(0, await readFully(handle, headerBuf, 0)), size);
-    const json = Buffer.alloc(header.jsonLength);
-    const meta = parseMeta(file, json.subarray(0, await readFully(handle, json, IndexHeader.JSON_OFFSET)), header);
-    return { meta, timesOffset: header.timesOffset, picturesOffset: header.picturesOffset, pictureCount: header.pictureCount };
-  } finally {
-    await handle.close();
-  }
 }
 
 const LITTLE_ENDIAN_HOST = os.endianness() === 'LE';

@@ -3,8 +3,9 @@
 // once it has proved itself on that thread (validated whole, its
 // content check matching the asset's bytes); a planted or corrupt one is logged
 // and rebuilt. Concurrent requests for one asset share a single task. A proved
-// index head is kept in memory, for a bounded number of assets, while neither the
-// asset nor its index file has changed: a DESCRIBE then costs two fstats. A
+// (or freshly built) index head is kept in memory, for a bounded number of assets
+// and random-access points, while neither the asset nor its index file has
+// changed: a DESCRIBE then costs an open, two fstats, a stat and a close. A
 // failure is remembered too, until the asset changes (a transient one, such as
 // ENOSPC while writing, for a back-off of 30 s only), so a refused asset is not
 // indexed again by every DESCRIBE and SETUP.
@@ -82,8 +83,10 @@ export function indexPathFor(assetPath: string, cacheDir: string): string {
   return path.join(path.resolve(cacheDir), key + INDEX_FILE_EXTENSION);
 }
 
-/** Index heads kept in memory (a few KiB each; a large random-access list more): the most recently used. */
+/** Index heads kept in memory, the most recently used: at most this many... */
 const MAX_HEADS = 256;
+/** ...holding at most this many random-access points in all (~50 B each as objects: ~50 MiB). */
+const MAX_HEAD_POINTS = 1_000_000;
 
 /** Failures remembered (one per asset): the most recent. */
 const MAX_FAILURES = 1024;
@@ -124,6 +127,8 @@ export class IndexPool {
   readonly #stats: IndexPoolStats = { builds: 0, cacheHits: 0, memoryHits: 0, shared: 0, failures: 0, rememberedFailures: 0, rejected: 0 };
   /** Index heads proved lately, by index path, least recently used first (a Map keeps insertion order). */
   readonly #heads = new Map<string, { readonly key: string; readonly head: IndexHead }>();
+  /** Random-access points in #heads. */
+  #headPoints = 0;
   readonly #onBuilt: ((ms: number, ok: boolean) => void) | undefined;
   readonly #logger: Logger | undefined;
   readonly #maxRandomAccessPoints: number;
@@ -183,9 +188,9 @@ export class IndexPool {
       const indexKey = await fs.promises.stat(indexPath, { bigint: true }).then(indexFileKey, () => undefined);
 
       const remembered = this.#heads.get(indexPath);
-      this.#heads.delete(indexPath);
+      this.#forgetHead(indexPath);
       if (remembered !== undefined && remembered.key === `${indexKey}|${assetKey}`) {
-        this.#heads.set(indexPath, remembered); // most recently used now
+        this.#rememberHead(indexPath, remembered.key, remembered.head); // most recently used now
         this.#stats.cacheHits++;
         this.#stats.memoryHits++;
         return indexedAsset(assetPath, indexPath, remembered.head, inode);
@@ -207,11 +212,13 @@ export class IndexPool {
         this.#stats.rejected++;
         this.#logger?.warn({ indexPath, assetPath, problem: result.rejected }, 'cached asset index rejected; indexing the asset again');
       }
+      if (result.ok) {
+        // Proved (a valid cache file) or just built and read back: the next request is answered from memory.
+        const { meta, timesOffset, picturesOffset, pictureCount } = result;
+        this.#rememberHead(indexPath, `${result.key}|${assetKey}`, { meta, timesOffset, picturesOffset, pictureCount });
+      }
       if (result.ok && !result.built) {
         this.#stats.cacheHits++;
-        const { meta, timesOffset, picturesOffset, pictureCount } = result;
-        this.#heads.set(indexPath, { key: `${result.key}|${assetKey}`, head: { meta, timesOffset, picturesOffset, pictureCount } });
-        if (this.#heads.size > MAX_HEADS) this.#heads.delete(this.#heads.keys().next().value!);
         return indexedAsset(assetPath, indexPath, result, inode);
       }
       this.#stats.builds++;
@@ -227,6 +234,23 @@ export class IndexPool {
     } finally {
       await handle.close();
     }
+  }
+
+  /** Keep a proved head as the most recently used; the least recently used go past either bound. */
+  #rememberHead(indexPath: string, key: string, head: IndexHead): void {
+    this.#forgetHead(indexPath);
+    this.#heads.set(indexPath, { key, head });
+    this.#headPoints += head.meta.randomAccess.length;
+    while (this.#heads.size > MAX_HEADS || (this.#headPoints > MAX_HEAD_POINTS && this.#heads.size > 1)) {
+      this.#forgetHead(this.#heads.keys().next().value!);
+    }
+  }
+
+  #forgetHead(indexPath: string): void {
+    const entry = this.#heads.get(indexPath);
+    if (entry === undefined) return;
+    this.#heads.delete(indexPath);
+    this.#headPoints -= entry.head.meta.randomAccess.length;
   }
 
   /** Stops the indexing thread; pending and later requests fail. */
