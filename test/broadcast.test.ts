@@ -12,13 +12,12 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { FailureFaultKinds } from '../src/shared/commands.js';
 import type { TwinframeConfigInput } from '../src/config/schema.js';
-import { checkBroadcastStream, packetOfPayload } from './helpers/broadcast-check.js';
+import { checkBroadcastStream, ffmpegDebugLog, gstreamerLog, packetOfPayload } from './helpers/broadcast-check.js';
 import { SAMPLE_ASSET, loadSample, sleep, until, type SampleAsset } from './helpers/engine-fixture.js';
 import { PACING_BOUND_MS, largestGap } from './helpers/stream-pacing.js';
 import { startFileServer } from './helpers/media-server.js';
 import { UdpReceiver } from './helpers/rtsp-client.js';
 import { leakCheck } from './helpers/leak-check.js';
-import { runToString } from './helpers/run.js';
 import { loopPlanOf } from '../src/broadcast/loop-source.js';
 import { packetAdaptationFieldControl, packetDiscontinuity, packetPcr, packetPid } from '../src/mpegts/packet.js';
 import type { TwinframeServer } from '../src/server.js';
@@ -133,16 +132,16 @@ test.serial('a looped broadcast plays through its loop point: RTP continuous, di
     const ts = Buffer.concat(packets.map((p) => p.payload));
     const capture = path.join(tmp, 'loop.ts');
     await writeFile(capture, ts);
-    const log = await ffmpegLog(capture);
+    const log = await ffmpegDebugLog(capture);
     t.false(/Continuity check failed/.test(log), log.split('\n').filter((l) => /Continuity/.test(l)).slice(0, 5).join('\n'));
     // GStreamer's tsdemux and decoder play it through, without a warning.
-    const gst = await runToString(['sh', '-c', `gst-launch-1.0 filesrc location='${capture}' ! tsdemux ! h264parse ! avdec_h264 ! fakesink 2>&1; true`], 60_000);
+    const gst = await gstreamerLog(capture);
     t.regex(gst, /Got EOS/);
     t.false(/WARNING|ERROR/.test(gst), gst.slice(0, 2000));
     // The same capture without the loop header: ffmpeg does see the counters jump (the check has teeth).
     const bare = Buffer.concat(packets.filter((p) => p !== header).map((p) => p.payload));
     await writeFile(capture, bare);
-    t.true(/Continuity check failed/.test(await ffmpegLog(capture)), 'without the header the loop point is a continuity error');
+    t.true(/Continuity check failed/.test(await ffmpegDebugLog(capture)), 'without the header the loop point is a continuity error');
   });
 });
 
@@ -203,12 +202,6 @@ test.serial('a broadcast without loop ends at the asset\'s end: its session clos
     t.true(sample.bytes.subarray(sample.bytes.length - last.payload.length).equals(last.payload), 'the last datagram ends with the asset');
   });
 });
-
-/** ffmpeg's debug log of demuxing and decoding a file. */
-async function ffmpegLog(file: string): Promise<string> {
-  const script = `ffmpeg -nostdin -hide_banner -v debug -i '${file}' -f null - 2>&1; true`;
-  return runToString(['sh', '-c', script], 60_000);
-}
 
 test.serial('a server restart resumes a broadcast at its scheduled position', async (t) => {
   const receiver = await UdpReceiver.open();

@@ -9,6 +9,7 @@ import type { SessionInfo } from '../../src/engine/engine.js';
 import type { RtpPacket } from './rtsp-client.js';
 import { sequenceStats, type SequenceStats } from './rtsp-client.js';
 import type { SampleAsset } from './engine-fixture.js';
+import { runToString } from './run.js';
 
 export interface BroadcastCheck extends SequenceStats {
   /** Where the broadcast started in the asset (found from its first datagram). */
@@ -88,4 +89,14 @@ function checkFrom(packets: readonly RtpPacket[], session: SessionInfo, sample: 
     }
   }
   return { ...stats, startPacket, mismatched, firstMismatch, headers };
+}
+
+/** ffmpeg's debug log of demuxing and decoding a file: it checks every PID's continuity counter at debug level. */
+export function ffmpegDebugLog(file: string): Promise<string> {
+  return runToString(['sh', '-c', `ffmpeg -nostdin -hide_banner -v debug -i '${file}' -f null - 2>&1; true`], 60_000);
+}
+
+/** What GStreamer's tsdemux and H.264 decoder say playing a file through (it ends "Got EOS" when they do). */
+export function gstreamerLog(file: string): Promise<string> {
+  return runToString(['sh', '-c', `gst-launch-1.0 filesrc location='${file}' ! tsdemux ! h264parse ! avdec_h264 ! fakesink 2>&1; true`], 60_000);
 }

@@ -450,6 +450,11 @@ export class UdpReceiver {
     return this.#rtp.address().port;
   }
 
+  /** Join a multicast group on the interface that has `iface` (the receiver must be bound to 0.0.0.0 to hear it). */
+  joinGroup(group: string, iface: string): void {
+    this.#rtp.addMembership(group, iface);
+  }
+
   /** Send an RTCP packet from the receiver's RTCP port (a receiver report) to the server's. */
   sendRtcp(packet: Buffer, serverRtcpPort: number, host = '127.0.0.1'): void {
     this.#rtcp.send(packet, serverRtcpPort, host);
