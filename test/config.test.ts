@@ -85,6 +85,8 @@ const BAD_FIELDS: Array<[name: string, raw: unknown, field: string]> = [
   ['a mount prefix with ..', { media: { mounts: [{ prefix: '../etc', dir: '/tmp' }] } }, 'media.mounts[0].prefix'],
   ['a mount prefix with a leading slash', { media: { mounts: [{ prefix: '/movies', dir: '/tmp' }] } }, 'media.mounts[0].prefix'],
   ['a duplicate mount prefix', { media: { mounts: [{ prefix: 'm', dir: '/a' }, { prefix: 'm', dir: '/b' }] } }, 'media.mounts[1].prefix'],
+  ['a mount prefix the broadcasts\' URLs would shadow', { media: { mounts: [{ prefix: 'broadcast', dir: '/a' }] } }, 'media.mounts[0].prefix'],
+  ['a mount prefix under the broadcasts\' URLs', { media: { mounts: [{ prefix: 'broadcast/old', dir: '/a' }] } }, 'media.mounts[0].prefix'],
   ['an empty cache dir', { media: { cacheDir: '' } }, 'media.cacheDir'],
   ['zero streams', { limits: { maxStreams: 0 } }, 'limits.maxStreams'],
   ['a negative bandwidth', { limits: { mpegBandwidthKbps: -1 } }, 'limits.mpegBandwidthKbps'],

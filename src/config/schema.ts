@@ -208,9 +208,15 @@ const rtspSchema = z.object({
     .default({ first: 30000, last: 30999 }),
 }).strict();
 
+/** The first path segment of a broadcast's URL (rtsp://host/broadcast/<name>); the RTSP server routes it to the broadcasts first. */
+export const BROADCAST_PATH_SEGMENT = 'broadcast';
+
 const mountSchema = z.object({
-  /** Asset names under this prefix are looked up in `dir`. */
-  prefix: mountPrefix,
+  /** Asset names under this prefix are looked up in `dir`; none under the broadcasts' URLs, which would shadow them. */
+  prefix: mountPrefix.refine(
+    (p) => p.split('/')[0] !== BROADCAST_PATH_SEGMENT,
+    `must not be '${BROADCAST_PATH_SEGMENT}' or under it: rtsp://host/${BROADCAST_PATH_SEGMENT}/<name> is a broadcast's URL, so its assets could never be played; choose another prefix`,
+  ),
   /** Directory holding the .ts assets; relative paths are resolved against the config file's directory. */
   dir: z.string().min(1),
 }).strict();

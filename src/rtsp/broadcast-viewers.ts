@@ -13,6 +13,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { BroadcastLookup, BroadcastStream } from '../broadcast/lookup.js';
+import { BROADCAST_PATH_SEGMENT } from '../config/schema.js';
 import { TwinframeError } from '../errors.js';
 import { isMulticastGroup } from '../shared/commands.js';
 import type { RtspMedia } from './backend.js';
@@ -24,8 +25,8 @@ import type { HeaderValue, RtspRequest } from './message.js';
 import { buildSdp, sdpSessionId } from './sdp.js';
 import { TRACK_CONTROL, parseRtspUrl } from './url.js';
 
-/** The first path segment of a broadcast's URL; config validation keeps it from being a mount prefix. */
-export const BROADCAST_PREFIX = '/broadcast/';
+/** Where broadcasts' URLs start; config validation keeps it from being a mount prefix. */
+export const BROADCAST_PREFIX = `/${BROADCAST_PATH_SEGMENT}/`;
 
 export interface BroadcastReply {
   readonly status: number;
