@@ -60,6 +60,9 @@ const unavailable = netnsUnavailable();
   streamIsWhole(t, 'faults', faults);
   t.deepEqual(faults.kinds, ['crash', 'exception', 'hang', 'socket', 'disk', 'temperature']);
   t.true(faults.failovers.length >= faults.kinds.length, `each fault failed the sender over: ${faults.failovers.join(', ')}`);
+  // A viewer's multicast SETUP names the SSRC every datagram carried, whichever path sent it (check.mismatched holds each one's).
+  const ssrc = (faults.ssrc >>> 0).toString(16).toUpperCase().padStart(8, '0');
+  t.is(faults.setupTransport, `RTP/AVP;multicast;destination=${faults.group};ttl=1;port=${faults.port}-${faults.port + 1};ssrc=${ssrc}`);
 
   // c. The standby restarted mid-broadcast and synchronized; the sender's crash then handed the broadcast to it.
   const { pickup } = r;

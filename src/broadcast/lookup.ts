@@ -10,6 +10,8 @@ export interface BroadcastStream {
   readonly transport: TransportKind;
   /** The engine session carrying it while it runs; undefined while scheduled or stopped. */
   readonly sessionId: string | undefined;
+  /** That session's RTP SSRC (both paths send with it); absent while no session runs: each start of a broadcast draws a new one. */
+  readonly ssrc?: number;
 }
 export interface BroadcastLookup {
   find(name: string): BroadcastStream | undefined;

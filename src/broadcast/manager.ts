@@ -106,9 +106,10 @@ export class BroadcastManager extends EventEmitter<{ change: [BroadcastChange] }
     const entry = this.entries.get(name);
     if (!entry) return undefined;
     const { def } = entry;
+    const ssrc = entry.sessionId === undefined ? undefined : this.engine.getSession(entry.sessionId)?.ssrc;
     return {
       name: def.name, assetName: def.asset, destination: parseBroadcastDestination(def.to)!, ttl: def.ttl ?? this.defaultTtl,
-      transport: def.transport, sessionId: entry.sessionId,
+      transport: def.transport, sessionId: entry.sessionId, ...(ssrc === undefined ? {} : { ssrc }),
     };
   }
 

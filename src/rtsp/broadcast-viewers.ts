@@ -158,7 +158,9 @@ export class BroadcastViewers {
     this.#handles.set(handle.id, handle);
     this.#touch(handle);
     this.#options.logger.info({ session: handle.id, peer, broadcast: stream.name, group: `${group.group}:${group.port}`, ttl: group.ttl }, 'broadcast joined');
-    return { status: 200, headers: { Transport: serializeTransportSpec(multicastTransportReply(group, chosen)), Session: this.#sessionValue(handle) } };
+    // The SSRC of a running broadcast, as GStreamer's server gives it for a group too: the same whichever path sends.
+    const reply = { ...multicastTransportReply(group, chosen), ...(stream.ssrc === undefined ? {} : { ssrc: stream.ssrc }) };
+    return { status: 200, headers: { Transport: serializeTransportSpec(reply), Session: this.#sessionValue(handle) } };
   }
 
   /**

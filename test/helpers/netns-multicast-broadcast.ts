@@ -28,7 +28,7 @@ import { startServer, type TwinframeServer } from '../../src/server.js';
 import { FailureFaultKinds } from '../../src/shared/commands.js';
 import { checkBroadcastStream, packetOfPayload, type BroadcastCheck } from './broadcast-check.js';
 import { loadSample, sleep, until } from './engine-fixture.js';
-import { UdpReceiver, type RtpPacket } from './rtsp-client.js';
+import { RtspClient, UdpReceiver, type RtpPacket } from './rtsp-client.js';
 import { TWINFRAMECTL, runToString } from './run.js';
 import { largestGap } from './stream-pacing.js';
 
@@ -53,6 +53,11 @@ export interface MulticastBroadcastOutcome {
     /** How long before its scheduled time the first datagram came (ms; ≤ 0: not before). */
     readonly earlyMs: number;
     readonly kinds: string[];
+    /** The Transport header of the 200 a multicast SETUP of it got while it ran, and its session's SSRC (every datagram carries it). */
+    readonly setupTransport: string | undefined;
+    readonly ssrc: number;
+    readonly group: string;
+    readonly port: number;
   };
   readonly pickup: GroupStream & {
     /** The crashed standby restarted, synchronized, while the sender sent on untouched. */
@@ -174,6 +179,7 @@ async function faultsPhase(s: TwinframeServer): Promise<MulticastBroadcastOutcom
   const atMs = Date.now() + 1000;
   const added = await add('faults', receiver, atMs, '--loop');
   const session = await playing(s, 'faults');
+  const setupTransport = await joinByRtsp(s, 'faults');
   await receiver.waitForCount(20, 15_000);
   const first = receiver.datagrams[0];
   const firstAtMs = Date.now() - Number(process.hrtime.bigint() - first.arrivalNs) / 1e6;
@@ -182,7 +188,22 @@ async function faultsPhase(s: TwinframeServer): Promise<MulticastBroadcastOutcom
     await receiver.waitForCount(receiver.datagrams.length + 20, 15_000);
   }
   const plan = await loopPlanOf(await s.catalog.resolve('/sample.ts'));
-  return { ...(await removeAndHear('faults', receiver, session, plan)), addedStatus: added.status, earlyMs: atMs - firstAtMs, kinds: [...FailureFaultKinds] };
+  return {
+    ...(await removeAndHear('faults', receiver, session, plan)), addedStatus: added.status, earlyMs: atMs - firstAtMs, kinds: [...FailureFaultKinds],
+    setupTransport, ssrc: session.ssrc, group: GROUPS.faults, port: receiver.rtpPort,
+  };
+}
+
+/** A viewer's RTSP multicast SETUP of a running broadcast (then TEARDOWN): the Transport header of its 200. */
+async function joinByRtsp(s: TwinframeServer, name: string): Promise<string | undefined> {
+  const client = await RtspClient.connect({ port: s.rtsp.port });
+  try {
+    const reply = await client.setup(`/broadcast/${name}/track1`, 'RTP/AVP;multicast');
+    await client.teardown(`/broadcast/${name}`);
+    return reply.status === 200 ? reply.headers.get('transport') : `status ${reply.status}`;
+  } finally {
+    await client.close();
+  }
 }
 
 async function pickupPhase(s: TwinframeServer): Promise<MulticastBroadcastOutcome['pickup']> {
