@@ -163,6 +163,7 @@ export async function startServer(options: ServerOptions): Promise<TwinframeServ
       if (changed('auth') || changed('rtsp')) auth.configure(authSettings(next));
       if (changed('log')) logger.level = next.log.level;
       if (changed('broadcasts')) void broadcasts.apply(next.broadcasts);
+      if (changed('multicast')) void broadcasts.setMulticast(config.multicast, next.multicast);
       config = next;
       const result: ReloadResult = { source: options.configPath, applied: plan.live, restartNeeded: plan.restart };
       logger.info({ applied: result.applied, restartNeeded: result.restartNeeded }, 'configuration reloaded');

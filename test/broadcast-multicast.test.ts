@@ -8,6 +8,7 @@
 // a scheduled broadcast byte-exact through every fault kind; a restarted path
 // picking a running broadcast up and carrying it through a failover; a looped
 // one through its loop point (ffmpeg and GStreamer judge the capture); a server
+// reload of multicast.ttl restarting the group broadcast that takes it; a server
 // restart resuming a broadcast at its scheduled position.
 // Namespaces unavailable: SKIPPED, not passed.
 
@@ -42,7 +43,7 @@ function streamIsWhole(t: ExecutionContext, what: string, s: GroupStream): void 
   t.true(s.largestGapMs < PACING_BOUND_MS, `it kept its pace: largest gap ${s.largestGapMs} ms (${facts})`);
 }
 
-const title = 'table broadcasts to multicast groups in a namespace: scheduled byte-exact through every fault kind; a restarted path picks one up and carries it through a failover; a loop point with no continuity error and the discontinuity flagged; a server restart resumes at the scheduled position';
+const title = 'table broadcasts to multicast groups in a namespace: scheduled byte-exact through every fault kind; a restarted path picks one up and carries it through a failover; a loop point with no continuity error and the discontinuity flagged; a reload of multicast.ttl restarts the broadcast that takes it; a server restart resumes at the scheduled position';
 const unavailable = netnsUnavailable();
 (unavailable === undefined ? test.serial : test.serial.skip)(unavailable === undefined ? title : `${title} — SKIPPED, not passed: ${unavailable}`, async (t) => {
   t.timeout(120_000);
@@ -88,6 +89,16 @@ const unavailable = netnsUnavailable();
   t.regex(gst, /Got EOS/);
   t.false(/WARNING|ERROR/.test(gst), gst.slice(0, 2000));
   t.true(/Continuity check failed/.test(await ffmpegDebugLog(path.join(out, 'loop-bare.ts'))), 'without the header the loop point is a continuity error (the check has teeth)');
+
+  // multicast.* is live: a reload restarts the group broadcasts it reaches (their sockets are set when a session opens).
+  const { reload } = r;
+  t.deepEqual(reload.applied, ['multicast.ttl']);
+  t.deepEqual(reload.restartNeeded, []);
+  t.regex(reload.sdpBefore ?? '', /^c=IN IP4 239\.255\.16\.25\/1$/);
+  t.regex(reload.sdpAfter ?? '', /^c=IN IP4 239\.255\.16\.25\/2$/);
+  t.true(reload.restarted, 'the broadcast that takes the server\'s TTL opened a new session with the new one');
+  t.true(reload.ownTtlUntouched, 'one with its own TTL went on in its session');
+  streamIsWhole(t, 'after the reload', reload.stream);
 
   // d. The restarted server read the table twinframectl wrote and resumed where the schedule says.
   const { resume } = r;

@@ -72,7 +72,8 @@ export class BroadcastManager extends EventEmitter<{ change: [BroadcastChange] }
   private readonly catalog: AssetCatalog;
   private readonly log: Logger;
   private readonly rules: () => DestinationRules;
-  private readonly defaultTtl: number;
+  /** multicast.ttl now (a reload changes it): the TTL of a group broadcast that names none. */
+  private defaultTtl: number;
   private readonly now: () => number;
   private readonly entries = new Map<string, Entry>();
   private closed = false;
@@ -223,9 +224,7 @@ export class BroadcastManager extends EventEmitter<{ change: [BroadcastChange] }
       const rules = this.rules();
       const { source } = await checkDestination(destination, rules);
       if (stale()) return;
-      const multicast = isMulticastGroup(destination.address)
-        ? { ttl: def.ttl ?? this.defaultTtl, ...(rules.multicastInterface !== undefined ? { interface: rules.multicastInterface } : {}) }
-        : undefined;
+      const multicast = multicastOf(def, { ttl: this.defaultTtl, interface: rules.multicastInterface });
       const info = await this.engine.openSession({
         asset: toEngineAsset({ ...asset, assetPath: asset.path }), assetName: asset.name, destination,
         transport: def.transport, source, broadcast: def.name, ...(loop ? { loop } : {}), ...(multicast ? { multicast } : {}),
@@ -248,6 +247,27 @@ export class BroadcastManager extends EventEmitter<{ change: [BroadcastChange] }
       this.log.warn({ broadcast: def.name, err: entry.error }, 'broadcast could not start');
       this.setStatus(entry, 'failed', entry.error);
     }
+  }
+
+  /**
+   * multicast.* changed by a reload, from `running` to `next` (the rules answer
+   * `next.interface` by the time a restart reads them). A session's TTL and
+   * interface are set on both paths' sockets when it opens, so each group
+   * broadcast the change reaches (one that takes the server's TTL, or any when
+   * the interface changes) starts again at its schedule's position with the new
+   * ones, as an edited broadcast does: a new session (new SSRC, a few ms without
+   * datagrams). Resolves once each restart has an outcome.
+   */
+  async setMulticast(running: MulticastSettings, next: MulticastSettings): Promise<void> {
+    this.defaultTtl = next.ttl;
+    const restarts: Array<Promise<void>> = [];
+    for (const entry of this.entries.values()) {
+      const live = entry.status === 'playing' || entry.status === 'starting';
+      if (!live || JSON.stringify(multicastOf(entry.def, running)) === JSON.stringify(multicastOf(entry.def, next))) continue;
+      this.halt(entry);
+      restarts.push(this.launch(entry, entry.generation));
+    }
+    await Promise.all(restarts);
   }
 
   /** Stop what the entry runs or waits for; a start under way gives up. */
@@ -281,6 +301,18 @@ export class BroadcastManager extends EventEmitter<{ change: [BroadcastChange] }
     entry.status = status;
     this.emit('change', { name: entry.def.name, status, ...(detail === undefined ? {} : { detail }) });
   }
+}
+
+/** The configuration's multicast section. */
+export interface MulticastSettings {
+  readonly ttl: number;
+  readonly interface?: string | undefined;
+}
+
+/** The multicast options a broadcast's session opens with under `settings`; undefined for a unicast push. */
+function multicastOf(def: BroadcastConfig, settings: MulticastSettings): { ttl: number; interface?: string } | undefined {
+  if (!isMulticastGroup(parseBroadcastDestination(def.to)!.address)) return undefined;
+  return { ttl: def.ttl ?? settings.ttl, ...(settings.interface === undefined ? {} : { interface: settings.interface }) };
 }
 
 /** TF_BROADCAST_NOT_FOUND unless the table has it. */

@@ -19,8 +19,9 @@ export const LIVE: readonly string[] = [
   'rtsp.maxSessionsPerAddress', 'rtsp.maxSessionsPerConnection', 'rtsp.setupTimeoutSec',
   // network.streamIp applies to new sessions; mask, routes and loadBalance are stored only.
   'network', 'loadBalance',
-  // The broadcast table: removed ones stop, changed ones start again at their schedule's position.
-  'broadcasts',
+  // The broadcast table: removed ones stop, changed ones start again at their schedule's position;
+  // so do the group broadcasts a change of multicast.ttl or multicast.interface reaches.
+  'broadcasts', 'multicast',
 ];
 
 export interface RestartField {

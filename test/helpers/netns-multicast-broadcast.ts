@@ -8,6 +8,8 @@
 //   pickup  — the standby crashes and restarts mid-broadcast, then the sender
 //             fails: the restarted path carries the broadcast on;
 //   loop    — looped, the sender crashed just before the loop point;
+//   reload  — multicast.ttl changed in the file and reloaded: the group
+//             broadcast that takes the server's TTL starts again with it;
 //   resume  — the server is closed and started again from the file
 //             twinframectl wrote: the broadcast resumes at its scheduled position.
 // Writes the loop phase's capture (with and without its loop header) to
@@ -19,7 +21,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loopPlanOf } from '../../src/broadcast/loop-source.js';
 import type { BroadcastView } from '../../src/broadcast/manager.js';
-import { loadConfig, saveConfig } from '../../src/config/store.js';
+import type { ReloadResult } from '../../src/config/reload.js';
+import { loadConfig, saveConfig, updateConfig } from '../../src/config/store.js';
 import type { FailoverEvent, SessionInfo } from '../../src/engine/engine.js';
 import { silentLogger } from '../../src/log.js';
 import type { LoopPlan } from '../../src/mpegts/loop.js';
@@ -76,6 +79,19 @@ export interface MulticastBroadcastOutcome {
     /** The loop header datagram: its PIDs (null packets aside), which carry the discontinuity flag, its PCR. */
     readonly header: { readonly pids: number[]; readonly flagged: number[]; readonly pcr27: number | null } | null;
   };
+  readonly reload: {
+    /** What `twinframectl reload` reported after multicast.ttl went from 1 to 2 in the file. */
+    readonly applied: string[];
+    readonly restartNeeded: string[];
+    /** The c= line DESCRIBE answers, before and after. */
+    readonly sdpBefore: string | undefined;
+    readonly sdpAfter: string | undefined;
+    /** The broadcast that takes the server's TTL started again (a new session); the one with its own TTL did not. */
+    readonly restarted: boolean;
+    readonly ownTtlUntouched: boolean;
+    /** The restarted broadcast's new session, from its first datagram. */
+    readonly stream: GroupStream;
+  };
   readonly resume: {
     /** Per server run: where in the asset its first datagram was, and where the schedule said (ms). */
     readonly runs: Array<{ readonly playedMs: number; readonly scheduledMs: number }>;
@@ -88,7 +104,7 @@ export interface MulticastBroadcastOutcome {
 
 const ASSETS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../assets');
 /** One group per phase, so a late datagram of one cannot land in the next. */
-const GROUPS = { faults: '239.255.16.21', pickup: '239.255.16.22', loop: '239.255.16.23', resume: '239.255.16.24' } as const;
+const GROUPS = { faults: '239.255.16.21', pickup: '239.255.16.22', loop: '239.255.16.23', resume: '239.255.16.24', ttl: '239.255.16.25', ownttl: '239.255.16.26' } as const;
 
 const out = process.argv[2];
 if (out === undefined) throw new Error('usage: netns-multicast-broadcast <out-dir>');
@@ -285,6 +301,43 @@ function position(receiver: UdpReceiver, from: number, atMs: number): { playedMs
   return { playedMs: packet < 0 ? -1 : sample.times[packet] / 90, scheduledMs };
 }
 
+/** The c= line of a broadcast's SDP. */
+async function connectionLine(s: TwinframeServer, name: string): Promise<string | undefined> {
+  const client = await RtspClient.connect({ port: s.rtsp.port });
+  try {
+    return /^c=.*$/m.exec((await client.describe(`/broadcast/${name}`)).body.toString())?.[0].trim();
+  } finally {
+    await client.close();
+  }
+}
+
+async function reloadPhase(s: TwinframeServer): Promise<MulticastBroadcastOutcome['reload']> {
+  failovers.length = 0;
+  const receiver = await joined(GROUPS.ttl);
+  const own = await joined(GROUPS.ownttl);
+  await add('ttl', receiver, Date.now(), '--loop');
+  await add('ownttl', own, Date.now(), '--loop', '--ttl', '3');
+  const before = await playing(s, 'ttl');
+  const ownBefore = await playing(s, 'ownttl');
+  await receiver.waitForCount(20, 15_000);
+  const sdpBefore = await connectionLine(s, 'ttl');
+  await updateConfig(configPath, { multicast: { ttl: 2 } });
+  const result = await ctl<ReloadResult>('reload');
+  await until(() => (s.broadcasts.find('ttl')?.sessionId ?? before.id) !== before.id, 'the broadcast to start again', 15_000);
+  const after = await playing(s, 'ttl');
+  await until(() => receiver.packets.filter((p) => p.ssrc === after.ssrc).length >= 50, 'the new session\'s datagrams', 15_000);
+  const sdpAfter = await connectionLine(s, 'ttl');
+  const ownTtlUntouched = s.broadcasts.find('ownttl')?.sessionId === ownBefore.id;
+  await ctl('broadcast', 'remove', 'ttl');
+  await ctl('broadcast', 'remove', 'ownttl');
+  const plan = await loopPlanOf(await s.catalog.resolve('/sample.ts'));
+  const stream = await heard(receiver, after, plan, receiver.datagrams.findIndex((d) => d.rtp?.ssrc === after.ssrc));
+  return {
+    applied: [...result.applied], restartNeeded: result.restartNeeded.map((r) => r.path), sdpBefore, sdpAfter,
+    restarted: after.id !== before.id, ownTtlUntouched, stream,
+  };
+}
+
 async function resumePhase(first: TwinframeServer): Promise<MulticastBroadcastOutcome['resume']> {
   failovers.length = 0;
   const receiver = await joined(GROUPS.resume);
@@ -313,8 +366,9 @@ try {
   const faults = await faultsPhase(server);
   const pickup = await pickupPhase(server);
   const loop = await loopPhase(server);
+  const reload = await reloadPhase(server);
   const resume = await resumePhase(server);
-  const outcome: MulticastBroadcastOutcome = { faults, pickup, loop, resume };
+  const outcome: MulticastBroadcastOutcome = { faults, pickup, loop, reload, resume };
   process.stdout.write(JSON.stringify(outcome));
 } finally {
   await server?.close();
