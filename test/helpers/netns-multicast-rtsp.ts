@@ -66,8 +66,12 @@ async function playWithGstreamer(url: string, dir: string): Promise<PlayerResult
   clearTimeout(kill);
   const ts = await readFile(out).catch(() => Buffer.alloc(0));
   const asset = await readFile(path.join(ASSETS, 'sample.ts'));
-  const at = ts.length >= 188 ? asset.indexOf(ts.subarray(0, 188 * 7)) : -1;
-  const exact = ts.length % 188 === 0 && at >= 0 && at % 188 === 0 && asset.subarray(at, at + ts.length).equals(ts);
+  // The sample repeats some stretches byte for byte: the capture may begin at any place its first packets occur.
+  const head = ts.subarray(0, 188 * 7);
+  let exact = false;
+  for (let at = ts.length >= 188 && ts.length % 188 === 0 ? asset.indexOf(head) : -1; at >= 0 && !exact; at = asset.indexOf(head, at + 1)) {
+    exact = at % 188 === 0 && asset.subarray(at, at + ts.length).equals(ts);
+  }
   return { exitCode, log, video: ts.length / 188, notInAsset: exact ? 0 : 1 };
 }
 
