@@ -41,6 +41,13 @@ function streamIsWhole(t: ExecutionContext, what: string, s: GroupStream): void 
   t.is(s.check.mismatched, 0, facts);
   t.deepEqual(s.sources, [s.source], `both paths send from the session's one source address and port (${facts})`);
   t.true(s.largestGapMs < PACING_BOUND_MS, `it kept its pace: largest gap ${s.largestGapMs} ms (${facts})`);
+  // RTCP on the port above: sender reports from the session's RTCP port, their clock the stream's, a BYE at the end.
+  const { rtcp } = s;
+  t.true(rtcp.reports >= 1 && rtcp.bye, `reports and a BYE (${facts})`);
+  t.deepEqual(rtcp.sources, [rtcp.source], `from the session's RTCP port (${facts})`);
+  t.true(rtcp.largestSkewMs < PACING_BOUND_MS, `a report's RTP time is when the datagram stamped with it arrived: off by ${rtcp.largestSkewMs} ms (${facts})`);
+  t.true(rtcp.lastPackets > 0 && rtcp.lastPackets <= s.received, `the last report counts what was sent (${facts})`);
+  t.is(rtcp.lastOctets, rtcp.receivedOctets, `and the payload octets of those datagrams (${facts})`);
 }
 
 const title = 'table broadcasts to multicast groups in a namespace: scheduled byte-exact through every fault kind; a restarted path picks one up and carries it through a failover; a loop point with no continuity error and the discontinuity flagged; a reload of multicast.ttl restarts the broadcast that takes it; a server restart resumes at the scheduled position';

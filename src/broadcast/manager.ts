@@ -17,6 +17,7 @@ import { silentLogger, type Logger } from '../log.js';
 import { TICKS_PER_MS } from '../mpegts/packet.js';
 import { checkDestination, type DestinationRules } from './destination.js';
 import { loopPlanOf } from './loop-source.js';
+import { startBroadcastReports, type BroadcastReports } from './reports.js';
 import type { BroadcastLookup, BroadcastStream } from './lookup.js';
 import { isMulticastGroup } from '../shared/commands.js';
 import { MAX_TIMER_MS, packetAtTicks, scheduleNow, startOffsetMs } from './schedule.js';
@@ -63,6 +64,8 @@ interface Entry {
   sessionId: string | undefined;
   error: string | undefined;
   timer: NodeJS.Timeout | undefined;
+  /** Its RTCP sender reports while its session plays (RTP broadcasts). */
+  reports: BroadcastReports | undefined;
   /** Bumped by every change of the entry: a start still under way for an older one gives up. */
   generation: number;
 }
@@ -76,6 +79,8 @@ export class BroadcastManager extends EventEmitter<{ change: [BroadcastChange] }
   private defaultTtl: number;
   private readonly now: () => number;
   private readonly entries = new Map<string, Entry>();
+  /** BYEs on their way out (close() waits for them). */
+  private readonly byes = new Set<Promise<void>>();
   private closed = false;
 
   constructor(options: BroadcastManagerOptions) {
@@ -90,7 +95,9 @@ export class BroadcastManager extends EventEmitter<{ change: [BroadcastChange] }
     this.engine.on('session-failed', (e: SessionFailedEvent) => this.sessionOver(e.id, 'failed', `${e.scope} fault: ${e.reason}`));
     this.engine.on('session-closed', ({ id }) => {
       const entry = this.bySession(id);
-      if (entry) entry.sessionId = undefined;
+      if (!entry) return;
+      entry.sessionId = undefined;
+      this.endReports(entry, false); // closed under it: nothing left to report
     });
   }
 
@@ -168,7 +175,7 @@ export class BroadcastManager extends EventEmitter<{ change: [BroadcastChange] }
         continue;
       }
       if (entry) this.halt(entry);
-      entry ??= { def, atMs: 0, status: 'stopped', sessionId: undefined, error: undefined, timer: undefined, generation: 0 };
+      entry ??= { def, atMs: 0, status: 'stopped', sessionId: undefined, error: undefined, timer: undefined, reports: undefined, generation: 0 };
       entry.def = def;
       entry.atMs = def.at === undefined ? this.now() : Date.parse(def.at);
       entry.error = undefined;
@@ -185,13 +192,15 @@ export class BroadcastManager extends EventEmitter<{ change: [BroadcastChange] }
     await Promise.all(starts);
   }
 
-  /** Stop every broadcast's timer (the engine closes their sessions as it stops). */
-  close(): void {
+  /** Stop every broadcast's timer and reports, with a BYE (the engine closes their sessions as it stops); resolves once every BYE has left. */
+  async close(): Promise<void> {
     this.closed = true;
     for (const entry of this.entries.values()) {
       clearTimeout(entry.timer);
       entry.generation++;
+      this.endReports(entry, true); // the engine stops after this: receivers hear the stream is over
     }
+    await Promise.all(this.byes);
   }
 
   /** Open the broadcast's session at its schedule's position, or wait for its start. */
@@ -235,8 +244,23 @@ export class BroadcastManager extends EventEmitter<{ change: [BroadcastChange] }
         return;
       }
       entry.sessionId = sessionId;
-      await this.engine.play(sessionId, { startPacket });
+      const play = await this.engine.play(sessionId, { startPacket });
       if (stale()) return;
+      if (def.transport === 'rtp') {
+        const reports = await startBroadcastReports({
+          engine: this.engine, sessionId, play, packetCount: meta.packetCount, loop, destination, multicast,
+          source: { address: info.source.address, port: info.source.rtcpPort },
+        }).catch((err: Error) => {
+          // Sender reports are advisory: the broadcast goes on without them, as a viewer's session does.
+          this.log.warn({ broadcast: def.name, err: err.message, port: info.source.rtcpPort }, 'cannot bind the RTCP port; no sender reports');
+          return undefined;
+        });
+        if (stale()) {
+          void reports?.end(false);
+          return;
+        }
+        entry.reports = reports;
+      }
       this.log.info({ broadcast: def.name, session: sessionId, startPacket, offsetMs: Math.round(at.offsetMs) }, 'broadcast playing');
       this.setStatus(entry, 'playing', `session ${sessionId} from packet ${startPacket}`);
     } catch (err) {
@@ -278,8 +302,19 @@ export class BroadcastManager extends EventEmitter<{ change: [BroadcastChange] }
     if (entry.sessionId !== undefined) {
       const id = entry.sessionId;
       entry.sessionId = undefined;
+      this.endReports(entry, true);
       this.engine.closeSession(id);
     }
+  }
+
+  /** Stop the entry's reports; `bye` (before its session closes): a last report and a BYE. */
+  private endReports(entry: Entry, bye: boolean): void {
+    const reports = entry.reports;
+    entry.reports = undefined;
+    if (reports === undefined) return;
+    const ending = reports.end(bye);
+    this.byes.add(ending);
+    void ending.finally(() => this.byes.delete(ending));
   }
 
   private sessionOver(id: string, status: 'ended' | 'failed', error: string | undefined): void {
@@ -287,6 +322,7 @@ export class BroadcastManager extends EventEmitter<{ change: [BroadcastChange] }
     if (!entry) return;
     entry.sessionId = undefined;
     entry.error = error;
+    this.endReports(entry, true);
     this.engine.closeSession(id);
     this.setStatus(entry, status, error);
   }

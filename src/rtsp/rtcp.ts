@@ -124,7 +124,11 @@ export class RtcpSender {
     this.#cname = cname;
   }
 
-  static open(source: { address: string; port: number }, destination: { address: string; port: number }, ssrc: number, cname: string, onReceive: () => void): Promise<RtcpSender> {
+  /** `configure`: socket options to set once bound (a broadcast's multicast TTL and interface); throwing fails the open. */
+  static open(
+    source: { address: string; port: number }, destination: { address: string; port: number }, ssrc: number, cname: string, onReceive: () => void,
+    configure?: (socket: Socket) => void,
+  ): Promise<RtcpSender> {
     return new Promise((resolve, reject) => {
       const socket = createSocket({ type: 'udp4', reuseAddr: true });
       const onError = (err: Error): void => {
@@ -134,6 +138,12 @@ export class RtcpSender {
       socket.once('error', onError);
       socket.bind({ address: source.address, port: source.port, exclusive: false }, () => {
         socket.off('error', onError);
+        try {
+          configure?.(socket);
+        } catch (err) {
+          onError(err as Error);
+          return;
+        }
         socket.on('error', () => {}); // ICMP unreachable and the like: advisory traffic, ignore
         socket.on('message', (_packet, from) => {
           if (from.address === destination.address && from.port === destination.port) onReceive();

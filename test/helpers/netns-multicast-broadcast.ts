@@ -27,11 +27,13 @@ import type { FailoverEvent, SessionInfo } from '../../src/engine/engine.js';
 import { silentLogger } from '../../src/log.js';
 import type { LoopPlan } from '../../src/mpegts/loop.js';
 import { packetAdaptationFieldControl, packetDiscontinuity, packetPcr, packetPid } from '../../src/mpegts/packet.js';
+import { RTCP_BYE } from '../../src/rtsp/rtcp.js';
 import { startServer, type TwinframeServer } from '../../src/server.js';
 import { FailureFaultKinds } from '../../src/shared/commands.js';
 import { checkBroadcastStream, packetOfPayload, type BroadcastCheck } from './broadcast-check.js';
 import { loadSample, sleep, until } from './engine-fixture.js';
-import { RtspClient, UdpReceiver, type RtpPacket } from './rtsp-client.js';
+import { RtspClient, UdpReceiver, type ReceivedDatagram, type RtpPacket } from './rtsp-client.js';
+import { parseCompound } from './rtcp.js';
 import { TWINFRAMECTL, runToString } from './run.js';
 import { largestGap } from './stream-pacing.js';
 
@@ -47,6 +49,24 @@ export interface GroupStream {
   readonly largestGapMs: number;
   /** Failovers while it played, path:cause. */
   readonly failovers: string[];
+  readonly rtcp: RtcpFacts;
+}
+
+/** The RTCP a receiver got from the broadcast's session (on the destination's port + 1). */
+export interface RtcpFacts {
+  /** Compound packets with the session's SSRC. */
+  readonly reports: number;
+  /** Where they came from, and the session's source address and RTCP port. */
+  readonly sources: string[];
+  readonly source: string;
+  /** The last one ends with a BYE. */
+  readonly bye: boolean;
+  /** The largest difference between a report's wall clock and the arrival of the datagram its RTP timestamp names (ms). */
+  readonly largestSkewMs: number;
+  /** The last report's packet and octet counts, and the payload octets of that many datagrams as received. */
+  readonly lastPackets: number;
+  readonly lastOctets: number;
+  readonly receivedOctets: number;
 }
 
 export interface MulticastBroadcastOutcome {
@@ -169,6 +189,36 @@ async function heard(receiver: UdpReceiver, session: SessionInfo, plan: LoopPlan
     source: `${session.source.address}:${session.source.rtpPort}`,
     largestGapMs: arrivals.length < 2 ? 1e9 : largestGap(arrivals, arrivals[0], arrivals.at(-1)!).maxMs,
     failovers: [...failovers],
+    rtcp: rtcpFacts(receiver, session, datagrams),
+  };
+}
+
+/** Seconds between the NTP epoch (1900) and the Unix epoch. */
+const NTP_UNIX_S = 2_208_988_800;
+
+function rtcpFacts(receiver: UdpReceiver, session: SessionInfo, datagrams: readonly ReceivedDatagram[]): RtcpFacts {
+  const hrNow = process.hrtime.bigint();
+  const wallNow = Date.now();
+  const rtp = datagrams.flatMap((d) => (d.rtp ? [{ packet: d.rtp, wallMs: wallNow - Number(hrNow - d.arrivalNs) / 1e6 }] : []));
+  const reports = receiver.rtcpDatagrams
+    .map((d) => ({ from: d.from, parts: parseCompound(d.data) }))
+    .filter((r) => r.parts[0]?.ssrc === session.ssrc);
+  let largestSkewMs = 0;
+  let last = { packets: 0, octets: 0 };
+  const off = (timestamp: number, from: number): number => Math.abs((timestamp - from) | 0);
+  for (const { parts } of reports) {
+    const sr = parts[0].body;
+    const wallMs = (sr.readUInt32BE(8) - NTP_UNIX_S) * 1000 + (sr.readUInt32BE(12) / 2 ** 32) * 1000;
+    const timestamp = sr.readUInt32BE(16);
+    last = { packets: sr.readUInt32BE(20), octets: sr.readUInt32BE(24) };
+    // The datagram stamped nearest the report's RTP time left when the report's clock said that time.
+    const nearest = rtp.reduce<(typeof rtp)[number] | undefined>((best, r) => (best === undefined || off(r.packet.timestamp, timestamp) < off(best.packet.timestamp, timestamp) ? r : best), undefined);
+    if (nearest !== undefined) largestSkewMs = Math.max(largestSkewMs, Math.abs(nearest.wallMs - wallMs - ((nearest.packet.timestamp - timestamp) | 0) / 90));
+  }
+  const receivedOctets = rtp.filter((r) => ((r.packet.sequence - session.initialSeq) & 0xffff) < last.packets).reduce((sum, r) => sum + r.packet.payload.length, 0);
+  return {
+    reports: reports.length, sources: [...new Set(reports.map((r) => r.from))], source: `${session.source.address}:${session.source.rtcpPort}`, bye: reports.at(-1)?.parts.some((p) => p.type === RTCP_BYE) ?? false,
+    largestSkewMs, lastPackets: last.packets, lastOctets: last.octets, receivedOctets,
   };
 }
 

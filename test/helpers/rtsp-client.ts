@@ -450,9 +450,10 @@ export class UdpReceiver {
     return this.#rtp.address().port;
   }
 
-  /** Join a multicast group on the interface that has `iface` (the receiver must be bound to 0.0.0.0 to hear it). */
+  /** Join a multicast group, RTP and RTCP port, on the interface that has `iface` (the receiver must be bound to 0.0.0.0 to hear it). */
   joinGroup(group: string, iface: string): void {
     this.#rtp.addMembership(group, iface);
+    this.#rtcp.addMembership(group, iface);
   }
 
   /** Send an RTCP packet from the receiver's RTCP port (a receiver report) to the server's. */
