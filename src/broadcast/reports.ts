@@ -74,7 +74,7 @@ function reportSource(o: BroadcastReportsOptions): ReportSource {
  * placement): 7 TS packets each, but the last of each pass (and of the asset
  * without loop) carries what is left; loop header datagrams are whole.
  */
-export function broadcastOctets(packetCount: number, startPacket: number, loop: LoopPlan | undefined, sent: number): number {
+function broadcastOctets(packetCount: number, startPacket: number, loop: LoopPlan | undefined, sent: number): number {
   const per = LOOP_PACKETS_PER_DATAGRAM;
   const firstPass = Math.ceil((packetCount - startPacket) / per);
   if (loop === undefined || sent <= firstPass) return Math.min(sent * per, packetCount - startPacket) * TS_PACKET_BYTES;
