@@ -18,6 +18,8 @@ import { PACING_BOUND_MS, largestGap } from './helpers/stream-pacing.js';
 import { startFileServer } from './helpers/media-server.js';
 import { UdpReceiver } from './helpers/rtsp-client.js';
 import { leakCheck } from './helpers/leak-check.js';
+import { parseCompound } from './helpers/rtcp.js';
+import { RTCP_BYE, RTCP_SR } from '../src/rtsp/rtcp.js';
 import { loopPlanOf } from '../src/broadcast/loop-source.js';
 import { packetAdaptationFieldControl, packetDiscontinuity, packetPcr, packetPid } from '../src/mpegts/packet.js';
 import type { TwinframeServer } from '../src/server.js';
@@ -201,6 +203,13 @@ test.serial('a broadcast without loop ends at the asset\'s end: its session clos
     t.is(check.mismatched, 0, check.firstMismatch);
     const last = receiver.packets.at(-1)!;
     t.true(sample.bytes.subarray(sample.bytes.length - last.payload.length).equals(last.payload), 'the last datagram ends with the asset');
+    // RTCP on the receiver's port + 1: sender reports, the last with a BYE counting every datagram and octet sent (the last datagram short).
+    const reports = receiver.rtcpDatagrams.map((d) => parseCompound(d.data)).filter((parts) => parts[0]?.ssrc === session.ssrc);
+    const bye = reports.at(-1);
+    t.true(bye?.some((p) => p.type === RTCP_BYE), 'a BYE at the end');
+    t.is(bye?.[0].type, RTCP_SR);
+    t.is(bye?.[0].body.readUInt32BE(20), receiver.packets.length, 'its packet count');
+    t.is(bye?.[0].body.readUInt32BE(24), receiver.packets.reduce((sum, p) => sum + p.payload.length, 0), 'its octet count');
   });
 });
 
