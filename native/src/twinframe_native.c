@@ -84,6 +84,8 @@
 #include <unistd.h>
 #include <node_api.h>
 
+#include "pair_native.h"
+
 static napi_value set_realtime_priority(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -568,6 +570,9 @@ static napi_value init(napi_env env, napi_value exports) {
     { "wireFlush", NULL, wire_flush, NULL, NULL, NULL, napi_default, NULL },
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
+  twinframe_define_shared_region(env, exports);
+  twinframe_define_process_exit(env, exports);
+  twinframe_define_fd_passing(env, exports);
   return exports;
 }
 
