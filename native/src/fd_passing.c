@@ -126,12 +126,10 @@ static void* buffer_argument(napi_env env, napi_value value, size_t* length) {
   return data;
 }
 
-// The elements of an Int32Array argument, or NULL.
-static int32_t* int32_argument(napi_env env, napi_value value, size_t* length) {
+// The elements of an Int32Array argument into *data (NULL when it is empty); false when it is not one.
+static bool int32_argument(napi_env env, napi_value value, int32_t** data, size_t* length) {
   napi_typedarray_type type;
-  void* data = NULL;
-  if (napi_get_typedarray_info(env, value, &type, length, &data, NULL, NULL) != napi_ok || type != napi_int32_array) return NULL;
-  return data;
+  return napi_get_typedarray_info(env, value, &type, length, (void**)data, NULL, NULL) == napi_ok && type == napi_int32_array;
 }
 
 static napi_value send_fds(napi_env env, napi_callback_info info) {
@@ -146,7 +144,7 @@ static napi_value send_fds(napi_env env, napi_callback_info info) {
   int32_t* fds = NULL;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 4 || !fd_value(env, argv[0], &fd) ||
       (payload = buffer_argument(env, argv[1], &length)) == NULL || length == 0 ||
-      (fds = int32_argument(env, argv[2], &fds_length)) == NULL ||
+      !int32_argument(env, argv[2], &fds, &fds_length) ||
       napi_get_value_int32(env, argv[3], &count) != napi_ok || count < 0 || (size_t)count > fds_length || count > MAX_FDS) {
     napi_throw_type_error(env, NULL, usage);
     return NULL;
@@ -181,7 +179,7 @@ static napi_value recv_fds(napi_env env, napi_callback_info info) {
   int32_t* out = NULL;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 3 || !fd_value(env, argv[0], &fd) ||
       (payload = buffer_argument(env, argv[1], &length)) == NULL ||
-      (out = int32_argument(env, argv[2], &out_length)) == NULL) {
+      !int32_argument(env, argv[2], &out, &out_length)) {
     napi_throw_type_error(env, NULL, usage);
     return NULL;
   }
