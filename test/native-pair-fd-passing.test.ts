@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { nativeAddon } from '../src/shared/native.js';
-import { FdChannelListener, descriptorOf, type FdChannel, type FdMessage } from '../src/pair-process/native-pair.js';
+import { FdChannelListener, adoptDescriptor, descriptorOf, type FdChannel, type FdMessage } from '../src/pair-process/native-pair.js';
 import { ReadableWatcher } from '../src/pair-process/native-watcher.js';
 import { leakCheck } from './helpers/leak-check.js';
 
@@ -131,7 +131,7 @@ test.serial('an accepted TCP connection passed to this process keeps working aft
   t.is(await pong, 'pong');
 });
 
-test.serial('a message too large to receive is refused and the descriptors it carried are closed, not leaked', async (t) => {
+test.serial('a message too large to receive is refused and the descriptors it carried are closed, not leaked; a received one is adopted by a thread', async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'twinframe-fd-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   const listener = new FdChannelListener(path.join(dir, 'channel'));
@@ -148,8 +148,13 @@ test.serial('a message too large to receive is refused and the descriptors it ca
   t.is(openFds(), before);
   sender.send(Buffer.from('small'), [0]);
   const m = receiving.receive();
-  t.true(m !== undefined && m !== 'closed' && m.fds.length === 1);
-  if (m !== undefined && m !== 'closed') fs.closeSync(m.fds[0]);
+  if (m === undefined || m === 'closed' || m.fds.length !== 1) return t.fail(`one message with one descriptor expected: ${JSON.stringify(m)}`);
+  t.is(nativeAddon!.closeFd(m.fds[0]), os.constants.errno.EBADF, 'closeFd closes only what this thread owns');
+  adoptDescriptor(m.fds[0]);
+  t.throws(() => adoptDescriptor(m.fds[0]), { code: 'EEXIST' });
+  t.is(nativeAddon!.closeFd(m.fds[0]), 0);
+  t.throws(() => adoptDescriptor(m.fds[0]), { code: 'EBADF' });
+  t.is(openFds(), before);
   sender.close();
   t.is(receiving.receive(), 'closed');
 });

@@ -24,6 +24,11 @@
 // 0 when the peer has closed, or -errno (-EAGAIN: nothing waiting; -EMSGSIZE:
 // the message or its descriptors did not fit, and the descriptors it brought
 // are closed, never leaked).
+//
+// adoptFd(fd): the calling thread takes a received descriptor as its own, as if
+// udpOpen/dupFd had made it: udpClose/closeFd close it, and so does the end of
+// the thread (a data path sending on a passed UDP socket). 0, EBADF (not open)
+// or EEXIST (this thread owns it already).
 
 #define _GNU_SOURCE
 #include <errno.h>
@@ -215,6 +220,22 @@ static napi_value recv_fds(napi_env env, napi_callback_info info) {
   return int_value(env, (int32_t)received);
 }
 
+static napi_value adopt_fd(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  int32_t fd = -1;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 || !fd_value(env, argv[0], &fd)) {
+    napi_throw_type_error(env, NULL, "adoptFd(fd: non-negative integer)");
+    return NULL;
+  }
+  if (fcntl(fd, F_GETFD) < 0) return int_value(env, EBADF);
+  if (forget_socket(env, fd)) {
+    remember_socket(env, fd);  // it was there: room for it exists
+    return int_value(env, EEXIST);
+  }
+  return int_value(env, remember_socket(env, fd) ? 0 : ENOMEM);
+}
+
 napi_status twinframe_define_fd_passing(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     { "seqpacketListen", NULL, seqpacket_listen, NULL, NULL, NULL, napi_default, NULL },
@@ -222,6 +243,7 @@ napi_status twinframe_define_fd_passing(napi_env env, napi_value exports) {
     { "seqpacketAccept", NULL, seqpacket_accept, NULL, NULL, NULL, napi_default, NULL },
     { "sendFds", NULL, send_fds, NULL, NULL, NULL, napi_default, NULL },
     { "recvFds", NULL, recv_fds, NULL, NULL, NULL, napi_default, NULL },
+    { "adoptFd", NULL, adopt_fd, NULL, NULL, NULL, napi_default, NULL },
   };
   return napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
 }

@@ -3,6 +3,7 @@
 #ifndef TWINFRAME_PAIR_NATIVE_H
 #define TWINFRAME_PAIR_NATIVE_H
 
+#include <stdbool.h>
 #include <node_api.h>
 
 #ifdef __cplusplus
@@ -12,6 +13,11 @@ extern "C" {
 napi_status twinframe_define_shared_region(napi_env env, napi_value exports);
 napi_status twinframe_define_process_exit(napi_env env, napi_value exports);
 napi_status twinframe_define_fd_passing(napi_env env, napi_value exports);
+
+// The descriptors a thread owns (twinframe_native.c): closed by udpClose/closeFd
+// or when the thread's environment goes away.
+bool remember_socket(napi_env env, int fd);
+bool forget_socket(napi_env env, int fd);
 
 #ifdef __cplusplus
 }

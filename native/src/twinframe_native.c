@@ -196,7 +196,7 @@ static open_sockets* sockets_of(napi_env env) {
 }
 
 // Remember fd as open in this environment; false when out of memory.
-static bool remember_socket(napi_env env, int fd) {
+bool remember_socket(napi_env env, int fd) {
   open_sockets* sockets = sockets_of(env);
   if (sockets->count == sockets->capacity) {
     size_t capacity = sockets->capacity ? 2 * sockets->capacity : 64;
@@ -210,7 +210,7 @@ static bool remember_socket(napi_env env, int fd) {
 }
 
 // Forget fd; false when this environment did not open it.
-static bool forget_socket(napi_env env, int fd) {
+bool forget_socket(napi_env env, int fd) {
   open_sockets* sockets = sockets_of(env);
   for (size_t i = 0; i < sockets->count; i++) {
     if (sockets->fds[i] == fd) {

@@ -161,6 +161,16 @@ export class FdChannel {
   }
 }
 
+/**
+ * The calling thread owns a received descriptor from now on, as if the addon had
+ * made it there: udpClose/closeFd close it, and so does the thread's end (a data
+ * path that sends on a passed UDP socket). Throws EEXIST if it owns it already.
+ */
+export function adoptDescriptor(fd: number): void {
+  const rc = requirePairNative().adoptFd(fd);
+  if (rc !== 0) throw errnoError(-rc, `adopt descriptor ${fd}`);
+}
+
 /** Block this thread until `fd` is readable (an FdChannel: a message or its end is waiting), at most timeoutMs (-1: no limit); false on timeout. */
 export function waitReadable(fd: number, timeoutMs: number): boolean {
   const result = requirePairNative().waitReadable(fd, timeoutMs);

@@ -57,6 +57,8 @@ export interface NativeAddon {
   sendFds(fd: number, payload: Buffer, fds: Int32Array, count: number): number;
   /** The next message into payload, its descriptors into fdsOut (-1 in the rest); its length, 0 when the peer closed, or -errno (-EMSGSIZE: did not fit, its descriptors closed). */
   recvFds(fd: number, payload: Buffer, fdsOut: Int32Array): number;
+  /** The calling thread owns a received descriptor from now on (udpClose/closeFd and the thread's end close it); 0 or an errno (EBADF, EEXIST). */
+  adoptFd(fd: number): number;
 }
 
 function load(): NativeAddon | undefined {
@@ -65,7 +67,7 @@ function load(): NativeAddon | undefined {
     const addon = createRequire(import.meta.url)('../../../native/build/Release/twinframe_native.node') as Partial<NativeAddon>;
     // A build older than its source (not rebuilt after an upgrade) lacks the newest
     // function: treated as no addon, rather than failing a path when it is called.
-    return typeof addon.recvFds === 'function' ? addon as NativeAddon : undefined;
+    return typeof addon.adoptFd === 'function' ? addon as NativeAddon : undefined;
   } catch {
     return undefined;
   }

@@ -8,11 +8,10 @@
 //   hand-over <channel>        accept one TCP connection, pass it over the fd
 //                              channel, then wait to be killed
 
-import fs from 'node:fs';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { nativeAddon } from '../../src/shared/native.js';
-import { FdChannel, descriptorOf, openSharedRegion, waitReadable } from '../../src/pair-process/native-pair.js';
+import { FdChannel, adoptDescriptor, descriptorOf, openSharedRegion, waitReadable } from '../../src/pair-process/native-pair.js';
 
 /** Words of the counting region. */
 export const COUNT_ADD = 0;
@@ -48,6 +47,7 @@ function nextMessage(channel: FdChannel): { text: string; fds: number[] } {
 async function receive(channelPath: string): Promise<void> {
   const channel = FdChannel.connect(channelPath);
   const { text, fds: [udpFd, listenFd] } = nextMessage(channel);
+  adoptDescriptor(udpFd); // this thread sends on it and closes it, as a data path would
   const payload = Buffer.from(`${text} from child ${process.pid}`);
   const results = new Int32Array(1);
   nativeAddon!.sendBatch(Int32Array.of(udpFd), [payload], Int32Array.of(payload.length), 1, results);
@@ -59,7 +59,7 @@ async function receive(channelPath: string): Promise<void> {
   await new Promise<void>((resolve) => server.listen({ fd: listenFd }, resolve));
   channel.send(Buffer.from('listening'));
   await new Promise((resolve) => server.once('close', resolve));
-  fs.closeSync(udpFd);
+  if (nativeAddon!.udpClose(udpFd) !== 0) throw new Error('the adopted UDP socket did not close');
   channel.close();
 }
 
