@@ -111,13 +111,8 @@ static bool fd_value(napi_env env, napi_value value, int32_t* fd) {
 }
 
 static napi_value seqpacket_accept(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  int32_t listen_fd = -1;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 || !fd_value(env, argv[0], &listen_fd)) {
-    napi_throw_type_error(env, NULL, "seqpacketAccept(listenFd: non-negative integer)");
-    return NULL;
-  }
+  int32_t listen_fd = fd_argument(env, info, "seqpacketAccept(listenFd: non-negative integer)");
+  if (listen_fd < 0) return NULL;
   int fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
   return int_value(env, fd < 0 ? -errno : fd);
 }
@@ -221,13 +216,8 @@ static napi_value recv_fds(napi_env env, napi_callback_info info) {
 }
 
 static napi_value adopt_fd(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  int32_t fd = -1;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 || !fd_value(env, argv[0], &fd)) {
-    napi_throw_type_error(env, NULL, "adoptFd(fd: non-negative integer)");
-    return NULL;
-  }
+  int32_t fd = fd_argument(env, info, "adoptFd(fd: non-negative integer)");
+  if (fd < 0) return NULL;
   if (fcntl(fd, F_GETFD) < 0) return int_value(env, EBADF);
   if (forget_socket(env, fd)) {
     remember_socket(env, fd);  // it was there: room for it exists

@@ -18,6 +18,8 @@ napi_status twinframe_define_fd_passing(napi_env env, napi_value exports);
 // or when the thread's environment goes away.
 bool remember_socket(napi_env env, int fd);
 bool forget_socket(napi_env env, int fd);
+// The one non-negative fd argument of a call; -1 after throwing `usage`.
+int32_t fd_argument(napi_env env, napi_callback_info info, const char* usage);
 
 #ifdef __cplusplus
 }

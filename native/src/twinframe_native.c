@@ -278,7 +278,7 @@ static napi_value udp_multicast(napi_env env, napi_callback_info info) {
 
 // Reads the single descriptor argument of udpClose/closeFd/dupFd; throws and
 // returns -1 when it is missing or negative.
-static int32_t fd_argument(napi_env env, napi_callback_info info, const char* usage) {
+int32_t fd_argument(napi_env env, napi_callback_info info, const char* usage) {
   size_t argc = 1;
   napi_value argv[1];
   int32_t fd = -1;
