@@ -16,16 +16,10 @@ import { nativeAddon } from '../src/shared/native.js';
 import { FdChannelListener, adoptDescriptor, descriptorOf, type FdChannel, type FdMessage } from '../src/pair-process/native-pair.js';
 import { ReadableWatcher } from '../src/pair-process/native-watcher.js';
 import { leakCheck } from './helpers/leak-check.js';
+import { childExited } from './helpers/native-pair-waiter.js';
 
 const CHILD = fileURLToPath(new URL('./helpers/native-pair-child.js', import.meta.url));
 const LIMIT_MS = 30_000;
-
-function exited(child: ChildProcess): Promise<number | null> {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) resolve(child.exitCode);
-    else child.once('exit', (code) => resolve(code));
-  });
-}
 
 async function until<T>(what: string, probe: () => T | undefined): Promise<T> {
   const deadline = Date.now() + LIMIT_MS;
@@ -46,7 +40,7 @@ async function childOnChannel(t: ExecutionContext, mode: string): Promise<{ chil
   const child = spawn(process.execPath, [CHILD, mode, listener.socketPath], { stdio: ['ignore', 'ignore', 'inherit'] });
   t.teardown(async () => {
     child.kill('SIGKILL');
-    await exited(child);
+    await childExited(child);
   });
   const channel = await until('the child connects', () => listener.accept());
   t.teardown(() => channel.close());
@@ -103,7 +97,7 @@ test.serial('a child takes a UDP socket and a TCP listener: both processes send 
     client.on('error', reject);
   });
   t.is(answer, `accepted by child ${child.pid}`);
-  t.is(await exited(child), 0);
+  t.is(await childExited(child), 0);
 
   await until('both datagrams', () => (datagrams.length >= 2 ? true : undefined));
   t.deepEqual(datagrams.map((d) => d.text).sort(), [`datagram from child ${child.pid}`, `datagram from parent ${process.pid}`].sort());
@@ -119,7 +113,7 @@ test.serial('an accepted TCP connection passed to this process keeps working aft
   t.is(payload.toString('utf8'), 'connection');
   t.is(fds.length, 1);
   child.kill('SIGKILL');
-  await exited(child);
+  await childExited(child);
 
   const taken = new net.Socket({ fd: fds[0], readable: true, writable: true });
   t.teardown(() => taken.destroy());

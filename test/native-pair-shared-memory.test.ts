@@ -14,6 +14,7 @@ import {
 } from '../src/pair-process/native-pair.js';
 import { COUNT_ADD, COUNT_CAS, COUNT_GO, COUNT_READY } from './helpers/native-pair-child.js';
 import { leakCheck } from './helpers/leak-check.js';
+import { childExited } from './helpers/native-pair-waiter.js';
 
 const run = promisify(execFile);
 const CHILD = fileURLToPath(new URL('./helpers/native-pair-child.js', import.meta.url));
@@ -27,14 +28,6 @@ function tempDir(t: { teardown: (fn: () => void) => void }): string {
   return dir;
 }
 
-/** Exit code of a child, without a listener race. */
-function exited(child: ReturnType<typeof spawn>): Promise<number | null> {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) resolve(child.exitCode);
-    else child.once('exit', (code) => resolve(code));
-  });
-}
-
 test('two processes increment one counter 1e6 times each, by add and by compareExchange: the result is exact', async (t) => {
   const file = path.join(tempDir(t), 'counter');
   const words = new Int32Array(createSharedRegion(file, BYTES));
@@ -45,7 +38,7 @@ test('two processes increment one counter 1e6 times each, by add and by compareE
   while (Atomics.load(words, COUNT_READY) < 2 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
   t.is(Atomics.load(words, COUNT_READY), 2, 'both children mapped the region');
   Atomics.store(words, COUNT_GO, 1);
-  t.deepEqual(await Promise.all(children.map(exited)), [0, 0]);
+  t.deepEqual(await Promise.all(children.map(childExited)), [0, 0]);
   t.is(Atomics.load(words, COUNT_ADD), 2 * N);
   t.is(Atomics.load(words, COUNT_CAS), 2 * N);
   removeSharedRegion(file);

@@ -573,6 +573,7 @@ static napi_value init(napi_env env, napi_value exports) {
   twinframe_define_shared_region(env, exports);
   twinframe_define_process_exit(env, exports);
   twinframe_define_fd_passing(env, exports);
+  twinframe_define_life_lock(env, exports);
   return exports;
 }
 

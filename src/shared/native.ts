@@ -59,6 +59,12 @@ export interface NativeAddon {
   recvFds(fd: number, payload: Buffer, fdsOut: Int32Array): number;
   /** The calling thread owns a received descriptor from now on (udpClose/closeFd and the thread's end close it); 0 or an errno (EBADF, EEXIST). */
   adoptFd(fd: number): number;
+  /** The life lock (a robust process-shared mutex in a shared region; words: >= 16, 8-byte aligned): make it; 0 or an errno. */
+  lifeLockInit(words: Int32Array): number;
+  /** Take the life lock within timeoutMs (0: try, -1: no limit): 0, EOWNERDEAD (its holder died; taken), ETIMEDOUT, EDEADLK or an errno. */
+  lifeLockAcquire(words: Int32Array, timeoutMs: number): number;
+  /** Give the life lock back; 0 or an errno (EPERM: not held by this thread). */
+  lifeLockRelease(words: Int32Array): number;
 }
 
 function load(): NativeAddon | undefined {
@@ -67,7 +73,7 @@ function load(): NativeAddon | undefined {
     const addon = createRequire(import.meta.url)('../../../native/build/Release/twinframe_native.node') as Partial<NativeAddon>;
     // A build older than its source (not rebuilt after an upgrade) lacks the newest
     // function: treated as no addon, rather than failing a path when it is called.
-    return typeof addon.adoptFd === 'function' ? addon as NativeAddon : undefined;
+    return typeof addon.lifeLockRelease === 'function' ? addon as NativeAddon : undefined;
   } catch {
     return undefined;
   }
