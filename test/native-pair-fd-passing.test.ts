@@ -53,6 +53,7 @@ async function childOnChannel(t: ExecutionContext, mode: string): Promise<{ chil
         if (m === 'closed') closed = true;
         else queue.push(m);
       }
+      if (closed) void watcher.stop(); // an ended socket stays readable
     },
     onError: (err) => t.fail(err.message),
   });

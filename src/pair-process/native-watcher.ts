@@ -59,7 +59,11 @@ class WatcherThread {
 export interface ReadableWatcherOptions {
   readonly once: boolean;
   readonly wake?: WatchWake;
-  /** The descriptor was readable; `at` is process.hrtime.bigint() when the thread saw it. Drain the descriptor here (synchronously). */
+  /**
+   * The descriptor was readable; `at` is process.hrtime.bigint() when the thread saw it.
+   * Drain the descriptor here (synchronously). A socket whose peer closed stays
+   * readable: stop the watcher then (FdChannel.receive() returned 'closed').
+   */
   readonly onReadable: (at: bigint) => void;
   readonly onError: (err: Error) => void;
 }
