@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { nativeAddon } from '../src/shared/native.js';
-import { FdChannelListener, adoptDescriptor, descriptorOf, type FdChannel, type FdMessage } from '../src/pair-process/native-pair.js';
+import { FdChannelListener, adoptDescriptor, descriptorOf, openPeerPidfd, waitProcessExit, type FdChannel, type FdMessage } from '../src/pair-process/native-pair.js';
 import { ReadableWatcher } from '../src/pair-process/native-watcher.js';
 import { leakCheck } from './helpers/leak-check.js';
 import { childExited } from './helpers/native-pair-waiter.js';
@@ -105,8 +105,12 @@ test.serial('a child takes a UDP socket and a TCP listener: both processes send 
   t.is(datagrams[0].port, datagrams[1].port, 'one source port for both processes');
 });
 
-test.serial('an accepted TCP connection passed to this process keeps working after the sender is SIGKILLed', async (t) => {
-  const { child, next } = await childOnChannel(t, 'hand-over');
+test.serial('an accepted TCP connection passed to this process keeps working after the sender is SIGKILLed; the channel names its peer\'s pidfd', async (t) => {
+  const { child, channel, next } = await childOnChannel(t, 'hand-over');
+  const peer = openPeerPidfd(channel.fd);
+  t.teardown(() => fs.closeSync(peer));
+  t.regex(fs.readFileSync(`/proc/self/fdinfo/${peer}`, 'utf8'), new RegExp(`^Pid:\\s+${child.pid}$`, 'm'), 'the kernel names the child as the peer');
+  t.is(waitProcessExit(peer, 0), 'timeout');
   const port = Number((await next()).payload.toString('utf8'));
   const client = net.connect(port, '127.0.0.1');
   t.teardown(() => client.destroy());
@@ -115,6 +119,7 @@ test.serial('an accepted TCP connection passed to this process keeps working aft
   t.is(fds.length, 1);
   child.kill('SIGKILL');
   await childExited(child);
+  t.is(waitProcessExit(peer, 0), 'exited');
 
   const taken = new net.Socket({ fd: fds[0], readable: true, writable: true });
   t.teardown(() => taken.destroy());

@@ -218,6 +218,17 @@ export function openPidfd(pid: number): number {
   return fd;
 }
 
+/**
+ * A pidfd for the process at the other end of a connected Unix socket (an
+ * FdChannel's fd, or descriptorOf a net.Socket of the pair's link), named by the
+ * kernel: the very process that connected, not whichever now has its pid.
+ */
+export function openPeerPidfd(socketFd: number): number {
+  const fd = requirePairNative().peerPidfd(socketFd);
+  if (fd < 0) throw errnoError(fd, 'pidfd of the socket\'s peer');
+  return fd;
+}
+
 /** Block this thread until the process of `pidfd` exits, or timeoutMs passes (-1: no limit). For a watcher thread. */
 export function waitProcessExit(pidfd: number, timeoutMs: number): 'exited' | 'timeout' {
   return waitReadable(pidfd, timeoutMs) ? 'exited' : 'timeout';

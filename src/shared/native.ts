@@ -45,6 +45,8 @@ export interface NativeAddon {
   sharedRegionOpen(path: string, bytes: number, create: boolean): SharedArrayBuffer | number;
   /** A pidfd (close-on-exec) for process `pid`; the fd or -errno. */
   pidfdOpen(pid: number): number;
+  /** A pidfd for the process at the other end of a connected Unix socket (SO_PEERPIDFD; SO_PEERCRED's pid before Linux 6.5); the fd or -errno. */
+  peerPidfd(fd: number): number;
   /** Block this thread until `fd` is readable (a pidfd: its process exited), at most timeoutMs (-1: no limit); 1 readable, 0 timed out, or -errno. */
   waitReadable(fd: number, timeoutMs: number): number;
   /** A nonblocking SOCK_SEQPACKET Unix socket listening at `path`; the fd or -errno. */
@@ -73,7 +75,7 @@ function load(): NativeAddon | undefined {
     const addon = createRequire(import.meta.url)('../../../native/build/Release/twinframe_native.node') as Partial<NativeAddon>;
     // A build older than its source (not rebuilt after an upgrade) lacks the newest
     // function: treated as no addon, rather than failing a path when it is called.
-    return typeof addon.lifeLockRelease === 'function' ? addon as NativeAddon : undefined;
+    return typeof addon.peerPidfd === 'function' ? addon as NativeAddon : undefined;
   } catch {
     return undefined;
   }
