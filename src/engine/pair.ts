@@ -22,6 +22,7 @@ export interface PairHooks {
   rebasePlayingSessions(pair: DataPathPair): void;
   pathFailed(pair: DataPathPair, report: FailureReport): void;
   pathState(event: PathStateEvent): void;
+  sendingHeld(): boolean;
 }
 
 export interface PairOptions extends PathHostOptions, ExecutorOptions {
@@ -53,6 +54,7 @@ export class DataPathPair {
       rebasePlayingSessions: () => hooks.rebasePlayingSessions(this),
       pathFailed: (report) => hooks.pathFailed(this, report),
       pathState: (event) => hooks.pathState(event),
+      sendingHeld: () => hooks.sendingHeld(),
     }, pairLog);
   }
 
