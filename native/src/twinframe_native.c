@@ -84,6 +84,8 @@
 #include <unistd.h>
 #include <node_api.h>
 
+#include "pair_native.h"
+
 static napi_value set_realtime_priority(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -194,7 +196,7 @@ static open_sockets* sockets_of(napi_env env) {
 }
 
 // Remember fd as open in this environment; false when out of memory.
-static bool remember_socket(napi_env env, int fd) {
+bool remember_socket(napi_env env, int fd) {
   open_sockets* sockets = sockets_of(env);
   if (sockets->count == sockets->capacity) {
     size_t capacity = sockets->capacity ? 2 * sockets->capacity : 64;
@@ -208,7 +210,7 @@ static bool remember_socket(napi_env env, int fd) {
 }
 
 // Forget fd; false when this environment did not open it.
-static bool forget_socket(napi_env env, int fd) {
+bool forget_socket(napi_env env, int fd) {
   open_sockets* sockets = sockets_of(env);
   for (size_t i = 0; i < sockets->count; i++) {
     if (sockets->fds[i] == fd) {
@@ -276,7 +278,7 @@ static napi_value udp_multicast(napi_env env, napi_callback_info info) {
 
 // Reads the single descriptor argument of udpClose/closeFd/dupFd; throws and
 // returns -1 when it is missing or negative.
-static int32_t fd_argument(napi_env env, napi_callback_info info, const char* usage) {
+int32_t fd_argument(napi_env env, napi_callback_info info, const char* usage) {
   size_t argc = 1;
   napi_value argv[1];
   int32_t fd = -1;
@@ -568,6 +570,9 @@ static napi_value init(napi_env env, napi_value exports) {
     { "wireFlush", NULL, wire_flush, NULL, NULL, NULL, napi_default, NULL },
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
+  twinframe_define_shared_region(env, exports);
+  twinframe_define_process_exit(env, exports);
+  twinframe_define_fd_passing(env, exports);
   return exports;
 }
 

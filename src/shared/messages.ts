@@ -11,6 +11,8 @@
 //   data path ──workerData──► its reader   ReaderWorkerData
 //   data path ──MessagePort──► its reader  PathToReader
 //   data path ◄──MessagePort── its reader  ReaderToPath
+//   main ──workerData──► fd watcher   WatcherWorkerData (src/pair-process/native-watcher.ts)
+//   main ◄──postMessage── fd watcher  WatcherToMain
 
 import type { MessagePort } from 'node:worker_threads';
 import type { OpenSessionCommand } from './commands.js';
@@ -154,3 +156,19 @@ export type PathToReader =
 export type ReaderToPath =
   | { readonly type: 'keys'; readonly id: number; readonly table: SharedArrayBuffer }
   | { readonly type: 'keys-failed'; readonly id: number; readonly failure: number; readonly message: string };
+
+/** A thread that waits for a descriptor to become readable (a pidfd: its process exited; a socket: a message). */
+export interface WatcherWorkerData {
+  readonly fd: number;
+  /** Stop after the first time (a pidfd is readable for good once its process exited). */
+  readonly once: boolean;
+  /** [STOP, ARMED] (src/pair-process/native-watcher.ts): the owner's stop request, and whether to wait again. */
+  readonly control: Int32Array;
+  /** Set to 1 and Atomics.notify'd by the watcher thread itself, before it posts: wakes this process's waiters at once. */
+  readonly wake?: { readonly array: Int32Array; readonly index: number };
+}
+
+/** The watcher saw its descriptor readable (at: process.hrtime.bigint() then), or its wait failed (errno). */
+export type WatcherToMain =
+  | { readonly type: 'readable'; readonly at: bigint }
+  | { readonly type: 'error'; readonly message: string };

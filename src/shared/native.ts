@@ -41,6 +41,24 @@ export interface NativeAddon {
   wireSetMedia(wire: Int32Array, mediaNext: number): number;
   /** The wire: send from its tail on `fd`, storing the new tail; bytes sent or -errno. */
   wireFlush(fd: number, wire: Int32Array): number;
+  /** Issue 17, the process pair (wrapped by src/pair-process/native-pair.ts): map file `path` (create: new, 0600, sized to `bytes`; else existing, of exactly `bytes`) MAP_SHARED as a SharedArrayBuffer; or -errno. */
+  sharedRegionOpen(path: string, bytes: number, create: boolean): SharedArrayBuffer | number;
+  /** A pidfd (close-on-exec) for process `pid`; the fd or -errno. */
+  pidfdOpen(pid: number): number;
+  /** Block this thread until `fd` is readable (a pidfd: its process exited), at most timeoutMs (-1: no limit); 1 readable, 0 timed out, or -errno. */
+  waitReadable(fd: number, timeoutMs: number): number;
+  /** A nonblocking SOCK_SEQPACKET Unix socket listening at `path`; the fd or -errno. */
+  seqpacketListen(path: string): number;
+  /** A nonblocking SOCK_SEQPACKET connection to `path`; the fd or -errno. */
+  seqpacketConnect(path: string): number;
+  /** The next connection waiting on a seqpacketListen socket; the fd, or -errno (-EAGAIN: none). */
+  seqpacketAccept(listenFd: number): number;
+  /** One message: payload (>= 1 byte) with fds[0..count-1] attached (SCM_RIGHTS, at most 64); bytes sent or -errno. */
+  sendFds(fd: number, payload: Buffer, fds: Int32Array, count: number): number;
+  /** The next message into payload, its descriptors into fdsOut (-1 in the rest); its length, 0 when the peer closed, or -errno (-EMSGSIZE: did not fit, its descriptors closed). */
+  recvFds(fd: number, payload: Buffer, fdsOut: Int32Array): number;
+  /** The calling thread owns a received descriptor from now on (udpClose/closeFd and the thread's end close it); 0 or an errno (EBADF, EEXIST). */
+  adoptFd(fd: number): number;
 }
 
 function load(): NativeAddon | undefined {
@@ -49,7 +67,7 @@ function load(): NativeAddon | undefined {
     const addon = createRequire(import.meta.url)('../../../native/build/Release/twinframe_native.node') as Partial<NativeAddon>;
     // A build older than its source (not rebuilt after an upgrade) lacks the newest
     // function: treated as no addon, rather than failing a path when it is called.
-    return typeof addon.udpMulticast === 'function' ? addon as NativeAddon : undefined;
+    return typeof addon.adoptFd === 'function' ? addon as NativeAddon : undefined;
   } catch {
     return undefined;
   }
