@@ -27,6 +27,7 @@ import { parseListenAddress } from './config/schema.js';
 import { BroadcastManager } from './broadcast/manager.js';
 import { BroadcastTable } from './broadcast/table.js';
 import { startPairProcess, type PairProcess } from './pair-process/pair-process.js';
+import { sharedBlocks, type SharedBlocks } from './pair-process/shared-blocks.js';
 
 export interface ServerOptions {
   readonly config: TwinframeConfig;
@@ -118,6 +119,9 @@ export async function startServer(options: ServerOptions): Promise<TwinframeServ
     for (const stop of [...stops].reverse()) await stop().catch((err: Error) => logger.error({ err: err.message }, 'error while stopping'));
   })());
   try {
+    // A process pair keeps the engine's control blocks in shared memory the other process maps.
+    const blocks = config.pair && sharedBlocks(config.pair.link);
+    if (blocks) stops.push(() => Promise.resolve(blocks.remove()));
     const engine = await Engine.start({
       logger,
       heartbeatPeriodUs: config.failover.heartbeatPeriodUs,
@@ -130,11 +134,12 @@ export async function startServer(options: ServerOptions): Promise<TwinframeServ
       pairs: config.paths.pairs,
       // Every slot a pair's control block can hold: the configured limits decide admission.
       maxSessions: MAX_SESSIONS,
+      ...(blocks ? { controlBlockMemory: blocks.memory } : {}),
     });
     stops.push(() => engine.close());
     // Filled in once the RTSP server exists; the admin socket answers only after that.
     const started: { rtsp?: RtspServer } = {};
-    const pairProcess = await startProcessPair(engine, () => started.rtsp);
+    const pairProcess = blocks && await startProcessPair(engine, blocks, () => started.rtsp);
     // An asset found unusable while it streamed (its sessions have ended) is refused until its file changes.
     engine.on('asset-failed', (e: AssetFailedEvent) => catalog.markUnavailable(e.assetPath, e.reason));
     // The broadcast table's running side; its broadcasts start once the RTSP server listens.
@@ -221,10 +226,10 @@ export async function startServer(options: ServerOptions): Promise<TwinframeServ
   }
 
   /** This process's side of the process pair, if configured; a standby listens for viewers once it took over. */
-  async function startProcessPair(engine: Engine, rtsp: () => RtspServer | undefined): Promise<PairProcess | undefined> {
+  async function startProcessPair(engine: Engine, blocks: SharedBlocks, rtsp: () => RtspServer | undefined): Promise<PairProcess | undefined> {
     if (config.pair === undefined) return undefined;
     const pairProcess = await startPairProcess({
-      pair: config.pair, engine, logger, config: () => config,
+      pair: config.pair, engine, blocks, logger, config: () => config,
       onTakeover: () => {
         rtsp()?.listen().catch((err: Error) => logger.error({ err: err.message }, 'took over, but cannot listen for RTSP viewers'));
       },

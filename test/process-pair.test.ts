@@ -140,33 +140,32 @@ test.serial('SIGKILL of the primary: the standby sends the next datagram of ever
     const killNs = process.hrtime.bigint();
     const killedAt = Date.now();
     primary.child.kill('SIGKILL');
-    await primary.exited;
-    const s = await untilStatus(standby, (x) => x.processPair?.state === 'Secondary_No_Primary', 'took over');
-    t.like(s.processPair, { sending: true, peer: { state: 'dead' } });
-    t.is(s.processPair?.takeover?.sessions, SESSIONS);
-    // Every stream plays to the asset's end.
-    const total = Math.ceil(sample.asset.packetCount / 7);
-    for (const v of viewers) await v.receiver.waitForCount(total, sample.durationMs + 10_000).catch(() => undefined);
-    await new Promise((r) => setTimeout(r, 300)); // anything repeated late arrives too
+    // A second of the standby's stream, with nothing else running here (a twinframectl start would
+    // compete with the receiver for the CPU); then everything received is held against the asset.
+    await new Promise((r) => setTimeout(r, 1000));
     const figures = viewers.map((v) => {
-      const datagrams = v.receiver.datagrams;
+      const datagrams = [...v.receiver.datagrams];
       const stats = sequenceStats(datagrams.map((d) => d.rtp!.sequence), { firstSeq: v.firstSeq });
       return {
-        ...stats, total, sources: new Set(datagrams.map((d) => d.from)).size, mismatched: mismatches(datagrams, v.firstSeq),
+        ...stats, sources: new Set(datagrams.map((d) => d.from)).size, mismatched: mismatches(datagrams, v.firstSeq),
         afterKill: datagrams.filter((d) => d.arrivalNs >= killNs).length, ...latenessAfter(datagrams, v.firstSeq, killNs),
       };
     });
+    await primary.exited;
+    const s = await untilStatus(standby, (x) => x.processPair?.state === 'Secondary_No_Primary', 'took over');
+    t.like(s.processPair, { sending: true, peer: { state: 'dead' } });
+    t.like(s.processPair?.takeover, { sessions: SESSIONS, cursors: 'shared-memory' });
     t.log(`takeover ${Date.parse(s.processPair!.takeover!.at) - killedAt} ms after the kill: ${JSON.stringify(s.processPair?.takeover)}`);
-    for (const f of figures) t.log(`received ${f.received}/${f.total}, lost ${f.lost}, duplicated ${f.duplicated}, after the kill ${f.afterKill}; first after the kill ${f.firstMs.toFixed(2)} ms late, worst ${f.maxMs.toFixed(2)} ms`);
+    for (const f of figures) t.log(`received ${f.received}, lost ${f.lost}, duplicated ${f.duplicated}, after the kill ${f.afterKill}; first after the kill ${f.firstMs.toFixed(2)} ms late, worst ${f.maxMs.toFixed(2)} ms`);
     for (const f of figures) {
       t.is(f.lost, 0, 'nothing lost');
-      t.is(f.unique, f.total, 'every datagram of the asset');
       t.is(f.mismatched, 0, 'byte-exact');
       t.is(f.sources, 1, 'one source address and port, whichever process sends');
-      t.true(f.afterKill > 0, 'the standby sent');
+      t.true(f.afterKill > 200, `the standby sent its stream on (${f.afterKill} datagrams in a second)`);
       t.true(f.maxMs < 1000, `within a generous bound on a loaded machine (${f.maxMs.toFixed(1)} ms)`);
     }
-    t.true(figures.every((f) => f.duplicated <= 4), `duplicates: ${figures.map((f) => f.duplicated).join(', ')}`);
+    // A primary path killed inside its send leaves that datagram claimed, unknown whether it left: sent again (README).
+    t.true(figures.every((f) => f.duplicated <= 1), `duplicates: ${figures.map((f) => f.duplicated).join(', ')}`);
   } finally {
     for (const v of viewers) await stopViewer(v);
   }

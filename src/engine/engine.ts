@@ -78,6 +78,8 @@ export interface EngineOptions {
   readonly serverPortRange?: { readonly first: number; readonly last: number };
   /** The patent's stream limits; a session that would exceed one is refused (RTSP 453). */
   readonly limits?: StreamLimits;
+  /** Where each pair's control block lives: shared memory a standby process maps (src/pair-process); absent: this process's own. */
+  readonly controlBlockMemory?: (pair: number, bytes: number) => SharedArrayBuffer;
 }
 
 export interface OpenSessionOptions {
@@ -198,7 +200,7 @@ const SESSION_BOUND_TIMEOUT_MS = 3000;
 
 export class Engine extends EventEmitter<EngineEventArgs> {
   private readonly log: Logger;
-  private readonly options: Required<Omit<EngineOptions, 'logger'>>;
+  private readonly options: Required<Omit<EngineOptions, 'logger' | 'controlBlockMemory'>>;
   private readonly pairs: readonly DataPathPair[];
   private supervisor: SupervisorHost | undefined;
   private readonly table: SessionTable;
@@ -210,7 +212,8 @@ export class Engine extends EventEmitter<EngineEventArgs> {
 
   private constructor(options: EngineOptions) {
     super();
-    this.options = { ...DEFAULTS, faultInjection: false, ...stripUndefined(options) };
+    const { controlBlockMemory, ...rest } = options;
+    this.options = { ...DEFAULTS, faultInjection: false, ...stripUndefined(rest) };
     if (this.options.maxSessions > MAX_SESSIONS) throw new TwinframeError('TF_CONFIG_INVALID', `maxSessions ${this.options.maxSessions} exceeds ${MAX_SESSIONS}`);
     if (!Number.isInteger(this.options.pairs) || this.options.pairs < 1) throw new TwinframeError('TF_CONFIG_INVALID', `pairs must be an integer ≥ 1 (got ${this.options.pairs})`);
     this.log = (options.logger ?? silentLogger).child({ component: 'engine' });
@@ -224,7 +227,7 @@ export class Engine extends EventEmitter<EngineEventArgs> {
       pathState: (event: PathStateEvent) => this.emit('path-state', event),
       sendingHeld: () => this.held,
     };
-    this.pairs = Array.from({ length: this.options.pairs }, (_, i) => new DataPathPair(i, this.options, hooks, this.log));
+    this.pairs = Array.from({ length: this.options.pairs }, (_, i) => new DataPathPair(i, { ...this.options, controlBlockMemory }, hooks, this.log));
   }
 
   /**
@@ -666,6 +669,11 @@ export class Engine extends EventEmitter<EngineEventArgs> {
     session.state = 'playing';
     this.replicaSegments.set(sessionId, primary.id);
     cb.wakePaths();
+  }
+
+  /** A standby process's engine: the primary's id of the segment the session plays here (undefined: none yet). */
+  replicaSegmentOf(sessionId: string): number | undefined {
+    return this.replicaSegments.get(sessionId);
   }
 
   /** A standby process's engine: move each session's cursor on to the primary's (same segment only, never back). */

@@ -27,6 +27,8 @@ export interface SessionReplica {
   readonly initialRtpTs: number;
   /** RTP time 0 of the session's clock (the first play's start), if it played. */
   readonly firstStartMs?: number;
+  /** Where the primary keeps it: its pair and its slot in that pair's control block. */
+  readonly primarySlot: { readonly pair: number; readonly slot: number };
 }
 
 /** One step of the session command stream (patent [0087]); `segment` ids are the primary's. */
@@ -60,6 +62,7 @@ export function replicaOf(s: Session): SessionReplica | undefined {
     initialSeq: s.initialSeq,
     initialRtpTs: s.initialRtpTs,
     ...(s.firstStartMs === undefined ? {} : { firstStartMs: s.firstStartMs }),
+    primarySlot: { pair: s.pair, slot: s.slot },
   };
 }
 

@@ -33,7 +33,9 @@ export interface HelloMessage { readonly type: 'hello'; readonly protocol: numbe
 export interface WelcomeMessage { readonly type: 'welcome'; readonly proof: string }
 /** Either way: why the link is closed (bad proof, protocol, a second standby). */
 export interface RefusedMessage { readonly type: 'refused'; readonly reason: string }
-export interface ParamsMessage { readonly type: 'params'; readonly params: SynchronizedParameters }
+/** Where the primary's control blocks are mapped (src/pair-process/shared-blocks.ts), by pair. */
+export interface SharedBlocksInfo { readonly files: readonly string[]; readonly maxSessions: number }
+export interface ParamsMessage { readonly type: 'params'; readonly params: SynchronizedParameters; readonly controlBlocks: SharedBlocksInfo }
 /** One step of the session command stream (patent [0087]). */
 export interface StepMessage { readonly type: 'step'; readonly step: ReplicationEvent }
 /** The snapshot of the sessions open when the standby joined is complete: what follows is live. */

@@ -8,6 +8,7 @@ import type { SynchronizedParameters } from './link-messages.js';
 import { PairPrimary } from './primary.js';
 import { PairStandby } from './standby.js';
 import type { ProcessPairStatus, ProcessRole, TakeoverRecord } from './pair-status.js';
+import type { SharedBlocks } from './shared-blocks.js';
 
 export interface PairProcess {
   /** The role this process started in. */
@@ -19,6 +20,8 @@ export interface PairProcess {
 export interface PairProcessOptions {
   readonly pair: PairConfig;
   readonly engine: Engine;
+  /** Where the engine's control blocks live (shared memory: sharedBlocks). */
+  readonly blocks: SharedBlocks;
   readonly logger: Logger;
   /** The running configuration (a reload may change its live fields). */
   readonly config: () => TwinframeConfig;
@@ -30,7 +33,8 @@ export interface PairProcessOptions {
 export async function startPairProcess(options: PairProcessOptions): Promise<PairProcess> {
   const { pair, engine, logger } = options;
   if (pair.role === 'primary') {
-    const primary = await PairPrimary.listen({ engine, link: pair.link, secret: pair.secret, logger, params: () => synchronizedParameters(options.config(), engine) });
+    const controlBlocks = { files: options.blocks.files, maxSessions: engine.controlBlock().layout.maxSessions };
+    const primary = await PairPrimary.listen({ engine, link: pair.link, secret: pair.secret, logger, controlBlocks, params: () => synchronizedParameters(options.config(), engine) });
     return { role: 'primary', status: () => primary.status(), close: () => primary.close() };
   }
   engine.holdSending();

@@ -15,12 +15,16 @@ export type PeerState = 'none' | 'authenticating' | 'synchronizing' | 'linked' |
 export interface TakeoverRecord {
   /** When it happened (ISO 8601). */
   readonly at: string;
-  /** From the link's close to the death confirmed and sending switched, ms. */
+  /** What told the standby: the primary's exit seen by its watch ('exiting'), or the link's close confirmed by it ('link'). */
+  readonly noticedBy: 'exiting' | 'link';
+  /** From that moment to sending switched, ms. */
   readonly switchMs: number;
   /** Sessions taken over. */
   readonly sessions: number;
   /** Pairs of data paths that now send. */
   readonly pairsSending: number;
+  /** Where the cursors came from: the primary's control blocks (exact) or the link's last report (up to 10 ms old). */
+  readonly cursors: 'shared-memory' | 'link';
 }
 
 export interface ProcessPairStatus {

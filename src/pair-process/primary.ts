@@ -11,7 +11,7 @@ import type { Engine, ReplicationEvent } from '../engine/engine.js';
 import { TwinframeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { LinkChannel, authenticateStandby } from './link.js';
-import { CURSOR_PERIOD_MS, type SynchronizedParameters } from './link-messages.js';
+import { CURSOR_PERIOD_MS, type SharedBlocksInfo, type SynchronizedParameters } from './link-messages.js';
 import type { PeerState, ProcessPairStatus } from './pair-status.js';
 
 /** A standby this far behind in reading the link is dropped (it resynchronizes when it reconnects). */
@@ -24,6 +24,8 @@ export interface PairPrimaryOptions {
   readonly secret: string;
   /** The synchronized parameters as they are now. */
   readonly params: () => SynchronizedParameters;
+  /** This process's control blocks in shared memory, for the standby to map. */
+  readonly controlBlocks: SharedBlocksInfo;
   readonly logger: Logger;
 }
 
@@ -112,7 +114,7 @@ export class PairPrimary {
     standby.pid = pid;
     standby.state = 'synchronizing';
     const { engine } = this.options;
-    this.send({ type: 'params', params: this.options.params() });
+    this.send({ type: 'params', params: this.options.params(), controlBlocks: this.options.controlBlocks });
     const snapshot = engine.replicaSnapshot();
     for (const step of snapshot) this.send({ type: 'step', step });
     this.send({ type: 'synced' });

@@ -4,12 +4,13 @@
 // service do. Every child is SIGKILLed at teardown, whatever the test did.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ExecutionContext } from 'ava';
 import type { StatusResult } from '../../src/admin/backend.js';
+import { pairRuntimeDir } from '../../src/pair-process/native-pair.js';
 import { freeTcpPort } from './free-port.js';
 import { freeUdpPortRange } from './port-range.js';
 import { runToString, TWINFRAMECTL } from './run.js';
@@ -46,6 +47,10 @@ export async function pairSetup(t: ExecutionContext): Promise<PairSetup> {
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
     await Promise.all(children.map((c) => (c.exitCode === null && c.signalCode === null ? new Promise((r) => c.once('exit', r)) : Promise.resolve())));
     await rm(dir, { recursive: true, force: true });
+    // A process killed with SIGKILL leaves its control blocks' regions (named by its pid) in shared memory.
+    const shm = pairRuntimeDir();
+    const pids = children.map((c) => `-${c.pid}-`);
+    for (const file of await readdir(shm)) if (pids.some((p) => file.includes(p))) await rm(path.join(shm, file), { force: true });
   });
   return {
     dir, rtspPort, link,
