@@ -26,7 +26,7 @@ import { health } from './metrics/health.js';
 import { parseListenAddress } from './config/schema.js';
 import { BroadcastManager } from './broadcast/manager.js';
 import { BroadcastTable } from './broadcast/table.js';
-import { startPairProcess, type PairProcess } from './pair-process/pair-process.js';
+import { startPairProcess, whenFree, type PairProcess } from './pair-process/pair-process.js';
 import { sharedBlocks, type SharedBlocks } from './pair-process/shared-blocks.js';
 
 export interface ServerOptions {
@@ -231,7 +231,8 @@ export async function startServer(options: ServerOptions): Promise<TwinframeServ
     const pairProcess = await startPairProcess({
       pair: config.pair, engine, blocks, logger, config: () => config,
       onTakeover: () => {
-        rtsp()?.listen().catch((err: Error) => logger.error({ err: err.message }, 'took over, but cannot listen for RTSP viewers'));
+        const server = rtsp();
+        if (server) whenFree(() => server.listen(), 'RTSP', logger).catch((err: Error) => logger.error({ err: err.message }, 'took over, but cannot listen for RTSP viewers'));
       },
     });
     stops.push(() => pairProcess.close());

@@ -4,7 +4,7 @@
 // primary hands every UDP session to the standby from the same source port,
 // and a receiver (this test process) gets every datagram once, byte-exact.
 
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { leakCheck } from './helpers/leak-check.js';
 import { RtspClient, UdpReceiver, sequenceStats, type ReceivedDatagram } from './helpers/rtsp-client.js';
 import { loadSample, type SampleAsset } from './helpers/engine-fixture.js';
@@ -82,6 +82,32 @@ function latenessAfter(datagrams: readonly ReceivedDatagram[], firstSeq: number,
   return { firstMs: late[0] ?? Number.NaN, maxMs: Math.max(...late) };
 }
 
+type Figures = ReturnType<typeof streamFigures>;
+
+/** What a viewer received, held against the asset, and how late it was after a kill. */
+function streamFigures(v: Viewer, killNs: bigint) {
+  const datagrams = [...v.receiver.datagrams];
+  const stats = sequenceStats(datagrams.map((d) => d.rtp!.sequence), { firstSeq: v.firstSeq });
+  return {
+    ...stats, sources: new Set(datagrams.map((d) => d.from)).size, mismatched: mismatches(datagrams, v.firstSeq),
+    afterKill: datagrams.filter((d) => d.arrivalNs >= killNs).length, ...latenessAfter(datagrams, v.firstSeq, killNs),
+  };
+}
+
+/** Every stream whole and exact through `kills` takeovers; a primary path killed inside its send may repeat one datagram each. */
+function checkFigures(t: ExecutionContext, figures: readonly Figures[], kills: number): void {
+  for (const f of figures) t.log(`received ${f.received}, lost ${f.lost}, duplicated ${f.duplicated}, after the last kill ${f.afterKill}; first after it ${f.firstMs.toFixed(2)} ms late, worst ${f.maxMs.toFixed(2)} ms`);
+  for (const f of figures) {
+    t.is(f.lost, 0, 'nothing lost');
+    t.is(f.mismatched, 0, 'byte-exact');
+    t.is(f.sources, 1, 'one source address and port, whichever process sends');
+    t.true(f.afterKill > 200, `the standby sent its stream on (${f.afterKill} datagrams in a second)`);
+    t.true(f.maxMs < 1000, `within a generous bound on a loaded machine (${f.maxMs.toFixed(1)} ms)`);
+  }
+  // A primary path killed inside its send leaves that datagram claimed, unknown whether it left: sent again (README).
+  t.true(figures.every((f) => f.duplicated <= kills), `duplicates: ${figures.map((f) => f.duplicated).join(', ')}`);
+}
+
 test.serial('a standby process joins over the authenticated link, follows every session without sending, and both show it in status', async (t) => {
   const pair = await pairSetup(t);
   const primary = await pair.start('primary', 'p');
@@ -143,29 +169,42 @@ test.serial('SIGKILL of the primary: the standby sends the next datagram of ever
     // A second of the standby's stream, with nothing else running here (a twinframectl start would
     // compete with the receiver for the CPU); then everything received is held against the asset.
     await new Promise((r) => setTimeout(r, 1000));
-    const figures = viewers.map((v) => {
-      const datagrams = [...v.receiver.datagrams];
-      const stats = sequenceStats(datagrams.map((d) => d.rtp!.sequence), { firstSeq: v.firstSeq });
-      return {
-        ...stats, sources: new Set(datagrams.map((d) => d.from)).size, mismatched: mismatches(datagrams, v.firstSeq),
-        afterKill: datagrams.filter((d) => d.arrivalNs >= killNs).length, ...latenessAfter(datagrams, v.firstSeq, killNs),
-      };
-    });
+    const figures = viewers.map((v) => streamFigures(v, killNs));
     await primary.exited;
     const s = await untilStatus(standby, (x) => x.processPair?.state === 'Secondary_No_Primary', 'took over');
     t.like(s.processPair, { sending: true, peer: { state: 'dead' } });
     t.like(s.processPair?.takeover, { sessions: SESSIONS, cursors: 'shared-memory' });
     t.log(`takeover ${Date.parse(s.processPair!.takeover!.at) - killedAt} ms after the kill: ${JSON.stringify(s.processPair?.takeover)}`);
-    for (const f of figures) t.log(`received ${f.received}, lost ${f.lost}, duplicated ${f.duplicated}, after the kill ${f.afterKill}; first after the kill ${f.firstMs.toFixed(2)} ms late, worst ${f.maxMs.toFixed(2)} ms`);
-    for (const f of figures) {
-      t.is(f.lost, 0, 'nothing lost');
-      t.is(f.mismatched, 0, 'byte-exact');
-      t.is(f.sources, 1, 'one source address and port, whichever process sends');
-      t.true(f.afterKill > 200, `the standby sent its stream on (${f.afterKill} datagrams in a second)`);
-      t.true(f.maxMs < 1000, `within a generous bound on a loaded machine (${f.maxMs.toFixed(1)} ms)`);
-    }
-    // A primary path killed inside its send leaves that datagram claimed, unknown whether it left: sent again (README).
-    t.true(figures.every((f) => f.duplicated <= 1), `duplicates: ${figures.map((f) => f.duplicated).join(', ')}`);
+    checkFigures(t, figures, 1);
+  } finally {
+    for (const v of viewers) await stopViewer(v);
+  }
+});
+
+test.serial('a new standby re-protects the survivor mid-stream, and a second SIGKILL, of the new primary, is survived the same way', async (t) => {
+  const SESSIONS = 2;
+  const pair = await pairSetup(t);
+  const first = await pair.start('primary', 'p');
+  const second = await pair.start('standby', 's1');
+  await untilStatus(second, (x) => x.processPair?.state === 'Secondary', 'Secondary');
+  const viewers: Viewer[] = [];
+  try {
+    for (let i = 0; i < SESSIONS; i++) viewers.push(await startViewer(pair.rtspPort));
+    await untilStatus(second, (x) => x.sessions === SESSIONS, 'every session followed');
+    first.child.kill('SIGKILL');
+    await untilStatus(second, (x) => x.processPair?.state === 'Secondary_No_Primary', 'took over');
+    const third = await pair.start('standby', 's2');
+    await untilStatus(third, (x) => x.processPair?.state === 'Secondary' && x.sessions === SESSIONS, 'the new standby follows every session');
+    const survivor = await untilStatus(second, (x) => x.processPair?.state === 'Primary', 'protected again');
+    t.like(survivor.processPair, { role: 'standby', sending: true, peer: { state: 'linked', pid: third.child.pid } });
+    await new Promise((r) => setTimeout(r, 300));
+    const killNs = process.hrtime.bigint();
+    second.child.kill('SIGKILL');
+    await new Promise((r) => setTimeout(r, 1000));
+    const figures = viewers.map((v) => streamFigures(v, killNs));
+    const s = await untilStatus(third, (x) => x.processPair?.state === 'Secondary_No_Primary', 'took over again');
+    t.like(s.processPair?.takeover, { sessions: SESSIONS, cursors: 'shared-memory' });
+    checkFigures(t, figures, 2);
   } finally {
     for (const v of viewers) await stopViewer(v);
   }

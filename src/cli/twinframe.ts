@@ -73,11 +73,12 @@ async function main(argv: string[]): Promise<number> {
 
   if (server.pairProcess?.role === 'standby') {
     process.stdout.write(`twinframe: standby of the primary on ${config.pair?.link}; serves rtsp://${config.rtsp.host}:${config.rtsp.port}/ once it takes over (admin socket ${config.admin.socketPath})\n`);
+  } else {
+    const assets = await server.catalog.list().catch(() => []);
+    const base = `rtsp://${config.rtsp.host}:${server.rtsp.port}`;
+    process.stdout.write(`twinframe: serving ${assets.length} asset(s) on ${base}/ (admin socket ${config.admin.socketPath})\n`);
+    for (const a of assets) process.stdout.write(`  ${base}${a.name}    e.g. ffplay ${base}${a.name}\n`);
   }
-  const assets = server.pairProcess?.role === 'standby' ? [] : await server.catalog.list().catch(() => []);
-  const base = `rtsp://${config.rtsp.host}:${server.rtsp.port}`;
-  process.stdout.write(`twinframe: serving ${assets.length} asset(s) on ${base}/ (admin socket ${config.admin.socketPath})\n`);
-  for (const a of assets) process.stdout.write(`  ${base}${a.name}    e.g. ffplay ${base}${a.name}\n`);
   if (server.metrics) {
     const { address, port } = server.metrics;
     const host = address.includes(':') ? `[${address}]` : address;
