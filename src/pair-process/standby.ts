@@ -150,7 +150,11 @@ export class PairStandby {
     this.phase = 'synchronizing';
     this.peer = 'synchronizing';
     // Sessions followed over an earlier link may have changed meanwhile: the snapshot brings them back.
-    this.enqueue(() => { for (const s of this.options.engine.listSessions()) this.options.engine.closeSession(s.id); });
+    this.stopDeathPoll();
+    this.enqueue(() => {
+      this.primarySlots.clear();
+      for (const s of this.options.engine.listSessions()) this.options.engine.closeSession(s.id);
+    });
     channel.onMessage((m) => this.receive(m));
     this.log.info({ primaryPid: pid }, 'process pair: joined the primary');
   }
