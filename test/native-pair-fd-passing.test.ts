@@ -13,19 +13,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { nativeAddon } from '../src/shared/native.js';
-import { FdChannelListener, adoptDescriptor, descriptorOf, type FdChannel, type FdMessage } from '../src/pair-process/native-pair.js';
+import { FdChannelListener, adoptDescriptor, descriptorOf, openPeerPidfd, waitProcessExit, type FdChannel, type FdMessage } from '../src/pair-process/native-pair.js';
 import { ReadableWatcher } from '../src/pair-process/native-watcher.js';
 import { leakCheck } from './helpers/leak-check.js';
+import { childExited } from './helpers/native-pair-waiter.js';
 
 const CHILD = fileURLToPath(new URL('./helpers/native-pair-child.js', import.meta.url));
 const LIMIT_MS = 30_000;
-
-function exited(child: ChildProcess): Promise<number | null> {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) resolve(child.exitCode);
-    else child.once('exit', (code) => resolve(code));
-  });
-}
 
 async function until<T>(what: string, probe: () => T | undefined): Promise<T> {
   const deadline = Date.now() + LIMIT_MS;
@@ -46,7 +40,7 @@ async function childOnChannel(t: ExecutionContext, mode: string): Promise<{ chil
   const child = spawn(process.execPath, [CHILD, mode, listener.socketPath], { stdio: ['ignore', 'ignore', 'inherit'] });
   t.teardown(async () => {
     child.kill('SIGKILL');
-    await exited(child);
+    await childExited(child);
   });
   const channel = await until('the child connects', () => listener.accept());
   t.teardown(() => channel.close());
@@ -59,6 +53,7 @@ async function childOnChannel(t: ExecutionContext, mode: string): Promise<{ chil
         if (m === 'closed') closed = true;
         else queue.push(m);
       }
+      if (closed) void watcher.stop(); // an ended socket stays readable
     },
     onError: (err) => t.fail(err.message),
   });
@@ -103,15 +98,19 @@ test.serial('a child takes a UDP socket and a TCP listener: both processes send 
     client.on('error', reject);
   });
   t.is(answer, `accepted by child ${child.pid}`);
-  t.is(await exited(child), 0);
+  t.is(await childExited(child), 0);
 
   await until('both datagrams', () => (datagrams.length >= 2 ? true : undefined));
   t.deepEqual(datagrams.map((d) => d.text).sort(), [`datagram from child ${child.pid}`, `datagram from parent ${process.pid}`].sort());
   t.is(datagrams[0].port, datagrams[1].port, 'one source port for both processes');
 });
 
-test.serial('an accepted TCP connection passed to this process keeps working after the sender is SIGKILLed', async (t) => {
-  const { child, next } = await childOnChannel(t, 'hand-over');
+test.serial('an accepted TCP connection passed to this process keeps working after the sender is SIGKILLed; the channel names its peer\'s pidfd', async (t) => {
+  const { child, channel, next } = await childOnChannel(t, 'hand-over');
+  const peer = openPeerPidfd(channel.fd);
+  t.teardown(() => fs.closeSync(peer));
+  t.regex(fs.readFileSync(`/proc/self/fdinfo/${peer}`, 'utf8'), new RegExp(`^Pid:\\s+${child.pid}$`, 'm'), 'the kernel names the child as the peer');
+  t.is(waitProcessExit(peer, 0), 'timeout');
   const port = Number((await next()).payload.toString('utf8'));
   const client = net.connect(port, '127.0.0.1');
   t.teardown(() => client.destroy());
@@ -119,7 +118,8 @@ test.serial('an accepted TCP connection passed to this process keeps working aft
   t.is(payload.toString('utf8'), 'connection');
   t.is(fds.length, 1);
   child.kill('SIGKILL');
-  await exited(child);
+  await childExited(child);
+  t.is(waitProcessExit(peer, 0), 'exited');
 
   const taken = new net.Socket({ fd: fds[0], readable: true, writable: true });
   t.teardown(() => taken.destroy());

@@ -10,6 +10,7 @@ import { Worker } from 'node:worker_threads';
 import { openPidfd, waitProcessExit } from '../src/pair-process/native-pair.js';
 import { ReadableWatcher } from '../src/pair-process/native-watcher.js';
 import { leakCheck } from './helpers/leak-check.js';
+import { blockingWaiter, childExited, nextMessage, type WaitFor, type WaitResult } from './helpers/native-pair-waiter.js';
 
 const KILLS = 200;
 
@@ -17,49 +18,12 @@ function sleeper(): ChildProcess {
   return spawn('sleep', ['60'], { stdio: 'ignore' });
 }
 
-function exited(child: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) resolve();
-    else child.once('exit', () => resolve());
-  });
-}
-
 function percentile(sorted: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
-/** A worker that, for each pidfd posted to it, says it is waiting, blocks in waitProcessExit and posts the outcome with the time it returned. */
-function exitWaiter(): Worker {
-  return new Worker(`
-    const { parentPort, workerData } = require('node:worker_threads');
-    import(workerData).then(({ waitProcessExit }) => {
-      parentPort.on('message', (pidfd) => {
-        parentPort.postMessage('waiting');
-        const outcome = waitProcessExit(pidfd, 30000);
-        parentPort.postMessage({ outcome, at: process.hrtime.bigint() });
-      });
-      parentPort.postMessage('loaded');
-    });
-  `, { eval: true, workerData: new URL('../src/pair-process/native-pair.js', import.meta.url).href });
-}
-
-function nextMessage<T>(worker: Worker): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const onError = (err: Error): void => {
-      worker.off('message', onMessage);
-      reject(err);
-    };
-    const onMessage = (message: T): void => {
-      worker.off('error', onError);
-      resolve(message);
-    };
-    worker.once('message', onMessage);
-    worker.once('error', onError);
-  });
-}
-
 test.serial(`a watcher thread returns 'exited' after each of ${KILLS} SIGKILLs (kill-to-return time logged)`, async (t) => {
-  const worker = exitWaiter();
+  const worker = blockingWaiter();
   t.teardown(() => worker.terminate());
   t.is(await nextMessage<string>(worker), 'loaded');
   const latenciesUs: number[] = [];
@@ -68,11 +32,11 @@ test.serial(`a watcher thread returns 'exited' after each of ${KILLS} SIGKILLs (
     const pidfd = openPidfd(child.pid!);
     try {
       const waiting = nextMessage<string>(worker);
-      worker.postMessage(pidfd);
+      worker.postMessage({ pidfd } satisfies WaitFor);
       t.is(await waiting, 'waiting');
       // Let the worker reach poll(2) (a pidfd stays readable, so a kill before it does is still seen).
       await new Promise((resolve) => setTimeout(resolve, 1));
-      const result = nextMessage<{ outcome: string; at: bigint }>(worker);
+      const result = nextMessage<WaitResult>(worker);
       const killedAt = process.hrtime.bigint();
       child.kill('SIGKILL');
       const { outcome, at } = await result;
@@ -81,7 +45,7 @@ test.serial(`a watcher thread returns 'exited' after each of ${KILLS} SIGKILLs (
     } finally {
       fs.closeSync(pidfd);
       child.kill('SIGKILL');
-      await exited(child);
+      await childExited(child);
     }
   }
   t.is(latenciesUs.length, KILLS);
@@ -93,7 +57,7 @@ test.serial('a ReadableWatcher on a pidfd wakes an Atomics.wait of another threa
   const child = sleeper();
   t.teardown(async () => {
     child.kill('SIGKILL');
-    await exited(child);
+    await childExited(child);
   });
   const pidfd = openPidfd(child.pid!);
   t.teardown(() => fs.closeSync(pidfd));
@@ -129,7 +93,7 @@ test.serial('a ReadableWatcher on a pidfd wakes an Atomics.wait of another threa
 test.serial('a pidfd of no process is refused (ESRCH)', (t) => {
   const child = spawn('true');
   const pid = child.pid!;
-  return exited(child).then(() => {
+  return childExited(child).then(() => {
     t.throws(() => openPidfd(pid), { code: 'ESRCH' });
   });
 });

@@ -14,6 +14,7 @@ import {
 } from '../src/pair-process/native-pair.js';
 import { COUNT_ADD, COUNT_CAS, COUNT_GO, COUNT_READY } from './helpers/native-pair-child.js';
 import { leakCheck } from './helpers/leak-check.js';
+import { childExited } from './helpers/native-pair-waiter.js';
 
 const run = promisify(execFile);
 const CHILD = fileURLToPath(new URL('./helpers/native-pair-child.js', import.meta.url));
@@ -27,14 +28,6 @@ function tempDir(t: { teardown: (fn: () => void) => void }): string {
   return dir;
 }
 
-/** Exit code of a child, without a listener race. */
-function exited(child: ReturnType<typeof spawn>): Promise<number | null> {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) resolve(child.exitCode);
-    else child.once('exit', (code) => resolve(code));
-  });
-}
-
 test('two processes increment one counter 1e6 times each, by add and by compareExchange: the result is exact', async (t) => {
   const file = path.join(tempDir(t), 'counter');
   const words = new Int32Array(createSharedRegion(file, BYTES));
@@ -45,7 +38,7 @@ test('two processes increment one counter 1e6 times each, by add and by compareE
   while (Atomics.load(words, COUNT_READY) < 2 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
   t.is(Atomics.load(words, COUNT_READY), 2, 'both children mapped the region');
   Atomics.store(words, COUNT_GO, 1);
-  t.deepEqual(await Promise.all(children.map(exited)), [0, 0]);
+  t.deepEqual(await Promise.all(children.map(childExited)), [0, 0]);
   t.is(Atomics.load(words, COUNT_ADD), 2 * N);
   t.is(Atomics.load(words, COUNT_CAS), 2 * N);
   removeSharedRegion(file);
@@ -75,6 +68,35 @@ test('the buffer is a SharedArrayBuffer a worker thread shares: its Atomics.wait
   const again = new Int32Array(openSharedRegion(file, BYTES));
   Atomics.store(words, 2, 42);
   t.is(Atomics.load(again, 2), 42);
+});
+
+test('a region a worker thread made outlives the worker: its teardown frees the buffer it kept, the one it posted out still works', async (t) => {
+  const dir = tempDir(t);
+  // The unmap deleter runs as the worker's heap is torn down, after Node closed the addon the worker
+  // loaded: unless the addon keeps itself loaded, that jumps into unmapped code (SIGSEGV). Only a
+  // process whose main thread never loaded the addon shows it: a child that leaves it to its worker.
+  const { stdout } = await run(process.execPath, ['-e', `
+    const { Worker } = require('node:worker_threads');
+    const worker = new Worker(\`
+      const { parentPort, workerData } = require('node:worker_threads');
+      import(workerData.module).then((pair) => {
+        const kept = pair.createSharedRegion(workerData.dir + '/kept', 4096);
+        const posted = pair.createSharedRegion(workerData.dir + '/posted', 4096);
+        new Int32Array(kept)[0] = 1;
+        new Int32Array(posted)[0] = 2;
+        parentPort.postMessage(posted);
+        setInterval(() => new Int32Array(kept)[0]++, 1000);
+      });
+    \`, { eval: true, workerData: JSON.parse(process.argv[1]) });
+    worker.once('message', async (posted) => {
+      await worker.terminate();
+      const words = new Int32Array(posted);
+      Atomics.add(words, 0, 40);
+      setTimeout(() => console.log(Atomics.load(words, 0)), 100);
+    });
+  `, JSON.stringify({ module: new URL('../src/pair-process/native-pair.js', import.meta.url).href, dir })], { timeout: 30_000 });
+  t.is(stdout.trim(), '42');
+  t.is(Atomics.load(new Int32Array(openSharedRegion(path.join(dir, 'posted'), 4096)), 0), 42);
 });
 
 test('create refuses an existing name, open a region of another size; the runtime directory is private', (t) => {

@@ -13,6 +13,7 @@ extern "C" {
 napi_status twinframe_define_shared_region(napi_env env, napi_value exports);
 napi_status twinframe_define_process_exit(napi_env env, napi_value exports);
 napi_status twinframe_define_fd_passing(napi_env env, napi_value exports);
+napi_status twinframe_define_life_lock(napi_env env, napi_value exports);
 
 // The descriptors a thread owns (twinframe_native.c): closed by udpClose/closeFd
 // or when the thread's environment goes away.

@@ -12,10 +12,17 @@
 // thread: the thread sleeps in the kernel and wakes within a scheduler
 // wake-up of the death. A signal does not end the wait early (EINTR is
 // retried with the time left).
+//
+// peerPidfd(fd): a pidfd for the process at the other end of a connected Unix
+// socket, named by the kernel: SO_PEERPIDFD (Linux 6.5+) names the very process
+// that connected, even if it died and its pid was reused since; before 6.5,
+// pidfd_open of SO_PEERCRED's pid (a pid reused in between would be misnamed).
+// The fd or -errno.
 
 #define _GNU_SOURCE
 #include <errno.h>
 #include <poll.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -25,6 +32,9 @@
 
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434
+#endif
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD 77
 #endif
 
 static napi_value int_value(napi_env env, int32_t value) {
@@ -45,6 +55,20 @@ static napi_value pidfd_open(napi_env env, napi_callback_info info) {
   // pidfds are close-on-exec by the kernel.
   long fd = syscall(SYS_pidfd_open, (pid_t)pid, 0);
   return int_value(env, fd < 0 ? -errno : (int32_t)fd);
+}
+
+static napi_value peer_pidfd(napi_env env, napi_callback_info info) {
+  int32_t fd = fd_argument(env, info, "peerPidfd(fd: non-negative integer)");
+  if (fd < 0) return NULL;
+  int pidfd = -1;
+  socklen_t length = sizeof pidfd;
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &length) == 0) return int_value(env, pidfd);
+  if (errno != ENOPROTOOPT) return int_value(env, -errno);
+  struct ucred cred;
+  length = sizeof cred;
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &length) != 0) return int_value(env, -errno);
+  long opened = syscall(SYS_pidfd_open, cred.pid, 0);
+  return int_value(env, opened < 0 ? -errno : (int32_t)opened);
 }
 
 static int64_t now_ms(void) {
@@ -79,6 +103,7 @@ napi_status twinframe_define_process_exit(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     { "pidfdOpen", NULL, pidfd_open, NULL, NULL, NULL, napi_default, NULL },
     { "waitReadable", NULL, wait_readable, NULL, NULL, NULL, napi_default, NULL },
+    { "peerPidfd", NULL, peer_pidfd, NULL, NULL, NULL, napi_default, NULL },
   };
   return napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
 }

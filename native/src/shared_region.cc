@@ -15,7 +15,13 @@
 // can. The buffer crosses from V8 to Node-API through a property of the global
 // object that is set and deleted inside this one call (no JavaScript runs in
 // between), so no assumption about how a napi_value is represented is needed.
+//
+// The munmap deleter is code of this library, run when V8 frees the backing
+// store, which can be after Node unloaded the addon (a worker thread that
+// loaded it ends: its heap is torn down after its addons are closed). So the
+// library pins itself in memory (RTLD_NODELETE) before it maps the first region.
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -67,6 +73,14 @@ void unmap_region(void* data, size_t length, void* /*deleter_data*/) {
   munmap(data, length);
 }
 
+// Keeps this library loaded for the life of the process; false if it could not.
+bool pin_library() {
+  Dl_info info;
+  if (dladdr(reinterpret_cast<void*>(&unmap_region), &info) == 0 || info.dli_fname == nullptr) return false;
+  // A second reference that is never closed, and NODELETE for good measure.
+  return dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE) != nullptr;
+}
+
 napi_value shared_region_open(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3];
@@ -82,6 +96,8 @@ napi_value shared_region_open(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, nullptr, "sharedRegionOpen(path: string, bytes: positive integer, create: boolean)");
     return nullptr;
   }
+  static const bool pinned = pin_library();  // once per process (thread-safe static)
+  if (!pinned) return int_value(env, -ENOTSUP);
   void* data = map_region(path, static_cast<size_t>(bytes), create);
   if (data == MAP_FAILED) return int_value(env, -errno);
 

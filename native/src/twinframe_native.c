@@ -66,6 +66,10 @@
 // MSG_NOSIGNAL) and stores the new tail in the same call, so bytes that left are
 // never sent again; returns the bytes sent, or -errno (-EAGAIN: the socket's
 // buffer is full).
+//
+// The process pair's primitives (issue 17) are in their own files, defined on
+// the exports by init through pair_native.h: shared_region.cc, fd_passing.c,
+// process_exit.c, life_lock.c.
 
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -573,6 +577,7 @@ static napi_value init(napi_env env, napi_value exports) {
   twinframe_define_shared_region(env, exports);
   twinframe_define_process_exit(env, exports);
   twinframe_define_fd_passing(env, exports);
+  twinframe_define_life_lock(env, exports);
   return exports;
 }
 

@@ -1,6 +1,7 @@
 // The native primitives of the process pair (issue 17), typed and checked:
 // shared memory both processes map as a SharedArrayBuffer, file descriptors
-// passed over a Unix socket, and a pidfd that says at once when a process died.
+// passed over a Unix socket, and knowing that a process died: a pidfd (when
+// it has exited) and the life lock (when its holding thread began to die).
 // Node has none of them, so there is no plain-Node fallback: without the addon
 // (not built, stale, or TWINFRAME_NATIVE=off) every function here throws
 // PairNativeUnavailableError and the process pair refuses to start with its
@@ -217,7 +218,75 @@ export function openPidfd(pid: number): number {
   return fd;
 }
 
+/**
+ * A pidfd for the process at the other end of a connected Unix socket (an
+ * FdChannel's fd, or descriptorOf a net.Socket of the pair's link), named by the
+ * kernel: the very process that connected, not whichever now has its pid.
+ */
+export function openPeerPidfd(socketFd: number): number {
+  const fd = requirePairNative().peerPidfd(socketFd);
+  if (fd < 0) throw errnoError(fd, 'pidfd of the socket\'s peer');
+  return fd;
+}
+
 /** Block this thread until the process of `pidfd` exits, or timeoutMs passes (-1: no limit). For a watcher thread. */
 export function waitProcessExit(pidfd: number, timeoutMs: number): 'exited' | 'timeout' {
   return waitReadable(pidfd, timeoutMs) ? 'exited' : 'timeout';
 }
+
+/** Bytes of a life lock in a shared region (8-byte aligned). */
+export const LIFE_LOCK_BYTES = 64;
+
+/**
+ * The life lock at byteOffset of a shared region: a robust process-shared mutex
+ * the primary's main thread holds while the process lives. The kernel releases
+ * it as "owner died" when that thread starts to exit — before the process's
+ * memory is freed, which a pidfd waits for — so a waiting thread of the standby
+ * learns of a SIGKILL at once, whatever the size of the dead process.
+ */
+export function lifeLockWords(region: SharedArrayBuffer, byteOffset: number): Int32Array {
+  if (byteOffset % 8 !== 0 || byteOffset + LIFE_LOCK_BYTES > region.byteLength) throw new RangeError(`a life lock needs ${LIFE_LOCK_BYTES} bytes at an 8-byte aligned offset of the region`);
+  return new Int32Array(region, byteOffset, LIFE_LOCK_BYTES / 4);
+}
+
+/** Make the lock: once, by the region's creator, before any other process opens the region. */
+export function initLifeLock(lock: Int32Array): void {
+  const rc = requirePairNative().lifeLockInit(lock);
+  if (rc !== 0) throw errnoError(-rc, 'initialize the life lock');
+}
+
+/** Linux's errno for a robust mutex whose holder died (Node's os.constants.errno lacks it). */
+const EOWNERDEAD = 130;
+
+/** 'taken' (free, or released by its holder), 'holder-died' (taken from a dead holder), or 'timeout'. */
+export type LifeLockOutcome = 'taken' | 'holder-died' | 'timeout';
+
+/**
+ * Take the life lock, waiting at most timeoutMs (0: try once; -1: no limit).
+ * The holder: the primary's main thread, once, for the process's life. A
+ * watcher thread that takes it releases it at once (a holder thread that ends
+ * reads as a death to the next waiter).
+ */
+export function acquireLifeLock(lock: Int32Array, timeoutMs: number): LifeLockOutcome {
+  const rc = requirePairNative().lifeLockAcquire(lock, timeoutMs);
+  const { ETIMEDOUT } = os.constants.errno;
+  if (rc === ETIMEDOUT) return 'timeout';
+  if (rc !== 0 && rc !== EOWNERDEAD) throw errnoError(-rc, 'take the life lock');
+  heldLifeLocks.add(lock);
+  return rc === 0 ? 'taken' : 'holder-died';
+}
+
+/** Give the life lock back (a lossless role switch: the standby's watcher sees 'taken', not a death). */
+export function releaseLifeLock(lock: Int32Array): void {
+  const rc = requirePairNative().lifeLockRelease(lock);
+  if (rc !== 0) throw errnoError(-rc, 'release the life lock');
+  heldLifeLocks.delete(lock);
+}
+
+/**
+ * The locks this thread holds, kept reachable: a region is unmapped when its last
+ * buffer is collected, and the kernel cannot mark a lock "owner died" in memory
+ * the dying process no longer maps (the waiter would then sleep on). Found the
+ * hard way: a holder that dropped its buffer and grew by 64 MiB was collected.
+ */
+const heldLifeLocks = new Set<Int32Array>();

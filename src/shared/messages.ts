@@ -11,8 +11,8 @@
 //   data path ──workerData──► its reader   ReaderWorkerData
 //   data path ──MessagePort──► its reader  PathToReader
 //   data path ◄──MessagePort── its reader  ReaderToPath
-//   main ──workerData──► fd watcher   WatcherWorkerData (src/pair-process/native-watcher.ts)
-//   main ◄──postMessage── fd watcher  WatcherToMain
+//   main ──workerData──► watcher      WatcherWorkerData (src/pair-process/native-watcher.ts)
+//   main ◄──postMessage── watcher     WatcherToMain
 
 import type { MessagePort } from 'node:worker_threads';
 import type { OpenSessionCommand } from './commands.js';
@@ -157,18 +157,23 @@ export type ReaderToPath =
   | { readonly type: 'keys'; readonly id: number; readonly table: SharedArrayBuffer }
   | { readonly type: 'keys-failed'; readonly id: number; readonly failure: number; readonly message: string };
 
-/** A thread that waits for a descriptor to become readable (a pidfd: its process exited; a socket: a message). */
+/** What a watcher thread (src/pair-process/native-watcher.ts) waits for. */
+export type WatchTarget =
+  /** A descriptor to become readable (a pidfd: its process exited; a socket: a message); once: stop after the first time. */
+  | { readonly kind: 'fd'; readonly fd: number; readonly once: boolean }
+  /** The life lock of a shared region to be free or its holder dead (once). */
+  | { readonly kind: 'life-lock'; readonly lock: Int32Array };
+
 export interface WatcherWorkerData {
-  readonly fd: number;
-  /** Stop after the first time (a pidfd is readable for good once its process exited). */
-  readonly once: boolean;
+  readonly target: WatchTarget;
   /** [STOP, ARMED] (src/pair-process/native-watcher.ts): the owner's stop request, and whether to wait again. */
   readonly control: Int32Array;
   /** Set to 1 and Atomics.notify'd by the watcher thread itself, before it posts: wakes this process's waiters at once. */
   readonly wake?: { readonly array: Int32Array; readonly index: number };
 }
 
-/** The watcher saw its descriptor readable (at: process.hrtime.bigint() then), or its wait failed (errno). */
+/** What the watcher saw (at: process.hrtime.bigint() then), or that its wait failed. */
 export type WatcherToMain =
   | { readonly type: 'readable'; readonly at: bigint }
+  | { readonly type: 'holder-gone'; readonly at: bigint; readonly died: boolean }
   | { readonly type: 'error'; readonly message: string };

@@ -45,6 +45,8 @@ export interface NativeAddon {
   sharedRegionOpen(path: string, bytes: number, create: boolean): SharedArrayBuffer | number;
   /** A pidfd (close-on-exec) for process `pid`; the fd or -errno. */
   pidfdOpen(pid: number): number;
+  /** A pidfd for the process at the other end of a connected Unix socket (SO_PEERPIDFD; SO_PEERCRED's pid before Linux 6.5); the fd or -errno. */
+  peerPidfd(fd: number): number;
   /** Block this thread until `fd` is readable (a pidfd: its process exited), at most timeoutMs (-1: no limit); 1 readable, 0 timed out, or -errno. */
   waitReadable(fd: number, timeoutMs: number): number;
   /** A nonblocking SOCK_SEQPACKET Unix socket listening at `path`; the fd or -errno. */
@@ -59,6 +61,12 @@ export interface NativeAddon {
   recvFds(fd: number, payload: Buffer, fdsOut: Int32Array): number;
   /** The calling thread owns a received descriptor from now on (udpClose/closeFd and the thread's end close it); 0 or an errno (EBADF, EEXIST). */
   adoptFd(fd: number): number;
+  /** The life lock (a robust process-shared mutex in a shared region; words: >= 16, 8-byte aligned): make it; 0 or an errno. */
+  lifeLockInit(words: Int32Array): number;
+  /** Take the life lock within timeoutMs (0: try, -1: no limit): 0, EOWNERDEAD (its holder died; taken), ETIMEDOUT, EDEADLK or an errno. */
+  lifeLockAcquire(words: Int32Array, timeoutMs: number): number;
+  /** Give the life lock back; 0 or an errno (EPERM: not held by this thread). */
+  lifeLockRelease(words: Int32Array): number;
 }
 
 function load(): NativeAddon | undefined {
@@ -67,7 +75,7 @@ function load(): NativeAddon | undefined {
     const addon = createRequire(import.meta.url)('../../../native/build/Release/twinframe_native.node') as Partial<NativeAddon>;
     // A build older than its source (not rebuilt after an upgrade) lacks the newest
     // function: treated as no addon, rather than failing a path when it is called.
-    return typeof addon.adoptFd === 'function' ? addon as NativeAddon : undefined;
+    return typeof addon.peerPidfd === 'function' ? addon as NativeAddon : undefined;
   } catch {
     return undefined;
   }

@@ -7,11 +7,14 @@
 //                              connection on the listener and answer it
 //   hand-over <channel>        accept one TCP connection, pass it over the fd
 //                              channel, then wait to be killed
+//   hold <file> <bytes> <mib>  take the life lock at offset 0 of the region from
+//                              the main thread, fill <mib> MiB of memory, print
+//                              "ready", then wait to be killed
 
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { nativeAddon } from '../../src/shared/native.js';
-import { FdChannel, adoptDescriptor, descriptorOf, openSharedRegion, waitReadable } from '../../src/pair-process/native-pair.js';
+import { FdChannel, acquireLifeLock, adoptDescriptor, descriptorOf, lifeLockWords, openSharedRegion, waitReadable } from '../../src/pair-process/native-pair.js';
 
 /** Words of the counting region. */
 export const COUNT_ADD = 0;
@@ -73,10 +76,20 @@ async function handOver(channelPath: string): Promise<void> {
   setInterval(() => undefined, 60_000); // until SIGKILLed
 }
 
+function hold(file: string, bytes: number, mib: number): void {
+  const lock = lifeLockWords(openSharedRegion(file, bytes), 0);
+  const outcome = acquireLifeLock(lock, 0);
+  if (outcome === 'timeout') throw new Error('the life lock is held');
+  const memory = Buffer.alloc(mib * 1024 * 1024, 1); // a process of some size: its teardown is what a pidfd waits for
+  process.stdout.write('ready\n');
+  setInterval(() => { memory[0]++; }, 60_000); // until SIGKILLed
+}
+
 const [mode, ...args] = process.argv.slice(2);
 if (process.argv[1] !== fileURLToPath(import.meta.url)) {
   // imported by a test for the constants above
 } else if (mode === 'count') count(args[0], Number(args[1]), Number(args[2]));
 else if (mode === 'receive') await receive(args[0]);
 else if (mode === 'hand-over') await handOver(args[0]);
+else if (mode === 'hold') hold(args[0], Number(args[1]), Number(args[2]));
 else throw new Error(`unknown mode ${mode}`);
