@@ -29,6 +29,7 @@ const QUICK: Record<string, string[]> = {
   liveness: ['--quick'],
   'rtsp-sessions': ['--quick'],
   soak: ['--minutes', '2', '--sessions', '10', '--fault-every-s', '30'],
+  'process-failover': ['--quick'],
 };
 
 /** A full run's options for benchmarks whose own default is a soak too long to run with the others. */
@@ -36,6 +37,7 @@ const FULL: Record<string, string[]> = {
   capacity: ['--trials', '1'], // its own 3 trials a level: node dist/bench/capacity/run.js
   liveness: ['--phase-s', '60'], // 5 phases × 1 min; its own 5 min a phase: npm run bench:liveness
   soak: ['--minutes', '10', '--fault-every-s', '60'], // its own 1 h: npm run bench:soak
+  'process-failover': ['--kills', '20'], // its own 100 kills a level: node dist/bench/process-failover/run.js
 };
 
 const USAGE = 'usage: node dist/bench/run.js [--only name[,name]] [--quick] [--args-<name> "<options>"]';

@@ -42,6 +42,10 @@ export const errorCodes = {
   TF_ADMIN_SOCKET_IN_USE: { message: 'admin socket path is in use by another file or server' },
   TF_INTERNAL: { message: 'internal error', rtspStatus: 500 },
 
+  // The process pair (a hot-standby twinframe process)
+  TF_PAIR_LINK: { message: 'the private link of the process pair failed' },
+  TF_PAIR_AUTH: { message: 'the other process of the pair did not prove the shared secret' },
+
   // Broadcasts (the broadcast table)
   TF_BROADCAST_NOT_FOUND: { message: 'no such broadcast', rtspStatus: 404 },
   TF_BROADCAST_EXISTS: { message: 'a broadcast of that name exists' },

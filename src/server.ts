@@ -26,6 +26,8 @@ import { health } from './metrics/health.js';
 import { parseListenAddress } from './config/schema.js';
 import { BroadcastManager } from './broadcast/manager.js';
 import { BroadcastTable } from './broadcast/table.js';
+import { startPairProcess, whenFree, type PairProcess } from './pair-process/pair-process.js';
+import { sharedBlocks, type SharedBlocks } from './pair-process/shared-blocks.js';
 
 export interface ServerOptions {
   readonly config: TwinframeConfig;
@@ -57,6 +59,8 @@ export interface TwinframeServer {
   readonly auth: RtspAuthenticator;
   /** The broadcast table's running side (also the RTSP layer's BroadcastLookup). */
   readonly broadcasts: BroadcastManager;
+  /** This process's side of a process pair (configuration `pair`); undefined when it runs alone. */
+  readonly pairProcess: PairProcess | undefined;
   /**
    * Re-read the configuration and apply what can change without dropping a stream;
    * what cannot is reported. An invalid file (TF_CONFIG_INVALID) changes nothing.
@@ -115,6 +119,9 @@ export async function startServer(options: ServerOptions): Promise<TwinframeServ
     for (const stop of [...stops].reverse()) await stop().catch((err: Error) => logger.error({ err: err.message }, 'error while stopping'));
   })());
   try {
+    // A process pair keeps the engine's control blocks in shared memory the other process maps.
+    const blocks = config.pair && sharedBlocks(config.pair.link);
+    if (blocks) stops.push(() => Promise.resolve(blocks.remove()));
     const engine = await Engine.start({
       logger,
       heartbeatPeriodUs: config.failover.heartbeatPeriodUs,
@@ -127,8 +134,12 @@ export async function startServer(options: ServerOptions): Promise<TwinframeServ
       pairs: config.paths.pairs,
       // Every slot a pair's control block can hold: the configured limits decide admission.
       maxSessions: MAX_SESSIONS,
+      ...(blocks ? { controlBlockMemory: blocks.memory } : {}),
     });
     stops.push(() => engine.close());
+    // Filled in once the RTSP server exists; the admin socket answers only after that.
+    const started: { rtsp?: RtspServer } = {};
+    const pairProcess = blocks && await startProcessPair(engine, blocks, () => started.rtsp);
     // An asset found unusable while it streamed (its sessions have ended) is refused until its file changes.
     engine.on('asset-failed', (e: AssetFailedEvent) => catalog.markUnavailable(e.assetPath, e.reason));
     // The broadcast table's running side; its broadcasts start once the RTSP server listens.
@@ -138,8 +149,6 @@ export async function startServer(options: ServerOptions): Promise<TwinframeServ
     });
     stops.push(() => Promise.resolve(broadcasts.close()));
     const auth = new RtspAuthenticator(authSettings(config));
-    // Filled in once the RTSP server exists; the admin socket answers only after that.
-    const started: { rtsp?: RtspServer } = {};
     const applyReload = async (): Promise<ReloadResult> => {
       if (options.loadConfig === undefined || options.configPath === undefined) {
         throw new TwinframeError('TF_CONFIG_INVALID', 'this server was started without a configuration file to reload');
@@ -173,6 +182,7 @@ export async function startServer(options: ServerOptions): Promise<TwinframeServ
     const backend = new EngineAdminBackend({
       engine, catalog, configPath: options.configPath, faultInjection: config.admin.faultInjection, reload: applyReload,
       broadcasts: { manager: broadcasts, table: new BroadcastTable(broadcasts, options.configPath) },
+      ...(pairProcess ? { processPair: () => pairProcess.status() } : {}),
     });
     const admin = new AdminServer({ socketPath: config.admin.socketPath, backend, logger: logger.child({ component: 'admin' }) });
     await admin.listen();
@@ -201,16 +211,33 @@ export async function startServer(options: ServerOptions): Promise<TwinframeServ
     });
     started.rtsp = rtspServer;
     stops.push(() => rtspServer.close());
-    await rtspServer.listen();
-    void broadcasts.apply(config.broadcasts); // each start logs its own outcome
+    // A standby serves viewers only once it took over (its primary holds the port and the broadcasts).
+    if (pairProcess?.role !== 'standby') {
+      await rtspServer.listen();
+      void broadcasts.apply(config.broadcasts); // each start logs its own outcome
+    }
     return {
       get config() { return config; },
-      engine, catalog, admin, rtsp: rtspServer, metrics: metricsAddress, auth, broadcasts, close,
+      engine, catalog, admin, rtsp: rtspServer, metrics: metricsAddress, auth, broadcasts, pairProcess, close,
       reload: () => backend.reload(),
     };
   } catch (err) {
     await close();
     throw err;
+  }
+
+  /** This process's side of the process pair, if configured; a standby listens for viewers once it took over. */
+  async function startProcessPair(engine: Engine, blocks: SharedBlocks, rtsp: () => RtspServer | undefined): Promise<PairProcess | undefined> {
+    if (config.pair === undefined) return undefined;
+    const pairProcess = await startPairProcess({
+      pair: config.pair, engine, blocks, logger, config: () => config,
+      onTakeover: () => {
+        const server = rtsp();
+        if (server) whenFree(() => server.listen(), 'RTSP', logger).catch((err: Error) => logger.error({ err: err.message }, 'took over, but cannot listen for RTSP viewers'));
+      },
+    });
+    stops.push(() => pairProcess.close());
+    return pairProcess;
   }
 
   /**

@@ -5,6 +5,7 @@
 // code, message and details travel to the client unchanged; any other exception is
 // reported as TF_INTERNAL and logged with its stack.
 
+import type { ProcessPairStatus } from '../pair-process/pair-status.js';
 import type { PairStates } from '../failover/state-machine.js';
 import type { NamedState } from '../failover/states.js';
 import type { FailoverState, FailoverType, PathName } from '../shared/layout.js';
@@ -108,6 +109,8 @@ export interface StatusResult {
   readonly uptimeSec: number;
   readonly faultInjection: boolean;
   readonly pairs: readonly PairView[];
+  /** This process's side of a process pair (a hot-standby process); null or absent: it runs alone. */
+  readonly processPair?: ProcessPairStatus | null;
 }
 
 /** One session, as twinframectl sessions shows it (the engine's SessionInfo, for operators). */

@@ -3,6 +3,7 @@
 // pair 0 by default), the catalog (assets) and the configuration file (heartbeat
 // and limits persist across restarts).
 
+import type { ProcessPairStatus } from '../pair-process/pair-status.js';
 import { TS_PACKET_BYTES } from '../mpegts/packet.js';
 import type { AssetCatalog } from '../catalog/catalog.js';
 import { updateConfig } from '../config/store.js';
@@ -32,6 +33,8 @@ export interface EngineBackendOptions {
   readonly reload: () => Promise<ReloadResult>;
   /** The broadcast table and its running side; absent: the broadcast commands are refused. */
   readonly broadcasts?: { readonly table: BroadcastTable; readonly manager: BroadcastManager };
+  /** This process's side of a process pair, for status; absent: it runs alone. */
+  readonly processPair?: () => ProcessPairStatus;
 }
 
 export class EngineAdminBackend implements AdminBackend {
@@ -49,6 +52,7 @@ export class EngineAdminBackend implements AdminBackend {
   private lastFailover: FailoverRecord | null = null;
   private readonly listeners = new Set<WatchListener>();
   private readonly broadcasts: EngineBackendOptions['broadcasts'];
+  private readonly processPair: EngineBackendOptions['processPair'];
 
   constructor(options: EngineBackendOptions) {
     this.engine = options.engine;
@@ -57,6 +61,7 @@ export class EngineAdminBackend implements AdminBackend {
     this.faultInjection = options.faultInjection;
     this.applyReload = options.reload;
     this.broadcasts = options.broadcasts;
+    this.processPair = options.processPair;
     this.broadcasts?.manager.on('change', (c) => this.publish({ type: 'broadcast', at: now(), name: c.name, change: c.status, ...(c.detail === undefined ? {} : { detail: c.detail }) }));
     const engine = this.engine;
     this.lastFailovers = Array.from({ length: engine.pairCount }, () => null);
@@ -92,6 +97,7 @@ export class EngineAdminBackend implements AdminBackend {
       uptimeSec: Math.round((Date.now() - this.startedAt) / 1000),
       faultInjection: this.faultInjection,
       pairs,
+      processPair: this.processPair?.() ?? null,
     };
   }
 

@@ -7,7 +7,7 @@
 
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { loadConfig, defaultConfigPath } from '../config/store.js';
-import { parseConfig, type TwinframeConfig } from '../config/schema.js';
+import { parseConfig, type TwinframeConfig, type TwinframeConfigInput } from '../config/schema.js';
 import { createLogger, type Logger } from '../log.js';
 import { startServer } from '../server.js';
 import { isTwinframeError } from '../errors.js';
@@ -32,6 +32,7 @@ interface CliOptions {
   logLevel?: string;
   logFormat?: 'auto' | 'json' | 'pretty';
   metricsListen?: string;
+  role?: 'primary' | 'standby';
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -46,6 +47,7 @@ async function main(argv: string[]): Promise<number> {
     .option('--log-level <level>', 'pino log level (overrides log.level)')
     .addOption(new Option('--log-format <format>', 'log lines: json, pretty (readable), auto: pretty on a terminal (overrides log.format)').choices(['auto', 'json', 'pretty']))
     .option('--metrics-listen <host:port>', "Prometheus metrics and /healthz listener, '' for none (overrides metrics.listen)")
+    .addOption(new Option('--role <role>', 'role in a process pair: primary, or standby of the primary on pair.link (overrides pair.role; needs pair in the configuration)').choices(['primary', 'standby']))
     .showHelpAfterError();
   program.parse(argv);
   const opts = program.opts<CliOptions>();
@@ -69,10 +71,14 @@ async function main(argv: string[]): Promise<number> {
     return 1;
   }
 
-  const assets = await server.catalog.list().catch(() => []);
-  const base = `rtsp://${config.rtsp.host}:${server.rtsp.port}`;
-  process.stdout.write(`twinframe: serving ${assets.length} asset(s) on ${base}/ (admin socket ${config.admin.socketPath})\n`);
-  for (const a of assets) process.stdout.write(`  ${base}${a.name}    e.g. ffplay ${base}${a.name}\n`);
+  if (server.pairProcess?.role === 'standby') {
+    process.stdout.write(`twinframe: standby of the primary on ${config.pair?.link}; serves rtsp://${config.rtsp.host}:${config.rtsp.port}/ once it takes over (admin socket ${config.admin.socketPath})\n`);
+  } else {
+    const assets = await server.catalog.list().catch(() => []);
+    const base = `rtsp://${config.rtsp.host}:${server.rtsp.port}`;
+    process.stdout.write(`twinframe: serving ${assets.length} asset(s) on ${base}/ (admin socket ${config.admin.socketPath})\n`);
+    for (const a of assets) process.stdout.write(`  ${base}${a.name}    e.g. ffplay ${base}${a.name}\n`);
+  }
   if (server.metrics) {
     const { address, port } = server.metrics;
     const host = address.includes(':') ? `[${address}]` : address;
@@ -112,7 +118,15 @@ async function readConfig(opts: CliOptions): Promise<TwinframeConfig> {
     admin: { ...fromFile.admin, ...(opts.adminSocket ? { socketPath: opts.adminSocket } : {}), ...(opts.faultInjection ? { faultInjection: true } : {}) },
     log: { ...fromFile.log, ...(opts.logLevel ? { level: opts.logLevel } : {}), ...(opts.logFormat ? { format: opts.logFormat } : {}) },
     metrics: { ...fromFile.metrics, ...(opts.metricsListen !== undefined ? { listen: opts.metricsListen } : {}) },
+    ...pairOverride(fromFile.pair, opts.role),
   }, 'command line');
+}
+
+/** `--role` sets pair.role; without a `pair` section there is no pair to take a role in. */
+function pairOverride(pair: TwinframeConfigInput['pair'], role: CliOptions['role']): { pair?: TwinframeConfigInput['pair'] } {
+  if (role === undefined) return pair === undefined ? {} : { pair };
+  if (pair === undefined) throw new Error('--role needs a pair section (link, secret) in the configuration');
+  return { pair: { ...pair, role } };
 }
 
 /** Resolves once the lines logged so far are written or dropped, or after LOG_FLUSH_MS. */

@@ -4,6 +4,7 @@
 // JSON with --json), and exits with a code scripts can rely on:
 //   0 ok · 1 refused by the server · 2 usage error · 3 cannot connect (or connection lost)
 
+import type { ProcessPairStatus } from '../pair-process/pair-status.js';
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Argument, Command, CommanderError, InvalidArgumentError, Option } from 'commander';
@@ -105,8 +106,16 @@ function formatStatus(s: StatusResult): string {
     ['uptime', formatDuration(s.uptimeSec)],
     ['fault injection', s.faultInjection ? 'enabled' : 'disabled'],
     ['last failover', s.lastFailover === null ? 'none' : formatFailover(s.lastFailover)],
+    ...(s.processPair ? [['process pair', formatProcessPair(s.processPair)] as [string, string]] : []),
   ]);
   return `${table}\n\n${facts}`;
+}
+
+/** The process pair's line of status: this process's role and state, and its peer's. */
+function formatProcessPair(p: ProcessPairStatus): string {
+  const peer = `peer ${p.peer.state}${p.peer.pid === null ? '' : ` (pid ${p.peer.pid})`}`;
+  const takeover = p.takeover === null ? '' : `, took over ${p.takeover.sessions} session(s) at ${p.takeover.at} in ${p.takeover.switchMs.toFixed(2)} ms`;
+  return `${p.role}, ${p.state}, ${p.sending ? 'sending' : 'not sending'}, ${peer}, link ${p.link}${takeover}`;
 }
 
 function formatSessions(list: readonly SessionView[]): string {

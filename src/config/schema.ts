@@ -495,6 +495,23 @@ const broadcastsSchema = z.array(broadcastEntrySchema).superRefine((list, ctx) =
   });
 });
 
+// --- the process pair (issue 17): a hot-standby twinframe process -----------------------
+
+/** How long the shared secret of a process pair must be, at least. */
+export const PAIR_SECRET_MIN_CHARS = 32;
+
+const pairSchema = z.object({
+  /** This process's role at start: the primary serves and listens on the link; a standby connects and follows. */
+  role: z.enum(['primary', 'standby']),
+  /** The private link's Unix socket path (the primary listens on it). */
+  link: z.string().min(1).refine((p) => Buffer.byteLength(p) <= MAX_UNIX_SOCKET_PATH_BYTES, `longer than the ${MAX_UNIX_SOCKET_PATH_BYTES}-byte limit of a Unix socket path`),
+  /** The shared secret both processes prove on the link (HMAC challenge); never sent. */
+  secret: z.string().min(PAIR_SECRET_MIN_CHARS, `must be at least ${PAIR_SECRET_MIN_CHARS} characters`),
+}).strict();
+
+/** The process pair's settings, validated. */
+export type PairConfig = z.output<typeof pairSchema>;
+
 const configSchema = z.object({
   rtsp: rtspSchema.default({}),
   media: mediaSchema.default({}),
@@ -511,6 +528,8 @@ const configSchema = z.object({
   auth: authSchema.default({}),
   /** The broadcast table: scheduled sessions both paths carry, kept across restarts. */
   broadcasts: broadcastsSchema.default([]),
+  /** A hot-standby process pair; absent: this process runs alone. */
+  pair: pairSchema.optional(),
 }).strict();
 
 /** A complete, validated configuration (every default filled in). */

@@ -24,7 +24,7 @@
 
 import { EventEmitter } from 'node:events';
 import { randomBytes, randomInt } from 'node:crypto';
-import { ControlBlock } from '../shared/control-block.js';
+import { ControlBlock, type SegmentParams } from '../shared/control-block.js';
 import type { InjectableFault, MulticastOutput, TransportKind } from '../shared/commands.js';
 import { FailureCause, MAX_SESSIONS, PATH_NAMES, type PathName } from '../shared/layout.js';
 import type { FailureReport, HandoverCause, HandoverMessage, PathToMain } from '../shared/messages.js';
@@ -34,8 +34,9 @@ import { TwinframeError } from '../errors.js';
 import { isTrickScale, TRICK_SCALES } from '../mpegts/trick.js';
 import type { LoopPlan } from '../mpegts/loop.js';
 import { silentLogger, type Logger } from '../log.js';
-import { bootstrapPair, type FailoverPair, type MachineEvent, type PairStates } from '../failover/state-machine.js';
-import { probeRoute, reservePortPair, type PortPair } from './ports.js';
+import { bootstrapPair, senderOf, type FailoverPair, type MachineEvent, type PairStates } from '../failover/state-machine.js';
+import { adoptPortPair, probeRoute, reservePortPair, type PortPair } from './ports.js';
+import { replicaOf, replicaSteps, type ReplicaCursor, type ReplicationEvent, type SessionReplica } from './replica.js';
 import { wireAddon } from '../shared/wire.js';
 import type { PathHost } from './path-host.js';
 import { SupervisorHost } from './supervisor-host.js';
@@ -50,6 +51,7 @@ import type { PathStateEvent } from './failover-executor.js';
 export type { EngineAsset, SessionFailure, SessionInfo, SessionState, StreamLimits } from './session-table.js';
 export type { EngineStatus, FailoverEvent, PairStatus, PathStatus } from './status.js';
 export type { PathStateEvent } from './failover-executor.js';
+export type { ReplicaCursor, ReplicationEvent, SessionReplica } from './replica.js';
 
 export interface EngineOptions {
   readonly logger?: Logger;
@@ -76,6 +78,8 @@ export interface EngineOptions {
   readonly serverPortRange?: { readonly first: number; readonly last: number };
   /** The patent's stream limits; a session that would exceed one is refused (RTSP 453). */
   readonly limits?: StreamLimits;
+  /** Where each pair's control block lives: shared memory a standby process maps (src/pair-process); absent: this process's own. */
+  readonly controlBlockMemory?: (pair: number, bytes: number) => SharedArrayBuffer;
 }
 
 export interface OpenSessionOptions {
@@ -94,6 +98,8 @@ export interface OpenSessionOptions {
   readonly broadcast?: string;
   /** Play on past the asset's end, pass after pass (a looping broadcast). */
   readonly loop?: LoopPlan;
+  /** A standby process opens the session its primary opened: that id, those random choices and ports. */
+  readonly replica?: SessionReplica;
 }
 
 export interface InterleavedOptions {
@@ -170,6 +176,8 @@ export interface EngineEvents {
   'failover': FailoverEvent;
   'handover': HandoverEvent;
   'path-state': PathStateEvent;
+  /** A step of the session command stream, for a standby process (src/pair-process). */
+  'replicate': ReplicationEvent;
 }
 
 /** EngineEvents as node:events wants it: each event's listener arguments. */
@@ -192,15 +200,20 @@ const SESSION_BOUND_TIMEOUT_MS = 3000;
 
 export class Engine extends EventEmitter<EngineEventArgs> {
   private readonly log: Logger;
-  private readonly options: Required<Omit<EngineOptions, 'logger'>>;
+  private readonly options: Required<Omit<EngineOptions, 'logger' | 'controlBlockMemory'>>;
   private readonly pairs: readonly DataPathPair[];
   private supervisor: SupervisorHost | undefined;
   private readonly table: SessionTable;
   private closed = false;
+  /** A standby process's engine: no path of any pair may send (see holdSending). */
+  private held = false;
+  /** A standby process's engine: the primary's id of the segment each session plays, by session id. */
+  private readonly replicaSegments = new Map<string, number>();
 
   private constructor(options: EngineOptions) {
     super();
-    this.options = { ...DEFAULTS, faultInjection: false, ...stripUndefined(options) };
+    const { controlBlockMemory, ...rest } = options;
+    this.options = { ...DEFAULTS, faultInjection: false, ...stripUndefined(rest) };
     if (this.options.maxSessions > MAX_SESSIONS) throw new TwinframeError('TF_CONFIG_INVALID', `maxSessions ${this.options.maxSessions} exceeds ${MAX_SESSIONS}`);
     if (!Number.isInteger(this.options.pairs) || this.options.pairs < 1) throw new TwinframeError('TF_CONFIG_INVALID', `pairs must be an integer ≥ 1 (got ${this.options.pairs})`);
     this.log = (options.logger ?? silentLogger).child({ component: 'engine' });
@@ -212,8 +225,9 @@ export class Engine extends EventEmitter<EngineEventArgs> {
       rebasePlayingSessions: (pair: DataPathPair) => this.rebasePlayingSessions(pair),
       pathFailed: (pair: DataPathPair, report: FailureReport) => this.onPathFailed(pair, report),
       pathState: (event: PathStateEvent) => this.emit('path-state', event),
+      sendingHeld: () => this.held,
     };
-    this.pairs = Array.from({ length: this.options.pairs }, (_, i) => new DataPathPair(i, this.options, hooks, this.log));
+    this.pairs = Array.from({ length: this.options.pairs }, (_, i) => new DataPathPair(i, { ...this.options, controlBlockMemory }, hooks, this.log));
   }
 
   /**
@@ -265,7 +279,7 @@ export class Engine extends EventEmitter<EngineEventArgs> {
         ports = noPorts(source);
       } else {
         await probeRoute(source, options.destination, options.multicast);
-        ports = await reservePortPair(source, this.options.serverPortRange);
+        ports = options.replica ? await adoptPortPair(options.replica.source.address, options.replica.source.rtpPort) : await reservePortPair(source, this.options.serverPortRange);
       }
       this.assertOpen(); // closed while the ports were bound
     } catch (err) {
@@ -276,7 +290,7 @@ export class Engine extends EventEmitter<EngineEventArgs> {
     }
     const pair = this.pairs[admission.pair];
     const session: Session = {
-      id: randomBytes(8).toString('hex'),
+      id: options.replica?.id ?? randomBytes(8).toString('hex'),
       pair: pair.index,
       slot,
       asset: options.asset,
@@ -289,13 +303,13 @@ export class Engine extends EventEmitter<EngineEventArgs> {
       multicast: options.multicast === undefined ? undefined : { ...options.multicast },
       broadcast: options.broadcast,
       loop: options.loop,
-      ssrc: randomInt(1, 2 ** 32 - 1),
-      initialSeq: randomInt(0, 0x10000),
-      initialRtpTs: randomInt(0, 2 ** 32 - 1),
+      ssrc: options.replica?.ssrc ?? randomInt(1, 2 ** 32 - 1),
+      initialSeq: options.replica?.initialSeq ?? randomInt(0, 0x10000),
+      initialRtpTs: options.replica?.initialRtpTs ?? randomInt(0, 2 ** 32 - 1),
       state: 'ready',
       failure: undefined,
       segment: undefined,
-      firstStartMs: undefined,
+      firstStartMs: options.replica?.firstStartMs,
       boundOn: new Set(),
       boundWaiters: [],
     };
@@ -320,6 +334,8 @@ export class Engine extends EventEmitter<EngineEventArgs> {
     pair.cb.wakePaths();
     this.log.info({ session: session.id, pair: pair.index, slot, transport: session.transport, source: ports.address, rtpPort: ports.rtpPort }, 'session opened');
     this.emit('session-opened', this.info(session));
+    const replica = replicaOf(session);
+    if (replica) this.replicate({ kind: 'open', session: replica });
     return this.info(session);
   }
 
@@ -350,6 +366,7 @@ export class Engine extends EventEmitter<EngineEventArgs> {
     session.segment = segment;
     session.state = 'playing';
     cb.wakePaths();
+    this.replicateSegment(session);
     return { seq: (session.initialSeq + segment.startCursor) & 0xffff, rtptime: segment.rtpTsBase, startPacket, endPacket, startTimeMs: segment.startTimeMs };
   }
 
@@ -363,6 +380,7 @@ export class Engine extends EventEmitter<EngineEventArgs> {
     if (session.state !== 'playing') return;
     this.pairs[session.pair].cb.pauseSession(session.slot);
     session.state = 'paused';
+    this.replicate({ kind: 'pause', id: sessionId });
   }
 
   /** Stop a session on both paths of its pair and free its slot and ports. */
@@ -376,8 +394,10 @@ export class Engine extends EventEmitter<EngineEventArgs> {
     session.ports.release();
     this.closeOnPaths(pair, session, pair.liveHosts());
     for (const resolve of session.boundWaiters) resolve();
+    this.replicaSegments.delete(sessionId);
     this.log.info({ session: sessionId }, 'session closed');
     this.emit('session-closed', { id: sessionId });
+    this.replicate({ kind: 'close', id: sessionId });
   }
 
   /**
@@ -594,6 +614,114 @@ export class Engine extends EventEmitter<EngineEventArgs> {
     pair.executor.pathFailed(host.name, report.cause);
   }
 
+  // ── Process pair: a standby process's engine follows its primary's ─────────
+
+  /** Every open session as the steps that bring a fresh standby process to it (a snapshot). */
+  replicaSnapshot(): ReplicationEvent[] {
+    return [...this.table.values()].flatMap(replicaSteps);
+  }
+
+  /** Where every open session stands (its segment and cursor), for a standby process. */
+  replicaCursors(): ReplicaCursor[] {
+    return [...this.table.values()].filter((s) => !s.interleaved).map((s) => {
+      const word = this.pairs[s.pair].cb.ctrl(s.slot);
+      return { id: s.id, segment: ControlBlock.segmentOf(word), cursor: ControlBlock.cursorOf(word) };
+    });
+  }
+
+  /**
+   * A standby process's engine: no path of any pair sends (ACTIVE names nobody)
+   * until takeOver. Both paths of each pair stay online and follow every session
+   * as a standby does; the pairs' state machines are not told (their paths are
+   * ready to send), only kept from giving sending to a path meanwhile.
+   */
+  holdSending(): void {
+    this.held = true;
+    for (const pair of this.pairs) {
+      for (;;) {
+        const word = pair.cb.activeWord();
+        if (ControlBlock.ownerOf(word) === undefined || pair.cb.switchActive(word, undefined)) break;
+      }
+    }
+  }
+
+  /** No path may send (a standby process's engine before its takeover). */
+  get sendingHeld(): boolean {
+    return this.held;
+  }
+
+  /**
+   * A standby process's engine: play the segment the primary started (its exact
+   * parameters, at its start cursor), so this engine's paths build the same datagrams.
+   */
+  adoptSegment(sessionId: string, primary: SegmentParams): void {
+    const session = this.table.require(sessionId);
+    if (session.state === 'failed' || session.state === 'closed') return;
+    const { cb } = this.pairs[session.pair];
+    if (session.state === 'playing') cb.pauseSession(session.slot);
+    this.moveCursorTo(session, primary.startCursor);
+    const { startPacket, startTimeMs, rtpTsBase, endPacket, scale } = primary;
+    const segment = cb.startSegment(session.slot, () => ({ startPacket, startTimeMs, rtpTsBase, endPacket, scale }));
+    if (segment.startCursor !== primary.startCursor) {
+      this.log.error({ session: sessionId, cursor: segment.startCursor, primary: primary.startCursor }, 'standby session ahead of its primary: its datagrams will differ');
+    }
+    session.segment = segment;
+    session.state = 'playing';
+    this.replicaSegments.set(sessionId, primary.id);
+    cb.wakePaths();
+  }
+
+  /** A standby process's engine: the primary's id of the segment the session plays here (undefined: none yet). */
+  replicaSegmentOf(sessionId: string): number | undefined {
+    return this.replicaSegments.get(sessionId);
+  }
+
+  /** A standby process's engine: move each session's cursor on to the primary's (same segment only, never back). */
+  followCursors(cursors: readonly ReplicaCursor[]): void {
+    for (const c of cursors) {
+      const session = this.table.get(c.id);
+      if (session && this.replicaSegments.get(c.id) === c.segment) this.moveCursorTo(session, c.cursor);
+    }
+  }
+
+  /**
+   * A standby process takes over: every session's cursor moves to the primary's
+   * last, and each pair's in-process primary path becomes the sender; it sends
+   * everything already due from there at once. Returns how many pairs send.
+   */
+  takeOver(cursors: readonly ReplicaCursor[]): number {
+    this.followCursors(cursors);
+    this.held = false;
+    let sending = 0;
+    for (const pair of this.pairs) {
+      const sender = senderOf(pair.executor.failoverPair);
+      const target = sender === null ? undefined : pair.host(sender).id;
+      if (target === undefined || !pair.cb.isOnline(target)) continue;
+      const word = pair.cb.activeWord();
+      if (ControlBlock.ownerOf(word) === undefined && pair.cb.switchActive(word, target)) sending++;
+    }
+    return sending;
+  }
+
+  /** Move a session's cursor forward to `target` (within its segment); true when it is there. */
+  private moveCursorTo(session: Session, target: number): boolean {
+    const { cb } = this.pairs[session.pair];
+    for (;;) {
+      const word = cb.ctrl(session.slot);
+      const cursor = ControlBlock.cursorOf(word);
+      if (cursor >= target) return cursor === target;
+      if (cb.advanceCursor(session.slot, word, target - cursor)) return true;
+    }
+  }
+
+  private replicate(step: ReplicationEvent): void {
+    if (this.listenerCount('replicate') > 0) this.emit('replicate', step);
+  }
+
+  private replicateSegment(session: Session): void {
+    if (session.segment && !session.interleaved) this.replicate({ kind: 'segment', id: session.id, segment: { ...session.segment } });
+  }
+
   // ── Faults of a session or an asset: the paths stay healthy ────────────────
 
   /**
@@ -608,6 +736,7 @@ export class Engine extends EventEmitter<EngineEventArgs> {
     cb.wakePaths();
     session.state = 'failed';
     session.failure = failure;
+    this.replicate({ kind: 'pause', id: session.id });
     for (const resolve of session.boundWaiters.splice(0)) resolve();
     if (failure.scope === 'session') this.log.warn({ session: session.id, path, reason: failure.reason }, 'session ended by a fault of its own');
     this.emit('session-failed', { id: session.id, assetName: session.assetName, ...failure });
@@ -653,6 +782,7 @@ export class Engine extends EventEmitter<EngineEventArgs> {
       const endPacket = session.segment?.endPacket ?? session.asset.packetCount;
       const scale = session.segment?.scale ?? 1;
       session.segment = pair.cb.startSegment(session.slot, () => ({ ...segmentFrom(session, startPacket, endPacket), scale }));
+      this.replicateSegment(session);
     }
   }
 

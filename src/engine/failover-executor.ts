@@ -38,6 +38,8 @@ export interface ExecutorHooks {
   /** A failure found here (a path that did not synchronize in time) was claimed. */
   pathFailed(report: FailureReport): void;
   pathState(event: PathStateEvent): void;
+  /** A standby process's engine: no path may be given sending (src/pair-process). */
+  sendingHeld(): boolean;
 }
 
 export interface ExecutorOptions {
@@ -178,6 +180,7 @@ export class FailoverExecutor {
    * sends until that event restarts it: never a switch to a path that is not online.
    */
   private switchActiveTo(to: PathName | null): void {
+    if (this.hooks.sendingHeld()) return; // a standby process's engine: ACTIVE stays nobody's until its takeover
     let target = to === null ? undefined : this.host(to).id;
     if (target !== undefined && !this.cb.isOnline(target)) {
       this.log.warn({ to }, 'switch target is no longer online; no path sends until it recovers');

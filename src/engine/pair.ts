@@ -22,6 +22,7 @@ export interface PairHooks {
   rebasePlayingSessions(pair: DataPathPair): void;
   pathFailed(pair: DataPathPair, report: FailureReport): void;
   pathState(event: PathStateEvent): void;
+  sendingHeld(): boolean;
 }
 
 export interface PairOptions extends PathHostOptions, ExecutorOptions {
@@ -29,6 +30,8 @@ export interface PairOptions extends PathHostOptions, ExecutorOptions {
   readonly maxMissedHeartbeats: number;
   /** pacing.batchWindowUs, for this pair's data paths. */
   readonly batchWindowUs: number;
+  /** Where pair `pair`'s control block lives (shared memory of a process pair); absent: a buffer of this process. */
+  readonly controlBlockMemory?: (pair: number, bytes: number) => SharedArrayBuffer;
 }
 
 export class DataPathPair {
@@ -40,7 +43,8 @@ export class DataPathPair {
 
   constructor(readonly index: number, options: PairOptions, hooks: PairHooks, log: Logger) {
     const pairLog = log.child({ pair: index });
-    this.cb = ControlBlock.create(options.maxSessions);
+    const memory = options.controlBlockMemory;
+    this.cb = ControlBlock.create(options.maxSessions, memory && ((bytes) => memory(index, bytes)));
     this.cb.setHeartbeatSettings(options.heartbeatPeriodUs, options.maxMissedHeartbeats);
     this.cb.setBatchWindowUs(options.batchWindowUs);
     const handlers = {
@@ -53,6 +57,7 @@ export class DataPathPair {
       rebasePlayingSessions: () => hooks.rebasePlayingSessions(this),
       pathFailed: (report) => hooks.pathFailed(this, report),
       pathState: (event) => hooks.pathState(event),
+      sendingHeld: () => hooks.sendingHeld(),
     }, pairLog);
   }
 

@@ -49,21 +49,45 @@ export async function reservePortPair(address: string, range: { first: number; l
       held.delete(key);
       continue;
     }
-    let released = false;
-    return {
-      address,
-      rtpPort,
-      rtcpPort: rtpPort + 1,
-      release() {
-        if (released) return;
-        released = true;
-        held.delete(key);
-        pair.rtp.close();
-        pair.rtcp.close();
-      },
-    };
+    return heldPair(address, rtpPort, pair);
   }
   throw new TwinframeError('TF_PORTS_EXHAUSTED', `no free even/odd UDP port pair in ${range.first}-${range.last} on ${address}`);
+}
+
+/**
+ * Bind the pair a primary process holds for a session (SO_REUSEADDR, no
+ * exclusive probe: it is taken, by design), so a standby process's data paths
+ * send from the very same address and ports (src/pair-process).
+ */
+export async function adoptPortPair(address: string, rtpPort: number): Promise<PortPair> {
+  const key = `${address}:${rtpPort}`;
+  if (held.has(key)) throw new TwinframeError('TF_PORTS_EXHAUSTED', `server ports ${rtpPort}-${rtpPort + 1} on ${address} are held by a session of this process`);
+  held.add(key);
+  const rtp = await bindUdp(address, rtpPort, true);
+  const rtcp = rtp && await bindUdp(address, rtpPort + 1, true);
+  if (!rtp || !rtcp) {
+    rtp?.close();
+    held.delete(key);
+    throw new TwinframeError('TF_PORTS_EXHAUSTED', `cannot bind server ports ${rtpPort}-${rtpPort + 1} on ${address} again`);
+  }
+  return heldPair(address, rtpPort, { rtp, rtcp });
+}
+
+/** A pair this process holds (its key in `held`) until released. */
+function heldPair(address: string, rtpPort: number, sockets: { rtp: Socket; rtcp: Socket }): PortPair {
+  let released = false;
+  return {
+    address,
+    rtpPort,
+    rtcpPort: rtpPort + 1,
+    release() {
+      if (released) return;
+      released = true;
+      held.delete(`${address}:${rtpPort}`);
+      sockets.rtp.close();
+      sockets.rtcp.close();
+    },
+  };
 }
 
 /** Bind both ports of a pair (SO_REUSEADDR) once exclusive binds show that nobody else holds them. */

@@ -62,9 +62,10 @@ export class ControlBlock {
     this.ctrl32 = new Int32Array(sab, layout.u64Offset, layout.u64Words * 2);
   }
 
-  static create(maxSessions?: number): ControlBlock {
+  /** A new block; in `memory` (zeroed, of the size asked) when given: shared memory another process maps too (a process pair). */
+  static create(maxSessions?: number, memory?: (bytes: number) => SharedArrayBuffer): ControlBlock {
     const layout = computeLayout(maxSessions);
-    const block = new ControlBlock(new SharedArrayBuffer(layout.byteLength), layout);
+    const block = new ControlBlock(memory ? memory(layout.byteLength) : new SharedArrayBuffer(layout.byteLength), layout);
     block.i32[I32.ACTIVE] = ACTIVE_OWNER_NONE;
     for (let path = 0; path < PATH_COUNT; path++) block.f64[pathF64Index(path as PathId, PATH_F64.NEXT_DUE_MS)] = Number.POSITIVE_INFINITY;
     return block;

@@ -1,0 +1,293 @@
+// Process-failover benchmark (issue 17): a process pair of real `twinframe`
+// processes carries N looping broadcasts of the sample asset to receivers in
+// this process; again and again the primary process is SIGKILLed, the standby
+// takes over, and a new standby joins the survivor. Side by side, in the same
+// run and on the same streams, the sending data path of the current primary is
+// crashed (an in-process failover, `twinframectl inject-fault <path> crash`).
+//
+//   node dist/bench/process-failover/run.js [--kills N] [--sessions 1,20] [--settle-ms 1000] [--quick]
+//
+// Per kill (process) and per crash (path), the worst session counts:
+//   - first: from the kill (the signal sent) to the first datagram that arrived after it, ms;
+//   - gap: the largest inter-arrival gap in [kill − 50 ms, kill + 500 ms], ms
+//     (nominal spacing of the sample: ~3.5 ms);
+// Totals per session over the whole run: lost and duplicated (RTP sequence
+// numbers). RTSP control: these are broadcasts (no RTSP session); a viewer's RTSP
+// session is not taken over yet (README, "Process pair"), so every RTSP viewer
+// of a killed primary would lose its control: reported as such.
+//
+// The receivers stamp arrivals in this process's event loop (CLOCK_MONOTONIC,
+// the servers' clock too); nothing else runs in it during a measurement window.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import dgram from 'node:dgram';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { loadavg, tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { AdminClient } from '../../src/admin/client.js';
+import type { StatusResult } from '../../src/admin/backend.js';
+import { pairRuntimeDir } from '../../src/pair-process/native-pair.js';
+import { Flags } from '../flags.js';
+import { freePort, nearest16, sleep } from '../lib.js';
+import { summarize, type Summary } from '../stats.js';
+
+const TWINFRAME = fileURLToPath(new URL('../../src/cli/twinframe.js', import.meta.url));
+const USAGE = 'usage: node dist/bench/process-failover/run.js [--kills N] [--sessions 1,20] [--settle-ms 1000] [--quick]';
+const SECRET = 'the process-failover benchmark pair secret';
+/** Measurement window after a kill. */
+const WINDOW_BEFORE_MS = 50;
+const WINDOW_AFTER_MS = 500;
+const READY_TIMEOUT_MS = 30_000;
+
+/** Sequence numbers and arrivals of one session, growing without holding the payloads. */
+class Receiver {
+  seqs = new Uint16Array(1 << 16);
+  arrivals = new Float64Array(1 << 16);
+  count = 0;
+
+  private constructor(readonly socket: dgram.Socket, readonly rtcp: dgram.Socket) {
+    socket.on('message', (m: Buffer) => {
+      const at = Number(process.hrtime.bigint()) / 1e6;
+      if (m.length < 12) return;
+      if (this.count === this.seqs.length) this.grow();
+      this.seqs[this.count] = m.readUInt16BE(2);
+      this.arrivals[this.count++] = at;
+    });
+  }
+
+  static async open(): Promise<Receiver> {
+    for (;;) {
+      // Linux hands out odd ports for bind(0): take the even one below and the odd one above it.
+      const free = await freePort();
+      const port = free - (free % 2);
+      const bind = (p: number): Promise<dgram.Socket | undefined> => new Promise((resolve) => {
+        const s = dgram.createSocket('udp4');
+        s.once('error', () => { s.close(); resolve(undefined); });
+        s.bind(p, '127.0.0.1', () => resolve(s));
+      });
+      const rtp = await bind(port);
+      const rtcp = rtp && await bind(port + 1);
+      if (rtp && rtcp) {
+        rtp.setRecvBufferSize(4 * 1024 * 1024);
+        return new Receiver(rtp, rtcp);
+      }
+      rtp?.close();
+    }
+  }
+
+  get port(): number {
+    return this.socket.address().port;
+  }
+
+  close(): void {
+    this.socket.close();
+    this.rtcp.close();
+  }
+
+  private grow(): void {
+    const seqs = new Uint16Array(this.seqs.length * 2);
+    seqs.set(this.seqs);
+    const arrivals = new Float64Array(this.arrivals.length * 2);
+    arrivals.set(this.arrivals);
+    this.seqs = seqs;
+    this.arrivals = arrivals;
+  }
+
+  /** Lost and duplicated over the whole run (sequence numbers extended past their wrap). */
+  totals(): { received: number; lost: number; duplicated: number } {
+    const seen = new Set<number>();
+    let max = this.count > 0 ? this.seqs[0] : 0;
+    let min = max;
+    let duplicated = 0;
+    for (let i = 0; i < this.count; i++) {
+      const ext = nearest16(this.seqs[i], max);
+      if (seen.has(ext)) duplicated++;
+      else seen.add(ext);
+      if (ext > max) max = ext;
+      if (ext < min) min = ext;
+    }
+    return { received: this.count, lost: this.count === 0 ? 0 : max - min + 1 - seen.size, duplicated };
+  }
+
+  /** After `atMs`: how long until the first arrival, and the largest gap around it. */
+  around(atMs: number): { firstMs: number; gapMs: number } {
+    let firstMs = Number.NaN;
+    let gapMs = 0;
+    for (let i = 1; i < this.count; i++) {
+      const t = this.arrivals[i];
+      if (t < atMs - WINDOW_BEFORE_MS) continue;
+      if (t > atMs + WINDOW_AFTER_MS) break;
+      if (Number.isNaN(firstMs) && t >= atMs) firstMs = t - atMs;
+      gapMs = Math.max(gapMs, t - this.arrivals[i - 1]);
+    }
+    return { firstMs, gapMs };
+  }
+}
+
+interface Member {
+  readonly name: string;
+  readonly child: ChildProcess;
+  readonly admin: string;
+  output(): string;
+}
+
+interface Event {
+  readonly kind: 'process' | 'path';
+  readonly atMs: number;
+  readonly takeoverMs?: number;
+}
+
+interface LevelResult {
+  readonly sessions: number;
+  readonly kills: number;
+  readonly process: { readonly first: Summary; readonly gap: Summary; readonly takeover: Summary };
+  readonly path: { readonly first: Summary; readonly gap: Summary };
+  readonly lost: number;
+  readonly duplicated: number;
+  readonly received: number;
+  readonly rtspControlLost: string;
+}
+
+async function status(member: Member): Promise<StatusResult> {
+  const client = await AdminClient.connect(member.admin, { timeoutMs: 5000 });
+  try {
+    return await client.request('status', {});
+  } finally {
+    client.close();
+  }
+}
+
+async function until(member: Member, done: (s: StatusResult) => boolean, what: string): Promise<StatusResult> {
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  for (;;) {
+    const s = await status(member).catch(() => undefined);
+    if (s && done(s)) return s;
+    if (Date.now() > deadline) throw new Error(`${member.name}: ${what} not reached: ${JSON.stringify(s?.processPair)}\n${member.output().slice(-2000)}`);
+    await sleep(50);
+  }
+}
+
+async function runLevel(sessions: number, kills: number, settleMs: number): Promise<LevelResult> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'twinframe-pfo-'));
+  const children: ChildProcess[] = [];
+  const receivers: Receiver[] = [];
+  try {
+    for (let i = 0; i < sessions; i++) receivers.push(await Receiver.open());
+    const rtspPort = await freePort();
+    const link = path.join(dir, 'link.sock');
+    const start = async (role: 'primary' | 'standby', name: string): Promise<Member> => {
+      const configPath = path.join(dir, `${name}.json`);
+      const admin = path.join(dir, `${name}.sock`);
+      await writeFile(configPath, JSON.stringify({
+        rtsp: { port: rtspPort },
+        media: { cacheDir: path.join(dir, `${name}-cache`) },
+        admin: { socketPath: admin, faultInjection: true },
+        metrics: { listen: '' },
+        log: { level: 'warn', format: 'json' },
+        pair: { role, link, secret: SECRET },
+        ...(role === 'primary' ? { broadcasts: receivers.map((r, i) => ({ name: `b${i}`, asset: '/sample.ts', to: `127.0.0.1:${r.port}`, loop: true })) } : {}),
+      }));
+      const child = spawn(process.execPath, [TWINFRAME, '-c', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+      children.push(child);
+      let out = '';
+      child.stdout.on('data', (c: Buffer) => { out += c.toString(); });
+      child.stderr.on('data', (c: Buffer) => { out = (out + c.toString()).slice(-100_000); });
+      return { name, child, admin, output: () => out };
+    };
+    let primary = await start('primary', 'p0');
+    await until(primary, (s) => s.sessions === sessions, 'every broadcast open');
+    let standby = await start('standby', 's1');
+    await until(standby, (s) => s.processPair?.state === 'Secondary' && s.sessions === sessions, 'following');
+    const events: Event[] = [];
+    for (let k = 0; k < kills; k++) {
+      await sleep(settleMs);
+      // In process: crash the primary's sending path; its twin takes over.
+      const before = await status(primary);
+      const sending = before.active;
+      if (sending !== null) {
+        const atMs = Number(process.hrtime.bigint()) / 1e6;
+        const client = await AdminClient.connect(primary.admin, { timeoutMs: 5000 });
+        try {
+          await client.request('inject_fault', { path: sending, kind: 'crash', pair: 0 });
+        } finally {
+          client.close();
+        }
+        events.push({ kind: 'path', atMs });
+        await sleep(settleMs);
+        await until(primary, (s) => s.pairs[0].failovers > before.pairs[0].failovers && s.active !== null && Object.values(s.paths).every((p) => p.namedState.startsWith('Primary') || p.namedState === 'Secondary'), 'protected again');
+      }
+      // The whole process: SIGKILL the primary; the standby takes over.
+      const atMs = Number(process.hrtime.bigint()) / 1e6;
+      const killedAt = Date.now();
+      primary.child.kill('SIGKILL');
+      await sleep(WINDOW_AFTER_MS);
+      const took = await until(standby, (s) => s.processPair?.state === 'Secondary_No_Primary', 'took over');
+      events.push({ kind: 'process', atMs, takeoverMs: Date.parse(took.processPair!.takeover!.at) - killedAt });
+      const next = await start('standby', `s${k + 2}`);
+      await until(next, (s) => s.processPair?.state === 'Secondary' && s.sessions === sessions, 'following');
+      primary = standby;
+      standby = next;
+      process.stderr.write(`  ${sessions} session(s): kill ${k + 1}/${kills}\n`);
+    }
+    await sleep(WINDOW_AFTER_MS);
+    const worst = (e: Event) => receivers.map((r) => r.around(e.atMs)).reduce((a, b) => ({ firstMs: Math.max(a.firstMs, b.firstMs), gapMs: Math.max(a.gapMs, b.gapMs) }));
+    const measured = (kind: Event['kind']) => events.filter((e) => e.kind === kind).map((e) => ({ ...worst(e), takeoverMs: e.takeoverMs ?? Number.NaN }));
+    const proc = measured('process');
+    const paths = measured('path');
+    const totals = receivers.map((r) => r.totals());
+    return {
+      sessions, kills,
+      process: { first: summarize(proc.map((m) => m.firstMs)), gap: summarize(proc.map((m) => m.gapMs)), takeover: summarize(proc.map((m) => m.takeoverMs)) },
+      path: { first: summarize(paths.map((m) => m.firstMs)), gap: summarize(paths.map((m) => m.gapMs)) },
+      lost: totals.reduce((a, t) => a + t.lost, 0),
+      duplicated: totals.reduce((a, t) => a + t.duplicated, 0),
+      received: totals.reduce((a, t) => a + t.received, 0),
+      rtspControlLost: 'broadcasts: none to lose; an RTSP viewer of the killed primary loses its control at every kill (not taken over yet)',
+    };
+  } finally {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    await Promise.all(children.map((c) => (c.exitCode === null && c.signalCode === null ? new Promise((r) => c.once('exit', r)) : Promise.resolve())));
+    for (const r of receivers) r.close();
+    const shm = pairRuntimeDir();
+    const pids = children.map((c) => `-${c.pid}-`);
+    for (const file of await readdir(shm)) if (pids.some((p) => file.includes(p))) await rm(path.join(shm, file), { force: true });
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+function row(label: string, s: Summary): string {
+  const f = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : '-');
+  return `| ${label} | ${s.n} | ${f(s.p50)} | ${f(s.p99)} | ${f(s.max)} |`;
+}
+
+async function main(): Promise<void> {
+  const flags = Flags.parse(process.argv.slice(2), { kills: 'string', sessions: 'string', 'settle-ms': 'string', quick: 'boolean' }, USAGE);
+  const quick = flags.has('quick');
+  const kills = flags.number('kills', { positive: true }) ?? (quick ? 5 : 100);
+  const levels = (flags.list('sessions') ?? ['1', '20']).map(Number);
+  const settleMs = flags.number('settle-ms', { positive: true }) ?? 1000;
+  const results: LevelResult[] = [];
+  const startedAt = new Date().toISOString();
+  for (const sessions of levels) results.push(await runLevel(sessions, kills, settleMs));
+  console.log(`process-failover: ${kills} SIGKILLs of the primary process and ${kills} crashes of its sending path per level; load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+  for (const r of results) {
+    console.log(`\n${r.sessions} session(s): received ${r.received}, lost ${r.lost}, duplicated ${r.duplicated}; RTSP control: ${r.rtspControlLost}`);
+    console.log('| worst session, ms | n | p50 | p99 | max |\n|---|---|---|---|---|');
+    console.log(row('process kill → first datagram after it', r.process.first));
+    console.log(row('process kill: largest gap', r.process.gap));
+    console.log(row('process kill → takeover (wall clock)', r.process.takeover));
+    console.log(row('path crash → first datagram after it', r.path.first));
+    console.log(row('path crash: largest gap', r.path.gap));
+  }
+  const resultsDir = fileURLToPath(new URL('../../../bench/results/', import.meta.url));
+  await mkdir(resultsDir, { recursive: true });
+  const file = path.join(resultsDir, `process-failover-${startedAt.replace(/[:.]/g, '-')}.json`);
+  await writeFile(file, JSON.stringify({ startedAt, kills, settleMs, levels: results }, null, 2));
+  console.log(`\nresults: ${file}`);
+}
+
+main().then(() => process.exit(0), (err: Error) => {
+  process.stderr.write(`process-failover: ${err.stack ?? err.message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,70 @@
+// Every message that crosses the private link between the two processes of a
+// process pair, one declared type each, and the shared secret's proofs. The
+// messages are JSON, one per line: the link code sees only a byte stream, so a
+// TCP link between two hosts is a transport change.
+
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { StreamLimits } from '../engine/session-table.js';
+import type { ReplicaCursor, ReplicationEvent } from '../engine/replica.js';
+
+/** Bumped when a message changes meaning: both processes must speak the same. */
+export const LINK_PROTOCOL = 1;
+
+/**
+ * The synchronized parameters (patent [0083]) the standby takes from its primary.
+ * Limits and heartbeat apply live; the others must match the standby's own
+ * configuration (they shape its sockets and threads), and a mismatch is logged.
+ */
+export interface SynchronizedParameters {
+  readonly heartbeatPeriodUs: number;
+  readonly maxMissedHeartbeats: number;
+  readonly batchWindowUs: number;
+  readonly limits: StreamLimits;
+  readonly serverPortRange: { readonly first: number; readonly last: number };
+  /** The system time (wall clock) of the primary when it sent these, for the log: the processes share the monotonic clock. */
+  readonly wallClockMs: number;
+}
+
+/** Primary → standby, first: prove the secret on this nonce. */
+export interface ChallengeMessage { readonly type: 'challenge'; readonly protocol: number; readonly nonce: string; readonly pid: number }
+/** Standby → primary: the proof, and the standby's own nonce for the primary to prove. */
+export interface HelloMessage { readonly type: 'hello'; readonly protocol: number; readonly proof: string; readonly nonce: string; readonly pid: number }
+/** Primary → standby: the primary's proof; the link is authenticated both ways. */
+export interface WelcomeMessage { readonly type: 'welcome'; readonly proof: string }
+/** Either way: why the link is closed (bad proof, protocol, a second standby). */
+export interface RefusedMessage { readonly type: 'refused'; readonly reason: string }
+/** Where the primary's control blocks are mapped (src/pair-process/shared-blocks.ts), by pair. */
+export interface SharedBlocksInfo { readonly files: readonly string[]; readonly maxSessions: number }
+export interface ParamsMessage { readonly type: 'params'; readonly params: SynchronizedParameters; readonly controlBlocks: SharedBlocksInfo }
+/** One step of the session command stream (patent [0087]). */
+export interface StepMessage { readonly type: 'step'; readonly step: ReplicationEvent }
+/** The snapshot of the sessions open when the standby joined is complete: what follows is live. */
+export interface SyncedMessage { readonly type: 'synced' }
+/** Where every session stands on the primary (every CURSOR_PERIOD_MS while any plays). */
+export interface CursorsMessage { readonly type: 'cursors'; readonly cursors: readonly ReplicaCursor[] }
+
+export type LinkMessage =
+  | ChallengeMessage | HelloMessage | WelcomeMessage | RefusedMessage
+  | ParamsMessage | StepMessage | SyncedMessage | CursorsMessage;
+
+/** How often the primary tells the standby where its sessions stand. */
+export const CURSOR_PERIOD_MS = 10;
+/** How long each side waits for the other's next handshake message. */
+export const HANDSHAKE_TIMEOUT_MS = 3000;
+
+export function newNonce(): string {
+  return randomBytes(32).toString('hex');
+}
+
+/** What `role` sends to prove it holds the secret, on the other side's nonce. */
+export function proofOf(secret: string, role: 'primary' | 'standby', nonce: string): string {
+  return createHmac('sha256', secret).update(`twinframe-pair ${LINK_PROTOCOL} ${role} ${nonce}`).digest('hex');
+}
+
+/** Compared in constant time. */
+export function proofHolds(secret: string, role: 'primary' | 'standby', nonce: string, proof: unknown): boolean {
+  if (typeof proof !== 'string') return false;
+  const expected = Buffer.from(proofOf(secret, role, nonce), 'hex');
+  const given = Buffer.from(proof, 'hex');
+  return given.length === expected.length && timingSafeEqual(given, expected);
+}

@@ -1,0 +1,41 @@
+// What `twinframectl status` shows of the process pair, in either process.
+
+import type { NamedState } from '../failover/states.js';
+
+export type ProcessRole = 'primary' | 'standby';
+
+/**
+ * The other process as this one sees it: 'none' (no standby linked, or the
+ * standby not linked yet), 'authenticating', 'synchronizing' (snapshot under way),
+ * 'linked', 'lost' (the link closed but the process runs), 'dead' (it exited).
+ */
+export type PeerState = 'none' | 'authenticating' | 'synchronizing' | 'linked' | 'lost' | 'dead';
+
+/** The standby's takeover from a dead primary. */
+export interface TakeoverRecord {
+  /** When it happened (ISO 8601). */
+  readonly at: string;
+  /** What told the standby: the primary's exit seen by its watch ('exiting'), or the link's close confirmed by it ('link'). */
+  readonly noticedBy: 'exiting' | 'link';
+  /** From that moment to sending switched, ms. */
+  readonly switchMs: number;
+  /** Sessions taken over. */
+  readonly sessions: number;
+  /** Pairs of data paths that now send. */
+  readonly pairsSending: number;
+  /** Where the cursors came from: the primary's control blocks (exact) or the link's last report (up to 10 ms old). */
+  readonly cursors: 'shared-memory' | 'link';
+}
+
+export interface ProcessPairStatus {
+  /** The role this process started in. */
+  readonly role: ProcessRole;
+  /** The process pair's failover state, by the patent's names. */
+  readonly state: NamedState;
+  /** This process's data paths put datagrams on the wire. */
+  readonly sending: boolean;
+  readonly peer: { readonly state: PeerState; readonly pid: number | null };
+  /** The private link's socket path. */
+  readonly link: string;
+  readonly takeover: TakeoverRecord | null;
+}

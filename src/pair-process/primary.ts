@@ -1,0 +1,160 @@
+// The primary process's side of a process pair: it listens on the private link,
+// authenticates the standby that connects (one at a time), sends it the
+// synchronized parameters and a snapshot of every open session, then the session
+// command stream as the engine emits it, and every CURSOR_PERIOD_MS where each
+// session stands. The primary never waits for its standby: a standby that stops
+// reading is dropped, and streams go on.
+
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { chmod, rm } from 'node:fs/promises';
+import type { Engine, ReplicationEvent } from '../engine/engine.js';
+import { TwinframeError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { LinkChannel, authenticateStandby } from './link.js';
+import { CURSOR_PERIOD_MS, type SharedBlocksInfo, type SynchronizedParameters } from './link-messages.js';
+import type { PeerState, ProcessPairStatus } from './pair-status.js';
+
+/** A standby this far behind in reading the link is dropped (it resynchronizes when it reconnects). */
+const MAX_UNREAD_BYTES = 64 * 1024 * 1024;
+
+export interface PairPrimaryOptions {
+  readonly engine: Engine;
+  /** The private link's Unix socket path. */
+  readonly link: string;
+  readonly secret: string;
+  /** The synchronized parameters as they are now. */
+  readonly params: () => SynchronizedParameters;
+  /** This process's control blocks in shared memory, for the standby to map. */
+  readonly controlBlocks: SharedBlocksInfo;
+  readonly logger: Logger;
+}
+
+interface LinkedStandby {
+  readonly channel: LinkChannel;
+  state: PeerState;
+  pid: number | null;
+}
+
+export class PairPrimary {
+  private readonly log: Logger;
+  private readonly server: Server;
+  private standby: LinkedStandby | undefined;
+  private cursorTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+  private readonly forward = (step: ReplicationEvent): void => this.send({ type: 'step', step });
+
+  private constructor(private readonly options: PairPrimaryOptions) {
+    this.log = options.logger.child({ component: 'pair-primary' });
+    this.server = createServer((socket) => this.accept(socket));
+  }
+
+  /** Listen on the link's path (a stale socket file of a dead process is replaced; a live listener's is not). */
+  static async listen(options: PairPrimaryOptions): Promise<PairPrimary> {
+    if (await someoneListens(options.link)) throw new TwinframeError('TF_PAIR_LINK', `another process listens on the private link ${options.link}: a pair has one primary`);
+    await rm(options.link, { force: true });
+    const primary = new PairPrimary(options);
+    await new Promise<void>((resolve, reject) => {
+      primary.server.once('error', reject);
+      primary.server.listen(options.link, () => {
+        primary.server.off('error', reject);
+        resolve();
+      });
+    });
+    await chmod(options.link, 0o600);
+    primary.log.info({ link: options.link }, 'process pair: primary, listening for its standby');
+    return primary;
+  }
+
+  status(): ProcessPairStatus {
+    const peer = this.standby;
+    return {
+      role: 'primary',
+      state: peer?.state === 'linked' ? 'Primary' : 'Primary_No_Secondary',
+      sending: true,
+      peer: { state: peer?.state ?? 'none', pid: peer?.pid ?? null },
+      link: this.options.link,
+      takeover: null,
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.dropStandby();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await rm(this.options.link, { force: true });
+  }
+
+  private accept(socket: Socket): void {
+    const channel = new LinkChannel(socket);
+    if (this.standby || this.closed) {
+      channel.send({ type: 'refused', reason: 'a standby is already linked to this primary' });
+      socket.end();
+      return;
+    }
+    const standby: LinkedStandby = { channel, state: 'authenticating', pid: null };
+    this.standby = standby;
+    channel.whenClosed(() => {
+      if (this.standby !== standby) return;
+      this.dropStandby();
+      this.log.warn({ pid: standby.pid }, 'process pair: the standby left the link; streams are unprotected against the death of this process');
+    });
+    authenticateStandby(channel, this.options.secret).then((pid) => this.synchronize(standby, pid), (err: Error) => {
+      this.log.warn({ err: err.message }, 'process pair: a process on the link was refused');
+      channel.close();
+    });
+  }
+
+  /**
+   * The parameters, then every open session as steps, then the live stream: the
+   * snapshot and the subscription happen in one turn, so no step falls between.
+   */
+  private synchronize(standby: LinkedStandby, pid: number): void {
+    if (this.standby !== standby || standby.channel.isClosed) return;
+    standby.pid = pid;
+    standby.state = 'synchronizing';
+    const { engine } = this.options;
+    this.send({ type: 'params', params: this.options.params(), controlBlocks: this.options.controlBlocks });
+    const snapshot = engine.replicaSnapshot();
+    for (const step of snapshot) this.send({ type: 'step', step });
+    this.send({ type: 'synced' });
+    engine.on('replicate', this.forward);
+    this.cursorTimer = setInterval(() => this.sendCursors(), CURSOR_PERIOD_MS);
+    standby.state = 'linked';
+    this.log.info({ pid, sessions: snapshot.filter((s) => s.kind === 'open').length }, 'process pair: standby linked and synchronized');
+  }
+
+  private sendCursors(): void {
+    const cursors = this.options.engine.replicaCursors();
+    if (cursors.length > 0) this.send({ type: 'cursors', cursors });
+  }
+
+  private send(message: Parameters<LinkChannel['send']>[0]): void {
+    const standby = this.standby;
+    if (!standby) return;
+    if (standby.channel.socket.writableLength > MAX_UNREAD_BYTES) {
+      this.log.warn({ pid: standby.pid }, 'process pair: the standby does not read its link; dropped');
+      standby.channel.close();
+      return;
+    }
+    standby.channel.send(message);
+  }
+
+  private dropStandby(): void {
+    const standby = this.standby;
+    this.standby = undefined;
+    this.options.engine.off('replicate', this.forward);
+    clearInterval(this.cursorTimer);
+    this.cursorTimer = undefined;
+    standby?.channel.close();
+  }
+}
+
+/** A process accepts connections on this Unix socket path. */
+function someoneListens(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = createConnection(path);
+    probe.once('connect', () => { probe.destroy(); resolve(true); });
+    probe.once('error', () => resolve(false));
+  });
+}

@@ -1,0 +1,307 @@
+// The standby process's side of a process pair. It connects to the primary's
+// private link (and keeps trying until it can), proves the shared secret, takes
+// the synchronized parameters, and applies the session command stream to its
+// own engine, which holds sending: its data paths follow every session and send
+// nothing. When the link closes it asks the kernel whether the primary died; if
+// so it takes over at once (every session from the primary's last cursor, from
+// the same source ports), else it waits for the primary to come back or die.
+
+import { createConnection } from 'node:net';
+import type { Engine, ReplicaCursor, ReplicationEvent } from '../engine/engine.js';
+import { ControlBlock, type SegmentParams } from '../shared/control-block.js';
+import { monoNowMs } from '../shared/clock.js';
+import type { Logger } from '../log.js';
+import { LinkChannel, authenticatePrimary } from './link.js';
+import type { LinkMessage, SharedBlocksInfo } from './link-messages.js';
+import type { PeerState, ProcessPairStatus, TakeoverRecord } from './pair-status.js';
+import { ProcessWatch } from './process-exit.js';
+import { mapPeerBlocks } from './shared-blocks.js';
+import { removeSharedRegion } from './native-pair.js';
+
+/** How often the standby tries the link again while it has no primary. */
+const RECONNECT_MS = 200;
+/** A closed link with the primary still running: how long its exit may take to show before the link counts as merely lost. */
+const EXIT_CONFIRM_MS = 50;
+/** While the link is lost and the primary runs, how often its exit is looked for. */
+const LOST_POLL_MS = 5;
+/** While sessions are followed, how often the primary's exit is looked for (its link closes only at the end of its teardown). */
+const DEATH_POLL_MS = 2;
+
+export interface PairStandbyOptions {
+  readonly engine: Engine;
+  readonly link: string;
+  readonly secret: string;
+  readonly logger: Logger;
+  /** This process serves from now on (start listening for viewers). */
+  readonly onTakeover: (record: TakeoverRecord) => void;
+}
+
+type StandbyPhase = 'connecting' | 'synchronizing' | 'following' | 'took-over' | 'closed';
+
+export class PairStandby {
+  private readonly log: Logger;
+  private phase: StandbyPhase = 'connecting';
+  private peer: PeerState = 'none';
+  private primaryPid: number | null = null;
+  /** The primary process itself (a pidfd), from the handshake on. */
+  private primary: ProcessWatch | undefined;
+  /** The primary's control blocks, mapped (read at takeover), and their names. */
+  private primaryBlocks: ControlBlock[] = [];
+  private primaryBlockFiles: readonly string[] = [];
+  /** Each followed session's place in the primary's control blocks. */
+  private readonly primarySlots = new Map<string, { readonly pair: number; readonly slot: number }>();
+  private channel: LinkChannel | undefined;
+  /** Steps are applied one after the other (an open is asynchronous). */
+  private steps: Promise<void> = Promise.resolve();
+  private pendingSteps = 0;
+  private lastCursors: readonly ReplicaCursor[] = [];
+  private takeover: TakeoverRecord | null = null;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private deathPoll: NodeJS.Timeout | undefined;
+
+  private constructor(private readonly options: PairStandbyOptions) {
+    this.log = options.logger.child({ component: 'pair-standby' });
+  }
+
+  /** Start following (in the background: the primary may not be up yet). The engine must hold sending. */
+  static start(options: PairStandbyOptions): PairStandby {
+    const standby = new PairStandby(options);
+    standby.log.info({ link: options.link }, 'process pair: standby, connecting to the primary');
+    standby.connect();
+    return standby;
+  }
+
+  status(): ProcessPairStatus {
+    const state = this.phase === 'took-over' ? 'Secondary_No_Primary' : this.phase === 'following' ? 'Secondary' : 'Secondary_Synchronizing';
+    return {
+      role: 'standby',
+      state,
+      sending: !this.options.engine.sendingHeld,
+      peer: { state: this.peer, pid: this.primaryPid },
+      link: this.options.link,
+      takeover: this.takeover,
+    };
+  }
+
+  /** Resolves once every step received so far is applied (tests, and the takeover's bookkeeping). */
+  settled(): Promise<void> {
+    return this.steps;
+  }
+
+  close(): void {
+    this.phase = 'closed';
+    clearTimeout(this.retryTimer);
+    this.stopDeathPoll();
+    this.channel?.close();
+    this.primary?.close();
+  }
+
+  /** Look for the primary's exit every DEATH_POLL_MS while there are sessions to take over; an idle pair costs nothing. */
+  private updateDeathPoll(): void {
+    if (this.primarySlots.size === 0 || this.phase === 'closed' || this.phase === 'took-over') {
+      this.stopDeathPoll();
+      return;
+    }
+    const primary = this.primary;
+    if (this.deathPoll || !primary) return;
+    this.deathPoll = setInterval(() => {
+      if (primary === this.primary && primary.dying()) this.takeOver(monoNowMs(), 'exiting');
+    }, DEATH_POLL_MS);
+  }
+
+  private stopDeathPoll(): void {
+    clearInterval(this.deathPoll);
+    this.deathPoll = undefined;
+  }
+
+  private connect(): void {
+    if (this.phase !== 'connecting') return;
+    const socket = createConnection(this.options.link);
+    const channel = new LinkChannel(socket);
+    socket.once('connect', () => {
+      this.peer = 'authenticating';
+      authenticatePrimary(channel, this.options.secret).then((pid) => this.linked(channel, pid), (err: Error) => {
+        this.log.error({ err: err.message }, 'process pair: cannot join the primary');
+        channel.close();
+      });
+    });
+    channel.whenClosed(() => {
+      if (this.channel === channel) {
+        this.channel = undefined;
+        void this.linkClosed();
+      } else if (this.phase === 'connecting') {
+        this.retryTimer = setTimeout(() => this.connect(), RECONNECT_MS);
+      }
+    });
+  }
+
+  private linked(channel: LinkChannel, pid: number): void {
+    if (this.phase !== 'connecting' || channel.isClosed) return;
+    this.channel = channel;
+    this.primaryPid = pid;
+    this.primary?.close();
+    try {
+      this.primary = new ProcessWatch(pid);
+    } catch (err) {
+      this.log.error({ primaryPid: pid, err: (err as Error).message }, 'process pair: cannot watch the primary process');
+      channel.close();
+      return;
+    }
+    this.phase = 'synchronizing';
+    this.peer = 'synchronizing';
+    // Sessions followed over an earlier link may have changed meanwhile: the snapshot brings them back.
+    this.stopDeathPoll();
+    this.enqueue(() => {
+      this.primarySlots.clear();
+      for (const s of this.options.engine.listSessions()) this.options.engine.closeSession(s.id);
+    });
+    channel.onMessage((m) => this.receive(m));
+    this.log.info({ primaryPid: pid }, 'process pair: joined the primary');
+  }
+
+  private receive(message: LinkMessage): void {
+    const { engine } = this.options;
+    switch (message.type) {
+      case 'params': {
+        const p = message.params;
+        engine.setHeartbeat(p.heartbeatPeriodUs, p.maxMissedHeartbeats);
+        engine.setLimits(p.limits);
+        this.mapPrimaryBlocks(message.controlBlocks);
+        this.log.info({ params: p }, 'process pair: synchronized parameters from the primary');
+        break;
+      }
+      case 'step': {
+        const { step } = message;
+        this.enqueue(() => this.apply(step));
+        break;
+      }
+      case 'synced':
+        this.enqueue(() => {
+          this.phase = 'following';
+          this.peer = 'linked';
+          this.log.info({ sessions: engine.listSessions().length }, 'process pair: following every session of the primary');
+        });
+        break;
+      case 'cursors':
+        this.lastCursors = message.cursors;
+        // Behind a step still being applied (an open), the next message will do.
+        if (this.pendingSteps === 0) engine.followCursors(this.primaryBlocks.length > 0 ? this.primaryCursors() : message.cursors);
+        break;
+      default:
+        this.log.warn({ type: message.type }, 'process pair: unexpected message on the link');
+    }
+  }
+
+  private async apply(step: ReplicationEvent): Promise<void> {
+    const { engine } = this.options;
+    switch (step.kind) {
+      case 'open': {
+        const s = step.session;
+        this.primarySlots.set(s.id, s.primarySlot);
+        this.updateDeathPoll();
+        await engine.openSession({
+          asset: s.asset, assetName: s.assetName, destination: s.destination, transport: s.transport, source: s.source.address,
+          ...(s.multicast ? { multicast: s.multicast } : {}), ...(s.broadcast === undefined ? {} : { broadcast: s.broadcast }),
+          ...(s.loop ? { loop: s.loop } : {}), replica: s,
+        });
+        break;
+      }
+      case 'segment':
+        if (engine.getSession(step.id)) engine.adoptSegment(step.id, step.segment);
+        break;
+      case 'pause':
+        if (engine.getSession(step.id)) engine.pause(step.id);
+        break;
+      case 'close':
+        this.primarySlots.delete(step.id);
+        this.updateDeathPoll();
+        engine.closeSession(step.id);
+        break;
+    }
+  }
+
+  private enqueue(job: () => void | Promise<void>): void {
+    this.pendingSteps++;
+    this.steps = this.steps.then(job).catch((err: Error) => {
+      this.log.error({ err: err.message }, 'process pair: a step of the primary could not be applied; that session is unprotected');
+    }).finally(() => { this.pendingSteps--; });
+  }
+
+  /** The link closed: a dead primary is taken over at once; a live one is waited for (it may come back, or die later). */
+  private async linkClosed(): Promise<void> {
+    if (this.phase === 'closed' || this.phase === 'took-over') return;
+    const closedAtMs = monoNowMs();
+    const primary = this.primary;
+    if (primary && await primary.waitExit(EXIT_CONFIRM_MS)) {
+      this.takeOver(closedAtMs, 'link');
+      return;
+    }
+    this.peer = 'lost';
+    this.log.warn({ primaryPid: this.primaryPid }, 'process pair: the link to the primary closed but it runs; waiting for it to come back or exit');
+    this.phase = 'connecting';
+    if (primary) this.watchLostPrimary(primary);
+    this.connect();
+  }
+
+  /** While the link is lost: the primary's exit still means a takeover. */
+  private watchLostPrimary(primary: ProcessWatch): void {
+    const look = (): void => {
+      if (this.phase !== 'connecting' || this.primary !== primary) return;
+      if (primary.dying()) this.takeOver(monoNowMs(), 'exiting');
+      else setTimeout(look, LOST_POLL_MS);
+    };
+    setTimeout(look, LOST_POLL_MS);
+  }
+
+  private mapPrimaryBlocks(info: SharedBlocksInfo): void {
+    try {
+      this.primaryBlocks = mapPeerBlocks(info.files, info.maxSessions);
+      this.primaryBlockFiles = info.files;
+    } catch (err) {
+      // Still a standby, with the cursors the link carries (up to CURSOR_PERIOD_MS old: a takeover may repeat that much).
+      this.log.error({ files: info.files, err: (err as Error).message }, 'process pair: cannot map the primary\'s control blocks');
+    }
+  }
+
+  /**
+   * Every followed session as the primary's control block holds it now. At
+   * takeover, a segment or pause whose step never crossed the link is applied
+   * from there first (its parameters are in the block too).
+   */
+  private primaryCursors(atTakeover = false): ReplicaCursor[] {
+    const { engine } = this.options;
+    const cursors: ReplicaCursor[] = [];
+    const segment: SegmentParams = { id: 0, startCursor: 0, startPacket: 0, startTimeMs: 0, rtpTsBase: 0, endPacket: 0 };
+    for (const [id, at] of this.primarySlots) {
+      const block = this.primaryBlocks[at.pair];
+      if (!block) continue;
+      const word = block.ctrl(at.slot);
+      const segmentId = ControlBlock.segmentOf(word);
+      if (atTakeover && engine.getSession(id)) {
+        if (segmentId !== 0 && segmentId !== engine.replicaSegmentOf(id) && block.readSegment(at.slot, segmentId, segment)) engine.adoptSegment(id, { ...segment });
+        if (ControlBlock.isPaused(word)) engine.pause(id);
+      }
+      cursors.push({ id, segment: segmentId, cursor: ControlBlock.cursorOf(word) });
+    }
+    return cursors;
+  }
+
+  private takeOver(noticedAtMs: number, noticedBy: TakeoverRecord['noticedBy']): void {
+    if (this.phase === 'closed' || this.phase === 'took-over') return;
+    clearTimeout(this.retryTimer);
+    this.stopDeathPoll();
+    const { engine } = this.options;
+    const exact = this.primaryBlocks.length > 0;
+    const pairsSending = engine.takeOver(exact ? this.primaryCursors(true) : this.lastCursors);
+    const switchMs = monoNowMs() - noticedAtMs;
+    // The dead primary cannot remove its regions' names any more.
+    for (const file of this.primaryBlockFiles) removeSharedRegion(file);
+    this.primary?.close();
+    this.phase = 'took-over';
+    this.peer = 'dead';
+    const record: TakeoverRecord = { at: new Date().toISOString(), switchMs, sessions: engine.listSessions().length, pairsSending, cursors: exact ? 'shared-memory' : 'link', noticedBy };
+    this.takeover = record;
+    this.log.warn({ primaryPid: this.primaryPid, ...record }, 'process pair: the primary died; this process took every session over');
+    this.options.onTakeover(record);
+  }
+}

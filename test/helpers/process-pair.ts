@@ -1,0 +1,98 @@
+// Two real `twinframe` processes as a process pair (issue 17): a primary and
+// its standby on one private link, each with its own admin socket and cache,
+// sharing the RTSP port and the server port range as the two halves of one
+// service do. Every child is SIGKILLed at teardown, whatever the test did.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { ExecutionContext } from 'ava';
+import type { StatusResult } from '../../src/admin/backend.js';
+import { pairRuntimeDir } from '../../src/pair-process/native-pair.js';
+import { freeTcpPort } from './free-port.js';
+import { freeUdpPortRange } from './port-range.js';
+import { runToString, TWINFRAMECTL } from './run.js';
+
+const TWINFRAME = fileURLToPath(new URL('../../src/cli/twinframe.js', import.meta.url));
+export const PAIR_SECRET = 'a shared secret of the pair, long enough';
+
+export interface PairMember {
+  readonly role: 'primary' | 'standby';
+  readonly child: ChildProcess;
+  readonly adminSocket: string;
+  /** Everything it wrote to stdout and stderr so far. */
+  output(): string;
+  /** Resolves with its exit code (null: killed by a signal). */
+  readonly exited: Promise<number | null>;
+  status(): Promise<StatusResult>;
+}
+
+export interface PairSetup {
+  readonly dir: string;
+  readonly rtspPort: number;
+  readonly link: string;
+  start(role: 'primary' | 'standby', name: string, secret?: string): Promise<PairMember>;
+}
+
+/** A directory, ports and a link path for a pair; every process started from it dies at teardown. */
+export async function pairSetup(t: ExecutionContext): Promise<PairSetup> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'twinframe-pair-'));
+  const rtspPort = await freeTcpPort();
+  const serverPortRange = await freeUdpPortRange(64);
+  const link = path.join(dir, 'link.sock');
+  const children: ChildProcess[] = [];
+  t.teardown(async () => {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    await Promise.all(children.map((c) => (c.exitCode === null && c.signalCode === null ? new Promise((r) => c.once('exit', r)) : Promise.resolve())));
+    await rm(dir, { recursive: true, force: true });
+    // A process killed with SIGKILL leaves its control blocks' regions (named by its pid) in shared memory.
+    const shm = pairRuntimeDir();
+    const pids = children.map((c) => `-${c.pid}-`);
+    for (const file of await readdir(shm)) if (pids.some((p) => file.includes(p))) await rm(path.join(shm, file), { force: true });
+  });
+  return {
+    dir, rtspPort, link,
+    async start(role, name, secret = PAIR_SECRET) {
+      const configPath = path.join(dir, `${name}.json`);
+      const adminSocket = path.join(dir, `${name}.sock`);
+      await writeFile(configPath, JSON.stringify({
+        rtsp: { port: rtspPort, serverPortRange },
+        media: { cacheDir: path.join(dir, `${name}-cache`) },
+        admin: { socketPath: adminSocket },
+        metrics: { listen: '' },
+        log: { level: 'info', format: 'json' },
+        pair: { role, link, secret },
+      }));
+      const child = spawn(process.execPath, [TWINFRAME, '-c', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+      children.push(child);
+      let out = '';
+      child.stdout.on('data', (c: Buffer) => { out += c.toString(); });
+      child.stderr.on('data', (c: Buffer) => { out += c.toString(); });
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      const ready = role === 'primary' ? /twinframe: serving/ : /twinframe: standby of/;
+      const deadline = Date.now() + 20_000;
+      while (!ready.test(out)) {
+        if (child.exitCode !== null || Date.now() > deadline) throw new Error(`${name} did not start:\n${out.slice(-3000)}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      return {
+        role, child, adminSocket, exited,
+        output: () => out,
+        status: async () => JSON.parse(await runToString([process.execPath, TWINFRAMECTL, '--socket', adminSocket, '--json', 'status'])) as StatusResult,
+      };
+    },
+  };
+}
+
+/** Polls `member`'s status until `done` holds of it. */
+export async function untilStatus(member: PairMember, done: (s: StatusResult) => boolean, what: string, timeoutMs = 15_000): Promise<StatusResult> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const status = await member.status();
+    if (done(status)) return status;
+    if (Date.now() > deadline) throw new Error(`${member.role}: ${what} not reached in ${timeoutMs} ms: ${JSON.stringify(status.processPair)}\n${member.output().slice(-3000)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
