@@ -1,4 +1,8 @@
 import type { TransportKind } from '../shared/commands.js';
+
+/** The first path segment of a broadcast's URL (rtsp://host/broadcast/<name>); the RTSP server routes it to the broadcasts first. */
+export const BROADCAST_PATH_SEGMENT = 'broadcast';
+
 /** A broadcast as the RTSP server sees it (rtsp://host/broadcast/<name>). */
 export interface BroadcastStream {
   readonly name: string;

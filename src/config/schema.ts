@@ -3,6 +3,7 @@
 // ports, failover, load balance, network, mount points) plus twinframe's own settings,
 // and the rule that failure detection must fit in one video frame (claims 2-3, 7-10).
 
+import { BROADCAST_PATH_SEGMENT } from '../broadcast/lookup.js';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
@@ -208,8 +209,6 @@ const rtspSchema = z.object({
     .default({ first: 30000, last: 30999 }),
 }).strict();
 
-/** The first path segment of a broadcast's URL (rtsp://host/broadcast/<name>); the RTSP server routes it to the broadcasts first. */
-export const BROADCAST_PATH_SEGMENT = 'broadcast';
 
 const mountSchema = z.object({
   /** Asset names under this prefix are looked up in `dir`; none under the broadcasts' URLs, which would shadow them. */

@@ -12,8 +12,7 @@
 
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { BroadcastLookup, BroadcastStream } from '../broadcast/lookup.js';
-import { BROADCAST_PATH_SEGMENT } from '../config/schema.js';
+import { BROADCAST_PATH_SEGMENT, type BroadcastLookup, type BroadcastStream } from '../broadcast/lookup.js';
 import { TwinframeError } from '../errors.js';
 import { isMulticastGroup } from '../shared/commands.js';
 import type { RtspMedia } from './backend.js';
