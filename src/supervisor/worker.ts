@@ -45,8 +45,8 @@ const STARVED_LIMIT_MS = 1000;
 /**
  * CPU time a path must burn without progress on due work to be failed as hung,
  * however short the failure window. A healthy V8 thread stops now and then for
- * its own work — a major GC of a path's heap took up to 20 ms here, on a thread
- * that had just started — and a hang is forever: waiting longer only delays the
+ * its own work — major GCs of worker heaps took up to 20 ms here, on a worker
+ * just started — and a hang is forever: waiting longer only delays the
  * restart. Sending does not wait for it: the standby hands over from a late
  * sender one period after the datagram it misses.
  */
