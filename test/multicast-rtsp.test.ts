@@ -20,6 +20,7 @@ import type { MulticastRtspOutcome } from './helpers/netns-multicast-rtsp.js';
 import { netnsUnavailable } from './helpers/netns.js';
 import { multicastNamespace } from './helpers/netns-multicast.js';
 import { RtspClient } from './helpers/rtsp-client.js';
+import { isGstreamerLateWrite } from './helpers/run.js';
 import { leakCheck } from './helpers/leak-check.js';
 
 const run = promisify(execFile);
@@ -143,7 +144,9 @@ for (const { player, title, least } of players) {
     const { stdout } = await run('ip', [...inNs, process.execPath, path.join(here, 'helpers/netns-multicast-rtsp.js'), player], { timeout: 80_000 });
     const r = JSON.parse(stdout) as MulticastRtspOutcome;
     t.log(JSON.stringify({ ...r, log: r.log.slice(-1500) }));
-    t.is(r.exitCode, 0, r.log.slice(-2000));
+    // GStreamer's own race on its way out (see isGstreamerLateWrite): every other check still holds.
+    if (player === 'gstreamer' && isGstreamerLateWrite(r.exitCode, r.log)) t.log('GStreamer ended with its teardown race');
+    else t.is(r.exitCode, 0, r.log.slice(-2000));
     t.true(r.replies.every((reply) => reply.endsWith(' 200')), r.replies.join(', '));
     // Keep-alives aside, and the PAUSE GStreamer sends on its way out.
     t.deepEqual(r.replies.filter((reply) => !/^(OPTIONS|GET_PARAMETER|PAUSE) /.test(reply)), ['DESCRIBE 200', 'SETUP 200', 'PLAY 200', 'TEARDOWN 200']);

@@ -7,7 +7,8 @@
 // heartbeat period by itself). Waking per chunk would cost a turn of both
 // SCHED_FIFO paths, which preempt this thread, for every chunk read. A read that fails is recorded in the session's
 // ring (DiskError or AssetError, as the synchronous reader judged it) and that
-// ring is served no more: the path fails or ends the session.
+// ring is served no more: the path fails or ends the session. A read that ran
+// while the path lost its handles is a disk failure, whatever it returned.
 
 import { receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { ControlBlock } from '../shared/control-block.js';
@@ -73,13 +74,24 @@ function answerKeys(id: number): void {
   const s = served.get(id);
   if (!s) return;
   let answer: ReaderToPath;
+  const { indexFd } = s.ring.files();
   try {
-    answer = { type: 'keys', id, table: readKeyTable(s.asset, s.ring.files().indexFd) };
+    answer = { type: 'keys', id, table: readKeyTable(s.asset, indexFd) };
   } catch (err) {
     answer = { type: 'keys-failed', id, failure: err instanceof AssetError ? FailureKind.ASSET : FailureKind.DISK, message: (err as Error).message };
   }
+  if (s.ring.files().indexFd !== indexFd) answer = { type: 'keys-failed', id, failure: FailureKind.DISK, message: lostDuringRead(s.asset) };
   data.port.postMessage(answer);
   cb.wakePaths();
+}
+
+/**
+ * The path lost its handles (the disk fault, or its session closed) while a
+ * read through them ran. It closes them at once, so their numbers may name
+ * another file by then: whatever the read returned or threw is not the asset's.
+ */
+function lostDuringRead(asset: ReadAsset): string {
+  return `read of ${asset.assetPath} failed: EBADF, this path lost its handles during the read`;
 }
 
 function drainMessages(): void {
@@ -92,12 +104,18 @@ function serveOne(s: Served): boolean {
   if (slot < 0 || !s.ring.take(slot)) return false;
   if (delayMs > 0) Atomics.wait(delayWord, 0, 0, delayMs);
   const { assetFd, indexFd } = s.ring.files();
+  let failure: { kind: number; message: string } | undefined;
   try {
     readChunk(s.asset, assetFd, indexFd, s.ring.first(slot), s.ring.count(slot), s.payloads[slot], s.times[slot]);
-    s.ring.complete(slot);
   } catch (err) {
+    failure = { kind: err instanceof AssetError ? FailureKind.ASSET : FailureKind.DISK, message: (err as Error).message };
+  }
+  if (s.ring.files().assetFd !== assetFd) failure = { kind: FailureKind.DISK, message: lostDuringRead(s.asset) };
+  if (failure) {
     s.failed = true;
-    s.ring.fail(slot, err instanceof AssetError ? FailureKind.ASSET : FailureKind.DISK, (err as Error).message);
+    s.ring.fail(slot, failure.kind, failure.message);
+  } else {
+    s.ring.complete(slot);
   }
   if (s.ring.takeWaiting() && Number.isNaN(wakeOwedSinceMs)) wakeOwedSinceMs = performance.now();
   if (performance.now() - wakeOwedSinceMs >= WAKE_EVERY_MS) wakeIfOwed();

@@ -70,3 +70,13 @@ export function runCapture(argv: readonly string[], options: { stdin?: string; l
     child.once('close', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }); });
   });
 }
+
+/**
+ * GStreamer's own race at its end: on its way out (EOS after SIGINT, or the server's BYE)
+ * rtspsrc may still write a request (its PAUSE) on the connection it is tearing down and
+ * exit 1 with "Could not write to resource", once in a few dozen runs on a loaded machine.
+ * True for exactly that exit: code 1, that message, and no sign of any other trouble.
+ */
+export function isGstreamerLateWrite(code: number | null, stderr: string): boolean {
+  return code === 1 && /Could not write to resource/.test(stderr) && !/Could not (read|receive|connect)|Unhandled error|Not Found/.test(stderr);
+}
