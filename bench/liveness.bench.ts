@@ -47,6 +47,7 @@ import { Flags } from './flags.js';
 import { cpuSeconds, freePort, readStealMs, readUdpSnmp, sleep, threadPolicies } from './lib.js';
 import type { SessionTotals } from './liveness-count.js';
 import { readLog, type LogFailure } from './server-log.js';
+import { SERVER_NODE_FLAGS } from '../src/shared/node-flags.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 /** Repository root, from dist/bench/ (compiled) or bench/. */
@@ -66,6 +67,8 @@ const USAGE = `usage: node dist/bench/liveness.bench.js [options]
   --quick             --phase-s 20
   --compare DIR       also run every phase against DIR/dist/src/cli/twinframe.js (another
                       checkout, built), right after this checkout's
+  --compare-node-flags LIST  node flags of the --compare server (default: this checkout's,
+                      ${SERVER_NODE_FLAGS.join(' ')}; '' for none; may name this checkout)
   --settle-s S        after both paths are up, before sessions and window (default 3)
   --load-procs N      busy processes of the load phases (default: one per CPU, ${cpus().length})
   --seed N            where the sessions start in the asset (default: time)
@@ -83,6 +86,7 @@ interface Options {
   phases: PhaseSpec[];
   phaseS: number;
   compare: string | undefined;
+  compareNodeFlags: readonly string[];
   settleS: number;
   loadProcs: number;
   seed: number;
@@ -100,7 +104,7 @@ function parsePhase(name: string): PhaseSpec {
 
 function parseOptions(argv: string[]): Options {
   const flags = Flags.parse(argv, {
-    phases: 'string', 'phase-s': 'string', quick: 'boolean', compare: 'string', 'settle-s': 'string', 'load-procs': 'string',
+    phases: 'string', 'phase-s': 'string', quick: 'boolean', compare: 'string', 'compare-node-flags': 'string', 'settle-s': 'string', 'load-procs': 'string',
     seed: 'string', logs: 'string', out: 'string', strict: 'boolean',
   }, USAGE);
   const phases = (flags.list('phases') ?? ['idle', '1', '20', '50', '20load']).map(parsePhase);
@@ -111,6 +115,7 @@ function parseOptions(argv: string[]): Options {
     phases,
     phaseS: flags.number('phase-s', { positive: true }) ?? (flags.has('quick') ? 20 : 300),
     compare: compare === undefined ? undefined : path.resolve(compare),
+    compareNodeFlags: flags.list('compare-node-flags') ?? SERVER_NODE_FLAGS,
     settleS: Math.max(0, flags.number('settle-s') ?? 3),
     loadProcs: Math.max(1, Math.floor(flags.number('load-procs', { positive: true }) ?? cpus().length)),
     seed: Math.floor(flags.number('seed') ?? Date.now() % 2 ** 31),
@@ -129,6 +134,8 @@ interface ServerSpec {
   readonly root: string;
   readonly cli: string;
   readonly ctl: string;
+  /** Node flags the server process starts with. */
+  readonly nodeFlags: readonly string[];
   /** git commit (short), '+dirty' when src/ has uncommitted changes. */
   readonly code: string;
 }
@@ -142,11 +149,11 @@ function codeVersion(root: string): string {
   return git(['status', '--porcelain', '--', 'src']) !== '' ? `${commit}+dirty` : commit;
 }
 
-function serverSpec(root: string, label: string): ServerSpec {
+function serverSpec(root: string, label: string, nodeFlags: readonly string[]): ServerSpec {
   const cli = path.join(root, 'dist/src/cli/twinframe.js');
   const ctl = path.join(root, 'dist/src/cli/twinframectl.js');
   for (const f of [cli, ctl]) if (!existsSync(f)) throw new Error(`${f} does not exist: build that checkout first (npm run build in ${root})`);
-  return { label, root, cli, ctl, code: codeVersion(root) };
+  return { label, root, cli, ctl, nodeFlags, code: codeVersion(root) };
 }
 
 // ─────────────────────────────────────────────────────────────────────────────
@@ -359,7 +366,7 @@ async function runPhase(server: ServerSpec, phase: PhaseSpec, o: Options, starte
     const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TWINFRAME_')));
     const logFd = openSync(logFile, 'w');
     try {
-      srv = startChild(`server ${server.label}`, [server.cli, '--config', path.join(tmp, 'config.json'), '--port', String(port), '--admin-socket', adminSocket, '--log-level', 'info'],
+      srv = startChild(`server ${server.label}`, [...server.nodeFlags, server.cli, '--config', path.join(tmp, 'config.json'), '--port', String(port), '--admin-socket', adminSocket, '--log-level', 'info'],
         { cwd: server.root, env, stdio: ['ignore', 'ignore', logFd] }, 'SIGTERM');
     } finally {
       closeSync(logFd);
@@ -544,8 +551,8 @@ async function main(): Promise<number> {
   const o = parseOptions(process.argv.slice(2));
   const started = new Date();
   const stamp = started.toISOString().replace(/[:.]/g, '-');
-  const servers = [serverSpec(ROOT, 'A')];
-  if (o.compare !== undefined) servers.push(serverSpec(o.compare, 'B'));
+  const servers = [serverSpec(ROOT, 'A', SERVER_NODE_FLAGS)];
+  if (o.compare !== undefined) servers.push(serverSpec(o.compare, 'B', o.compareNodeFlags));
   // Every child has its own deadline; this one ends the run if something else hangs.
   const boundMs = o.phases.length * servers.length * (o.phaseS + 240) * 1000 + 60_000;
   const guard = setTimeout(() => {
@@ -563,7 +570,7 @@ async function main(): Promise<number> {
 
   const load0 = loadavg();
   console.log(`twinframe liveness bench — ${started.toISOString()}, node ${process.version}, ${cpus().length} CPUs, seed ${o.seed}`);
-  for (const s of servers) console.log(`  ${s.label} = ${s.root} (${s.code})`);
+  for (const s of servers) console.log(`  ${s.label} = ${s.root} (${s.code}), node ${s.nodeFlags.join(' ') || 'without flags'}`);
   console.log(`  phases ${o.phases.map((p) => p.name).join(', ')}; ${o.phaseS} s window each after ${o.settleS} s settle; load: ${o.loadProcs} busy process(es)${HAVE_SETPRIV ? '' : '; no setpriv: children do not die with this process'}`);
   console.log(`  load average at start ${load0.map((x) => x.toFixed(2)).join(' ')}`);
 

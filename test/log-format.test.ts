@@ -22,6 +22,7 @@ import { sleep } from './helpers/engine-fixture.js';
 import { RtspClient } from './helpers/rtsp-client.js';
 import { leakCheck } from './helpers/leak-check.js';
 import { freeTcpPort } from './helpers/free-port.js';
+import { SERVER_NODE_FLAGS } from '../src/shared/node-flags.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const TWINFRAME = path.join(ROOT, 'dist/src/cli/twinframe.js');
@@ -37,8 +38,8 @@ async function logsOfTwinframe(options: { tty: boolean; args: string[] }): Promi
   try {
     const args = ['--port', String(await freeTcpPort()), '--admin-socket', path.join(dir, 'admin.sock'), '--config', path.join(dir, 'config.json'), '--metrics-listen', '', ...options.args];
     const child = options.tty
-      ? spawn('script', ['-qfec', `exec ${[process.execPath, TWINFRAME, ...args].map((a) => `'${a}'`).join(' ')}`, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] })
-      : spawn(process.execPath, [TWINFRAME, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+      ? spawn('script', ['-qfec', `exec ${[process.execPath, ...SERVER_NODE_FLAGS, TWINFRAME, ...args].map((a) => `'${a}'`).join(' ')}`, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] })
+      : spawn(process.execPath, [...SERVER_NODE_FLAGS, TWINFRAME, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
     let logged = '';
     const source = options.tty ? child.stdout : child.stderr;

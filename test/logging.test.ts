@@ -19,6 +19,7 @@ import { RtspClient } from './helpers/rtsp-client.js';
 import { sleep } from './helpers/engine-fixture.js';
 import { leakCheck } from './helpers/leak-check.js';
 import { freeTcpPort } from './helpers/free-port.js';
+import { SERVER_NODE_FLAGS } from '../src/shared/node-flags.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const twinframe = path.join(root, 'src/cli/twinframe.js');
@@ -101,7 +102,7 @@ const fullDisk = test.macro(async (t, level: string) => {
     await writeFile(config, JSON.stringify({ media: { cacheDir: path.join(dir, 'cache') }, admin: { socketPath: socket } }));
     const port = await freeTcpPort();
     const full = fs.openSync('/dev/full', 'w');
-    const child = spawn(process.execPath, [twinframe, '--config', config, '--port', String(port), '--log-level', level], { stdio: ['ignore', full, full] });
+    const child = spawn(process.execPath, [...SERVER_NODE_FLAGS, twinframe, '--config', config, '--port', String(port), '--log-level', level], { stdio: ['ignore', full, full] });
     fs.closeSync(full);
     let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
     const exited = once(child, 'exit').then(([code, signal]) => { exit = { code: code as number | null, signal: signal as NodeJS.Signals | null }; });

@@ -5,19 +5,32 @@
 // and a receiver (this test process) gets every datagram once, byte-exact.
 
 import test, { type ExecutionContext } from 'ava';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { leakCheck } from './helpers/leak-check.js';
 import { RtspClient, UdpReceiver, sequenceStats, type ReceivedDatagram } from './helpers/rtsp-client.js';
-import { loadSample, type SampleAsset } from './helpers/engine-fixture.js';
+import { loadSample, SAMPLE_ASSET, type SampleAsset } from './helpers/engine-fixture.js';
 import { PAIR_SECRET, pairSetup, untilStatus, type PairMember } from './helpers/process-pair.js';
 import { runToString, TWINFRAMECTL } from './helpers/run.js';
 
 leakCheck(test);
 
+// The sample three times over (36 s), so that a stream outlasts two kills and a
+// re-protection on a loaded machine: the bundled 12 s sample ended first there.
+let mediaDir: string;
 let sample: SampleAsset;
-test.before(async () => { sample = await loadSample(); });
-test.after.always(async () => { await sample?.cleanup(); });
+test.before(async () => {
+  mediaDir = await mkdtemp(path.join(tmpdir(), 'twinframe-pair-media-'));
+  await runToString(['ffmpeg', '-nostdin', '-v', 'error', '-stream_loop', '2', '-i', SAMPLE_ASSET, '-c', 'copy', '-f', 'mpegts', path.join(mediaDir, 'long.ts')], 60_000);
+  sample = await loadSample(path.join(mediaDir, 'long.ts'));
+});
+test.after.always(async () => {
+  await sample?.cleanup();
+  if (mediaDir) await rm(mediaDir, { recursive: true, force: true });
+});
 
-const URL_PATH = '/sample.ts';
+const URL_PATH = '/long.ts';
 
 interface Viewer {
   readonly client: RtspClient;
@@ -109,7 +122,7 @@ function checkFigures(t: ExecutionContext, figures: readonly Figures[], kills: n
 }
 
 test.serial('a standby process joins over the authenticated link, follows every session without sending, and both show it in status', async (t) => {
-  const pair = await pairSetup(t);
+  const pair = await pairSetup(t, mediaDir);
   const primary = await pair.start('primary', 'p');
   const standby = await pair.start('standby', 's');
   const s = await untilStatus(standby, (x) => x.processPair?.state === 'Secondary', 'Secondary');
@@ -136,7 +149,7 @@ test.serial('a standby process joins over the authenticated link, follows every 
 });
 
 test.serial('a process with the wrong secret is refused by the primary and follows nothing', async (t) => {
-  const pair = await pairSetup(t);
+  const pair = await pairSetup(t, mediaDir);
   const primary = await pair.start('primary', 'p');
   const intruder = await pair.start('standby', 'x', `${PAIR_SECRET} but not quite`);
   const viewer = await startViewer(pair.rtspPort);
@@ -154,7 +167,7 @@ test.serial('a process with the wrong secret is refused by the primary and follo
 
 test.serial('SIGKILL of the primary: the standby sends the next datagram of every session from the same source port, nothing lost, byte-exact', async (t) => {
   const SESSIONS = 3;
-  const pair = await pairSetup(t);
+  const pair = await pairSetup(t, mediaDir);
   const primary = await pair.start('primary', 'p');
   const standby = await pair.start('standby', 's');
   await untilStatus(standby, (x) => x.processPair?.state === 'Secondary', 'Secondary');
@@ -183,7 +196,7 @@ test.serial('SIGKILL of the primary: the standby sends the next datagram of ever
 
 test.serial('a new standby re-protects the survivor mid-stream, and a second SIGKILL, of the new primary, is survived the same way', async (t) => {
   const SESSIONS = 2;
-  const pair = await pairSetup(t);
+  const pair = await pairSetup(t, mediaDir);
   const first = await pair.start('primary', 'p');
   const second = await pair.start('standby', 's1');
   await untilStatus(second, (x) => x.processPair?.state === 'Secondary', 'Secondary');

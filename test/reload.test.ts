@@ -26,6 +26,7 @@ import { requestWithLogin } from './helpers/rtsp-digest.js';
 import { TWINFRAMECTL, runCapture, runToString } from './helpers/run.js';
 import { PACING_BOUND_MS, largestGapMs, minDatagrams } from './helpers/stream-pacing.js';
 import { freeTcpPort } from './helpers/free-port.js';
+import { SERVER_NODE_FLAGS } from '../src/shared/node-flags.js';
 
 const BOB = { user: 'bob', password: 'b0b-pa55' };
 
@@ -189,7 +190,7 @@ test.serial('SIGHUP makes the twinframe process reload its file', async (t) => {
   t.timeout(60_000);
   const setup = await setUp(t, { limits: { maxStreams: 10 }, log: { level: 'warn' } });
   const twinframe = fileURLToPath(new URL('../src/cli/twinframe.js', import.meta.url));
-  const child = spawn(process.execPath, [twinframe, '--config', setup.file, '--port', String(await freeTcpPort())], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...SERVER_NODE_FLAGS, twinframe, '--config', setup.file, '--port', String(await freeTcpPort())], { stdio: ['ignore', 'pipe', 'pipe'] });
   t.teardown(async () => {
     if (child.exitCode === null && child.signalCode === null) {
       child.kill('SIGTERM');

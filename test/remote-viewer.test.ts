@@ -29,6 +29,7 @@ import { RtspClient, parseRtpPacket } from './helpers/rtsp-client.js';
 import { runToString } from './helpers/run.js';
 import { leakCheck } from './helpers/leak-check.js';
 import { freeTcpPort } from './helpers/free-port.js';
+import { SERVER_NODE_FLAGS } from '../src/shared/node-flags.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const TWINFRAME = path.join(ROOT, 'dist/src/cli/twinframe.js');
@@ -72,7 +73,7 @@ nsTest('a viewer on another host plays byte-exact from `twinframe --host <addres
   await writeFile(configPath, JSON.stringify({ media: { cacheDir: path.join(dir, 'cache') } }));
   const socket = path.join(dir, 'admin.sock');
   const port = await freeTcpPort(ns.hostAddress);
-  const child = spawn(process.execPath, [TWINFRAME, '-c', configPath, '--host', ns.hostAddress, '--port', String(port), '--admin-socket', socket], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...SERVER_NODE_FLAGS, TWINFRAME, '-c', configPath, '--host', ns.hostAddress, '--port', String(port), '--admin-socket', socket], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let log = '';
   child.stdout.on('data', (c: Buffer) => { stdout += c.toString(); });

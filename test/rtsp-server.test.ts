@@ -27,6 +27,7 @@ import { RtspClient, UdpReceiver, type RtpPacket } from './helpers/rtsp-client.j
 import { leakCheck } from './helpers/leak-check.js';
 import { minDatagrams } from './helpers/stream-pacing.js';
 import { freeTcpPort } from './helpers/free-port.js';
+import { SERVER_NODE_FLAGS } from '../src/shared/node-flags.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const ASSETS = path.join(ROOT, 'assets');
@@ -473,7 +474,7 @@ test.serial('`npm start` prints an rtsp:// URL of the sample that a client can D
     admin: { socketPath: path.join(dir, 'admin.sock') },
     log: { level: 'warn' },
   }));
-  const child = spawn(process.execPath, [path.join(ROOT, 'dist/src/cli/twinframe.js'), '-c', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...SERVER_NODE_FLAGS, path.join(ROOT, 'dist/src/cli/twinframe.js'), '-c', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (c: Buffer) => { out += c.toString(); });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { freeUdpPortRange } from '../../test/helpers/port-range.js';
 import { freePort, sleep } from '../lib.js';
+import { SERVER_NODE_FLAGS } from '../../src/shared/node-flags.js';
 
 const execFileP = promisify(execFile);
 const READY_MS = 30_000;
@@ -142,7 +143,7 @@ export async function startTwinframe(s: TwinframeSetup): Promise<RunningServer> 
   const logFd = openSync(logFile, 'w');
   let child: Child;
   try {
-    child = startChild('twinframe', process.execPath, [cli, '--config', path.join(s.tmp, 'config.json'), '--port', String(port), '--admin-socket', socket, '--log-level', 'info'],
+    child = startChild('twinframe', process.execPath, [...SERVER_NODE_FLAGS, cli, '--config', path.join(s.tmp, 'config.json'), '--port', String(port), '--admin-socket', socket, '--log-level', 'info'],
       { cwd: s.root, env, stdio: ['ignore', 'ignore', logFd] });
   } finally {
     closeSync(logFd);

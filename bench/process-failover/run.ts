@@ -31,6 +31,7 @@ import { pairRuntimeDir } from '../../src/pair-process/native-pair.js';
 import { Flags } from '../flags.js';
 import { freePort, nearest16, sleep } from '../lib.js';
 import { summarize, type Summary } from '../stats.js';
+import { SERVER_NODE_FLAGS } from '../../src/shared/node-flags.js';
 
 const TWINFRAME = fileURLToPath(new URL('../../src/cli/twinframe.js', import.meta.url));
 const USAGE = 'usage: node dist/bench/process-failover/run.js [--kills N] [--sessions 1,20] [--settle-ms 1000] [--quick]';
@@ -188,7 +189,7 @@ async function runLevel(sessions: number, kills: number, settleMs: number): Prom
         pair: { role, link, secret: SECRET },
         ...(role === 'primary' ? { broadcasts: receivers.map((r, i) => ({ name: `b${i}`, asset: '/sample.ts', to: `127.0.0.1:${r.port}`, loop: true })) } : {}),
       }));
-      const child = spawn(process.execPath, [TWINFRAME, '-c', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, [...SERVER_NODE_FLAGS, TWINFRAME, '-c', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
       children.push(child);
       let out = '';
       child.stdout.on('data', (c: Buffer) => { out += c.toString(); });

@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --single-threaded-gc
 // `twinframe`: start the server. Reads the configuration file (defaults run out
 // of the box on the bundled sample asset), applies command-line overrides, and
 // runs until SIGINT or SIGTERM, then stops every thread and socket it started,

@@ -5,6 +5,7 @@ import type { Worker } from 'node:worker_threads';
 import type { ControlBlock } from '../shared/control-block.js';
 import type { FailureReport, SupervisorToMain } from '../shared/messages.js';
 import { spawnSupervisorWorker } from '../supervisor/index.js';
+import { missingNodeFlags } from '../shared/node-flags.js';
 import type { Logger } from '../log.js';
 import { STOP_TIMEOUT_MS, TERMINATE_TIMEOUT_MS, stopWorker } from './worker-stop.js';
 
@@ -17,6 +18,9 @@ export class SupervisorHost {
     worker.on('message', (msg: SupervisorToMain) => {
       if (msg.type === 'path-failed') onFailure(msg.pair, msg.report);
       else if (msg.policy !== 'fifo') log.warn({ thread: 'supervisor', policy: msg.policy, reason: msg.priorityError }, 'supervisor runs without real-time priority');
+      else if (missingNodeFlags().length > 0) {
+        log.warn({ missing: missingNodeFlags() }, 'real-time threads with helper-thread GC: start node with these flags (src/shared/node-flags.ts), or a GC can hold two cores for a second');
+      } else log.info({ thread: 'supervisor', policy: msg.policy }, 'supervisor runs with real-time priority');
     });
     worker.on('error', (err) => log.error({ err }, 'supervisor thread failed'));
     this.exited = new Promise((resolve) => worker.once('exit', () => resolve()));

@@ -28,15 +28,15 @@ export interface SampleAsset {
   cleanup(): Promise<void>;
 }
 
-export async function loadSample(): Promise<SampleAsset> {
+export async function loadSample(file = SAMPLE_ASSET): Promise<SampleAsset> {
   const cacheDir = await mkdtemp(path.join(tmpdir(), 'twinframe-test-'));
   const pool = new IndexPool();
   try {
-    const indexed = await pool.index(SAMPLE_ASSET, cacheDir);
+    const indexed = await pool.index(file, cacheDir);
     const index = readIndexFile(indexed.indexPath);
     return {
       asset: toEngineAsset(indexed),
-      bytes: await readFile(SAMPLE_ASSET),
+      bytes: await readFile(file),
       times: index.times,
       randomAccess: index.meta.randomAccess,
       durationMs: index.meta.durationMs,

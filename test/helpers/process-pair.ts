@@ -14,6 +14,7 @@ import { pairRuntimeDir } from '../../src/pair-process/native-pair.js';
 import { freeTcpPort } from './free-port.js';
 import { freeUdpPortRange } from './port-range.js';
 import { runToString, TWINFRAMECTL } from './run.js';
+import { SERVER_NODE_FLAGS } from '../../src/shared/node-flags.js';
 
 const TWINFRAME = fileURLToPath(new URL('../../src/cli/twinframe.js', import.meta.url));
 export const PAIR_SECRET = 'a shared secret of the pair, long enough';
@@ -36,8 +37,8 @@ export interface PairSetup {
   start(role: 'primary' | 'standby', name: string, secret?: string): Promise<PairMember>;
 }
 
-/** A directory, ports and a link path for a pair; every process started from it dies at teardown. */
-export async function pairSetup(t: ExecutionContext): Promise<PairSetup> {
+/** A directory, ports and a link path for a pair (assets from `mediaDir`, else the bundled ones); every process started from it dies at teardown. */
+export async function pairSetup(t: ExecutionContext, mediaDir?: string): Promise<PairSetup> {
   const dir = await mkdtemp(path.join(tmpdir(), 'twinframe-pair-'));
   const rtspPort = await freeTcpPort();
   const serverPortRange = await freeUdpPortRange(64);
@@ -59,13 +60,13 @@ export async function pairSetup(t: ExecutionContext): Promise<PairSetup> {
       const adminSocket = path.join(dir, `${name}.sock`);
       await writeFile(configPath, JSON.stringify({
         rtsp: { port: rtspPort, serverPortRange },
-        media: { cacheDir: path.join(dir, `${name}-cache`) },
+        media: { cacheDir: path.join(dir, `${name}-cache`), ...(mediaDir === undefined ? {} : { mounts: [{ prefix: '', dir: mediaDir }] }) },
         admin: { socketPath: adminSocket },
         metrics: { listen: '' },
         log: { level: 'info', format: 'json' },
         pair: { role, link, secret },
       }));
-      const child = spawn(process.execPath, [TWINFRAME, '-c', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, [...SERVER_NODE_FLAGS, TWINFRAME, '-c', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
       children.push(child);
       let out = '';
       child.stdout.on('data', (c: Buffer) => { out += c.toString(); });
