@@ -210,6 +210,7 @@ export async function startServer(options: ServerOptions): Promise<TwinframeServ
       ...options.rtsp,
     });
     started.rtsp = rtspServer;
+    pairProcess?.attachRtsp(rtspServer);
     stops.push(() => rtspServer.close());
     // A standby serves viewers only once it took over (its primary holds the port and the broadcasts).
     if (pairProcess?.role !== 'standby') {

@@ -11,11 +11,14 @@ import { PairPrimary } from './primary.js';
 import { PairStandby } from './standby.js';
 import type { ProcessPairStatus, ProcessRole, TakeoverRecord } from './pair-status.js';
 import type { SharedBlocks } from './shared-blocks.js';
+import { RtspAdoption, RtspSessionFeed, type RtspPairServer } from './rtsp-sessions.js';
 
 export interface PairProcess {
   /** The role this process started in. */
   readonly role: ProcessRole;
   status(): ProcessPairStatus;
+  /** This process's RTSP server, once it exists: its sessions cross the link (rtsp-sessions.ts). */
+  attachRtsp(server: RtspPairServer): void;
   close(): Promise<void>;
 }
 
@@ -34,19 +37,21 @@ export interface PairProcessOptions {
 /** A primary listens on the link; a standby holds its engine's sending and follows the primary. */
 export async function startPairProcess(options: PairProcessOptions): Promise<PairProcess> {
   const { pair, engine, logger } = options;
+  const rtsp = new RtspSessionFeed();
   const listen = (): Promise<PairPrimary> => PairPrimary.listen({
-    engine, link: pair.link, secret: pair.secret, logger, params: () => synchronizedParameters(options.config(), engine),
+    engine, link: pair.link, secret: pair.secret, logger, rtsp, params: () => synchronizedParameters(options.config(), engine),
     controlBlocks: { files: options.blocks.files, maxSessions: engine.controlBlock().layout.maxSessions },
   });
   if (pair.role === 'primary') {
     const primary = await listen();
-    return { role: 'primary', status: () => primary.status(), close: () => primary.close() };
+    return { role: 'primary', status: () => primary.status(), attachRtsp: (server) => rtsp.attach(server), close: () => primary.close() };
   }
   engine.holdSending();
   let survivor: PairPrimary | undefined;
   let closed = false;
+  const adoption = new RtspAdoption(engine, logger);
   const standby = PairStandby.start({
-    engine, link: pair.link, secret: pair.secret, logger,
+    engine, link: pair.link, secret: pair.secret, logger, rtsp: adoption,
     onTakeover: (record) => {
       options.onTakeover(record);
       whenFree(listen, 'the private link', logger).then(async (primary) => {
@@ -58,9 +63,14 @@ export async function startPairProcess(options: PairProcessOptions): Promise<Pai
   return {
     role: 'standby',
     status: () => survivorStatus(standby.status(), survivor?.status()),
+    attachRtsp: (server) => {
+      adoption.attach(server);
+      rtsp.attach(server);
+    },
     close: async () => {
       closed = true;
       standby.close();
+      adoption.close();
       await survivor?.close();
     },
   };

@@ -17,6 +17,7 @@ import type { PeerState, ProcessPairStatus, TakeoverRecord } from './pair-status
 import { ProcessWatch } from './process-exit.js';
 import { mapPeerBlocks } from './shared-blocks.js';
 import { removeSharedRegion } from './native-pair.js';
+import type { RtspAdoption } from './rtsp-sessions.js';
 
 /** How often the standby tries the link again while it has no primary. */
 const RECONNECT_MS = 200;
@@ -32,6 +33,8 @@ export interface PairStandbyOptions {
   readonly link: string;
   readonly secret: string;
   readonly logger: Logger;
+  /** The primary's RTSP sessions, for this process's RTSP server (after each one's engine step). */
+  readonly rtsp: RtspAdoption;
   /** This process serves from now on (start listening for viewers). */
   readonly onTakeover: (record: TakeoverRecord) => void;
 }
@@ -173,6 +176,11 @@ export class PairStandby {
       case 'step': {
         const { step } = message;
         this.enqueue(() => this.apply(step));
+        break;
+      }
+      case 'rtsp-session': {
+        const { session } = message;
+        this.enqueue(() => this.options.rtsp.receive(session));
         break;
       }
       case 'synced':

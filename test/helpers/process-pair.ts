@@ -36,8 +36,8 @@ export interface PairSetup {
   start(role: 'primary' | 'standby', name: string, secret?: string): Promise<PairMember>;
 }
 
-/** A directory, ports and a link path for a pair; every process started from it dies at teardown. */
-export async function pairSetup(t: ExecutionContext): Promise<PairSetup> {
+/** A directory, ports and a link path for a pair; every process started from it dies at teardown. `rtsp`: more of each member's rtsp configuration. */
+export async function pairSetup(t: ExecutionContext, options: { rtsp?: Record<string, unknown> } = {}): Promise<PairSetup> {
   const dir = await mkdtemp(path.join(tmpdir(), 'twinframe-pair-'));
   const rtspPort = await freeTcpPort();
   const serverPortRange = await freeUdpPortRange(64);
@@ -58,7 +58,7 @@ export async function pairSetup(t: ExecutionContext): Promise<PairSetup> {
       const configPath = path.join(dir, `${name}.json`);
       const adminSocket = path.join(dir, `${name}.sock`);
       await writeFile(configPath, JSON.stringify({
-        rtsp: { port: rtspPort, serverPortRange },
+        rtsp: { ...options.rtsp, port: rtspPort, serverPortRange },
         media: { cacheDir: path.join(dir, `${name}-cache`) },
         admin: { socketPath: adminSocket },
         metrics: { listen: '' },

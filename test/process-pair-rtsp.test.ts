@@ -1,0 +1,203 @@
+// Viewers keep their RTSP sessions across a process takeover (issue 17 item 3),
+// with two real twinframe processes: sessions set up by an RTSP client on the
+// primary, the primary SIGKILLed, then on the standby, on a NEW connection with
+// the old Session id: keep-alives (200, the timeout refreshed), PAUSE, PLAY
+// (resume, and with a Range), TEARDOWN (the datagrams stop, BYE, a second
+// TEARDOWN is 454); an unknown id is still 454; a viewer that vanished is reaped
+// by the survivor's session timeout; and a new standby that joins the survivor
+// mid-stream answers for the same sessions after a second SIGKILL.
+
+import test, { type ExecutionContext } from 'ava';
+import { leakCheck } from './helpers/leak-check.js';
+import { RtspClient, UdpReceiver, sequenceStats } from './helpers/rtsp-client.js';
+import { pairSetup, untilStatus, type PairMember, type PairSetup } from './helpers/process-pair.js';
+import { parseCompound } from './helpers/rtcp.js';
+import { RTCP_BYE, RTCP_SR } from '../src/rtsp/rtcp.js';
+
+leakCheck(test);
+
+const URL_PATH = '/sample.ts';
+/** The shortest session timeout the configuration takes. */
+const SESSION_TIMEOUT_SEC = 5;
+
+interface Viewer {
+  readonly receiver: UdpReceiver;
+  readonly session: string;
+  /** RTP-Info seq of the first PLAY. */
+  readonly firstSeq: number;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** A viewer set up and playing on `port`; its RTSP connection is closed at once (it dies with the primary anyway). */
+async function startViewer(t: ExecutionContext, port: number): Promise<Viewer> {
+  const receiver = await UdpReceiver.open();
+  t.teardown(() => receiver.close());
+  const client = await RtspClient.connect({ port });
+  try {
+    if ((await client.setup(`${URL_PATH}/track1`, receiver.transportHeader())).status !== 200) throw new Error('SETUP refused');
+    const play = await client.play(URL_PATH);
+    const seq = /seq=(\d+)/.exec(play.headers.get('rtp-info') ?? '')?.[1];
+    if (play.status !== 200 || seq === undefined) throw new Error(`PLAY: ${play.status}`);
+    return { receiver, session: client.session!, firstSeq: Number(seq) };
+  } finally {
+    await client.close();
+  }
+}
+
+/** A new RTSP connection to `port`, once something listens there (a standby listens some ms after its takeover). */
+async function connectWhenListening(t: ExecutionContext, port: number, session?: string): Promise<RtspClient> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    try {
+      const client = await RtspClient.connect({ port });
+      t.teardown(() => client.close());
+      client.session = session;
+      return client;
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await sleep(20);
+    }
+  }
+}
+
+/** The standby's RTSP server holds the session (dormant until a takeover): its log says so. */
+async function untilAdopted(member: PairMember, session: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  const adopted = new RegExp(`"session":"${session}"[^\\n]*session of the primary process adopted`);
+  while (!adopted.test(member.output())) {
+    if (Date.now() > deadline) throw new Error(`${member.role} did not adopt RTSP session ${session}:\n${member.output().slice(-3000)}`);
+    await sleep(50);
+  }
+}
+
+/** Datagrams that arrive in `ms` from now. */
+async function arrivingWithin(receiver: UdpReceiver, ms: number): Promise<number> {
+  const before = receiver.datagrams.length;
+  await sleep(ms);
+  return receiver.datagrams.length - before;
+}
+
+/** RTCP packets of `type` from the session's SSRC received so far. */
+function rtcpOf(receiver: UdpReceiver, type: number): number {
+  return receiver.rtcpDatagrams.flatMap((d) => parseCompound(d.data)).filter((p) => p.type === type).length;
+}
+
+/** A primary and its standby, the standby following. */
+async function linkedPair(t: ExecutionContext, rtsp?: Record<string, unknown>): Promise<{ pair: PairSetup; primary: PairMember; standby: PairMember }> {
+  const pair = await pairSetup(t, rtsp ? { rtsp } : {});
+  const primary = await pair.start('primary', 'p');
+  const standby = await pair.start('standby', 's1');
+  await untilStatus(standby, (x) => x.processPair?.state === 'Secondary', 'Secondary');
+  return { pair, primary, standby };
+}
+
+test.serial('after a SIGKILL of the primary, a viewer\'s session answers on the standby on a new connection: keep-alive, PAUSE, PLAY, TEARDOWN', async (t) => {
+  const { pair, primary, standby } = await linkedPair(t);
+  const playing = await startViewer(t, pair.rtspPort);
+  const paused = await startViewer(t, pair.rtspPort);
+  // The second viewer pauses on the primary: the standby must know it is paused, and where.
+  const control = await RtspClient.connect({ port: pair.rtspPort });
+  t.teardown(() => control.close());
+  control.session = paused.session;
+  t.is((await control.pause(URL_PATH)).status, 200);
+  await control.close();
+  await untilStatus(standby, (x) => x.sessions === 2, 'both sessions followed');
+  await untilAdopted(standby, playing.session);
+  await untilAdopted(standby, paused.session);
+  await playing.receiver.waitForCount(100, 5000);
+
+  primary.child.kill('SIGKILL');
+  await untilStatus(standby, (x) => x.processPair?.state === 'Secondary_No_Primary', 'took over');
+  const client = await connectWhenListening(t, pair.rtspPort, playing.session);
+
+  // Keep-alives on the new connection, with the old id.
+  const keepAlive = await client.getParameter(URL_PATH);
+  t.is(keepAlive.status, 200, 'GET_PARAMETER keep-alive');
+  t.regex(keepAlive.headers.get('session') ?? '', new RegExp(`^${playing.session};timeout=60$`));
+  t.is((await client.options('*')).status, 200, 'OPTIONS keep-alive');
+  t.is((await client.getParameter(URL_PATH, undefined, { headers: { Session: 'feedfacefeedface' } })).status, 454, 'an unknown session is still 454');
+  t.true(await arrivingWithin(playing.receiver, 300) > 20, 'the standby streams the session');
+  t.true(rtcpOf(playing.receiver, RTCP_SR) > 0, 'sender reports');
+
+  // PAUSE stops the stream; PLAY with a Range starts it again.
+  t.is((await client.pause(URL_PATH)).status, 200, 'PAUSE');
+  await sleep(200);
+  t.is(await arrivingWithin(playing.receiver, 600), 0, 'paused: nothing arrives');
+  const replay = await client.play(URL_PATH, 'npt=2-');
+  t.is(replay.status, 200, 'PLAY with a Range');
+  t.regex(replay.headers.get('range') ?? '', /^npt=\d/);
+  t.regex(replay.headers.get('rtp-info') ?? '', /seq=\d+;rtptime=\d+/);
+  await playing.receiver.waitForCount(playing.receiver.datagrams.length + 50, 5000);
+
+  // The session paused on the primary resumes where it stood: no datagram lost or repeated.
+  const resumer = await connectWhenListening(t, pair.rtspPort, paused.session);
+  const resumed = await resumer.play(URL_PATH);
+  t.is(resumed.status, 200, 'PLAY resumes the session paused on the primary');
+  await paused.receiver.waitForCount(paused.receiver.datagrams.length + 100, 5000);
+  t.like(sequenceStats(paused.receiver.packets.map((p) => p.sequence), { firstSeq: paused.firstSeq }), { lost: 0, duplicated: 0 });
+  t.is(new Set(paused.receiver.datagrams.map((d) => d.from)).size, 1, 'from one source port, whichever process sends');
+
+  // TEARDOWN on the standby ends it: no datagram after it, a BYE, and the id is gone.
+  t.is((await client.teardown(URL_PATH)).status, 200, 'TEARDOWN');
+  await sleep(200);
+  t.is(await arrivingWithin(playing.receiver, 700), 0, 'no datagram after the TEARDOWN');
+  t.true(rtcpOf(playing.receiver, RTCP_BYE) > 0, 'BYE');
+  t.is((await client.teardown(URL_PATH)).status, 454, 'a second TEARDOWN');
+  t.is((await resumer.teardown(URL_PATH)).status, 200);
+  await untilStatus(standby, (x) => x.sessions === 0, 'both sessions closed on the engine');
+});
+
+test.serial('on the survivor a keep-alive refreshes the session timeout, and a viewer that vanished is reaped by it', async (t) => {
+  const { pair, primary, standby } = await linkedPair(t, { sessionTimeoutSec: SESSION_TIMEOUT_SEC });
+  const kept = await startViewer(t, pair.rtspPort);
+  const vanished = await startViewer(t, pair.rtspPort);
+  await untilAdopted(standby, kept.session);
+  await untilAdopted(standby, vanished.session);
+  primary.child.kill('SIGKILL');
+  await untilStatus(standby, (x) => x.processPair?.state === 'Secondary_No_Primary', 'took over');
+  const client = await connectWhenListening(t, pair.rtspPort, kept.session);
+  // Keep-alives for one viewer over more than a session timeout; the other sends nothing.
+  const until = Date.now() + (SESSION_TIMEOUT_SEC + 2) * 1000;
+  while (Date.now() < until) {
+    t.is((await client.getParameter(URL_PATH)).status, 200);
+    await sleep(1000);
+  }
+  t.is((await client.options('*')).status, 200, 'the kept session lives');
+  const s = await untilStatus(standby, (x) => x.sessions === 1, 'the vanished viewer reaped');
+  t.is(s.sessions, 1);
+  t.regex(standby.output(), new RegExp(`"session":"${vanished.session}"[^\\n]*session timed out`));
+  t.is((await client.getParameter(URL_PATH, undefined, { headers: { Session: vanished.session } })).status, 454, 'the reaped session is gone');
+  t.is((await client.teardown(URL_PATH)).status, 200);
+});
+
+test.serial('a new standby joins the survivor mid-stream and answers for the same sessions after a second SIGKILL', async (t) => {
+  const { pair, primary: first, standby: second } = await linkedPair(t);
+  const old = await startViewer(t, pair.rtspPort);
+  await untilAdopted(second, old.session);
+  first.child.kill('SIGKILL');
+  await untilStatus(second, (x) => x.processPair?.state === 'Secondary_No_Primary', 'took over');
+  // A viewer of the survivor itself, set up after the first takeover.
+  const probe = await connectWhenListening(t, pair.rtspPort);
+  await probe.close();
+  const fresh = await startViewer(t, pair.rtspPort);
+  const third = await pair.start('standby', 's2');
+  await untilStatus(third, (x) => x.processPair?.state === 'Secondary' && x.sessions === 2, 'the new standby follows both sessions');
+  await untilAdopted(third, old.session);
+  await untilAdopted(third, fresh.session);
+  await untilStatus(second, (x) => x.processPair?.state === 'Primary', 'protected again');
+
+  second.child.kill('SIGKILL');
+  await untilStatus(third, (x) => x.processPair?.state === 'Secondary_No_Primary', 'took over again');
+  for (const viewer of [old, fresh]) {
+    const client = await connectWhenListening(t, pair.rtspPort, viewer.session);
+    t.is((await client.getParameter(URL_PATH)).status, 200, 'keep-alive after the second takeover');
+    t.true(await arrivingWithin(viewer.receiver, 300) > 20, 'still streaming');
+    t.is((await client.teardown(URL_PATH)).status, 200);
+    await sleep(200);
+    t.is(await arrivingWithin(viewer.receiver, 500), 0, 'no datagram after the TEARDOWN');
+    t.is((await client.teardown(URL_PATH)).status, 454);
+    await client.close();
+  }
+  await untilStatus(third, (x) => x.sessions === 0, 'every session closed');
+});
