@@ -78,9 +78,14 @@ async function arrivingWithin(receiver: UdpReceiver, ms: number): Promise<number
   return receiver.datagrams.length - before;
 }
 
-/** RTCP packets of `type` from the session's SSRC received so far. */
-function rtcpOf(receiver: UdpReceiver, type: number): number {
-  return receiver.rtcpDatagrams.flatMap((d) => parseCompound(d.data)).filter((p) => p.type === type).length;
+/** Until an RTCP packet of `type` arrived after `sinceNs` (from the standby's RTCP sender). */
+async function untilRtcp(receiver: UdpReceiver, type: number, sinceNs: bigint): Promise<void> {
+  const deadline = Date.now() + 5000;
+  const arrived = (): boolean => receiver.rtcpDatagrams.some((d) => d.arrivalNs > sinceNs && parseCompound(d.data).some((p) => p.type === type));
+  while (!arrived()) {
+    if (Date.now() > deadline) throw new Error(`no RTCP packet of type ${type} after the takeover`);
+    await sleep(50);
+  }
 }
 
 /** A primary and its standby, the standby following. */
@@ -107,6 +112,7 @@ test.serial('after a SIGKILL of the primary, a viewer\'s session answers on the 
   await untilAdopted(standby, paused.session);
   await playing.receiver.waitForCount(100, 5000);
 
+  const killNs = process.hrtime.bigint();
   primary.child.kill('SIGKILL');
   await untilStatus(standby, (x) => x.processPair?.state === 'Secondary_No_Primary', 'took over');
   const client = await connectWhenListening(t, pair.rtspPort, playing.session);
@@ -118,7 +124,7 @@ test.serial('after a SIGKILL of the primary, a viewer\'s session answers on the 
   t.is((await client.options('*')).status, 200, 'OPTIONS keep-alive');
   t.is((await client.getParameter(URL_PATH, undefined, { headers: { Session: 'feedfacefeedface' } })).status, 454, 'an unknown session is still 454');
   t.true(await arrivingWithin(playing.receiver, 300) > 20, 'the standby streams the session');
-  t.true(rtcpOf(playing.receiver, RTCP_SR) > 0, 'sender reports');
+  await untilRtcp(playing.receiver, RTCP_SR, killNs);
 
   // PAUSE stops the stream; PLAY with a Range starts it again.
   t.is((await client.pause(URL_PATH)).status, 200, 'PAUSE');
@@ -142,7 +148,7 @@ test.serial('after a SIGKILL of the primary, a viewer\'s session answers on the 
   t.is((await client.teardown(URL_PATH)).status, 200, 'TEARDOWN');
   await sleep(200);
   t.is(await arrivingWithin(playing.receiver, 700), 0, 'no datagram after the TEARDOWN');
-  t.true(rtcpOf(playing.receiver, RTCP_BYE) > 0, 'BYE');
+  await untilRtcp(playing.receiver, RTCP_BYE, killNs);
   t.is((await client.teardown(URL_PATH)).status, 454, 'a second TEARDOWN');
   t.is((await resumer.teardown(URL_PATH)).status, 200);
   await untilStatus(standby, (x) => x.sessions === 0, 'both sessions closed on the engine');
