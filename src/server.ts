@@ -210,13 +210,14 @@ export async function startServer(options: ServerOptions): Promise<TwinframeServ
       ...options.rtsp,
     });
     started.rtsp = rtspServer;
-    pairProcess?.attachRtsp(rtspServer);
     stops.push(() => rtspServer.close());
     // A standby serves viewers only once it took over (its primary holds the port and the broadcasts).
     if (pairProcess?.role !== 'standby') {
       await rtspServer.listen();
       void broadcasts.apply(config.broadcasts); // each start logs its own outcome
     }
+    // After listening: a primary passes its listening socket to its standby.
+    pairProcess?.attachRtsp(rtspServer);
     return {
       get config() { return config; },
       engine, catalog, admin, rtsp: rtspServer, metrics: metricsAddress, auth, broadcasts, pairProcess, close,

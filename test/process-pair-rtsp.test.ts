@@ -71,6 +71,15 @@ async function untilAdopted(member: PairMember, session: string): Promise<void> 
   }
 }
 
+/** The standby holds `count` RTSP connections of its primary: its debug log says so. */
+async function untilHeld(member: PairMember, count: number): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while ((member.output().match(/RTSP connection of the primary held/g) ?? []).length < count) {
+    if (Date.now() > deadline) throw new Error(`${member.role} does not hold ${count} RTSP connections:\n${member.output().slice(-3000)}`);
+    await sleep(50);
+  }
+}
+
 /** Datagrams that arrive in `ms` from now. */
 async function arrivingWithin(receiver: UdpReceiver, ms: number): Promise<number> {
   const before = receiver.datagrams.length;
@@ -89,8 +98,8 @@ async function untilRtcp(receiver: UdpReceiver, type: number, sinceNs: bigint): 
 }
 
 /** A primary and its standby, the standby following. */
-async function linkedPair(t: ExecutionContext, rtsp?: Record<string, unknown>): Promise<{ pair: PairSetup; primary: PairMember; standby: PairMember }> {
-  const pair = await pairSetup(t, rtsp ? { rtsp } : {});
+async function linkedPair(t: ExecutionContext, options: Parameters<typeof pairSetup>[1] = {}): Promise<{ pair: PairSetup; primary: PairMember; standby: PairMember }> {
+  const pair = await pairSetup(t, options);
   const primary = await pair.start('primary', 'p');
   const standby = await pair.start('standby', 's1');
   await untilStatus(standby, (x) => x.processPair?.state === 'Secondary', 'Secondary');
@@ -155,7 +164,7 @@ test.serial('after a SIGKILL of the primary, a viewer\'s session answers on the 
 });
 
 test.serial('on the survivor a keep-alive refreshes the session timeout, and a viewer that vanished is reaped by it', async (t) => {
-  const { pair, primary, standby } = await linkedPair(t, { sessionTimeoutSec: SESSION_TIMEOUT_SEC });
+  const { pair, primary, standby } = await linkedPair(t, { rtsp: { sessionTimeoutSec: SESSION_TIMEOUT_SEC } });
   const kept = await startViewer(t, pair.rtspPort);
   const vanished = await startViewer(t, pair.rtspPort);
   await untilAdopted(standby, kept.session);
@@ -206,4 +215,37 @@ test.serial('a new standby joins the survivor mid-stream and answers for the sam
     await client.close();
   }
   await untilStatus(third, (x) => x.sessions === 0, 'every session closed');
+});
+
+test.serial('the viewer\'s RTSP connection itself survives the SIGKILL: keep-alive, PAUSE, PLAY and TEARDOWN on the same connection', async (t) => {
+  const { pair, primary, standby } = await linkedPair(t, { logLevel: 'debug' });
+  const receiver = await UdpReceiver.open();
+  t.teardown(() => receiver.close());
+  const client = await RtspClient.connect({ port: pair.rtspPort });
+  t.teardown(() => client.close());
+  t.is((await client.setup(`${URL_PATH}/track1`, receiver.transportHeader())).status, 200);
+  t.is((await client.play(URL_PATH)).status, 200);
+  // An idle connection opened before the kill, its first request sent after it.
+  const idle = await RtspClient.connect({ port: pair.rtspPort });
+  t.teardown(() => idle.close());
+  await untilAdopted(standby, client.session!);
+  await untilHeld(standby, 2);
+  await receiver.waitForCount(100, 5000);
+
+  primary.child.kill('SIGKILL');
+  await untilStatus(standby, (x) => x.processPair?.state === 'Secondary_No_Primary', 'took over');
+  t.false(client.closed, 'the connection is open');
+  t.is((await client.getParameter(URL_PATH)).status, 200, 'keep-alive on the same connection');
+  t.is((await idle.options('*')).status, 200, 'a connection that had sent nothing is served too');
+  t.is((await client.pause(URL_PATH)).status, 200);
+  await sleep(200);
+  t.is(await arrivingWithin(receiver, 500), 0, 'paused: nothing arrives');
+  t.is((await client.play(URL_PATH)).status, 200);
+  await receiver.waitForCount(receiver.datagrams.length + 50, 5000);
+  t.like(sequenceStats(receiver.packets.map((p) => p.sequence)), { duplicated: 0 });
+  t.is((await client.teardown(URL_PATH)).status, 200);
+  await sleep(200);
+  t.is(await arrivingWithin(receiver, 500), 0, 'no datagram after the TEARDOWN');
+  t.regex(standby.output(), /serving the primary's RTSP connections/);
+  await untilStatus(standby, (x) => x.sessions === 0, 'the session closed');
 });

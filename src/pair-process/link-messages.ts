@@ -41,6 +41,15 @@ export interface ParamsMessage { readonly type: 'params'; readonly params: Synch
 export interface StepMessage { readonly type: 'step'; readonly step: ReplicationEvent }
 /** A UDP session's RTSP state (its SETUP, PLAY, PAUSE, end of asset): the standby's RTSP server answers for it after a takeover (rtsp-sessions.ts). */
 export interface RtspSessionMessage { readonly type: 'rtsp-session'; readonly session: RtspSessionRecord }
+/**
+ * On the descriptor channel beside the link (rtsp-handoff.ts), primary → standby:
+ * the RTSP listening socket, an accepted RTSP connection (each with its descriptor
+ * attached), or that connection's end (the standby closes its copy).
+ */
+export type HandoffMessage =
+  | { readonly kind: 'listener' }
+  | { readonly kind: 'connection'; readonly id: number }
+  | { readonly kind: 'closed'; readonly id: number };
 /** The snapshot of the sessions open when the standby joined is complete: what follows is live. */
 export interface SyncedMessage { readonly type: 'synced' }
 /** Where every session stands on the primary (every CURSOR_PERIOD_MS while any plays). */

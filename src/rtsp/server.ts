@@ -286,6 +286,9 @@ export class RtspServer {
   #refusedConnections = 0;
   #closed = false;
   #listening = false;
+  #listenOnce: Promise<{ address: string; port: number }> | undefined;
+  /** A process pair's primary: told of the listening socket and of every connection opened and closed (watchConnections). */
+  readonly #connectionWatchers = new Set<{ opened(id: number, socket: net.Socket): void; closed(id: number): void }>();
 
   constructor(options: RtspServerOptions) {
     this.#backend = options.backend;
@@ -326,15 +329,27 @@ export class RtspServer {
     });
   }
 
-  /** Start listening; resolves with the bound address (port 0 becomes the real port). */
-  async listen(): Promise<{ address: string; port: number }> {
+  /**
+   * Start listening; resolves with the bound address (port 0 becomes the real
+   * port). `fd`: on a listening socket a process pair's primary passed. While it
+   * listens, or is about to, a call returns the same; after a failure it tries again.
+   */
+  listen(fd?: number): Promise<{ address: string; port: number }> {
+    const listening = this.#listenOnce ??= this.#startListening(fd);
+    listening.catch(() => {
+      if (this.#listenOnce === listening) this.#listenOnce = undefined;
+    });
+    return listening;
+  }
+
+  async #startListening(fd: number | undefined): Promise<{ address: string; port: number }> {
     if (this.#closed) throw new TwinframeError('TF_ENGINE_STOPPED', 'RTSP server is closed');
     await new Promise<void>((resolve, reject) => {
       const onError = (err: Error): void => reject(err);
       this.#server.once('error', onError);
       // A deep accept queue: in a connection storm the cap answers 503 at once instead of
       // the kernel silently dropping handshakes the server never sees.
-      this.#server.listen({ host: this.#host, port: this.#port, backlog: LISTEN_BACKLOG }, () => {
+      this.#server.listen(fd === undefined ? { host: this.#host, port: this.#port, backlog: LISTEN_BACKLOG } : { fd, backlog: LISTEN_BACKLOG }, () => {
         this.#server.off('error', onError);
         resolve();
       });
@@ -454,6 +469,7 @@ export class RtspServer {
     this.#acceptedConnections++;
     const conn = new Connection(this.#nextConnectionId++, socket, this.#maxRequestBytes, this.#log);
     this.#connections.add(conn);
+    for (const watcher of this.#connectionWatchers) watcher.opened(conn.id, socket);
     socket.setNoDelay(true);
     conn.onIdle(this.#idleTimeoutMs, () => {
       // debug, not info: a flood of idle connections must not become a flood of log lines.
@@ -470,6 +486,7 @@ export class RtspServer {
         this.#teardown(interleaved, 'connection closed').catch((err: Error) => interleaved.log.error({ err: err.message }, 'teardown failed'));
       }
       this.#connections.delete(conn);
+      for (const watcher of this.#connectionWatchers) watcher.closed(conn.id);
       const left = (this.#connectionsByAddress.get(conn.peer) ?? 1) - 1;
       if (left > 0) this.#connectionsByAddress.set(conn.peer, left);
       else this.#connectionsByAddress.delete(conn.peer);
@@ -852,6 +869,27 @@ export class RtspServer {
     this.#sessions.set(session.id, session);
     session.log.info({ state: session.state, peer: session.peer }, 'session of the primary process adopted');
     if (this.#listening) this.#wakeAdopted(session);
+  }
+
+  /**
+   * The listening socket (while it listens), every open connection, and from now
+   * on each connection opened and closed: a process pair's primary passes them
+   * to its standby (src/pair-process/rtsp-handoff.ts).
+   */
+  watchConnections(watcher: { opened(id: number, socket: net.Socket): void; closed(id: number): void }): {
+    listening: net.Server | undefined; open: Array<{ id: number; socket: net.Socket }>; stop(): void;
+  } {
+    this.#connectionWatchers.add(watcher);
+    return {
+      listening: this.#listening ? this.#server : undefined,
+      open: [...this.#connections].map((c) => ({ id: c.id, socket: c.socket })),
+      stop: () => this.#connectionWatchers.delete(watcher),
+    };
+  }
+
+  /** A connection the dead primary process had accepted (its descriptor, passed): served as one accepted here. */
+  adoptConnection(fd: number): void {
+    this.#accept(new net.Socket({ fd, readable: true, writable: true }));
   }
 
   /** A taken-over session's timeouts start, and its RTCP reports go on from the same server port. */

@@ -36,8 +36,8 @@ export interface PairSetup {
   start(role: 'primary' | 'standby', name: string, secret?: string): Promise<PairMember>;
 }
 
-/** A directory, ports and a link path for a pair; every process started from it dies at teardown. `rtsp`: more of each member's rtsp configuration. */
-export async function pairSetup(t: ExecutionContext, options: { rtsp?: Record<string, unknown> } = {}): Promise<PairSetup> {
+/** A directory, ports and a link path for a pair; every process started from it dies at teardown. `rtsp`: more of each member's rtsp configuration; `logLevel`: info unless given. */
+export async function pairSetup(t: ExecutionContext, options: { rtsp?: Record<string, unknown>; logLevel?: string } = {}): Promise<PairSetup> {
   const dir = await mkdtemp(path.join(tmpdir(), 'twinframe-pair-'));
   const rtspPort = await freeTcpPort();
   const serverPortRange = await freeUdpPortRange(64);
@@ -62,7 +62,7 @@ export async function pairSetup(t: ExecutionContext, options: { rtsp?: Record<st
         media: { cacheDir: path.join(dir, `${name}-cache`) },
         admin: { socketPath: adminSocket },
         metrics: { listen: '' },
-        log: { level: 'info', format: 'json' },
+        log: { level: options.logLevel ?? 'info', format: 'json' },
         pair: { role, link, secret },
       }));
       const child = spawn(process.execPath, [TWINFRAME, '-c', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
