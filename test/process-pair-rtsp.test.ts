@@ -5,14 +5,19 @@
 // (resume, and with a Range), TEARDOWN (the datagrams stop, BYE, a second
 // TEARDOWN is 454); an unknown id is still 454; a viewer that vanished is reaped
 // by the survivor's session timeout; and a new standby that joins the survivor
-// mid-stream answers for the same sessions after a second SIGKILL.
+// mid-stream answers for the same sessions after a second SIGKILL. Then the
+// connection itself: the primary passed it to the standby, and the same
+// requests work on it after the kill, from this test's client and from ffmpeg
+// (its keep-alives and TEARDOWN on the connection it opened to the primary).
 
+import path from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { leakCheck } from './helpers/leak-check.js';
 import { RtspClient, UdpReceiver, sequenceStats } from './helpers/rtsp-client.js';
 import { pairSetup, untilStatus, type PairMember, type PairSetup } from './helpers/process-pair.js';
 import { parseCompound } from './helpers/rtcp.js';
 import { RTCP_BYE, RTCP_SR } from '../src/rtsp/rtcp.js';
+import { runToString, start } from './helpers/run.js';
 
 leakCheck(test);
 
@@ -250,4 +255,26 @@ test.serial('the viewer\'s RTSP connection itself survives the SIGKILL: keep-ali
   t.is(await arrivingWithin(receiver, 500), 0, 'no datagram after the TEARDOWN');
   t.regex(standby.output(), /serving the primary's RTSP connections/);
   await untilStatus(standby, (x) => x.sessions === 0, 'the session closed');
+});
+
+test.serial('ffmpeg, a real player, keeps its RTSP control across the SIGKILL: its keep-alives and TEARDOWN reach the standby on its connection', async (t) => {
+  // A 5 s session timeout: ffmpeg sends a keep-alive every 2.5 s, and without them the session would end before the 12 s asset.
+  const { pair, primary, standby } = await linkedPair(t, { rtsp: { sessionTimeoutSec: SESSION_TIMEOUT_SEC }, logLevel: 'debug' });
+  const out = path.join(pair.dir, 'ffmpeg.ts');
+  const ffmpeg = start(['ffmpeg', '-hide_banner', '-nostdin', '-loglevel', 'warning', '-rtsp_transport', 'udp', '-i', `rtsp://127.0.0.1:${pair.rtspPort}${URL_PATH}`, '-map', '0', '-c', 'copy', '-f', 'mpegts', '-y', out], 60_000);
+  t.teardown(() => ffmpeg.kill());
+  await untilStatus(standby, (x) => x.sessions === 1, 'ffmpeg\'s session followed');
+  await untilHeld(standby, 1);
+  await sleep(1000);
+  primary.child.kill('SIGKILL');
+  await untilStatus(standby, (x) => x.processPair?.state === 'Secondary_No_Primary', 'took over');
+  const { code, stderr } = await ffmpeg.done;
+  t.is(code, 0, stderr.slice(-2000));
+  const log = standby.output();
+  t.regex(log, /"method":"GET_PARAMETER"[^\n]*"status":200/, 'ffmpeg\'s keep-alives answered by the standby');
+  t.regex(log, /"method":"TEARDOWN"[^\n]*"status":200/, 'and its TEARDOWN');
+  t.notRegex(log, /session timed out/);
+  await untilStatus(standby, (x) => x.sessions === 0, 'the session closed by the TEARDOWN');
+  const duration = Number(await runToString(['ffprobe', '-v', 'error', '-show_entries', 'format=duration', '-of', 'csv=p=0', out]));
+  t.true(duration > 11, `ffmpeg received the whole 12 s asset (${duration} s)`);
 });
