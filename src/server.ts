@@ -216,6 +216,8 @@ export async function startServer(options: ServerOptions): Promise<TwinframeServ
       await rtspServer.listen();
       void broadcasts.apply(config.broadcasts); // each start logs its own outcome
     }
+    // After listening: a primary passes its listening socket to its standby.
+    pairProcess?.attachRtsp(rtspServer);
     return {
       get config() { return config; },
       engine, catalog, admin, rtsp: rtspServer, metrics: metricsAddress, auth, broadcasts, pairProcess, close,

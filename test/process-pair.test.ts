@@ -122,7 +122,7 @@ function checkFigures(t: ExecutionContext, figures: readonly Figures[], kills: n
 }
 
 test.serial('a standby process joins over the authenticated link, follows every session without sending, and both show it in status', async (t) => {
-  const pair = await pairSetup(t, mediaDir);
+  const pair = await pairSetup(t, { mediaDir });
   const primary = await pair.start('primary', 'p');
   const standby = await pair.start('standby', 's');
   const s = await untilStatus(standby, (x) => x.processPair?.state === 'Secondary', 'Secondary');
@@ -149,7 +149,7 @@ test.serial('a standby process joins over the authenticated link, follows every 
 });
 
 test.serial('a process with the wrong secret is refused by the primary and follows nothing', async (t) => {
-  const pair = await pairSetup(t, mediaDir);
+  const pair = await pairSetup(t, { mediaDir });
   const primary = await pair.start('primary', 'p');
   const intruder = await pair.start('standby', 'x', `${PAIR_SECRET} but not quite`);
   const viewer = await startViewer(pair.rtspPort);
@@ -167,7 +167,7 @@ test.serial('a process with the wrong secret is refused by the primary and follo
 
 test.serial('SIGKILL of the primary: the standby sends the next datagram of every session from the same source port, nothing lost, byte-exact', async (t) => {
   const SESSIONS = 3;
-  const pair = await pairSetup(t, mediaDir);
+  const pair = await pairSetup(t, { mediaDir });
   const primary = await pair.start('primary', 'p');
   const standby = await pair.start('standby', 's');
   await untilStatus(standby, (x) => x.processPair?.state === 'Secondary', 'Secondary');
@@ -196,7 +196,7 @@ test.serial('SIGKILL of the primary: the standby sends the next datagram of ever
 
 test.serial('a new standby re-protects the survivor mid-stream, and a second SIGKILL, of the new primary, is survived the same way', async (t) => {
   const SESSIONS = 2;
-  const pair = await pairSetup(t, mediaDir);
+  const pair = await pairSetup(t, { mediaDir });
   const first = await pair.start('primary', 'p');
   const second = await pair.start('standby', 's1');
   await untilStatus(second, (x) => x.processPair?.state === 'Secondary', 'Secondary');

@@ -6,9 +6,10 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { StreamLimits } from '../engine/session-table.js';
 import type { ReplicaCursor, ReplicationEvent } from '../engine/replica.js';
+import type { RtspSessionRecord } from '../rtsp/session.js';
 
 /** Bumped when a message changes meaning: both processes must speak the same. */
-export const LINK_PROTOCOL = 1;
+export const LINK_PROTOCOL = 2;
 
 /**
  * The synchronized parameters (patent [0083]) the standby takes from its primary.
@@ -38,6 +39,17 @@ export interface SharedBlocksInfo { readonly files: readonly string[]; readonly 
 export interface ParamsMessage { readonly type: 'params'; readonly params: SynchronizedParameters; readonly controlBlocks: SharedBlocksInfo }
 /** One step of the session command stream (patent [0087]). */
 export interface StepMessage { readonly type: 'step'; readonly step: ReplicationEvent }
+/** A UDP session's RTSP state (its SETUP, PLAY, PAUSE, end of asset): the standby's RTSP server answers for it after a takeover (rtsp-sessions.ts). */
+export interface RtspSessionMessage { readonly type: 'rtsp-session'; readonly session: RtspSessionRecord }
+/**
+ * On the descriptor channel beside the link (rtsp-handoff.ts), primary → standby:
+ * the RTSP listening socket, an accepted RTSP connection (each with its descriptor
+ * attached), or that connection's end (the standby closes its copy).
+ */
+export type HandoffMessage =
+  | { readonly kind: 'listener' }
+  | { readonly kind: 'connection'; readonly id: number }
+  | { readonly kind: 'closed'; readonly id: number };
 /** The snapshot of the sessions open when the standby joined is complete: what follows is live. */
 export interface SyncedMessage { readonly type: 'synced' }
 /** Where every session stands on the primary (every CURSOR_PERIOD_MS while any plays). */
@@ -45,7 +57,7 @@ export interface CursorsMessage { readonly type: 'cursors'; readonly cursors: re
 
 export type LinkMessage =
   | ChallengeMessage | HelloMessage | WelcomeMessage | RefusedMessage
-  | ParamsMessage | StepMessage | SyncedMessage | CursorsMessage;
+  | ParamsMessage | StepMessage | RtspSessionMessage | SyncedMessage | CursorsMessage;
 
 /** How often the primary tells the standby where its sessions stand. */
 export const CURSOR_PERIOD_MS = 10;

@@ -11,11 +11,18 @@ import { PairPrimary } from './primary.js';
 import { PairStandby } from './standby.js';
 import type { ProcessPairStatus, ProcessRole, TakeoverRecord } from './pair-status.js';
 import type { SharedBlocks } from './shared-blocks.js';
+import { RtspAdoption, RtspSessionFeed, type RtspPairServer } from './rtsp-sessions.js';
+import { ConnectionHandoff, HeldConnections, type RtspConnectionServer } from './rtsp-handoff.js';
+
+/** What the pair needs of this process's RTSP server: its sessions and its connections. */
+type PairRtspServer = RtspPairServer & RtspConnectionServer;
 
 export interface PairProcess {
   /** The role this process started in. */
   readonly role: ProcessRole;
   status(): ProcessPairStatus;
+  /** This process's RTSP server, once it exists: its sessions cross the link (rtsp-sessions.ts). */
+  attachRtsp(server: PairRtspServer): void;
   close(): Promise<void>;
 }
 
@@ -34,20 +41,43 @@ export interface PairProcessOptions {
 /** A primary listens on the link; a standby holds its engine's sending and follows the primary. */
 export async function startPairProcess(options: PairProcessOptions): Promise<PairProcess> {
   const { pair, engine, logger } = options;
-  const listen = (): Promise<PairPrimary> => PairPrimary.listen({
-    engine, link: pair.link, secret: pair.secret, logger, params: () => synchronizedParameters(options.config(), engine),
-    controlBlocks: { files: options.blocks.files, maxSessions: engine.controlBlock().layout.maxSessions },
-  });
+  const rtsp = new RtspSessionFeed();
+  const connections = new ConnectionHandoff(logger);
+  let rtspServer: PairRtspServer | undefined;
+  const listen = async (): Promise<PairPrimary> => {
+    const primary = await PairPrimary.listen({
+      engine, link: pair.link, secret: pair.secret, logger, rtsp, connections, params: () => synchronizedParameters(options.config(), engine),
+      controlBlocks: { files: options.blocks.files, maxSessions: engine.controlBlock().layout.maxSessions },
+    });
+    // The link is ours (a pair has one primary): the descriptor channel beside it too.
+    connections.listen(pair.link);
+    return primary;
+  };
+  const attachRtsp = (server: PairRtspServer): void => {
+    rtspServer = server;
+    rtsp.attach(server);
+    connections.attach(server);
+  };
   if (pair.role === 'primary') {
     const primary = await listen();
-    return { role: 'primary', status: () => primary.status(), close: () => primary.close() };
+    return {
+      role: 'primary', status: () => primary.status(), attachRtsp,
+      close: async () => {
+        await primary.close();
+        connections.close();
+      },
+    };
   }
   engine.holdSending();
   let survivor: PairPrimary | undefined;
   let closed = false;
+  const adoption = new RtspAdoption(engine, logger);
+  const held = new HeldConnections(logger);
   const standby = PairStandby.start({
-    engine, link: pair.link, secret: pair.secret, logger,
+    engine, link: pair.link, secret: pair.secret, logger, rtsp: adoption, connections: held,
     onTakeover: (record) => {
+      // Before the RTSP server would listen on the port: on the primary's own socket, with its connections.
+      if (rtspServer) held.takeOver(rtspServer);
       options.onTakeover(record);
       whenFree(listen, 'the private link', logger).then(async (primary) => {
         if (closed) await primary.close();
@@ -58,10 +88,17 @@ export async function startPairProcess(options: PairProcessOptions): Promise<Pai
   return {
     role: 'standby',
     status: () => survivorStatus(standby.status(), survivor?.status()),
+    attachRtsp: (server) => {
+      adoption.attach(server);
+      attachRtsp(server);
+    },
     close: async () => {
       closed = true;
       standby.close();
+      adoption.close();
+      held.close();
       await survivor?.close();
+      connections.close();
     },
   };
 }

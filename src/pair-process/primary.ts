@@ -13,6 +13,8 @@ import type { Logger } from '../log.js';
 import { LinkChannel, authenticateStandby } from './link.js';
 import { CURSOR_PERIOD_MS, type SharedBlocksInfo, type SynchronizedParameters } from './link-messages.js';
 import type { PeerState, ProcessPairStatus } from './pair-status.js';
+import type { RtspSessionFeed } from './rtsp-sessions.js';
+import type { ConnectionHandoff } from './rtsp-handoff.js';
 
 /** A standby this far behind in reading the link is dropped (it resynchronizes when it reconnects). */
 const MAX_UNREAD_BYTES = 64 * 1024 * 1024;
@@ -26,6 +28,10 @@ export interface PairPrimaryOptions {
   readonly params: () => SynchronizedParameters;
   /** This process's control blocks in shared memory, for the standby to map. */
   readonly controlBlocks: SharedBlocksInfo;
+  /** This process's RTSP sessions, for the standby to answer for after a takeover. */
+  readonly rtsp: RtspSessionFeed;
+  /** This process's RTSP listening socket and connections, passed to the standby as descriptors. */
+  readonly connections: ConnectionHandoff;
   readonly logger: Logger;
 }
 
@@ -40,6 +46,7 @@ export class PairPrimary {
   private readonly server: Server;
   private standby: LinkedStandby | undefined;
   private cursorTimer: NodeJS.Timeout | undefined;
+  private unwatchRtsp: (() => void) | undefined;
   private closed = false;
   private readonly forward = (step: ReplicationEvent): void => this.send({ type: 'step', step });
 
@@ -117,11 +124,22 @@ export class PairPrimary {
     this.send({ type: 'params', params: this.options.params(), controlBlocks: this.options.controlBlocks });
     const snapshot = engine.replicaSnapshot();
     for (const step of snapshot) this.send({ type: 'step', step });
+    this.forwardRtspSessions(pid);
     this.send({ type: 'synced' });
     engine.on('replicate', this.forward);
     this.cursorTimer = setInterval(() => this.sendCursors(), CURSOR_PERIOD_MS);
     standby.state = 'linked';
     this.log.info({ pid, sessions: snapshot.filter((s) => s.kind === 'open').length }, 'process pair: standby linked and synchronized');
+  }
+
+  /**
+   * Each RTSP session's state after its engine step, now and from now on (in the
+   * same turn as the engine's snapshot); and the RTSP connections, on the standby's descriptor channel.
+   */
+  private forwardRtspSessions(pid: number): void {
+    for (const session of this.options.rtsp.snapshot()) this.send({ type: 'rtsp-session', session });
+    this.unwatchRtsp = this.options.rtsp.watch((session) => this.send({ type: 'rtsp-session', session }));
+    this.options.connections.linked(pid);
   }
 
   private sendCursors(): void {
@@ -144,6 +162,9 @@ export class PairPrimary {
     const standby = this.standby;
     this.standby = undefined;
     this.options.engine.off('replicate', this.forward);
+    this.unwatchRtsp?.();
+    this.unwatchRtsp = undefined;
+    this.options.connections.unlinked();
     clearInterval(this.cursorTimer);
     this.cursorTimer = undefined;
     standby?.channel.close();

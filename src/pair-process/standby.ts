@@ -17,6 +17,8 @@ import type { PeerState, ProcessPairStatus, TakeoverRecord } from './pair-status
 import { ProcessWatch } from './process-exit.js';
 import { mapPeerBlocks } from './shared-blocks.js';
 import { removeSharedRegion } from './native-pair.js';
+import type { RtspAdoption } from './rtsp-sessions.js';
+import type { HeldConnections } from './rtsp-handoff.js';
 
 /** How often the standby tries the link again while it has no primary. */
 const RECONNECT_MS = 200;
@@ -32,6 +34,10 @@ export interface PairStandbyOptions {
   readonly link: string;
   readonly secret: string;
   readonly logger: Logger;
+  /** The primary's RTSP sessions, for this process's RTSP server (after each one's engine step). */
+  readonly rtsp: RtspAdoption;
+  /** The primary's RTSP listening socket and connections, held for a takeover. */
+  readonly connections: HeldConnections;
   /** This process serves from now on (start listening for viewers). */
   readonly onTakeover: (record: TakeoverRecord) => void;
 }
@@ -156,6 +162,7 @@ export class PairStandby {
       for (const s of this.options.engine.listSessions()) this.options.engine.closeSession(s.id);
     });
     channel.onMessage((m) => this.receive(m));
+    this.options.connections.connect(this.options.link);
     this.log.info({ primaryPid: pid }, 'process pair: joined the primary');
   }
 
@@ -173,6 +180,11 @@ export class PairStandby {
       case 'step': {
         const { step } = message;
         this.enqueue(() => this.apply(step));
+        break;
+      }
+      case 'rtsp-session': {
+        const { session } = message;
+        this.enqueue(() => this.options.rtsp.receive(session));
         break;
       }
       case 'synced':

@@ -36,7 +36,7 @@ import { OrderedConnection } from '../net/ordered-connection.js';
 import { RtspRequestParser, serializeResponse, type HeaderValue, type RtspRequest } from './message.js';
 import { RtcpSender } from './rtcp.js';
 import { buildSdp, sdpSessionId } from './sdp.js';
-import { RtspSession, type RtspSessionState } from './session.js';
+import { RtspSession, type RtspSessionFacts, type RtspSessionRecord, type RtspSessionState } from './session.js';
 import { TRACK_CONTROL, parseRtspUrl } from './url.js';
 import type { RtspBackend, RtspBackendListener, RtspMedia, RtspSessionInfo } from './backend.js';
 import { WireWriter } from './wire-writer.js';
@@ -132,6 +132,8 @@ const MAX_UNREAD_RESPONSE_BYTES = 1024 * 1024;
 const WIRE_MIN_BYTES = 64 * 1024;
 /** After an error reply that ends a connection, how long the client gets to read it. */
 const CLOSE_GRACE_MS = 1000;
+/** The connection id of a session taken over from another process: none of this server's (they count from 1). */
+const ADOPTED_CONNECTION = 0;
 
 /** Asset refusals by content: there is no playable asset at that URL. */
 const ASSET_VERDICTS: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
@@ -274,6 +276,8 @@ export class RtspServer {
   readonly #server: net.Server;
   readonly #connections = new Set<Connection>();
   readonly #sessions = new Map<string, RtspSession>();
+  /** A process pair's primary: told of every UDP session's SETUP and change of state (watchSessions). */
+  readonly #sessionWatchers = new Set<(record: RtspSessionRecord) => void>();
   readonly #broadcastViewers: BroadcastViewers;
   readonly #cname = `twinframe@${hostname()}`;
   #nextConnectionId = 1;
@@ -282,6 +286,9 @@ export class RtspServer {
   #refusedConnections = 0;
   #closed = false;
   #listening = false;
+  #listenOnce: Promise<{ address: string; port: number }> | undefined;
+  /** A process pair's primary: told of the listening socket and of every connection opened and closed (watchConnections). */
+  readonly #connectionWatchers = new Set<{ opened(id: number, socket: net.Socket): void; closed(id: number): void }>();
 
   constructor(options: RtspServerOptions) {
     this.#backend = options.backend;
@@ -322,20 +329,34 @@ export class RtspServer {
     });
   }
 
-  /** Start listening; resolves with the bound address (port 0 becomes the real port). */
-  async listen(): Promise<{ address: string; port: number }> {
+  /**
+   * Start listening; resolves with the bound address (port 0 becomes the real
+   * port). `fd`: on a listening socket a process pair's primary passed. While it
+   * listens, or is about to, a call returns the same; after a failure it tries again.
+   */
+  listen(fd?: number): Promise<{ address: string; port: number }> {
+    const listening = this.#listenOnce ??= this.#startListening(fd);
+    listening.catch(() => {
+      if (this.#listenOnce === listening) this.#listenOnce = undefined;
+    });
+    return listening;
+  }
+
+  async #startListening(fd: number | undefined): Promise<{ address: string; port: number }> {
     if (this.#closed) throw new TwinframeError('TF_ENGINE_STOPPED', 'RTSP server is closed');
     await new Promise<void>((resolve, reject) => {
       const onError = (err: Error): void => reject(err);
       this.#server.once('error', onError);
       // A deep accept queue: in a connection storm the cap answers 503 at once instead of
       // the kernel silently dropping handshakes the server never sees.
-      this.#server.listen({ host: this.#host, port: this.#port, backlog: LISTEN_BACKLOG }, () => {
+      this.#server.listen(fd === undefined ? { host: this.#host, port: this.#port, backlog: LISTEN_BACKLOG } : { fd, backlog: LISTEN_BACKLOG }, () => {
         this.#server.off('error', onError);
         resolve();
       });
     });
     this.#listening = true;
+    // A process pair's standby that took over: it answers for its primary's sessions from now on.
+    for (const session of this.#sessions.values()) this.#wakeAdopted(session);
     const address = this.address();
     this.#log.info({ host: address.address, port: address.port }, 'RTSP server listening');
     return address;
@@ -448,6 +469,7 @@ export class RtspServer {
     this.#acceptedConnections++;
     const conn = new Connection(this.#nextConnectionId++, socket, this.#maxRequestBytes, this.#log);
     this.#connections.add(conn);
+    for (const watcher of this.#connectionWatchers) watcher.opened(conn.id, socket);
     socket.setNoDelay(true);
     conn.onIdle(this.#idleTimeoutMs, () => {
       // debug, not info: a flood of idle connections must not become a flood of log lines.
@@ -464,6 +486,7 @@ export class RtspServer {
         this.#teardown(interleaved, 'connection closed').catch((err: Error) => interleaved.log.error({ err: err.message }, 'teardown failed'));
       }
       this.#connections.delete(conn);
+      for (const watcher of this.#connectionWatchers) watcher.closed(conn.id);
       const left = (this.#connectionsByAddress.get(conn.peer) ?? 1) - 1;
       if (left > 0) this.#connectionsByAddress.set(conn.peer, left);
       else this.#connectionsByAddress.delete(conn.peer);
@@ -672,7 +695,7 @@ export class RtspServer {
           info.ssrc,
           this.#cname,
           () => session.touch(),
-        ));
+        ), { address: destination, port: chosen.clientRtcpPort });
       } catch (err) {
         // Sender reports are advisory: stream without them rather than refuse the viewer.
         session.log.warn({ err: (err as Error).message, port: info.source.rtcpPort }, 'cannot bind the RTCP port; no sender reports');
@@ -682,6 +705,7 @@ export class RtspServer {
       asset: asset.name, transport: chosen.kind, destination, clientPort: chosen.clientRtpPort,
       serverPort: info.source.rtpPort, ssrc: info.ssrc,
     }, 'session set up');
+    this.#sessionChanged(session);
     const reply = transportReply(chosen, {
       serverRtpPort: info.source.rtpPort,
       ...(chosen.kind === 'rtp' ? { serverRtcpPort: info.source.rtcpPort, ssrc: info.ssrc } : {}),
@@ -773,28 +797,112 @@ export class RtspServer {
       this.#backend.closeSession(info.id);
       throw new TwinframeError('TF_ENGINE_STOPPED', 'the server is shutting down');
     }
-    const session = new RtspSession({
-      info,
-      asset,
-      transport,
-      controlUrl: request.uri,
-      timeoutMs: this.#sessionTimeoutMs,
+    const session = this.#newSession({
+      info, asset, transport, controlUrl: request.uri, timeoutMs: this.#sessionTimeoutMs, peer: conn.peer, connectionId: conn.id,
+    });
+    this.#sessions.set(session.id, session);
+    return session;
+  }
+
+  #newSession(fields: {
+    info: RtspSessionFacts; asset: RtspMedia; transport: ChosenTransport; controlUrl: string; timeoutMs: number;
+    peer: string; connectionId: number; dormant?: boolean;
+  }): RtspSession {
+    return new RtspSession({
+      ...fields,
       onTimeout: (s) => {
-        s.log.info({ timeoutMs: this.#sessionTimeoutMs }, 'session timed out: no request from the client');
+        s.log.info({ timeoutMs: s.timeoutMs }, 'session timed out: no request from the client');
         this.#teardown(s, 'timeout').catch((err: Error) => s.log.error({ err: err.message }, 'timeout teardown failed'));
       },
-      peer: conn.peer,
-      connectionId: conn.id,
       playWithinMs: this.#setupTimeoutMs,
       onNotPlayed: (s) => {
         s.log.info({ setupTimeoutMs: this.#setupTimeoutMs }, 'session never played: torn down');
         this.#teardown(s, 'not played after SETUP').catch((err: Error) => s.log.error({ err: err.message }, 'teardown failed'));
       },
-      sent: () => this.#backend.sent(info.id) ?? 0,
+      sent: () => this.#backend.sent(fields.info.id) ?? 0,
+      onChange: (s) => this.#sessionChanged(s),
       logger: this.#log,
     });
+  }
+
+  // ── Process pair: sessions another process takes over ──────────────────────
+
+  /** Every UDP session as a standby process takes it over (src/pair-process/rtsp-sessions.ts). */
+  sessionRecords(): RtspSessionRecord[] {
+    return [...this.#sessions.values()].flatMap((s) => s.record() ?? []);
+  }
+
+  /** `listener` hears of every UDP session's SETUP and change of state (not of its end: the engine's close step says that). */
+  watchSessions(listener: (record: RtspSessionRecord) => void): () => void {
+    this.#sessionWatchers.add(listener);
+    return () => this.#sessionWatchers.delete(listener);
+  }
+
+  #sessionChanged(session: RtspSession): void {
+    if (this.#sessionWatchers.size === 0) return;
+    const record = session.record();
+    if (record) for (const listener of this.#sessionWatchers) listener(record);
+  }
+
+  /**
+   * Answer for a session of the primary process this standby follows. It is
+   * dormant (no timer, no RTCP) until this server listens, at the takeover; then
+   * a request naming it on any connection works as on the primary (RFC 2326
+   * sessions are not tied to a connection). It belongs to no connection here:
+   * per-address limits count it, per-connection limits do not. Adopting it again
+   * takes the primary's newer state.
+   */
+  async adoptSession(record: RtspSessionRecord): Promise<void> {
+    const known = this.#sessions.get(record.info.id);
+    if (known) {
+      known.restore(record);
+      return;
+    }
+    const asset = await this.#backend.resolve(record.assetPath);
+    // Closed meanwhile (the primary's close step reached the engine first), or taken already.
+    if (this.#closed || this.#sessions.has(record.info.id) || this.#backend.sent(record.info.id) === undefined) return;
+    const session = this.#newSession({
+      info: record.info, asset, transport: record.transport, controlUrl: record.controlUrl, timeoutMs: record.timeoutMs,
+      peer: record.peer, connectionId: ADOPTED_CONNECTION, dormant: true,
+    });
+    session.restore(record);
     this.#sessions.set(session.id, session);
-    return session;
+    session.log.info({ state: session.state, peer: session.peer }, 'session of the primary process adopted');
+    if (this.#listening) this.#wakeAdopted(session);
+  }
+
+  /**
+   * The listening socket (while it listens), every open connection, and from now
+   * on each connection opened and closed: a process pair's primary passes them
+   * to its standby (src/pair-process/rtsp-handoff.ts).
+   */
+  watchConnections(watcher: { opened(id: number, socket: net.Socket): void; closed(id: number): void }): {
+    listening: net.Server | undefined; open: Array<{ id: number; socket: net.Socket }>; stop(): void;
+  } {
+    this.#connectionWatchers.add(watcher);
+    return {
+      listening: this.#listening ? this.#server : undefined,
+      open: [...this.#connections].map((c) => ({ id: c.id, socket: c.socket })),
+      stop: () => this.#connectionWatchers.delete(watcher),
+    };
+  }
+
+  /** A connection the dead primary process had accepted (its descriptor, passed): served as one accepted here. */
+  adoptConnection(fd: number): void {
+    this.#accept(new net.Socket({ fd, readable: true, writable: true }));
+  }
+
+  /** A taken-over session's timeouts start, and its RTCP reports go on from the same server port. */
+  #wakeAdopted(session: RtspSession): void {
+    if (!session.wake()) return;
+    session.log.info({ state: session.state, peer: session.peer }, 'session taken over from the primary process');
+    const peer = session.rtcpPeer;
+    if (session.transport.kind !== 'rtp' || peer === undefined) return;
+    const { source, ssrc } = session.info;
+    RtcpSender.open({ address: source.address, port: source.rtcpPort }, peer, ssrc, this.#cname, () => session.touch()).then(
+      (rtcp) => session.attachRtcp(rtcp, peer),
+      (err: Error) => session.log.warn({ err: err.message, port: source.rtcpPort }, 'cannot bind the RTCP port; no sender reports'),
+    );
   }
 
   async #play(request: RtspRequest): Promise<Reply> {
@@ -931,7 +1039,8 @@ export class RtspServer {
      */
     sessionFailed: (id, reason) => {
       const session = this.#sessions.get(id);
-      if (!session) return;
+      // A standby process acts on nothing itself: its primary's steps say what happens to the session.
+      if (!session || session.dormant) return;
       // Interleaved, the fault is its connection's (gone, or its viewer reads too slowly): it ends too.
       const conn = [...this.#connections].find((c) => c.interleaved === session);
       this.#teardown(session, reason).then(

@@ -14,7 +14,7 @@
 import type { Logger } from 'pino';
 import { TwinframeError } from '../errors.js';
 import { monoNowMs } from '../shared/clock.js';
-import type { ChosenTransport } from './headers/transport.js';
+import type { ChosenTransport, UdpTransport } from './headers/transport.js';
 import type { ReportSource, RtcpSender } from './rtcp.js';
 import { TS_PACKET_BYTES } from '../mpegts/packet.js';
 import { TS_PACKETS_PER_DATAGRAM, TS_PAYLOAD_BYTES, rtpTimeAfter } from '../rtp/packetizer.js';
@@ -22,8 +22,32 @@ import type { RtspMedia, RtspPlayResult, RtspSessionInfo } from './backend.js';
 
 export type RtspSessionState = 'ready' | 'playing';
 
+/** What a session keeps of its backend session: its facts, not the backend's functions. */
+export type RtspSessionFacts = Omit<RtspSessionInfo, 'wireHolderDead'>;
+
+/**
+ * A session as another process's RTSP server takes it over (a process pair,
+ * src/pair-process/rtsp-*.ts): plain data, it crosses the private link as JSON.
+ * Only UDP sessions: RTP on the RTSP connection is that connection's alone.
+ */
+export interface RtspSessionRecord {
+  readonly info: RtspSessionFacts;
+  /** The asset's URL path (RtspMedia.name): the standby resolves it in its own catalog. */
+  readonly assetPath: string;
+  readonly transport: UdpTransport;
+  readonly controlUrl: string;
+  readonly timeoutMs: number;
+  readonly peer: string;
+  /** Where its RTCP reports go; absent without a client RTCP port (or when the port could not be bound). */
+  readonly rtcpPeer?: { readonly address: string; readonly port: number };
+  readonly state: RtspSessionState;
+  readonly ended: boolean;
+  readonly lastPlay?: RtspPlayResult;
+  readonly shortfallBytes: number;
+}
+
 export interface RtspSessionOptions {
-  readonly info: RtspSessionInfo;
+  readonly info: RtspSessionFacts;
   readonly asset: RtspMedia;
   readonly transport: ChosenTransport;
   /** The SETUP request URI: players match RTP-Info url= against it character for character. */
@@ -39,11 +63,18 @@ export interface RtspSessionOptions {
   /** Datagrams sent so far (the engine's shared cursor), for sender reports. */
   readonly sent: () => number;
   readonly logger: Logger;
+  /** Its state changed (PLAY, PAUSE, end of asset): a process pair's primary tells its standby. */
+  readonly onChange?: (session: RtspSession) => void;
+  /**
+   * Another process's session, taken over: no timer runs until wake() (a standby
+   * process answers for it only once it took over), and restore() sets its state.
+   */
+  readonly dormant?: boolean;
 }
 
 export class RtspSession {
   readonly id: string;
-  readonly info: RtspSessionInfo;
+  readonly info: RtspSessionFacts;
   readonly asset: RtspMedia;
   readonly transport: ChosenTransport;
   readonly controlUrl: string;
@@ -61,9 +92,14 @@ export class RtspSession {
   /** Bytes the asset's short last datagrams lacked of full ones, each time the end was reached. */
   #shortfallBytes = 0;
   #rtcp: RtcpSender | undefined;
+  #rtcpPeer: { readonly address: string; readonly port: number } | undefined;
   #timer: NodeJS.Timeout | undefined;
   readonly #onTimeout: (session: RtspSession) => void;
   readonly #sent: () => number;
+  readonly #onChange: ((session: RtspSession) => void) | undefined;
+  readonly #playWithinMs: number;
+  readonly #onNotPlayed: (session: RtspSession) => void;
+  #dormant: boolean;
   #disposed = false;
 
   constructor(options: RtspSessionOptions) {
@@ -78,12 +114,71 @@ export class RtspSession {
     this.log = options.logger.child({ session: this.id });
     this.peer = options.peer;
     this.connectionId = options.connectionId;
+    this.#onChange = options.onChange;
+    this.#playWithinMs = options.playWithinMs;
+    this.#onNotPlayed = options.onNotPlayed;
+    this.#dormant = options.dormant ?? false;
+    if (!this.#dormant) this.#startTimers();
+  }
+
+  /** The inactivity timeout, and the PLAY timeout of a session never played. */
+  #startTimers(): void {
     this.touch();
+    if (this.#play) return;
     this.#setupTimer = setTimeout(() => {
       this.#setupTimer = undefined;
-      if (!this.#disposed) options.onNotPlayed(this);
-    }, options.playWithinMs);
+      if (!this.#disposed) this.#onNotPlayed(this);
+    }, this.#playWithinMs);
     this.#setupTimer.unref();
+  }
+
+  /** Taken over from another process and not yet answered for (see RtspSessionOptions.dormant). */
+  get dormant(): boolean {
+    return this.#dormant;
+  }
+
+  /** Where RTCP reports go (the viewer's RTCP port), once a UDP sender is attached. */
+  get rtcpPeer(): { readonly address: string; readonly port: number } | undefined {
+    return this.#rtcpPeer;
+  }
+
+  /** This process answers for the taken-over session from now on: its timeouts start over. False if it was not dormant. */
+  wake(): boolean {
+    if (!this.#dormant || this.#disposed) return false;
+    this.#dormant = false;
+    this.#startTimers();
+    return true;
+  }
+
+  /** A dormant session takes the other process's state (its SETUP, PLAY, PAUSE or end of asset). */
+  restore(record: RtspSessionRecord): void {
+    if (!this.#dormant) return;
+    this.#state = record.state;
+    this.#ended = record.ended;
+    this.#play = record.lastPlay;
+    this.#shortfallBytes = record.shortfallBytes;
+    this.#rtcpPeer = record.rtcpPeer;
+  }
+
+  /** What another process needs to take the session over; undefined for RTP on the RTSP connection. */
+  record(): RtspSessionRecord | undefined {
+    if (this.transport.lower !== 'udp') return undefined;
+    return {
+      info: {
+        id: this.info.id, ssrc: this.info.ssrc, bitrate: this.info.bitrate,
+        source: { address: this.info.source.address, rtpPort: this.info.source.rtpPort, rtcpPort: this.info.source.rtcpPort },
+      },
+      assetPath: this.asset.name,
+      transport: this.transport,
+      controlUrl: this.controlUrl,
+      timeoutMs: this.timeoutMs,
+      peer: this.peer,
+      ...(this.#rtcpPeer ? { rtcpPeer: this.#rtcpPeer } : {}),
+      state: this.#state,
+      ended: this.#ended,
+      ...(this.#play ? { lastPlay: this.#play } : {}),
+      shortfallBytes: this.#shortfallBytes,
+    };
   }
 
   get state(): RtspSessionState {
@@ -118,7 +213,7 @@ export class RtspSession {
 
   /** Any request naming the session keeps it alive (RFC 2326 §12.37). */
   touch(): void {
-    if (this.#disposed) return;
+    if (this.#disposed || this.#dormant) return;
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
@@ -127,13 +222,17 @@ export class RtspSession {
     this.#timer.unref();
   }
 
-  attachRtcp(rtcp: RtcpSender): void {
+  /** `peer`: the viewer's RTCP address and port, for a UDP sender (a process pair's standby binds its own). */
+  attachRtcp(rtcp: RtcpSender, peer?: { readonly address: string; readonly port: number }): void {
     // Disposed while its RTCP socket was being opened: close it, or it stays bound.
     if (this.#disposed) {
       rtcp.close();
       return;
     }
     this.#rtcp = rtcp;
+    this.#rtcpPeer = peer;
+    // Taken over while playing: reports go on.
+    if (this.#state === 'playing') rtcp.start(this.reportSource);
   }
 
   played(play: RtspPlayResult): void {
@@ -143,11 +242,13 @@ export class RtspSession {
     this.#state = 'playing';
     this.#ended = false;
     this.#rtcp?.start(this.reportSource);
+    this.#onChange?.(this);
   }
 
   paused(): void {
     this.#state = 'ready';
     this.#rtcp?.stop();
+    this.#onChange?.(this);
   }
 
   /** The data paths sent the asset's last datagram: say BYE, so players end cleanly. */
@@ -158,6 +259,7 @@ export class RtspSession {
     // Datagrams hold 7 packets counted from the play's start packet: the last holds the rest.
     const tail = this.#play ? (this.asset.packetCount - this.#play.startPacket) % TS_PACKETS_PER_DATAGRAM : 0;
     if (tail !== 0) this.#shortfallBytes += (TS_PACKETS_PER_DATAGRAM - tail) * TS_PACKET_BYTES;
+    this.#onChange?.(this);
     this.#rtcp?.bye(this.reportSource).catch((err: Error) => this.log.warn({ err: err.message }, 'RTCP BYE failed'));
   }
 

@@ -37,8 +37,12 @@ export interface PairSetup {
   start(role: 'primary' | 'standby', name: string, secret?: string): Promise<PairMember>;
 }
 
-/** A directory, ports and a link path for a pair (assets from `mediaDir`, else the bundled ones); every process started from it dies at teardown. */
-export async function pairSetup(t: ExecutionContext, mediaDir?: string): Promise<PairSetup> {
+/**
+ * A directory, ports and a link path for a pair; every process started from it dies at teardown.
+ * `mediaDir`: where its assets are (else the bundled ones); `rtsp`: more of each member's rtsp
+ * configuration; `logLevel`: info unless given.
+ */
+export async function pairSetup(t: ExecutionContext, options: { mediaDir?: string; rtsp?: Record<string, unknown>; logLevel?: string } = {}): Promise<PairSetup> {
   const dir = await mkdtemp(path.join(tmpdir(), 'twinframe-pair-'));
   const rtspPort = await freeTcpPort();
   const serverPortRange = await freeUdpPortRange(64);
@@ -59,11 +63,11 @@ export async function pairSetup(t: ExecutionContext, mediaDir?: string): Promise
       const configPath = path.join(dir, `${name}.json`);
       const adminSocket = path.join(dir, `${name}.sock`);
       await writeFile(configPath, JSON.stringify({
-        rtsp: { port: rtspPort, serverPortRange },
-        media: { cacheDir: path.join(dir, `${name}-cache`), ...(mediaDir === undefined ? {} : { mounts: [{ prefix: '', dir: mediaDir }] }) },
+        rtsp: { ...options.rtsp, port: rtspPort, serverPortRange },
+        media: { cacheDir: path.join(dir, `${name}-cache`), ...(options.mediaDir === undefined ? {} : { mounts: [{ prefix: '', dir: options.mediaDir }] }) },
         admin: { socketPath: adminSocket },
         metrics: { listen: '' },
-        log: { level: 'info', format: 'json' },
+        log: { level: options.logLevel ?? 'info', format: 'json' },
         pair: { role, link, secret },
       }));
       const child = spawn(process.execPath, [...SERVER_NODE_FLAGS, TWINFRAME, '-c', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });

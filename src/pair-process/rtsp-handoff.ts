@@ -1,0 +1,275 @@
+// The viewer's RTSP connection itself survives a takeover (issue 17 item 3).
+// The primary passes its RTSP listening socket and every RTSP connection it
+// accepts to its standby as descriptors (SCM_RIGHTS over a SOCK_SEQPACKET Unix
+// socket beside the link, native-pair.ts), and says when each one closes. The
+// standby holds them without reading; at takeover its RTSP server listens on the
+// passed socket (no wait for the dead primary's port, no connection in its
+// accept queue lost) and serves every held connection as one of its own: a
+// player on it sends its keep-alives and TEARDOWN as if nothing happened.
+//
+// What a takeover loses on a connection: whatever the dead primary had read from
+// it and not answered (a request half or wholly read: it never gets a reply, and
+// the bytes of a half-read one are gone, so the next request on the connection
+// may be misframed and refused with 400), and a reply it had only partly written.
+
+import fs from 'node:fs';
+import type net from 'node:net';
+import type { Logger } from '../log.js';
+import { FdChannel, FdChannelListener, descriptorOf, openPeerPidfd } from './native-pair.js';
+import { ReadableWatcher } from './native-watcher.js';
+import type { HandoffMessage } from './link-messages.js';
+
+/** What the handoff needs of this process's RTSP server (src/rtsp/server.ts). */
+export interface RtspConnectionServer {
+  /** The listening socket while it listens, every open connection, and from now on each one opened and closed. */
+  watchConnections(listener: ConnectionListener): { readonly listening: net.Server | undefined; readonly open: ReadonlyArray<{ readonly id: number; readonly socket: net.Socket }>; stop(): void };
+  /** Listen on a passed listening socket's descriptor. */
+  listen(fd?: number): Promise<unknown>;
+  /** Serve a passed connection's descriptor as one accepted here. */
+  adoptConnection(fd: number): void;
+}
+
+export interface ConnectionListener {
+  opened(id: number, socket: net.Socket): void;
+  closed(id: number): void;
+}
+
+/** Where the descriptor channel listens: beside the link. */
+export function handoffPath(link: string): string {
+  return `${link}.fds`;
+}
+
+/** How long the primary waits for the standby it linked to connect its descriptor channel, and how often it looks. */
+const CHANNEL_WAIT_MS = 2000;
+const CHANNEL_POLL_MS = 5;
+
+function encode(message: HandoffMessage): Buffer {
+  return Buffer.from(JSON.stringify(message));
+}
+
+/** The pid of the process at the other end of a Unix socket, as the kernel names it. */
+function peerPid(socketFd: number): number {
+  const pidfd = openPeerPidfd(socketFd);
+  try {
+    return Number(/^Pid:\s+(-?\d+)$/m.exec(fs.readFileSync(`/proc/self/fdinfo/${pidfd}`, 'utf8'))?.[1] ?? -1);
+  } finally {
+    fs.closeSync(pidfd);
+  }
+}
+
+/** Whether the process at the other end of `channel` is process `pid` of this user (one that died meanwhile is not). */
+function isProcess(channel: FdChannel, pid: number): boolean {
+  try {
+    return channel.peerUid() === process.getuid?.() && peerPid(channel.fd) === pid;
+  } catch {
+    return false;
+  }
+}
+
+/** The primary side: hands the listening socket and each connection to the linked standby. */
+export class ConnectionHandoff {
+  #listener: FdChannelListener | undefined;
+  #server: RtspConnectionServer | undefined;
+  #channel: FdChannel | undefined;
+  #watch: { stop(): void } | undefined;
+  #poll: NodeJS.Timeout | undefined;
+  readonly #log: Logger;
+
+  constructor(logger: Logger) {
+    this.#log = logger.child({ component: 'pair-rtsp' });
+  }
+
+  /** Listen for the standby's channel (this process just became the primary on `link`: a stale socket file is a dead one's). */
+  listen(link: string): void {
+    const path = handoffPath(link);
+    try {
+      fs.rmSync(path, { force: true });
+      this.#listener = new FdChannelListener(path);
+      fs.chmodSync(path, 0o600);
+    } catch (err) {
+      this.#log.error({ path, err: (err as Error).message }, 'process pair: cannot listen for the descriptor channel; viewers\' RTSP connections end with this process');
+    }
+  }
+
+  attach(server: RtspConnectionServer): void {
+    this.#server = server;
+    // A standby linked before the RTSP server listened: hand it everything now.
+    if (this.#channel && !this.#watch) this.#start(this.#channel);
+  }
+
+  /** The standby process `pid` is linked: take its channel (the one whose peer the kernel names `pid`) and hand it everything. */
+  linked(pid: number): void {
+    this.unlinked();
+    const listener = this.#listener;
+    if (!listener) return;
+    const deadline = Date.now() + CHANNEL_WAIT_MS;
+    const look = (): void => {
+      try {
+        for (let c = listener.accept(); c; c = listener.accept()) {
+          if (!this.#channel && isProcess(c, pid)) this.#channel = c;
+          else c.close();
+        }
+      } catch (err) {
+        this.#log.error({ err: (err as Error).message }, 'process pair: cannot accept on the descriptor channel');
+      }
+      if (this.#channel) {
+        clearInterval(this.#poll);
+        this.#poll = undefined;
+        this.#start(this.#channel);
+      } else if (Date.now() > deadline) {
+        clearInterval(this.#poll);
+        this.#poll = undefined;
+        this.#log.warn({ pid }, 'process pair: the standby opened no descriptor channel; viewers\' RTSP connections end with this process');
+      }
+    };
+    this.#poll = setInterval(look, CHANNEL_POLL_MS);
+    look();
+  }
+
+  /** The standby left: it closes what it held. */
+  unlinked(): void {
+    clearInterval(this.#poll);
+    this.#poll = undefined;
+    this.#watch?.stop();
+    this.#watch = undefined;
+    this.#channel?.close();
+    this.#channel = undefined;
+  }
+
+  close(): void {
+    this.unlinked();
+    this.#listener?.close();
+    this.#listener = undefined;
+  }
+
+  #start(channel: FdChannel): void {
+    const server = this.#server;
+    if (!server) return; // no RTSP server yet: no connection to hand
+    const watch = server.watchConnections({
+      opened: (id, socket) => this.#send(channel, { kind: 'connection', id }, socket),
+      closed: (id) => this.#send(channel, { kind: 'closed', id }),
+    });
+    this.#watch = watch;
+    if (watch.listening) this.#send(channel, { kind: 'listener' }, watch.listening);
+    for (const { id, socket } of watch.open) this.#send(channel, { kind: 'connection', id }, socket);
+  }
+
+  #send(channel: FdChannel, message: HandoffMessage, handle?: net.Socket | net.Server): void {
+    if (channel !== this.#channel) return;
+    try {
+      channel.send(encode(message), handle ? [descriptorOf(handle)] : []);
+    } catch (err) {
+      // A standby that does not read its channel (EAGAIN) or is gone: it holds nothing consistent any more.
+      this.#log.warn({ message, err: (err as Error).message }, 'process pair: the descriptor channel failed; viewers\' RTSP connections end with this process');
+      this.unlinked();
+    }
+  }
+}
+
+/** The standby side: the primary's listening socket and connections, held unread until a takeover. */
+export class HeldConnections {
+  #channel: FdChannel | undefined;
+  #watcher: ReadableWatcher | undefined;
+  #listenerFd: number | undefined;
+  readonly #connections = new Map<number, number>();
+  readonly #log: Logger;
+
+  constructor(logger: Logger) {
+    this.#log = logger.child({ component: 'pair-rtsp' });
+  }
+
+  /** Joined the primary on `link`: open the channel beside it (what an earlier primary passed is let go). */
+  connect(link: string): void {
+    this.#release();
+    try {
+      const channel = FdChannel.connect(handoffPath(link));
+      this.#channel = channel;
+      this.#watcher = new ReadableWatcher(channel.fd, {
+        once: false,
+        onReadable: () => this.#drain(channel),
+        onError: (err) => this.#log.error({ err: err.message }, 'process pair: the descriptor channel\'s watcher failed'),
+      });
+    } catch (err) {
+      this.#log.warn({ err: (err as Error).message }, 'process pair: no descriptor channel to the primary; viewers\' RTSP connections end with it');
+    }
+  }
+
+  /** Took over: the RTSP server listens on the primary's socket and serves every connection it held; true if it listens so. */
+  takeOver(server: RtspConnectionServer): boolean {
+    const channel = this.#channel;
+    if (channel) this.#drain(channel); // what the primary sent last, before it died
+    this.#stopWatching();
+    const listenerFd = this.#listenerFd;
+    this.#listenerFd = undefined;
+    for (const fd of this.#connections.values()) {
+      try {
+        server.adoptConnection(fd);
+      } catch (err) {
+        this.#log.warn({ err: (err as Error).message }, 'process pair: a connection of the primary cannot be served');
+        fs.closeSync(fd);
+      }
+    }
+    const connections = this.#connections.size;
+    this.#connections.clear();
+    if (listenerFd !== undefined) {
+      server.listen(listenerFd).catch((err: Error) => {
+        this.#log.error({ err: err.message }, 'process pair: cannot listen on the primary\'s RTSP socket');
+        fs.closeSync(listenerFd);
+      });
+    }
+    this.#log.info({ connections, listener: listenerFd !== undefined }, 'process pair: serving the primary\'s RTSP connections');
+    return listenerFd !== undefined;
+  }
+
+  close(): void {
+    this.#release();
+  }
+
+  #drain(channel: FdChannel): void {
+    if (channel !== this.#channel) return;
+    for (let m = channel.receive(); m !== undefined; m = channel.receive()) {
+      if (m === 'closed') {
+        this.#stopWatching(); // an ended socket stays readable; what it passed is kept for a takeover
+        return;
+      }
+      this.#hold(JSON.parse(m.payload.toString('utf8')) as HandoffMessage, m.fds);
+    }
+  }
+
+  #hold(message: HandoffMessage, fds: number[]): void {
+    const [fd] = fds;
+    for (const extra of fds.slice(1)) fs.closeSync(extra);
+    switch (message.kind) {
+      case 'listener':
+        if (this.#listenerFd !== undefined) fs.closeSync(this.#listenerFd);
+        this.#listenerFd = fd;
+        break;
+      case 'connection':
+        if (fd === undefined) break;
+        this.#connections.set(message.id, fd);
+        this.#log.debug({ connection: message.id }, 'process pair: an RTSP connection of the primary held');
+        break;
+      case 'closed': {
+        const held = this.#connections.get(message.id);
+        this.#connections.delete(message.id);
+        if (held !== undefined) fs.closeSync(held);
+        break;
+      }
+    }
+  }
+
+  #stopWatching(): void {
+    void this.#watcher?.stop();
+    this.#watcher = undefined;
+    this.#channel?.close();
+    this.#channel = undefined;
+  }
+
+  #release(): void {
+    this.#stopWatching();
+    for (const fd of this.#connections.values()) fs.closeSync(fd);
+    this.#connections.clear();
+    if (this.#listenerFd !== undefined) fs.closeSync(this.#listenerFd);
+    this.#listenerFd = undefined;
+  }
+}
