@@ -18,16 +18,11 @@ import { TICKS_PER_MS } from '../mpegts/packet.js';
 import { checkDestination, type DestinationRules } from './destination.js';
 import { loopPlanOf } from './loop-source.js';
 import { startBroadcastReports, type BroadcastReports } from './reports.js';
-import type { BroadcastLookup, BroadcastStream } from './lookup.js';
+import type { BroadcastLookup, BroadcastStatus, BroadcastStream } from './lookup.js';
 import { isMulticastGroup } from '../shared/commands.js';
 import { MAX_TIMER_MS, packetAtTicks, scheduleNow, startOffsetMs } from './schedule.js';
 
-/**
- * 'scheduled': its start time is ahead. 'starting': being opened. 'playing': its
- * engine session runs. 'stopped': kept in the table, not sent. 'ended': played
- * to its end (no loop). 'failed': it could not start, or a fault ended it (`error`).
- */
-export type BroadcastStatus = 'scheduled' | 'starting' | 'playing' | 'stopped' | 'ended' | 'failed';
+export type { BroadcastStatus };
 
 /** One broadcast, as twinframectl broadcast list shows it. */
 export interface BroadcastView extends BroadcastConfig {
@@ -118,6 +113,7 @@ export class BroadcastManager extends EventEmitter<{ change: [BroadcastChange] }
     return {
       name: def.name, assetName: def.asset, destination: parseBroadcastDestination(def.to)!, ttl: def.ttl ?? this.defaultTtl,
       transport: def.transport, sessionId: entry.sessionId, ...(ssrc === undefined ? {} : { ssrc }),
+      status: entry.status, ...(entry.status === 'scheduled' ? { nextAtMs: entry.atMs } : {}),
     };
   }
 
