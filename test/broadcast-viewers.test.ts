@@ -96,3 +96,26 @@ test.serial('PLAY of a broadcast that sends nothing: 503 (Retry-After when its s
   t.is((await on.play('/broadcast/on')).status, 200);
   t.deepEqual(rtsp.broadcastViewers().map((v) => v.broadcast).sort(), ['later', 'on'], 'only the scheduled and the playing broadcast keep their viewer');
 });
+
+test.serial('refusals of broadcast viewers are logged within the per-client bound of every RTSP refusal, the rest summed up in one line', async (t) => {
+  const { rtsp, lines } = await rtspServer(t, { refusalLogLimit: { perClient: 3, total: 100 } });
+  broadcasts.set('evening', { ...GROUP, name: 'evening', status: 'scheduled' });
+  broadcasts.set('push', { ...GROUP, name: 'push', destination: { address: '127.0.0.1', port: 5006 }, status: 'playing', sessionId: 'abc' });
+  t.teardown(() => broadcasts.clear());
+  const client = await RtspClient.connect({ port: rtsp.port });
+  t.teardown(() => client.close());
+  const started = Date.now();
+  for (let i = 0; i < 20; i++) {
+    t.is((await client.describe('/broadcast/push')).status, 405);
+    t.is((await client.setup('/broadcast/evening/track1', 'RTP/AVP;unicast;client_port=5000-5001')).status, 461);
+  }
+  // 3 lines per status and 1 s window (one window, unless a loaded machine took longer).
+  const windows = Math.ceil((Date.now() - started) / 1000);
+  const logged = (status: number): number => lines.filter((l) => l.status === status && /^broadcast .*refused$/.test(l.msg)).length;
+  await rtsp.close(); // ends the window: what was held back is summed up
+  for (const status of [405, 461]) {
+    const suppressed = lines.filter((l) => l.status === status && l.suppressed !== undefined).reduce((sum, l) => sum + l.suppressed!, 0);
+    t.true(logged(status) >= 3 && logged(status) <= 3 * windows, `${logged(status)} lines of ${status} in ${windows} window(s), not twenty`);
+    t.is(logged(status) + suppressed, 20, `every ${status} refusal logged or counted in a summary line`);
+  }
+});

@@ -79,7 +79,7 @@ export class BroadcastViewers {
     } catch (err) {
       if (!(err instanceof TwinframeError) || err.code !== 'TF_RTSP_METHOD_NOT_ALLOWED') throw err;
       // The player shows the reason, not only the log: RFC 2326 §12.4 wants Allow with a 405.
-      this.#options.logger.info({ peer, method: request.method, status: 405, reason: err.message }, 'broadcast request refused');
+      if (this.#options.allowLog(peer, 405)) this.#options.logger.info({ peer, method: request.method, status: 405, reason: err.message }, 'broadcast request refused');
       return { status: 405, headers: { Allow: 'OPTIONS', 'Content-Type': 'text/plain' }, body: `${err.message}\r\n` };
     }
   }
@@ -147,7 +147,7 @@ export class BroadcastViewers {
     } catch (err) {
       if (!(err instanceof TwinframeError) || err.code !== 'TF_RTSP_UNSUPPORTED_TRANSPORT') throw err;
       // What the viewer can have instead goes with the refusal: a player may SETUP again with it.
-      this.#options.logger.info({ peer, broadcast: stream.name, status: 461, reason: err.message }, 'broadcast SETUP refused');
+      if (this.#options.allowLog(peer, 461)) this.#options.logger.info({ peer, broadcast: stream.name, status: 461, reason: err.message }, 'broadcast SETUP refused');
       return { status: 461, headers: { Transport: serializeTransportSpec(multicastTransportReply(group)) } };
     }
     const settings = this.#options.settings();
