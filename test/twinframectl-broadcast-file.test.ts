@@ -7,9 +7,13 @@
 
 import test from 'ava';
 import { readFile, writeFile } from 'node:fs/promises';
+import type { BroadcastView } from '../src/admin/backend.js';
 import { AdminClient } from '../src/admin/client.js';
+import { hasLoopPlan } from '../src/broadcast/loop-source.js';
 import { loadConfig } from '../src/config/store.js';
 import { startConfigFileServer } from './helpers/config-file-server.js';
+import { until } from './helpers/engine-fixture.js';
+import { UdpReceiver } from './helpers/rtsp-client.js';
 import { leakCheck } from './helpers/leak-check.js';
 
 leakCheck(test);
@@ -69,4 +73,22 @@ test.serial('an edit keeps the rows written in the file and not reloaded, refuse
   t.deepEqual(await fileNames(), ['by-hand', 'extra']);
   t.deepEqual(runningNames(), ['by-hand', 'extra'], 'the running table is the file');
   t.deepEqual(server.broadcasts.table(), (await loadConfig(file)).broadcasts);
+});
+
+test.serial('an edit whose start must first read the asset for its loop plan answers at once with status preparing; the broadcast plays when the plan is read', async (t) => {
+  const { server, ctl } = await startConfigFileServer(t, 'twinframe-ctl-bprep-');
+  const receiver = await UdpReceiver.open();
+  t.teardown(() => receiver.close());
+  t.false(hasLoopPlan(await server.catalog.resolve('/sample.ts')), 'the sample was not read for a plan in this process yet');
+  const to = `127.0.0.1:${receiver.rtpPort}`;
+  const r = await ctl('broadcast', 'add', 'loopy', '--asset', '/sample.ts', '--to', to, '--loop');
+  t.is(r.code, 0, r.stderr);
+  const added = JSON.parse(r.stdout) as BroadcastView;
+  t.like(added, { name: 'loopy', state: 'running', status: 'preparing', sessionId: null });
+  await until(() => server.broadcasts.list()[0].status === 'playing', 'the broadcast playing once its plan is read', 15_000);
+  await receiver.waitForCount(10);
+  // Read once per file: the next start of it does not prepare again, and its reply has the outcome.
+  t.is((await ctl('broadcast', 'stop', 'loopy')).code, 0);
+  const started = JSON.parse((await ctl('broadcast', 'start', 'loopy')).stdout) as BroadcastView;
+  t.is(started.status, 'playing');
 });

@@ -4,11 +4,12 @@ import type { TransportKind } from '../shared/commands.js';
 export const BROADCAST_PATH_SEGMENT = 'broadcast';
 
 /**
- * 'scheduled': its start time is ahead. 'starting': being opened. 'playing': its
+ * 'scheduled': its start time is ahead. 'starting': being opened. 'preparing':
+ * being opened, its asset read first for its loop plan (once per file). 'playing': its
  * engine session runs. 'stopped': kept in the table, not sent. 'ended': played
  * to its end (no loop). 'failed': it could not start, or a fault ended it.
  */
-export type BroadcastStatus = 'scheduled' | 'starting' | 'playing' | 'stopped' | 'ended' | 'failed';
+export type BroadcastStatus = 'scheduled' | 'starting' | 'preparing' | 'playing' | 'stopped' | 'ended' | 'failed';
 
 /** A broadcast as the RTSP server sees it (rtsp://host/broadcast/<name>). */
 export interface BroadcastStream {

@@ -16,7 +16,7 @@ import { TwinframeError, isTwinframeError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { TICKS_PER_MS } from '../mpegts/packet.js';
 import { checkDestination, type DestinationRules } from './destination.js';
-import { loopPlanOf } from './loop-source.js';
+import { hasLoopPlan, loopPlanOf } from './loop-source.js';
 import { startBroadcastReports, type BroadcastReports } from './reports.js';
 import type { BroadcastLookup, BroadcastStatus, BroadcastStream } from './lookup.js';
 import { isMulticastGroup } from '../shared/commands.js';
@@ -201,6 +201,25 @@ export class BroadcastManager extends EventEmitter<{ change: [BroadcastChange] }
     await Promise.all(starts);
   }
 
+  /**
+   * Resolves once `applied` (an apply() that starts broadcast `name`) has, or as
+   * soon as that start is preparing (reading its asset for the loop plan): an
+   * admin reply does not wait for a read of the whole asset.
+   */
+  untilPreparing(name: string, applied: Promise<void>): Promise<void> {
+    return new Promise((resolve) => {
+      const onChange = (c: BroadcastChange): void => {
+        if (c.name === name && c.status === 'preparing') done();
+      };
+      const done = (): void => {
+        this.off('change', onChange);
+        resolve();
+      };
+      this.on('change', onChange);
+      void applied.then(done, done);
+    });
+  }
+
   /** Stop every broadcast's timer and reports, with a BYE (the engine closes their sessions as it stops); resolves once every BYE has left. */
   async close(): Promise<void> {
     this.closed = true;
@@ -235,6 +254,8 @@ export class BroadcastManager extends EventEmitter<{ change: [BroadcastChange] }
       const { meta } = asset;
       const ticksOf = (packet: number): Promise<number> => (packet === 0 ? Promise.resolve(0) : readPacketTicksAsync(asset.indexPath, asset.timesOffset, packet));
       const startPacket = await packetAtTicks(startOffsetMs(at.offsetMs) * TICKS_PER_MS, meta.packetCount, ticksOf);
+      // A file not read yet for its plan may take long (a multi-GB asset, a cold disk): said, so an edit answers at once.
+      if (def.loop && !hasLoopPlan(asset)) this.setStatus(entry, 'preparing', `reading ${asset.name} for its loop plan`);
       const loop = def.loop ? await loopPlanOf(asset) : undefined;
       if (stale()) return;
       const destination = parseBroadcastDestination(def.to)!;

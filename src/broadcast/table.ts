@@ -58,7 +58,7 @@ export class BroadcastTable {
 
   /** Add a broadcast; without `at` its schedule starts now (and that time is stored, so a restart resumes it). */
   add(args: BroadcastAddArgs): Promise<BroadcastView> {
-    return this.serialized(async () => {
+    return this.serialized(async (after) => {
       const parsed = broadcastEntrySchema.safeParse({ ...args, at: args.at ?? new Date(this.now()).toISOString() });
       if (!parsed.success) {
         throw new TwinframeError('TF_ADMIN_BAD_REQUEST', `broadcast ${args.name}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`, {
@@ -68,23 +68,23 @@ export class BroadcastTable {
       const def = parsed.data;
       if (this.manager.get(def.name)) throw new TwinframeError('TF_BROADCAST_EXISTS', `a broadcast named '${def.name}' exists: remove it first`, { name: def.name });
       await this.manager.check(def);
-      await this.commit({ name: def.name, running: [...this.manager.table(), def], file: (rows) => [...rows.map((r) => r.raw), def] });
+      await this.commit({ name: def.name, running: [...this.manager.table(), def], file: (rows) => [...rows.map((r) => r.raw), def] }, after);
       return this.view(def.name);
     });
   }
 
   remove(name: string): Promise<{ readonly name: string; readonly removed: true }> {
-    return this.serialized(async () => {
+    return this.serialized(async (after) => {
       requireBroadcast(this.manager, name);
       // Gone from the file already (removed by hand): the running table follows it.
-      await this.commit({ name, running: this.manager.table().filter((d) => d.name !== name), file: (rows) => rows.filter((r) => r.def.name !== name).map((r) => r.raw) });
+      await this.commit({ name, running: this.manager.table().filter((d) => d.name !== name), file: (rows) => rows.filter((r) => r.def.name !== name).map((r) => r.raw) }, after);
       return { name, removed: true as const };
     });
   }
 
   /** start: running again, at the position its schedule says now; stop: kept, not sent. */
   setState(name: string, state: BroadcastConfig['state']): Promise<BroadcastView> {
-    return this.serialized(async () => {
+    return this.serialized(async (after) => {
       const def = { ...requireBroadcast(this.manager, name), state };
       if (state === 'running') await this.manager.check(def);
       await this.commit({
@@ -94,7 +94,7 @@ export class BroadcastTable {
         // A running one that failed or ended is started again (at its schedule's position).
         ...(state === 'running' ? { restart: name } : {}),
         inFile: true,
-      });
+      }, after);
       return this.view(name);
     });
   }
@@ -104,19 +104,12 @@ export class BroadcastTable {
     return this.serialized(() => this.manager.apply(defs));
   }
 
-  /**
-   * A reload (`run`: read the file, apply what changed) with no edit in between.
-   * What it hands to `after` (its broadcast changes) holds the queue until done,
-   * so the next edit sees their outcome; the reload's answer does not wait for it.
-   */
+  /** A reload (`run`: read the file, apply what changed) with no edit in between; its broadcast changes go to `after`. */
   reload<T>(run: (after: (work: Promise<unknown>) => void) => Promise<T>): Promise<T> {
-    const pending: Array<Promise<unknown>> = [];
-    const result = this.queue.catch(() => undefined).then(() => run((work) => pending.push(work)));
-    this.queue = result.then(() => Promise.all(pending.map((p) => p.catch(() => undefined))), () => undefined);
-    return result;
+    return this.serialized(run);
   }
 
-  private async commit(edit: RowEdit): Promise<void> {
+  private async commit(edit: RowEdit, after: (work: Promise<unknown>) => void): Promise<void> {
     if (this.configPath !== undefined) {
       await updateConfig(this.configPath, (raw) => {
         const rows = fileRows(raw, this.configPath!);
@@ -124,7 +117,9 @@ export class BroadcastTable {
         return { broadcasts: edit.file(rows) as BroadcastConfig[] };
       });
     }
-    await this.manager.apply(edit.running, edit.restart);
+    const applied = this.manager.apply(edit.running, edit.restart);
+    after(applied); // the queue waits for its outcome; the reply does not wait for a loop plan's read
+    await this.manager.untilPreparing(edit.name, applied);
   }
 
   /** Refuse an edit of a row that the file has changed since the last reload (a row added there is not applied yet either). */
@@ -151,11 +146,17 @@ export class BroadcastTable {
     return this.manager.list().find((b) => b.name === name)!;
   }
 
-  /** Run `run` once every edit, reload and apply queued before it is done. */
-  private serialized<T>(run: () => Promise<T>): Promise<T> {
-    const next = this.queue.catch(() => undefined).then(run);
-    this.queue = next;
-    return next;
+  /**
+   * Run `run` once every edit, reload and apply queued before it is done. What
+   * it hands to `after` (the broadcasts' starts) holds the queue until settled,
+   * so the next one sees their outcome; `run`'s caller does not wait for it.
+   */
+  private serialized<T>(run: (after: (work: Promise<unknown>) => void) => Promise<T>): Promise<T> {
+    const pending: Array<Promise<unknown>> = [];
+    const result = this.queue.catch(() => undefined).then(() => run((work) => pending.push(work)));
+    const settled = (): Promise<unknown> => Promise.all(pending.map((p) => p.catch(() => undefined)));
+    this.queue = result.then(settled, settled);
+    return result;
   }
 }
 

@@ -170,7 +170,7 @@ export class BroadcastViewers {
    * is not known here, and a guess would mislead the player's loss count.
    * A broadcast that exists but sends nothing now is 503 (RFC 2326 §11.3.2),
    * with Retry-After when its start or next try is known: one that will start
-   * (scheduled, starting) keeps the viewer's handle for a PLAY then; one the
+   * (scheduled, starting, preparing) keeps the viewer's handle for a PLAY then; one the
    * operator stopped, that ended or failed frees it (a later SETUP joins
    * afresh). 454 only when the handle's broadcast was removed (freed too).
    */
@@ -182,7 +182,7 @@ export class BroadcastViewers {
       throw new TwinframeError('TF_SESSION_NOT_FOUND', `broadcast ${handle.broadcast} no longer exists`);
     }
     if (stream.sessionId !== undefined) return { status: 200, headers: { Range: 'npt=now-', Session: this.#sessionValue(handle) } };
-    const willStart = stream.status === 'scheduled' || stream.status === 'starting';
+    const willStart = stream.status === 'scheduled' || stream.status === 'starting' || stream.status === 'preparing';
     if (!willStart) this.#free(handle);
     const reason = `broadcast ${handle.broadcast} is not sending now (${stream.status})${willStart ? '' : '; this session is closed, SETUP again to join it later'}`;
     if (this.#options.allowLog(peer, 503)) this.#options.logger.info({ peer, session: handle.id, broadcast: handle.broadcast, status: 503, reason }, 'broadcast PLAY refused');
