@@ -148,8 +148,10 @@ export async function startServer(options: ServerOptions): Promise<TwinframeServ
       rules: () => ({ allowForeignDestination: config.rtsp.allowForeignDestination, streamIp: config.network.streamIp, multicastInterface: config.multicast.interface }),
     });
     stops.push(() => Promise.resolve(broadcasts.close()));
+    // Its edits, the first apply and every reload's broadcast changes run on one queue.
+    const broadcastTable = new BroadcastTable(broadcasts, options.configPath);
     const auth = new RtspAuthenticator(authSettings(config));
-    const applyReload = async (): Promise<ReloadResult> => {
+    const applyReload = async (after: (work: Promise<unknown>) => void): Promise<ReloadResult> => {
       if (options.loadConfig === undefined || options.configPath === undefined) {
         throw new TwinframeError('TF_CONFIG_INVALID', 'this server was started without a configuration file to reload');
       }
@@ -171,8 +173,8 @@ export async function startServer(options: ServerOptions): Promise<TwinframeServ
       if (changed('rtsp') || changed('network')) started.rtsp?.reconfigure(rtspSettings(next, options.rtsp));
       if (changed('auth') || changed('rtsp')) auth.configure(authSettings(next));
       if (changed('log')) logger.level = next.log.level;
-      if (changed('broadcasts')) void broadcasts.apply(next.broadcasts);
-      if (changed('multicast')) void broadcasts.setMulticast(config.multicast, next.multicast);
+      if (changed('broadcasts')) after(broadcasts.apply(next.broadcasts));
+      if (changed('multicast')) after(broadcasts.setMulticast(config.multicast, next.multicast));
       config = next;
       const result: ReloadResult = { source: options.configPath, applied: plan.live, restartNeeded: plan.restart };
       logger.info({ applied: result.applied, restartNeeded: result.restartNeeded }, 'configuration reloaded');
@@ -180,8 +182,8 @@ export async function startServer(options: ServerOptions): Promise<TwinframeServ
       return result;
     };
     const backend = new EngineAdminBackend({
-      engine, catalog, configPath: options.configPath, faultInjection: config.admin.faultInjection, reload: applyReload,
-      broadcasts: { manager: broadcasts, table: new BroadcastTable(broadcasts, options.configPath) },
+      engine, catalog, configPath: options.configPath, faultInjection: config.admin.faultInjection, reload: () => broadcastTable.reload(applyReload),
+      broadcasts: { manager: broadcasts, table: broadcastTable },
       ...(pairProcess ? { processPair: () => pairProcess.status() } : {}),
     });
     const admin = new AdminServer({ socketPath: config.admin.socketPath, backend, logger: logger.child({ component: 'admin' }) });
@@ -214,7 +216,7 @@ export async function startServer(options: ServerOptions): Promise<TwinframeServ
     // A standby serves viewers only once it took over (its primary holds the port and the broadcasts).
     if (pairProcess?.role !== 'standby') {
       await rtspServer.listen();
-      void broadcasts.apply(config.broadcasts); // each start logs its own outcome
+      void broadcastTable.start(config.broadcasts); // each start logs its own outcome
     }
     // After listening: a primary passes its listening socket to its standby.
     pairProcess?.attachRtsp(rtspServer);

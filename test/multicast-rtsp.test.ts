@@ -28,8 +28,8 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const ASSETS = path.resolve(here, '../../assets');
 
 const broadcasts = new Map<string, BroadcastStream>([
-  ['evening', { name: 'evening', assetName: '/sample.ts', destination: { address: '239.255.16.9', port: 5004 }, ttl: 3, transport: 'rtp', sessionId: undefined }],
-  ['push', { name: 'push', assetName: '/sample.ts', destination: { address: '127.0.0.1', port: 5006 }, ttl: 1, transport: 'rtp', sessionId: undefined }],
+  ['evening', { name: 'evening', assetName: '/sample.ts', destination: { address: '239.255.16.9', port: 5004 }, ttl: 3, transport: 'rtp', sessionId: undefined, status: 'scheduled' }],
+  ['push', { name: 'push', assetName: '/sample.ts', destination: { address: '127.0.0.1', port: 5006 }, ttl: 1, transport: 'rtp', sessionId: undefined, status: 'scheduled' }],
 ]);
 
 let server: TwinframeServer;
@@ -78,7 +78,7 @@ test.serial('a multicast broadcast: DESCRIBE names its group, a unicast SETUP ge
     t.is((await client.request('GET_PARAMETER', '/broadcast/evening')).status, 200, 'keep-alive');
     t.is((await client.options('*')).status, 200, 'keep-alive by OPTIONS');
     const play = await client.play('/broadcast/evening');
-    t.is(play.status, 454, 'a scheduled broadcast is not running yet');
+    t.is(play.status, 503, 'a scheduled broadcast is not running yet');
     t.is((await client.teardown('/broadcast/evening')).status, 200);
     t.deepEqual(rtsp.broadcastViewers(), []);
     t.is((await client.request('GET_PARAMETER', '/broadcast/evening')).status, 454, 'the handle is gone');

@@ -5,35 +5,22 @@
 // request is refused with a clear error and changes nothing.
 
 import test from 'ava';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
+import { readFile, writeFile } from 'node:fs/promises';
 import { loadConfig } from '../src/config/store.js';
-import { silentLogger } from '../src/log.js';
-import { startServer } from '../src/server.js';
 import type { BroadcastView, SessionView, StatusResult, WatchEvent } from '../src/admin/backend.js';
 import { AdminClient } from '../src/admin/client.js';
-import { SAMPLE_ASSET, sleep, until } from './helpers/engine-fixture.js';
+import { sleep, until } from './helpers/engine-fixture.js';
 import { UdpReceiver } from './helpers/rtsp-client.js';
+import { startConfigFileServer } from './helpers/config-file-server.js';
 import { leakCheck } from './helpers/leak-check.js';
 import { TWINFRAMECTL, runCapture } from './helpers/run.js';
 
 leakCheck(test);
 
 test.serial('broadcast add, list, stop, start, remove: persisted in the configuration file, applied live, shown apart from viewers', async (t) => {
-  const dir = await mkdtemp(path.join(tmpdir(), 'twinframe-ctl-broadcast-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const file = path.join(dir, 'config.json');
-  const socket = path.join(dir, 'admin.sock');
-  await writeFile(file, JSON.stringify({
-    media: { mounts: [{ prefix: '', dir: path.dirname(SAMPLE_ASSET) }], cacheDir: path.join(dir, 'cache') },
-    admin: { socketPath: socket }, metrics: { listen: '' }, log: { level: 'silent' },
-  }));
-  const server = await startServer({ config: await loadConfig(file), configPath: file, loadConfig: () => loadConfig(file), logger: silentLogger, rtsp: { host: '127.0.0.1', port: 0 } });
-  t.teardown(() => server.close());
+  const { server, file, socket, ctl } = await startConfigFileServer(t, 'twinframe-ctl-broadcast-');
   const receiver = await UdpReceiver.open();
   t.teardown(() => receiver.close());
-  const ctl = (...args: string[]) => runCapture([process.execPath, TWINFRAMECTL, '--socket', socket, '--json', ...args], { limitMs: 20_000 });
   const json = async <T>(...args: string[]): Promise<T> => {
     const r = await ctl(...args);
     t.is(r.code, 0, r.stderr);

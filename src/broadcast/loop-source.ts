@@ -23,8 +23,17 @@ function identityKey(identity: AssetIdentity): string {
   return `${identity.dev}:${identity.ino}:${identity.size}:${identity.mtimeMs}`;
 }
 
+function planKey(asset: CatalogAsset): string {
+  return `${identityKey(asset.identity)}|${asset.indexPath}`;
+}
+
+/** Whether loopPlanOf(asset) answers from what is kept (no read of the asset). */
+export function hasLoopPlan(asset: CatalogAsset): boolean {
+  return plans.has(planKey(asset));
+}
+
 export async function loopPlanOf(asset: CatalogAsset): Promise<LoopPlan> {
-  const key = `${identityKey(asset.identity)}|${asset.indexPath}`;
+  const key = planKey(asset);
   const known = plans.get(key);
   plans.delete(key);
   const plan = known ?? await scanLoopPlan(asset);

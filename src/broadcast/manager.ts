@@ -16,18 +16,13 @@ import { TwinframeError, isTwinframeError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { TICKS_PER_MS } from '../mpegts/packet.js';
 import { checkDestination, type DestinationRules } from './destination.js';
-import { loopPlanOf } from './loop-source.js';
+import { hasLoopPlan, loopPlanOf } from './loop-source.js';
 import { startBroadcastReports, type BroadcastReports } from './reports.js';
-import type { BroadcastLookup, BroadcastStream } from './lookup.js';
+import type { BroadcastLookup, BroadcastStatus, BroadcastStream } from './lookup.js';
 import { isMulticastGroup } from '../shared/commands.js';
-import { MAX_TIMER_MS, packetAtTicks, scheduleNow, startOffsetMs } from './schedule.js';
+import { MAX_TIMER_MS, RETRY_MAX_MS, packetAtTicks, retryDelayMs, scheduleNow, startOffsetMs } from './schedule.js';
 
-/**
- * 'scheduled': its start time is ahead. 'starting': being opened. 'playing': its
- * engine session runs. 'stopped': kept in the table, not sent. 'ended': played
- * to its end (no loop). 'failed': it could not start, or a fault ended it (`error`).
- */
-export type BroadcastStatus = 'scheduled' | 'starting' | 'playing' | 'stopped' | 'ended' | 'failed';
+export type { BroadcastStatus };
 
 /** One broadcast, as twinframectl broadcast list shows it. */
 export interface BroadcastView extends BroadcastConfig {
@@ -36,6 +31,8 @@ export interface BroadcastView extends BroadcastConfig {
   readonly status: BroadcastStatus;
   readonly sessionId: string | null;
   readonly error: string | null;
+  /** A failed running broadcast: when it is tried again (ISO 8601); null otherwise. */
+  readonly nextRetry: string | null;
 }
 
 /** Emitted as 'change' whenever a broadcast's status changes. */
@@ -63,7 +60,13 @@ interface Entry {
   status: BroadcastStatus;
   sessionId: string | undefined;
   error: string | undefined;
+  /** Its scheduled start, or (failed) its next try. */
   timer: NodeJS.Timeout | undefined;
+  /** Failures in a row (the back-off step), and when the next try is due (ms since the epoch). */
+  failures: number;
+  retryAtMs: number | undefined;
+  /** When it last began playing: a failure after RETRY_MAX_MS of play starts the back-off over. */
+  playingSinceMs: number | undefined;
   /** Its RTCP sender reports while its session plays (RTP broadcasts). */
   reports: BroadcastReports | undefined;
   /** Bumped by every change of the entry: a start still under way for an older one gives up. */
@@ -118,12 +121,14 @@ export class BroadcastManager extends EventEmitter<{ change: [BroadcastChange] }
     return {
       name: def.name, assetName: def.asset, destination: parseBroadcastDestination(def.to)!, ttl: def.ttl ?? this.defaultTtl,
       transport: def.transport, sessionId: entry.sessionId, ...(ssrc === undefined ? {} : { ssrc }),
+      status: entry.status, ...(entry.status === 'scheduled' ? { nextAtMs: entry.atMs } : entry.retryAtMs === undefined ? {} : { nextAtMs: entry.retryAtMs }),
     };
   }
 
   list(): BroadcastView[] {
     return [...this.entries.values()].map((e) => ({
       ...e.def, at: new Date(e.atMs).toISOString(), status: e.status, sessionId: e.sessionId ?? null, error: e.error ?? null,
+      nextRetry: e.retryAtMs === undefined ? null : new Date(e.retryAtMs).toISOString(),
     }));
   }
 
@@ -175,10 +180,14 @@ export class BroadcastManager extends EventEmitter<{ change: [BroadcastChange] }
         continue;
       }
       if (entry) this.halt(entry);
-      entry ??= { def, atMs: 0, status: 'stopped', sessionId: undefined, error: undefined, timer: undefined, reports: undefined, generation: 0 };
+      entry ??= {
+        def, atMs: 0, status: 'stopped', sessionId: undefined, error: undefined, timer: undefined,
+        failures: 0, retryAtMs: undefined, playingSinceMs: undefined, reports: undefined, generation: 0,
+      };
       entry.def = def;
       entry.atMs = def.at === undefined ? this.now() : Date.parse(def.at);
       entry.error = undefined;
+      entry.failures = 0; // edited or started by the operator: a new back-off
       order.set(def.name, entry);
       changed.push(entry);
     }
@@ -190,6 +199,25 @@ export class BroadcastManager extends EventEmitter<{ change: [BroadcastChange] }
       else this.setStatus(entry, 'stopped');
     }
     await Promise.all(starts);
+  }
+
+  /**
+   * Resolves once `applied` (an apply() that starts broadcast `name`) has, or as
+   * soon as that start is preparing (reading its asset for the loop plan): an
+   * admin reply does not wait for a read of the whole asset.
+   */
+  untilPreparing(name: string, applied: Promise<void>): Promise<void> {
+    return new Promise((resolve) => {
+      const onChange = (c: BroadcastChange): void => {
+        if (c.name === name && c.status === 'preparing') done();
+      };
+      const done = (): void => {
+        this.off('change', onChange);
+        resolve();
+      };
+      this.on('change', onChange);
+      void applied.then(done, done);
+    });
   }
 
   /** Stop every broadcast's timer and reports, with a BYE (the engine closes their sessions as it stops); resolves once every BYE has left. */
@@ -226,6 +254,8 @@ export class BroadcastManager extends EventEmitter<{ change: [BroadcastChange] }
       const { meta } = asset;
       const ticksOf = (packet: number): Promise<number> => (packet === 0 ? Promise.resolve(0) : readPacketTicksAsync(asset.indexPath, asset.timesOffset, packet));
       const startPacket = await packetAtTicks(startOffsetMs(at.offsetMs) * TICKS_PER_MS, meta.packetCount, ticksOf);
+      // A file not read yet for its plan may take long (a multi-GB asset, a cold disk): said, so an edit answers at once.
+      if (def.loop && !hasLoopPlan(asset)) this.setStatus(entry, 'preparing', `reading ${asset.name} for its loop plan`);
       const loop = def.loop ? await loopPlanOf(asset) : undefined;
       if (stale()) return;
       const destination = parseBroadcastDestination(def.to)!;
@@ -262,15 +292,44 @@ export class BroadcastManager extends EventEmitter<{ change: [BroadcastChange] }
         entry.reports = reports;
       }
       this.log.info({ broadcast: def.name, session: sessionId, startPacket, offsetMs: Math.round(at.offsetMs) }, 'broadcast playing');
+      entry.playingSinceMs = this.now();
+      entry.error = undefined; // a try after a failure worked
       this.setStatus(entry, 'playing', `session ${sessionId} from packet ${startPacket}`);
     } catch (err) {
       if (sessionId !== undefined) this.engine.closeSession(sessionId);
       if (entry.sessionId === sessionId) entry.sessionId = undefined;
       if (stale()) return;
-      entry.error = (err as Error).message;
-      this.log.warn({ broadcast: def.name, err: entry.error }, 'broadcast could not start');
-      this.setStatus(entry, 'failed', entry.error);
+      this.failed(entry, (err as Error).message, 'broadcast could not start');
     }
+  }
+
+  /**
+   * The entry failed: its reason kept and logged (once per failure, so once per
+   * back-off step), and a running one tried again after the back-off
+   * (schedule.ts retryDelayMs); `start`, an edit or a removal ends the wait.
+   */
+  private failed(entry: Entry, error: string, message: string): void {
+    entry.error = error;
+    entry.retryAtMs = undefined;
+    if (entry.def.state !== 'running' || this.closed) {
+      this.log.warn({ broadcast: entry.def.name, err: error }, message);
+      this.setStatus(entry, 'failed', error);
+      return;
+    }
+    if (entry.playingSinceMs !== undefined && this.now() - entry.playingSinceMs >= RETRY_MAX_MS) entry.failures = 0;
+    entry.playingSinceMs = undefined;
+    entry.failures++;
+    const delayMs = retryDelayMs(entry.failures);
+    entry.retryAtMs = this.now() + delayMs;
+    const generation = entry.generation;
+    clearTimeout(entry.timer);
+    entry.timer = setTimeout(() => {
+      entry.retryAtMs = undefined;
+      void this.launch(entry, generation);
+    }, delayMs);
+    const retryAt = new Date(entry.retryAtMs).toISOString();
+    this.log.warn({ broadcast: entry.def.name, err: error, failures: entry.failures, retryInMs: delayMs, retryAt }, `${message}; trying again in ${delayMs / 1000} s`);
+    this.setStatus(entry, 'failed', `${error} (failure ${entry.failures} in a row; next try at ${retryAt})`);
   }
 
   /**
@@ -299,6 +358,7 @@ export class BroadcastManager extends EventEmitter<{ change: [BroadcastChange] }
     entry.generation++;
     clearTimeout(entry.timer);
     entry.timer = undefined;
+    entry.retryAtMs = undefined;
     if (entry.sessionId !== undefined) {
       const id = entry.sessionId;
       entry.sessionId = undefined;
@@ -321,10 +381,14 @@ export class BroadcastManager extends EventEmitter<{ change: [BroadcastChange] }
     const entry = this.bySession(id);
     if (!entry) return;
     entry.sessionId = undefined;
-    entry.error = error;
     this.endReports(entry, true);
     this.engine.closeSession(id);
-    this.setStatus(entry, status, error);
+    if (status === 'failed') {
+      this.failed(entry, error ?? 'its session failed', 'broadcast session failed');
+    } else {
+      entry.error = undefined;
+      this.setStatus(entry, status);
+    }
   }
 
   private bySession(id: string): Entry | undefined {

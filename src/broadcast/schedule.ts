@@ -51,3 +51,18 @@ export function startOffsetMs(offsetMs: number): number {
 
 /** setTimeout's longest delay: a later start is waited for in steps. */
 export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * A running broadcast that failed (its start refused, or a fault ended its
+ * session) is tried again after RETRY_FIRST_MS, the wait doubling with each
+ * failure in a row up to RETRY_MAX_MS: a cause that lasts (an asset gone, a
+ * limit full) costs one try and one log line a minute, and one that passes (a
+ * disk back, room under a limit) is over within seconds.
+ */
+export const RETRY_FIRST_MS = 1000;
+export const RETRY_MAX_MS = 60_000;
+
+/** The wait before the next try after `failures` (≥ 1) failures in a row. */
+export function retryDelayMs(failures: number): number {
+  return Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** Math.min(Math.max(0, failures - 1), 16));
+}

@@ -128,13 +128,13 @@ function formatSessions(list: readonly SessionView[]): string {
 
 function formatBroadcasts(list: readonly BroadcastView[]): string {
   if (list.length === 0) return 'no broadcasts';
-  return formatTable(['NAME', 'ASSET', 'TO', 'AT', 'LOOP', 'TRANSPORT', 'STATE', 'STATUS', 'SESSION', 'ERROR'], list.map((b) => [
-    b.name, b.asset, b.to, b.at, b.loop ? 'yes' : 'no', b.transport, b.state, b.status, b.sessionId ?? '-', b.error ?? '',
+  return formatTable(['NAME', 'ASSET', 'TO', 'AT', 'LOOP', 'TRANSPORT', 'STATE', 'STATUS', 'SESSION', 'NEXT TRY', 'ERROR'], list.map((b) => [
+    b.name, b.asset, b.to, b.at, b.loop ? 'yes' : 'no', b.transport, b.state, b.status, b.sessionId ?? '-', b.nextRetry ?? '-', b.error ?? '',
   ]));
 }
 
 function formatBroadcast(b: BroadcastView): string {
-  return `broadcast ${b.name}: ${b.state}, ${b.status}${b.sessionId === null ? '' : ` (session ${b.sessionId})`}${b.error === null ? '' : `: ${b.error}`}`;
+  return `broadcast ${b.name}: ${b.state}, ${b.status}${b.sessionId === null ? '' : ` (session ${b.sessionId})`}${b.error === null ? '' : `: ${b.error}`}${b.nextRetry === null ? '' : ` (next try at ${b.nextRetry})`}`;
 }
 
 function formatAssets(list: readonly AssetInfo[]): string {

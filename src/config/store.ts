@@ -134,15 +134,17 @@ const updateChains = new Map<string, Promise<unknown>>();
  * Applies `patch` to the file's contents and saves atomically. Only what the file
  * holds plus the patch is written (defaults stay implicit, relative paths stay
  * relative). Refused as a whole with TF_CONFIG_INVALID if the result is invalid.
+ * `patch` may be a function of the file's contents as read here (an edit of a
+ * list that keeps the rows it does not touch); what it throws writes nothing.
  * Returns the new effective configuration.
  */
-export async function updateConfig(file: string, patch: ConfigPatch, options: SaveOptions = {}): Promise<TwinframeConfig> {
+export async function updateConfig(file: string, patch: ConfigPatch | ((raw: Readonly<Record<string, unknown>>) => ConfigPatch), options: SaveOptions = {}): Promise<TwinframeConfig> {
   const abs = path.resolve(file);
   const previous = updateChains.get(abs) ?? Promise.resolve();
   const run = previous.catch(() => undefined).then(async () => {
     const raw = (await readRaw(abs)) ?? {};
     if (!isPlainObject(raw)) parseConfig(raw, `configuration ${abs}`); // throws: not an object
-    const merged = merge(raw, patch);
+    const merged = merge(raw, typeof patch === 'function' ? patch(raw as Record<string, unknown>) : patch);
     const cfg = parseConfig(merged, `configuration ${abs} after the update`);
     await saveConfig(abs, merged as TwinframeConfigInput, options);
     return resolveConfigPaths(cfg, path.dirname(abs));

@@ -64,7 +64,8 @@ export class AssetReader implements TrickSource {
   private scanPacket = -1;
   private videoPid = -1;
 
-  constructor(asset: ReaderAsset, thread: ReaderThread) {
+  /** `loop`: a looping session, read ahead across its loop point (read-ahead.ts). */
+  constructor(asset: ReaderAsset, thread: ReaderThread, loop = false) {
     this.packetCount = asset.packetCount;
     this.assetFd = openFile(asset.assetPath, 'asset');
     try {
@@ -76,7 +77,7 @@ export class AssetReader implements TrickSource {
       throw err;
     }
     this.thread = thread;
-    this.ahead = new ReadAhead(thread, asset, this.assetFd, this.indexFd);
+    this.ahead = new ReadAhead(thread, asset, this.assetFd, this.indexFd, loop);
     // Read the asset's start while the viewer is still setting up: a first PLAY from the
     // start then finds it read on both paths (a PLAY elsewhere moves the window there).
     if (asset.packetCount > 0) this.ahead.locate(0, 1);

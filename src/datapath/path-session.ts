@@ -151,7 +151,7 @@ export class PathSession implements BatchSocket {
     this.path = path;
     this.events = events;
     this.headerBytes = command.transport === 'rtp' ? RTP_HEADER_BYTES : 0;
-    this.reader = new AssetReader(command, readerThread);
+    this.reader = new AssetReader(command, readerThread, command.loop !== undefined);
     for (let i = 0; i < DATAGRAM_RING; i++) this.ring.push(Buffer.alloc(this.headerBytes + TS_PAYLOAD_BYTES));
     if (this.interleaved) this.sendInterleaved = (batch, first, count, cursorLo) => this.putOnWire(batch, first, count, cursorLo);
     else if (nativeSender) queueMicrotask(() => this.openNativeSocket(nativeSender!));

@@ -4,6 +4,10 @@
 // for a read: a packet that is not read yet answers NOT_READ, and the reads for
 // it are under way (a packet outside the window moves the window there at once:
 // a seek, a resume, a path that joins a segment late). Nothing here allocates.
+//
+// A looping session (a broadcast with loop) plays packet 0 right after the
+// asset's last packet: its window goes on at packet 0 after the end, so the
+// next pass's first chunk is read before the loop point, not waited for.
 
 import { ChunkRing, ChunkState, CHUNK_PACKETS, FailureKind, RING_CHUNKS } from './chunk-ring.js';
 import type { ReaderThread } from './reader-thread.js';
@@ -18,6 +22,8 @@ export class ReadAhead {
   readonly ring = new ChunkRing();
   private readonly thread: ReaderThread;
   private readonly packetCount: number;
+  /** The window wraps to packet 0 after the asset's end (a looping session). */
+  private readonly loop: boolean;
   /** The reader's id for this ring. */
   readonly id: number;
   /** The window's slots in packet order: a circular list of `length` from `head`. */
@@ -31,10 +37,11 @@ export class ReadAhead {
   private readonly abandoned = new Uint8Array(RING_CHUNKS);
   private seq = 0;
 
-  /** Reads of `asset` through these (already opened and checked) handles. */
-  constructor(thread: ReaderThread, asset: ReadAsset, assetFd: number, indexFd: number) {
+  /** Reads of `asset` through these (already opened and checked) handles; `loop`: the session starts over at packet 0 after the end. */
+  constructor(thread: ReaderThread, asset: ReadAsset, assetFd: number, indexFd: number, loop = false) {
     this.thread = thread;
     this.packetCount = asset.packetCount;
+    this.loop = loop;
     this.ring.setFiles(assetFd, indexFd);
     this.id = thread.open(this.ring, asset);
   }
@@ -51,6 +58,7 @@ export class ReadAhead {
       const end = start + this.ring.count(slot);
       if (first < start || first >= end) continue;
       if (first + count > end) break; // another segment's alignment: start the window here
+      if (i > 0) this.dropFirst(i); // the cursor wrapped to the next pass: the last pass's chunks are behind it
       return this.settled(slot);
     }
     this.moveTo(first);
@@ -69,31 +77,34 @@ export class ReadAhead {
 
   /** The cursor has passed every chunk that ends at or before `first`: refill them ahead. */
   private releaseBefore(first: number): void {
-    let released = false;
-    while (this.length > 0) {
-      const slot = this.order[this.head];
+    let passed = 0;
+    while (passed < this.length) {
+      const slot = this.order[(this.head + passed) % RING_CHUNKS];
       if (this.ring.first(slot) + this.ring.count(slot) > first) break;
-      this.drop(slot);
-      this.head = (this.head + 1) % RING_CHUNKS;
-      this.length--;
-      released = true;
+      passed++;
     }
-    if (released && this.length > 0) this.fill();
+    if (passed > 0) this.dropFirst(passed);
   }
 
-  /** Start the window at `first`: what it held is dropped, reads start there at once. */
-  private moveTo(first: number): void {
-    while (this.length > 0) {
+  /** Drop the window's first `n` chunks (the cursor is past them) and refill after what is left. */
+  private dropFirst(n: number): void {
+    for (let i = 0; i < n; i++) {
       this.drop(this.order[this.head]);
       this.head = (this.head + 1) % RING_CHUNKS;
       this.length--;
     }
+    if (this.length > 0) this.fill();
+  }
+
+  /** Start the window at `first`: what it held is dropped, reads start there at once. */
+  private moveTo(first: number): void {
+    this.dropFirst(this.length);
     this.head = 0;
     this.windowEnd = first;
     this.fill();
   }
 
-  /** Request chunks after the window until it holds RING_CHUNKS or reaches the asset's end. */
+  /** Request chunks after the window until it holds RING_CHUNKS or reaches the asset's end (a looping session's goes on at packet 0). */
   private fill(): void {
     let requested = false;
     while (this.length < RING_CHUNKS && this.windowEnd < this.packetCount) {
@@ -105,6 +116,7 @@ export class ReadAhead {
       this.order[(this.head + this.length) % RING_CHUNKS] = slot;
       this.length++;
       this.windowEnd += count;
+      if (this.loop && this.windowEnd === this.packetCount) this.windowEnd = 0;
       requested = true;
     }
     if (requested) this.thread.ring();

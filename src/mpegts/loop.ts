@@ -19,12 +19,13 @@
 // No allocation per datagram: the caller's LoopPlace is filled in.
 
 import { PID_NULL, TS_PACKET_BYTES, TS_SYNC_BYTE, encodePcr, packetPcr } from './packet.js';
+import { SectionAssembler, isPsiError, parsePat, parsePmt } from './psi.js';
 
 export const LOOP_PACKETS_PER_DATAGRAM = 7;
 
 /** What the loop header announces, found once by scanning the asset (LoopScanner). */
 export interface LoopProgram {
-  /** Every PID of the asset but the null PID, ascending. */
+  /** The asset's PIDs a player follows, ascending: its PSI/SI (0x00-0x1F), its PMTs, and the PIDs they declare (streams, PCR). */
   readonly pids: readonly number[];
   /** Per PID: the continuity counter of its header packet (the asset's first packet of that PID continues it). */
   readonly headerCc: readonly number[];
@@ -138,12 +139,23 @@ function writeNull(out: Uint8Array, o: number): void {
   out.fill(0xff, o + 4, o + TS_PACKET_BYTES);
 }
 
+/** PIDs 0x00-0x1F: PAT, CAT, TSDT, and DVB's SI (NIT, SDT, EIT, TDT…), which players parse and check. */
+const LAST_PSI_PID = 0x1f;
+
 /**
  * Finds a LoopProgram in an asset's bytes, fed in order (whole packets): each
- * PID's first packet, and the first PCR on the PCR PID with its packet number.
+ * PID's first packet, the PMTs the PAT names and the PIDs they declare, and
+ * the first PCR on the PCR PID with its packet number. The header covers the
+ * PSI and the declared PIDs only: a demuxer checks the counters of what it
+ * follows, and a stray PID (up to 8191 of them) would only make the header long.
  */
 export class LoopScanner {
   private readonly firstCc = new Map<number, number>();
+  private readonly pat = new SectionAssembler();
+  /** The PMT PIDs the PAT names, each with its section assembler. */
+  private readonly pmts = new Map<number, SectionAssembler>();
+  /** PIDs a PMT declares (its streams and PCR PID), and the PAT's network PID. */
+  private readonly declared = new Set<number>();
   private packets = 0;
   private pcr = -1;
   private pcrPacket = -1;
@@ -154,6 +166,8 @@ export class LoopScanner {
     for (let o = 0; o + TS_PACKET_BYTES <= chunk.length; o += TS_PACKET_BYTES, this.packets++) {
       const pid = ((chunk[o + 1] & 0x1f) << 8) | chunk[o + 2];
       if (pid === PID_NULL) continue;
+      if (pid === 0) this.pat.push(chunk, o, (section) => this.onPat(section));
+      this.pmts.get(pid)?.push(chunk, o, (section) => this.onPmt(section));
       if (!this.firstCc.has(pid)) {
         const cc = chunk[o + 3] & 0x0f;
         // A packet with a payload increments the counter: its header packet holds the one before.
@@ -174,9 +188,24 @@ export class LoopScanner {
     return { pcr27: this.pcr, packet: this.pcrPacket };
   }
 
+  private onPat(section: Uint8Array): void {
+    const pat = parsePat(section);
+    if (isPsiError(pat)) return;
+    if (pat.networkPid !== undefined) this.declared.add(pat.networkPid);
+    for (const { pid } of pat.programs) if (!this.pmts.has(pid)) this.pmts.set(pid, new SectionAssembler());
+  }
+
+  private onPmt(section: Uint8Array): void {
+    const pmt = parsePmt(section);
+    if (isPsiError(pmt)) return;
+    this.declared.add(pmt.pcrPid);
+    for (const { pid } of pmt.streams) this.declared.add(pid);
+  }
+
   /** The program; `pcr27AtPacket0`: the PCR the asset's packet 0 is sent at (-1: none). */
   program(pcr27AtPacket0: number): LoopProgram {
-    const pids = [...this.firstCc.keys()].sort((a, b) => a - b);
+    const follows = (pid: number): boolean => pid <= LAST_PSI_PID || pid === this.pcrPid || this.pmts.has(pid) || this.declared.has(pid);
+    const pids = [...this.firstCc.keys()].filter(follows).sort((a, b) => a - b);
     return { pids, headerCc: pids.map((p) => this.firstCc.get(p)!), pcrPid: this.pcrPid, pcr27: pcr27AtPacket0 };
   }
 }

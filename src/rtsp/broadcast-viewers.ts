@@ -43,6 +43,8 @@ export interface BroadcastViewersOptions {
   /** As they are now (a reload changes them): a handle's inactivity timeout, and handles per client address. */
   readonly settings: () => { readonly sessionTimeoutMs: number; readonly maxPerAddress: number };
   readonly logger: Logger;
+  /** May a refusal of `status` to `peer` be logged now: the RTSP server's per-client bound on refusal lines (log-rate-limit.ts). */
+  readonly allowLog: (peer: string, status: number) => boolean;
 }
 
 interface Handle {
@@ -77,7 +79,7 @@ export class BroadcastViewers {
     } catch (err) {
       if (!(err instanceof TwinframeError) || err.code !== 'TF_RTSP_METHOD_NOT_ALLOWED') throw err;
       // The player shows the reason, not only the log: RFC 2326 §12.4 wants Allow with a 405.
-      this.#options.logger.info({ peer, method: request.method, status: 405, reason: err.message }, 'broadcast request refused');
+      if (this.#options.allowLog(peer, 405)) this.#options.logger.info({ peer, method: request.method, status: 405, reason: err.message }, 'broadcast request refused');
       return { status: 405, headers: { Allow: 'OPTIONS', 'Content-Type': 'text/plain' }, body: `${err.message}\r\n` };
     }
   }
@@ -86,7 +88,7 @@ export class BroadcastViewers {
     switch (request.method) {
       case 'DESCRIBE': return this.#describe(local, request);
       case 'SETUP': return this.#setup(peer, request);
-      case 'PLAY': return this.#play(request);
+      case 'PLAY': return this.#play(peer, request);
       case 'TEARDOWN': return this.#teardown(request);
       case 'OPTIONS': return { status: 200, headers: { Public: this.#options.publicMethods.join(', '), ...this.#touched(request) } };
       case 'PAUSE':
@@ -145,7 +147,7 @@ export class BroadcastViewers {
     } catch (err) {
       if (!(err instanceof TwinframeError) || err.code !== 'TF_RTSP_UNSUPPORTED_TRANSPORT') throw err;
       // What the viewer can have instead goes with the refusal: a player may SETUP again with it.
-      this.#options.logger.info({ peer, broadcast: stream.name, status: 461, reason: err.message }, 'broadcast SETUP refused');
+      if (this.#options.allowLog(peer, 461)) this.#options.logger.info({ peer, broadcast: stream.name, status: 461, reason: err.message }, 'broadcast SETUP refused');
       return { status: 461, headers: { Transport: serializeTransportSpec(multicastTransportReply(group)) } };
     }
     const settings = this.#options.settings();
@@ -166,21 +168,40 @@ export class BroadcastViewers {
    * PLAY changes nothing on the data paths: the group is already flowing. No
    * RTP-Info: the broadcast's sequence number at the moment this reply leaves
    * is not known here, and a guess would mislead the player's loss count.
+   * A broadcast that exists but sends nothing now is 503 (RFC 2326 §11.3.2),
+   * with Retry-After when its start or next try is known: one that will start
+   * (scheduled, starting, preparing) keeps the viewer's handle for a PLAY then; one the
+   * operator stopped, that ended or failed frees it (a later SETUP joins
+   * afresh). 454 only when the handle's broadcast was removed (freed too).
    */
-  #play(request: RtspRequest): BroadcastReply {
+  #play(peer: string, request: RtspRequest): BroadcastReply {
     const handle = this.#requiredHandle(request);
     const stream = this.#options.lookup?.find(handle.broadcast);
-    if (stream === undefined) throw new TwinframeError('TF_SESSION_NOT_FOUND', `broadcast ${handle.broadcast} no longer exists`);
-    if (stream.sessionId === undefined) throw new TwinframeError('TF_SESSION_NOT_FOUND', `broadcast ${handle.broadcast} is not running (scheduled or stopped)`);
-    return { status: 200, headers: { Range: 'npt=now-', Session: this.#sessionValue(handle) } };
+    if (stream === undefined) {
+      this.#free(handle);
+      throw new TwinframeError('TF_SESSION_NOT_FOUND', `broadcast ${handle.broadcast} no longer exists`);
+    }
+    if (stream.sessionId !== undefined) return { status: 200, headers: { Range: 'npt=now-', Session: this.#sessionValue(handle) } };
+    const willStart = stream.status === 'scheduled' || stream.status === 'starting' || stream.status === 'preparing';
+    if (!willStart) this.#free(handle);
+    const reason = `broadcast ${handle.broadcast} is not sending now (${stream.status})${willStart ? '' : '; this session is closed, SETUP again to join it later'}`;
+    if (this.#options.allowLog(peer, 503)) this.#options.logger.info({ peer, session: handle.id, broadcast: handle.broadcast, status: 503, reason }, 'broadcast PLAY refused');
+    const headers: Record<string, HeaderValue> = { 'Content-Type': 'text/plain' };
+    if (stream.nextAtMs !== undefined) headers['Retry-After'] = String(Math.max(1, Math.ceil((stream.nextAtMs - Date.now()) / 1000)));
+    if (willStart) headers.Session = this.#sessionValue(handle);
+    return { status: 503, headers, body: `${reason}\r\n` };
   }
 
   #teardown(request: RtspRequest): BroadcastReply {
     const handle = this.#requiredHandle(request);
-    clearTimeout(handle.timer);
-    this.#handles.delete(handle.id);
+    this.#free(handle);
     this.#options.logger.info({ session: handle.id, broadcast: handle.broadcast }, 'broadcast left');
     return { status: 200 };
+  }
+
+  #free(handle: Handle): void {
+    clearTimeout(handle.timer);
+    this.#handles.delete(handle.id);
   }
 
   /** The multicast broadcast a URL names, and its group; 404 when there is none, 405 for a unicast one. */

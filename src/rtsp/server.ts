@@ -326,6 +326,7 @@ export class RtspServer {
       publicMethods: PUBLIC_METHODS,
       settings: () => ({ sessionTimeoutMs: this.#sessionTimeoutMs, maxPerAddress: this.#maxSessionsPerAddress }),
       logger: this.#log,
+      allowLog: (peer, status) => this.#refusalLog.allow(peer, status),
     });
   }
 

@@ -1,9 +1,15 @@
 // Loads twinframe's optional Node-API addon (native/). Everything it offers has
 // a slower or coarser fallback in plain Node, so a missing build is not an
-// error: callers get undefined and use their fallback. TWINFRAME_NATIVE=off
-// forces the fallback (the test suite runs both ways).
+// error: callers get undefined and use their fallback. A build that is there but
+// unusable (older than its source, or not loadable) is dropped the same way, with
+// one process warning that names the file and why. TWINFRAME_NATIVE=off forces
+// the fallback (the test suite runs both ways).
 
 import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { isMainThread } from 'node:worker_threads';
+
+const ADDON = '../../../native/build/Release/twinframe_native.node';
 
 export interface NativeAddon {
   /** SCHED_FIFO for the calling thread; 0 or an errno. */
@@ -69,16 +75,42 @@ export interface NativeAddon {
   lifeLockRelease(words: Int32Array): number;
 }
 
+/** Every function of a current build (`satisfies`: the list cannot miss one the interface adds). */
+const FUNCTIONS = Object.keys({
+  setRealtimePriority: 1, threadCpuNs: 1, demoteThread: 1, udpOpen: 1, udpConnect: 1, udpMulticast: 1, udpClose: 1, sendBatch: 1, dupFd: 1,
+  peerUid: 1, setSendBuffer: 1, closeFd: 1, wireAppend: 1, wireSetMedia: 1, wireFlush: 1, sharedRegionOpen: 1, pidfdOpen: 1, peerPidfd: 1,
+  waitReadable: 1, seqpacketListen: 1, seqpacketConnect: 1, seqpacketAccept: 1, sendFds: 1, recvFds: 1, adoptFd: 1, lifeLockInit: 1,
+  lifeLockAcquire: 1, lifeLockRelease: 1,
+} satisfies Record<keyof NativeAddon, 1>) as ReadonlyArray<keyof NativeAddon>;
+
+/** The functions a loaded build lacks (a build older than its source): none for a current one. */
+export function missingFunctions(addon: Partial<Record<keyof NativeAddon, unknown>>): Array<keyof NativeAddon> {
+  return FUNCTIONS.filter((name) => typeof addon[name] !== 'function');
+}
+
 function load(): NativeAddon | undefined {
   if (process.env.TWINFRAME_NATIVE === 'off') return undefined;
+  const require = createRequire(import.meta.url);
+  const file = fileURLToPath(new URL(ADDON, import.meta.url));
+  let addon: Partial<NativeAddon>;
   try {
-    const addon = createRequire(import.meta.url)('../../../native/build/Release/twinframe_native.node') as Partial<NativeAddon>;
-    // A build older than its source (not rebuilt after an upgrade) lacks the newest
-    // function: treated as no addon, rather than failing a path when it is called.
-    return typeof addon.peerPidfd === 'function' ? addon as NativeAddon : undefined;
-  } catch {
+    addon = require(ADDON) as Partial<NativeAddon>;
+  } catch (err) {
+    // Not built at all is the documented fallback; a build that is there but cannot be loaded is news.
+    if ((err as NodeJS.ErrnoException).code !== 'MODULE_NOT_FOUND') dropped(file, `it cannot be loaded: ${(err as Error).message}`);
     return undefined;
   }
+  // A build older than its source (not rebuilt after an upgrade) lacks the newest
+  // functions: treated as no addon, rather than failing a path when it is called.
+  const missing = missingFunctions(addon);
+  if (missing.length === 0) return addon as NativeAddon;
+  dropped(file, `it lacks ${missing.join(', ')} (built from an older source; rebuild it: npm install, or node-gyp rebuild --directory=native)`);
+  return undefined;
+}
+
+/** Say once per process (its main thread; each worker loads this module again) why the addon is not used. */
+function dropped(file: string, why: string): void {
+  if (isMainThread) process.emitWarning(`twinframe's native addon ${file} is not used, the plain-Node fallbacks are: ${why}`, { code: 'TWINFRAME_NATIVE_DROPPED' });
 }
 
 export const nativeAddon: NativeAddon | undefined = load();

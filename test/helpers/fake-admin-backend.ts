@@ -51,7 +51,7 @@ function fakeSession(i: number): SessionView {
 
 export const FAKE_BROADCAST: BroadcastView = {
   name: 'news', asset: '/sample.ts', to: '127.0.0.1:5004', at: '2025-01-01T00:00:00.000Z', loop: true, transport: 'rtp',
-  state: 'running', status: 'playing', sessionId: 'b0', error: null,
+  state: 'running', status: 'playing', sessionId: 'b0', error: null, nextRetry: null,
 };
 
 const MANUAL_FAILOVER: FailoverRecord = {
