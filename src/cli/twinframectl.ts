@@ -114,7 +114,7 @@ function formatStatus(s: StatusResult): string {
 /** The process pair's line of status: this process's role and state, and its peer's. */
 function formatProcessPair(p: ProcessPairStatus): string {
   const peer = `peer ${p.peer.state}${p.peer.pid === null ? '' : ` (pid ${p.peer.pid})`}`;
-  const takeover = p.takeover === null ? '' : `, took over ${p.takeover.sessions} session(s) at ${p.takeover.at} in ${p.takeover.switchMs.toFixed(2)} ms`;
+  const takeover = p.takeover === null ? '' : `, took over ${p.takeover.sessions} session(s) at ${p.takeover.at} in ${p.takeover.switchMs.toFixed(2)} ms by the ${p.takeover.switchedBy}`;
   return `${p.role}, ${p.state}, ${p.sending ? 'sending' : 'not sending'}, ${peer}, link ${p.link}${takeover}`;
 }
 

@@ -35,7 +35,8 @@ export interface WelcomeMessage { readonly type: 'welcome'; readonly proof: stri
 export interface RefusedMessage { readonly type: 'refused'; readonly reason: string }
 /** Where the primary's control blocks are mapped (src/pair-process/shared-blocks.ts), by pair. */
 export interface SharedBlocksInfo { readonly files: readonly string[]; readonly maxSessions: number }
-export interface ParamsMessage { readonly type: 'params'; readonly params: SynchronizedParameters; readonly controlBlocks: SharedBlocksInfo }
+/** lifeLock: the region of the life lock the primary's main thread holds (native-life-lock.ts), for the standby's takeover thread. */
+export interface ParamsMessage { readonly type: 'params'; readonly params: SynchronizedParameters; readonly controlBlocks: SharedBlocksInfo; readonly lifeLock: string }
 /** One step of the session command stream (patent [0087]). */
 export interface StepMessage { readonly type: 'step'; readonly step: ReplicationEvent }
 /** The snapshot of the sessions open when the standby joined is complete: what follows is live. */

@@ -13,6 +13,7 @@ import type { Logger } from '../log.js';
 import { LinkChannel, authenticateStandby } from './link.js';
 import { CURSOR_PERIOD_MS, type SharedBlocksInfo, type SynchronizedParameters } from './link-messages.js';
 import type { PeerState, ProcessPairStatus } from './pair-status.js';
+import { holdLifeLock, type HeldLifeLock } from './native-life-lock.js';
 
 /** A standby this far behind in reading the link is dropped (it resynchronizes when it reconnects). */
 const MAX_UNREAD_BYTES = 64 * 1024 * 1024;
@@ -41,6 +42,8 @@ export class PairPrimary {
   private standby: LinkedStandby | undefined;
   private cursorTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  /** Held by this (main) thread from listen on: the standby's takeover thread waits on it. */
+  private lifeLock: HeldLifeLock | undefined;
   private readonly forward = (step: ReplicationEvent): void => this.send({ type: 'step', step });
 
   private constructor(private readonly options: PairPrimaryOptions) {
@@ -61,6 +64,7 @@ export class PairPrimary {
       });
     });
     await chmod(options.link, 0o600);
+    primary.lifeLock = holdLifeLock(options.link);
     primary.log.info({ link: options.link }, 'process pair: primary, listening for its standby');
     return primary;
   }
@@ -83,6 +87,7 @@ export class PairPrimary {
     this.dropStandby();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
     await rm(this.options.link, { force: true });
+    this.lifeLock?.removeName();
   }
 
   private accept(socket: Socket): void {
@@ -114,7 +119,7 @@ export class PairPrimary {
     standby.pid = pid;
     standby.state = 'synchronizing';
     const { engine } = this.options;
-    this.send({ type: 'params', params: this.options.params(), controlBlocks: this.options.controlBlocks });
+    this.send({ type: 'params', params: this.options.params(), controlBlocks: this.options.controlBlocks, lifeLock: this.lifeLock!.file });
     const snapshot = engine.replicaSnapshot();
     for (const step of snapshot) this.send({ type: 'step', step });
     this.send({ type: 'synced' });

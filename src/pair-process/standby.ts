@@ -17,6 +17,9 @@ import type { PeerState, ProcessPairStatus, TakeoverRecord } from './pair-status
 import { ProcessWatch } from './process-exit.js';
 import { mapPeerBlocks } from './shared-blocks.js';
 import { removeSharedRegion } from './native-pair.js';
+import { mapLifeLock } from './native-life-lock.js';
+import { TakeoverTable, TakeoverThread, takeoverWatch } from './native-takeover.js';
+import type { TakeoverStep, TakeoverToMain } from '../shared/messages.js';
 
 /** How often the standby tries the link again while it has no primary. */
 const RECONNECT_MS = 200;
@@ -58,9 +61,15 @@ export class PairStandby {
   private takeover: TakeoverRecord | null = null;
   private retryTimer: NodeJS.Timeout | undefined;
   private deathPoll: NodeJS.Timeout | undefined;
+  /** Which followed session is where in the primary's blocks, for the takeover step (native-takeover.ts). */
+  private readonly takeoverTable: TakeoverTable;
+  /** Waits on the primary's life lock and runs the takeover step itself (unless TWINFRAME_PAIR_WATCH=main). */
+  private takeoverThread: TakeoverThread | undefined;
 
   private constructor(private readonly options: PairStandbyOptions) {
     this.log = options.logger.child({ component: 'pair-standby' });
+    const { engine } = options;
+    this.takeoverTable = TakeoverTable.create(engine.takeoverSenders().length, engine.controlBlock().layout.maxSessions);
   }
 
   /** Start following (in the background: the primary may not be up yet). The engine must hold sending. */
@@ -92,13 +101,14 @@ export class PairStandby {
     this.phase = 'closed';
     clearTimeout(this.retryTimer);
     this.stopDeathPoll();
+    this.stopTakeoverThread();
     this.channel?.close();
     this.primary?.close();
   }
 
   /** Look for the primary's exit every DEATH_POLL_MS while there are sessions to take over; an idle pair costs nothing. */
   private updateDeathPoll(): void {
-    if (this.primarySlots.size === 0 || this.phase === 'closed' || this.phase === 'took-over') {
+    if (this.primarySlots.size === 0 || this.phase === 'closed' || this.phase === 'took-over' || this.takeoverThread) {
       this.stopDeathPoll();
       return;
     }
@@ -151,8 +161,10 @@ export class PairStandby {
     this.peer = 'synchronizing';
     // Sessions followed over an earlier link may have changed meanwhile: the snapshot brings them back.
     this.stopDeathPoll();
+    this.stopTakeoverThread();
     this.enqueue(() => {
       this.primarySlots.clear();
+      this.takeoverTable.locked(() => this.takeoverTable.unfollowAll());
       for (const s of this.options.engine.listSessions()) this.options.engine.closeSession(s.id);
     });
     channel.onMessage((m) => this.receive(m));
@@ -167,6 +179,7 @@ export class PairStandby {
         engine.setHeartbeat(p.heartbeatPeriodUs, p.maxMissedHeartbeats);
         engine.setLimits(p.limits);
         this.mapPrimaryBlocks(message.controlBlocks);
+        this.startTakeoverThread(message.lifeLock);
         this.log.info({ params: p }, 'process pair: synchronized parameters from the primary');
         break;
       }
@@ -204,19 +217,31 @@ export class PairStandby {
           ...(s.multicast ? { multicast: s.multicast } : {}), ...(s.broadcast === undefined ? {} : { broadcast: s.broadcast }),
           ...(s.loop ? { loop: s.loop } : {}), replica: s,
         });
+        const here = engine.getSession(s.id);
+        if (here) this.takeoverTable.locked(() => this.takeoverTable.follow(here.pair, here.slot, s.primarySlot.pair, s.primarySlot.slot, engine.replicaSegmentOf(s.id) ?? 0));
         break;
       }
-      case 'segment':
-        if (engine.getSession(step.id)) engine.adoptSegment(step.id, step.segment);
+      case 'segment': {
+        const here = engine.getSession(step.id);
+        // Already adopted from the primary's block at the takeover: adopting it again would restart it behind.
+        if (!here || engine.replicaSegmentOf(step.id) === step.segment.id) break;
+        this.takeoverTable.locked(() => {
+          engine.adoptSegment(step.id, step.segment);
+          this.takeoverTable.setSegment(here.pair, here.slot, step.segment.id);
+        });
         break;
+      }
       case 'pause':
         if (engine.getSession(step.id)) engine.pause(step.id);
         break;
-      case 'close':
+      case 'close': {
         this.primarySlots.delete(step.id);
         this.updateDeathPoll();
+        const here = engine.getSession(step.id);
+        if (here) this.takeoverTable.locked(() => this.takeoverTable.unfollow(here.pair, here.slot));
         engine.closeSession(step.id);
         break;
+      }
     }
   }
 
@@ -286,20 +311,82 @@ export class PairStandby {
     return cursors;
   }
 
-  private takeOver(noticedAtMs: number, noticedBy: TakeoverRecord['noticedBy']): void {
+  /**
+   * The primary's life lock is in reach: a thread waits on it and takes over the
+   * moment it changes hands. The main thread's death poll stops then (the link's
+   * close is still confirmed by the process watch before it counts).
+   */
+  private startTakeoverThread(lockFile: string): void {
+    if (takeoverWatch() === 'main' || this.primaryBlocks.length === 0) return;
+    let lock: Int32Array;
+    try {
+      lock = mapLifeLock(lockFile);
+    } catch (err) {
+      this.log.error({ lockFile, err: (err as Error).message }, 'process pair: cannot map the primary\'s life lock; its death is looked for from the main thread');
+      return;
+    }
+    const { engine } = this.options;
+    this.takeoverTable.setSenders(engine.takeoverSenders());
+    const thread: TakeoverThread = new TakeoverThread({
+      lock, table: this.takeoverTable, primary: this.primaryBlocks,
+      own: engine.takeoverSenders().map((_, pair) => engine.controlBlock(pair)),
+      onReady: (priority) => this.log.info({ priority: priority.policy, why: priority.error }, 'process pair: takeover thread waits on the primary\'s life lock'),
+      onTookOver: (message) => {
+        if (this.takeoverThread === thread) this.takenOverByThread(message);
+      },
+      onError: (err) => {
+        this.log.error({ err: err.message }, 'process pair: the takeover thread failed; the primary\'s death is looked for from the main thread');
+        if (this.takeoverThread !== thread) return;
+        this.stopTakeoverThread();
+        this.updateDeathPoll();
+      },
+    });
+    this.takeoverThread = thread;
+    this.stopDeathPoll();
+  }
+
+  private stopTakeoverThread(): void {
+    const thread = this.takeoverThread;
+    this.takeoverThread = undefined;
+    thread?.stop().catch((err: Error) => this.log.warn({ err: err.message }, 'process pair: stopping the takeover thread'));
+  }
+
+  /** The thread ran the step (or found it done): the main thread does the rest. */
+  private takenOverByThread(message: Extract<TakeoverToMain, { type: 'took-over' }>): void {
+    if (!message.died) this.log.warn('process pair: the primary let go of its life lock while alive: taking sending');
+    const switchMs = Number(message.switchedAt - message.at) / 1e6;
+    const switchedAgoMs = Number(process.hrtime.bigint() - message.switchedAt) / 1e6;
+    this.takeOver(monoNowMs(), 'life-lock', message.ran ? { switchMs, switchedAgoMs, step: message.step } : undefined);
+  }
+
+  private takeOver(noticedAtMs: number, noticedBy: TakeoverRecord['noticedBy'], byThread?: { switchMs: number; switchedAgoMs: number; step: TakeoverStep }): void {
     if (this.phase === 'closed' || this.phase === 'took-over') return;
     clearTimeout(this.retryTimer);
     this.stopDeathPoll();
+    this.stopTakeoverThread();
     const { engine } = this.options;
     const exact = this.primaryBlocks.length > 0;
-    const pairsSending = engine.takeOver(exact ? this.primaryCursors(true) : this.lastCursors);
-    const switchMs = monoNowMs() - noticedAtMs;
+    const table = this.takeoverTable;
+    const own = engine.takeoverSenders().map((_, pair) => engine.controlBlock(pair));
+    const step: TakeoverStep = { moved: 0, leftToMain: 0, pairsSwitched: 0 };
+    table.locked(() => {
+      if (!exact) engine.followCursors(this.lastCursors);
+      table.setSenders(engine.takeoverSenders());
+      table.switchSending(own, this.primaryBlocks, step);
+      // The sessions the step left (paused by the primary, or a segment not adopted yet), and the engine's own bookkeeping.
+      engine.takeOver(exact ? this.primaryCursors(true) : this.lastCursors);
+    });
+    const pairsSending = own.filter((cb) => ControlBlock.ownerOf(cb.activeWord()) !== undefined).length;
+    const switchMs = byThread?.switchMs ?? monoNowMs() - noticedAtMs;
     // The dead primary cannot remove its regions' names any more.
     for (const file of this.primaryBlockFiles) removeSharedRegion(file);
     this.primary?.close();
     this.phase = 'took-over';
     this.peer = 'dead';
-    const record: TakeoverRecord = { at: new Date().toISOString(), switchMs, sessions: engine.listSessions().length, pairsSending, cursors: exact ? 'shared-memory' : 'link', noticedBy };
+    const record: TakeoverRecord = {
+      at: new Date(Date.now() - (byThread?.switchedAgoMs ?? 0)).toISOString(), switchMs, sessions: engine.listSessions().length, pairsSending,
+      cursors: exact ? 'shared-memory' : 'link', noticedBy, switchedBy: byThread ? 'takeover-thread' : 'main-thread', step: byThread?.step ?? step,
+    };
     this.takeover = record;
     this.log.warn({ primaryPid: this.primaryPid, ...record }, 'process pair: the primary died; this process took every session over');
     this.options.onTakeover(record);
