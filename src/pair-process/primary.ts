@@ -42,7 +42,7 @@ export class PairPrimary {
   private standby: LinkedStandby | undefined;
   private cursorTimer: NodeJS.Timeout | undefined;
   private closed = false;
-  /** Held by this (main) thread from listen on: the standby's takeover thread waits on it. */
+  /** Held by a thread of this process from listen on: the standby's takeover thread waits on it. */
   private lifeLock: HeldLifeLock | undefined;
   private readonly forward = (step: ReplicationEvent): void => this.send({ type: 'step', step });
 
@@ -64,7 +64,8 @@ export class PairPrimary {
       });
     });
     await chmod(options.link, 0o600);
-    primary.lifeLock = holdLifeLock(options.link);
+    primary.lifeLock = await holdLifeLock(options.link);
+    primary.log.info({ lifeLock: primary.lifeLock.file, holder: primary.lifeLock.priority.policy }, 'process pair: holding the life lock');
     primary.log.info({ link: options.link }, 'process pair: primary, listening for its standby');
     return primary;
   }

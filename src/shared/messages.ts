@@ -183,6 +183,17 @@ export interface WatcherWorkerData {
   readonly wake?: { readonly array: Int32Array; readonly index: number };
 }
 
+/** The process pair's life-lock holder thread (src/pair-process/native-life-lock.ts). */
+export interface LifeHolderWorkerData {
+  /** The primary's life lock, to take and hold. */
+  readonly lock: Int32Array;
+}
+
+/** The holder thread holds the lock (at that priority), or could not take it. */
+export type LifeHolderToMain =
+  | { readonly type: 'held'; readonly priority: PriorityResult }
+  | { readonly type: 'error'; readonly message: string };
+
 /** The process pair's takeover thread (src/pair-process/native-takeover.ts): what it maps and waits on. */
 export interface TakeoverWorkerData {
   /** The primary's life lock. */
