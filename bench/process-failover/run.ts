@@ -275,9 +275,10 @@ async function runLevel(sessions: number, kills: number, settleMs: number, watch
   }
 }
 
-/** Processes that spin at normal priority until killed (a CPU hog, like `stress -c N`). */
+/** Processes that spin at normal priority until killed or orphaned (a CPU hog, like `stress -c N`). */
 function startHogs(count: number): ChildProcess[] {
-  return Array.from({ length: count }, () => spawn(process.execPath, ['-e', 'for (;;) {}'], { stdio: 'ignore' }));
+  const spin = `const parent = ${process.pid}; for (let i = 1; ; i++) if (i % 1e8 === 0 && process.ppid !== parent) process.exit(0);`;
+  return Array.from({ length: count }, () => spawn(process.execPath, ['-e', spin], { stdio: 'ignore' }));
 }
 
 function row(label: string, s: Summary): string {
@@ -293,7 +294,7 @@ async function main(): Promise<void> {
   const settleMs = flags.number('settle-ms', { positive: true }) ?? 1000;
   const watches = (flags.list('watch') ?? ['thread', 'main']).map((w) => {
     if (w !== 'thread' && w !== 'main') throw new Error(`--watch: thread or main, not ${w}\n${USAGE}`);
-    return w as Watch;
+    return w;
   });
   const hogs = startHogs(flags.number('hog', { positive: true }) ?? 0);
   const results: LevelResult[] = [];
