@@ -671,6 +671,19 @@ export class Engine extends EventEmitter<EngineEventArgs> {
     cb.wakePaths();
   }
 
+  /**
+   * A primary turned standby (an operator's role switch): the session here already
+   * plays the new primary's segment (the same parameters, its id aside), so take it
+   * as that segment without restarting it. False when it plays something else.
+   */
+  adoptOwnSegment(sessionId: string, primary: SegmentParams): boolean {
+    const own = this.table.require(sessionId).segment;
+    if (!own || own.startCursor !== primary.startCursor || own.startPacket !== primary.startPacket || own.startTimeMs !== primary.startTimeMs
+      || own.rtpTsBase !== primary.rtpTsBase || own.endPacket !== primary.endPacket || (own.scale ?? 1) !== (primary.scale ?? 1)) return false;
+    this.replicaSegments.set(sessionId, primary.id);
+    return true;
+  }
+
   /** A standby process's engine: the primary's id of the segment the session plays here (undefined: none yet). */
   replicaSegmentOf(sessionId: string): number | undefined {
     return this.replicaSegments.get(sessionId);

@@ -44,9 +44,14 @@ export interface SyncedMessage { readonly type: 'synced' }
 /** Where every session stands on the primary (every CURSOR_PERIOD_MS while any plays). */
 export interface CursorsMessage { readonly type: 'cursors'; readonly cursors: readonly ReplicaCursor[] }
 
+/** Standby → primary: an operator asked the standby for a role switch; the primary hands sending over (role-switch.ts). */
+export interface SwitchRequestMessage { readonly type: 'switch-request' }
+/** Standby → primary: it follows every session and its takeover thread waits on the life lock: a handover now loses no time. */
+export interface ArmedMessage { readonly type: 'armed' }
+
 export type LinkMessage =
   | ChallengeMessage | HelloMessage | WelcomeMessage | RefusedMessage
-  | ParamsMessage | StepMessage | SyncedMessage | CursorsMessage;
+  | ParamsMessage | StepMessage | SyncedMessage | CursorsMessage | SwitchRequestMessage | ArmedMessage;
 
 /** How often the primary tells the standby where its sessions stand. */
 export const CURSOR_PERIOD_MS = 10;

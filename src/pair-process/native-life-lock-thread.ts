@@ -1,13 +1,14 @@
 // The body of the life-lock holder (native-life-lock.ts): at a real-time
 // priority, so that it runs its exit (and the kernel hands the lock on) as soon
-// as the process is killed, take the lock and sleep for the process's life.
+// as the process is killed, take the lock and sleep for the process's life, or
+// until a role switch asks it to let go.
 
 import { parentPort, workerData } from 'node:worker_threads';
 import type { LifeHolderToMain, LifeHolderWorkerData } from '../shared/messages.js';
 import { nameThread, raiseThreadPriority, SUPERVISOR_PRIORITY } from '../shared/thread-priority.js';
-import { acquireLifeLock } from './native-pair.js';
+import { acquireLifeLock, releaseLifeLock } from './native-pair.js';
 
-const { lock } = workerData as LifeHolderWorkerData;
+const { lock, control } = workerData as LifeHolderWorkerData;
 const post = (message: LifeHolderToMain): void => parentPort!.postMessage(message);
 
 try {
@@ -16,9 +17,10 @@ try {
   const outcome = acquireLifeLock(lock, 0);
   if (outcome !== 'taken') throw new Error(`the new life lock was ${outcome}`);
   post({ type: 'held', priority });
-  // Sleep in slices Node can interrupt at the process's exit (the lock goes with the thread).
-  const sleep = new Int32Array(new SharedArrayBuffer(4));
-  for (;;) Atomics.wait(sleep, 0, 0, 60_000);
+  // Sleep in slices Node can interrupt at the process's exit (the lock goes with the thread), until asked to let go.
+  while (Atomics.load(control, 0) === 0) Atomics.wait(control, 0, 0, 60_000);
+  releaseLifeLock(lock);
+  post({ type: 'released' });
 } catch (err) {
   post({ type: 'error', message: (err as Error).message });
 }

@@ -28,6 +28,8 @@ export interface HeldLifeLock {
   readonly priority: PriorityResult;
   /** Remove the name (the lock stays held: the process's exit lets it go). */
   readonly removeName: () => void;
+  /** Let go of the lock while alive: the standby's takeover thread takes sending at once (a role switch). */
+  readonly release: () => Promise<void>;
 }
 
 /** Make this process's life lock on the pair's `link` and have the holder thread take it; resolves once it holds it. */
@@ -36,15 +38,23 @@ export async function holdLifeLock(link: string): Promise<HeldLifeLock> {
   removeSharedRegion(file); // a dead process of the same pid left it
   const lock = lifeLockWords(createSharedRegion(file, LIFE_REGION_BYTES), 0);
   initLifeLock(lock);
-  const workerData: LifeHolderWorkerData = { lock };
+  const control = new Int32Array(new SharedArrayBuffer(4));
+  const workerData: LifeHolderWorkerData = { lock, control };
   const holder = new Worker(new URL('./native-life-lock-thread.js', import.meta.url), { workerData, name: 'twinframe-life' });
   const [message] = await Promise.race([once(holder, 'message'), once(holder, 'error').then(([err]) => { throw err; })]) as [LifeHolderToMain];
-  if (message.type === 'error') {
+  if (message.type !== 'held') {
     await holder.terminate();
-    throw new Error(`cannot hold the life lock ${file}: ${message.message}`);
+    throw new Error(`cannot hold the life lock ${file}: ${message.type === 'error' ? message.message : message.type}`);
   }
   holder.unref();
-  return { file, priority: message.priority, removeName: () => removeSharedRegion(file) };
+  const release = async (): Promise<void> => {
+    const released = once(holder, 'message') as Promise<[LifeHolderToMain]>;
+    Atomics.store(control, 0, 1);
+    Atomics.notify(control, 0);
+    const [answer] = await released;
+    if (answer.type !== 'released') throw new Error(`the life lock ${file} was not let go: ${answer.type === 'error' ? answer.message : answer.type}`);
+  };
+  return { file, priority: message.priority, removeName: () => removeSharedRegion(file), release };
 }
 
 /** The primary's life lock, mapped by its standby. */

@@ -16,10 +16,11 @@ const post = (message: TakeoverToMain): void => parentPort!.postMessage(message)
 try {
   nameThread('tf-takeover');
   // The supervisor's priority: above the data paths, so a busy path never delays the switch.
-  post({ type: 'ready', priority: raiseThreadPriority(SUPERVISOR_PRIORITY) });
+  const priority = raiseThreadPriority(SUPERVISOR_PRIORITY);
   const table = new TakeoverTable(data.table, data.pairs, data.maxSessions);
   const own = data.own.map((sab) => ControlBlock.attach(sab, data.maxSessions));
   const primary = data.primary.map((sab) => ControlBlock.attach(sab, data.primaryMaxSessions));
+  post({ type: 'ready', priority });
   while (Atomics.load(data.control, 0) === 0) {
     const outcome = acquireLifeLock(data.lock, WATCH_SLICE_MS);
     if (outcome === 'timeout') continue;

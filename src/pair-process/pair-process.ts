@@ -9,6 +9,8 @@ import type { Logger } from '../log.js';
 import type { SynchronizedParameters } from './link-messages.js';
 import { PairPrimary } from './primary.js';
 import { PairStandby } from './standby.js';
+import type { RoleSwitchResult } from './role-switch.js';
+import { TwinframeError } from '../errors.js';
 import type { ProcessPairStatus, ProcessRole, TakeoverRecord } from './pair-status.js';
 import type { SharedBlocks } from './shared-blocks.js';
 
@@ -16,6 +18,8 @@ export interface PairProcess {
   /** The role this process started in. */
   readonly role: ProcessRole;
   status(): ProcessPairStatus;
+  /** An operator's lossless role switch, asked of either process (role-switch.ts); resolves once the other side sends. */
+  switchRoles(): Promise<RoleSwitchResult>;
   close(): Promise<void>;
 }
 
@@ -29,39 +33,83 @@ export interface PairProcessOptions {
   readonly config: () => TwinframeConfig;
   /** A standby took over: this process serves viewers from now on. */
   readonly onTakeover: (record: TakeoverRecord) => void;
+  /** This process handed sending over (a role switch): it stops listening for viewers, the other process listens. */
+  readonly onHandedOver: () => void;
 }
 
-/** A primary listens on the link; a standby holds its engine's sending and follows the primary. */
+/**
+ * A primary listens on the link; a standby holds its engine's sending and
+ * follows the primary. A role switch turns one into the other: the primary
+ * hands sending over and follows the process that took it; that one listens
+ * on the link as a primary, as after any takeover.
+ */
 export async function startPairProcess(options: PairProcessOptions): Promise<PairProcess> {
   const { pair, engine, logger } = options;
+  /** This process listens on the link (it sends: it started as primary, or took over). */
+  let primary: PairPrimary | undefined;
+  /** This process follows a primary, or did until it took over. */
+  let standby: PairStandby | undefined;
+  let closed = false;
+  let switching = false;
   const listen = (): Promise<PairPrimary> => PairPrimary.listen({
     engine, link: pair.link, secret: pair.secret, logger, params: () => synchronizedParameters(options.config(), engine),
     controlBlocks: { files: options.blocks.files, maxSessions: engine.controlBlock().layout.maxSessions },
-  });
-  if (pair.role === 'primary') {
-    const primary = await listen();
-    return { role: 'primary', status: () => primary.status(), close: () => primary.close() };
-  }
-  engine.holdSending();
-  let survivor: PairPrimary | undefined;
-  let closed = false;
-  const standby = PairStandby.start({
-    engine, link: pair.link, secret: pair.secret, logger,
-    onTakeover: (record) => {
-      options.onTakeover(record);
-      whenFree(listen, 'the private link', logger).then(async (primary) => {
-        if (closed) await primary.close();
-        else survivor = primary;
-      }, (err: Error) => logger.error({ err: err.message }, 'process pair: took over, but cannot listen for a new standby'));
+    onSwitchRequest: () => {
+      handOver().catch((err: Error) => logger.error({ err: err.message }, 'process pair: the standby asked for a role switch; it failed'));
     },
   });
+  const follow = (keepOwnSessions: boolean): void => {
+    const follower: PairStandby = PairStandby.start({
+      engine, link: pair.link, secret: pair.secret, logger, keepOwnSessions,
+      onTakeover: (record) => {
+        options.onTakeover(record);
+        whenFree(listen, 'the private link', logger).then(async (p) => {
+          if (closed || standby !== follower) await p.close();
+          else primary = p;
+        }, (err: Error) => logger.error({ err: err.message }, 'process pair: took over, but cannot listen for a new standby'));
+      },
+    });
+    standby = follower;
+  };
+  /** The primary's half of a role switch: hand sending over, stop listening, follow the process that took it. */
+  const handOver = async (): Promise<RoleSwitchResult> => {
+    const current = primary;
+    if (!current || switching) throw new TwinframeError('TF_PAIR_SWITCH', switching ? 'a switch is under way' : 'this process does not send');
+    switching = true;
+    try {
+      const { pid, settleMs } = await current.handOver();
+      primary = undefined;
+      await current.close();
+      standby?.close();
+      options.onHandedOver();
+      follow(true);
+      return { role: 'standby', peerPid: pid, sessions: engine.listSessions().length, settleMs, switchMs: null };
+    } finally {
+      switching = false;
+    }
+  };
+  if (pair.role === 'primary') {
+    primary = await listen();
+  } else {
+    engine.holdSending();
+    follow(false);
+  }
   return {
-    role: 'standby',
-    status: () => survivorStatus(standby.status(), survivor?.status()),
+    role: pair.role,
+    status: () => {
+      if (standby && primary) return survivorStatus(standby.status(), primary.status());
+      return (standby ?? primary)!.status();
+    },
+    switchRoles: async () => {
+      if (primary) return handOver();
+      if (!standby) throw new TwinframeError('TF_PAIR_SWITCH', 'this process has no pair');
+      const record = await standby.requestSwitch();
+      return { role: 'primary', peerPid: standby.status().peer.pid, sessions: record.sessions, settleMs: null, switchMs: record.switchMs };
+    },
     close: async () => {
       closed = true;
-      standby.close();
-      await survivor?.close();
+      standby?.close();
+      await primary?.close();
     },
   };
 }

@@ -12,7 +12,7 @@ export type ProcessRole = 'primary' | 'standby';
  */
 export type PeerState = 'none' | 'authenticating' | 'synchronizing' | 'linked' | 'lost' | 'dead';
 
-/** The standby's takeover from a dead primary. */
+/** The standby's takeover from a dead primary, or from one that handed over (a role switch). */
 export interface TakeoverRecord {
   /** When it happened (ISO 8601). */
   readonly at: string;
@@ -27,6 +27,8 @@ export interface TakeoverRecord {
   readonly switchMs: number;
   /** What the switching step did (sessions moved on, left to the main thread, pairs switched). */
   readonly step: TakeoverStep;
+  /** The primary died, or handed sending over (an operator's role switch). */
+  readonly cause: 'death' | 'switch';
   /** Sessions taken over. */
   readonly sessions: number;
   /** Pairs of data paths that now send. */

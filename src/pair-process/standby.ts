@@ -7,6 +7,7 @@
 // the same source ports), else it waits for the primary to come back or die.
 
 import { createConnection } from 'node:net';
+import { TwinframeError } from '../errors.js';
 import type { Engine, ReplicaCursor, ReplicationEvent } from '../engine/engine.js';
 import { ControlBlock, type SegmentParams } from '../shared/control-block.js';
 import { monoNowMs } from '../shared/clock.js';
@@ -29,6 +30,8 @@ const EXIT_CONFIRM_MS = 50;
 const LOST_POLL_MS = 5;
 /** While sessions are followed, how often the primary's exit is looked for (its link closes only at the end of its teardown). */
 const DEATH_POLL_MS = 2;
+/** How long an operator's switch asked here may take. */
+const SWITCH_TIMEOUT_MS = 5000;
 
 export interface PairStandbyOptions {
   readonly engine: Engine;
@@ -37,6 +40,12 @@ export interface PairStandbyOptions {
   readonly logger: Logger;
   /** This process serves from now on (start listening for viewers). */
   readonly onTakeover: (record: TakeoverRecord) => void;
+  /**
+   * This process was the primary until a role switch: its sessions are the
+   * primary's already, playing the same segments. They are kept and matched to
+   * the snapshot instead of being closed and opened again (role-switch.ts).
+   */
+  readonly keepOwnSessions?: boolean;
 }
 
 type StandbyPhase = 'connecting' | 'synchronizing' | 'following' | 'took-over' | 'closed';
@@ -65,11 +74,18 @@ export class PairStandby {
   private readonly takeoverTable: TakeoverTable;
   /** Waits on the primary's life lock and runs the takeover step itself (unless TWINFRAME_PAIR_WATCH=main). */
   private takeoverThread: TakeoverThread | undefined;
+  /** The takeover thread waits on the primary's life lock (a role switch may hand over now). */
+  private takeoverReady = false;
+  /** A primary turned standby: its own sessions, kept until the first snapshot matched them (keepOwnSessions). */
+  private ownSessions: Set<string> | undefined;
+  /** An operator's switch asked of the primary: settled by the takeover it brings. */
+  private switchWaiter: { resolve: (record: TakeoverRecord) => void; reject: (err: Error) => void; timer: NodeJS.Timeout } | undefined;
 
   private constructor(private readonly options: PairStandbyOptions) {
     this.log = options.logger.child({ component: 'pair-standby' });
     const { engine } = options;
     this.takeoverTable = TakeoverTable.create(engine.takeoverSenders().length, engine.controlBlock().layout.maxSessions);
+    if (options.keepOwnSessions) this.ownSessions = new Set(engine.listSessions().map((s) => s.id));
   }
 
   /** Start following (in the background: the primary may not be up yet). The engine must hold sending. */
@@ -104,6 +120,11 @@ export class PairStandby {
     this.stopTakeoverThread();
     this.channel?.close();
     this.primary?.close();
+    if (this.switchWaiter) {
+      clearTimeout(this.switchWaiter.timer);
+      this.switchWaiter.reject(new TwinframeError('TF_PAIR_SWITCH', 'the standby closed'));
+      this.switchWaiter = undefined;
+    }
   }
 
   /** Look for the primary's exit every DEATH_POLL_MS while there are sessions to take over; an idle pair costs nothing. */
@@ -165,7 +186,7 @@ export class PairStandby {
     this.enqueue(() => {
       this.primarySlots.clear();
       this.takeoverTable.locked(() => this.takeoverTable.unfollowAll());
-      for (const s of this.options.engine.listSessions()) this.options.engine.closeSession(s.id);
+      for (const s of this.options.engine.listSessions()) if (!this.ownSessions?.has(s.id)) this.options.engine.closeSession(s.id);
     });
     channel.onMessage((m) => this.receive(m));
     this.log.info({ primaryPid: pid }, 'process pair: joined the primary');
@@ -190,6 +211,8 @@ export class PairStandby {
       }
       case 'synced':
         this.enqueue(() => {
+          this.dropUnmatchedOwnSessions();
+          this.arm();
           this.phase = 'following';
           this.peer = 'linked';
           this.log.info({ sessions: engine.listSessions().length }, 'process pair: following every session of the primary');
@@ -212,7 +235,7 @@ export class PairStandby {
         const s = step.session;
         this.primarySlots.set(s.id, s.primarySlot);
         this.updateDeathPoll();
-        await engine.openSession({
+        if (!this.ownSessions?.has(s.id)) await engine.openSession({
           asset: s.asset, assetName: s.assetName, destination: s.destination, transport: s.transport, source: s.source.address,
           ...(s.multicast ? { multicast: s.multicast } : {}), ...(s.broadcast === undefined ? {} : { broadcast: s.broadcast }),
           ...(s.loop ? { loop: s.loop } : {}), replica: s,
@@ -223,10 +246,11 @@ export class PairStandby {
       }
       case 'segment': {
         const here = engine.getSession(step.id);
+        const own = this.ownSessions?.has(step.id) === true;
         // Already adopted from the primary's block at the takeover: adopting it again would restart it behind.
-        if (!here || engine.replicaSegmentOf(step.id) === step.segment.id) break;
+        if (!here || (!own && engine.replicaSegmentOf(step.id) === step.segment.id)) break;
         this.takeoverTable.locked(() => {
-          engine.adoptSegment(step.id, step.segment);
+          if (!own || !engine.adoptOwnSegment(step.id, step.segment)) engine.adoptSegment(step.id, step.segment);
           this.takeoverTable.setSegment(here.pair, here.slot, step.segment.id);
         });
         break;
@@ -330,7 +354,12 @@ export class PairStandby {
     const thread: TakeoverThread = new TakeoverThread({
       lock, table: this.takeoverTable, primary: this.primaryBlocks,
       own: engine.takeoverSenders().map((_, pair) => engine.controlBlock(pair)),
-      onReady: (priority) => this.log.info({ priority: priority.policy, why: priority.error }, 'process pair: takeover thread waits on the primary\'s life lock'),
+      onReady: (priority) => {
+        this.log.info({ priority: priority.policy, why: priority.error }, 'process pair: takeover thread waits on the primary\'s life lock');
+        if (this.takeoverThread !== thread) return;
+        this.takeoverReady = true;
+        this.arm();
+      },
       onTookOver: (message) => {
         if (this.takeoverThread === thread) this.takenOverByThread(message);
       },
@@ -345,21 +374,62 @@ export class PairStandby {
     this.stopDeathPoll();
   }
 
+  /** Tell the primary once this standby can take over at once: it follows every session and its thread waits on the lock. */
+  private arm(): void {
+    if (this.phase === 'following' && this.takeoverReady) this.channel?.send({ type: 'armed' });
+  }
+
   private stopTakeoverThread(): void {
     const thread = this.takeoverThread;
     this.takeoverThread = undefined;
+    this.takeoverReady = false;
     thread?.stop().catch((err: Error) => this.log.warn({ err: err.message }, 'process pair: stopping the takeover thread'));
   }
 
   /** The thread ran the step (or found it done): the main thread does the rest. */
   private takenOverByThread(message: Extract<TakeoverToMain, { type: 'took-over' }>): void {
-    if (!message.died) this.log.warn('process pair: the primary let go of its life lock while alive: taking sending');
     const switchMs = Number(message.switchedAt - message.at) / 1e6;
     const switchedAgoMs = Number(process.hrtime.bigint() - message.switchedAt) / 1e6;
-    this.takeOver(monoNowMs(), 'life-lock', message.ran ? { switchMs, switchedAgoMs, step: message.step } : undefined);
+    this.takeOver(monoNowMs(), 'life-lock', message.ran ? { switchMs, switchedAgoMs, step: message.step, died: message.died } : undefined);
   }
 
-  private takeOver(noticedAtMs: number, noticedBy: TakeoverRecord['noticedBy'], byThread?: { switchMs: number; switchedAgoMs: number; step: TakeoverStep }): void {
+  /**
+   * An operator's role switch asked here: the primary hands sending over
+   * (role-switch.ts) and this process's takeover thread takes it. Resolves with
+   * that takeover.
+   */
+  requestSwitch(timeoutMs = SWITCH_TIMEOUT_MS): Promise<TakeoverRecord> {
+    if (this.phase !== 'following' || !this.channel || !this.takeoverThread || this.switchWaiter) {
+      return Promise.reject(new TwinframeError('TF_PAIR_SWITCH', this.switchWaiter ? 'a switch is under way' : 'this standby does not follow a primary it can take over from without loss'));
+    }
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.switchWaiter = undefined;
+        reject(new TwinframeError('TF_PAIR_SWITCH', `the primary did not hand over in ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.switchWaiter = { resolve, reject, timer };
+      this.channel!.send({ type: 'switch-request' });
+    });
+  }
+
+  private settleSwitch(record: TakeoverRecord): void {
+    const waiter = this.switchWaiter;
+    if (!waiter) return;
+    this.switchWaiter = undefined;
+    clearTimeout(waiter.timer);
+    if (record.cause === 'switch') waiter.resolve(record);
+    else waiter.reject(new TwinframeError('TF_PAIR_SWITCH', 'the primary died before it handed over; this process took over'));
+  }
+
+  /** A primary turned standby: its sessions the new primary does not have (none, unless one closed meanwhile) are closed. */
+  private dropUnmatchedOwnSessions(): void {
+    const own = this.ownSessions;
+    if (!own) return;
+    this.ownSessions = undefined;
+    for (const id of own) if (!this.primarySlots.has(id)) this.options.engine.closeSession(id);
+  }
+
+  private takeOver(noticedAtMs: number, noticedBy: TakeoverRecord['noticedBy'], byThread?: { switchMs: number; switchedAgoMs: number; step: TakeoverStep; died: boolean }): void {
     if (this.phase === 'closed' || this.phase === 'took-over') return;
     clearTimeout(this.retryTimer);
     this.stopDeathPoll();
@@ -378,17 +448,21 @@ export class PairStandby {
     });
     const pairsSending = own.filter((cb) => ControlBlock.ownerOf(cb.activeWord()) !== undefined).length;
     const switchMs = byThread?.switchMs ?? monoNowMs() - noticedAtMs;
-    // The dead primary cannot remove its regions' names any more.
-    for (const file of this.primaryBlockFiles) removeSharedRegion(file);
+    const died = byThread?.died ?? true;
+    // The dead primary cannot remove its regions' names any more (one that handed over keeps them: it maps them on).
+    if (died) for (const file of this.primaryBlockFiles) removeSharedRegion(file);
     this.primary?.close();
     this.phase = 'took-over';
-    this.peer = 'dead';
+    this.peer = died ? 'dead' : 'none';
     const record: TakeoverRecord = {
       at: new Date(Date.now() - (byThread?.switchedAgoMs ?? 0)).toISOString(), switchMs, sessions: engine.listSessions().length, pairsSending,
       cursors: exact ? 'shared-memory' : 'link', noticedBy, switchedBy: byThread ? 'takeover-thread' : 'main-thread', step: byThread?.step ?? step,
+      cause: died ? 'death' : 'switch',
     };
     this.takeover = record;
-    this.log.warn({ primaryPid: this.primaryPid, ...record }, 'process pair: the primary died; this process took every session over');
+    if (died) this.log.warn({ primaryPid: this.primaryPid, ...record }, 'process pair: the primary died; this process took every session over');
+    else this.log.info({ primaryPid: this.primaryPid, ...record }, 'process pair: the primary handed sending over (role switch); this process sends every session');
     this.options.onTakeover(record);
+    this.settleSwitch(record);
   }
 }

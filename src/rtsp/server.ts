@@ -397,6 +397,17 @@ export class RtspServer {
     }
   }
 
+  /**
+   * Stop accepting viewers, keeping every connection and session (a process
+   * pair's role switch: the other process listens on the port now); listen() again later.
+   */
+  stopListening(): void {
+    if (!this.#listening) return;
+    this.#listening = false;
+    this.#server.close();
+    this.#log.info('RTSP server stopped listening (the other process of the pair listens)');
+  }
+
   /** Stop listening, drop every connection, tear down every session (BYE to each player). */
   async close(): Promise<void> {
     if (this.#closed) return;

@@ -187,11 +187,14 @@ export interface WatcherWorkerData {
 export interface LifeHolderWorkerData {
   /** The primary's life lock, to take and hold. */
   readonly lock: Int32Array;
+  /** [RELEASE]: set to 1 (and notified) by the owner: let go of the lock (a role switch). */
+  readonly control: Int32Array;
 }
 
-/** The holder thread holds the lock (at that priority), or could not take it. */
+/** The holder thread holds the lock (at that priority), let go of it on request, or could not take it. */
 export type LifeHolderToMain =
   | { readonly type: 'held'; readonly priority: PriorityResult }
+  | { readonly type: 'released' }
   | { readonly type: 'error'; readonly message: string };
 
 /** The process pair's takeover thread (src/pair-process/native-takeover.ts): what it maps and waits on. */
