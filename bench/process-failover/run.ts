@@ -161,6 +161,8 @@ interface LevelResult {
   readonly duplicated: number;
   readonly received: number;
   readonly rtspControlLost: string;
+  /** Standbys that did not start (and were started again), with why. */
+  readonly failedStarts: readonly string[];
 }
 
 async function status(member: Member): Promise<StatusResult> {
@@ -209,10 +211,25 @@ async function runLevel(sessions: number, kills: number, settleMs: number, watch
       child.stderr.on('data', (c: Buffer) => { out = (out + c.toString()).slice(-100_000); });
       return { name, child, admin, output: () => out };
     };
+    /** A new standby, following; one that fails to start (it happens on a loaded machine) is counted and started again. */
+    const startFollowing = async (name: string, watch: Watch): Promise<Member> => {
+      for (let attempt = 1; ; attempt++) {
+        const member = await start('standby', attempt === 1 ? name : `${name}-${attempt}`, watch);
+        try {
+          await until(member, (s) => s.processPair?.state === 'Secondary' && s.sessions === sessions, 'following');
+          return member;
+        } catch (err) {
+          member.child.kill('SIGKILL');
+          failedStarts.push((err as Error).message.split('\n').slice(0, 3).join(' | '));
+          process.stderr.write(`  a standby failed to start: ${failedStarts.at(-1)}\n`);
+          if (attempt === 3) throw err;
+        }
+      }
+    };
+    const failedStarts: string[] = [];
     let primary = await start('primary', 'p0');
     await until(primary, (s) => s.sessions === sessions, 'every broadcast open');
-    let standby = await start('standby', 's1', watches[0]);
-    await until(standby, (s) => s.processPair?.state === 'Secondary' && s.sessions === sessions, 'following');
+    let standby = await startFollowing('s1', watches[0]);
     const events: Event[] = [];
     for (let k = 0; k < kills; k++) {
       await sleep(settleMs);
@@ -239,8 +256,7 @@ async function runLevel(sessions: number, kills: number, settleMs: number, watch
       const took = await until(standby, (s) => s.processPair?.state === 'Secondary_No_Primary', 'took over');
       const takeover = took.processPair!.takeover!;
       events.push({ kind: 'process', atMs, takeoverMs: Date.parse(takeover.at) - killedAt, watch: watches[k % watches.length], switchMs: takeover.switchMs });
-      const next = await start('standby', `s${k + 2}`, watches[(k + 1) % watches.length]);
-      await until(next, (s) => s.processPair?.state === 'Secondary' && s.sessions === sessions, 'following');
+      const next = await startFollowing(`s${k + 2}`, watches[(k + 1) % watches.length]);
       primary = standby;
       standby = next;
       process.stderr.write(`  ${sessions} session(s): kill ${k + 1}/${kills}\n`);
@@ -262,6 +278,7 @@ async function runLevel(sessions: number, kills: number, settleMs: number, watch
       lost: totals.reduce((a, t) => a + t.lost, 0),
       duplicated: totals.reduce((a, t) => a + t.duplicated, 0),
       received: totals.reduce((a, t) => a + t.received, 0),
+      failedStarts,
       rtspControlLost: 'broadcasts: none to lose; an RTSP viewer of the killed primary loses its control at every kill (not taken over yet)',
     };
   } finally {
@@ -310,7 +327,8 @@ async function main(): Promise<void> {
   const loadRange = load.length > 0 ? `${Math.min(...load).toFixed(1)}-${Math.max(...load).toFixed(1)}` : loadavg()[0].toFixed(1);
   console.log(`process-failover: ${kills} SIGKILLs of the primary process and ${kills} crashes of its sending path per level, watches ${watches.join(',')} in turn, ${hogs.length} CPU hog(s); load average (1 min) ${loadRange} over the run`);
   for (const r of results) {
-    console.log(`\n${r.sessions} session(s): received ${r.received}, lost ${r.lost}, duplicated ${r.duplicated}; RTSP control: ${r.rtspControlLost}`);
+    console.log(`\n${r.sessions} session(s): received ${r.received}, lost ${r.lost}, duplicated ${r.duplicated}; RTSP control: ${r.rtspControlLost}; standbys that failed to start (started again): ${r.failedStarts.length}`);
+    for (const f of r.failedStarts) console.log(`  failed start: ${f}`);
     console.log('| worst session, ms | n | p50 | p99 | max |\n|---|---|---|---|---|');
     for (const p of r.process) {
       console.log(row(`process kill (${p.watch} watch) → first datagram after it`, p.first));
