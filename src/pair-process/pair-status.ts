@@ -38,7 +38,7 @@ export interface TakeoverRecord {
 }
 
 export interface ProcessPairStatus {
-  /** The role this process started in. */
+  /** The role this process started in, or took in a role switch (primary: it started as one and never handed over; standby: it followed a primary, and may have taken over since: the state says). */
   readonly role: ProcessRole;
   /** The process pair's failover state, by the patent's names. */
   readonly state: NamedState;
