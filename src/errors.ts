@@ -45,6 +45,7 @@ export const errorCodes = {
   // The process pair (a hot-standby twinframe process)
   TF_PAIR_LINK: { message: 'the private link of the process pair failed' },
   TF_PAIR_AUTH: { message: 'the other process of the pair did not prove the shared secret' },
+  TF_PAIR_SWITCH: { message: 'the roles of the process pair cannot be switched now' },
 
   // Broadcasts (the broadcast table)
   TF_BROADCAST_NOT_FOUND: { message: 'no such broadcast', rtspStatus: 404 },

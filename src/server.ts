@@ -184,7 +184,7 @@ export async function startServer(options: ServerOptions): Promise<TwinframeServ
     const backend = new EngineAdminBackend({
       engine, catalog, configPath: options.configPath, faultInjection: config.admin.faultInjection, reload: () => broadcastTable.reload(applyReload),
       broadcasts: { manager: broadcasts, table: broadcastTable },
-      ...(pairProcess ? { processPair: () => pairProcess.status() } : {}),
+      ...(pairProcess ? { processPair: () => pairProcess.status(), pairSwitch: () => pairProcess.switchRoles() } : {}),
     });
     const admin = new AdminServer({ socketPath: config.admin.socketPath, backend, logger: logger.child({ component: 'admin' }) });
     await admin.listen();
@@ -239,6 +239,8 @@ export async function startServer(options: ServerOptions): Promise<TwinframeServ
         const server = rtsp();
         if (server) whenFree(() => server.listen(), 'RTSP', logger).catch((err: Error) => logger.error({ err: err.message }, 'took over, but cannot listen for RTSP viewers'));
       },
+      // A role switch: the process that took sending listens for viewers instead.
+      onHandedOver: () => rtsp()?.stopListening(),
     });
     stops.push(() => pairProcess.close());
     return pairProcess;

@@ -9,9 +9,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { leakCheck } from './helpers/leak-check.js';
-import { RtspClient, UdpReceiver, sequenceStats, type ReceivedDatagram } from './helpers/rtsp-client.js';
+import { sequenceStats, type ReceivedDatagram } from './helpers/rtsp-client.js';
 import { loadSample, SAMPLE_ASSET, type SampleAsset } from './helpers/engine-fixture.js';
-import { PAIR_SECRET, pairSetup, untilStatus, type PairMember } from './helpers/process-pair.js';
+import { PAIR_SECRET, pairSetup, startViewer as startPairViewer, untilStatus, type PairMember, type PairViewer } from './helpers/process-pair.js';
 import { runToString, TWINFRAMECTL } from './helpers/run.js';
 
 leakCheck(test);
@@ -32,29 +32,9 @@ test.after.always(async () => {
 
 const URL_PATH = '/long.ts';
 
-interface Viewer {
-  readonly client: RtspClient;
-  readonly receiver: UdpReceiver;
-  /** RTP-Info seq of the PLAY: the first datagram's sequence number. */
-  readonly firstSeq: number;
-}
+type Viewer = PairViewer;
 
-async function startViewer(rtspPort: number): Promise<Viewer> {
-  const client = await RtspClient.connect({ port: rtspPort });
-  const receiver = await UdpReceiver.open();
-  try {
-    if ((await client.describe(URL_PATH)).status !== 200) throw new Error('DESCRIBE refused');
-    if ((await client.setup(`${URL_PATH}/track1`, receiver.transportHeader())).status !== 200) throw new Error('SETUP refused');
-    const play = await client.play(URL_PATH);
-    const seq = /seq=(\d+)/.exec(play.headers.get('rtp-info') ?? '')?.[1];
-    if (play.status !== 200 || seq === undefined) throw new Error(`PLAY: ${play.status}`);
-    return { client, receiver, firstSeq: Number(seq) };
-  } catch (err) {
-    await client.release();
-    await receiver.close();
-    throw err;
-  }
-}
+const startViewer = (rtspPort: number): Promise<Viewer> => startPairViewer(rtspPort, URL_PATH);
 
 async function stopViewer(v: Viewer): Promise<void> {
   await v.client.release();

@@ -5,7 +5,14 @@
 // run and on the same streams, the sending data path of the current primary is
 // crashed (an in-process failover, `twinframectl inject-fault <path> crash`).
 //
-//   node dist/bench/process-failover/run.js [--kills N] [--sessions 1,20] [--settle-ms 1000] [--quick]
+//   node dist/bench/process-failover/run.js [--kills N] [--sessions 1,20] [--settle-ms 1000] [--watch thread,main] [--hog N] [--quick]
+//
+// --watch: how the standby learns of the primary's death, in turn from one
+// standby to the next (so each gets every other kill, under the same
+// conditions): 'thread' (its takeover thread on the primary's life lock, the
+// default) and 'main' (the main thread's 2 ms /proc poll, TWINFRAME_PAIR_WATCH=main).
+// --hog N: N processes spinning at normal priority for the whole run (a CPU
+// hog like `stress -c N`), so the machine is loaded.
 //
 // Per kill (process) and per crash (path), the worst session counts:
 //   - first: from the kill (the signal sent) to the first datagram that arrived after it, ms;
@@ -34,7 +41,8 @@ import { summarize, type Summary } from '../stats.js';
 import { SERVER_NODE_FLAGS } from '../../src/shared/node-flags.js';
 
 const TWINFRAME = fileURLToPath(new URL('../../src/cli/twinframe.js', import.meta.url));
-const USAGE = 'usage: node dist/bench/process-failover/run.js [--kills N] [--sessions 1,20] [--settle-ms 1000] [--quick]';
+const USAGE = 'usage: node dist/bench/process-failover/run.js [--kills N] [--sessions 1,20] [--settle-ms 1000] [--watch thread,main] [--hog N] [--quick]';
+type Watch = 'thread' | 'main';
 const SECRET = 'the process-failover benchmark pair secret';
 /** Measurement window after a kill. */
 const WINDOW_BEFORE_MS = 50;
@@ -137,17 +145,25 @@ interface Event {
   readonly kind: 'process' | 'path';
   readonly atMs: number;
   readonly takeoverMs?: number;
+  /** A process kill: how the standby that took over learned of it. */
+  readonly watch?: Watch;
+  /** A process kill: from the takeover's notice to sending switched, as the standby measured it (ms). */
+  readonly switchMs?: number;
 }
+
+interface ProcessFigures { readonly watch: Watch; readonly first: Summary; readonly gap: Summary; readonly takeover: Summary; readonly switchMs: Summary }
 
 interface LevelResult {
   readonly sessions: number;
   readonly kills: number;
-  readonly process: { readonly first: Summary; readonly gap: Summary; readonly takeover: Summary };
+  readonly process: readonly ProcessFigures[];
   readonly path: { readonly first: Summary; readonly gap: Summary };
   readonly lost: number;
   readonly duplicated: number;
   readonly received: number;
   readonly rtspControlLost: string;
+  /** Standbys that did not start (and were started again), with why. */
+  readonly failedStarts: readonly string[];
 }
 
 async function status(member: Member): Promise<StatusResult> {
@@ -169,7 +185,7 @@ async function until(member: Member, done: (s: StatusResult) => boolean, what: s
   }
 }
 
-async function runLevel(sessions: number, kills: number, settleMs: number): Promise<LevelResult> {
+async function runLevel(sessions: number, kills: number, settleMs: number, watches: readonly Watch[]): Promise<LevelResult> {
   const dir = await mkdtemp(path.join(tmpdir(), 'twinframe-pfo-'));
   const children: ChildProcess[] = [];
   const receivers: Receiver[] = [];
@@ -177,7 +193,7 @@ async function runLevel(sessions: number, kills: number, settleMs: number): Prom
     for (let i = 0; i < sessions; i++) receivers.push(await Receiver.open());
     const rtspPort = await freePort();
     const link = path.join(dir, 'link.sock');
-    const start = async (role: 'primary' | 'standby', name: string): Promise<Member> => {
+    const start = async (role: 'primary' | 'standby', name: string, watch: Watch = 'thread'): Promise<Member> => {
       const configPath = path.join(dir, `${name}.json`);
       const admin = path.join(dir, `${name}.sock`);
       await writeFile(configPath, JSON.stringify({
@@ -189,17 +205,32 @@ async function runLevel(sessions: number, kills: number, settleMs: number): Prom
         pair: { role, link, secret: SECRET },
         ...(role === 'primary' ? { broadcasts: receivers.map((r, i) => ({ name: `b${i}`, asset: '/sample.ts', to: `127.0.0.1:${r.port}`, loop: true })) } : {}),
       }));
-      const child = spawn(process.execPath, [...SERVER_NODE_FLAGS, TWINFRAME, '-c', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, [...SERVER_NODE_FLAGS, TWINFRAME, '-c', configPath], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TWINFRAME_PAIR_WATCH: watch } });
       children.push(child);
       let out = '';
       child.stdout.on('data', (c: Buffer) => { out += c.toString(); });
       child.stderr.on('data', (c: Buffer) => { out = (out + c.toString()).slice(-100_000); });
       return { name, child, admin, output: () => out };
     };
+    /** A new standby, following; one that fails to start (it happens on a loaded machine) is counted and started again. */
+    const startFollowing = async (name: string, watch: Watch): Promise<Member> => {
+      for (let attempt = 1; ; attempt++) {
+        const member = await start('standby', attempt === 1 ? name : `${name}-${attempt}`, watch);
+        try {
+          await until(member, (s) => s.processPair?.state === 'Secondary' && s.sessions === sessions, 'following');
+          return member;
+        } catch (err) {
+          member.child.kill('SIGKILL');
+          failedStarts.push((err as Error).message.split('\n').slice(0, 3).join(' | '));
+          process.stderr.write(`  a standby failed to start: ${failedStarts.at(-1)}\n`);
+          if (attempt === 3) throw err;
+        }
+      }
+    };
+    const failedStarts: string[] = [];
     let primary = await start('primary', 'p0');
     await until(primary, (s) => s.sessions === sessions, 'every broadcast open');
-    let standby = await start('standby', 's1');
-    await until(standby, (s) => s.processPair?.state === 'Secondary' && s.sessions === sessions, 'following');
+    let standby = await startFollowing('s1', watches[0]);
     const events: Event[] = [];
     for (let k = 0; k < kills; k++) {
       await sleep(settleMs);
@@ -224,26 +255,31 @@ async function runLevel(sessions: number, kills: number, settleMs: number): Prom
       primary.child.kill('SIGKILL');
       await sleep(WINDOW_AFTER_MS);
       const took = await until(standby, (s) => s.processPair?.state === 'Secondary_No_Primary', 'took over');
-      events.push({ kind: 'process', atMs, takeoverMs: Date.parse(took.processPair!.takeover!.at) - killedAt });
-      const next = await start('standby', `s${k + 2}`);
-      await until(next, (s) => s.processPair?.state === 'Secondary' && s.sessions === sessions, 'following');
+      const takeover = took.processPair!.takeover!;
+      events.push({ kind: 'process', atMs, takeoverMs: Date.parse(takeover.at) - killedAt, watch: watches[k % watches.length], switchMs: takeover.switchMs });
+      const next = await startFollowing(`s${k + 2}`, watches[(k + 1) % watches.length]);
       primary = standby;
       standby = next;
       process.stderr.write(`  ${sessions} session(s): kill ${k + 1}/${kills}\n`);
     }
     await sleep(WINDOW_AFTER_MS);
     const worst = (e: Event) => receivers.map((r) => r.around(e.atMs)).reduce((a, b) => ({ firstMs: Math.max(a.firstMs, b.firstMs), gapMs: Math.max(a.gapMs, b.gapMs) }));
-    const measured = (kind: Event['kind']) => events.filter((e) => e.kind === kind).map((e) => ({ ...worst(e), takeoverMs: e.takeoverMs ?? Number.NaN }));
-    const proc = measured('process');
+    const measured = (kind: Event['kind'], watch?: Watch) => events.filter((e) => e.kind === kind && e.watch === watch)
+      .map((e) => ({ ...worst(e), takeoverMs: e.takeoverMs ?? Number.NaN, switchMs: e.switchMs ?? Number.NaN }));
+    const processFigures = (watch: Watch): ProcessFigures => {
+      const proc = measured('process', watch);
+      return { watch, first: summarize(proc.map((m) => m.firstMs)), gap: summarize(proc.map((m) => m.gapMs)), takeover: summarize(proc.map((m) => m.takeoverMs)), switchMs: summarize(proc.map((m) => m.switchMs)) };
+    };
     const paths = measured('path');
     const totals = receivers.map((r) => r.totals());
     return {
       sessions, kills,
-      process: { first: summarize(proc.map((m) => m.firstMs)), gap: summarize(proc.map((m) => m.gapMs)), takeover: summarize(proc.map((m) => m.takeoverMs)) },
+      process: [...new Set(watches)].map(processFigures),
       path: { first: summarize(paths.map((m) => m.firstMs)), gap: summarize(paths.map((m) => m.gapMs)) },
       lost: totals.reduce((a, t) => a + t.lost, 0),
       duplicated: totals.reduce((a, t) => a + t.duplicated, 0),
       received: totals.reduce((a, t) => a + t.received, 0),
+      failedStarts,
       rtspControlLost: 'broadcasts: none to lose; an RTSP viewer of the killed primary loses its control at every kill (not taken over yet)',
     };
   } finally {
@@ -257,34 +293,57 @@ async function runLevel(sessions: number, kills: number, settleMs: number): Prom
   }
 }
 
+/** Processes that spin at normal priority until killed or orphaned (a CPU hog, like `stress -c N`). */
+function startHogs(count: number): ChildProcess[] {
+  const spin = `const parent = ${process.pid}; for (let i = 1; ; i++) if (i % 1e8 === 0 && process.ppid !== parent) process.exit(0);`;
+  return Array.from({ length: count }, () => spawn(process.execPath, ['-e', spin], { stdio: 'ignore' }));
+}
+
 function row(label: string, s: Summary): string {
   const f = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : '-');
   return `| ${label} | ${s.n} | ${f(s.p50)} | ${f(s.p99)} | ${f(s.max)} |`;
 }
 
 async function main(): Promise<void> {
-  const flags = Flags.parse(process.argv.slice(2), { kills: 'string', sessions: 'string', 'settle-ms': 'string', quick: 'boolean' }, USAGE);
+  const flags = Flags.parse(process.argv.slice(2), { kills: 'string', sessions: 'string', 'settle-ms': 'string', watch: 'string', hog: 'string', quick: 'boolean' }, USAGE);
   const quick = flags.has('quick');
   const kills = flags.number('kills', { positive: true }) ?? (quick ? 5 : 100);
   const levels = (flags.list('sessions') ?? ['1', '20']).map(Number);
   const settleMs = flags.number('settle-ms', { positive: true }) ?? 1000;
+  const watches = (flags.list('watch') ?? ['thread', 'main']).map((w) => {
+    if (w !== 'thread' && w !== 'main') throw new Error(`--watch: thread or main, not ${w}\n${USAGE}`);
+    return w;
+  });
+  const hogs = startHogs(flags.number('hog', { positive: true }) ?? 0);
   const results: LevelResult[] = [];
   const startedAt = new Date().toISOString();
-  for (const sessions of levels) results.push(await runLevel(sessions, kills, settleMs));
-  console.log(`process-failover: ${kills} SIGKILLs of the primary process and ${kills} crashes of its sending path per level; load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+  const load: number[] = [];
+  const loadTimer = setInterval(() => load.push(loadavg()[0]), 10_000);
+  try {
+    for (const sessions of levels) results.push(await runLevel(sessions, kills, settleMs, watches));
+  } finally {
+    clearInterval(loadTimer);
+    for (const hog of hogs) hog.kill('SIGKILL');
+  }
+  const loadRange = load.length > 0 ? `${Math.min(...load).toFixed(1)}-${Math.max(...load).toFixed(1)}` : loadavg()[0].toFixed(1);
+  console.log(`process-failover: ${kills} SIGKILLs of the primary process and ${kills} crashes of its sending path per level, watches ${watches.join(',')} in turn, ${hogs.length} CPU hog(s); load average (1 min) ${loadRange} over the run`);
   for (const r of results) {
-    console.log(`\n${r.sessions} session(s): received ${r.received}, lost ${r.lost}, duplicated ${r.duplicated}; RTSP control: ${r.rtspControlLost}`);
+    console.log(`\n${r.sessions} session(s): received ${r.received}, lost ${r.lost}, duplicated ${r.duplicated}; RTSP control: ${r.rtspControlLost}; standbys that failed to start (started again): ${r.failedStarts.length}`);
+    for (const f of r.failedStarts) console.log(`  failed start: ${f}`);
     console.log('| worst session, ms | n | p50 | p99 | max |\n|---|---|---|---|---|');
-    console.log(row('process kill → first datagram after it', r.process.first));
-    console.log(row('process kill: largest gap', r.process.gap));
-    console.log(row('process kill → takeover (wall clock)', r.process.takeover));
+    for (const p of r.process) {
+      console.log(row(`process kill (${p.watch} watch) → first datagram after it`, p.first));
+      console.log(row(`process kill (${p.watch} watch): largest gap`, p.gap));
+      console.log(row(`process kill (${p.watch} watch) → takeover (wall clock)`, p.takeover));
+      console.log(row(`process kill (${p.watch} watch): notice → switched (standby's figure)`, p.switchMs));
+    }
     console.log(row('path crash → first datagram after it', r.path.first));
     console.log(row('path crash: largest gap', r.path.gap));
   }
   const resultsDir = fileURLToPath(new URL('../../../bench/results/', import.meta.url));
   await mkdir(resultsDir, { recursive: true });
   const file = path.join(resultsDir, `process-failover-${startedAt.replace(/[:.]/g, '-')}.json`);
-  await writeFile(file, JSON.stringify({ startedAt, kills, settleMs, levels: results }, null, 2));
+  await writeFile(file, JSON.stringify({ startedAt, kills, settleMs, watches, hogs: hogs.length, load, levels: results }, null, 2));
   console.log(`\nresults: ${file}`);
 }
 

@@ -6,6 +6,7 @@
 // reported as TF_INTERNAL and logged with its stack.
 
 import type { ProcessPairStatus } from '../pair-process/pair-status.js';
+import type { RoleSwitchResult } from '../pair-process/role-switch.js';
 import type { PairStates } from '../failover/state-machine.js';
 import type { NamedState } from '../failover/states.js';
 import type { FailoverState, FailoverType, PathName } from '../shared/layout.js';
@@ -198,6 +199,8 @@ export interface AdminBackend {
   limits(args: CommandArgs<'limits'>): Promise<LimitsSettings>;
   /** Manual switch of a pair; TF_FAILOVER_NO_STANDBY unless one of its paths is Primary and the other Secondary. */
   failover(args: CommandArgs<'failover'>): Promise<FailoverRecord>;
+  /** The process pair's role switch; TF_PAIR_SWITCH when this process has no pair, or no synchronized peer to switch with. */
+  pairSwitch(): Promise<RoleSwitchResult>;
   /** Re-read the configuration; TF_CONFIG_INVALID (field by field in details.issues) changes nothing. */
   reload(): Promise<ReloadResult>;
   /** TF_FAULT_INJECTION_DISABLED unless the configuration enables it. */
@@ -229,6 +232,7 @@ export interface CommandResults {
   heartbeat: HeartbeatSettings;
   limits: LimitsSettings;
   failover: FailoverRecord;
+  pair_switch: RoleSwitchResult;
   watch: { watching: true };
   inject_fault: FaultInjectionResult;
   reload: ReloadResult;

@@ -4,6 +4,7 @@
 // and limits persist across restarts).
 
 import type { ProcessPairStatus } from '../pair-process/pair-status.js';
+import type { RoleSwitchResult } from '../pair-process/role-switch.js';
 import { TS_PACKET_BYTES } from '../mpegts/packet.js';
 import type { AssetCatalog } from '../catalog/catalog.js';
 import { updateConfig } from '../config/store.js';
@@ -35,6 +36,8 @@ export interface EngineBackendOptions {
   readonly broadcasts?: { readonly table: BroadcastTable; readonly manager: BroadcastManager };
   /** This process's side of a process pair, for status; absent: it runs alone. */
   readonly processPair?: () => ProcessPairStatus;
+  /** The process pair's role switch (src/pair-process/pair-process.ts). */
+  readonly pairSwitch?: () => Promise<RoleSwitchResult>;
 }
 
 export class EngineAdminBackend implements AdminBackend {
@@ -53,6 +56,7 @@ export class EngineAdminBackend implements AdminBackend {
   private readonly listeners = new Set<WatchListener>();
   private readonly broadcasts: EngineBackendOptions['broadcasts'];
   private readonly processPair: EngineBackendOptions['processPair'];
+  private readonly switchPair: EngineBackendOptions['pairSwitch'];
 
   constructor(options: EngineBackendOptions) {
     this.engine = options.engine;
@@ -62,6 +66,7 @@ export class EngineAdminBackend implements AdminBackend {
     this.applyReload = options.reload;
     this.broadcasts = options.broadcasts;
     this.processPair = options.processPair;
+    this.switchPair = options.pairSwitch;
     this.broadcasts?.manager.on('change', (c) => this.publish({ type: 'broadcast', at: now(), name: c.name, change: c.status, ...(c.detail === undefined ? {} : { detail: c.detail }) }));
     const engine = this.engine;
     this.lastFailovers = Array.from({ length: engine.pairCount }, () => null);
@@ -208,6 +213,10 @@ export class EngineAdminBackend implements AdminBackend {
     };
     this.recordFailover(record);
     return record;
+  }
+
+  pairSwitch(): Promise<RoleSwitchResult> {
+    return this.switchPair ? this.switchPair() : Promise.reject(new TwinframeError('TF_PAIR_SWITCH', 'this server runs without a process pair (configuration pair)'));
   }
 
   reload(): Promise<ReloadResult> {

@@ -57,6 +57,8 @@ const commandArgSchemas = {
   }).strict(),
   /** Manual switch of roles between a pair's healthy Primary and Secondary. */
   failover: z.object({ pair: pairIndex }).strict(),
+  /** A process pair's lossless role switch: the standby process sends, the primary follows it (asked of either). */
+  pair_switch: noArgs,
   /** Turns the connection into an event stream as well (replies still come). */
   watch: noArgs,
   /** delayMs: for 'slow-disk', how long each read of the path waits (default 200 ms); other kinds ignore it. */

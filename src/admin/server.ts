@@ -76,6 +76,7 @@ const DISPATCH: Record<Exclude<AdminRequest['cmd'], 'watch'>, Dispatch> = {
   heartbeat: (b, a) => b.heartbeat(a),
   limits: (b, a) => b.limits(a),
   failover: (b, a) => b.failover(a),
+  pair_switch: (b) => b.pairSwitch(),
   inject_fault: (b, a) => b.injectFault(a),
   reload: (b) => b.reload(),
   broadcast_add: (b, a) => b.broadcastAdd(a),

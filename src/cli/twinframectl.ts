@@ -5,6 +5,7 @@
 //   0 ok · 1 refused by the server · 2 usage error · 3 cannot connect (or connection lost)
 
 import type { ProcessPairStatus } from '../pair-process/pair-status.js';
+import type { RoleSwitchResult } from '../pair-process/role-switch.js';
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Argument, Command, CommanderError, InvalidArgumentError, Option } from 'commander';
@@ -112,9 +113,15 @@ function formatStatus(s: StatusResult): string {
 }
 
 /** The process pair's line of status: this process's role and state, and its peer's. */
+function formatRoleSwitch(r: RoleSwitchResult): string {
+  const figures = [r.settleMs === null ? '' : `sends settled in ${r.settleMs.toFixed(2)} ms`, r.switchMs === null ? '' : `switched in ${r.switchMs.toFixed(2)} ms`].filter(Boolean);
+  const other = r.peerPid === null ? 'the other process' : `process ${r.peerPid}`;
+  return `this process is the ${r.role} now, ${other} the ${r.role === 'primary' ? 'standby' : 'primary'}; ${r.sessions} session(s)${figures.length > 0 ? `; ${figures.join(', ')}` : ''}`;
+}
+
 function formatProcessPair(p: ProcessPairStatus): string {
   const peer = `peer ${p.peer.state}${p.peer.pid === null ? '' : ` (pid ${p.peer.pid})`}`;
-  const takeover = p.takeover === null ? '' : `, took over ${p.takeover.sessions} session(s) at ${p.takeover.at} in ${p.takeover.switchMs.toFixed(2)} ms`;
+  const takeover = p.takeover === null ? '' : `, took over ${p.takeover.sessions} session(s) at ${p.takeover.at} in ${p.takeover.switchMs.toFixed(2)} ms by the ${p.takeover.switchedBy}`;
   return `${p.role}, ${p.state}, ${p.sending ? 'sending' : 'not sending'}, ${peer}, link ${p.link}${takeover}`;
 }
 
@@ -428,6 +435,10 @@ Exit codes: 0 ok, 1 refused by the server, 2 usage error, 3 cannot connect or co
   program.command('failover').description('switch roles in a pair: the Secondary becomes Primary, without losing a datagram')
     .addOption(pairOption())
     .action((o: { pair?: number }, cmd: Command) => runRequest(cmd, 'failover', pairArg(o), formatFailover));
+
+  const pair = program.command('pair').description('the process pair: a hot-standby twinframe process');
+  pair.command('switch').description('switch the roles of the two processes without losing or repeating a datagram (asked of either)')
+    .action((_o, cmd: Command) => runRequest(cmd, 'pair_switch', {}, formatRoleSwitch));
 
   program.command('reload').description('re-read the configuration file and apply what can change without dropping a stream (as SIGHUP)')
     .action((_o, cmd: Command) => runRequest(cmd, 'reload', {}, formatReload));

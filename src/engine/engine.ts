@@ -26,7 +26,7 @@ import { EventEmitter } from 'node:events';
 import { randomBytes, randomInt } from 'node:crypto';
 import { ControlBlock, type SegmentParams } from '../shared/control-block.js';
 import type { InjectableFault, MulticastOutput, TransportKind } from '../shared/commands.js';
-import { FailureCause, MAX_SESSIONS, PATH_NAMES, type PathName } from '../shared/layout.js';
+import { FailureCause, MAX_SESSIONS, PATH_NAMES, type PathId, type PathName } from '../shared/layout.js';
 import type { FailureReport, HandoverCause, HandoverMessage, PathToMain } from '../shared/messages.js';
 import { monoNowMs } from '../shared/clock.js';
 import { failPath } from '../supervisor/fail-path.js';
@@ -671,6 +671,19 @@ export class Engine extends EventEmitter<EngineEventArgs> {
     cb.wakePaths();
   }
 
+  /**
+   * A primary turned standby (an operator's role switch): the session here already
+   * plays the new primary's segment (the same parameters, its id aside), so take it
+   * as that segment without restarting it. False when it plays something else.
+   */
+  adoptOwnSegment(sessionId: string, primary: SegmentParams): boolean {
+    const own = this.table.require(sessionId).segment;
+    if (!own || own.startCursor !== primary.startCursor || own.startPacket !== primary.startPacket || own.startTimeMs !== primary.startTimeMs
+      || own.rtpTsBase !== primary.rtpTsBase || own.endPacket !== primary.endPacket || (own.scale ?? 1) !== (primary.scale ?? 1)) return false;
+    this.replicaSegments.set(sessionId, primary.id);
+    return true;
+  }
+
   /** A standby process's engine: the primary's id of the segment the session plays here (undefined: none yet). */
   replicaSegmentOf(sessionId: string): number | undefined {
     return this.replicaSegments.get(sessionId);
@@ -692,15 +705,23 @@ export class Engine extends EventEmitter<EngineEventArgs> {
   takeOver(cursors: readonly ReplicaCursor[]): number {
     this.followCursors(cursors);
     this.held = false;
+    const senders = this.takeoverSenders();
     let sending = 0;
     for (const pair of this.pairs) {
-      const sender = senderOf(pair.executor.failoverPair);
-      const target = sender === null ? undefined : pair.host(sender).id;
-      if (target === undefined || !pair.cb.isOnline(target)) continue;
+      const target = senders[pair.index];
       const word = pair.cb.activeWord();
-      if (ControlBlock.ownerOf(word) === undefined && pair.cb.switchActive(word, target)) sending++;
+      if (target !== undefined && ControlBlock.ownerOf(word) === undefined && pair.cb.switchActive(word, target)) sending++;
     }
     return sending;
+  }
+
+  /** A standby process's engine: the path of each pair that a takeover makes the sender (its in-process primary, if online), by pair. */
+  takeoverSenders(): (PathId | undefined)[] {
+    return this.pairs.map((pair) => {
+      const sender = senderOf(pair.executor.failoverPair);
+      const target = sender === null ? undefined : pair.host(sender).id;
+      return target !== undefined && pair.cb.isOnline(target) ? target : undefined;
+    });
   }
 
   /** Move a session's cursor forward to `target` (within its segment); true when it is there. */

@@ -36,7 +36,8 @@ export interface WelcomeMessage { readonly type: 'welcome'; readonly proof: stri
 export interface RefusedMessage { readonly type: 'refused'; readonly reason: string }
 /** Where the primary's control blocks are mapped (src/pair-process/shared-blocks.ts), by pair. */
 export interface SharedBlocksInfo { readonly files: readonly string[]; readonly maxSessions: number }
-export interface ParamsMessage { readonly type: 'params'; readonly params: SynchronizedParameters; readonly controlBlocks: SharedBlocksInfo }
+/** lifeLock: the region of the life lock the primary's main thread holds (native-life-lock.ts), for the standby's takeover thread. */
+export interface ParamsMessage { readonly type: 'params'; readonly params: SynchronizedParameters; readonly controlBlocks: SharedBlocksInfo; readonly lifeLock: string }
 /** One step of the session command stream (patent [0087]). */
 export interface StepMessage { readonly type: 'step'; readonly step: ReplicationEvent }
 /** A UDP session's RTSP state (its SETUP, PLAY, PAUSE, end of asset): the standby's RTSP server answers for it after a takeover (rtsp-sessions.ts). */
@@ -55,9 +56,14 @@ export interface SyncedMessage { readonly type: 'synced' }
 /** Where every session stands on the primary (every CURSOR_PERIOD_MS while any plays). */
 export interface CursorsMessage { readonly type: 'cursors'; readonly cursors: readonly ReplicaCursor[] }
 
+/** Standby → primary: an operator asked the standby for a role switch; the primary hands sending over (role-switch.ts). */
+export interface SwitchRequestMessage { readonly type: 'switch-request' }
+/** Standby → primary: it follows every session and its takeover thread waits on the life lock: a handover now loses no time. */
+export interface ArmedMessage { readonly type: 'armed' }
+
 export type LinkMessage =
   | ChallengeMessage | HelloMessage | WelcomeMessage | RefusedMessage
-  | ParamsMessage | StepMessage | RtspSessionMessage | SyncedMessage | CursorsMessage;
+  | ParamsMessage | StepMessage | RtspSessionMessage | SyncedMessage | CursorsMessage | SwitchRequestMessage | ArmedMessage;
 
 /** How often the primary tells the standby where its sessions stand. */
 export const CURSOR_PERIOD_MS = 10;

@@ -9,6 +9,8 @@ import type { Logger } from '../log.js';
 import type { SynchronizedParameters } from './link-messages.js';
 import { PairPrimary } from './primary.js';
 import { PairStandby } from './standby.js';
+import type { RoleSwitchResult } from './role-switch.js';
+import { TwinframeError } from '../errors.js';
 import type { ProcessPairStatus, ProcessRole, TakeoverRecord } from './pair-status.js';
 import type { SharedBlocks } from './shared-blocks.js';
 import { RtspAdoption, RtspSessionFeed, type RtspPairServer } from './rtsp-sessions.js';
@@ -23,6 +25,8 @@ export interface PairProcess {
   status(): ProcessPairStatus;
   /** This process's RTSP server, once it exists: its sessions cross the link (rtsp-sessions.ts). */
   attachRtsp(server: PairRtspServer): void;
+  /** An operator's lossless role switch, asked of either process (role-switch.ts); resolves once the other side sends. */
+  switchRoles(): Promise<RoleSwitchResult>;
   close(): Promise<void>;
 }
 
@@ -36,68 +40,119 @@ export interface PairProcessOptions {
   readonly config: () => TwinframeConfig;
   /** A standby took over: this process serves viewers from now on. */
   readonly onTakeover: (record: TakeoverRecord) => void;
+  /** This process handed sending over (a role switch): it stops listening for viewers, the other process listens. */
+  readonly onHandedOver: () => void;
 }
 
-/** A primary listens on the link; a standby holds its engine's sending and follows the primary. */
+/**
+ * A primary listens on the link; a standby holds its engine's sending and
+ * follows the primary. A role switch turns one into the other: the primary
+ * hands sending over and follows the process that took it; that one listens
+ * on the link as a primary, as after any takeover.
+ */
 export async function startPairProcess(options: PairProcessOptions): Promise<PairProcess> {
   const { pair, engine, logger } = options;
   const rtsp = new RtspSessionFeed();
   const connections = new ConnectionHandoff(logger);
   let rtspServer: PairRtspServer | undefined;
+  /** This process listens on the link (it sends: it started as primary, or took over). */
+  let primary: PairPrimary | undefined;
+  /** This process follows a primary, or did until it took over. */
+  let standby: PairStandby | undefined;
+  /** While it follows: the primary's RTSP sessions and connections, held for a takeover. */
+  let adoption: RtspAdoption | undefined;
+  let held: HeldConnections | undefined;
+  let closed = false;
+  let switching = false;
   const listen = async (): Promise<PairPrimary> => {
-    const primary = await PairPrimary.listen({
+    const listening = await PairPrimary.listen({
       engine, link: pair.link, secret: pair.secret, logger, rtsp, connections, params: () => synchronizedParameters(options.config(), engine),
       controlBlocks: { files: options.blocks.files, maxSessions: engine.controlBlock().layout.maxSessions },
+      onSwitchRequest: () => {
+        handOver().catch((err: Error) => logger.error({ err: err.message }, 'process pair: the standby asked for a role switch; it failed'));
+      },
     });
     // The link is ours (a pair has one primary): the descriptor channel beside it too.
     connections.listen(pair.link);
-    return primary;
+    return listening;
   };
   const attachRtsp = (server: PairRtspServer): void => {
     rtspServer = server;
     rtsp.attach(server);
     connections.attach(server);
+    adoption?.attach(server);
+  };
+  const follow = (keepOwnSessions: boolean): void => {
+    adoption?.close();
+    held?.close();
+    const followerAdoption = new RtspAdoption(engine, logger);
+    const followerHeld = new HeldConnections(logger);
+    if (rtspServer) followerAdoption.attach(rtspServer);
+    adoption = followerAdoption;
+    held = followerHeld;
+    const follower: PairStandby = PairStandby.start({
+      engine, link: pair.link, secret: pair.secret, logger, keepOwnSessions, rtsp: followerAdoption, connections: followerHeld,
+      onTakeover: (record) => {
+        if (record.cause === 'death') {
+          // Before the RTSP server would listen on the port: on the primary's own socket, with its connections.
+          if (rtspServer) followerHeld.takeOver(rtspServer);
+        } else {
+          // A role switch: the other process lives on with its viewers' connections and their sessions
+          // (not handed over yet): this one must not answer for them, nor time them out.
+          followerHeld.close();
+          rtspServer?.forgetAdoptedSessions();
+        }
+        options.onTakeover(record);
+        whenFree(listen, 'the private link', logger).then(async (p) => {
+          if (closed || standby !== follower) await p.close();
+          else primary = p;
+        }, (err: Error) => logger.error({ err: err.message }, 'process pair: took over, but cannot listen for a new standby'));
+      },
+    });
+    standby = follower;
+  };
+  /** The primary's half of a role switch: hand sending over, stop listening, follow the process that took it. */
+  const handOver = async (): Promise<RoleSwitchResult> => {
+    const current = primary;
+    if (!current || switching) throw new TwinframeError('TF_PAIR_SWITCH', switching ? 'a switch is under way' : 'this process does not send');
+    switching = true;
+    try {
+      const { pid, settleMs } = await current.handOver();
+      primary = undefined;
+      await current.close();
+      standby?.close();
+      options.onHandedOver();
+      follow(true);
+      return { role: 'standby', peerPid: pid, sessions: engine.listSessions().length, settleMs, switchMs: null };
+    } finally {
+      switching = false;
+    }
   };
   if (pair.role === 'primary') {
-    const primary = await listen();
-    return {
-      role: 'primary', status: () => primary.status(), attachRtsp,
-      close: async () => {
-        await primary.close();
-        connections.close();
-      },
-    };
+    primary = await listen();
+  } else {
+    engine.holdSending();
+    follow(false);
   }
-  engine.holdSending();
-  let survivor: PairPrimary | undefined;
-  let closed = false;
-  const adoption = new RtspAdoption(engine, logger);
-  const held = new HeldConnections(logger);
-  const standby = PairStandby.start({
-    engine, link: pair.link, secret: pair.secret, logger, rtsp: adoption, connections: held,
-    onTakeover: (record) => {
-      // Before the RTSP server would listen on the port: on the primary's own socket, with its connections.
-      if (rtspServer) held.takeOver(rtspServer);
-      options.onTakeover(record);
-      whenFree(listen, 'the private link', logger).then(async (primary) => {
-        if (closed) await primary.close();
-        else survivor = primary;
-      }, (err: Error) => logger.error({ err: err.message }, 'process pair: took over, but cannot listen for a new standby'));
-    },
-  });
   return {
-    role: 'standby',
-    status: () => survivorStatus(standby.status(), survivor?.status()),
-    attachRtsp: (server) => {
-      adoption.attach(server);
-      attachRtsp(server);
+    role: pair.role,
+    status: () => {
+      if (standby && primary) return survivorStatus(standby.status(), primary.status());
+      return (standby ?? primary)!.status();
+    },
+    attachRtsp,
+    switchRoles: async () => {
+      if (primary) return handOver();
+      if (!standby) throw new TwinframeError('TF_PAIR_SWITCH', 'this process has no pair');
+      const record = await standby.requestSwitch();
+      return { role: 'primary', peerPid: standby.status().peer.pid, sessions: record.sessions, settleMs: null, switchMs: record.switchMs };
     },
     close: async () => {
       closed = true;
-      standby.close();
-      adoption.close();
-      held.close();
-      await survivor?.close();
+      standby?.close();
+      adoption?.close();
+      held?.close();
+      await primary?.close();
       connections.close();
     },
   };

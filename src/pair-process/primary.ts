@@ -15,6 +15,8 @@ import { CURSOR_PERIOD_MS, type SharedBlocksInfo, type SynchronizedParameters } 
 import type { PeerState, ProcessPairStatus } from './pair-status.js';
 import type { RtspSessionFeed } from './rtsp-sessions.js';
 import type { ConnectionHandoff } from './rtsp-handoff.js';
+import { holdLifeLock, type HeldLifeLock } from './native-life-lock.js';
+import { handOverSending } from './role-switch.js';
 
 /** A standby this far behind in reading the link is dropped (it resynchronizes when it reconnects). */
 const MAX_UNREAD_BYTES = 64 * 1024 * 1024;
@@ -33,13 +35,20 @@ export interface PairPrimaryOptions {
   /** This process's RTSP listening socket and connections, passed to the standby as descriptors. */
   readonly connections: ConnectionHandoff;
   readonly logger: Logger;
+  /** The linked standby asked for a role switch (an operator's command there). */
+  readonly onSwitchRequest?: () => void;
 }
 
 interface LinkedStandby {
   readonly channel: LinkChannel;
   state: PeerState;
   pid: number | null;
+  /** It follows every session and its takeover thread waits on the life lock ('armed'). */
+  armed: boolean;
 }
+
+/** How long a role switch waits for a just-linked standby to be armed. */
+const ARMED_WAIT_MS = 5000;
 
 export class PairPrimary {
   private readonly log: Logger;
@@ -48,6 +57,8 @@ export class PairPrimary {
   private cursorTimer: NodeJS.Timeout | undefined;
   private unwatchRtsp: (() => void) | undefined;
   private closed = false;
+  /** Held by a thread of this process from listen on: the standby's takeover thread waits on it. */
+  private lifeLock: HeldLifeLock | undefined;
   private readonly forward = (step: ReplicationEvent): void => this.send({ type: 'step', step });
 
   private constructor(private readonly options: PairPrimaryOptions) {
@@ -60,6 +71,9 @@ export class PairPrimary {
     if (await someoneListens(options.link)) throw new TwinframeError('TF_PAIR_LINK', `another process listens on the private link ${options.link}: a pair has one primary`);
     await rm(options.link, { force: true });
     const primary = new PairPrimary(options);
+    // Held before a standby can link: the params it gets name the lock.
+    primary.lifeLock = await holdLifeLock(options.link);
+    primary.log.info({ lifeLock: primary.lifeLock.file, holder: primary.lifeLock.priority.policy }, 'process pair: holding the life lock');
     await new Promise<void>((resolve, reject) => {
       primary.server.once('error', reject);
       primary.server.listen(options.link, () => {
@@ -90,6 +104,7 @@ export class PairPrimary {
     this.dropStandby();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
     await rm(this.options.link, { force: true });
+    this.lifeLock?.removeName();
   }
 
   private accept(socket: Socket): void {
@@ -99,7 +114,7 @@ export class PairPrimary {
       socket.end();
       return;
     }
-    const standby: LinkedStandby = { channel, state: 'authenticating', pid: null };
+    const standby: LinkedStandby = { channel, state: 'authenticating', pid: null, armed: false };
     this.standby = standby;
     channel.whenClosed(() => {
       if (this.standby !== standby) return;
@@ -121,12 +136,17 @@ export class PairPrimary {
     standby.pid = pid;
     standby.state = 'synchronizing';
     const { engine } = this.options;
-    this.send({ type: 'params', params: this.options.params(), controlBlocks: this.options.controlBlocks });
+    this.send({ type: 'params', params: this.options.params(), controlBlocks: this.options.controlBlocks, lifeLock: this.lifeLock!.file });
     const snapshot = engine.replicaSnapshot();
     for (const step of snapshot) this.send({ type: 'step', step });
     this.forwardRtspSessions(pid);
     this.send({ type: 'synced' });
     engine.on('replicate', this.forward);
+    standby.channel.onMessage((m) => {
+      if (m.type === 'switch-request') this.options.onSwitchRequest?.();
+      else if (m.type === 'armed') standby.armed = true;
+      else this.log.warn({ type: m.type }, 'process pair: unexpected message from the standby');
+    });
     this.cursorTimer = setInterval(() => this.sendCursors(), CURSOR_PERIOD_MS);
     standby.state = 'linked';
     this.log.info({ pid, sessions: snapshot.filter((s) => s.kind === 'open').length }, 'process pair: standby linked and synchronized');
@@ -140,6 +160,23 @@ export class PairPrimary {
     for (const session of this.options.rtsp.snapshot()) this.send({ type: 'rtsp-session', session });
     this.unwatchRtsp = this.options.rtsp.watch((session) => this.send({ type: 'rtsp-session', session }));
     this.options.connections.linked(pid);
+  }
+
+  /**
+   * A role switch: hand sending to the linked, synchronized standby (role-switch.ts).
+   * Resolves with the standby's pid and the settle time; this process sends nothing after.
+   */
+  async handOver(): Promise<{ pid: number | null; settleMs: number }> {
+    const standby = this.standby;
+    if (standby?.state !== 'linked' || !this.lifeLock) throw new TwinframeError('TF_PAIR_SWITCH', 'no standby follows this process');
+    // Handed over before the standby's thread waits on the lock, sending would pause until it does.
+    for (const deadline = Date.now() + ARMED_WAIT_MS; !standby.armed; await new Promise((r) => setTimeout(r, 10))) {
+      if (Date.now() > deadline || this.standby !== standby) throw new TwinframeError('TF_PAIR_SWITCH', 'the standby is not ready to take over yet (it is synchronizing)');
+    }
+    this.sendCursors(); // the standby moves to the last cursors from the blocks anyway; this keeps its read-ahead close
+    const settleMs = await handOverSending(this.options.engine, this.lifeLock);
+    this.log.info({ standbyPid: standby.pid, settleMs }, 'process pair: sending handed over to the standby (role switch)');
+    return { pid: standby.pid, settleMs };
   }
 
   private sendCursors(): void {

@@ -20,6 +20,7 @@ export interface RtspPairServer {
   sessionRecords(): RtspSessionRecord[];
   watchSessions(listener: (record: RtspSessionRecord) => void): () => void;
   adoptSession(record: RtspSessionRecord): Promise<void>;
+  forgetAdoptedSessions(): void;
 }
 
 /** The primary side: the records a standby is sent, a snapshot and then every change. */

@@ -20,14 +20,18 @@ export interface SharedBlocks {
   readonly remove: () => void;
 }
 
-export function sharedBlocks(link: string): SharedBlocks {
-  const dir = pairRuntimeDir();
+/** This process's region `kind` of the pair on `link`, named by the link and the pid (a SIGKILLed process's names are found by `-<pid>-`). */
+export function pairRegionPath(link: string, kind: string): string {
   const tag = createHash('sha256').update(path.resolve(link)).digest('hex').slice(0, 16);
+  return path.join(pairRuntimeDir(), `${kind}-${tag}-${process.pid}-`);
+}
+
+export function sharedBlocks(link: string): SharedBlocks {
   const files: string[] = [];
   return {
     files,
     memory: (pair, bytes) => {
-      const file = path.join(dir, `cb-${tag}-${process.pid}-${pair}`);
+      const file = `${pairRegionPath(link, 'cb')}${pair}`;
       removeSharedRegion(file); // a dead process of the same pid left it
       const sab = createSharedRegion(file, bytes);
       files[pair] = file;

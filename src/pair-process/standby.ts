@@ -7,6 +7,7 @@
 // the same source ports), else it waits for the primary to come back or die.
 
 import { createConnection } from 'node:net';
+import { TwinframeError } from '../errors.js';
 import type { Engine, ReplicaCursor, ReplicationEvent } from '../engine/engine.js';
 import { ControlBlock, type SegmentParams } from '../shared/control-block.js';
 import { monoNowMs } from '../shared/clock.js';
@@ -19,6 +20,9 @@ import { mapPeerBlocks } from './shared-blocks.js';
 import { removeSharedRegion } from './native-pair.js';
 import type { RtspAdoption } from './rtsp-sessions.js';
 import type { HeldConnections } from './rtsp-handoff.js';
+import { mapLifeLock } from './native-life-lock.js';
+import { TakeoverTable, TakeoverThread, takeoverWatch } from './native-takeover.js';
+import type { TakeoverStep, TakeoverToMain } from '../shared/messages.js';
 
 /** How often the standby tries the link again while it has no primary. */
 const RECONNECT_MS = 200;
@@ -28,6 +32,8 @@ const EXIT_CONFIRM_MS = 50;
 const LOST_POLL_MS = 5;
 /** While sessions are followed, how often the primary's exit is looked for (its link closes only at the end of its teardown). */
 const DEATH_POLL_MS = 2;
+/** How long an operator's switch asked here may take. */
+const SWITCH_TIMEOUT_MS = 5000;
 
 export interface PairStandbyOptions {
   readonly engine: Engine;
@@ -40,6 +46,12 @@ export interface PairStandbyOptions {
   readonly connections: HeldConnections;
   /** This process serves from now on (start listening for viewers). */
   readonly onTakeover: (record: TakeoverRecord) => void;
+  /**
+   * This process was the primary until a role switch: its sessions are the
+   * primary's already, playing the same segments. They are kept and matched to
+   * the snapshot instead of being closed and opened again (role-switch.ts).
+   */
+  readonly keepOwnSessions?: boolean;
 }
 
 type StandbyPhase = 'connecting' | 'synchronizing' | 'following' | 'took-over' | 'closed';
@@ -64,9 +76,22 @@ export class PairStandby {
   private takeover: TakeoverRecord | null = null;
   private retryTimer: NodeJS.Timeout | undefined;
   private deathPoll: NodeJS.Timeout | undefined;
+  /** Which followed session is where in the primary's blocks, for the takeover step (native-takeover.ts). */
+  private readonly takeoverTable: TakeoverTable;
+  /** Waits on the primary's life lock and runs the takeover step itself (unless TWINFRAME_PAIR_WATCH=main). */
+  private takeoverThread: TakeoverThread | undefined;
+  /** The takeover thread waits on the primary's life lock (a role switch may hand over now). */
+  private takeoverReady = false;
+  /** A primary turned standby: its own sessions, kept until the first snapshot matched them (keepOwnSessions). */
+  private ownSessions: Set<string> | undefined;
+  /** An operator's switch asked of the primary: settled by the takeover it brings. */
+  private switchWaiter: { resolve: (record: TakeoverRecord) => void; reject: (err: Error) => void; timer: NodeJS.Timeout } | undefined;
 
   private constructor(private readonly options: PairStandbyOptions) {
     this.log = options.logger.child({ component: 'pair-standby' });
+    const { engine } = options;
+    this.takeoverTable = TakeoverTable.create(engine.takeoverSenders().length, engine.controlBlock().layout.maxSessions);
+    if (options.keepOwnSessions) this.ownSessions = new Set(engine.listSessions().map((s) => s.id));
   }
 
   /** Start following (in the background: the primary may not be up yet). The engine must hold sending. */
@@ -98,13 +123,19 @@ export class PairStandby {
     this.phase = 'closed';
     clearTimeout(this.retryTimer);
     this.stopDeathPoll();
+    this.stopTakeoverThread();
     this.channel?.close();
     this.primary?.close();
+    if (this.switchWaiter) {
+      clearTimeout(this.switchWaiter.timer);
+      this.switchWaiter.reject(new TwinframeError('TF_PAIR_SWITCH', 'the standby closed'));
+      this.switchWaiter = undefined;
+    }
   }
 
   /** Look for the primary's exit every DEATH_POLL_MS while there are sessions to take over; an idle pair costs nothing. */
   private updateDeathPoll(): void {
-    if (this.primarySlots.size === 0 || this.phase === 'closed' || this.phase === 'took-over') {
+    if (this.primarySlots.size === 0 || this.phase === 'closed' || this.phase === 'took-over' || this.takeoverThread) {
       this.stopDeathPoll();
       return;
     }
@@ -157,9 +188,11 @@ export class PairStandby {
     this.peer = 'synchronizing';
     // Sessions followed over an earlier link may have changed meanwhile: the snapshot brings them back.
     this.stopDeathPoll();
+    this.stopTakeoverThread();
     this.enqueue(() => {
       this.primarySlots.clear();
-      for (const s of this.options.engine.listSessions()) this.options.engine.closeSession(s.id);
+      this.takeoverTable.locked(() => this.takeoverTable.unfollowAll());
+      for (const s of this.options.engine.listSessions()) if (!this.ownSessions?.has(s.id)) this.options.engine.closeSession(s.id);
     });
     channel.onMessage((m) => this.receive(m));
     this.options.connections.connect(this.options.link);
@@ -174,6 +207,7 @@ export class PairStandby {
         engine.setHeartbeat(p.heartbeatPeriodUs, p.maxMissedHeartbeats);
         engine.setLimits(p.limits);
         this.mapPrimaryBlocks(message.controlBlocks);
+        this.startTakeoverThread(message.lifeLock);
         this.log.info({ params: p }, 'process pair: synchronized parameters from the primary');
         break;
       }
@@ -189,6 +223,8 @@ export class PairStandby {
       }
       case 'synced':
         this.enqueue(() => {
+          this.dropUnmatchedOwnSessions();
+          this.arm();
           this.phase = 'following';
           this.peer = 'linked';
           this.log.info({ sessions: engine.listSessions().length }, 'process pair: following every session of the primary');
@@ -211,24 +247,37 @@ export class PairStandby {
         const s = step.session;
         this.primarySlots.set(s.id, s.primarySlot);
         this.updateDeathPoll();
-        await engine.openSession({
+        if (!this.ownSessions?.has(s.id)) await engine.openSession({
           asset: s.asset, assetName: s.assetName, destination: s.destination, transport: s.transport, source: s.source.address,
           ...(s.multicast ? { multicast: s.multicast } : {}), ...(s.broadcast === undefined ? {} : { broadcast: s.broadcast }),
           ...(s.loop ? { loop: s.loop } : {}), replica: s,
         });
+        const here = engine.getSession(s.id);
+        if (here) this.takeoverTable.locked(() => this.takeoverTable.follow(here.pair, here.slot, s.primarySlot.pair, s.primarySlot.slot, engine.replicaSegmentOf(s.id) ?? 0));
         break;
       }
-      case 'segment':
-        if (engine.getSession(step.id)) engine.adoptSegment(step.id, step.segment);
+      case 'segment': {
+        const here = engine.getSession(step.id);
+        const own = this.ownSessions?.has(step.id) === true;
+        // Already adopted from the primary's block at the takeover: adopting it again would restart it behind.
+        if (!here || (!own && engine.replicaSegmentOf(step.id) === step.segment.id)) break;
+        this.takeoverTable.locked(() => {
+          if (!own || !engine.adoptOwnSegment(step.id, step.segment)) engine.adoptSegment(step.id, step.segment);
+          this.takeoverTable.setSegment(here.pair, here.slot, step.segment.id);
+        });
         break;
+      }
       case 'pause':
         if (engine.getSession(step.id)) engine.pause(step.id);
         break;
-      case 'close':
+      case 'close': {
         this.primarySlots.delete(step.id);
         this.updateDeathPoll();
+        const here = engine.getSession(step.id);
+        if (here) this.takeoverTable.locked(() => this.takeoverTable.unfollow(here.pair, here.slot));
         engine.closeSession(step.id);
         break;
+      }
     }
   }
 
@@ -298,22 +347,134 @@ export class PairStandby {
     return cursors;
   }
 
-  private takeOver(noticedAtMs: number, noticedBy: TakeoverRecord['noticedBy']): void {
+  /**
+   * The primary's life lock is in reach: a thread waits on it and takes over the
+   * moment it changes hands. The main thread's death poll stops then (the link's
+   * close is still confirmed by the process watch before it counts).
+   */
+  private startTakeoverThread(lockFile: string): void {
+    if (takeoverWatch() === 'main' || this.primaryBlocks.length === 0) return;
+    let lock: Int32Array;
+    try {
+      lock = mapLifeLock(lockFile);
+    } catch (err) {
+      this.log.error({ lockFile, err: (err as Error).message }, 'process pair: cannot map the primary\'s life lock; its death is looked for from the main thread');
+      return;
+    }
+    const { engine } = this.options;
+    this.takeoverTable.setSenders(engine.takeoverSenders());
+    const thread: TakeoverThread = new TakeoverThread({
+      lock, table: this.takeoverTable, primary: this.primaryBlocks,
+      own: engine.takeoverSenders().map((_, pair) => engine.controlBlock(pair)),
+      onReady: (priority) => {
+        this.log.info({ priority: priority.policy, why: priority.error }, 'process pair: takeover thread waits on the primary\'s life lock');
+        if (this.takeoverThread !== thread) return;
+        this.takeoverReady = true;
+        this.arm();
+      },
+      onTookOver: (message) => {
+        if (this.takeoverThread === thread) this.takenOverByThread(message);
+      },
+      onError: (err) => {
+        this.log.error({ err: err.message }, 'process pair: the takeover thread failed; the primary\'s death is looked for from the main thread');
+        if (this.takeoverThread !== thread) return;
+        this.stopTakeoverThread();
+        this.updateDeathPoll();
+      },
+    });
+    this.takeoverThread = thread;
+    this.stopDeathPoll();
+  }
+
+  /** Tell the primary once this standby can take over at once: it follows every session and its thread waits on the lock. */
+  private arm(): void {
+    if (this.phase === 'following' && this.takeoverReady) this.channel?.send({ type: 'armed' });
+  }
+
+  private stopTakeoverThread(): void {
+    const thread = this.takeoverThread;
+    this.takeoverThread = undefined;
+    this.takeoverReady = false;
+    thread?.stop().catch((err: Error) => this.log.warn({ err: err.message }, 'process pair: stopping the takeover thread'));
+  }
+
+  /** The thread ran the step (or found it done): the main thread does the rest. */
+  private takenOverByThread(message: Extract<TakeoverToMain, { type: 'took-over' }>): void {
+    const switchMs = Number(message.switchedAt - message.at) / 1e6;
+    const switchedAgoMs = Number(process.hrtime.bigint() - message.switchedAt) / 1e6;
+    this.takeOver(monoNowMs(), 'life-lock', message.ran ? { switchMs, switchedAgoMs, step: message.step, died: message.died } : undefined);
+  }
+
+  /**
+   * An operator's role switch asked here: the primary hands sending over
+   * (role-switch.ts) and this process's takeover thread takes it. Resolves with
+   * that takeover.
+   */
+  requestSwitch(timeoutMs = SWITCH_TIMEOUT_MS): Promise<TakeoverRecord> {
+    if (this.phase !== 'following' || !this.channel || !this.takeoverThread || this.switchWaiter) {
+      return Promise.reject(new TwinframeError('TF_PAIR_SWITCH', this.switchWaiter ? 'a switch is under way' : 'this standby does not follow a primary it can take over from without loss'));
+    }
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.switchWaiter = undefined;
+        reject(new TwinframeError('TF_PAIR_SWITCH', `the primary did not hand over in ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.switchWaiter = { resolve, reject, timer };
+      this.channel!.send({ type: 'switch-request' });
+    });
+  }
+
+  private settleSwitch(record: TakeoverRecord): void {
+    const waiter = this.switchWaiter;
+    if (!waiter) return;
+    this.switchWaiter = undefined;
+    clearTimeout(waiter.timer);
+    if (record.cause === 'switch') waiter.resolve(record);
+    else waiter.reject(new TwinframeError('TF_PAIR_SWITCH', 'the primary died before it handed over; this process took over'));
+  }
+
+  /** A primary turned standby: its sessions the new primary does not have (none, unless one closed meanwhile) are closed. */
+  private dropUnmatchedOwnSessions(): void {
+    const own = this.ownSessions;
+    if (!own) return;
+    this.ownSessions = undefined;
+    for (const id of own) if (!this.primarySlots.has(id)) this.options.engine.closeSession(id);
+  }
+
+  private takeOver(noticedAtMs: number, noticedBy: TakeoverRecord['noticedBy'], byThread?: { switchMs: number; switchedAgoMs: number; step: TakeoverStep; died: boolean }): void {
     if (this.phase === 'closed' || this.phase === 'took-over') return;
     clearTimeout(this.retryTimer);
     this.stopDeathPoll();
+    this.stopTakeoverThread();
     const { engine } = this.options;
     const exact = this.primaryBlocks.length > 0;
-    const pairsSending = engine.takeOver(exact ? this.primaryCursors(true) : this.lastCursors);
-    const switchMs = monoNowMs() - noticedAtMs;
-    // The dead primary cannot remove its regions' names any more.
-    for (const file of this.primaryBlockFiles) removeSharedRegion(file);
+    const table = this.takeoverTable;
+    const own = engine.takeoverSenders().map((_, pair) => engine.controlBlock(pair));
+    const step: TakeoverStep = { moved: 0, leftToMain: 0, pairsSwitched: 0 };
+    table.locked(() => {
+      if (!exact) engine.followCursors(this.lastCursors);
+      table.setSenders(engine.takeoverSenders());
+      table.switchSending(own, this.primaryBlocks, step);
+      // The sessions the step left (paused by the primary, or a segment not adopted yet), and the engine's own bookkeeping.
+      engine.takeOver(exact ? this.primaryCursors(true) : this.lastCursors);
+    });
+    const pairsSending = own.filter((cb) => ControlBlock.ownerOf(cb.activeWord()) !== undefined).length;
+    const switchMs = byThread?.switchMs ?? monoNowMs() - noticedAtMs;
+    const died = byThread?.died ?? true;
+    // The dead primary cannot remove its regions' names any more (one that handed over keeps them: it maps them on).
+    if (died) for (const file of this.primaryBlockFiles) removeSharedRegion(file);
     this.primary?.close();
     this.phase = 'took-over';
-    this.peer = 'dead';
-    const record: TakeoverRecord = { at: new Date().toISOString(), switchMs, sessions: engine.listSessions().length, pairsSending, cursors: exact ? 'shared-memory' : 'link', noticedBy };
+    this.peer = died ? 'dead' : 'none';
+    const record: TakeoverRecord = {
+      at: new Date(Date.now() - (byThread?.switchedAgoMs ?? 0)).toISOString(), switchMs, sessions: engine.listSessions().length, pairsSending,
+      cursors: exact ? 'shared-memory' : 'link', noticedBy, switchedBy: byThread ? 'takeover-thread' : 'main-thread', step: byThread?.step ?? step,
+      cause: died ? 'death' : 'switch',
+    };
     this.takeover = record;
-    this.log.warn({ primaryPid: this.primaryPid, ...record }, 'process pair: the primary died; this process took every session over');
+    if (died) this.log.warn({ primaryPid: this.primaryPid, ...record }, 'process pair: the primary died; this process took every session over');
+    else this.log.info({ primaryPid: this.primaryPid, ...record }, 'process pair: the primary handed sending over (role switch); this process sends every session');
     this.options.onTakeover(record);
+    this.settleSwitch(record);
   }
 }

@@ -419,6 +419,17 @@ export class RtspServer {
     }
   }
 
+  /**
+   * Stop accepting viewers, keeping every connection and session (a process
+   * pair's role switch: the other process listens on the port now); listen() again later.
+   */
+  stopListening(): void {
+    if (!this.#listening) return;
+    this.#listening = false;
+    this.#server.close();
+    this.#log.info('RTSP server stopped listening (the other process of the pair listens)');
+  }
+
   /** Stop listening, drop every connection, tear down every session (BYE to each player). */
   async close(): Promise<void> {
     if (this.#closed) return;
@@ -891,6 +902,17 @@ export class RtspServer {
   /** A connection the dead primary process had accepted (its descriptor, passed): served as one accepted here. */
   adoptConnection(fd: number): void {
     this.#accept(new net.Socket({ fd, readable: true, writable: true }));
+  }
+
+  /**
+   * A role switch made this process send while the other one lives on with its
+   * viewers' connections and their sessions: it answers for them, so the ones
+   * adopted here (dormant, never answered for) are forgotten, timers and all.
+   */
+  forgetAdoptedSessions(): void {
+    for (const [id, session] of this.#sessions) {
+      if (session.connectionId === ADOPTED_CONNECTION && session.dormant) this.#sessions.delete(id);
+    }
   }
 
   /** A taken-over session's timeouts start, and its RTCP reports go on from the same server port. */

@@ -484,6 +484,11 @@ export class ControlBlock {
     return Atomics.compareExchange(this.i32, sessionI32Index(slot, SESSION_I32.CLAIM), holder, tag) === holder;
   }
 
+  /** The tag holding a session's send claim, 0 when none (a process that stops sending waits for its sends in flight to settle). */
+  claimHolder(slot: number): number {
+    return Atomics.load(this.i32, sessionI32Index(slot, SESSION_I32.CLAIM));
+  }
+
   releaseClaim(slot: number, tag: number): void {
     Atomics.compareExchange(this.i32, sessionI32Index(slot, SESSION_I32.CLAIM), tag, 0);
   }

@@ -183,6 +183,53 @@ export interface WatcherWorkerData {
   readonly wake?: { readonly array: Int32Array; readonly index: number };
 }
 
+/** The process pair's life-lock holder thread (src/pair-process/native-life-lock.ts). */
+export interface LifeHolderWorkerData {
+  /** The primary's life lock, to take and hold. */
+  readonly lock: Int32Array;
+  /** [RELEASE]: set to 1 (and notified) by the owner: let go of the lock (a role switch). */
+  readonly control: Int32Array;
+}
+
+/** The holder thread holds the lock (at that priority), let go of it on request, or could not take it. */
+export type LifeHolderToMain =
+  | { readonly type: 'held'; readonly priority: PriorityResult }
+  | { readonly type: 'released' }
+  | { readonly type: 'error'; readonly message: string };
+
+/** The process pair's takeover thread (src/pair-process/native-takeover.ts): what it maps and waits on. */
+export interface TakeoverWorkerData {
+  /** The primary's life lock. */
+  readonly lock: Int32Array;
+  /** [STOP]: the owner's stop request. */
+  readonly control: Int32Array;
+  /** The takeover table (TakeoverTable.sab) and its shape. */
+  readonly table: SharedArrayBuffer;
+  readonly pairs: number;
+  readonly maxSessions: number;
+  /** This process's control blocks, by pair, and the primary's. */
+  readonly own: readonly SharedArrayBuffer[];
+  readonly primary: readonly SharedArrayBuffer[];
+  readonly primaryMaxSessions: number;
+}
+
+/** What the takeover step did. */
+export interface TakeoverStep {
+  /** Sessions moved on to the primary's cursor (they send from there). */
+  moved: number;
+  /** Sessions paused for the main thread (the primary paused them, or plays a segment not adopted here yet). */
+  leftToMain: number;
+  /** Pairs whose ACTIVE the step gave to their sender. */
+  pairsSwitched: number;
+}
+
+/** What the takeover thread tells the main thread (at, switchedAt: process.hrtime.bigint()). */
+export type TakeoverToMain =
+  | { readonly type: 'ready'; readonly priority: PriorityResult }
+  /** The life lock changed hands (died: the holder died; else it let go: a role switch); ran: the step was this thread's. */
+  | { readonly type: 'took-over'; readonly at: bigint; readonly switchedAt: bigint; readonly died: boolean; readonly ran: boolean; readonly step: TakeoverStep }
+  | { readonly type: 'error'; readonly message: string };
+
 /** What the watcher saw (at: process.hrtime.bigint() then), or that its wait failed. */
 export type WatcherToMain =
   | { readonly type: 'readable'; readonly at: bigint }

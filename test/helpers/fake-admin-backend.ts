@@ -83,6 +83,7 @@ export class FakeAdminBackend implements AdminBackend {
       heartbeat: (args) => ({ periodUs: args.periodUs ?? 250, maxMissed: args.maxMissed ?? 3, worstCaseDetectionUs: 1400 }),
       limits: () => ({ maxStreams: 100, mpegBandwidthKbps: 500000, serverBandwidthKbps: 1000000 }),
       failover: (args) => ({ ...MANUAL_FAILOVER, pair: args.pair ?? 0 }),
+      pairSwitch: () => ({ role: 'standby', peerPid: 4242, sessions: 3, settleMs: 0.05, switchMs: null }),
       injectFault: (args) => ({ ...args, pair: args.pair ?? 0, at: '2025-01-01T00:00:00.000Z' }),
       reload: () => ({ source: '/etc/twinframe.json', applied: ['limits.maxStreams'], restartNeeded: [{ path: 'rtsp.port', running: '8554', file: '9554' }] }),
       broadcastAdd: (args) => ({ ...FAKE_BROADCAST, ...args, at: args.at ?? FAKE_BROADCAST.at }),
@@ -116,6 +117,7 @@ export class FakeAdminBackend implements AdminBackend {
   async broadcastRemove(args: Parameters<AdminBackend['broadcastRemove']>[0]) { this.calls.push(['broadcast_remove', args]); return this.#behaviour.broadcastRemove(args); }
   async broadcastStart(args: Parameters<AdminBackend['broadcastStart']>[0]) { this.calls.push(['broadcast_start', args]); return this.#behaviour.broadcastStart(args); }
   async broadcastStop(args: Parameters<AdminBackend['broadcastStop']>[0]) { this.calls.push(['broadcast_stop', args]); return this.#behaviour.broadcastStop(args); }
+  async pairSwitch() { this.calls.push(['pair_switch', {}]); return this.#behaviour.pairSwitch(); }
   async reload() { this.calls.push(['reload', {}]); return this.#behaviour.reload(); }
 
   subscribe(listener: WatchListener): () => void {

@@ -15,6 +15,7 @@ import { freeTcpPort } from './free-port.js';
 import { freeUdpPortRange } from './port-range.js';
 import { runToString, TWINFRAMECTL } from './run.js';
 import { SERVER_NODE_FLAGS } from '../../src/shared/node-flags.js';
+import { RtspClient, UdpReceiver } from './rtsp-client.js';
 
 const TWINFRAME = fileURLToPath(new URL('../../src/cli/twinframe.js', import.meta.url));
 export const PAIR_SECRET = 'a shared secret of the pair, long enough';
@@ -99,5 +100,30 @@ export async function untilStatus(member: PairMember, done: (s: StatusResult) =>
     if (done(status)) return status;
     if (Date.now() > deadline) throw new Error(`${member.role}: ${what} not reached in ${timeoutMs} ms: ${JSON.stringify(status.processPair)}\n${member.output().slice(-3000)}`);
     await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+export interface PairViewer {
+  readonly client: RtspClient;
+  readonly receiver: UdpReceiver;
+  /** RTP-Info seq of the PLAY: the first datagram's sequence number. */
+  readonly firstSeq: number;
+}
+
+/** A viewer of `urlPath` over RTSP (UDP), playing; its receiver in this process. */
+export async function startViewer(rtspPort: number, urlPath: string): Promise<PairViewer> {
+  const client = await RtspClient.connect({ port: rtspPort });
+  const receiver = await UdpReceiver.open();
+  try {
+    if ((await client.describe(urlPath)).status !== 200) throw new Error('DESCRIBE refused');
+    if ((await client.setup(`${urlPath}/track1`, receiver.transportHeader())).status !== 200) throw new Error('SETUP refused');
+    const play = await client.play(urlPath);
+    const seq = /seq=(\d+)/.exec(play.headers.get('rtp-info') ?? '')?.[1];
+    if (play.status !== 200 || seq === undefined) throw new Error(`PLAY: ${play.status}`);
+    return { client, receiver, firstSeq: Number(seq) };
+  } catch (err) {
+    await client.release();
+    await receiver.close();
+    throw err;
   }
 }
