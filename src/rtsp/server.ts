@@ -426,6 +426,7 @@ export class RtspServer {
   stopListening(): void {
     if (!this.#listening) return;
     this.#listening = false;
+    this.#listenOnce = undefined; // a later switch back listens again
     this.#server.close();
     this.#log.info('RTSP server stopped listening (the other process of the pair listens)');
   }
