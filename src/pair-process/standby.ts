@@ -66,6 +66,8 @@ export class PairStandby {
   /** The primary's control blocks, mapped (read at takeover), and their names. */
   private primaryBlocks: ControlBlock[] = [];
   private primaryBlockFiles: readonly string[] = [];
+  /** The primary's life lock region (its name, for removing it once the primary died). */
+  private primaryLifeLockFile: string | undefined;
   /** Each followed session's place in the primary's control blocks. */
   private readonly primarySlots = new Map<string, { readonly pair: number; readonly slot: number }>();
   private channel: LinkChannel | undefined;
@@ -207,6 +209,7 @@ export class PairStandby {
         engine.setHeartbeat(p.heartbeatPeriodUs, p.maxMissedHeartbeats);
         engine.setLimits(p.limits);
         this.mapPrimaryBlocks(message.controlBlocks);
+        this.primaryLifeLockFile = message.lifeLock;
         this.startTakeoverThread(message.lifeLock);
         this.log.info({ params: p }, 'process pair: synchronized parameters from the primary');
         break;
@@ -462,7 +465,10 @@ export class PairStandby {
     const switchMs = byThread?.switchMs ?? monoNowMs() - noticedAtMs;
     const died = byThread?.died ?? true;
     // The dead primary cannot remove its regions' names any more (one that handed over keeps them: it maps them on).
-    if (died) for (const file of this.primaryBlockFiles) removeSharedRegion(file);
+    if (died) {
+      for (const file of this.primaryBlockFiles) removeSharedRegion(file);
+      if (this.primaryLifeLockFile !== undefined) removeSharedRegion(this.primaryLifeLockFile);
+    }
     this.primary?.close();
     this.phase = 'took-over';
     this.peer = died ? 'dead' : 'none';
