@@ -41,6 +41,13 @@
 // owned by the engine for as long as a data path may write to it: the
 // connection's own descriptor is closed by Node when the client leaves, and its
 // number may then name another file at once. closeFd closes only what dupFd made.
+// setMmapThreshold(bytes) makes every allocation of at least `bytes` its own
+// mmap, returned to the kernel when freed (glibc's M_MMAP_THRESHOLD, which also
+// stops glibc from raising that threshold by itself). A restarted data path is a
+// new thread, so its per-session buffers land in another malloc arena; left in
+// the arenas, their freed memory kept the process's RSS rising at every path
+// restart (README, section soak). 1 when set, 0 when refused or not glibc.
+//
 // peerUid(fd): the user id of the process at the other end of a Unix socket
 // (SO_PEERCRED: what the kernel recorded at connect, not what the peer claims),
 // or -errno. The admin server serves its owner and root only.
@@ -75,6 +82,9 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <netinet/in.h>
 #include <sched.h>
 #include <stdbool.h>
@@ -151,6 +161,25 @@ static napi_value thread_cpu_ns(napi_env env, napi_callback_info info) {
   double ns = -1;
   if (clock_gettime(MAKE_THREAD_CPUCLOCK(tid, CPUCLOCK_SCHED), &ts) == 0) ns = (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
   napi_create_double(env, ns, &result);
+  return result;
+}
+
+static napi_value set_mmap_threshold(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  int32_t bytes = 0;
+  napi_value result;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 ||
+      napi_get_value_int32(env, argv[0], &bytes) != napi_ok || bytes <= 0) {
+    napi_throw_type_error(env, NULL, "setMmapThreshold(bytes: positive integer)");
+    return NULL;
+  }
+#ifdef __GLIBC__
+  int ok = mallopt(M_MMAP_THRESHOLD, bytes);
+#else
+  int ok = 0;
+#endif
+  napi_create_int32(env, ok, &result);
   return result;
 }
 
@@ -559,6 +588,7 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     { "setRealtimePriority", NULL, set_realtime_priority, NULL, NULL, NULL, napi_default, NULL },
     { "threadCpuNs", NULL, thread_cpu_ns, NULL, NULL, NULL, napi_default, NULL },
+    { "setMmapThreshold", NULL, set_mmap_threshold, NULL, NULL, NULL, napi_default, NULL },
     { "demoteThread", NULL, demote_thread, NULL, NULL, NULL, napi_default, NULL },
     { "udpOpen", NULL, udp_open, NULL, NULL, NULL, napi_default, NULL },
     { "udpConnect", NULL, udp_connect, NULL, NULL, NULL, napi_default, NULL },

@@ -47,6 +47,7 @@ import {
 } from './session-table.js';
 import { engineStatus, failoverEvent, type EngineStatus, type FailoverEvent } from './status.js';
 import type { PathStateEvent } from './failover-executor.js';
+import { MMAP_THRESHOLD_BYTES, tuneMallocForPathRestarts } from './malloc-tuning.js';
 
 export type { EngineAsset, SessionFailure, SessionInfo, SessionState, StreamLimits } from './session-table.js';
 export type { EngineStatus, FailoverEvent, PairStatus, PathStatus } from './status.js';
@@ -237,6 +238,8 @@ export class Engine extends EventEmitter<EngineEventArgs> {
    */
   static async start(options: EngineOptions = {}): Promise<Engine> {
     const engine = new Engine(options);
+    // Before any worker runs: their buffers then already go by the threshold.
+    if (!tuneMallocForPathRestarts()) engine.log.info({ mmapThresholdBytes: MMAP_THRESHOLD_BYTES }, 'malloc not tuned (no native addon, or not glibc): path restarts may leave memory in malloc arenas');
     engine.supervisor = new SupervisorHost(engine.pairs.map((p) => p.cb), engine.options.maxSessions, (pair, report) => engine.onPathFailed(engine.pairs[pair], report), engine.log);
     for (const pair of engine.pairs) for (const host of pair.hosts) engine.spawnPath(pair, host);
     try {

@@ -10,6 +10,8 @@ export interface NativeAddon {
   setRealtimePriority(priority: number): number;
   /** CPU time of a thread of this process, exact to now; -1 on error. */
   threadCpuNs(tid: number): number;
+  /** Every allocation of at least `bytes` its own mmap, unmapped when freed (glibc M_MMAP_THRESHOLD); 1 set, 0 not. Optional: an older build lacks it. */
+  setMmapThreshold?(bytes: number): number;
   /** Put a thread of this process back under SCHED_OTHER at nice 19; 0 or an errno. */
   demoteThread(tid: number): number;
   /** A nonblocking UDP socket with SO_REUSEADDR, bound to address:port; the fd or -errno. */
