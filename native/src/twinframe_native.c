@@ -47,6 +47,9 @@
 // new thread, so its per-session buffers land in another malloc arena; left in
 // the arenas, their freed memory kept the process's RSS rising at every path
 // restart (README, section soak). 1 when set, 0 when refused or not glibc.
+// mallocTrim() gives the kernel back the free pages of every arena (glibc's
+// malloc_trim(0)): what a dead path's thread freed in smaller pieces. 1 when
+// memory was released, 0 when none was (or not glibc).
 //
 // peerUid(fd): the user id of the process at the other end of a Unix socket
 // (SO_PEERCRED: what the kernel recorded at connect, not what the peer claims),
@@ -180,6 +183,18 @@ static napi_value set_mmap_threshold(napi_env env, napi_callback_info info) {
   int ok = 0;
 #endif
   napi_create_int32(env, ok, &result);
+  return result;
+}
+
+static napi_value malloc_trim_all(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value result;
+#ifdef __GLIBC__
+  int released = malloc_trim(0);
+#else
+  int released = 0;
+#endif
+  napi_create_int32(env, released, &result);
   return result;
 }
 
@@ -589,6 +604,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "setRealtimePriority", NULL, set_realtime_priority, NULL, NULL, NULL, napi_default, NULL },
     { "threadCpuNs", NULL, thread_cpu_ns, NULL, NULL, NULL, napi_default, NULL },
     { "setMmapThreshold", NULL, set_mmap_threshold, NULL, NULL, NULL, napi_default, NULL },
+    { "mallocTrim", NULL, malloc_trim_all, NULL, NULL, NULL, napi_default, NULL },
     { "demoteThread", NULL, demote_thread, NULL, NULL, NULL, napi_default, NULL },
     { "udpOpen", NULL, udp_open, NULL, NULL, NULL, napi_default, NULL },
     { "udpConnect", NULL, udp_connect, NULL, NULL, NULL, napi_default, NULL },

@@ -47,7 +47,7 @@ import {
 } from './session-table.js';
 import { engineStatus, failoverEvent, type EngineStatus, type FailoverEvent } from './status.js';
 import type { PathStateEvent } from './failover-executor.js';
-import { MMAP_THRESHOLD_BYTES, tuneMallocForPathRestarts } from './malloc-tuning.js';
+import { MMAP_THRESHOLD_BYTES, releaseFreedMemory, tuneMallocForPathRestarts } from './malloc-tuning.js';
 
 export type { EngineAsset, SessionFailure, SessionInfo, SessionState, StreamLimits } from './session-table.js';
 export type { EngineStatus, FailoverEvent, PairStatus, PathStatus } from './status.js';
@@ -534,7 +534,10 @@ export class Engine extends EventEmitter<EngineEventArgs> {
     pair.cb.clearOnline(host.id);
     this.table.forgetIncarnation(pair.index, oldKey);
     await terminated;
-    if (!this.closed) this.spawnPath(pair, host);
+    if (this.closed) return;
+    this.spawnPath(pair, host);
+    // The old thread has ended (terminate resolved): what it freed is in the arenas now.
+    releaseFreedMemory();
   }
 
   private onPathMessage(pair: DataPathPair, host: PathHost, incarnation: number, msg: PathToMain): void {

@@ -12,6 +12,8 @@ export interface NativeAddon {
   threadCpuNs(tid: number): number;
   /** Every allocation of at least `bytes` its own mmap, unmapped when freed (glibc M_MMAP_THRESHOLD); 1 set, 0 not. Optional: an older build lacks it. */
   setMmapThreshold?(bytes: number): number;
+  /** Give the kernel back the free pages of every malloc arena (glibc malloc_trim(0)); 1 released some, 0 not. Optional: an older build lacks it. */
+  mallocTrim?(): number;
   /** Put a thread of this process back under SCHED_OTHER at nice 19; 0 or an errno. */
   demoteThread(tid: number): number;
   /** A nonblocking UDP socket with SO_REUSEADDR, bound to address:port; the fd or -errno. */
