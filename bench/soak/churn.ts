@@ -17,7 +17,7 @@ import { rssMiB, startTwinframe, stopAllChildren, stopChild, type RunningServer 
 import { codeVersion } from '../failover/report.js';
 import { Flags } from '../flags.js';
 import { sleep } from '../lib.js';
-import { ROOT, injectFault, startReceivers, stopReceivers, type ReceiverProc } from './server-control.js';
+import { ROOT, injectFault, protectedPair, startReceivers, stopReceivers, waitProtected, type ReceiverProc } from './server-control.js';
 
 const USAGE = `usage: node dist/bench/soak/churn.js [options]
   --restarts N   path restarts (faults) in all (default 300)
@@ -74,7 +74,7 @@ async function main(): Promise<number> {
 
   const tmp = await mkdtemp(path.join(tmpdir(), 'tf-churn-'));
   const samples: Sample[] = [];
-  const skipped: string[] = [];
+  const problems: string[] = [];
   let server: RunningServer | undefined;
   let receivers: ReceiverProc[] = [];
   try {
@@ -90,9 +90,10 @@ async function main(): Promise<number> {
     for (let i = 1; i <= restarts; i++) {
       if (server.child.exit !== undefined) throw new Error(`the server exited (${JSON.stringify(server.child.exit)})`);
       const x = await injectFault(server, i, faults[i % faults.length], 0, () => false);
-      if (!x.ok) skipped.push(`#${i}: ${x.note}`);
+      if (!x.ok) problems.push(`#${i}: ${x.note}`);
       if (i % every === 0) {
-        // Let the last restart settle (the replacement boots, its first GCs run) before the sample.
+        // Let the last restart settle (the replacement has opened every session, its first GCs ran) before the sample.
+        if (!protectedPair(await waitProtected(server, () => false))) problems.push(`sample at ${i}: the pair was not protected`);
         await sleep(2000);
         samples.push(sample(server, i));
         console.log(`  ${samples.at(-1)!.restarts} restarts: ${JSON.stringify(samples.at(-1))}`);
@@ -114,10 +115,10 @@ async function main(): Promise<number> {
   const half = samples[Math.floor(samples.length / 2)];
   console.log(`RSS ${first.rssMiB.toFixed(1)} → ${last.rssMiB.toFixed(1)} MiB over ${last.restarts} restarts; second half ${((last.rssMiB - half.rssMiB) / Math.max(1, last.restarts - half.restarts) * 1024).toFixed(0)} KiB per restart`
     + `; fds ${first.fds} → ${last.fds}; threads ${first.threads} → ${last.threads}`);
-  for (const s of skipped.slice(0, 5)) console.log(`  ! ${s}`);
+  for (const s of problems.slice(0, 5)) console.log(`  ! ${s}`);
   mkdirSync(out, { recursive: true });
   const file = path.join(out, `churn-${started.toISOString().replace(/[:.]/g, '-')}.json`);
-  writeFileSync(file, JSON.stringify({ bench: 'churn', startedAt: started.toISOString(), node: process.version, code, label, restarts, sessions, faults, mallocArenaMax: process.env.MALLOC_ARENA_MAX, samples, skipped }, null, 1));
+  writeFileSync(file, JSON.stringify({ bench: 'churn', startedAt: started.toISOString(), node: process.version, code, label, restarts, sessions, faults, mallocArenaMax: process.env.MALLOC_ARENA_MAX, samples, problems }, null, 1));
   console.log(`JSON: ${path.relative(process.cwd(), file)}`);
   return 0;
 }

@@ -87,7 +87,7 @@ export async function status(server: RunningServer): Promise<Status | undefined>
   return r.ok ? (JSON.parse(r.stdout) as Status) : undefined;
 }
 
-function protectedPair(s: Status | undefined): boolean {
+export function protectedPair(s: Status | undefined): boolean {
   const states = Object.values(s?.paths ?? {}).map((p) => p.namedState).sort();
   return states.length === 2 && states[0] === 'Primary' && states[1] === 'Secondary';
 }
@@ -103,14 +103,20 @@ export interface FaultRecord extends InjectedFault {
   readonly note: string;
 }
 
-/** Waits for the pair to be protected (unless `interrupted()`), then injects `kind` into the sending path. */
-export async function injectFault(server: RunningServer, i: number, kind: FailureFaultKind, atS: number, interrupted: () => boolean): Promise<FaultRecord> {
+/** The status once the pair is protected (Primary and Secondary), or the last one seen after PROTECTED_WAIT_MS or when `interrupted()`. */
+export async function waitProtected(server: RunningServer, interrupted: () => boolean): Promise<Status | undefined> {
   let s = await status(server);
   const readyBy = Date.now() + PROTECTED_WAIT_MS;
   while (!protectedPair(s) && !interrupted() && Date.now() < readyBy) {
     await sleep(500);
     s = await status(server);
   }
+  return s;
+}
+
+/** Waits for the pair to be protected (unless `interrupted()`), then injects `kind` into the sending path. */
+export async function injectFault(server: RunningServer, i: number, kind: FailureFaultKind, atS: number, interrupted: () => boolean): Promise<FaultRecord> {
+  const s = await waitProtected(server, interrupted);
   const target = sendingPath(s);
   const base = { i, kind, expectedCause: EXPECTED_CAUSE[kind], atS };
   if (!protectedPair(s) || target === undefined) {

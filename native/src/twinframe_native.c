@@ -125,9 +125,9 @@ static napi_value set_realtime_priority(napi_env env, napi_callback_info info) {
   return result;
 }
 
-// Reads the single thread-id argument of demoteThread/threadCpuNs; throws and
-// returns 0 when it is missing or not a positive integer.
-static int32_t tid_argument(napi_env env, napi_callback_info info, const char* usage) {
+// Reads the single positive-integer argument of demoteThread, threadCpuNs and
+// setMmapThreshold; throws and returns 0 when it is missing or not positive.
+static int32_t positive_int32_argument(napi_env env, napi_callback_info info, const char* usage) {
   size_t argc = 1;
   napi_value argv[1];
   int32_t tid = 0;
@@ -141,7 +141,7 @@ static int32_t tid_argument(napi_env env, napi_callback_info info, const char* u
 
 static napi_value demote_thread(napi_env env, napi_callback_info info) {
   napi_value result;
-  int32_t tid = tid_argument(env, info, "demoteThread(tid: positive integer)");
+  int32_t tid = positive_int32_argument(env, info, "demoteThread(tid: positive integer)");
   if (tid == 0) return NULL;
   struct sched_param param = { .sched_priority = 0 };
   int rc = 0;
@@ -158,7 +158,7 @@ static napi_value demote_thread(napi_env env, napi_callback_info info) {
 
 static napi_value thread_cpu_ns(napi_env env, napi_callback_info info) {
   napi_value result;
-  int32_t tid = tid_argument(env, info, "threadCpuNs(tid: positive integer)");
+  int32_t tid = positive_int32_argument(env, info, "threadCpuNs(tid: positive integer)");
   if (tid == 0) return NULL;
   struct timespec ts;
   double ns = -1;
@@ -168,15 +168,9 @@ static napi_value thread_cpu_ns(napi_env env, napi_callback_info info) {
 }
 
 static napi_value set_mmap_threshold(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  int32_t bytes = 0;
   napi_value result;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 ||
-      napi_get_value_int32(env, argv[0], &bytes) != napi_ok || bytes <= 0) {
-    napi_throw_type_error(env, NULL, "setMmapThreshold(bytes: positive integer)");
-    return NULL;
-  }
+  int32_t bytes = positive_int32_argument(env, info, "setMmapThreshold(bytes: positive integer)");
+  if (bytes == 0) return NULL;
 #ifdef __GLIBC__
   int ok = mallopt(M_MMAP_THRESHOLD, bytes);
 #else
