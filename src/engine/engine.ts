@@ -8,6 +8,7 @@
 //   supervisor-host.ts    the supervisor thread's life (one thread watches every pair)
 //   failover-executor.ts  carries out the state machine's actions (one per pair)
 //   status.ts             the status projection and the 'failover' event
+//   malloc-tuning.ts      malloc set up so that restarted paths give their memory back
 //
 // Each session lives on one pair for its whole life (the least loaded when it
 // opened). The engine picks everything random once (SSRC, first sequence number
