@@ -28,25 +28,17 @@ import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { FailureFaultKinds, type FailureFaultKind } from '../../src/shared/commands.js';
 import { pcrBitrate } from '../capacity/asset.js';
-import { rssMiB, startChild, startTwinframe, stopAllChildren, stopChild, type Child, type RunningServer } from '../capacity/servers.js';
+import { rssMiB, startTwinframe, stopAllChildren, stopChild, type RunningServer } from '../capacity/servers.js';
 import { codeVersion } from '../failover/report.js';
-import { EXPECTED_CAUSE } from '../failover/model.js';
 import { Flags } from '../flags.js';
 import { sleep } from '../lib.js';
 import type { SessionTotals } from '../liveness-count.js';
 import { readLog } from '../server-log.js';
-import { attributeFailovers, compactSeries, rssTrend, type Attribution, type InjectedFault, type RssSample, type RssTrend } from './analysis.js';
+import { attributeFailovers, compactSeries, rssTrend, type Attribution, type RssSample, type RssTrend } from './analysis.js';
+import { ROOT, injectFault, startReceivers, status, stopReceivers, type FaultRecord, type ReceiverProc, type Status } from './server-control.js';
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-/** Repository root, from dist/bench/soak/ (compiled) or bench/soak/. */
-const ROOT = path.basename(path.resolve(HERE, '../..')) === 'dist' ? path.resolve(HERE, '../../..') : path.resolve(HERE, '../..');
-const RECEIVER = path.resolve(HERE, '../liveness-receiver.js');
-/** How long the pair may take to be protected again (Primary and Secondary) before a fault is skipped. */
-const PROTECTED_WAIT_MS = 30_000;
 const SERIES_POINTS = 40;
 
 const USAGE = `usage: node dist/bench/soak/run.js [options]
@@ -109,15 +101,6 @@ function parseOptions(argv: string[]): Options {
 /** Set by SIGINT/SIGTERM: the soak ends early, what was measured is reported. */
 let interrupted = false;
 
-async function waitUntil(done: () => boolean, boundMs: number): Promise<boolean> {
-  const end = Date.now() + boundMs;
-  while (!done()) {
-    if (interrupted || Date.now() >= end) return false;
-    await sleep(100);
-  }
-  return true;
-}
-
 // ─────────────────────────────────────────────────────────────────────────────
 // Receivers
 
@@ -128,75 +111,6 @@ interface ReceiverResult {
   readonly socketDrops: { drops: number; found: number };
   readonly errors: string[];
   readonly errorCount: number;
-}
-
-interface ReceiverProc {
-  readonly child: Child;
-  readonly sessions: number;
-  readonly messages: Array<{ type: string }>;
-}
-
-function startReceiver(i: number, port: number, sessions: number, asset: string, seed: number, deadlineS: number): ReceiverProc {
-  const child = startChild(`receiver ${i}`, process.execPath, [RECEIVER, '--port', String(port), '--sessions', String(sessions), '--asset', asset,
-    '--seed', String(seed), '--deadline-s', String(deadlineS)], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const messages: Array<{ type: string }> = [];
-  createInterface({ input: child.proc.stdout! }).on('line', (line) => {
-    try {
-      messages.push(JSON.parse(line) as { type: string });
-    } catch {
-      process.stderr.write(`soak: receiver ${i}: ${line}\n`);
-    }
-  });
-  return { child, sessions, messages };
-}
-
-// ─────────────────────────────────────────────────────────────────────────────
-// The server's status and faults
-
-interface Status {
-  readonly active?: string;
-  readonly handovers?: number;
-  readonly paths?: Record<string, { namedState?: string; sending?: boolean; restarts?: number }>;
-  readonly pairs?: Array<{ failovers?: number; handovers?: number }>;
-}
-
-async function status(server: RunningServer): Promise<Status | undefined> {
-  const r = await server.ctl!(['--json', 'status']);
-  return r.ok ? (JSON.parse(r.stdout) as Status) : undefined;
-}
-
-function protectedPair(s: Status | undefined): boolean {
-  const states = Object.values(s?.paths ?? {}).map((p) => p.namedState).sort();
-  return states.length === 2 && states[0] === 'Primary' && states[1] === 'Secondary';
-}
-
-/** The path that sends: the status's `active`, else the one marked sending. */
-function sendingPath(s: Status | undefined): string | undefined {
-  return s?.active ?? Object.entries(s?.paths ?? {}).find(([, p]) => p.sending === true)?.[0];
-}
-
-interface FaultRecord extends InjectedFault {
-  /** Seconds since the soak began. */
-  readonly atS: number;
-  readonly note: string;
-}
-
-/** Waits for the pair to be protected, then injects `kind` into the sending path. */
-async function injectFault(server: RunningServer, i: number, kind: FailureFaultKind, atS: number): Promise<FaultRecord> {
-  let s = await status(server);
-  const readyBy = Date.now() + PROTECTED_WAIT_MS;
-  while (!protectedPair(s) && !interrupted && Date.now() < readyBy) {
-    await sleep(500);
-    s = await status(server);
-  }
-  const target = sendingPath(s);
-  const base = { i, kind, expectedCause: EXPECTED_CAUSE[kind], atS };
-  if (!protectedPair(s) || target === undefined) {
-    return { ...base, path: target ?? '?', requestedAtMs: Date.now(), ok: false, note: `skipped: the pair was not protected within ${PROTECTED_WAIT_MS / 1000} s` };
-  }
-  const requestedAtMs = Date.now();
-  const r = await server.ctl!(['--json', 'inject-fault', target, kind]);
-  return { ...base, path: target, requestedAtMs, ok: r.ok, note: r.ok ? 'injected' : `refused: ${r.stderr.trim().split('\n').join(' ')}` };
 }
 
 // ─────────────────────────────────────────────────────────────────────────────
@@ -288,7 +202,7 @@ async function main(): Promise<number> {
   const tmp = await mkdtemp(path.join(tmpdir(), 'tf-soak-'));
   const rss: RssSample[] = [];
   const faults: FaultRecord[] = [];
-  const receivers: ReceiverProc[] = [];
+  let receivers: ReceiverProc[] = [];
   const problems: string[] = [];
   let server: RunningServer | undefined;
   let statusEnd: Status | undefined;
@@ -301,14 +215,7 @@ async function main(): Promise<number> {
       bandwidthKbps: Math.ceil((maxStreams * bitsPerSecond * 2) / 1000), faultInjection: true, batchWindowUs: undefined,
     });
     const srv = server;
-    const port = Number(new URL(srv.url).port);
-    const deadlineS = o.minutes * 60 + 300;
-    for (let i = 0; i < o.receivers; i++) {
-      const share = Math.floor(o.sessions / o.receivers) + (i < o.sessions % o.receivers ? 1 : 0);
-      receivers.push(startReceiver(i, port, share, `/${path.basename(o.asset)}`, o.seed + i, deadlineS));
-    }
-    const ready = await waitUntil(() => receivers.every((r) => r.messages.some((m) => m.type === 'ready') || r.child.exit !== undefined), 60_000 + 500 * o.sessions);
-    if (!ready || receivers.some((r) => r.child.exit !== undefined)) throw new Error(`receivers not playing (${receivers.map((r) => r.child.exit ? `exited ${JSON.stringify(r.child.exit)}` : r.messages.some((m) => m.type === 'ready') ? 'ready' : 'starting').join(', ')})`);
+    receivers = await startReceivers(srv, o.sessions, o.receivers, o.asset, o.seed, o.minutes * 60 + 300, () => interrupted);
     process.stderr.write(`soak: ${o.sessions} sessions play; ${o.minutes} min…\n`);
 
     soakStartMs = Date.now();
@@ -330,7 +237,7 @@ async function main(): Promise<number> {
         nextFaultMs += o.faultEveryS * 1000;
         if (t + o.faultWindowS * 1000 <= durationMs) {
           const kind = o.faults[faults.length % o.faults.length];
-          const x = await injectFault(srv, faults.length, kind, t / 1000);
+          const x = await injectFault(srv, faults.length, kind, t / 1000, () => interrupted);
           faults.push(x);
           process.stderr.write(`soak: ${f(x.atS, 0)} s fault #${x.i} ${kind} path ${x.path}: ${x.note}\n`);
         }
@@ -347,9 +254,7 @@ async function main(): Promise<number> {
     problems.push((err as Error).message);
     playedS = (Date.now() - soakStartMs) / 1000;
   } finally {
-    for (const r of receivers) if (r.child.exit === undefined) r.child.proc.stdin!.end('stop\n');
-    await Promise.all(receivers.map((r) => Promise.race([r.child.exited, sleep(40_000)])));
-    for (const r of receivers) await stopChild(r.child, 1000);
+    await stopReceivers(receivers);
     if (server) await stopChild(server.child);
   }
 

@@ -41,6 +41,16 @@
 // owned by the engine for as long as a data path may write to it: the
 // connection's own descriptor is closed by Node when the client leaves, and its
 // number may then name another file at once. closeFd closes only what dupFd made.
+// setMmapThreshold(bytes) makes every allocation of at least `bytes` its own
+// mmap, returned to the kernel when freed (glibc's M_MMAP_THRESHOLD, which also
+// stops glibc from raising that threshold by itself). A restarted data path is a
+// new thread, so its per-session buffers land in another malloc arena; left in
+// the arenas, their freed memory kept the process's RSS rising at every path
+// restart (README, section soak). 1 when set, 0 when refused or not glibc.
+// mallocTrim() gives the kernel back the free pages of every arena (glibc's
+// malloc_trim(0)): what a dead path's thread freed in smaller pieces. 1 when
+// memory was released, 0 when none was (or not glibc).
+//
 // peerUid(fd): the user id of the process at the other end of a Unix socket
 // (SO_PEERCRED: what the kernel recorded at connect, not what the peer claims),
 // or -errno. The admin server serves its owner and root only.
@@ -75,6 +85,9 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <netinet/in.h>
 #include <sched.h>
 #include <stdbool.h>
@@ -112,9 +125,9 @@ static napi_value set_realtime_priority(napi_env env, napi_callback_info info) {
   return result;
 }
 
-// Reads the single thread-id argument of demoteThread/threadCpuNs; throws and
-// returns 0 when it is missing or not a positive integer.
-static int32_t tid_argument(napi_env env, napi_callback_info info, const char* usage) {
+// Reads the single positive-integer argument of demoteThread, threadCpuNs and
+// setMmapThreshold; throws and returns 0 when it is missing or not positive.
+static int32_t positive_int32_argument(napi_env env, napi_callback_info info, const char* usage) {
   size_t argc = 1;
   napi_value argv[1];
   int32_t tid = 0;
@@ -128,7 +141,7 @@ static int32_t tid_argument(napi_env env, napi_callback_info info, const char* u
 
 static napi_value demote_thread(napi_env env, napi_callback_info info) {
   napi_value result;
-  int32_t tid = tid_argument(env, info, "demoteThread(tid: positive integer)");
+  int32_t tid = positive_int32_argument(env, info, "demoteThread(tid: positive integer)");
   if (tid == 0) return NULL;
   struct sched_param param = { .sched_priority = 0 };
   int rc = 0;
@@ -145,12 +158,37 @@ static napi_value demote_thread(napi_env env, napi_callback_info info) {
 
 static napi_value thread_cpu_ns(napi_env env, napi_callback_info info) {
   napi_value result;
-  int32_t tid = tid_argument(env, info, "threadCpuNs(tid: positive integer)");
+  int32_t tid = positive_int32_argument(env, info, "threadCpuNs(tid: positive integer)");
   if (tid == 0) return NULL;
   struct timespec ts;
   double ns = -1;
   if (clock_gettime(MAKE_THREAD_CPUCLOCK(tid, CPUCLOCK_SCHED), &ts) == 0) ns = (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
   napi_create_double(env, ns, &result);
+  return result;
+}
+
+static napi_value set_mmap_threshold(napi_env env, napi_callback_info info) {
+  napi_value result;
+  int32_t bytes = positive_int32_argument(env, info, "setMmapThreshold(bytes: positive integer)");
+  if (bytes == 0) return NULL;
+#ifdef __GLIBC__
+  int ok = mallopt(M_MMAP_THRESHOLD, bytes);
+#else
+  int ok = 0;
+#endif
+  napi_create_int32(env, ok, &result);
+  return result;
+}
+
+static napi_value malloc_trim_all(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value result;
+#ifdef __GLIBC__
+  int released = malloc_trim(0);
+#else
+  int released = 0;
+#endif
+  napi_create_int32(env, released, &result);
   return result;
 }
 
@@ -559,6 +597,8 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     { "setRealtimePriority", NULL, set_realtime_priority, NULL, NULL, NULL, napi_default, NULL },
     { "threadCpuNs", NULL, thread_cpu_ns, NULL, NULL, NULL, napi_default, NULL },
+    { "setMmapThreshold", NULL, set_mmap_threshold, NULL, NULL, NULL, napi_default, NULL },
+    { "mallocTrim", NULL, malloc_trim_all, NULL, NULL, NULL, napi_default, NULL },
     { "demoteThread", NULL, demote_thread, NULL, NULL, NULL, napi_default, NULL },
     { "udpOpen", NULL, udp_open, NULL, NULL, NULL, napi_default, NULL },
     { "udpConnect", NULL, udp_connect, NULL, NULL, NULL, napi_default, NULL },

@@ -8,6 +8,7 @@
 //   supervisor-host.ts    the supervisor thread's life (one thread watches every pair)
 //   failover-executor.ts  carries out the state machine's actions (one per pair)
 //   status.ts             the status projection and the 'failover' event
+//   malloc-tuning.ts      malloc set up so that restarted paths give their memory back
 //
 // Each session lives on one pair for its whole life (the least loaded when it
 // opened). The engine picks everything random once (SSRC, first sequence number
@@ -47,6 +48,7 @@ import {
 } from './session-table.js';
 import { engineStatus, failoverEvent, type EngineStatus, type FailoverEvent } from './status.js';
 import type { PathStateEvent } from './failover-executor.js';
+import { MMAP_THRESHOLD_BYTES, releaseFreedMemory, tuneMallocForPathRestarts } from './malloc-tuning.js';
 
 export type { EngineAsset, SessionFailure, SessionInfo, SessionState, StreamLimits } from './session-table.js';
 export type { EngineStatus, FailoverEvent, PairStatus, PathStatus } from './status.js';
@@ -237,6 +239,8 @@ export class Engine extends EventEmitter<EngineEventArgs> {
    */
   static async start(options: EngineOptions = {}): Promise<Engine> {
     const engine = new Engine(options);
+    // Before any worker runs: their buffers then already go by the threshold.
+    if (!tuneMallocForPathRestarts()) engine.log.info({ mmapThresholdBytes: MMAP_THRESHOLD_BYTES }, 'malloc not tuned (no native addon, or not glibc): path restarts may leave memory in malloc arenas');
     engine.supervisor = new SupervisorHost(engine.pairs.map((p) => p.cb), engine.options.maxSessions, (pair, report) => engine.onPathFailed(engine.pairs[pair], report), engine.log);
     for (const pair of engine.pairs) for (const host of pair.hosts) engine.spawnPath(pair, host);
     try {
@@ -531,7 +535,10 @@ export class Engine extends EventEmitter<EngineEventArgs> {
     pair.cb.clearOnline(host.id);
     this.table.forgetIncarnation(pair.index, oldKey);
     await terminated;
-    if (!this.closed) this.spawnPath(pair, host);
+    if (this.closed) return;
+    this.spawnPath(pair, host);
+    // The old thread has ended (terminate resolved): what it freed is in the arenas now.
+    releaseFreedMemory();
   }
 
   private onPathMessage(pair: DataPathPair, host: PathHost, incarnation: number, msg: PathToMain): void {

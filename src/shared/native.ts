@@ -16,6 +16,10 @@ export interface NativeAddon {
   setRealtimePriority(priority: number): number;
   /** CPU time of a thread of this process, exact to now; -1 on error. */
   threadCpuNs(tid: number): number;
+  /** Every allocation of at least `bytes` its own mmap, unmapped when freed (glibc M_MMAP_THRESHOLD); 1 set, 0 not. */
+  setMmapThreshold(bytes: number): number;
+  /** Give the kernel back the free pages of every malloc arena (glibc malloc_trim(0)); 1 released some, 0 not. */
+  mallocTrim(): number;
   /** Put a thread of this process back under SCHED_OTHER at nice 19; 0 or an errno. */
   demoteThread(tid: number): number;
   /** A nonblocking UDP socket with SO_REUSEADDR, bound to address:port; the fd or -errno. */
@@ -77,7 +81,7 @@ export interface NativeAddon {
 
 /** Every function of a current build (`satisfies`: the list cannot miss one the interface adds). */
 const FUNCTIONS = Object.keys({
-  setRealtimePriority: 1, threadCpuNs: 1, demoteThread: 1, udpOpen: 1, udpConnect: 1, udpMulticast: 1, udpClose: 1, sendBatch: 1, dupFd: 1,
+  setRealtimePriority: 1, threadCpuNs: 1, setMmapThreshold: 1, mallocTrim: 1, demoteThread: 1, udpOpen: 1, udpConnect: 1, udpMulticast: 1, udpClose: 1, sendBatch: 1, dupFd: 1,
   peerUid: 1, setSendBuffer: 1, closeFd: 1, wireAppend: 1, wireSetMedia: 1, wireFlush: 1, sharedRegionOpen: 1, pidfdOpen: 1, peerPidfd: 1,
   waitReadable: 1, seqpacketListen: 1, seqpacketConnect: 1, seqpacketAccept: 1, sendFds: 1, recvFds: 1, adoptFd: 1, lifeLockInit: 1,
   lifeLockAcquire: 1, lifeLockRelease: 1,
