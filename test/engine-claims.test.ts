@@ -133,13 +133,19 @@ async function withRealtime<T>(mode: string | undefined, fn: () => Promise<T>): 
 }
 
 const root = process.getuid?.() === 0;
-(root ? test.serial : test.skip)('as root with realtime on, /proc shows both data paths at SCHED_FIFO 10 and the supervisor above them, a restarted path too', async (t) => {
+(root ? test.serial : test.skip)('as root with realtime on, while a session streams /proc shows both data paths at SCHED_FIFO 10 and the supervisor above them, a restarted path too; idle, all three are ordinary threads', async (t) => {
   const fifoBefore = [...threads().values()].filter((s) => s.policy === 1).length;
   const engine = await withRealtime(undefined, () => startEngine());
+  const receivers: UdpReceiver[] = [];
   try {
+    const fifoThreads = (): ThreadSched[] => [...threads().values()].filter((s) => s.policy === 1);
+    // Idle: nothing is due, so no thread keeps real-time priority (relaxThreadPriority).
+    await until(() => fifoThreads().length === fifoBefore, 'the idle threads to give real-time priority up', 5000);
+    const [viewer] = await openViewers(engine, 1, receivers);
+    await until(() => fifoThreads().length - fifoBefore === 3, 'two paths and the supervisor at SCHED_FIFO while a session streams', 5000);
     const tids = engine.status().paths.map((p) => p.threadId!);
     for (const tid of tids) t.like(threads().get(tid), { policy: 1, rtPriority: 10 }, `path thread ${tid}`);
-    const fifo = [...threads().values()].filter((s) => s.policy === 1);
+    const fifo = fifoThreads();
     t.is(fifo.length - fifoBefore, 3, 'two paths and the supervisor');
     t.is(fifo.filter((s) => s.rtPriority === 11).length, 1, 'the supervisor one priority above the paths');
     const switches = engine.status().switches;
@@ -147,9 +153,13 @@ const root = process.getuid?.() === 0;
     await waitForRecovery(engine, switches);
     const fresh = engine.status().paths[0];
     t.is(fresh.incarnation, 2);
+    await until(() => threads().get(fresh.threadId!)?.policy === 1, 'the restarted path at SCHED_FIFO', 5000);
     t.like(threads().get(fresh.threadId!), { policy: 1, rtPriority: 10 });
+    engine.pause(viewer.session.id);
+    await until(() => fifoThreads().length === fifoBefore, 'the threads to give real-time priority up once nothing is due', 5000);
   } finally {
     await engine.close();
+    for (const r of receivers) await r.close();
   }
 });
 

@@ -14,7 +14,7 @@ import { DataPath, IDLE_WAKE_MS, PathFailure, type SliceEnd } from './data-path.
 import { DiskError } from './asset-reader.js';
 import { warmUpSendPath } from './warmup.js';
 import { SocketError } from './path-session.js';
-import { currentThreadId, nameThread, raiseThreadPriority } from '../shared/thread-priority.js';
+import { currentThreadId, nameThread, raiseThreadPriority, relaxThreadPriority } from '../shared/thread-priority.js';
 
 const data = workerData as DataPathWorkerData;
 const cb = ControlBlock.attach(data.controlBlock, data.maxSessions);
@@ -48,7 +48,14 @@ const dataPath = new DataPath({
   faultInjection: data.faultInjection,
 });
 
+/** Given up while idle (relaxThreadPriority), taken back before the next slice. */
+let relaxed = false;
+
 function run(): void {
+  if (relaxed) {
+    raiseThreadPriority();
+    relaxed = false;
+  }
   let end: SliceEnd;
   try {
     end = dataPath.runSlice();
@@ -57,7 +64,13 @@ function run(): void {
     throw err;
   }
   if (end === 'yield') setImmediate(run);
-  else if (end === 'idle') sleepUntilWork();
+  else if (end === 'idle') {
+    if (realtime) {
+      relaxThreadPriority(threadId);
+      relaxed = true;
+    }
+    sleepUntilWork();
+  }
   else stoppingCleanly = true;
 }
 
@@ -80,8 +93,10 @@ parentPort?.on('message', (message: MainToPath) => dataPath.wireArrived(message)
 parentPort?.unref();
 
 nameThread(`tf-path-${data.pair}${PATH_NAMES[data.path]}`);
-cb.setThreadId(data.path, currentThreadId());
+const threadId = currentThreadId();
+cb.setThreadId(data.path, threadId);
 const priority = raiseThreadPriority();
+const realtime = priority.policy === 'fifo';
 const booted: PathToMain = { type: 'booted', path: data.path, incarnation: data.incarnation, policy: priority.policy, priorityError: priority.error };
 parentPort?.postMessage(booted);
 // Commands wait in the queue meanwhile: nothing is lost, the path just synchronizes a few ms later.

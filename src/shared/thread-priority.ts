@@ -88,3 +88,20 @@ export function demoteThread(tid: number): string | undefined {
     return (err as Error).message;
   }
 }
+
+/**
+ * A real-time thread with nothing due gives its priority up until it has work
+ * again (then raiseThreadPriority). Idle, it waits in its event loop, where V8
+ * may keep it waiting on its GC helper threads, which run at normal priority: a
+ * SCHED_FIFO waiter never yields its core to them, and with two such threads on
+ * two cores nothing else ran until the kernel's real-time throttle (about 1 s of
+ * two full cores, 5-15 s after an idle start). `tid`: this thread's id.
+ */
+export function relaxThreadPriority(tid: number): void {
+  if (demoteThread(tid) !== undefined) return;
+  try {
+    setPriority(tid, 0); // demoteThread left it at nice 19: back to an ordinary thread's
+  } catch {
+    // stays at nice 19 until it raises itself again: idle, that costs nothing
+  }
+}

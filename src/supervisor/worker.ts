@@ -28,7 +28,7 @@ import { monoNowMs } from '../shared/clock.js';
 import type { FailureReport, StallEvidence, SupervisorToMain, SupervisorWorkerData } from '../shared/messages.js';
 import { failPath } from './fail-path.js';
 import { readThreadCpuNs } from './thread-cpu.js';
-import { SUPERVISOR_PRIORITY, demoteThread, nameThread, raiseThreadPriority } from '../shared/thread-priority.js';
+import { SUPERVISOR_PRIORITY, currentThreadId, demoteThread, nameThread, raiseThreadPriority, relaxThreadPriority } from '../shared/thread-priority.js';
 
 interface Watch {
   incarnation: number;
@@ -133,6 +133,10 @@ function failStalledPath(pair: WatchedPair, path: PathId, incarnation: number, s
 
 nameThread('tf-supervisor');
 const priority = raiseThreadPriority(SUPERVISOR_PRIORITY);
+const realtime = priority.policy === 'fifo';
+const threadId = currentThreadId();
+/** Given up while nothing is due anywhere (relaxThreadPriority), taken back once work is due. */
+let relaxed = false;
 const booted: SupervisorToMain = { type: 'booted', policy: priority.policy, priorityError: priority.error };
 parentPort?.postMessage(booted);
 
@@ -148,6 +152,7 @@ async function watchPairs(): Promise<void> {
     const bells = pairs.map((p) => p.cb.supervisorDoorbell());
     const now = monoNowMs();
     let waitMs = IDLE_WAKE_MS;
+    let owedAnywhere = false;
     for (const pair of pairs) {
       if (pair.cb.isShutdown()) continue;
       const { periodUs, maxMissed } = pair.cb.heartbeatSettings();
@@ -157,6 +162,12 @@ async function watchPairs(): Promise<void> {
         if (check(pair, path, now, periodMs, maxMissed)) owed = true;
       }
       if (owed) waitMs = Math.min(waitMs, (periodMs * maxMissed) / 2);
+      owedAnywhere ||= owed;
+    }
+    if (realtime && owedAnywhere === relaxed) {
+      if (relaxed) raiseThreadPriority(SUPERVISOR_PRIORITY);
+      else relaxThreadPriority(threadId);
+      relaxed = !relaxed;
     }
     await waitAnyDoorbell(bells, waitMs);
   }
