@@ -234,8 +234,11 @@ export class Engine extends EventEmitter<EngineEventArgs> {
 
   /**
    * Start the supervisor and every pair's two data-path workers. With
-   * autoFailover (the default) resolves when every pair is Primary + Secondary;
-   * without it, when the workers run, Undefined, waiting for an operator.
+   * autoFailover (the default) resolves when every pair is Primary + Secondary,
+   * or, on a machine too busy for a standby to synchronize within
+   * syncTimeoutMs, once every pair has a sending path (its standby goes on
+   * synchronizing, as after any failure: a warning says so); without it, when
+   * the workers run, Undefined, waiting for an operator.
    */
   static async start(options: EngineOptions = {}): Promise<Engine> {
     const engine = new Engine(options);
@@ -250,7 +253,12 @@ export class Engine extends EventEmitter<EngineEventArgs> {
             if (event.kind !== 'sync_complete') await engine.command(event, pair.index); // begin-sync reports its own outcome
           }
         }));
-        await engine.waitUntilProtected(engine.options.syncTimeoutMs);
+        try {
+          await engine.waitUntilProtected(engine.options.syncTimeoutMs);
+        } catch (err) {
+          if (!engine.pairs.every((p) => p.hasSender())) throw err;
+          engine.log.warn({ waitedMs: engine.options.syncTimeoutMs, err: (err as Error).message }, 'started with a sending path in every pair, but not every pair is protected yet: the standby goes on synchronizing');
+        }
       }
     } catch (err) {
       await engine.close();

@@ -72,6 +72,12 @@ export class DataPathPair {
   }
 
   /** One path sends and the other is online, ready to take over. */
+  /** One of its paths sends (the pair streams, protected or not). */
+  hasSender(): boolean {
+    const owner = ControlBlock.ownerOf(this.cb.activeWord());
+    return owner !== undefined && this.cb.isOnline(owner);
+  }
+
   isProtected(): boolean {
     const owner = ControlBlock.ownerOf(this.cb.activeWord());
     return owner !== undefined && this.cb.isOnline(owner) && this.cb.isOnline(partnerOf(owner));
