@@ -239,8 +239,6 @@ export async function startServer(options: ServerOptions): Promise<TwinframeServ
         const server = rtsp();
         if (server) whenFree(() => server.listen(), 'RTSP', logger).catch((err: Error) => logger.error({ err: err.message }, 'took over, but cannot listen for RTSP viewers'));
       },
-      // A role switch: the process that took sending listens for viewers instead.
-      onHandedOver: () => rtsp()?.stopListening(),
     });
     stops.push(() => pairProcess.close());
     return pairProcess;

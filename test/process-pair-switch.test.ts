@@ -4,7 +4,9 @@
 // it, then asked of the new standby switches back. A receiver (this test
 // process) gets every datagram once, in order, byte-exact, from one source
 // port; both status lines show the roles after each switch, and new viewers
-// are served by whichever process sends.
+// are served by whichever process sends. The viewers' own RTSP connections and
+// sessions move with sending: a request half-sent before a switch is answered
+// whole after it, and PAUSE, PLAY and TEARDOWN act on the stream.
 
 import test, { type ExecutionContext } from 'ava';
 import { leakCheck } from './helpers/leak-check.js';
@@ -128,5 +130,53 @@ test.serial('pair switch, asked of the primary and then of the new standby: ever
       await v.client.release();
       await v.receiver.close();
     }
+  }
+});
+
+/** Datagrams received within `ms` from now. */
+async function arrivingWithin(v: PairViewer, ms: number): Promise<number> {
+  const before = v.receiver.datagrams.length;
+  await new Promise((r) => setTimeout(r, ms));
+  return v.receiver.datagrams.length - before;
+}
+
+test.serial('pair switch moves the viewers\' RTSP connections and sessions: a request half-sent before the switch is answered after it; keep-alive, PAUSE, PLAY and TEARDOWN on the viewer\'s own connection act on the stream, after each switch', async (t) => {
+  const pair = await pairSetup(t);
+  const p = await pair.start('primary', 'p');
+  const s = await pair.start('standby', 's');
+  await untilStatus(s, (x) => x.processPair?.state === 'Secondary', 'Secondary');
+  const v = await startViewer(pair.rtspPort, URL_PATH);
+  try {
+    await untilStatus(s, (x) => x.sessions === 1, 'the session followed');
+    const session = v.client.session!;
+    // A request whose head is not finished when the switch begins: the primary holds its start, the standby gets it.
+    v.client.sendRaw(`GET_PARAMETER ${v.client.url(URL_PATH)} RTSP/1.0\r\nCSeq: 1000\r\nSession: ${session}\r\n`);
+    await new Promise((r) => setTimeout(r, 100));
+    t.regex(await pairSwitch(p), /this process is the standby now/);
+    v.client.sendRaw('\r\n');
+    const finished = await v.client.nextResponse(5000);
+    t.like(finished, { status: 200, cseq: 1000 }, 'the request begun before the switch is answered after it');
+
+    t.is((await v.client.getParameter(URL_PATH)).status, 200, 'keep-alive on the viewer\'s own connection, after the first switch');
+    t.is((await v.client.pause(URL_PATH)).status, 200);
+    await new Promise((r) => setTimeout(r, 200)); // datagrams sent before the PAUSE was answered
+    t.is(await arrivingWithin(v, 400), 0, 'PAUSE stopped the stream: answered by the process that sends');
+    t.is((await v.client.play(URL_PATH)).status, 200);
+    t.true(await arrivingWithin(v, 400) > 0, 'PLAY resumed it');
+    await untilStatus(p, (x) => x.processPair?.state === 'Secondary', 'p follows s');
+
+    const second = await admin(p, (c) => c.request('pair_switch', {}));
+    t.like(second, { role: 'primary', peerPid: s.child.pid, sessions: 1 }, 'switched back, asked of the standby');
+    t.is((await v.client.getParameter(URL_PATH)).status, 200, 'keep-alive on the viewer\'s own connection, after the second switch');
+    t.true(await arrivingWithin(v, 300) > 0, 'still streaming after the second switch');
+    t.is((await v.client.teardown(URL_PATH)).status, 200);
+    await new Promise((r) => setTimeout(r, 200));
+    t.is(await arrivingWithin(v, 400), 0, 'TEARDOWN ended the stream');
+    await untilStatus(p, (x) => x.sessions === 0, 'no session on p');
+    await untilStatus(s, (x) => x.sessions === 0, 'no session on s');
+    t.false(v.client.closed, 'the viewer\'s connection stayed open through both switches');
+  } finally {
+    await v.client.release();
+    await v.receiver.close();
   }
 });

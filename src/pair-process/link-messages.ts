@@ -9,7 +9,7 @@ import type { ReplicaCursor, ReplicationEvent } from '../engine/replica.js';
 import type { RtspSessionRecord } from '../rtsp/session.js';
 
 /** Bumped when a message changes meaning: both processes must speak the same. */
-export const LINK_PROTOCOL = 2;
+export const LINK_PROTOCOL = 3;
 
 /**
  * The synchronized parameters (patent [0083]) the standby takes from its primary.
@@ -51,6 +51,13 @@ export type HandoffMessage =
   | { readonly kind: 'listener' }
   | { readonly kind: 'connection'; readonly id: number }
   | { readonly kind: 'closed'; readonly id: number };
+/**
+ * Primary → standby, after a role switch handed sending over: the primary
+ * answers no RTSP request any more. The standby serves the held connections
+ * listed, each starting with `pending` (base64: what the primary had received
+ * on it and not answered), and closes the others (they were closing).
+ */
+export interface RtspReleaseMessage { readonly type: 'rtsp-release'; readonly connections: ReadonlyArray<{ readonly id: number; readonly pending: string }> }
 /** The snapshot of the sessions open when the standby joined is complete: what follows is live. */
 export interface SyncedMessage { readonly type: 'synced' }
 /** Where every session stands on the primary (every CURSOR_PERIOD_MS while any plays). */
@@ -63,7 +70,7 @@ export interface ArmedMessage { readonly type: 'armed' }
 
 export type LinkMessage =
   | ChallengeMessage | HelloMessage | WelcomeMessage | RefusedMessage
-  | ParamsMessage | StepMessage | RtspSessionMessage | SyncedMessage | CursorsMessage | SwitchRequestMessage | ArmedMessage;
+  | ParamsMessage | StepMessage | RtspSessionMessage | RtspReleaseMessage | SyncedMessage | CursorsMessage | SwitchRequestMessage | ArmedMessage;
 
 /** How often the primary tells the standby where its sessions stand. */
 export const CURSOR_PERIOD_MS = 10;

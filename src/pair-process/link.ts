@@ -38,6 +38,23 @@ export class LinkChannel {
     return true;
   }
 
+  /** Resolves once everything sent is in the kernel's hands (or the link closed, or `timeoutMs` passed). */
+  flushed(timeoutMs: number): Promise<void> {
+    const socket = this.socket;
+    if (this.closed || socket.writableLength === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        socket.off('drain', done);
+        socket.off('close', done);
+        resolve();
+      };
+      const timer = setTimeout(done, timeoutMs);
+      socket.on('drain', done);
+      socket.on('close', done);
+    });
+  }
+
   /** The next message (handshake), or a rejection when the link closes or the other side is silent. */
   next(timeoutMs = HANDSHAKE_TIMEOUT_MS): Promise<LinkMessage> {
     const queued = this.inbox.shift();

@@ -14,7 +14,7 @@ import { TwinframeError } from '../errors.js';
 import type { ProcessPairStatus, ProcessRole, TakeoverRecord } from './pair-status.js';
 import type { SharedBlocks } from './shared-blocks.js';
 import { RtspAdoption, RtspSessionFeed, type RtspPairServer } from './rtsp-sessions.js';
-import { ConnectionHandoff, HeldConnections, type RtspConnectionServer } from './rtsp-handoff.js';
+import { ConnectionHandoff, HeldConnections, type ReleasedConnections, type RtspConnectionServer } from './rtsp-handoff.js';
 
 /** What the pair needs of this process's RTSP server: its sessions and its connections. */
 type PairRtspServer = RtspPairServer & RtspConnectionServer;
@@ -38,11 +38,12 @@ export interface PairProcessOptions {
   readonly logger: Logger;
   /** The running configuration (a reload may change its live fields). */
   readonly config: () => TwinframeConfig;
-  /** A standby took over: this process serves viewers from now on. */
+  /** A standby took over: this process serves viewers from now on (after a role switch, once the other process released them). */
   readonly onTakeover: (record: TakeoverRecord) => void;
-  /** This process handed sending over (a role switch): it stops listening for viewers, the other process listens. */
-  readonly onHandedOver: () => void;
 }
+
+/** After a role switch, how long the process that took sending waits for the other to release the RTSP connections (rtsp-release). */
+const RELEASE_WAIT_MS = 5000;
 
 /**
  * A primary listens on the link; a standby holds its engine's sending and
@@ -93,16 +94,20 @@ export async function startPairProcess(options: PairProcessOptions): Promise<Pai
     const follower: PairStandby = PairStandby.start({
       engine, link: pair.link, secret: pair.secret, logger, keepOwnSessions, rtsp: followerAdoption, connections: followerHeld,
       onTakeover: (record) => {
-        if (record.cause === 'death') {
-          // Before the RTSP server would listen on the port: on the primary's own socket, with its connections.
-          if (rtspServer) followerHeld.takeOver(rtspServer);
-        } else {
-          // A role switch: the other process lives on with its viewers' connections and their sessions
-          // (not handed over yet): this one must not answer for them, nor time them out.
-          followerHeld.close();
-          rtspServer?.forgetAdoptedSessions();
+        // Before the RTSP server would listen on the port: on the primary's own socket, with its connections.
+        const serve = (released?: ReleasedConnections): void => {
+          if (rtspServer) followerHeld.takeOver(rtspServer, released);
+          options.onTakeover(record);
+        };
+        if (record.cause === 'death') serve();
+        else {
+          // A role switch: the other process answers until it released the connections, after its last
+          // session record; if it dies first, every held connection is served as at a death.
+          void followerHeld.whenReleased(RELEASE_WAIT_MS).then((released) => {
+            if (!released) logger.warn({ waitedMs: RELEASE_WAIT_MS }, 'process pair: the other process did not release its RTSP connections after the switch; serving every one it passed');
+            if (!closed && standby === follower) serve(released);
+          });
         }
-        options.onTakeover(record);
         whenFree(listen, 'the private link', logger).then(async (p) => {
           if (closed || standby !== follower) await p.close();
           else primary = p;
@@ -117,11 +122,10 @@ export async function startPairProcess(options: PairProcessOptions): Promise<Pai
     if (!current || switching) throw new TwinframeError('TF_PAIR_SWITCH', switching ? 'a switch is under way' : 'this process does not send');
     switching = true;
     try {
-      const { pid, settleMs } = await current.handOver();
+      const { pid, settleMs } = await current.handOver(rtspServer);
       primary = undefined;
       await current.close();
       standby?.close();
-      options.onHandedOver();
       follow(true);
       return { role: 'standby', peerPid: pid, sessions: engine.listSessions().length, settleMs, switchMs: null };
     } finally {

@@ -17,6 +17,7 @@ import type { RtspSessionFeed } from './rtsp-sessions.js';
 import type { ConnectionHandoff } from './rtsp-handoff.js';
 import { holdLifeLock, type HeldLifeLock } from './native-life-lock.js';
 import { handOverSending } from './role-switch.js';
+import type { RtspHandover } from '../rtsp/server.js';
 
 /** A standby this far behind in reading the link is dropped (it resynchronizes when it reconnects). */
 const MAX_UNREAD_BYTES = 64 * 1024 * 1024;
@@ -49,6 +50,10 @@ interface LinkedStandby {
 
 /** How long a role switch waits for a just-linked standby to be armed. */
 const ARMED_WAIT_MS = 5000;
+/** How long a role switch waits for the RTSP requests read so far to be answered. */
+const RTSP_QUIESCE_MS = 2000;
+/** How long a role switch waits for its last link message to leave. */
+const FLUSH_MS = 1000;
 
 export class PairPrimary {
   private readonly log: Logger;
@@ -163,19 +168,33 @@ export class PairPrimary {
   }
 
   /**
-   * A role switch: hand sending to the linked, synchronized standby (role-switch.ts).
-   * Resolves with the standby's pid and the settle time; this process sends nothing after.
+   * A role switch: hand sending to the linked, synchronized standby
+   * (role-switch.ts), and with it the viewers' RTSP connections and sessions
+   * (`rtsp`: this process's RTSP server stops at request boundaries first, and
+   * answers on if the switch fails). Resolves with the standby's pid and the
+   * settle time; this process sends and answers nothing after.
    */
-  async handOver(): Promise<{ pid: number | null; settleMs: number }> {
+  async handOver(rtsp: { quiesce(timeoutMs: number): Promise<RtspHandover> } | undefined): Promise<{ pid: number | null; settleMs: number }> {
     const standby = this.standby;
     if (standby?.state !== 'linked' || !this.lifeLock) throw new TwinframeError('TF_PAIR_SWITCH', 'no standby follows this process');
     // Handed over before the standby's thread waits on the lock, sending would pause until it does.
     for (const deadline = Date.now() + ARMED_WAIT_MS; !standby.armed; await new Promise((r) => setTimeout(r, 10))) {
       if (Date.now() > deadline || this.standby !== standby) throw new TwinframeError('TF_PAIR_SWITCH', 'the standby is not ready to take over yet (it is synchronizing)');
     }
-    this.sendCursors(); // the standby moves to the last cursors from the blocks anyway; this keeps its read-ahead close
-    const settleMs = await handOverSending(this.options.engine, this.lifeLock);
-    this.log.info({ standbyPid: standby.pid, settleMs }, 'process pair: sending handed over to the standby (role switch)');
+    const handover = await rtsp?.quiesce(RTSP_QUIESCE_MS);
+    let settleMs: number;
+    try {
+      if (this.standby !== standby) throw new TwinframeError('TF_PAIR_SWITCH', 'the standby left the link');
+      this.sendCursors(); // the standby moves to the last cursors from the blocks anyway; this keeps its read-ahead close
+      settleMs = await handOverSending(this.options.engine, this.lifeLock);
+    } catch (err) {
+      handover?.resume();
+      throw err;
+    }
+    const connections = handover?.commit() ?? [];
+    this.send({ type: 'rtsp-release', connections: connections.map((c) => ({ id: c.id, pending: c.pending.toString('base64') })) });
+    await standby.channel.flushed(FLUSH_MS);
+    this.log.info({ standbyPid: standby.pid, settleMs, connections: connections.length }, 'process pair: sending and the RTSP connections handed over to the standby (role switch)');
     return { pid: standby.pid, settleMs };
   }
 

@@ -11,6 +11,12 @@
 // it and not answered (a request half or wholly read: it never gets a reply, and
 // the bytes of a half-read one are gone, so the next request on the connection
 // may be misframed and refused with 400), and a reply it had only partly written.
+//
+// An operator's role switch loses nothing: the primary stops answering at a
+// request boundary on every connection and answers what it had read (quiesce),
+// hands sending over, then lets go of its copies and says on the link which
+// connections the standby serves, each with the bytes it had received since
+// ('rtsp-release'); the standby serves them from there.
 
 import fs from 'node:fs';
 import type net from 'node:net';
@@ -18,21 +24,22 @@ import type { Logger } from '../log.js';
 import { FdChannel, FdChannelListener, descriptorOf, openPeerPidfd } from './native-pair.js';
 import { ReadableWatcher } from './native-watcher.js';
 import type { HandoffMessage } from './link-messages.js';
+import type { ConnectionWatcher, RtspHandover } from '../rtsp/server.js';
 
 /** What the handoff needs of this process's RTSP server (src/rtsp/server.ts). */
 export interface RtspConnectionServer {
   /** The listening socket while it listens, every open connection, and from now on each one opened and closed. */
-  watchConnections(listener: ConnectionListener): { readonly listening: net.Server | undefined; readonly open: ReadonlyArray<{ readonly id: number; readonly socket: net.Socket }>; stop(): void };
+  watchConnections(listener: ConnectionWatcher): { readonly listening: net.Server | undefined; readonly open: ReadonlyArray<{ readonly id: number; readonly socket: net.Socket }>; stop(): void };
   /** Listen on a passed listening socket's descriptor. */
   listen(fd?: number): Promise<unknown>;
-  /** Serve a passed connection's descriptor as one accepted here. */
-  adoptConnection(fd: number): void;
+  /** Serve a passed connection's descriptor as one accepted here, `pending` bytes first. */
+  adoptConnection(fd: number, pending?: Buffer): void;
+  /** A role switch: stop answering at request boundaries once what was read is answered (TF_PAIR_SWITCH if it cannot). */
+  quiesce(timeoutMs: number): Promise<RtspHandover>;
 }
 
-export interface ConnectionListener {
-  opened(id: number, socket: net.Socket): void;
-  closed(id: number): void;
-}
+/** The connections a primary released at a role switch (rtsp-release), by id, each with what it had received and not answered. */
+export type ReleasedConnections = ReadonlyMap<number, Buffer>;
 
 /** Where the descriptor channel listens: beside the link. */
 export function handoffPath(link: string): string {
@@ -82,6 +89,8 @@ export class ConnectionHandoff {
   /** Listen for the standby's channel (this process just became the primary on `link`: a stale socket file is a dead one's). */
   listen(link: string): void {
     const path = handoffPath(link);
+    this.#listener?.close(); // one it listened on before a role switch made it the standby
+    this.#listener = undefined;
     try {
       fs.rmSync(path, { force: true });
       this.#listener = new FdChannelListener(path);
@@ -146,6 +155,7 @@ export class ConnectionHandoff {
     const server = this.#server;
     if (!server) return; // no RTSP server yet: no connection to hand
     const watch = server.watchConnections({
+      listening: (listener) => this.#send(channel, { kind: 'listener' }, listener),
       opened: (id, socket) => this.#send(channel, { kind: 'connection', id }, socket),
       closed: (id) => this.#send(channel, { kind: 'closed', id }),
     });
@@ -172,10 +182,35 @@ export class HeldConnections {
   #watcher: ReadableWatcher | undefined;
   #listenerFd: number | undefined;
   readonly #connections = new Map<number, number>();
+  /** What the primary released at a role switch, and who waits for it. */
+  #released: ReleasedConnections | undefined;
+  #releaseWaiter: ((released: ReleasedConnections | undefined) => void) | undefined;
   readonly #log: Logger;
 
   constructor(logger: Logger) {
     this.#log = logger.child({ component: 'pair-rtsp' });
+  }
+
+  /** The primary stopped answering at a role switch (rtsp-release on the link): the connections to serve. */
+  released(connections: ReleasedConnections): void {
+    this.#released = connections;
+    this.#releaseWaiter?.(connections);
+  }
+
+  /** Resolves with what the primary released, once it did; undefined if it did not within `timeoutMs` (it died meanwhile). */
+  whenReleased(timeoutMs: number): Promise<ReleasedConnections | undefined> {
+    if (this.#released) return Promise.resolve(this.#released);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.#releaseWaiter = undefined;
+        resolve(undefined);
+      }, timeoutMs);
+      this.#releaseWaiter = (released) => {
+        clearTimeout(timer);
+        this.#releaseWaiter = undefined;
+        resolve(released);
+      };
+    });
   }
 
   /** Joined the primary on `link`: open the channel beside it (what an earlier primary passed is let go). */
@@ -194,16 +229,24 @@ export class HeldConnections {
     }
   }
 
-  /** Took over: the RTSP server listens on the primary's socket and serves every connection it held; true if it listens so. */
-  takeOver(server: RtspConnectionServer): boolean {
+  /**
+   * Took over: the RTSP server listens on the primary's socket and serves every
+   * connection it held, or, after a role switch, those `released` (their pending
+   * bytes first; the others were closing). True if it listens on that socket.
+   */
+  takeOver(server: RtspConnectionServer, released?: ReleasedConnections): boolean {
     const channel = this.#channel;
-    if (channel) this.#drain(channel); // what the primary sent last, before it died
+    if (channel) this.#drain(channel); // what the primary sent last, before it died or released them
     this.#stopWatching();
     const listenerFd = this.#listenerFd;
     this.#listenerFd = undefined;
-    for (const fd of this.#connections.values()) {
+    for (const [id, fd] of this.#connections) {
+      if (released && !released.has(id)) {
+        fs.closeSync(fd);
+        continue;
+      }
       try {
-        server.adoptConnection(fd);
+        server.adoptConnection(fd, released?.get(id));
       } catch (err) {
         this.#log.warn({ err: (err as Error).message }, 'process pair: a connection of the primary cannot be served');
         fs.closeSync(fd);
@@ -267,6 +310,8 @@ export class HeldConnections {
 
   #release(): void {
     this.#stopWatching();
+    this.#released = undefined;
+    this.#releaseWaiter?.(undefined);
     for (const fd of this.#connections.values()) fs.closeSync(fd);
     this.#connections.clear();
     if (this.#listenerFd !== undefined) fs.closeSync(this.#listenerFd);

@@ -20,7 +20,6 @@ export interface RtspPairServer {
   sessionRecords(): RtspSessionRecord[];
   watchSessions(listener: (record: RtspSessionRecord) => void): () => void;
   adoptSession(record: RtspSessionRecord): Promise<void>;
-  forgetAdoptedSessions(): void;
 }
 
 /** The primary side: the records a standby is sent, a snapshot and then every change. */

@@ -224,6 +224,12 @@ export class PairStandby {
         this.enqueue(() => this.options.rtsp.receive(session));
         break;
       }
+      case 'rtsp-release': {
+        // After every record: the link is ordered. The descriptors themselves were passed before, on the channel.
+        const released = new Map(message.connections.map((c) => [c.id, Buffer.from(c.pending, 'base64')]));
+        this.enqueue(() => this.options.connections.released(released));
+        break;
+      }
       case 'synced':
         this.enqueue(() => {
           this.dropUnmatchedOwnSessions();

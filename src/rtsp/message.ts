@@ -229,6 +229,24 @@ export abstract class MessageReader<M> {
     return this.#window.length;
   }
 
+  /**
+   * Between messages: no body or interleaved frame is half read, so what is
+   * buffered is the start of the next message as received (takeBuffered).
+   */
+  get atBoundary(): boolean {
+    return this.#head === undefined && this.#skipRemaining === 0 && this.#error === undefined;
+  }
+
+  /** The buffered bytes, taken: at a boundary, the start of the next message (a process pair's role switch hands it on). */
+  takeBuffered(): Buffer {
+    const w = this.#window;
+    const bytes = w.copy(0, w.length);
+    w.clear();
+    this.#scanFrom = 0;
+    this.#headStarted = false;
+    return bytes;
+  }
+
   push(chunk: Buffer): PushResult<M> {
     const messages: M[] = [];
     if (this.#error) return { messages, error: this.#error };

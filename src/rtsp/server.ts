@@ -23,6 +23,7 @@ import type { Logger } from 'pino';
 import { TwinframeError, isTwinframeError, type ErrorCode } from '../errors.js';
 import { TICKS_HZ } from '../mpegts/packet.js';
 import { silentLogger } from '../log.js';
+import { monoNowMs } from '../shared/clock.js';
 import { LogRateLimit } from '../log-rate-limit.js';
 import { parseRange, resolveRange, serializeRange } from './headers/range.js';
 import { formatScale, parseScale, playScale } from './headers/scale.js';
@@ -134,6 +135,8 @@ const WIRE_MIN_BYTES = 64 * 1024;
 const CLOSE_GRACE_MS = 1000;
 /** The connection id of a session taken over from another process: none of this server's (they count from 1). */
 const ADOPTED_CONNECTION = 0;
+/** While a role switch waits for the requests read so far to be answered, how often it looks. */
+const QUIESCE_POLL_MS = 2;
 
 /** Asset refusals by content: there is no playable asset at that URL. */
 const ASSET_VERDICTS: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
@@ -144,6 +147,30 @@ interface Reply {
   readonly status: number;
   readonly headers?: Readonly<Record<string, HeaderValue>>;
   readonly body?: string;
+}
+
+/**
+ * A process pair's role switch, as this server does its part (quiesce): every
+ * connection stopped at a request boundary, every request read so far answered.
+ */
+export interface RtspHandover {
+  /**
+   * The other process answers from now on: this one lets go of its listening
+   * socket and of its copy of each connection (no FIN: the other process holds
+   * them too), and its sessions go dormant. Returns each connection handed on
+   * with the bytes received here and not yet answered (the start of its next
+   * request); a connection not listed was closing here.
+   */
+  commit(): Array<{ readonly id: number; readonly pending: Buffer }>;
+  /** The switch failed: answer on, starting with what arrived meanwhile. */
+  resume(): void;
+}
+
+/** A process pair's primary, told of the listening socket and of each connection (watchConnections). */
+export interface ConnectionWatcher {
+  listening(server: net.Server): void;
+  opened(id: number, socket: net.Socket): void;
+  closed(id: number): void;
 }
 
 /** One client TCP connection: its reader, its in-order request queue (OrderedConnection), its timers. */
@@ -163,6 +190,8 @@ class Connection {
   wire: WireWriter | undefined;
   /** The session whose RTP this connection carries (one at a time). */
   interleaved: RtspSession | undefined;
+  /** A role switch passed this connection to the other process of the pair: its close here is no close of the connection. */
+  handedOver = false;
 
   constructor(id: number, socket: net.Socket, maxRequestBytes: number, log: Logger) {
     this.id = id;
@@ -287,8 +316,10 @@ export class RtspServer {
   #closed = false;
   #listening = false;
   #listenOnce: Promise<{ address: string; port: number }> | undefined;
+  /** A process pair's role switch under way (quiesce): what each connection at a request boundary received since, unparsed. */
+  #held: Map<Connection, Buffer[]> | undefined;
   /** A process pair's primary: told of the listening socket and of every connection opened and closed (watchConnections). */
-  readonly #connectionWatchers = new Set<{ opened(id: number, socket: net.Socket): void; closed(id: number): void }>();
+  readonly #connectionWatchers = new Set<ConnectionWatcher>();
 
   constructor(options: RtspServerOptions) {
     this.#backend = options.backend;
@@ -356,6 +387,7 @@ export class RtspServer {
       });
     });
     this.#listening = true;
+    for (const watcher of this.#connectionWatchers) watcher.listening(this.#server);
     // A process pair's standby that took over: it answers for its primary's sessions from now on.
     for (const session of this.#sessions.values()) this.#wakeAdopted(session);
     const address = this.address();
@@ -420,8 +452,8 @@ export class RtspServer {
   }
 
   /**
-   * Stop accepting viewers, keeping every connection and session (a process
-   * pair's role switch: the other process listens on the port now); listen() again later.
+   * Stop accepting viewers (a process pair's role switch: the other process
+   * listens on the port now, on the same socket); listen() again later.
    */
   stopListening(): void {
     if (!this.#listening) return;
@@ -451,11 +483,11 @@ export class RtspServer {
 
   // ── Connections ────────────────────────────────────────────────────────────
 
-  #accept(socket: net.Socket): void {
+  #accept(socket: net.Socket): Connection | undefined {
     socket.on('error', () => {}); // resets and the like end in 'close'; nothing to report to anyone
     if (this.#closed) {
       socket.destroy();
-      return;
+      return undefined;
     }
     if (this.#connections.size >= this.#maxConnections) {
       this.#refusedConnections++;
@@ -464,7 +496,7 @@ export class RtspServer {
         this.#log.warn({ status: 503, code: 'TF_RTSP_TOO_MANY_CONNECTIONS', limit: this.#maxConnections }, 'connection limit reached; refusing new connections with 503');
       }
       this.#refuseConnection(socket);
-      return;
+      return undefined;
     }
     // One address must not take every slot: a flood from it leaves room for everyone else.
     const address = plainAddress(socket.remoteAddress ?? '');
@@ -476,7 +508,7 @@ export class RtspServer {
         this.#log.warn({ status: 503, code: 'TF_RTSP_TOO_MANY_CONNECTIONS', peer: address, limit: this.#maxConnectionsPerAddress }, 'connection limit of a client address reached; refusing its new connections with 503');
       }
       this.#refuseConnection(socket);
-      return;
+      return undefined;
     }
     this.#connectionsByAddress.set(address, fromAddress + 1);
     this.#acceptedConnections++;
@@ -499,7 +531,7 @@ export class RtspServer {
         this.#teardown(interleaved, 'connection closed').catch((err: Error) => interleaved.log.error({ err: err.message }, 'teardown failed'));
       }
       this.#connections.delete(conn);
-      for (const watcher of this.#connectionWatchers) watcher.closed(conn.id);
+      if (!conn.handedOver) for (const watcher of this.#connectionWatchers) watcher.closed(conn.id);
       const left = (this.#connectionsByAddress.get(conn.peer) ?? 1) - 1;
       if (left > 0) this.#connectionsByAddress.set(conn.peer, left);
       else this.#connectionsByAddress.delete(conn.peer);
@@ -511,6 +543,7 @@ export class RtspServer {
       conn.log.debug('connection closed');
     });
     conn.log.debug('connection opened');
+    return conn;
   }
 
   /** Over a connection limit: 503 without CSeq (no request was read), better than a silent reset for a player's error message. */
@@ -522,6 +555,14 @@ export class RtspServer {
 
   #onData(conn: Connection, chunk: Buffer): void {
     if (conn.ending) return;
+    const held = this.#held;
+    if (held && conn.parser.atBoundary) {
+      // A role switch under way: the process that answers next gets these bytes.
+      const chunks = held.get(conn);
+      if (chunks) chunks.push(chunk);
+      else held.set(conn, [chunk]);
+      return;
+    }
     const { messages, error } = conn.parser.push(chunk);
     if (messages.length > 0) conn.active();
     for (const request of messages) conn.ordered.enqueue(() => this.#handle(conn, request));
@@ -886,10 +927,11 @@ export class RtspServer {
 
   /**
    * The listening socket (while it listens), every open connection, and from now
-   * on each connection opened and closed: a process pair's primary passes them
-   * to its standby (src/pair-process/rtsp-handoff.ts).
+   * on the listening socket once it listens and each connection opened and
+   * closed: a process pair's primary passes them to its standby
+   * (src/pair-process/rtsp-handoff.ts).
    */
-  watchConnections(watcher: { opened(id: number, socket: net.Socket): void; closed(id: number): void }): {
+  watchConnections(watcher: ConnectionWatcher): {
     listening: net.Server | undefined; open: Array<{ id: number; socket: net.Socket }>; stop(): void;
   } {
     this.#connectionWatchers.add(watcher);
@@ -900,20 +942,70 @@ export class RtspServer {
     };
   }
 
-  /** A connection the dead primary process had accepted (its descriptor, passed): served as one accepted here. */
-  adoptConnection(fd: number): void {
-    this.#accept(new net.Socket({ fd, readable: true, writable: true }));
+  /**
+   * A connection the primary process had accepted (its descriptor, passed):
+   * served as one accepted here, `pending` first (what the primary had received
+   * on it and not answered, at a role switch).
+   */
+  adoptConnection(fd: number, pending?: Buffer): void {
+    const conn = this.#accept(new net.Socket({ fd, readable: true, writable: true }));
+    if (conn && pending && pending.length > 0) this.#onData(conn, pending);
   }
 
   /**
-   * A role switch made this process send while the other one lives on with its
-   * viewers' connections and their sessions: it answers for them, so the ones
-   * adopted here (dormant, never answered for) are forgotten, timers and all.
+   * A process pair's role switch, this server's first half: stop answering at a
+   * request boundary on every connection (what arrives meanwhile is held
+   * unparsed) and wait until every request read so far is answered and its
+   * reply written. Then commit() (the other process answers) or resume().
+   * Refused (TF_PAIR_SWITCH, and answering goes on) when a connection carries
+   * RTP, or when a request is still being answered after `timeoutMs`.
    */
-  forgetAdoptedSessions(): void {
-    for (const [id, session] of this.#sessions) {
-      if (session.connectionId === ADOPTED_CONNECTION && session.dormant) this.#sessions.delete(id);
+  async quiesce(timeoutMs: number): Promise<RtspHandover> {
+    if (this.#held) throw new TwinframeError('TF_PAIR_SWITCH', 'a switch is under way');
+    const held = new Map<Connection, Buffer[]>();
+    this.#held = held;
+    const resume = (): void => {
+      if (this.#held !== held) return;
+      this.#held = undefined;
+      for (const [conn, chunks] of held) for (const chunk of chunks) this.#onData(conn, chunk);
+    };
+    const deadline = monoNowMs() + timeoutMs;
+    for (;;) {
+      let busy = 0;
+      for (const conn of this.#connections) {
+        if (conn.ending || conn.socket.destroyed) continue;
+        if (conn.interleaved) {
+          resume();
+          throw new TwinframeError('TF_PAIR_SWITCH', 'a session has RTP on its RTSP connection, which only this process holds: it cannot move');
+        }
+        if (conn.ordered.waiting > 0 || conn.socket.writableLength > 0 || !conn.parser.atBoundary) busy++;
+      }
+      if (busy === 0) break;
+      if (monoNowMs() > deadline) {
+        resume();
+        throw new TwinframeError('TF_PAIR_SWITCH', `${busy} RTSP connection(s) still had a request being answered after ${timeoutMs} ms; this process answers on`);
+      }
+      await new Promise((r) => setTimeout(r, QUIESCE_POLL_MS));
     }
+    return {
+      commit: () => {
+        if (this.#held !== held) throw new TwinframeError('TF_PAIR_SWITCH', 'the switch was given up');
+        this.#held = undefined;
+        const handed: Array<{ id: number; pending: Buffer }> = [];
+        for (const conn of this.#connections) {
+          if (conn.ending || conn.socket.destroyed) continue; // closing here: the other process closes its copy
+          handed.push({ id: conn.id, pending: Buffer.concat([conn.parser.takeBuffered(), ...(held.get(conn) ?? [])]) });
+          conn.handedOver = true;
+          conn.clearRequestTimer();
+          conn.socket.destroy(); // this process's descriptor only: no FIN, no reset
+        }
+        this.stopListening();
+        for (const session of this.#sessions.values()) session.sleep();
+        this.#log.info({ connections: handed.length, sessions: this.#sessions.size }, 'RTSP connections and sessions handed to the other process of the pair');
+        return handed;
+      },
+      resume,
+    };
   }
 
   /** A taken-over session's timeouts start, and its RTCP reports go on from the same server port. */

@@ -150,6 +150,28 @@ export class RtspSession {
     return true;
   }
 
+  /**
+   * The other process answers for the session from now on (a process pair's
+   * role switch): its timers stop and its RTCP socket is let go (the other
+   * process binds the same port), as for a session adopted dormant.
+   */
+  sleep(): void {
+    if (this.#dormant || this.#disposed) return;
+    this.#dormant = true;
+    this.#stopTimersAndRtcp()?.close();
+  }
+
+  /** Both timers stopped; the RTCP sender is detached and returned, for the caller to end. */
+  #stopTimersAndRtcp(): RtcpSender | undefined {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    clearTimeout(this.#setupTimer);
+    this.#setupTimer = undefined;
+    const rtcp = this.#rtcp;
+    this.#rtcp = undefined;
+    return rtcp;
+  }
+
   /** A dormant session takes the other process's state (its SETUP, PLAY, PAUSE or end of asset). */
   restore(record: RtspSessionRecord): void {
     if (!this.#dormant) return;
@@ -289,12 +311,7 @@ export class RtspSession {
   async dispose(bye: boolean): Promise<void> {
     if (this.#disposed) return;
     this.#disposed = true;
-    if (this.#timer) clearTimeout(this.#timer);
-    this.#timer = undefined;
-    clearTimeout(this.#setupTimer);
-    this.#setupTimer = undefined;
-    const rtcp = this.#rtcp;
-    this.#rtcp = undefined;
+    const rtcp = this.#stopTimersAndRtcp();
     if (!rtcp) return;
     if (bye) await rtcp.bye(this.reportSource);
     rtcp.close();
