@@ -7,9 +7,11 @@
 // by the survivor's session timeout; and a new standby that joins the survivor
 // mid-stream answers for the same sessions after a second SIGKILL. Then the
 // connection itself: the primary passed it to the standby, and the same
-// requests work on it after the kill, from this test's client and from ffmpeg
-// (its keep-alives and TEARDOWN on the connection it opened to the primary).
+// requests work on it after the kill, from this test's client, from ffmpeg
+// (its keep-alives and TEARDOWN on the connection it opened to the primary) and
+// from GStreamer (its capture byte-exact across the kill, its TEARDOWN answered).
 
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { leakCheck } from './helpers/leak-check.js';
@@ -17,7 +19,8 @@ import { RtspClient, UdpReceiver, sequenceStats } from './helpers/rtsp-client.js
 import { pairSetup, untilStatus, type PairMember, type PairSetup } from './helpers/process-pair.js';
 import { parseCompound } from './helpers/rtcp.js';
 import { RTCP_BYE, RTCP_SR } from '../src/rtsp/rtcp.js';
-import { runToString, start } from './helpers/run.js';
+import { runCapture, runToString, start } from './helpers/run.js';
+import { loadSample } from './helpers/engine-fixture.js';
 
 leakCheck(test);
 
@@ -277,4 +280,28 @@ test.serial('ffmpeg, a real player, keeps its RTSP control across the SIGKILL: i
   await untilStatus(standby, (x) => x.sessions === 0, 'the session closed by the TEARDOWN');
   const duration = Number(await runToString(['ffprobe', '-v', 'error', '-show_entries', 'format=duration', '-of', 'csv=p=0', out]));
   t.true(duration > 11, `ffmpeg received the whole 12 s asset (${duration} s)`);
+});
+
+test.serial('GStreamer (rtspsrc), a second real player, through the SIGKILL: its capture is the asset byte for byte, and its TEARDOWN on its own connection is answered by the standby', async (t) => {
+  const { pair, primary, standby } = await linkedPair(t, { logLevel: 'debug' });
+  const sample = await loadSample();
+  t.teardown(() => sample.cleanup());
+  const out = path.join(pair.dir, 'gst.ts');
+  // rtpmp2tdepay writes the RTP payloads as they come: the MPEG-TS bytes the viewer got, in order.
+  const gst = runCapture(['gst-launch-1.0', 'rtspsrc', `location=rtsp://127.0.0.1:${pair.rtspPort}${URL_PATH}`, 'protocols=udp',
+    '!', 'rtpmp2tdepay', '!', 'filesink', `location=${out}`], { limitMs: 60_000 });
+  await untilStatus(standby, (x) => x.sessions === 1, 'GStreamer\'s session followed');
+  await untilHeld(standby, 1);
+  await sleep(1000);
+  primary.child.kill('SIGKILL');
+  await untilStatus(standby, (x) => x.processPair?.state === 'Secondary_No_Primary', 'took over');
+  const { code, stdout, stderr } = await gst;
+  t.is(code, 0, `${stdout.slice(-1500)}\n${stderr.slice(-1500)}`);
+  t.regex(stdout, /Got EOS/, 'the BYE at the end of the asset ended the pipeline');
+  const captured = await readFile(out);
+  t.is(captured.length, sample.bytes.length, 'every byte of the asset arrived');
+  t.true(captured.equals(sample.bytes), 'byte for byte, in order, across the kill');
+  const log = standby.output();
+  t.regex(log, /"method":"TEARDOWN"[^\n]*"status":200/, 'GStreamer\'s TEARDOWN answered by the standby, on the connection it opened to the primary');
+  await untilStatus(standby, (x) => x.sessions === 0, 'the session closed by the TEARDOWN');
 });
