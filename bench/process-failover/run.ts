@@ -5,7 +5,7 @@
 // run and on the same streams, the sending data path of the current primary is
 // crashed (an in-process failover, `twinframectl inject-fault <path> crash`).
 //
-//   node dist/bench/process-failover/run.js [--kills N] [--sessions 1,20] [--settle-ms 1000] [--watch thread,main] [--hog N] [--quick]
+//   node dist/bench/process-failover/run.js [--kills N] [--sessions 1,20] [--settle-ms 1000] [--watch thread,main] [--hog N] [--rtsp-viewers N] [--quick]
 //
 // --watch: how the standby learns of the primary's death, in turn from one
 // standby to the next (so each gets every other kill, under the same
@@ -19,9 +19,10 @@
 //   - gap: the largest inter-arrival gap in [kill − 50 ms, kill + 500 ms], ms
 //     (nominal spacing of the sample: ~3.5 ms);
 // Totals per session over the whole run: lost and duplicated (RTP sequence
-// numbers). RTSP control: these are broadcasts (no RTSP session); a viewer's RTSP
-// session is not taken over yet (README, "Process pair"), so every RTSP viewer
-// of a killed primary would lose its control: reported as such.
+// numbers). RTSP control: --rtsp-viewers N (default 2) RTSP viewers set up a UDP
+// session on the sample, play and pause it, and after each takeover send a
+// keep-alive (GET_PARAMETER naming their session) on their own first connection;
+// one not answered 200 within 3 s lost its RTSP control at that kill.
 //
 // The receivers stamp arrivals in this process's event loop (CLOCK_MONOTONIC,
 // the servers' clock too); nothing else runs in it during a measurement window.
@@ -39,9 +40,12 @@ import { Flags } from '../flags.js';
 import { freePort, nearest16, sleep } from '../lib.js';
 import { summarize, type Summary } from '../stats.js';
 import { SERVER_NODE_FLAGS } from '../../src/shared/node-flags.js';
+import { RtspClient, UdpReceiver } from '../../test/helpers/rtsp-client.js';
 
 const TWINFRAME = fileURLToPath(new URL('../../src/cli/twinframe.js', import.meta.url));
-const USAGE = 'usage: node dist/bench/process-failover/run.js [--kills N] [--sessions 1,20] [--settle-ms 1000] [--watch thread,main] [--hog N] [--quick]';
+const USAGE = 'usage: node dist/bench/process-failover/run.js [--kills N] [--sessions 1,20] [--settle-ms 1000] [--watch thread,main] [--hog N] [--rtsp-viewers N] [--quick]';
+/** How long a viewer's keep-alive after a takeover may take to be answered. */
+const KEEPALIVE_TIMEOUT_MS = 3000;
 type Watch = 'thread' | 'main';
 const SECRET = 'the process-failover benchmark pair secret';
 /** Measurement window after a kill. */
@@ -161,7 +165,8 @@ interface LevelResult {
   readonly lost: number;
   readonly duplicated: number;
   readonly received: number;
-  readonly rtspControlLost: string;
+  /** Keep-alives after takeovers (viewers × kills) and those not answered 200. */
+  readonly rtspControl: { readonly viewers: number; readonly checks: number; readonly lost: number };
   /** Standbys that did not start (and were started again), with why. */
   readonly failedStarts: readonly string[];
 }
@@ -185,10 +190,25 @@ async function until(member: Member, done: (s: StatusResult) => boolean, what: s
   }
 }
 
-async function runLevel(sessions: number, kills: number, settleMs: number, watches: readonly Watch[]): Promise<LevelResult> {
+/** An RTSP viewer of the sample over UDP, played and paused: its session lives on without traffic. */
+async function pausedViewer(rtspPort: number): Promise<{ client: RtspClient; receiver: UdpReceiver }> {
+  const client = await RtspClient.connect({ port: rtspPort });
+  const receiver = await UdpReceiver.open();
+  const expect = (what: string, status: number): void => {
+    if (status !== 200) throw new Error(`RTSP viewer: ${what} answered ${status}`);
+  };
+  expect('DESCRIBE', (await client.describe('/sample.ts')).status);
+  expect('SETUP', (await client.setup('/sample.ts/track1', receiver.transportHeader())).status);
+  expect('PLAY', (await client.play('/sample.ts')).status);
+  expect('PAUSE', (await client.pause('/sample.ts')).status);
+  return { client, receiver };
+}
+
+async function runLevel(sessions: number, kills: number, settleMs: number, watches: readonly Watch[], rtspViewers: number): Promise<LevelResult> {
   const dir = await mkdtemp(path.join(tmpdir(), 'twinframe-pfo-'));
   const children: ChildProcess[] = [];
   const receivers: Receiver[] = [];
+  const viewers: Array<{ client: RtspClient; receiver: UdpReceiver }> = [];
   try {
     for (let i = 0; i < sessions; i++) receivers.push(await Receiver.open());
     const rtspPort = await freePort();
@@ -217,7 +237,7 @@ async function runLevel(sessions: number, kills: number, settleMs: number, watch
       for (let attempt = 1; ; attempt++) {
         const member = await start('standby', attempt === 1 ? name : `${name}-${attempt}`, watch);
         try {
-          await until(member, (s) => s.processPair?.state === 'Secondary' && s.sessions === sessions, 'following');
+          await until(member, (s) => s.processPair?.state === 'Secondary' && s.sessions === sessions + rtspViewers, 'following');
           return member;
         } catch (err) {
           member.child.kill('SIGKILL');
@@ -230,6 +250,8 @@ async function runLevel(sessions: number, kills: number, settleMs: number, watch
     const failedStarts: string[] = [];
     let primary = await start('primary', 'p0');
     await until(primary, (s) => s.sessions === sessions, 'every broadcast open');
+    for (let i = 0; i < rtspViewers; i++) viewers.push(await pausedViewer(rtspPort));
+    const rtspControl = { viewers: rtspViewers, checks: 0, lost: 0 };
     let standby = await startFollowing('s1', watches[0]);
     const events: Event[] = [];
     for (let k = 0; k < kills; k++) {
@@ -257,6 +279,11 @@ async function runLevel(sessions: number, kills: number, settleMs: number, watch
       const took = await until(standby, (s) => s.processPair?.state === 'Secondary_No_Primary', 'took over');
       const takeover = took.processPair!.takeover!;
       events.push({ kind: 'process', atMs, takeoverMs: Date.parse(takeover.at) - killedAt, watch: watches[k % watches.length], switchMs: takeover.switchMs });
+      for (const v of viewers) {
+        rtspControl.checks++;
+        const answer = v.client.closed ? undefined : await v.client.getParameter('/sample.ts', undefined, { timeoutMs: KEEPALIVE_TIMEOUT_MS }).catch(() => undefined);
+        if (answer?.status !== 200) rtspControl.lost++;
+      }
       const next = await startFollowing(`s${k + 2}`, watches[(k + 1) % watches.length]);
       primary = standby;
       standby = next;
@@ -280,9 +307,13 @@ async function runLevel(sessions: number, kills: number, settleMs: number, watch
       duplicated: totals.reduce((a, t) => a + t.duplicated, 0),
       received: totals.reduce((a, t) => a + t.received, 0),
       failedStarts,
-      rtspControlLost: 'broadcasts: none to lose; an RTSP viewer of the killed primary loses its control at every kill (not taken over yet)',
+      rtspControl,
     };
   } finally {
+    for (const v of viewers) {
+      await v.client.release();
+      await v.receiver.close();
+    }
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
     await Promise.all(children.map((c) => (c.exitCode === null && c.signalCode === null ? new Promise((r) => c.once('exit', r)) : Promise.resolve())));
     for (const r of receivers) r.close();
@@ -305,7 +336,9 @@ function row(label: string, s: Summary): string {
 }
 
 async function main(): Promise<void> {
-  const flags = Flags.parse(process.argv.slice(2), { kills: 'string', sessions: 'string', 'settle-ms': 'string', watch: 'string', hog: 'string', quick: 'boolean' }, USAGE);
+  const flags = Flags.parse(process.argv.slice(2), { kills: 'string', sessions: 'string', 'settle-ms': 'string', watch: 'string', hog: 'string', 'rtsp-viewers': 'string', quick: 'boolean' }, USAGE);
+  const rtspViewers = flags.number('rtsp-viewers') ?? 2;
+  if (!Number.isInteger(rtspViewers) || rtspViewers < 0) throw new Error(`--rtsp-viewers: a whole number, 0 or more\n${USAGE}`);
   const quick = flags.has('quick');
   const kills = flags.number('kills', { positive: true }) ?? (quick ? 5 : 100);
   const levels = (flags.list('sessions') ?? ['1', '20']).map(Number);
@@ -320,7 +353,7 @@ async function main(): Promise<void> {
   const load: number[] = [];
   const loadTimer = setInterval(() => load.push(loadavg()[0]), 10_000);
   try {
-    for (const sessions of levels) results.push(await runLevel(sessions, kills, settleMs, watches));
+    for (const sessions of levels) results.push(await runLevel(sessions, kills, settleMs, watches, rtspViewers));
   } finally {
     clearInterval(loadTimer);
     for (const hog of hogs) hog.kill('SIGKILL');
@@ -328,7 +361,8 @@ async function main(): Promise<void> {
   const loadRange = load.length > 0 ? `${Math.min(...load).toFixed(1)}-${Math.max(...load).toFixed(1)}` : loadavg()[0].toFixed(1);
   console.log(`process-failover: ${kills} SIGKILLs of the primary process and ${kills} crashes of its sending path per level, watches ${watches.join(',')} in turn, ${hogs.length} CPU hog(s); load average (1 min) ${loadRange} over the run`);
   for (const r of results) {
-    console.log(`\n${r.sessions} session(s): received ${r.received}, lost ${r.lost}, duplicated ${r.duplicated}; RTSP control: ${r.rtspControlLost}; standbys that failed to start (started again): ${r.failedStarts.length}`);
+    const control = r.rtspControl;
+    console.log(`\n${r.sessions} session(s): received ${r.received}, lost ${r.lost}, duplicated ${r.duplicated}; RTSP control: ${control.lost} of ${control.checks} keep-alives after a takeover not answered (${control.viewers} viewer(s)); standbys that failed to start (started again): ${r.failedStarts.length}`);
     for (const f of r.failedStarts) console.log(`  failed start: ${f}`);
     console.log('| worst session, ms | n | p50 | p99 | max |\n|---|---|---|---|---|');
     for (const p of r.process) {
