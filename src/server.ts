@@ -104,6 +104,12 @@ function authSettings(config: TwinframeConfig): AuthSettings {
   };
 }
 
+/** The parts a process pair's takeover and role switch act on, filled in as the server starts. */
+interface Started {
+  rtsp?: RtspServer;
+  broadcasts?: { readonly manager: BroadcastManager; readonly table: BroadcastTable };
+}
+
 export async function startServer(options: ServerOptions): Promise<TwinframeServer> {
   let config = options.config;
   const { logger } = options;
@@ -138,8 +144,8 @@ export async function startServer(options: ServerOptions): Promise<TwinframeServ
     });
     stops.push(() => engine.close());
     // Filled in once the RTSP server exists; the admin socket answers only after that.
-    const started: { rtsp?: RtspServer } = {};
-    const pairProcess = blocks && await startProcessPair(engine, blocks, () => started.rtsp);
+    const started: Started = {};
+    const pairProcess = blocks && await startProcessPair(engine, blocks, started);
     // An asset found unusable while it streamed (its sessions have ended) is refused until its file changes.
     engine.on('asset-failed', (e: AssetFailedEvent) => catalog.markUnavailable(e.assetPath, e.reason));
     // The broadcast table's running side; its broadcasts start once the RTSP server listens.
@@ -150,6 +156,9 @@ export async function startServer(options: ServerOptions): Promise<TwinframeServ
     stops.push(() => Promise.resolve(broadcasts.close()));
     // Its edits, the first apply and every reload's broadcast changes run on one queue.
     const broadcastTable = new BroadcastTable(broadcasts, options.configPath);
+    started.broadcasts = { manager: broadcasts, table: broadcastTable };
+    // A standby's table runs once it sends (its engine follows the primary's broadcasts meanwhile).
+    if (pairProcess?.role === 'standby') broadcasts.release();
     const auth = new RtspAuthenticator(authSettings(config));
     const applyReload = async (after: (work: Promise<unknown>) => void): Promise<ReloadResult> => {
       if (options.loadConfig === undefined || options.configPath === undefined) {
@@ -230,15 +239,25 @@ export async function startServer(options: ServerOptions): Promise<TwinframeServ
     throw err;
   }
 
-  /** This process's side of the process pair, if configured; a standby listens for viewers once it took over. */
-  async function startProcessPair(engine: Engine, blocks: SharedBlocks, rtsp: () => RtspServer | undefined): Promise<PairProcess | undefined> {
+  /**
+   * This process's side of the process pair, if configured. A standby listens
+   * for viewers once it took over, and its broadcast table runs then, on the
+   * broadcasts its engine carries; a primary that hands sending over lets them go.
+   */
+  async function startProcessPair(engine: Engine, blocks: SharedBlocks, started: Started): Promise<PairProcess | undefined> {
     if (config.pair === undefined) return undefined;
     const pairProcess = await startPairProcess({
       pair: config.pair, engine, blocks, logger, config: () => config,
       onTakeover: () => {
-        const server = rtsp();
+        const server = started.rtsp;
         if (server) whenFree(() => server.listen(), 'RTSP', logger).catch((err: Error) => logger.error({ err: err.message }, 'took over, but cannot listen for RTSP viewers'));
+        const broadcasts = started.broadcasts;
+        if (broadcasts) {
+          broadcasts.manager.carryOn();
+          void broadcasts.table.start(config.broadcasts).then(() => broadcasts.manager.settleCarried()); // each start logs its own outcome
+        }
       },
+      onHandedOver: () => started.broadcasts?.manager.release(),
     });
     stops.push(() => pairProcess.close());
     return pairProcess;

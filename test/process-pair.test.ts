@@ -3,13 +3,16 @@
 // sending, both show their roles in `twinframectl status`; a SIGKILL of the
 // primary hands every UDP session to the standby from the same source port,
 // and a receiver (this test process) gets every datagram once, byte-exact.
+// A broadcast of the table is taken over by the survivor's table as it runs
+// (the same session, its sender reports on), and let go by a primary that hands
+// sending over.
 
 import test, { type ExecutionContext } from 'ava';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { leakCheck } from './helpers/leak-check.js';
-import { sequenceStats, type ReceivedDatagram } from './helpers/rtsp-client.js';
+import { UdpReceiver, sequenceStats, type ReceivedDatagram } from './helpers/rtsp-client.js';
 import { loadSample, SAMPLE_ASSET, type SampleAsset } from './helpers/engine-fixture.js';
 import { PAIR_SECRET, pairSetup, startViewer as startPairViewer, untilStatus, type PairMember, type PairViewer } from './helpers/process-pair.js';
 import { runToString, TWINFRAMECTL } from './helpers/run.js';
@@ -201,4 +204,61 @@ test.serial('a new standby re-protects the survivor mid-stream, and a second SIG
   } finally {
     for (const v of viewers) await stopViewer(v);
   }
+});
+
+interface BroadcastRow { name: string; status: string; sessionId: string | null }
+
+async function broadcastList(member: PairMember): Promise<BroadcastRow[]> {
+  return JSON.parse(await runToString([process.execPath, TWINFRAMECTL, '--socket', member.adminSocket, '--json', 'broadcast', 'list'])) as BroadcastRow[];
+}
+
+async function untilBroadcast(member: PairMember, done: (rows: BroadcastRow[]) => boolean, what: string): Promise<BroadcastRow[]> {
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const rows = await broadcastList(member);
+    if (done(rows)) return rows;
+    if (Date.now() > deadline) throw new Error(`${member.role}: ${what} not reached: ${JSON.stringify(rows)}\n${member.output().slice(-3000)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** RTCP sender reports (PT 200) that arrived after `sinceNs`. */
+function senderReportsSince(receiver: UdpReceiver, sinceNs: bigint): number {
+  return receiver.rtcpDatagrams.filter((d) => d.arrivalNs > sinceNs && d.data.length >= 2 && d.data[1] === 200).length;
+}
+
+test.serial('a broadcast of the table is taken over by the survivor\'s table as it runs: the same session, no second one, its sender reports on; after a role switch the old primary lets it go and the new one runs it', async (t) => {
+  t.timeout(90_000);
+  const receiver = await UdpReceiver.open();
+  t.teardown(() => receiver.close());
+  const broadcasts = [{ name: 'ch1', asset: URL_PATH, to: `127.0.0.1:${receiver.rtpPort}`, loop: true }];
+  const pair = await pairSetup(t, { mediaDir, broadcasts });
+  const first = await pair.start('primary', 'p');
+  const second = await pair.start('standby', 's1');
+  const [running] = await untilBroadcast(first, (rows) => rows[0]?.status === 'playing', 'ch1 playing on the primary');
+  await untilStatus(second, (x) => x.processPair?.state === 'Secondary' && x.sessions === 1, 'the broadcast followed');
+  t.deepEqual(await broadcastList(second), [], 'a standby runs no table: its engine follows the primary\'s broadcast');
+
+  const killNs = process.hrtime.bigint();
+  first.child.kill('SIGKILL');
+  await untilStatus(second, (x) => x.processPair?.state === 'Secondary_No_Primary', 'took over');
+  const [taken] = await untilBroadcast(second, (rows) => rows[0]?.status === 'playing', 'ch1 playing on the survivor');
+  t.is(taken.sessionId, running.sessionId, 'the survivor runs the broadcast on the session it carried, not a new one');
+  t.is((await second.status()).sessions, 1, 'one session: no second stream of the broadcast');
+  await new Promise((r) => setTimeout(r, 8000)); // the report interval is 2.5-7.5 s
+  t.true(senderReportsSince(receiver, killNs) > 0, 'sender reports go on after the kill');
+
+  const third = await pair.start('standby', 's2');
+  await untilStatus(third, (x) => x.processPair?.state === 'Secondary' && x.sessions === 1, 'the new standby follows the broadcast');
+  await untilStatus(second, (x) => x.processPair?.state === 'Primary', 'protected again');
+  const switched = await runToString([process.execPath, TWINFRAMECTL, '--socket', second.adminSocket, 'pair', 'switch']);
+  t.regex(switched, /this process is the standby now/);
+  const [moved] = await untilBroadcast(third, (rows) => rows[0]?.status === 'playing', 'ch1 playing on the new primary');
+  t.is(moved.sessionId, running.sessionId, 'the same session after the switch');
+  t.deepEqual(await broadcastList(second), [], 'the old primary let its table go');
+  const stats = sequenceStats(receiver.datagrams.map((d) => d.rtp!.sequence));
+  t.log(`received ${stats.received}, lost ${stats.lost}, duplicated ${stats.duplicated}`);
+  t.is(stats.lost, 0, 'nothing lost across the kill and the switch');
+  t.true(stats.duplicated <= 1, `at most the one datagram of a path killed inside its send (${stats.duplicated})`);
+  t.is(new Set(receiver.datagrams.map((d) => d.from)).size, 1, 'one source address and port');
 });

@@ -5,19 +5,26 @@
 // a timer. The engine carries it like any session: on both paths of its pair
 // (a failover is lossless), and a path that restarts picks it up mid-stream
 // from the session table. It is also the RTSP layer's BroadcastLookup.
+//
+// In a process pair only the sending process runs the table. The standby's
+// engine follows the primary's broadcast sessions; when it takes over (a death
+// or a role switch) its manager takes each one its own table names as it
+// stands (carryOn: no new session, reports from the session's play) and starts
+// only the others. A primary that hands sending over lets its broadcasts go
+// (release: no BYE, the streams go on from the other process).
 
 import { EventEmitter } from 'node:events';
 import type { AssetCatalog, CatalogAsset } from '../catalog/catalog.js';
 import { readPacketTicksAsync } from '../catalog/index-file.js';
 import { parseBroadcastDestination, type BroadcastConfig } from '../config/schema.js';
 import { toEngineAsset } from '../engine/asset.js';
-import type { Engine, SessionFailedEvent } from '../engine/engine.js';
+import type { Engine, SessionFailedEvent, SessionInfo } from '../engine/engine.js';
 import { TwinframeError, isTwinframeError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { TICKS_PER_MS } from '../mpegts/packet.js';
 import { checkDestination, type DestinationRules } from './destination.js';
 import { hasLoopPlan, loopPlanOf } from './loop-source.js';
-import { startBroadcastReports, type BroadcastReports } from './reports.js';
+import { startBroadcastReports, type BroadcastReports, type BroadcastReportsOptions } from './reports.js';
 import type { BroadcastLookup, BroadcastStatus, BroadcastStream } from './lookup.js';
 import { isMulticastGroup } from '../shared/commands.js';
 import { MAX_TIMER_MS, RETRY_MAX_MS, packetAtTicks, retryDelayMs, scheduleNow, startOffsetMs } from './schedule.js';
@@ -84,6 +91,10 @@ export class BroadcastManager extends EventEmitter<{ change: [BroadcastChange] }
   private readonly entries = new Map<string, Entry>();
   /** BYEs on their way out (close() waits for them). */
   private readonly byes = new Set<Promise<void>>();
+  /** Broadcast sessions the engine carries for another process (carryOn), by broadcast name, until a launch takes them. */
+  private carried = new Map<string, SessionInfo>();
+  /** False in a process pair's standby: the table runs only in the process that sends (apply() waits for carryOn()). */
+  private sending = true;
   private closed = false;
 
   constructor(options: BroadcastManagerOptions) {
@@ -162,6 +173,7 @@ export class BroadcastManager extends EventEmitter<{ change: [BroadcastChange] }
    * one that plays or waits for its time is left alone.
    */
   async apply(defs: readonly BroadcastConfig[], restart?: string): Promise<void> {
+    if (!this.sending) return;
     const wanted = new Map(defs.map((d) => [d.name, d]));
     for (const [name, entry] of this.entries) {
       if (!wanted.has(name)) {
@@ -220,6 +232,50 @@ export class BroadcastManager extends EventEmitter<{ change: [BroadcastChange] }
     });
   }
 
+  /**
+   * A process pair's takeover: the engine carries the other process's
+   * broadcasts. The next apply() (the table's start) takes the session of each
+   * broadcast its table names with the same asset and destination instead of
+   * opening one; the sessions of any other are closed then (this table does not
+   * run them), or, if this process has no broadcast table at all, left to run
+   * unmanaged (logged).
+   */
+  carryOn(): void {
+    this.sending = true;
+    this.carried = new Map(this.engine.listSessions().flatMap((s) => (s.broadcast === undefined ? [] : [[s.broadcast, s] as const])));
+  }
+
+  /** The carried sessions no launch took: closed if this table runs broadcasts, else left to run (logged). Call after apply(). */
+  settleCarried(): void {
+    const left = [...this.carried.values()];
+    this.carried.clear();
+    for (const s of left) {
+      if (this.entries.size > 0) {
+        this.log.warn({ broadcast: s.broadcast, session: s.id }, 'broadcast of the other process that this table does not run (or runs differently): its session is closed');
+        this.engine.closeSession(s.id);
+      } else {
+        this.log.warn({ broadcast: s.broadcast, session: s.id }, 'broadcast of the other process goes on unmanaged: this process has no broadcast table (give both processes the same one)');
+      }
+    }
+  }
+
+  /**
+   * A process pair's standby (from its start, or after a role switch): the other
+   * process sends the broadcasts and its manager runs them. Reports stop without
+   * a BYE (the streams go on), and the table is forgotten until this process
+   * sends again (carryOn).
+   */
+  release(): void {
+    this.sending = false;
+    for (const entry of this.entries.values()) {
+      entry.generation++;
+      clearTimeout(entry.timer);
+      entry.sessionId = undefined;
+      this.endReports(entry, false);
+    }
+    this.entries.clear();
+  }
+
   /** Stop every broadcast's timer and reports, with a BYE (the engine closes their sessions as it stops); resolves once every BYE has left. */
   async close(): Promise<void> {
     this.closed = true;
@@ -264,6 +320,11 @@ export class BroadcastManager extends EventEmitter<{ change: [BroadcastChange] }
       const { source } = await checkDestination(destination, rules);
       if (stale()) return;
       const multicast = multicastOf(def, { ttl: this.defaultTtl, interface: rules.multicastInterface });
+      const carried = this.takeCarried(def.name, asset.name, destination);
+      if (carried) {
+        await this.carry(entry, carried, { packetCount: meta.packetCount, loop, destination, multicast }, stale);
+        return;
+      }
       const info = await this.engine.openSession({
         asset: toEngineAsset({ ...asset, assetPath: asset.path }), assetName: asset.name, destination,
         transport: def.transport, source, broadcast: def.name, ...(loop ? { loop } : {}), ...(multicast ? { multicast } : {}),
@@ -276,31 +337,56 @@ export class BroadcastManager extends EventEmitter<{ change: [BroadcastChange] }
       entry.sessionId = sessionId;
       const play = await this.engine.play(sessionId, { startPacket });
       if (stale()) return;
-      if (def.transport === 'rtp') {
-        const reports = await startBroadcastReports({
-          engine: this.engine, sessionId, play, packetCount: meta.packetCount, loop, destination, multicast,
-          source: { address: info.source.address, port: info.source.rtcpPort },
-        }).catch((err: Error) => {
-          // Sender reports are advisory: the broadcast goes on without them, as a viewer's session does.
-          this.log.warn({ broadcast: def.name, err: err.message, port: info.source.rtcpPort }, 'cannot bind the RTCP port; no sender reports');
-          return undefined;
-        });
-        if (stale()) {
-          void reports?.end(false);
-          return;
-        }
-        entry.reports = reports;
-      }
+      const rtcp = { address: info.source.address, port: info.source.rtcpPort };
+      if (!await this.startReports(entry, { engine: this.engine, sessionId, play, packetCount: meta.packetCount, loop, destination, multicast, source: rtcp }, stale)) return;
       this.log.info({ broadcast: def.name, session: sessionId, startPacket, offsetMs: Math.round(at.offsetMs) }, 'broadcast playing');
-      entry.playingSinceMs = this.now();
-      entry.error = undefined; // a try after a failure worked
-      this.setStatus(entry, 'playing', `session ${sessionId} from packet ${startPacket}`);
+      this.nowPlaying(entry, `session ${sessionId} from packet ${startPacket}`);
     } catch (err) {
       if (sessionId !== undefined) this.engine.closeSession(sessionId);
       if (entry.sessionId === sessionId) entry.sessionId = undefined;
       if (stale()) return;
       this.failed(entry, (err as Error).message, 'broadcast could not start');
     }
+  }
+
+  /** The carried session of broadcast `name`, if it plays `assetName` to `destination` (else it is left for settleCarried). */
+  private takeCarried(name: string, assetName: string, destination: { address: string; port: number }): SessionInfo | undefined {
+    const s = this.carried.get(name);
+    if (!s || s.assetName !== assetName || s.destination.address !== destination.address || s.destination.port !== destination.port) return undefined;
+    this.carried.delete(name);
+    return this.engine.getSession(s.id) === undefined ? undefined : s;
+  }
+
+  /** The entry runs on the carried session as it stands: its reports start from the session's play. */
+  private async carry(entry: Entry, carried: SessionInfo, stream: Pick<BroadcastReportsOptions, 'packetCount' | 'loop' | 'destination' | 'multicast'>, stale: () => boolean): Promise<void> {
+    entry.sessionId = carried.id;
+    const play = this.engine.currentPlay(carried.id);
+    const source = { address: carried.source.address, port: carried.source.rtcpPort };
+    if (play && !await this.startReports(entry, { engine: this.engine, sessionId: carried.id, play, ...stream, source }, stale)) return;
+    this.log.info({ broadcast: entry.def.name, session: carried.id }, 'broadcast taken over from the other process of the pair');
+    this.nowPlaying(entry, `session ${carried.id}, taken over`);
+  }
+
+  /** An RTP broadcast's sender reports, on the entry; false if the entry went stale meanwhile (they are stopped again). */
+  private async startReports(entry: Entry, options: BroadcastReportsOptions, stale: () => boolean): Promise<boolean> {
+    if (entry.def.transport !== 'rtp') return true;
+    const reports = await startBroadcastReports(options).catch((err: Error) => {
+      // Sender reports are advisory: the broadcast goes on without them, as a viewer's session does.
+      this.log.warn({ broadcast: entry.def.name, err: err.message, port: options.source.port }, 'cannot bind the RTCP port; no sender reports');
+      return undefined;
+    });
+    if (stale()) {
+      void reports?.end(false);
+      return false;
+    }
+    entry.reports = reports;
+    return true;
+  }
+
+  private nowPlaying(entry: Entry, detail: string): void {
+    entry.playingSinceMs = this.now();
+    entry.error = undefined; // a try after a failure worked
+    this.setStatus(entry, 'playing', detail);
   }
 
   /**

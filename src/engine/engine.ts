@@ -431,6 +431,14 @@ export class Engine extends EventEmitter<EngineEventArgs> {
     this.table.limits = { ...limits };
   }
 
+  /** The play the session's datagrams follow now (a process pair's survivor: the primary's, adopted), undefined before one. */
+  currentPlay(sessionId: string): PlayResult | undefined {
+    const session = this.table.get(sessionId);
+    const segment = session?.segment;
+    if (!session || !segment) return undefined;
+    return { seq: (session.initialSeq + segment.startCursor) & 0xffff, rtptime: segment.rtpTsBase, startPacket: segment.startPacket, startTimeMs: segment.startTimeMs };
+  }
+
   getSession(sessionId: string): SessionInfo | undefined {
     const session = this.table.get(sessionId);
     return session && this.info(session);

@@ -40,6 +40,8 @@ export interface PairProcessOptions {
   readonly config: () => TwinframeConfig;
   /** A standby took over: this process serves viewers from now on (after a role switch, once the other process released them). */
   readonly onTakeover: (record: TakeoverRecord) => void;
+  /** This process handed sending over (a role switch): the other process runs what this one ran. */
+  readonly onHandedOver: () => void;
 }
 
 /** After a role switch, how long the process that took sending waits for the other to release the RTSP connections (rtsp-release). */
@@ -126,6 +128,7 @@ export async function startPairProcess(options: PairProcessOptions): Promise<Pai
       primary = undefined;
       await current.close();
       standby?.close();
+      options.onHandedOver();
       follow(true);
       return { role: 'standby', peerPid: pid, sessions: engine.listSessions().length, settleMs, switchMs: null };
     } finally {

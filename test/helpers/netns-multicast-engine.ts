@@ -87,13 +87,14 @@ try {
     }
     engine.pause(session.id);
     const playedTo = nowMs();
-    const sent = engine.getSession(session.id)!.sent;
-    // Everything sent has arrived once the group is quiet for a while.
+    // Everything sent has arrived once the group is quiet for a while; the count is read then, as
+    // the path takes the pause from its queue and may send a datagram or two before it does.
     let seen = -1;
     while (seen !== packets.length) {
       seen = packets.length;
       await sleep(200);
     }
+    const sent = engine.getSession(session.id)!.sent;
     const check = checkRtpStream(packets, session, play, sample);
     runs.push({
       fault, interface: iface, failovers: [...failovers], handovers, received: packets.length, sent, lost: check.lost, duplicated: check.duplicated,

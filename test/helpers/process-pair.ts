@@ -43,7 +43,7 @@ export interface PairSetup {
  * `mediaDir`: where its assets are (else the bundled ones); `rtsp`: more of each member's rtsp
  * configuration; `logLevel`: info unless given.
  */
-export async function pairSetup(t: ExecutionContext, options: { mediaDir?: string; rtsp?: Record<string, unknown>; logLevel?: string } = {}): Promise<PairSetup> {
+export async function pairSetup(t: ExecutionContext, options: { mediaDir?: string; rtsp?: Record<string, unknown>; logLevel?: string; broadcasts?: readonly unknown[] } = {}): Promise<PairSetup> {
   const dir = await mkdtemp(path.join(tmpdir(), 'twinframe-pair-'));
   const rtspPort = await freeTcpPort();
   const serverPortRange = await freeUdpPortRange(64);
@@ -70,6 +70,7 @@ export async function pairSetup(t: ExecutionContext, options: { mediaDir?: strin
         metrics: { listen: '' },
         log: { level: options.logLevel ?? 'info', format: 'json' },
         pair: { role, link, secret },
+        ...(options.broadcasts === undefined ? {} : { broadcasts: options.broadcasts }),
       }));
       const child = spawn(process.execPath, [...SERVER_NODE_FLAGS, TWINFRAME, '-c', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
       children.push(child);
