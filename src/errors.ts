@@ -51,6 +51,7 @@ export const errorCodes = {
   TF_BROADCAST_NOT_FOUND: { message: 'no such broadcast', rtspStatus: 404 },
   TF_BROADCAST_EXISTS: { message: 'a broadcast of that name exists' },
   TF_BROADCAST_DESTINATION: { message: 'the server may not send a broadcast there' },
+  TF_BROADCAST_STANDBY: { message: 'this process is a standby of a process pair: its broadcast table runs once it sends' },
   TF_BROADCAST_FILE_CHANGED: { message: 'the broadcast differs in the configuration file from the running table (not reloaded yet)' },
 
   // RTSP protocol

@@ -158,7 +158,7 @@ export async function startServer(options: ServerOptions): Promise<TwinframeServ
     const broadcastTable = new BroadcastTable(broadcasts, options.configPath);
     started.broadcasts = { manager: broadcasts, table: broadcastTable };
     // A standby's table runs once it sends (its engine follows the primary's broadcasts meanwhile).
-    if (pairProcess?.role === 'standby') broadcasts.release();
+    if (pairProcess?.role === 'standby') broadcasts.release(config.broadcasts);
     const auth = new RtspAuthenticator(authSettings(config));
     const applyReload = async (after: (work: Promise<unknown>) => void): Promise<ReloadResult> => {
       if (options.loadConfig === undefined || options.configPath === undefined) {
@@ -253,8 +253,8 @@ export async function startServer(options: ServerOptions): Promise<TwinframeServ
         if (server) whenFree(() => server.listen(), 'RTSP', logger).catch((err: Error) => logger.error({ err: err.message }, 'took over, but cannot listen for RTSP viewers'));
         const broadcasts = started.broadcasts;
         if (broadcasts) {
-          broadcasts.manager.carryOn();
-          void broadcasts.table.start(config.broadcasts).then(() => broadcasts.manager.settleCarried()); // each start logs its own outcome
+          const table = broadcasts.manager.carryOn();
+          void broadcasts.table.start(table).then(() => broadcasts.manager.settleCarried()); // each start logs its own outcome
         }
       },
       onHandedOver: () => started.broadcasts?.manager.release(),

@@ -15,7 +15,7 @@ import { leakCheck } from './helpers/leak-check.js';
 import { UdpReceiver, sequenceStats, type ReceivedDatagram } from './helpers/rtsp-client.js';
 import { loadSample, SAMPLE_ASSET, type SampleAsset } from './helpers/engine-fixture.js';
 import { PAIR_SECRET, pairSetup, startViewer as startPairViewer, untilStatus, type PairMember, type PairViewer } from './helpers/process-pair.js';
-import { runToString, TWINFRAMECTL } from './helpers/run.js';
+import { runCapture, runToString, TWINFRAMECTL } from './helpers/run.js';
 
 leakCheck(test);
 
@@ -238,6 +238,9 @@ test.serial('a broadcast of the table is taken over by the survivor\'s table as 
   const [running] = await untilBroadcast(first, (rows) => rows[0]?.status === 'playing', 'ch1 playing on the primary');
   await untilStatus(second, (x) => x.processPair?.state === 'Secondary' && x.sessions === 1, 'the broadcast followed');
   t.deepEqual(await broadcastList(second), [], 'a standby runs no table: its engine follows the primary\'s broadcast');
+  const refused = await runCapture([process.execPath, TWINFRAMECTL, '--socket', second.adminSocket, 'broadcast', 'add', 'ch2', '--asset', URL_PATH, '--to', `127.0.0.1:${receiver.rtpPort}`]);
+  t.not(refused.code, 0);
+  t.regex(refused.stderr, /TF_BROADCAST_STANDBY/, 'an edit on the standby is refused: the table is edited where it runs');
 
   const killNs = process.hrtime.bigint();
   first.child.kill('SIGKILL');

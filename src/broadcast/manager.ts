@@ -93,8 +93,10 @@ export class BroadcastManager extends EventEmitter<{ change: [BroadcastChange] }
   private readonly byes = new Set<Promise<void>>();
   /** Broadcast sessions the engine carries for another process (carryOn), by broadcast name, until a launch takes them. */
   private carried = new Map<string, SessionInfo>();
-  /** False in a process pair's standby: the table runs only in the process that sends (apply() waits for carryOn()). */
+  /** False in a process pair's standby: the table runs only in the process that sends (apply() keeps it for carryOn()). */
   private sending = true;
+  /** The table a standby runs once it sends: the one it let go, or the last reload's. */
+  private heldTable: readonly BroadcastConfig[] = [];
   private closed = false;
 
   constructor(options: BroadcastManagerOptions) {
@@ -143,6 +145,11 @@ export class BroadcastManager extends EventEmitter<{ change: [BroadcastChange] }
     }));
   }
 
+  /** TF_BROADCAST_STANDBY in a process pair's standby: the table is edited where it runs, on the primary. */
+  requireSending(): void {
+    if (!this.sending) throw new TwinframeError('TF_BROADCAST_STANDBY', 'this process is the standby of a process pair: edit the broadcast table on the primary (and keep both configurations\' tables alike)');
+  }
+
   /** How many broadcasts have an engine session now. */
   get playing(): number {
     return [...this.entries.values()].filter((e) => e.sessionId !== undefined).length;
@@ -173,7 +180,10 @@ export class BroadcastManager extends EventEmitter<{ change: [BroadcastChange] }
    * one that plays or waits for its time is left alone.
    */
   async apply(defs: readonly BroadcastConfig[], restart?: string): Promise<void> {
-    if (!this.sending) return;
+    if (!this.sending) {
+      this.heldTable = defs; // a reload on a standby: run once it sends
+      return;
+    }
     const wanted = new Map(defs.map((d) => [d.name, d]));
     for (const [name, entry] of this.entries) {
       if (!wanted.has(name)) {
@@ -238,11 +248,14 @@ export class BroadcastManager extends EventEmitter<{ change: [BroadcastChange] }
    * broadcast its table names with the same asset and destination instead of
    * opening one; the sessions of any other are closed then (this table does not
    * run them), or, if this process has no broadcast table at all, left to run
-   * unmanaged (logged).
+   * unmanaged (logged). Returns the table to apply: the one held since release().
    */
-  carryOn(): void {
+  carryOn(): readonly BroadcastConfig[] {
     this.sending = true;
     this.carried = new Map(this.engine.listSessions().flatMap((s) => (s.broadcast === undefined ? [] : [[s.broadcast, s] as const])));
+    const table = this.heldTable;
+    this.heldTable = [];
+    return table;
   }
 
   /** The carried sessions no launch took: closed if this table runs broadcasts, else left to run (logged). Call after apply(). */
@@ -262,11 +275,12 @@ export class BroadcastManager extends EventEmitter<{ change: [BroadcastChange] }
   /**
    * A process pair's standby (from its start, or after a role switch): the other
    * process sends the broadcasts and its manager runs them. Reports stop without
-   * a BYE (the streams go on), and the table is forgotten until this process
-   * sends again (carryOn).
+   * a BYE (the streams go on), and the table (`table`: the running one) is held
+   * until this process sends again (carryOn).
    */
-  release(): void {
+  release(table: readonly BroadcastConfig[] = this.table()): void {
     this.sending = false;
+    this.heldTable = table;
     for (const entry of this.entries.values()) {
       entry.generation++;
       clearTimeout(entry.timer);

@@ -59,6 +59,7 @@ export class BroadcastTable {
   /** Add a broadcast; without `at` its schedule starts now (and that time is stored, so a restart resumes it). */
   add(args: BroadcastAddArgs): Promise<BroadcastView> {
     return this.serialized(async (after) => {
+      this.manager.requireSending();
       const parsed = broadcastEntrySchema.safeParse({ ...args, at: args.at ?? new Date(this.now()).toISOString() });
       if (!parsed.success) {
         throw new TwinframeError('TF_ADMIN_BAD_REQUEST', `broadcast ${args.name}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`, {
@@ -75,6 +76,7 @@ export class BroadcastTable {
 
   remove(name: string): Promise<{ readonly name: string; readonly removed: true }> {
     return this.serialized(async (after) => {
+      this.manager.requireSending();
       requireBroadcast(this.manager, name);
       // Gone from the file already (removed by hand): the running table follows it.
       await this.commit({ name, running: this.manager.table().filter((d) => d.name !== name), file: (rows) => rows.filter((r) => r.def.name !== name).map((r) => r.raw) }, after);
@@ -85,6 +87,7 @@ export class BroadcastTable {
   /** start: running again, at the position its schedule says now; stop: kept, not sent. */
   setState(name: string, state: BroadcastConfig['state']): Promise<BroadcastView> {
     return this.serialized(async (after) => {
+      this.manager.requireSending();
       const def = { ...requireBroadcast(this.manager, name), state };
       if (state === 'running') await this.manager.check(def);
       await this.commit({
