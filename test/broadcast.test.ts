@@ -148,7 +148,8 @@ test.serial('a looped broadcast plays through its loop point: RTP continuous, di
 });
 
 test.serial('a broadcast scheduled ahead waits for its time, then plays the asset from its start', async (t) => {
-  const atMs = Date.now() + 1500;
+  // Far enough ahead that a server start on a loaded machine (seconds) ends before it: else it starts mid-schedule.
+  const atMs = Date.now() + 4000;
   await withBroadcast('later', { asset: '/sample.ts', at: new Date(atMs).toISOString() }, async ({ server, receiver, sessionId }) => {
     const session = server.engine.getSession(sessionId)!;
     await receiver.waitForCount(50);
