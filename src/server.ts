@@ -157,8 +157,10 @@ export async function startServer(options: ServerOptions): Promise<TwinframeServ
     // Its edits, the first apply and every reload's broadcast changes run on one queue.
     const broadcastTable = new BroadcastTable(broadcasts, options.configPath);
     started.broadcasts = { manager: broadcasts, table: broadcastTable };
-    // A standby's table runs once it sends (its engine follows the primary's broadcasts meanwhile).
+    // A standby's table runs once it sends (its engine follows the primary's broadcasts meanwhile): its
+    // primary's, which crosses the link, else its own configuration's.
     if (pairProcess?.role === 'standby') broadcasts.release(config.broadcasts);
+    pairProcess?.attachBroadcasts(broadcasts);
     const auth = new RtspAuthenticator(authSettings(config));
     const applyReload = async (after: (work: Promise<unknown>) => void): Promise<ReloadResult> => {
       if (options.loadConfig === undefined || options.configPath === undefined) {

@@ -3,9 +3,10 @@
 // sending, both show their roles in `twinframectl status`; a SIGKILL of the
 // primary hands every UDP session to the standby from the same source port,
 // and a receiver (this test process) gets every datagram once, byte-exact.
-// A broadcast of the table is taken over by the survivor's table as it runs
-// (the same session, its sender reports on), and let go by a primary that hands
-// sending over.
+// A broadcast of the primary's table (the standbys' configurations have none)
+// is taken over as it runs by the survivor, which runs the table its primary
+// sent it (the same session, its sender reports on), and let go by a primary
+// that hands sending over.
 
 import test, { type ExecutionContext } from 'ava';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -227,7 +228,7 @@ function senderReportsSince(receiver: UdpReceiver, sinceNs: bigint): number {
   return receiver.rtcpDatagrams.filter((d) => d.arrivalNs > sinceNs && d.data.length >= 2 && d.data[1] === 200).length;
 }
 
-test.serial('a broadcast of the table is taken over by the survivor\'s table as it runs: the same session, no second one, its sender reports on; after a role switch the old primary lets it go and the new one runs it', async (t) => {
+test.serial('the primary\'s broadcast table crosses the link: after a SIGKILL the survivor (no table of its own) runs it on the session it carried, no second one, its sender reports on; after a role switch the old primary lets it go and the new one runs it', async (t) => {
   t.timeout(90_000);
   const receiver = await UdpReceiver.open();
   t.teardown(() => receiver.close());

@@ -80,7 +80,7 @@ interface Entry {
   generation: number;
 }
 
-export class BroadcastManager extends EventEmitter<{ change: [BroadcastChange] }> implements BroadcastLookup {
+export class BroadcastManager extends EventEmitter<{ change: [BroadcastChange]; table: [BroadcastConfig[]] }> implements BroadcastLookup {
   private readonly engine: Engine;
   private readonly catalog: AssetCatalog;
   private readonly log: Logger;
@@ -95,8 +95,10 @@ export class BroadcastManager extends EventEmitter<{ change: [BroadcastChange] }
   private carried = new Map<string, SessionInfo>();
   /** False in a process pair's standby: the table runs only in the process that sends (apply() keeps it for carryOn()). */
   private sending = true;
-  /** The table a standby runs once it sends: the one it let go, or the last reload's. */
+  /** The table a standby runs once it sends: its primary's, else the one it let go or the last reload's. */
   private heldTable: readonly BroadcastConfig[] = [];
+  /** heldTable is the primary's (followTable): a reload here does not replace it. */
+  private tableFromPrimary = false;
   private closed = false;
 
   constructor(options: BroadcastManagerOptions) {
@@ -181,7 +183,9 @@ export class BroadcastManager extends EventEmitter<{ change: [BroadcastChange] }
    */
   async apply(defs: readonly BroadcastConfig[], restart?: string): Promise<void> {
     if (!this.sending) {
-      this.heldTable = defs; // a reload on a standby: run once it sends
+      // A reload on a standby: run once it sends, unless it follows its primary's table.
+      if (!this.tableFromPrimary) this.heldTable = defs;
+      else this.log.info('a standby runs its primary\'s broadcast table once it sends: the reloaded one is not used');
       return;
     }
     const wanted = new Map(defs.map((d) => [d.name, d]));
@@ -220,6 +224,7 @@ export class BroadcastManager extends EventEmitter<{ change: [BroadcastChange] }
       if (entry.def.state === 'running') starts.push(this.launch(entry, entry.generation));
       else this.setStatus(entry, 'stopped');
     }
+    this.emit('table', this.table());
     await Promise.all(starts);
   }
 
@@ -252,6 +257,7 @@ export class BroadcastManager extends EventEmitter<{ change: [BroadcastChange] }
    */
   carryOn(): readonly BroadcastConfig[] {
     this.sending = true;
+    this.tableFromPrimary = false;
     this.carried = new Map(this.engine.listSessions().flatMap((s) => (s.broadcast === undefined ? [] : [[s.broadcast, s] as const])));
     const table = this.heldTable;
     this.heldTable = [];
@@ -281,6 +287,7 @@ export class BroadcastManager extends EventEmitter<{ change: [BroadcastChange] }
   release(table: readonly BroadcastConfig[] = this.table()): void {
     this.sending = false;
     this.heldTable = table;
+    this.tableFromPrimary = false;
     for (const entry of this.entries.values()) {
       entry.generation++;
       clearTimeout(entry.timer);
@@ -288,6 +295,13 @@ export class BroadcastManager extends EventEmitter<{ change: [BroadcastChange] }
       this.endReports(entry, false);
     }
     this.entries.clear();
+  }
+
+  /** A standby: its primary's table as it runs (the link), the one it runs once it sends. */
+  followTable(table: readonly BroadcastConfig[]): void {
+    if (this.sending) return;
+    this.heldTable = table;
+    this.tableFromPrimary = true;
   }
 
   /** Stop every broadcast's timer and reports, with a BYE (the engine closes their sessions as it stops); resolves once every BYE has left. */

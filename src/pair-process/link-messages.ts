@@ -7,6 +7,7 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { StreamLimits } from '../engine/session-table.js';
 import type { ReplicaCursor, ReplicationEvent } from '../engine/replica.js';
 import type { RtspSessionRecord } from '../rtsp/session.js';
+import type { BroadcastConfig } from '../config/schema.js';
 
 /** Bumped when a message changes meaning: both processes must speak the same. */
 export const LINK_PROTOCOL = 3;
@@ -58,6 +59,8 @@ export type HandoffMessage =
  * on it and not answered), and closes the others (they were closing).
  */
 export interface RtspReleaseMessage { readonly type: 'rtsp-release'; readonly connections: ReadonlyArray<{ readonly id: number; readonly pending: string }> }
+/** Primary → standby: the broadcast table as the primary runs it, when the standby joins and after each change (broadcast-table.ts). */
+export interface BroadcastTableMessage { readonly type: 'broadcast-table'; readonly table: readonly BroadcastConfig[] }
 /** The snapshot of the sessions open when the standby joined is complete: what follows is live. */
 export interface SyncedMessage { readonly type: 'synced' }
 /** Where every session stands on the primary (every CURSOR_PERIOD_MS while any plays). */
@@ -70,7 +73,7 @@ export interface ArmedMessage { readonly type: 'armed' }
 
 export type LinkMessage =
   | ChallengeMessage | HelloMessage | WelcomeMessage | RefusedMessage
-  | ParamsMessage | StepMessage | RtspSessionMessage | RtspReleaseMessage | SyncedMessage | CursorsMessage | SwitchRequestMessage | ArmedMessage;
+  | ParamsMessage | StepMessage | RtspSessionMessage | RtspReleaseMessage | BroadcastTableMessage | SyncedMessage | CursorsMessage | SwitchRequestMessage | ArmedMessage;
 
 /** How often the primary tells the standby where its sessions stand. */
 export const CURSOR_PERIOD_MS = 10;

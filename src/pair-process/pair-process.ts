@@ -15,6 +15,7 @@ import type { ProcessPairStatus, ProcessRole, TakeoverRecord } from './pair-stat
 import type { SharedBlocks } from './shared-blocks.js';
 import { RtspAdoption, RtspSessionFeed, type RtspPairServer } from './rtsp-sessions.js';
 import { ConnectionHandoff, HeldConnections, type ReleasedConnections, type RtspConnectionServer } from './rtsp-handoff.js';
+import { BroadcastTableLink, type PairBroadcasts } from './broadcast-table.js';
 
 /** What the pair needs of this process's RTSP server: its sessions and its connections. */
 type PairRtspServer = RtspPairServer & RtspConnectionServer;
@@ -25,6 +26,8 @@ export interface PairProcess {
   status(): ProcessPairStatus;
   /** This process's RTSP server, once it exists: its sessions cross the link (rtsp-sessions.ts). */
   attachRtsp(server: PairRtspServer): void;
+  /** This process's broadcast manager, once it exists: the primary's table crosses the link (broadcast-table.ts). */
+  attachBroadcasts(manager: PairBroadcasts): void;
   /** An operator's lossless role switch, asked of either process (role-switch.ts); resolves once the other side sends. */
   switchRoles(): Promise<RoleSwitchResult>;
   close(): Promise<void>;
@@ -57,6 +60,7 @@ export async function startPairProcess(options: PairProcessOptions): Promise<Pai
   const { pair, engine, logger } = options;
   const rtsp = new RtspSessionFeed();
   const connections = new ConnectionHandoff(logger);
+  const broadcasts = new BroadcastTableLink();
   let rtspServer: PairRtspServer | undefined;
   /** This process listens on the link (it sends: it started as primary, or took over). */
   let primary: PairPrimary | undefined;
@@ -69,7 +73,7 @@ export async function startPairProcess(options: PairProcessOptions): Promise<Pai
   let switching = false;
   const listen = async (): Promise<PairPrimary> => {
     const listening = await PairPrimary.listen({
-      engine, link: pair.link, secret: pair.secret, logger, rtsp, connections, params: () => synchronizedParameters(options.config(), engine),
+      engine, link: pair.link, secret: pair.secret, logger, rtsp, connections, broadcasts, params: () => synchronizedParameters(options.config(), engine),
       controlBlocks: { files: options.blocks.files, maxSessions: engine.controlBlock().layout.maxSessions },
       onSwitchRequest: () => {
         handOver().catch((err: Error) => logger.error({ err: err.message }, 'process pair: the standby asked for a role switch; it failed'));
@@ -94,7 +98,7 @@ export async function startPairProcess(options: PairProcessOptions): Promise<Pai
     adoption = followerAdoption;
     held = followerHeld;
     const follower: PairStandby = PairStandby.start({
-      engine, link: pair.link, secret: pair.secret, logger, keepOwnSessions, rtsp: followerAdoption, connections: followerHeld,
+      engine, link: pair.link, secret: pair.secret, logger, keepOwnSessions, rtsp: followerAdoption, connections: followerHeld, broadcasts,
       onTakeover: (record) => {
         // Before the RTSP server would listen on the port: on the primary's own socket, with its connections.
         const serve = (released?: ReleasedConnections): void => {
@@ -148,6 +152,7 @@ export async function startPairProcess(options: PairProcessOptions): Promise<Pai
       return (standby ?? primary)!.status();
     },
     attachRtsp,
+    attachBroadcasts: (manager) => broadcasts.attach(manager),
     switchRoles: async () => {
       if (primary) return handOver();
       if (!standby) throw new TwinframeError('TF_PAIR_SWITCH', 'this process has no pair');

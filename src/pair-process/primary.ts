@@ -15,6 +15,7 @@ import { CURSOR_PERIOD_MS, type SharedBlocksInfo, type SynchronizedParameters } 
 import type { PeerState, ProcessPairStatus } from './pair-status.js';
 import type { RtspSessionFeed } from './rtsp-sessions.js';
 import type { ConnectionHandoff } from './rtsp-handoff.js';
+import type { BroadcastTableLink } from './broadcast-table.js';
 import { holdLifeLock, type HeldLifeLock } from './native-life-lock.js';
 import { handOverSending } from './role-switch.js';
 import type { RtspHandover } from '../rtsp/server.js';
@@ -35,6 +36,8 @@ export interface PairPrimaryOptions {
   readonly rtsp: RtspSessionFeed;
   /** This process's RTSP listening socket and connections, passed to the standby as descriptors. */
   readonly connections: ConnectionHandoff;
+  /** This process's broadcast table, which the standby runs once it sends. */
+  readonly broadcasts: BroadcastTableLink;
   readonly logger: Logger;
   /** The linked standby asked for a role switch (an operator's command there). */
   readonly onSwitchRequest?: () => void;
@@ -61,6 +64,7 @@ export class PairPrimary {
   private standby: LinkedStandby | undefined;
   private cursorTimer: NodeJS.Timeout | undefined;
   private unwatchRtsp: (() => void) | undefined;
+  private unwatchBroadcasts: (() => void) | undefined;
   private closed = false;
   /** Held by a thread of this process from listen on: the standby's takeover thread waits on it. */
   private lifeLock: HeldLifeLock | undefined;
@@ -142,6 +146,8 @@ export class PairPrimary {
     standby.state = 'synchronizing';
     const { engine } = this.options;
     this.send({ type: 'params', params: this.options.params(), controlBlocks: this.options.controlBlocks, lifeLock: this.lifeLock!.file });
+    this.send({ type: 'broadcast-table', table: this.options.broadcasts.snapshot() });
+    this.unwatchBroadcasts = this.options.broadcasts.watch((table) => this.send({ type: 'broadcast-table', table }));
     const snapshot = engine.replicaSnapshot();
     for (const step of snapshot) this.send({ type: 'step', step });
     this.forwardRtspSessions(pid);
@@ -220,6 +226,8 @@ export class PairPrimary {
     this.options.engine.off('replicate', this.forward);
     this.unwatchRtsp?.();
     this.unwatchRtsp = undefined;
+    this.unwatchBroadcasts?.();
+    this.unwatchBroadcasts = undefined;
     this.options.connections.unlinked();
     clearInterval(this.cursorTimer);
     this.cursorTimer = undefined;

@@ -20,6 +20,7 @@ import { mapPeerBlocks } from './shared-blocks.js';
 import { removeSharedRegion } from './native-pair.js';
 import type { RtspAdoption } from './rtsp-sessions.js';
 import type { HeldConnections } from './rtsp-handoff.js';
+import type { BroadcastTableLink } from './broadcast-table.js';
 import { mapLifeLock } from './native-life-lock.js';
 import { TakeoverTable, TakeoverThread, takeoverWatch } from './native-takeover.js';
 import type { TakeoverStep, TakeoverToMain } from '../shared/messages.js';
@@ -44,6 +45,8 @@ export interface PairStandbyOptions {
   readonly rtsp: RtspAdoption;
   /** The primary's RTSP listening socket and connections, held for a takeover. */
   readonly connections: HeldConnections;
+  /** The primary's broadcast table, which this process runs once it sends. */
+  readonly broadcasts: BroadcastTableLink;
   /** This process serves from now on (start listening for viewers). */
   readonly onTakeover: (record: TakeoverRecord) => void;
   /**
@@ -224,6 +227,9 @@ export class PairStandby {
         this.enqueue(() => this.options.rtsp.receive(session));
         break;
       }
+      case 'broadcast-table':
+        this.options.broadcasts.received(message.table);
+        break;
       case 'rtsp-release': {
         // After every record: the link is ordered. The descriptors themselves were passed before, on the channel.
         const released = new Map(message.connections.map((c) => [c.id, Buffer.from(c.pending, 'base64')]));

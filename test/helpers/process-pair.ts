@@ -70,7 +70,8 @@ export async function pairSetup(t: ExecutionContext, options: { mediaDir?: strin
         metrics: { listen: '' },
         log: { level: options.logLevel ?? 'info', format: 'json' },
         pair: { role, link, secret },
-        ...(options.broadcasts === undefined ? {} : { broadcasts: options.broadcasts }),
+        // The table in the primary's configuration only: a standby runs the one its primary sends it.
+        ...(options.broadcasts === undefined || role !== 'primary' ? {} : { broadcasts: options.broadcasts }),
       }));
       const child = spawn(process.execPath, [...SERVER_NODE_FLAGS, TWINFRAME, '-c', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
       children.push(child);
