@@ -256,7 +256,9 @@ export async function startServer(options: ServerOptions): Promise<TwinframeServ
         const broadcasts = started.broadcasts;
         if (broadcasts) {
           const table = broadcasts.manager.carryOn();
-          void broadcasts.table.start(table).then(() => broadcasts.manager.settleCarried()); // each start logs its own outcome
+          broadcasts.table.start(table) // each start logs its own outcome
+            .catch((err: Error) => logger.error({ err: err.message }, 'took over, but the broadcast table did not start'))
+            .finally(() => broadcasts.manager.settleCarried());
         }
       },
       onHandedOver: () => started.broadcasts?.manager.release(),

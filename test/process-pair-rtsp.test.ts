@@ -79,6 +79,11 @@ async function untilAdopted(member: PairMember, session: string): Promise<void> 
   }
 }
 
+/** `member`'s log shows `pattern` (bounded: the assertion after it says what was missing). */
+async function untilLogged(member: PairMember, pattern: RegExp): Promise<void> {
+  for (const deadline = Date.now() + 5000; !pattern.test(member.output()) && Date.now() < deadline;) await sleep(50);
+}
+
 /** The standby holds `count` RTSP connections of its primary: its debug log says so. */
 async function untilHeld(member: PairMember, count: number): Promise<void> {
   const deadline = Date.now() + 10_000;
@@ -273,6 +278,8 @@ test.serial('ffmpeg, a real player, keeps its RTSP control across the SIGKILL: i
   await untilStatus(standby, (x) => x.processPair?.state === 'Secondary_No_Primary', 'took over');
   const { code, stderr } = await ffmpeg.done;
   t.is(code, 0, stderr.slice(-2000));
+  // The request's log line follows its reply: ffmpeg may have exited before it reached our pipe.
+  await untilLogged(standby, /"method":"TEARDOWN"[^\n]*"status":200/);
   const log = standby.output();
   t.regex(log, /"method":"GET_PARAMETER"[^\n]*"status":200/, 'ffmpeg\'s keep-alives answered by the standby');
   t.regex(log, /"method":"TEARDOWN"[^\n]*"status":200/, 'and its TEARDOWN');
@@ -296,12 +303,16 @@ test.serial('GStreamer (rtspsrc), a second real player, through the SIGKILL: its
   primary.child.kill('SIGKILL');
   await untilStatus(standby, (x) => x.processPair?.state === 'Secondary_No_Primary', 'took over');
   const { code, stdout, stderr } = await gst;
-  t.is(code, 0, `${stdout.slice(-1500)}\n${stderr.slice(-1500)}`);
+  // At its end rtspsrc sends TEARDOWN, closes its connection, then tries a PAUSE on it as the pipeline
+  // goes to NULL: that last write fails ("Received end-of-file") and gst-launch exits 1. Only that is allowed.
+  const errors = (stderr.match(/^ERROR:/gm) ?? []).length;
+  const afterTeardown = (stderr.match(/Could not send message\. \(Received end-of-file\)/g) ?? []).length;
+  t.true(code === 0 || (errors > 0 && errors === afterTeardown), `exit ${code}: ${stdout.slice(-1500)}\n${stderr.slice(-1500)}\nstandby:\n${standby.output().slice(-4000)}`);
   t.regex(stdout, /Got EOS/, 'the BYE at the end of the asset ended the pipeline');
   const captured = await readFile(out);
   t.is(captured.length, sample.bytes.length, 'every byte of the asset arrived');
   t.true(captured.equals(sample.bytes), 'byte for byte, in order, across the kill');
-  const log = standby.output();
-  t.regex(log, /"method":"TEARDOWN"[^\n]*"status":200/, 'GStreamer\'s TEARDOWN answered by the standby, on the connection it opened to the primary');
+  await untilLogged(standby, /"method":"TEARDOWN"[^\n]*"status":200/);
+  t.regex(standby.output(), /"method":"TEARDOWN"[^\n]*"status":200/, 'GStreamer\'s TEARDOWN answered by the standby, on the connection it opened to the primary');
   await untilStatus(standby, (x) => x.sessions === 0, 'the session closed by the TEARDOWN');
 });

@@ -10,7 +10,7 @@
 
 import test, { type ExecutionContext } from 'ava';
 import { leakCheck } from './helpers/leak-check.js';
-import { RtspClient, sequenceStats, type ReceivedDatagram } from './helpers/rtsp-client.js';
+import { RtspClient, UdpReceiver, sequenceStats, type ReceivedDatagram } from './helpers/rtsp-client.js';
 import { loadSample, type SampleAsset } from './helpers/engine-fixture.js';
 import { pairSetup, startViewer, untilStatus, type PairMember, type PairViewer } from './helpers/process-pair.js';
 import { runToString, TWINFRAMECTL } from './helpers/run.js';
@@ -149,6 +149,12 @@ test.serial('pair switch moves the viewers\' RTSP connections and sessions: a re
   try {
     await untilStatus(s, (x) => x.sessions === 1, 'the session followed');
     const session = v.client.session!;
+    // A session set up right before the switch and played right after it: its record reaches the new primary first.
+    const late = await RtspClient.connect({ port: pair.rtspPort });
+    t.teardown(() => late.close());
+    const lateReceiver = await UdpReceiver.open();
+    t.teardown(() => lateReceiver.close());
+    t.is((await late.setup(`${URL_PATH}/track1`, lateReceiver.transportHeader())).status, 200);
     // A request whose head is not finished when the switch begins: the primary holds its start, the standby gets it.
     v.client.sendRaw(`GET_PARAMETER ${v.client.url(URL_PATH)} RTSP/1.0\r\nCSeq: 1000\r\nSession: ${session}\r\n`);
     await new Promise((r) => setTimeout(r, 100));
@@ -156,6 +162,9 @@ test.serial('pair switch moves the viewers\' RTSP connections and sessions: a re
     v.client.sendRaw('\r\n');
     const finished = await v.client.nextResponse(5000);
     t.like(finished, { status: 200, cseq: 1000 }, 'the request begun before the switch is answered after it');
+    t.is((await late.play(URL_PATH)).status, 200, 'a session set up just before the switch plays after it');
+    await lateReceiver.waitForCount(20, 5000);
+    t.is((await late.teardown(URL_PATH)).status, 200);
 
     t.is((await v.client.getParameter(URL_PATH)).status, 200, 'keep-alive on the viewer\'s own connection, after the first switch');
     t.is((await v.client.pause(URL_PATH)).status, 200);

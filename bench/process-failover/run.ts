@@ -197,11 +197,17 @@ async function pausedViewer(rtspPort: number): Promise<{ client: RtspClient; rec
   const expect = (what: string, status: number): void => {
     if (status !== 200) throw new Error(`RTSP viewer: ${what} answered ${status}`);
   };
-  expect('DESCRIBE', (await client.describe('/sample.ts')).status);
-  expect('SETUP', (await client.setup('/sample.ts/track1', receiver.transportHeader())).status);
-  expect('PLAY', (await client.play('/sample.ts')).status);
-  expect('PAUSE', (await client.pause('/sample.ts')).status);
-  return { client, receiver };
+  try {
+    expect('DESCRIBE', (await client.describe('/sample.ts')).status);
+    expect('SETUP', (await client.setup('/sample.ts/track1', receiver.transportHeader())).status);
+    expect('PLAY', (await client.play('/sample.ts')).status);
+    expect('PAUSE', (await client.pause('/sample.ts')).status);
+    return { client, receiver };
+  } catch (err) {
+    await client.release();
+    await receiver.close();
+    throw err;
+  }
 }
 
 async function runLevel(sessions: number, kills: number, settleMs: number, watches: readonly Watch[], rtspViewers: number): Promise<LevelResult> {

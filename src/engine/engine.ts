@@ -31,7 +31,7 @@ import { FailureCause, MAX_SESSIONS, PATH_NAMES, type PathId, type PathName } fr
 import type { FailureReport, HandoverCause, HandoverMessage, PathToMain } from '../shared/messages.js';
 import { monoNowMs } from '../shared/clock.js';
 import { failPath } from '../supervisor/fail-path.js';
-import { TwinframeError } from '../errors.js';
+import { TwinframeError, isTwinframeError } from '../errors.js';
 import { isTrickScale, TRICK_SCALES } from '../mpegts/trick.js';
 import type { LoopPlan } from '../mpegts/loop.js';
 import { silentLogger, type Logger } from '../log.js';
@@ -256,7 +256,7 @@ export class Engine extends EventEmitter<EngineEventArgs> {
         try {
           await engine.waitUntilProtected(engine.options.syncTimeoutMs);
         } catch (err) {
-          if (!engine.pairs.every((p) => p.hasSender())) throw err;
+          if (!isTwinframeError(err, 'TF_FAILOVER_NO_STANDBY') || !engine.pairs.every((p) => p.hasSender())) throw err;
           engine.log.warn({ waitedMs: engine.options.syncTimeoutMs, err: (err as Error).message }, 'started with a sending path in every pair, but not every pair is protected yet: the standby goes on synchronizing');
         }
       }

@@ -71,13 +71,13 @@ export class DataPathPair {
     return this.hosts.filter((h) => h.live);
   }
 
-  /** One path sends and the other is online, ready to take over. */
   /** One of its paths sends (the pair streams, protected or not). */
   hasSender(): boolean {
     const owner = ControlBlock.ownerOf(this.cb.activeWord());
     return owner !== undefined && this.cb.isOnline(owner);
   }
 
+  /** One path sends and the other is online, ready to take over. */
   isProtected(): boolean {
     const owner = ControlBlock.ownerOf(this.cb.activeWord());
     return owner !== undefined && this.cb.isOnline(owner) && this.cb.isOnline(partnerOf(owner));

@@ -41,17 +41,16 @@ export class LinkChannel {
   /** Resolves once everything sent is in the kernel's hands (or the link closed, or `timeoutMs` passed). */
   flushed(timeoutMs: number): Promise<void> {
     const socket = this.socket;
-    if (this.closed || socket.writableLength === 0) return Promise.resolve();
+    if (this.closed || socket.destroyed || socket.writableLength === 0) return Promise.resolve();
     return new Promise((resolve) => {
       const done = (): void => {
         clearTimeout(timer);
-        socket.off('drain', done);
         socket.off('close', done);
         resolve();
       };
       const timer = setTimeout(done, timeoutMs);
-      socket.on('drain', done);
       socket.on('close', done);
+      socket.write('', done); // called once everything written before it has been handed to the kernel
     });
   }
 

@@ -187,6 +187,8 @@ export class PairPrimary {
     for (const deadline = Date.now() + ARMED_WAIT_MS; !standby.armed; await new Promise((r) => setTimeout(r, 10))) {
       if (Date.now() > deadline || this.standby !== standby) throw new TwinframeError('TF_PAIR_SWITCH', 'the standby is not ready to take over yet (it is synchronizing)');
     }
+    // Without its copies, letting go of this process's would close every viewer's connection.
+    if (rtsp && !this.options.connections.handing) throw new TwinframeError('TF_PAIR_SWITCH', 'the standby holds no copy of the viewers\' RTSP connections (its descriptor channel is down): a switch would close them');
     const handover = await rtsp?.quiesce(RTSP_QUIESCE_MS);
     let settleMs: number;
     try {

@@ -135,6 +135,11 @@ export class ConnectionHandoff {
     look();
   }
 
+  /** The standby holds a copy of every connection (its channel is up and this server's connections are watched). */
+  get handing(): boolean {
+    return this.#watch !== undefined;
+  }
+
   /** The standby left: it closes what it held. */
   unlinked(): void {
     clearInterval(this.#poll);

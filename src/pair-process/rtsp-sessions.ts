@@ -71,6 +71,11 @@ export class RtspAdoption {
     for (const record of waiting) this.#adopt(server, record);
   }
 
+  /** Resolves once every record received so far is adopted (or given up). */
+  settled(): Promise<void> {
+    return this.#adopting;
+  }
+
   receive(record: RtspSessionRecord): void {
     if (this.#server) this.#adopt(this.#server, record);
     else this.#waiting.set(record.info.id, record);

@@ -231,9 +231,13 @@ export class PairStandby {
         this.options.broadcasts.received(message.table);
         break;
       case 'rtsp-release': {
-        // After every record: the link is ordered. The descriptors themselves were passed before, on the channel.
+        // After every record (the link is ordered) and once each is adopted, so a request for a session set up
+        // just before the switch finds it. The descriptors themselves were passed before, on the channel.
         const released = new Map(message.connections.map((c) => [c.id, Buffer.from(c.pending, 'base64')]));
-        this.enqueue(() => this.options.connections.released(released));
+        this.enqueue(async () => {
+          await this.options.rtsp.settled();
+          this.options.connections.released(released);
+        });
         break;
       }
       case 'synced':

@@ -557,10 +557,12 @@ export class RtspServer {
     if (conn.ending) return;
     const held = this.#held;
     if (held && conn.parser.atBoundary) {
-      // A role switch under way: the process that answers next gets these bytes.
-      const chunks = held.get(conn);
-      if (chunks) chunks.push(chunk);
-      else held.set(conn, [chunk]);
+      // A role switch under way: the process that answers next gets these bytes. Past a request's
+      // worth, reading stops: the rest waits in the kernel, where the other process reads it.
+      const chunks = held.get(conn) ?? [];
+      held.set(conn, chunks);
+      chunks.push(chunk);
+      if (chunks.reduce((n, c) => n + c.length, 0) > this.#maxRequestBytes) conn.socket.pause();
       return;
     }
     const { messages, error } = conn.parser.push(chunk);
@@ -967,7 +969,10 @@ export class RtspServer {
     const resume = (): void => {
       if (this.#held !== held) return;
       this.#held = undefined;
-      for (const [conn, chunks] of held) for (const chunk of chunks) this.#onData(conn, chunk);
+      for (const [conn, chunks] of held) {
+        conn.socket.resume();
+        for (const chunk of chunks) this.#onData(conn, chunk);
+      }
     };
     const deadline = monoNowMs() + timeoutMs;
     for (;;) {
@@ -990,6 +995,8 @@ export class RtspServer {
     return {
       commit: () => {
         if (this.#held !== held) throw new TwinframeError('TF_PAIR_SWITCH', 'the switch was given up');
+        // What a socket paused at the cap had read already: each read() emits 'data', which holds it.
+        for (const conn of this.#connections) if (held.has(conn) && conn.socket.isPaused()) while (conn.socket.read() !== null);
         this.#held = undefined;
         const handed: Array<{ id: number; pending: Buffer }> = [];
         for (const conn of this.#connections) {

@@ -246,8 +246,8 @@ export class RtspSession {
 
   /** `peer`: the viewer's RTCP address and port, for a UDP sender (a process pair's standby binds its own). */
   attachRtcp(rtcp: RtcpSender, peer?: { readonly address: string; readonly port: number }): void {
-    // Disposed while its RTCP socket was being opened: close it, or it stays bound.
-    if (this.#disposed) {
+    // Disposed, or handed to the other process (sleep), while its RTCP socket was being opened: close it.
+    if (this.#disposed || this.#dormant) {
       rtcp.close();
       return;
     }
