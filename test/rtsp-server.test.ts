@@ -433,6 +433,39 @@ test.serial('stream limits: SETUP and PLAY over a limit get 453 while a running 
   }
 });
 
+test.serial('a process pair\'s role switch: quiesce holds what arrives unparsed; resume() answers it, commit() hands it on whole with what the parser held', async (t) => {
+  // A front end of its own: commit() lets go of every connection and stops listening.
+  const front = new RtspServer({ backend: new EngineRtspBackend(server.engine, server.catalog), port: 0, sessionTimeoutMs: 10_000 });
+  t.teardown(() => front.close());
+  await front.listen();
+  const client = await RtspClient.connect({ port: front.port });
+  t.teardown(() => client.close());
+  t.is((await client.options('*')).status, 200);
+
+  let handover = await front.quiesce(1000);
+  let answered = false;
+  const reply = client.options('*', { timeoutMs: 5000 }).then((r) => {
+    answered = true;
+    return r;
+  });
+  await sleep(200);
+  t.false(answered, 'a request that arrives during the quiesce is held, not answered');
+  handover.resume();
+  t.is((await reply).status, 200, 'and answered once the switch is given up');
+
+  const other = await RtspClient.connect({ port: front.port });
+  t.teardown(() => other.close());
+  t.is((await other.options('*')).status, 200);
+  other.sendRaw('OPTIONS * RTSP/1.0\r\nCSeq: 77\r\n'); // a head begun before the quiesce: the parser holds it
+  await sleep(100);
+  handover = await front.quiesce(1000);
+  other.sendRaw('User-Agent: late\r\n\r\n'); // its end, during the quiesce: held unparsed
+  await sleep(100);
+  const handed = handover.commit();
+  t.deepEqual(handed.map((c) => c.pending.toString('latin1')).sort(), ['', 'OPTIONS * RTSP/1.0\r\nCSeq: 77\r\nUser-Agent: late\r\n\r\n'],
+    'each connection handed on, the half-sent request whole and unanswered');
+});
+
 test.serial('with allowForeignDestination, SETUP may aim the stream at another address (a name is resolved first)', async (t) => {
   // A second front end on the same engine and catalog, configured the other way.
   const foreign = new RtspServer({ backend: new EngineRtspBackend(server.engine, server.catalog), port: 0, allowForeignDestination: true, sessionTimeoutMs: 10_000 });
