@@ -7,10 +7,11 @@
 // from the session table. It is also the RTSP layer's BroadcastLookup.
 //
 // In a process pair only the sending process runs the table. The standby's
-// engine follows the primary's broadcast sessions; when it takes over (a death
-// or a role switch) its manager takes each one its own table names as it
-// stands (carryOn: no new session, reports from the session's play) and starts
-// only the others. A primary that hands sending over lets its broadcasts go
+// engine follows the primary's broadcast sessions, and its manager keeps the
+// primary's table (followTable, over the link); when it takes over (a death or
+// a role switch) it takes each broadcast that table names as it stands
+// (carryOn: no new session, reports from the session's play) and starts only
+// the others. A primary that hands sending over lets its broadcasts go
 // (release: no BYE, the streams go on from the other process).
 
 import { EventEmitter } from 'node:events';

@@ -29,12 +29,16 @@ export interface RoleSwitchResult {
   readonly switchMs: number | null;
 }
 
+/** TF_PAIR_SWITCH while a session has RTP on its RTSP connection: only this process holds it. Checked before anything stops. */
+export function refuseInterleaved(engine: Engine): void {
+  if (engine.listSessions().some((s) => s.interleaved)) {
+    throw new TwinframeError('TF_PAIR_SWITCH', 'a session has RTP on its RTSP connection, which only this process holds: it cannot move');
+  }
+}
+
 /** Stop this process's sending at a batch boundary and hand it to the standby waiting on `lifeLock`. Resolves with the settle time, ms. */
 export async function handOverSending(engine: Engine, lifeLock: HeldLifeLock): Promise<number> {
   const sessions = engine.listSessions();
-  if (sessions.some((s) => s.interleaved)) {
-    throw new TwinframeError('TF_PAIR_SWITCH', 'a session has RTP on its RTSP connection, which only this process holds: it cannot move');
-  }
   const started = monoNowMs();
   engine.holdSending();
   const pending = new Set(sessions);

@@ -959,8 +959,9 @@ export class RtspServer {
    * request boundary on every connection (what arrives meanwhile is held
    * unparsed) and wait until every request read so far is answered and its
    * reply written. Then commit() (the other process answers) or resume().
-   * Refused (TF_PAIR_SWITCH, and answering goes on) when a connection carries
-   * RTP, or when a request is still being answered after `timeoutMs`.
+   * Refused (TF_PAIR_SWITCH, and answering goes on) when a request is still
+   * being answered after `timeoutMs`. The caller refuses a switch of RTP on a
+   * connection first (role-switch.ts refuseInterleaved).
    */
   async quiesce(timeoutMs: number): Promise<RtspHandover> {
     if (this.#held) throw new TwinframeError('TF_PAIR_SWITCH', 'a switch is under way');
@@ -979,10 +980,6 @@ export class RtspServer {
       let busy = 0;
       for (const conn of this.#connections) {
         if (conn.ending || conn.socket.destroyed) continue;
-        if (conn.interleaved) {
-          resume();
-          throw new TwinframeError('TF_PAIR_SWITCH', 'a session has RTP on its RTSP connection, which only this process holds: it cannot move');
-        }
         if (conn.ordered.waiting > 0 || conn.socket.writableLength > 0 || !conn.parser.atBoundary) busy++;
       }
       if (busy === 0) break;
