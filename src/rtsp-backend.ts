@@ -9,7 +9,7 @@ import { toEngineAsset } from './engine/asset.js';
 import { TICKS_HZ } from './mpegts/packet.js';
 import type { Engine, EngineAsset, SessionFailedEvent } from './engine/engine.js';
 import { pictureNptAt, rangeEndPacket, seekStartPacket } from './index-format/index-format.js';
-import type { RtspBackend, RtspBackendListener, RtspMedia, RtspOpenOptions, RtspPlayResult, RtspSessionInfo } from './rtsp/backend.js';
+import type { RtspBackend, RtspBackendListener, RtspMedia, RtspOpenOptions, RtspPlayResult, RtspSessionInfo, RtspSharedWire } from './rtsp/backend.js';
 
 /** One catalog asset as the RTSP server sees it. */
 class CatalogMedia implements RtspMedia {
@@ -96,6 +96,11 @@ export class EngineRtspBackend implements RtspBackend {
 
   sent(sessionId: string): number | undefined {
     return this.#engine.getSession(sessionId)?.sent;
+  }
+
+  interleavedWire(sessionId: string): RtspSharedWire | undefined {
+    const shared = this.#engine.interleavedWire(sessionId);
+    return shared && { wire: shared.wire, region: shared.region, holderDead: (tag) => this.#engine.claimHolderDead(shared.pair, tag) };
   }
 
   checkAdmission(bitrate: number, excludingSessionId: string): void {

@@ -28,6 +28,7 @@ import { BroadcastManager } from './broadcast/manager.js';
 import { BroadcastTable } from './broadcast/table.js';
 import { startPairProcess, whenFree, type PairProcess } from './pair-process/pair-process.js';
 import { sharedBlocks, type SharedBlocks } from './pair-process/shared-blocks.js';
+import { SharedWires } from './pair-process/shared-wires.js';
 
 export interface ServerOptions {
   readonly config: TwinframeConfig;
@@ -128,6 +129,9 @@ export async function startServer(options: ServerOptions): Promise<TwinframeServ
     // A process pair keeps the engine's control blocks in shared memory the other process maps.
     const blocks = config.pair && sharedBlocks(config.pair.link);
     if (blocks) stops.push(() => Promise.resolve(blocks.remove()));
+    // And the wires of RTP on RTSP connections, whose ring the other process writes on after a takeover.
+    const wires = config.pair && new SharedWires(config.pair.link);
+    if (wires) stops.push(() => Promise.resolve(wires.removeAll()));
     const engine = await Engine.start({
       logger,
       heartbeatPeriodUs: config.failover.heartbeatPeriodUs,
@@ -145,7 +149,7 @@ export async function startServer(options: ServerOptions): Promise<TwinframeServ
     stops.push(() => engine.close());
     // Filled in once the RTSP server exists; the admin socket answers only after that.
     const started: Started = {};
-    const pairProcess = blocks && await startProcessPair(engine, blocks, started);
+    const pairProcess = blocks && wires && await startProcessPair(engine, blocks, wires, started);
     // An asset found unusable while it streamed (its sessions have ended) is refused until its file changes.
     engine.on('asset-failed', (e: AssetFailedEvent) => catalog.markUnavailable(e.assetPath, e.reason));
     // The broadcast table's running side; its broadcasts start once the RTSP server listens.
@@ -219,6 +223,7 @@ export async function startServer(options: ServerOptions): Promise<TwinframeServ
       ...rtspSettings(config, options.rtsp),
       auth,
       logger,
+      ...(wires ? { wireMemory: wires } : {}),
       ...(metrics === undefined ? {} : { onReply: metrics.rtspReply.bind(metrics) }),
       ...options.rtsp,
     });
@@ -246,10 +251,10 @@ export async function startServer(options: ServerOptions): Promise<TwinframeServ
    * for viewers once it took over, and its broadcast table runs then, on the
    * broadcasts its engine carries; a primary that hands sending over lets them go.
    */
-  async function startProcessPair(engine: Engine, blocks: SharedBlocks, started: Started): Promise<PairProcess | undefined> {
+  async function startProcessPair(engine: Engine, blocks: SharedBlocks, wires: SharedWires, started: Started): Promise<PairProcess | undefined> {
     if (config.pair === undefined) return undefined;
     const pairProcess = await startPairProcess({
-      pair: config.pair, engine, blocks, logger, config: () => config,
+      pair: config.pair, engine, blocks, wires, logger, config: () => config,
       onTakeover: () => {
         const server = started.rtsp;
         if (server) whenFree(() => server.listen(), 'RTSP', logger).catch((err: Error) => logger.error({ err: err.message }, 'took over, but cannot listen for RTSP viewers'));

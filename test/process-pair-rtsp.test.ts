@@ -289,30 +289,49 @@ test.serial('ffmpeg, a real player, keeps its RTSP control across the SIGKILL: i
   t.true(duration > 11, `ffmpeg received the whole 12 s asset (${duration} s)`);
 });
 
-test.serial('GStreamer (rtspsrc), a second real player, through the SIGKILL: its capture is the asset byte for byte, and its TEARDOWN on its own connection is answered by the standby', async (t) => {
-  const { pair, primary, standby } = await linkedPair(t, { logLevel: 'debug' });
-  const sample = await loadSample();
-  t.teardown(() => sample.cleanup());
-  const out = path.join(pair.dir, 'gst.ts');
-  // rtpmp2tdepay writes the RTP payloads as they come: the MPEG-TS bytes the viewer got, in order.
-  const gst = runCapture(['gst-launch-1.0', 'rtspsrc', `location=rtsp://127.0.0.1:${pair.rtspPort}${URL_PATH}`, 'protocols=udp',
-    '!', 'rtpmp2tdepay', '!', 'filesink', `location=${out}`], { limitMs: 60_000 });
-  await untilStatus(standby, (x) => x.sessions === 1, 'GStreamer\'s session followed');
-  await untilHeld(standby, 1);
-  await sleep(1000);
-  primary.child.kill('SIGKILL');
-  await untilStatus(standby, (x) => x.processPair?.state === 'Secondary_No_Primary', 'took over');
-  const { code, stdout, stderr } = await gst;
-  // At its end rtspsrc sends TEARDOWN, closes its connection, then tries a PAUSE on it as the pipeline
-  // goes to NULL: that last write fails ("Received end-of-file") and gst-launch exits 1. Only that is allowed.
-  const errors = (stderr.match(/^ERROR:/gm) ?? []).length;
-  const afterTeardown = (stderr.match(/Could not send message\. \(Received end-of-file\)/g) ?? []).length;
-  t.true(code === 0 || (errors > 0 && errors === afterTeardown), `exit ${code}: ${stdout.slice(-1500)}\n${stderr.slice(-1500)}\nstandby:\n${standby.output().slice(-4000)}`);
-  t.regex(stdout, /Got EOS/, 'the BYE at the end of the asset ended the pipeline');
-  const captured = await readFile(out);
-  t.is(captured.length, sample.bytes.length, 'every byte of the asset arrived');
-  t.true(captured.equals(sample.bytes), 'byte for byte, in order, across the kill');
-  await untilLogged(standby, /"method":"TEARDOWN"[^\n]*"status":200/);
-  t.regex(standby.output(), /"method":"TEARDOWN"[^\n]*"status":200/, 'GStreamer\'s TEARDOWN answered by the standby, on the connection it opened to the primary');
-  await untilStatus(standby, (x) => x.sessions === 0, 'the session closed by the TEARDOWN');
-});
+const GST_CASES = [
+  { protocol: 'udp', kills: 1, title: 'GStreamer (rtspsrc), a second real player, through the SIGKILL: its capture is the asset byte for byte, and its TEARDOWN on its own connection is answered by the standby' },
+  { protocol: 'tcp', kills: 1, title: 'GStreamer with RTP on its RTSP connection (interleaved) through the SIGKILL: the standby writes on where the primary stopped, the capture is the asset byte for byte, and its TEARDOWN is answered' },
+  { protocol: 'tcp', kills: 2, title: 'GStreamer with RTP on its RTSP connection through two SIGKILLs: a new standby follows the survivor\'s stream on the same wire, and the capture is still the asset byte for byte' },
+] as const;
+
+for (const { protocol, kills, title } of GST_CASES) {
+  test.serial(title, async (t) => {
+    const { pair, primary, standby } = await linkedPair(t, { logLevel: 'debug' });
+    const sample = await loadSample();
+    t.teardown(() => sample.cleanup());
+    const out = path.join(pair.dir, 'gst.ts');
+    // rtpmp2tdepay writes the RTP payloads as they come: the MPEG-TS bytes the viewer got, in order.
+    const gst = runCapture(['gst-launch-1.0', 'rtspsrc', `location=rtsp://127.0.0.1:${pair.rtspPort}${URL_PATH}`, `protocols=${protocol}`,
+      '!', 'rtpmp2tdepay', '!', 'filesink', `location=${out}`], { limitMs: 60_000 });
+    await untilStatus(standby, (x) => x.sessions === 1, 'GStreamer\'s session followed');
+    await untilHeld(standby, 1);
+    await sleep(1000);
+    primary.child.kill('SIGKILL');
+    await untilStatus(standby, (x) => x.processPair?.state === 'Secondary_No_Primary', 'took over');
+    let survivor = standby;
+    if (kills === 2) {
+      // Re-protected mid-stream: the new standby maps the wire the survivor took over, and follows on it.
+      const third = await pair.start('standby', 's2');
+      await untilStatus(third, (x) => x.processPair?.state === 'Secondary' && x.sessions === 1, 'the new standby follows the session');
+      await untilHeld(third, 1);
+      await untilStatus(standby, (x) => x.processPair?.state === 'Primary', 'protected again');
+      standby.child.kill('SIGKILL');
+      await untilStatus(third, (x) => x.processPair?.state === 'Secondary_No_Primary', 'took over again');
+      survivor = third;
+    }
+    const { code, stdout, stderr } = await gst;
+    // At its end rtspsrc sends TEARDOWN, closes its connection, then tries a PAUSE on it as the pipeline
+    // goes to NULL: that last write fails ("Received end-of-file") and gst-launch exits 1. Only that is allowed.
+    const errors = (stderr.match(/^ERROR:/gm) ?? []).length;
+    const afterTeardown = (stderr.match(/Could not send message\. \(Received end-of-file\)/g) ?? []).length;
+    t.true(code === 0 || (errors > 0 && errors === afterTeardown), `exit ${code}: ${stdout.slice(-1500)}\n${stderr.slice(-1500)}\nsurvivor:\n${survivor.output().slice(-4000)}`);
+    t.regex(stdout, /Got EOS/, 'the BYE at the end of the asset ended the pipeline');
+    const captured = await readFile(out);
+    t.is(captured.length, sample.bytes.length, 'every byte of the asset arrived');
+    t.true(captured.equals(sample.bytes), `byte for byte, in order, across ${kills} kill(s)`);
+    await untilLogged(survivor, /"method":"TEARDOWN"[^\n]*"status":200/);
+    t.regex(survivor.output(), /"method":"TEARDOWN"[^\n]*"status":200/, 'GStreamer\'s TEARDOWN answered by the survivor, on the connection it opened to the primary');
+    await untilStatus(survivor, (x) => x.sessions === 0, 'the session closed by the TEARDOWN');
+  });
+}

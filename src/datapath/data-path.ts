@@ -486,14 +486,14 @@ export class DataPath {
     if (command.interleaved) {
       const wire = this.waitingWires.get(command.slot);
       this.waitingWires.delete(command.slot);
-      if (wire?.sessionId === command.sessionId) session.attachWire(wire.wire);
+      if (wire?.sessionId === command.sessionId) session.attachWire(wire.wire, wire.lockSpace);
     }
   }
 
   /** An interleaved session's wire (posted before its open command, but delivered by the event loop, maybe after it). */
   wireArrived(message: WireMessage): void {
     const session = this.sessions.get(message.slot);
-    if (session?.sessionId === message.sessionId) session.attachWire(message.wire);
+    if (session?.sessionId === message.sessionId) session.attachWire(message.wire, message.lockSpace);
     else this.waitingWires.set(message.slot, message);
   }
 

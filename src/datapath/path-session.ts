@@ -12,7 +12,7 @@ import { constants as osConstants } from 'node:os';
 import { getSystemErrorName } from 'node:util';
 import { ControlBlock, type SegmentParams } from '../shared/control-block.js';
 import type { InterleavedOutput, MulticastOutput, OpenSessionCommand } from '../shared/commands.js';
-import { MAIN_TAG, Wire } from '../shared/wire.js';
+import { Wire, isForeignHolder, localTag, mainTag, wireTag, type LockSpace } from '../shared/wire.js';
 import { monoNowMs } from '../shared/clock.js';
 import type { PathId } from '../shared/layout.js';
 import { AssetReader, NOT_READ, type TrickTable } from './asset-reader.js';
@@ -92,8 +92,11 @@ export class PathSession implements BatchSocket {
   /** Set when the session's datagrams go on its viewer's RTSP connection (its wire arrives by message). */
   readonly interleaved: InterleavedOutput | undefined;
   private wire: Wire | undefined;
-  /** This path incarnation's tag, for the wire's lock (the session's send claim uses the same). */
+  /** This path incarnation's tag (the session's send claim uses the same). */
   private readonly claimTag: number;
+  /** Its tag for the wire's lock (the claim tag in this process's lock space), and that space. */
+  private wireTag = 0;
+  private lockSpace: LockSpace = 0;
   /** Why the viewer's connection cannot be written any more (errno name), once a flush failed. */
   private connectionLost: string | undefined;
   /** Since when the viewer's socket has held back bytes of the wire, as this path flushed it (0: it took everything). */
@@ -159,9 +162,11 @@ export class PathSession implements BatchSocket {
   }
 
   /** An interleaved session's wire arrived: the session can be sent (the descriptor is the engine's, open already). */
-  attachWire(sab: SharedArrayBuffer): void {
+  attachWire(sab: SharedArrayBuffer, space: LockSpace): void {
     if (this.closing || this.wire) return;
     this.wire = new Wire(sab);
+    this.lockSpace = space;
+    this.wireTag = wireTag(this.claimTag, space);
     this.socketUp();
   }
 
@@ -190,7 +195,7 @@ export class PathSession implements BatchSocket {
       results.fill(ERRNO.EAGAIN, first + done + appended, first + count);
       this.flushWire(wire);
     } finally {
-      wire.unlock(this.claimTag);
+      wire.unlock(this.wireTag);
     }
   }
 
@@ -205,7 +210,7 @@ export class PathSession implements BatchSocket {
     try {
       this.flushWire(wire);
     } finally {
-      wire.unlock(this.claimTag);
+      wire.unlock(this.wireTag);
     }
     return wire.pending() > 0;
   }
@@ -230,11 +235,16 @@ export class PathSession implements BatchSocket {
     }
   }
 
-  /** The wire's lock: free, or taken from a path that died holding it (never from the main thread). */
+  /**
+   * The wire's lock: free, or taken from a path that died holding it (never from
+   * this process's main thread), or from a thread of the other process of a pair
+   * (this one sends: that one died).
+   */
   private lockWire(wire: Wire): boolean {
-    const holder = wire.lock(this.claimTag);
+    const holder = wire.lock(this.wireTag);
     if (holder === 0) return true;
-    return holder !== MAIN_TAG && this.cb.claimHolderDead(holder) && wire.steal(holder, this.claimTag);
+    if (isForeignHolder(holder, this.lockSpace)) return wire.steal(holder, this.wireTag);
+    return holder !== mainTag(this.lockSpace) && this.cb.claimHolderDead(localTag(holder)) && wire.steal(holder, this.wireTag);
   }
 
   private flushWire(wire: Wire): void {

@@ -37,14 +37,14 @@ import type { LoopPlan } from '../mpegts/loop.js';
 import { silentLogger, type Logger } from '../log.js';
 import { bootstrapPair, senderOf, type FailoverPair, type MachineEvent, type PairStates } from '../failover/state-machine.js';
 import { adoptPortPair, probeRoute, reservePortPair, type PortPair } from './ports.js';
-import { replicaOf, replicaSteps, type ReplicaCursor, type ReplicationEvent, type SessionReplica } from './replica.js';
-import { wireAddon } from '../shared/wire.js';
+import { replicaOf, replicaSteps, replicates, type ReplicaCursor, type ReplicationEvent, type SessionReplica } from './replica.js';
+import { processLockSpace, wireAddon } from '../shared/wire.js';
 import type { PathHost } from './path-host.js';
 import { SupervisorHost } from './supervisor-host.js';
 import { DataPathPair } from './pair.js';
 import {
   SessionTable, currentPacket, openCommand, segmentFrom, sessionInfo, wireMessage,
-  type EngineAsset, type Session, type SessionFailure, type SessionInfo, type SessionInterleaved, type StreamLimits,
+  type EngineAsset, type Session, type SessionFailure, type SessionInfo, type SessionInterleaved, type SharedInterleaved, type StreamLimits,
 } from './session-table.js';
 import { engineStatus, failoverEvent, type EngineStatus, type FailoverEvent } from './status.js';
 import type { PathStateEvent } from './failover-executor.js';
@@ -113,6 +113,8 @@ export interface InterleavedOptions {
   readonly wire: SharedArrayBuffer;
   /** The session ends when its stream falls this far behind (a client that reads too slowly). */
   readonly backlogMs: number;
+  /** A process pair: where the standby finds the connection and the wire (the wire must be that shared region). */
+  readonly shared?: SharedInterleaved;
 }
 
 /** Emitted as 'session-failed', once per session. */
@@ -639,6 +641,13 @@ export class Engine extends EventEmitter<EngineEventArgs> {
 
   // ── Process pair: a standby process's engine follows its primary's ─────────
 
+  /** An interleaved session's wire, its shared region (a process pair) and its pair; undefined for any other session. */
+  interleavedWire(sessionId: string): { wire: SharedArrayBuffer; region: string | undefined; pair: number } | undefined {
+    const session = this.table.get(sessionId);
+    const interleaved = session?.interleaved;
+    return interleaved && { wire: interleaved.wire, region: interleaved.shared?.region, pair: session.pair };
+  }
+
   /** Every open session as the steps that bring a fresh standby process to it (a snapshot). */
   replicaSnapshot(): ReplicationEvent[] {
     return [...this.table.values()].flatMap(replicaSteps);
@@ -646,7 +655,7 @@ export class Engine extends EventEmitter<EngineEventArgs> {
 
   /** Where every open session stands (its segment and cursor), for a standby process. */
   replicaCursors(): ReplicaCursor[] {
-    return [...this.table.values()].filter((s) => !s.interleaved).map((s) => {
+    return [...this.table.values()].filter(replicates).map((s) => {
       const word = this.pairs[s.pair].cb.ctrl(s.slot);
       return { id: s.id, segment: ControlBlock.segmentOf(word), cursor: ControlBlock.cursorOf(word) };
     });
@@ -763,7 +772,7 @@ export class Engine extends EventEmitter<EngineEventArgs> {
   }
 
   private replicateSegment(session: Session): void {
-    if (session.segment && !session.interleaved) this.replicate({ kind: 'segment', id: session.id, segment: { ...session.segment } });
+    if (session.segment && replicates(session)) this.replicate({ kind: 'segment', id: session.id, segment: { ...session.segment } });
   }
 
   // ── Faults of a session or an asset: the paths stay healthy ────────────────
@@ -896,7 +905,10 @@ function duplicateConnection(options: InterleavedOptions): SessionInterleaved {
   if (fd < 0) {
     throw new TwinframeError('TF_RTSP_UNSUPPORTED_TRANSPORT', wireAddon ? `cannot share the connection with the data paths (dup: ${-fd})` : 'RTP over the RTSP connection needs the native addon');
   }
-  return { fd, channel: options.channel, wire: options.wire, backlogMs: options.backlogMs };
+  return {
+    fd, channel: options.channel, wire: options.wire, backlogMs: options.backlogMs, lockSpace: processLockSpace(),
+    ...(options.shared ? { shared: { ...options.shared } } : {}),
+  };
 }
 
 /** An interleaved session has no UDP ports: its media goes on the RTSP connection. */

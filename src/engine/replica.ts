@@ -8,7 +8,7 @@
 import type { SegmentParams } from '../shared/control-block.js';
 import type { MulticastOutput, TransportKind } from '../shared/commands.js';
 import type { LoopPlan } from '../mpegts/loop.js';
-import type { EngineAsset, Session } from './session-table.js';
+import type { EngineAsset, Session, SharedInterleaved } from './session-table.js';
 
 /** A session as the standby opens it: the same id, choices, source and destination. */
 export interface SessionReplica {
@@ -29,6 +29,8 @@ export interface SessionReplica {
   readonly firstStartMs?: number;
   /** Where the primary keeps it: its pair and its slot in that pair's control block. */
   readonly primarySlot: { readonly pair: number; readonly slot: number };
+  /** RTP on the viewer's RTSP connection: that connection, the wire's shared region, the channel and the backlog bound. */
+  readonly interleaved?: SharedInterleaved & { readonly channel: number; readonly backlogMs: number };
 }
 
 /** One step of the session command stream (patent [0087]); `segment` ids are the primary's. */
@@ -45,9 +47,15 @@ export interface ReplicaCursor {
   readonly cursor: number;
 }
 
-/** A session's open step; undefined for an interleaved one (its RTSP connection is the primary's alone). */
+/** Whether a standby process can follow the session: an interleaved one only with its wire in a shared region. */
+export function replicates(s: Session): boolean {
+  return !s.interleaved || s.interleaved.shared !== undefined;
+}
+
+/** A session's open step; undefined for one a standby cannot follow (replicates). */
 export function replicaOf(s: Session): SessionReplica | undefined {
-  if (s.interleaved) return undefined;
+  if (!replicates(s)) return undefined;
+  const shared = s.interleaved?.shared;
   return {
     id: s.id,
     asset: s.asset,
@@ -63,6 +71,7 @@ export function replicaOf(s: Session): SessionReplica | undefined {
     initialRtpTs: s.initialRtpTs,
     ...(s.firstStartMs === undefined ? {} : { firstStartMs: s.firstStartMs }),
     primarySlot: { pair: s.pair, slot: s.slot },
+    ...(shared ? { interleaved: { ...shared, channel: s.interleaved.channel, backlogMs: s.interleaved.backlogMs } } : {}),
   };
 }
 

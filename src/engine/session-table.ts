@@ -9,6 +9,7 @@ import type { SegmentParams } from '../shared/control-block.js';
 import type { MulticastOutput, OpenSessionCommand, TransportKind } from '../shared/commands.js';
 import { monoNowMs } from '../shared/clock.js';
 import type { WireMessage } from '../shared/messages.js';
+import type { LockSpace } from '../shared/wire.js';
 import { TwinframeError } from '../errors.js';
 import type { AssetIdentity } from '../shared/asset-file.js';
 import { planTrick, trickDatagramCount, trickGroupOf, type TrickKey } from '../mpegts/trick.js';
@@ -116,6 +117,19 @@ export interface SessionInterleaved {
   readonly channel: number;
   readonly wire: SharedArrayBuffer;
   readonly backlogMs: number;
+  /** This process's half of the wire lock's tags when the session opened (src/shared/wire.ts). */
+  readonly lockSpace: LockSpace;
+  /** A process pair: the RTSP connection's id and the wire's shared region, for the standby (replica.ts). */
+  readonly shared?: SharedInterleaved;
+}
+
+/** Where a standby process finds an interleaved session's connection and wire. */
+export interface SharedInterleaved {
+  /** The RTSP server's id of the connection (the standby holds its descriptor under it). */
+  readonly connection: number;
+  /** The wire's shared region (src/pair-process/shared-wires.ts), and its size. */
+  readonly region: string;
+  readonly bytes: number;
 }
 
 /** A session admitted but still being opened: it counts against the limits (and its pair's load) like an open one. */
@@ -314,7 +328,7 @@ export function openCommand(session: Session): OpenSessionCommand {
 
 /** The wire message an interleaved session's paths get before its open command. */
 export function wireMessage(session: Session): WireMessage | undefined {
-  return session.interleaved ? { type: 'wire', slot: session.slot, sessionId: session.id, wire: session.interleaved.wire } : undefined;
+  return session.interleaved ? { type: 'wire', slot: session.slot, sessionId: session.id, wire: session.interleaved.wire, lockSpace: session.interleaved.lockSpace } : undefined;
 }
 
 const loopPlace = newLoopPlace();

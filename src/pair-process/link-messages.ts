@@ -8,9 +8,10 @@ import type { StreamLimits } from '../engine/session-table.js';
 import type { ReplicaCursor, ReplicationEvent } from '../engine/replica.js';
 import type { RtspSessionRecord } from '../rtsp/session.js';
 import type { BroadcastConfig } from '../config/schema.js';
+import type { LockSpace } from '../shared/wire.js';
 
 /** Bumped when a message changes meaning: both processes must speak the same. */
-export const LINK_PROTOCOL = 3;
+export const LINK_PROTOCOL = 4;
 
 /**
  * The synchronized parameters (patent [0083]) the standby takes from its primary.
@@ -23,6 +24,8 @@ export interface SynchronizedParameters {
   readonly batchWindowUs: number;
   readonly limits: StreamLimits;
   readonly serverPortRange: { readonly first: number; readonly last: number };
+  /** The primary's half of the wire lock's tags: the standby takes the other (src/shared/wire.ts). */
+  readonly lockSpace: LockSpace;
   /** The system time (wall clock) of the primary when it sent these, for the log: the processes share the monotonic clock. */
   readonly wallClockMs: number;
 }

@@ -13,6 +13,8 @@ import type { RoleSwitchResult } from './role-switch.js';
 import { TwinframeError } from '../errors.js';
 import type { ProcessPairStatus, ProcessRole, TakeoverRecord } from './pair-status.js';
 import type { SharedBlocks } from './shared-blocks.js';
+import type { SharedWires } from './shared-wires.js';
+import { processLockSpace } from '../shared/wire.js';
 import { RtspAdoption, RtspSessionFeed, type RtspPairServer } from './rtsp-sessions.js';
 import { ConnectionHandoff, HeldConnections, type ReleasedConnections, type RtspConnectionServer } from './rtsp-handoff.js';
 import { BroadcastTableLink, type PairBroadcasts } from './broadcast-table.js';
@@ -38,6 +40,8 @@ export interface PairProcessOptions {
   readonly engine: Engine;
   /** Where the engine's control blocks live (shared memory: sharedBlocks). */
   readonly blocks: SharedBlocks;
+  /** Where interleaved sessions' wires live (the RTSP server's wireMemory). */
+  readonly wires: SharedWires;
   readonly logger: Logger;
   /** The running configuration (a reload may change its live fields). */
   readonly config: () => TwinframeConfig;
@@ -98,7 +102,7 @@ export async function startPairProcess(options: PairProcessOptions): Promise<Pai
     adoption = followerAdoption;
     held = followerHeld;
     const follower: PairStandby = PairStandby.start({
-      engine, link: pair.link, secret: pair.secret, logger, keepOwnSessions, rtsp: followerAdoption, connections: followerHeld, broadcasts,
+      engine, link: pair.link, secret: pair.secret, logger, keepOwnSessions, rtsp: followerAdoption, connections: followerHeld, broadcasts, wires: options.wires,
       onTakeover: (record) => {
         // Before the RTSP server would listen on the port: on the primary's own socket, with its connections.
         const serve = (released?: ReleasedConnections): void => {
@@ -208,6 +212,7 @@ function synchronizedParameters(config: TwinframeConfig, engine: Engine): Synchr
     batchWindowUs: config.pacing.batchWindowUs,
     limits: engine.getLimits(),
     serverPortRange: config.rtsp.serverPortRange,
+    lockSpace: processLockSpace(),
     wallClockMs: Date.now(),
   };
 }

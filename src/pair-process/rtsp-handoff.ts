@@ -32,8 +32,8 @@ export interface RtspConnectionServer {
   watchConnections(listener: ConnectionWatcher): { readonly listening: net.Server | undefined; readonly open: ReadonlyArray<{ readonly id: number; readonly socket: net.Socket }>; stop(): void };
   /** Listen on a passed listening socket's descriptor. */
   listen(fd?: number): Promise<unknown>;
-  /** Serve a passed connection's descriptor as one accepted here, `pending` bytes first. */
-  adoptConnection(fd: number, pending?: Buffer): void;
+  /** Serve a passed connection's descriptor as one accepted here, under the primary's `id`, `pending` bytes first. */
+  adoptConnection(fd: number, pending: Buffer | undefined, id: number): void;
   /** A role switch: stop answering at request boundaries once what was read is answered (TF_PAIR_SWITCH if it cannot). */
   quiesce(timeoutMs: number): Promise<RtspHandover>;
 }
@@ -187,6 +187,8 @@ export class HeldConnections {
   #watcher: ReadableWatcher | undefined;
   #listenerFd: number | undefined;
   readonly #connections = new Map<number, number>();
+  /** Who waits for a connection's descriptor (an interleaved session's open step can cross the link first). */
+  readonly #heldWaiters = new Map<number, Array<(fd: number | undefined) => void>>();
   /** What the primary released at a role switch, and who waits for it. */
   #released: ReleasedConnections | undefined;
   #releaseWaiter: ((released: ReleasedConnections | undefined) => void) | undefined;
@@ -215,6 +217,33 @@ export class HeldConnections {
         this.#releaseWaiter = undefined;
         resolve(released);
       };
+    });
+  }
+
+  /**
+   * The descriptor held for the primary's connection `id`, once the channel
+   * brought it (it may come after the link's step that names it); an Error if it
+   * does not within `timeoutMs`, or the connection closed. Still held here: a
+   * caller that keeps it duplicates it.
+   */
+  whenHeld(id: number, timeoutMs: number): Promise<number> {
+    const channel = this.#channel;
+    if (channel) this.#drain(channel);
+    const fd = this.#connections.get(id);
+    if (fd !== undefined) return Promise.resolve(fd);
+    return new Promise((resolve, reject) => {
+      const waiters = this.#heldWaiters.get(id) ?? [];
+      this.#heldWaiters.set(id, waiters);
+      const timer = setTimeout(() => settle(undefined), timeoutMs);
+      const settle = (held: number | undefined): void => {
+        clearTimeout(timer);
+        const left = (this.#heldWaiters.get(id) ?? []).filter((w) => w !== settle);
+        if (left.length > 0) this.#heldWaiters.set(id, left);
+        else this.#heldWaiters.delete(id);
+        if (held === undefined) reject(new Error(`the primary's RTSP connection ${id} was not passed within ${timeoutMs} ms, or it closed`));
+        else resolve(held);
+      };
+      waiters.push(settle);
     });
   }
 
@@ -251,7 +280,7 @@ export class HeldConnections {
         continue;
       }
       try {
-        server.adoptConnection(fd, released?.get(id));
+        server.adoptConnection(fd, released?.get(id), id);
       } catch (err) {
         this.#log.warn({ err: (err as Error).message }, 'process pair: a connection of the primary cannot be served');
         fs.closeSync(fd);
@@ -295,11 +324,13 @@ export class HeldConnections {
       case 'connection':
         if (fd === undefined) break;
         this.#connections.set(message.id, fd);
+        for (const settle of this.#heldWaiters.get(message.id) ?? []) settle(fd);
         this.#log.debug({ connection: message.id }, 'process pair: an RTSP connection of the primary held');
         break;
       case 'closed': {
         const held = this.#connections.get(message.id);
         this.#connections.delete(message.id);
+        for (const settle of this.#heldWaiters.get(message.id) ?? []) settle(undefined);
         if (held !== undefined) fs.closeSync(held);
         break;
       }

@@ -20,10 +20,10 @@ export interface SharedBlocks {
   readonly remove: () => void;
 }
 
-/** This process's region `kind` of the pair on `link`, named by the link and the pid (a SIGKILLed process's names are found by `-<pid>-`). */
-export function pairRegionPath(link: string, kind: string): string {
+/** Process `pid`'s region `kind` of the pair on `link` (default: this process's), named by the link and the pid (a SIGKILLed process's names are found by `-<pid>-`). */
+export function pairRegionPath(link: string, kind: string, pid = process.pid): string {
   const tag = createHash('sha256').update(path.resolve(link)).digest('hex').slice(0, 16);
-  return path.join(pairRuntimeDir(), `${kind}-${tag}-${process.pid}-`);
+  return path.join(pairRuntimeDir(), `${kind}-${tag}-${pid}-`);
 }
 
 export function sharedBlocks(link: string): SharedBlocks {

@@ -8,7 +8,9 @@
 
 import { createConnection } from 'node:net';
 import { TwinframeError } from '../errors.js';
-import type { Engine, ReplicaCursor, ReplicationEvent } from '../engine/engine.js';
+import type { Engine, InterleavedOptions, ReplicaCursor, ReplicationEvent, SessionReplica } from '../engine/engine.js';
+import { processLockSpace, setProcessLockSpace, type LockSpace } from '../shared/wire.js';
+import type { SharedWires } from './shared-wires.js';
 import { ControlBlock, type SegmentParams } from '../shared/control-block.js';
 import { monoNowMs } from '../shared/clock.js';
 import type { Logger } from '../log.js';
@@ -35,6 +37,8 @@ const LOST_POLL_MS = 5;
 const DEATH_POLL_MS = 2;
 /** How long an operator's switch asked here may take. */
 const SWITCH_TIMEOUT_MS = 5000;
+/** How long an interleaved session's open step waits for its connection's descriptor (it crosses the channel beside the link). */
+const HELD_WAIT_MS = 2000;
 
 export interface PairStandbyOptions {
   readonly engine: Engine;
@@ -47,6 +51,8 @@ export interface PairStandbyOptions {
   readonly connections: HeldConnections;
   /** The primary's broadcast table, which this process runs once it sends. */
   readonly broadcasts: BroadcastTableLink;
+  /** The primary's wires of RTP on RTSP connections, mapped here to follow those sessions. */
+  readonly wires: SharedWires;
   /** This process serves from now on (start listening for viewers). */
   readonly onTakeover: (record: TakeoverRecord) => void;
   /**
@@ -73,6 +79,8 @@ export class PairStandby {
   private primaryLifeLockFile: string | undefined;
   /** Each followed session's place in the primary's control blocks. */
   private readonly primarySlots = new Map<string, { readonly pair: number; readonly slot: number }>();
+  /** Each followed interleaved session's wire region (this process's to remove once it took over). */
+  private readonly followedWires = new Map<string, string>();
   private channel: LinkChannel | undefined;
   /** Steps are applied one after the other (an open is asynchronous). */
   private steps: Promise<void> = Promise.resolve();
@@ -196,6 +204,7 @@ export class PairStandby {
     this.stopTakeoverThread();
     this.enqueue(() => {
       this.primarySlots.clear();
+      this.followedWires.clear();
       this.takeoverTable.locked(() => this.takeoverTable.unfollowAll());
       for (const s of this.options.engine.listSessions()) if (!this.ownSessions?.has(s.id)) this.options.engine.closeSession(s.id);
     });
@@ -210,6 +219,7 @@ export class PairStandby {
       case 'params': {
         const p = message.params;
         engine.setHeartbeat(p.heartbeatPeriodUs, p.maxMissedHeartbeats);
+        this.takeLockSpace(p.lockSpace);
         engine.setLimits(p.limits);
         this.mapPrimaryBlocks(message.controlBlocks);
         this.primaryLifeLockFile = message.lifeLock;
@@ -270,6 +280,7 @@ export class PairStandby {
           asset: s.asset, assetName: s.assetName, destination: s.destination, transport: s.transport, source: s.source.address,
           ...(s.multicast ? { multicast: s.multicast } : {}), ...(s.broadcast === undefined ? {} : { broadcast: s.broadcast }),
           ...(s.loop ? { loop: s.loop } : {}), replica: s,
+          ...(s.interleaved ? { interleaved: await this.followedWire(s.id, s.interleaved) } : {}),
         });
         const here = engine.getSession(s.id);
         if (here) this.takeoverTable.locked(() => this.takeoverTable.follow(here.pair, here.slot, s.primarySlot.pair, s.primarySlot.slot, engine.replicaSegmentOf(s.id) ?? 0));
@@ -291,6 +302,7 @@ export class PairStandby {
         break;
       case 'close': {
         this.primarySlots.delete(step.id);
+        this.followedWires.delete(step.id);
         this.updateDeathPoll();
         const here = engine.getSession(step.id);
         if (here) this.takeoverTable.locked(() => this.takeoverTable.unfollow(here.pair, here.slot));
@@ -298,6 +310,37 @@ export class PairStandby {
         break;
       }
     }
+  }
+
+  /**
+   * An interleaved session of the primary, as this engine follows it: the same
+   * connection (this process's copy of its descriptor) and the same wire (the
+   * primary's region, mapped), so that at a takeover this process's data path
+   * writes on where the primary's stopped.
+   */
+  private async followedWire(id: string, shared: NonNullable<SessionReplica['interleaved']>): Promise<InterleavedOptions> {
+    const connectionFd = await this.options.connections.whenHeld(shared.connection, HELD_WAIT_MS);
+    const wire = this.options.wires.map(shared.region, shared.bytes);
+    this.followedWires.set(id, shared.region);
+    return {
+      connectionFd, channel: shared.channel, wire, backlogMs: shared.backlogMs,
+      shared: { connection: shared.connection, region: shared.region, bytes: shared.bytes },
+    };
+  }
+
+  /**
+   * The primary's half of the wire lock's tags is given: this process takes the
+   * other, before it follows any wire (a primary turned standby keeps its own,
+   * which its new primary's differs from).
+   */
+  private takeLockSpace(primary: LockSpace): void {
+    const own: LockSpace = primary === 0 ? 1 : 0;
+    if (own === processLockSpace()) return;
+    if (this.options.engine.listSessions().some((s) => s.interleaved)) {
+      this.log.error({ primary }, 'process pair: this process holds RTP on RTSP connections in the primary\'s lock space; those sessions are not protected');
+      return;
+    }
+    setProcessLockSpace(own);
   }
 
   private enqueue(job: () => void | Promise<void>): void {
@@ -482,6 +525,7 @@ export class PairStandby {
     const died = byThread?.died ?? true;
     // The dead primary cannot remove its regions' names any more (one that handed over keeps them: it maps them on).
     if (died) {
+      if (this.primaryPid !== null) this.options.wires.tookOver(this.primaryPid, this.followedWires.values());
       for (const file of this.primaryBlockFiles) removeSharedRegion(file);
       if (this.primaryLifeLockFile !== undefined) removeSharedRegion(this.primaryLifeLockFile);
     }

@@ -48,7 +48,18 @@ export interface RtspOpenOptions {
     readonly wire: SharedArrayBuffer;
     /** The session ends when its stream falls this far behind (a viewer that reads too slowly). */
     readonly backlogMs: number;
+    /** A process pair: the connection's id and the wire's shared region, for the standby to follow the session. */
+    readonly shared?: { readonly connection: number; readonly region: string; readonly bytes: number };
   };
+}
+
+/** The wire of an interleaved session this process follows (a process pair's standby took it over). */
+export interface RtspSharedWire {
+  readonly wire: SharedArrayBuffer;
+  /** Its shared region, whose name this process removes once done with it. */
+  readonly region: string | undefined;
+  /** As RtspSessionInfo.wireHolderDead. */
+  holderDead(tag: number): boolean;
 }
 
 /** One playable asset, as the catalog found it at DESCRIBE or SETUP time. */
@@ -102,7 +113,9 @@ export interface RtspBackend {
   pause(sessionId: string): void;
   /** Free the session on the data paths. */
   closeSession(sessionId: string): void;
-  /** Datagrams sent so far; undefined once the backend no longer has the session. */
+  /** An interleaved session's wire, as the data paths write it; undefined for any other session. */
+  interleavedWire(sessionId: string): RtspSharedWire | undefined;
+    /** Datagrams sent so far; undefined once the backend no longer has the session. */
   sent(sessionId: string): number | undefined;
   /** Throws (TF_SESSION_LIMIT, TF_BANDWIDTH_LIMIT) if a session of this bitrate would exceed the limits as they are now. */
   checkAdmission(bitrate: number, excludingSessionId: string): void;

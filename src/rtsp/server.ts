@@ -41,7 +41,7 @@ import { RtspSession, type RtspSessionFacts, type RtspSessionRecord, type RtspSe
 import { TRACK_CONTROL, parseRtspUrl } from './url.js';
 import type { RtspBackend, RtspBackendListener, RtspMedia, RtspSessionInfo } from './backend.js';
 import { WireWriter } from './wire-writer.js';
-import { limitSendBuffer, wireAddon } from '../shared/wire.js';
+import { createWire, limitSendBuffer, processLockSpace, wireAddon } from '../shared/wire.js';
 import type { RtspAuthenticator } from './auth.js';
 import type { BroadcastLookup } from '../broadcast/lookup.js';
 import { BroadcastViewers } from './broadcast-viewers.js';
@@ -80,6 +80,8 @@ export interface RtspServerOptions {
   readonly setupTimeoutMs?: number;
   /** Connections beyond this many get 503 and are closed at once. Default 1000. */
   readonly maxConnections?: number;
+  /** Where interleaved sessions' wires live: a process pair's shared regions, which its standby maps. Default: this process's heap. */
+  readonly wireMemory?: WireMemory;
   /**
    * A connection with no request for this long is closed (its sessions live on;
    * blank lines and stray interleaved frames do not count, a playing viewer's
@@ -100,6 +102,14 @@ export interface RtspServerOptions {
    * rest is counted in one summary line per client and status. Default 10 and 100.
    */
   readonly refusalLogLimit?: { readonly perClient: number; readonly total: number };
+}
+
+/** Memory for wires that another process maps (a process pair, src/pair-process/shared-wires.ts). */
+export interface WireMemory {
+  /** A new zeroed region of `bytes`, and the name the other process maps it by. */
+  create(bytes: number): { readonly sab: SharedArrayBuffer; readonly region: string };
+  /** This process's writer is done with the region: its name goes (the memory lives while a process maps it). */
+  remove(region: string): void;
 }
 
 /** What a reload may change on a running server: each applies to what comes next (requests, connections, sessions). */
@@ -299,6 +309,7 @@ export class RtspServer {
   #requestTimeoutMs: number;
   #interleavedBacklogMs: number;
   readonly #auth: RtspAuthenticator | undefined;
+  readonly #wireMemory: WireMemory | undefined;
   readonly #log: Logger;
   readonly #onReply: ((method: string, status: number) => void) | undefined;
   readonly #refusalLog: LogRateLimit;
@@ -338,6 +349,7 @@ export class RtspServer {
     this.#requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
     this.#interleavedBacklogMs = options.interleavedBacklogMs ?? 2000;
     this.#auth = options.auth;
+    this.#wireMemory = options.wireMemory;
     this.#log = (options.logger ?? silentLogger).child({ component: 'rtsp' });
     this.#onReply = options.onReply;
     this.#refusalLog = new LogRateLimit({
@@ -483,7 +495,8 @@ export class RtspServer {
 
   // ── Connections ────────────────────────────────────────────────────────────
 
-  #accept(socket: net.Socket): Connection | undefined {
+  /** `adoptedId`: the id the other process of a pair gave the connection (its sessions' records name it). */
+  #accept(socket: net.Socket, adoptedId?: number): Connection | undefined {
     socket.on('error', () => {}); // resets and the like end in 'close'; nothing to report to anyone
     if (this.#closed) {
       socket.destroy();
@@ -512,7 +525,9 @@ export class RtspServer {
     }
     this.#connectionsByAddress.set(address, fromAddress + 1);
     this.#acceptedConnections++;
-    const conn = new Connection(this.#nextConnectionId++, socket, this.#maxRequestBytes, this.#log);
+    const id = adoptedId ?? this.#nextConnectionId;
+    this.#nextConnectionId = Math.max(this.#nextConnectionId, id + 1);
+    const conn = new Connection(id, socket, this.#maxRequestBytes, this.#log);
     this.#connections.add(conn);
     for (const watcher of this.#connectionWatchers) watcher.opened(conn.id, socket);
     socket.setNoDelay(true);
@@ -779,33 +794,43 @@ export class RtspServer {
       throw new TwinframeError('TF_RTSP_UNSUPPORTED_TRANSPORT', 'this connection already carries an interleaved session');
     }
     const asset = await this.#backend.resolve(assetPath);
-    const wire = await this.#newWire(conn, asset.bitrate);
+    const { writer: wire, region } = await this.#newWire(conn, asset.bitrate);
     const info = await asset.openSession({
       destination: { address: conn.peer, port: 0 },
       transport: 'rtp',
       source: this.#streamAddress ?? conn.local,
-      interleaved: { connectionFd: conn.fd, channel: chosen.channels.rtp, wire: wire.wire.sab, backlogMs: this.#interleavedBacklogMs },
+      interleaved: {
+        connectionFd: conn.fd, channel: chosen.channels.rtp, wire: wire.wire.sab, backlogMs: this.#interleavedBacklogMs,
+        ...(region === undefined ? {} : { shared: { connection: conn.id, region, bytes: wire.wire.sab.byteLength } }),
+      },
     });
     const session = this.#addSession(conn, request, info, asset, chosen);
     wire.holderDead = (tag) => info.wireHolderDead(tag);
     conn.interleaved = session;
-    session.attachRtcp(new RtcpSender({
-      send: (packet) => {
-        wire.writeFrame(chosen.channels.rtcp, packet);
-        return Promise.resolve();
-      },
-      close: () => {},
-    }, info.ssrc, this.#cname));
+    session.attachRtcp(this.#interleavedRtcp(wire, chosen, info.ssrc));
+    this.#sessionChanged(session);
     session.log.info({ asset: asset.name, transport: 'rtp/tcp', channels: `${chosen.channels.rtp}-${chosen.channels.rtcp}`, ssrc: info.ssrc }, 'session set up');
     const reply = transportReply(chosen, { serverRtpPort: 0, ssrc: info.ssrc });
     return { status: 200, headers: { Transport: serializeTransportSpec(reply), ...this.#sessionHeader(session) } };
   }
 
+  /** RTCP of an interleaved session: frames on its channel, through the connection's wire. */
+  #interleavedRtcp(wire: WireWriter, transport: InterleavedTransport, ssrc: number): RtcpSender {
+    return new RtcpSender({
+      send: (packet) => {
+        wire.writeFrame(transport.channels.rtcp, packet);
+        return Promise.resolve();
+      },
+      close: () => {},
+    }, ssrc, this.#cname);
+  }
+
   /**
    * The connection's wire for a new interleaved session: everything written to
    * the connection so far has left first (Node's own buffer, the last wire).
+   * `region`: the shared region it lives in (a process pair).
    */
-  async #newWire(conn: Connection, bitrate: number): Promise<WireWriter> {
+  async #newWire(conn: Connection, bitrate: number): Promise<{ writer: WireWriter; region: string | undefined }> {
     await conn.ordered.drained(0);
     const last = conn.wire;
     if (last && !(await last.retire(CLOSE_GRACE_MS))) {
@@ -815,14 +840,29 @@ export class RtspServer {
     // The wire, and the kernel's queue behind it, hold a backlog's worth of the stream each.
     const backlogBytes = Math.max(WIRE_MIN_BYTES, Math.ceil((bitrate / 8) * (this.#interleavedBacklogMs / 1000)));
     limitSendBuffer(conn.fd, backlogBytes);
-    const wire = new WireWriter(backlogBytes, {
+    let region: string | undefined;
+    const memory = this.#wireMemory;
+    const sab = createWire(backlogBytes, memory && ((bytes) => {
+      const shared = memory.create(bytes);
+      region = shared.region;
+      return shared.sab;
+    }));
+    return { writer: this.#attachWire(conn, sab, region), region };
+  }
+
+  /** Every byte written to `conn` from now on goes through the wire in `sab`. */
+  #attachWire(conn: Connection, sab: SharedArrayBuffer, region: string | undefined): WireWriter {
+    const memory = this.#wireMemory;
+    const wire = new WireWriter(sab, {
       fd: () => conn.fd,
       maxQueuedBytes: MAX_UNREAD_RESPONSE_BYTES,
+      lockSpace: processLockSpace(),
       onFailure: (reason, peerGone) => {
         if (peerGone) conn.log.debug({ reason }, 'interleaved connection closed by the viewer');
         else conn.log.warn({ reason }, 'interleaved connection dropped');
         conn.socket.destroy();
       },
+      ...(memory && region !== undefined ? { release: () => memory.remove(region) } : {}),
     });
     conn.wire = wire;
     return wire;
@@ -883,12 +923,12 @@ export class RtspServer {
 
   // ── Process pair: sessions another process takes over ──────────────────────
 
-  /** Every UDP session as a standby process takes it over (src/pair-process/rtsp-sessions.ts). */
+  /** Every session as a standby process takes it over (src/pair-process/rtsp-sessions.ts). */
   sessionRecords(): RtspSessionRecord[] {
-    return [...this.#sessions.values()].flatMap((s) => s.record() ?? []);
+    return [...this.#sessions.values()].map((s) => s.record());
   }
 
-  /** `listener` hears of every UDP session's SETUP and change of state (not of its end: the engine's close step says that). */
+  /** `listener` hears of every session's SETUP and change of state (not of its end: the engine's close step says that). */
   watchSessions(listener: (record: RtspSessionRecord) => void): () => void {
     this.#sessionWatchers.add(listener);
     return () => this.#sessionWatchers.delete(listener);
@@ -897,7 +937,7 @@ export class RtspServer {
   #sessionChanged(session: RtspSession): void {
     if (this.#sessionWatchers.size === 0) return;
     const record = session.record();
-    if (record) for (const listener of this.#sessionWatchers) listener(record);
+    for (const listener of this.#sessionWatchers) listener(record);
   }
 
   /**
@@ -919,11 +959,14 @@ export class RtspServer {
     if (this.#closed || this.#sessions.has(record.info.id) || this.#backend.sent(record.info.id) === undefined) return;
     const session = this.#newSession({
       info: record.info, asset, transport: record.transport, controlUrl: record.controlUrl, timeoutMs: record.timeoutMs,
-      peer: record.peer, connectionId: ADOPTED_CONNECTION, dormant: true,
+      peer: record.peer, connectionId: record.connectionId ?? ADOPTED_CONNECTION, dormant: true,
     });
     session.restore(record);
     this.#sessions.set(session.id, session);
     session.log.info({ state: session.state, peer: session.peer }, 'session of the primary process adopted');
+    // Its connection served here already (a takeover before this record was adopted).
+    const conn = record.connectionId === undefined ? undefined : [...this.#connections].find((c) => c.id === record.connectionId);
+    if (conn && session.transport.lower === 'tcp') this.#adoptInterleaved(conn, session);
     if (this.#listening) this.#wakeAdopted(session);
   }
 
@@ -949,9 +992,29 @@ export class RtspServer {
    * served as one accepted here, `pending` first (what the primary had received
    * on it and not answered, at a role switch).
    */
-  adoptConnection(fd: number, pending?: Buffer): void {
-    const conn = this.#accept(new net.Socket({ fd, readable: true, writable: true }));
-    if (conn && pending && pending.length > 0) this.#onData(conn, pending);
+  adoptConnection(fd: number, pending?: Buffer, id?: number): void {
+    const conn = this.#accept(new net.Socket({ fd, readable: true, writable: true }), id);
+    if (!conn) return;
+    for (const session of this.#sessions.values()) {
+      if (session.connectionId === conn.id && session.dormant && session.transport.lower === 'tcp') this.#adoptInterleaved(conn, session);
+    }
+    if (pending && pending.length > 0) this.#onData(conn, pending);
+  }
+
+  /**
+   * The connection carries RTP of a session taken over: this process's data paths
+   * stream on it through the same wire (mapped from the other process), so its
+   * responses go through the wire too, between whole media frames.
+   */
+  #adoptInterleaved(conn: Connection, session: RtspSession): void {
+    const shared = this.#backend.interleavedWire(session.id);
+    if (!shared) {
+      session.log.warn('its RTP on the connection is not followed here; its stream ended with the other process');
+      return;
+    }
+    const wire = this.#attachWire(conn, shared.wire, shared.region);
+    wire.holderDead = (tag) => shared.holderDead(tag);
+    conn.interleaved = session;
   }
 
   /**
@@ -1012,10 +1075,15 @@ export class RtspServer {
     };
   }
 
-  /** A taken-over session's timeouts start, and its RTCP reports go on from the same server port. */
+  /** A taken-over session's timeouts start, and its RTCP reports go on (from the same server port, or on its connection). */
   #wakeAdopted(session: RtspSession): void {
     if (!session.wake()) return;
     session.log.info({ state: session.state, peer: session.peer }, 'session taken over from the primary process');
+    if (session.transport.lower === 'tcp') {
+      const wire = [...this.#connections].find((c) => c.interleaved === session)?.wire;
+      if (wire) session.attachRtcp(this.#interleavedRtcp(wire, session.transport, session.info.ssrc));
+      return;
+    }
     const peer = session.rtcpPeer;
     if (session.transport.kind !== 'rtp' || peer === undefined) return;
     const { source, ssrc } = session.info;

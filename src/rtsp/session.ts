@@ -14,7 +14,7 @@
 import type { Logger } from 'pino';
 import { TwinframeError } from '../errors.js';
 import { monoNowMs } from '../shared/clock.js';
-import type { ChosenTransport, UdpTransport } from './headers/transport.js';
+import type { ChosenTransport } from './headers/transport.js';
 import type { ReportSource, RtcpSender } from './rtcp.js';
 import { TS_PACKET_BYTES } from '../mpegts/packet.js';
 import { TS_PACKETS_PER_DATAGRAM, TS_PAYLOAD_BYTES, rtpTimeAfter } from '../rtp/packetizer.js';
@@ -34,7 +34,9 @@ export interface RtspSessionRecord {
   readonly info: RtspSessionFacts;
   /** The asset's URL path (RtspMedia.name): the standby resolves it in its own catalog. */
   readonly assetPath: string;
-  readonly transport: UdpTransport;
+  readonly transport: ChosenTransport;
+  /** RTP on the RTSP connection: that connection's id (the standby holds it under the same). */
+  readonly connectionId?: number;
   readonly controlUrl: string;
   readonly timeoutMs: number;
   readonly peer: string;
@@ -182,9 +184,8 @@ export class RtspSession {
     this.#rtcpPeer = record.rtcpPeer;
   }
 
-  /** What another process needs to take the session over; undefined for RTP on the RTSP connection. */
-  record(): RtspSessionRecord | undefined {
-    if (this.transport.lower !== 'udp') return undefined;
+  /** What another process needs to take the session over. */
+  record(): RtspSessionRecord {
     return {
       info: {
         id: this.info.id, ssrc: this.info.ssrc, bitrate: this.info.bitrate,
@@ -192,6 +193,7 @@ export class RtspSession {
       },
       assetPath: this.asset.name,
       transport: this.transport,
+      ...(this.transport.lower === 'tcp' ? { connectionId: this.connectionId } : {}),
       controlUrl: this.controlUrl,
       timeoutMs: this.timeoutMs,
       peer: this.peer,

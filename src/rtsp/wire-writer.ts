@@ -9,7 +9,7 @@
 
 import { constants } from 'node:os';
 import { getSystemErrorName } from 'node:util';
-import { MAIN_TAG, Wire, createWire, interleavedFrame } from '../shared/wire.js';
+import { Wire, interleavedFrame, isForeignHolder, localTag, mainTag, type LockSpace } from '../shared/wire.js';
 
 const PEER_GONE = new Set([constants.errno.EPIPE, constants.errno.ECONNRESET, constants.errno.EBADF]);
 /** How soon to try again while bytes wait (a lock held for a path's turn, a full socket). */
@@ -25,6 +25,10 @@ export interface WireWriterOptions {
    * closed (normal after a TEARDOWN), not a viewer that left too much unread.
    */
   readonly onFailure: (reason: string, peerGone: boolean) => void;
+  /** This process's half of the lock's tags (src/shared/wire.ts). */
+  readonly lockSpace: LockSpace;
+  /** Called once, at close: the wire's memory is no longer this writer's (a shared region's name is removed). */
+  readonly release?: () => void;
 }
 
 export class WireWriter {
@@ -38,12 +42,15 @@ export class WireWriter {
   #closed = false;
   #retired = false;
   readonly #drainWaiters: Array<() => void> = [];
+  readonly #tag: number;
   /** Whether a lock holder (a data path's tag) is dead, so its lock may be taken over: known once the session is open. */
   holderDead: (tag: number) => boolean = () => false;
 
-  constructor(ringBytes: number, options: WireWriterOptions) {
-    this.wire = new Wire(createWire(ringBytes));
+  /** A writer of the wire in `sab` (src/shared/wire.ts createWire; or one another process of the pair made). */
+  constructor(sab: SharedArrayBuffer, options: WireWriterOptions) {
+    this.wire = new Wire(sab);
     this.#options = options;
+    this.#tag = mainTag(options.lockSpace);
   }
 
   /** Append `bytes` (a response) after everything written so far. */
@@ -77,7 +84,7 @@ export class WireWriter {
     if (!this.#held) return;
     this.#pump();
     this.#held = false;
-    this.wire.unlock(MAIN_TAG);
+    this.wire.unlock(this.#tag);
   }
 
   /** Nothing queued here and nothing left in the ring. */
@@ -113,16 +120,21 @@ export class WireWriter {
   }
 
   close(): void {
+    if (this.#closed) return;
     this.#closed = true;
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = undefined;
-    if (this.#held && !this.#retired) this.wire.unlock(MAIN_TAG);
+    if (this.#held && !this.#retired) this.wire.unlock(this.#tag);
     this.#held = false;
+    this.#options.release?.();
   }
 
+  /** Free, or held by a dead data path of this process, or by a thread of the pair's other process (which no longer writes). */
   #lock(): boolean {
-    const holder = this.wire.lock(MAIN_TAG);
-    return holder === 0 || (this.holderDead(holder) && this.wire.steal(holder, MAIN_TAG));
+    const holder = this.wire.lock(this.#tag);
+    if (holder === 0) return true;
+    const dead = isForeignHolder(holder, this.#options.lockSpace) || this.holderDead(localTag(holder));
+    return dead && this.wire.steal(holder, this.#tag);
   }
 
   /** Append what is queued and flush, under the lock (held already, or taken for this pass). */
@@ -141,7 +153,7 @@ export class WireWriter {
         return;
       }
     } finally {
-      if (!this.#held && !this.#closed) this.wire.unlock(MAIN_TAG);
+      if (!this.#held && !this.#closed) this.wire.unlock(this.#tag);
     }
     if (this.drained) {
       for (const resolve of this.#drainWaiters.splice(0)) resolve();

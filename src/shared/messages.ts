@@ -18,6 +18,7 @@ import type { MessagePort } from 'node:worker_threads';
 import type { OpenSessionCommand } from './commands.js';
 import type { FailureCause, PathId } from './layout.js';
 import type { PriorityResult } from './thread-priority.js';
+import type { LockSpace } from './wire.js';
 
 export interface DataPathWorkerData {
   /** The pair the path belongs to: names its threads only (the control block is the pair's). */
@@ -40,6 +41,8 @@ export interface WireMessage {
   readonly slot: number;
   readonly sessionId: string;
   readonly wire: SharedArrayBuffer;
+  /** The process's half of the wire lock's tags (src/shared/wire.ts). */
+  readonly lockSpace: LockSpace;
 }
 export type MainToPath = WireMessage;
 

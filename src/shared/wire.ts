@@ -18,6 +18,13 @@
 //
 // Needs the native addon (an fd shared across threads, sendmsg, the atomic
 // commit): without it RTP over TCP is refused at SETUP (461).
+//
+// A process pair maps the same wire in both processes (its memory is a shared
+// region, src/pair-process/shared-wires.ts), and their threads' tags would
+// collide: each process takes one half of the tag space (its lock space, bit
+// 30). Only one process writes at a time: the standby's threads lock a wire
+// only once it sends, after the primary died, so a holder of the other half is
+// a dead process's thread, and its lock is taken over.
 
 import { nativeAddon, type NativeAddon } from './native.js';
 
@@ -36,18 +43,60 @@ const WIRE_I32 = {
 } as const;
 const DATA_OFFSET = 64;
 
-/** The main thread's lock tag: never a data path's claim tag ((incarnation << 1 | path) + 1 stays far below). */
-export const MAIN_TAG = 0x7fffffff;
+/** A lock tag's process half: set in the tags of a process in lock space 1. */
+const SPACE_BIT = 0x40000000;
+/** The main thread's tag within a space: never a data path's claim tag ((incarnation << 1 | path) + 1 stays far below). */
+const MAIN_LOCAL = 0x3fffffff;
+
+/** Which half of a pair's tag space a process's threads lock wires with. */
+export type LockSpace = 0 | 1;
+
+/** A thread's tag for a wire's lock: its own tag (a claim tag, or MAIN_LOCAL) in its process's space. */
+export function wireTag(local: number, space: LockSpace): number {
+  return space === 1 ? local | SPACE_BIT : local;
+}
+
+/** The main thread's tag in `space`. */
+export function mainTag(space: LockSpace): number {
+  return wireTag(MAIN_LOCAL, space);
+}
+
+/** `holder` locked from the other process of a pair (which no longer writes, as this one does). */
+export function isForeignHolder(holder: number, space: LockSpace): boolean {
+  return ((holder & SPACE_BIT) !== 0) !== (space === 1);
+}
+
+/** A holder's own tag, without its space. */
+export function localTag(holder: number): number {
+  return holder & ~SPACE_BIT;
+}
+
+let processSpace: LockSpace = 0;
+
+/** This process's lock space (0 unless it is the standby of a primary in space 0). */
+export function processLockSpace(): LockSpace {
+  return processSpace;
+}
+
+/** A standby takes the half its primary does not use, before it follows any wire. */
+export function setProcessLockSpace(space: LockSpace): void {
+  processSpace = space;
+}
 
 /** The addon, when it is built with the wire functions. */
 export const wireAddon: NativeAddon | undefined = typeof nativeAddon?.wireFlush === 'function' ? nativeAddon : undefined;
 
-/** A new wire whose ring holds at least `bytes` (rounded up to a power of two). */
-export function createWire(bytes: number): SharedArrayBuffer {
+/** The bytes of a wire whose ring holds at least `bytes` (rounded up to a power of two). */
+export function wireBytes(bytes: number): number {
   let capacity = 4096;
   while (capacity < bytes) capacity *= 2;
-  const sab = new SharedArrayBuffer(DATA_OFFSET + capacity);
-  Atomics.store(new Int32Array(sab), WIRE_I32.CAPACITY, capacity);
+  return DATA_OFFSET + capacity;
+}
+
+/** A new wire in `memory` (zeroed, wireBytes long; default: this process's heap). */
+export function createWire(bytes: number, memory: (size: number) => SharedArrayBuffer = (size) => new SharedArrayBuffer(size)): SharedArrayBuffer {
+  const sab = memory(wireBytes(bytes));
+  Atomics.store(new Int32Array(sab), WIRE_I32.CAPACITY, sab.byteLength - DATA_OFFSET);
   return sab;
 }
 
