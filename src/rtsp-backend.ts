@@ -10,6 +10,7 @@ import { TICKS_HZ } from './mpegts/packet.js';
 import type { Engine, EngineAsset, SessionFailedEvent } from './engine/engine.js';
 import { pictureNptAt, rangeEndPacket, seekStartPacket } from './index-format/index-format.js';
 import type { RtspBackend, RtspBackendListener, RtspMedia, RtspOpenOptions, RtspPlayResult, RtspSessionInfo, RtspSharedWire } from './rtsp/backend.js';
+import { Wire } from './shared/wire.js';
 
 /** One catalog asset as the RTSP server sees it. */
 class CatalogMedia implements RtspMedia {
@@ -100,7 +101,10 @@ export class EngineRtspBackend implements RtspBackend {
 
   interleavedWire(sessionId: string): RtspSharedWire | undefined {
     const shared = this.#engine.interleavedWire(sessionId);
-    return shared && { wire: shared.wire, region: shared.region, holderDead: (tag) => this.#engine.claimHolderDead(shared.pair, tag) };
+    return shared && {
+      wire: shared.wire, region: shared.region, retired: new Wire(shared.wire).retired,
+      holderDead: (tag) => this.#engine.claimHolderDead(shared.pair, tag),
+    };
   }
 
   checkAdmission(bitrate: number, excludingSessionId: string): void {

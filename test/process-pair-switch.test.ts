@@ -8,11 +8,12 @@
 // sessions move with sending: a request half-sent before a switch is answered
 // whole after it, and PAUSE, PLAY and TEARDOWN act on the stream.
 
+import path from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { leakCheck } from './helpers/leak-check.js';
 import { RtspClient, UdpReceiver, sequenceStats, type ReceivedDatagram } from './helpers/rtsp-client.js';
 import { loadSample, type SampleAsset } from './helpers/engine-fixture.js';
-import { pairSetup, startViewer, untilStatus, type PairMember, type PairViewer } from './helpers/process-pair.js';
+import { checkGstreamerCapture, pairSetup, startGstreamer, startViewer, untilStatus, type PairMember, type PairViewer } from './helpers/process-pair.js';
 import { runToString, TWINFRAMECTL } from './helpers/run.js';
 import { AdminClient } from '../src/admin/client.js';
 import type { StatusResult } from '../src/admin/backend.js';
@@ -188,4 +189,23 @@ test.serial('pair switch moves the viewers\' RTSP connections and sessions: a re
     await v.client.release();
     await v.receiver.close();
   }
+});
+
+test.serial('pair switch with RTP on the viewer\'s RTSP connection (GStreamer over TCP): the other process writes on in the same wire, there and back; the capture is the asset byte for byte, and its TEARDOWN is answered', async (t) => {
+  const pair = await pairSetup(t, { logLevel: 'debug' });
+  const p = await pair.start('primary', 'p');
+  const s = await pair.start('standby', 's');
+  await untilStatus(s, (x) => x.processPair?.state === 'Secondary', 'Secondary');
+  const out = path.join(pair.dir, 'gst-tcp.ts');
+  const gst = startGstreamer(pair.rtspPort, URL_PATH, 'tcp', out);
+  await untilStatus(s, (x) => x.sessions === 1, 'GStreamer\'s session followed');
+  await new Promise((r) => setTimeout(r, 1000));
+  t.regex(await pairSwitch(p), /this process is the standby now/);
+  await until(p, (x) => x.processPair?.state === 'Secondary', 'p follows s');
+  await new Promise((r) => setTimeout(r, 1000));
+  t.like(await admin(p, (c) => c.request('pair_switch', {})), { role: 'primary', sessions: 1 }, 'and back, asked of the standby');
+  // p answers its TEARDOWN, primary again.
+  await checkGstreamerCapture(t, await gst, out, sample.bytes, p, 'across both switches');
+  t.regex(s.output(), /sending and the RTSP connections handed over/, 's was the primary between the switches');
+  await untilStatus(p, (x) => x.sessions === 0, 'the session closed by the TEARDOWN');
 });

@@ -5,7 +5,7 @@
 // run and on the same streams, the sending data path of the current primary is
 // crashed (an in-process failover, `twinframectl inject-fault <path> crash`).
 //
-//   node dist/bench/process-failover/run.js [--kills N] [--sessions 1,20] [--settle-ms 1000] [--watch thread,main] [--hog N] [--rtsp-viewers N] [--quick]
+//   node dist/bench/process-failover/run.js [--kills N] [--sessions 1,20] [--settle-ms 1000] [--watch thread,main] [--hog N] [--rtsp-viewers N] [--tcp-viewers N] [--quick]
 //
 // --watch: how the standby learns of the primary's death, in turn from one
 // standby to the next (so each gets every other kill, under the same
@@ -23,6 +23,12 @@
 // session on the sample, play and pause it, and after each takeover send a
 // keep-alive (GET_PARAMETER naming their session) on their own first connection;
 // one not answered 200 within 3 s lost its RTSP control at that kill.
+// RTP on the RTSP connection: --tcp-viewers N (default 1) RTSP viewers get the
+// sample interleaved on their connection (RFC 2326 §10.12); each PLAYs it again
+// from the start before every kill (a VOD session, not a loop), and after each
+// takeover sends its keep-alive on that connection too. Their frames are counted
+// like the broadcasts' datagrams (first after the kill, gap, lost, duplicated),
+// apart; a frame stream the client cannot parse any more counts as corrupt.
 //
 // The receivers stamp arrivals in this process's event loop (CLOCK_MONOTONIC,
 // the servers' clock too); nothing else runs in it during a measurement window.
@@ -43,7 +49,7 @@ import { SERVER_NODE_FLAGS } from '../../src/shared/node-flags.js';
 import { RtspClient, UdpReceiver } from '../../test/helpers/rtsp-client.js';
 
 const TWINFRAME = fileURLToPath(new URL('../../src/cli/twinframe.js', import.meta.url));
-const USAGE = 'usage: node dist/bench/process-failover/run.js [--kills N] [--sessions 1,20] [--settle-ms 1000] [--watch thread,main] [--hog N] [--rtsp-viewers N] [--quick]';
+const USAGE = 'usage: node dist/bench/process-failover/run.js [--kills N] [--sessions 1,20] [--settle-ms 1000] [--watch thread,main] [--hog N] [--rtsp-viewers N] [--tcp-viewers N] [--quick]';
 /** How long a viewer's keep-alive after a takeover may take to be answered. */
 const KEEPALIVE_TIMEOUT_MS = 3000;
 type Watch = 'thread' | 'main';
@@ -53,49 +59,19 @@ const WINDOW_BEFORE_MS = 50;
 const WINDOW_AFTER_MS = 500;
 const READY_TIMEOUT_MS = 30_000;
 
-/** Sequence numbers and arrivals of one session, growing without holding the payloads. */
-class Receiver {
+/** Sequence numbers and arrivals of one session's RTP packets, growing without holding the payloads. */
+class Arrivals {
   seqs = new Uint16Array(1 << 16);
   arrivals = new Float64Array(1 << 16);
   count = 0;
 
-  private constructor(readonly socket: dgram.Socket, readonly rtcp: dgram.Socket) {
-    socket.on('message', (m: Buffer) => {
-      const at = Number(process.hrtime.bigint()) / 1e6;
-      if (m.length < 12) return;
-      if (this.count === this.seqs.length) this.grow();
-      this.seqs[this.count] = m.readUInt16BE(2);
-      this.arrivals[this.count++] = at;
-    });
-  }
-
-  static async open(): Promise<Receiver> {
-    for (;;) {
-      // Linux hands out odd ports for bind(0): take the even one below and the odd one above it.
-      const free = await freePort();
-      const port = free - (free % 2);
-      const bind = (p: number): Promise<dgram.Socket | undefined> => new Promise((resolve) => {
-        const s = dgram.createSocket('udp4');
-        s.once('error', () => { s.close(); resolve(undefined); });
-        s.bind(p, '127.0.0.1', () => resolve(s));
-      });
-      const rtp = await bind(port);
-      const rtcp = rtp && await bind(port + 1);
-      if (rtp && rtcp) {
-        rtp.setRecvBufferSize(4 * 1024 * 1024);
-        return new Receiver(rtp, rtcp);
-      }
-      rtp?.close();
-    }
-  }
-
-  get port(): number {
-    return this.socket.address().port;
-  }
-
-  close(): void {
-    this.socket.close();
-    this.rtcp.close();
+  /** An RTP packet arrived now. */
+  add(packet: Buffer): void {
+    const at = Number(process.hrtime.bigint()) / 1e6;
+    if (packet.length < 12) return;
+    if (this.count === this.seqs.length) this.grow();
+    this.seqs[this.count] = packet.readUInt16BE(2);
+    this.arrivals[this.count++] = at;
   }
 
   private grow(): void {
@@ -138,6 +114,63 @@ class Receiver {
   }
 }
 
+/** A broadcast's receiver: its RTP port and the RTCP port above it. */
+class Receiver {
+  readonly rtp = new Arrivals();
+
+  private constructor(readonly socket: dgram.Socket, readonly rtcp: dgram.Socket) {
+    socket.on('message', (m: Buffer) => this.rtp.add(m));
+  }
+
+  static async open(): Promise<Receiver> {
+    for (;;) {
+      // Linux hands out odd ports for bind(0): take the even one below and the odd one above it.
+      const free = await freePort();
+      const port = free - (free % 2);
+      const bind = (p: number): Promise<dgram.Socket | undefined> => new Promise((resolve) => {
+        const s = dgram.createSocket('udp4');
+        s.once('error', () => { s.close(); resolve(undefined); });
+        s.bind(p, '127.0.0.1', () => resolve(s));
+      });
+      const rtp = await bind(port);
+      const rtcp = rtp && await bind(port + 1);
+      if (rtp && rtcp) {
+        rtp.setRecvBufferSize(4 * 1024 * 1024);
+        return new Receiver(rtp, rtcp);
+      }
+      rtp?.close();
+    }
+  }
+
+  get port(): number {
+    return this.socket.address().port;
+  }
+
+  close(): void {
+    this.socket.close();
+    this.rtcp.close();
+  }
+}
+
+/** An RTSP viewer with RTP interleaved on its connection (channel 0), playing the sample. */
+interface TcpViewer {
+  readonly client: RtspClient;
+  readonly rtp: Arrivals;
+}
+
+async function tcpViewer(rtspPort: number): Promise<TcpViewer> {
+  const rtp = new Arrivals();
+  const client = await RtspClient.connect({ port: rtspPort, onFrame: (channel, payload) => { if (channel === 0) rtp.add(payload); } });
+  try {
+    const setup = await client.setup('/sample.ts/track1', 'RTP/AVP/TCP;unicast;interleaved=0-1');
+    if (setup.status !== 200) throw new Error(`TCP viewer: SETUP answered ${setup.status}`);
+    return { client, rtp };
+  } catch (err) {
+    await client.release();
+    throw err;
+  }
+}
+
 interface Member {
   readonly name: string;
   readonly child: ChildProcess;
@@ -167,6 +200,8 @@ interface LevelResult {
   readonly received: number;
   /** Keep-alives after takeovers (viewers × kills) and those not answered 200. */
   readonly rtspControl: { readonly viewers: number; readonly checks: number; readonly lost: number };
+  /** RTP on the RTSP connection: the worst viewer per kill, totals, and viewers whose frame stream broke (closed, or not parsed any more). */
+  readonly tcp: { readonly viewers: number; readonly first: Summary; readonly gap: Summary; readonly lost: number; readonly duplicated: number; readonly received: number; readonly corrupt: number };
   /** Standbys that did not start (and were started again), with why. */
   readonly failedStarts: readonly string[];
 }
@@ -210,11 +245,12 @@ async function pausedViewer(rtspPort: number): Promise<{ client: RtspClient; rec
   }
 }
 
-async function runLevel(sessions: number, kills: number, settleMs: number, watches: readonly Watch[], rtspViewers: number): Promise<LevelResult> {
+async function runLevel(sessions: number, kills: number, settleMs: number, watches: readonly Watch[], rtspViewers: number, tcpViewers: number): Promise<LevelResult> {
   const dir = await mkdtemp(path.join(tmpdir(), 'twinframe-pfo-'));
   const children: ChildProcess[] = [];
   const receivers: Receiver[] = [];
   const viewers: Array<{ client: RtspClient; receiver: UdpReceiver }> = [];
+  const tcp: TcpViewer[] = [];
   try {
     for (let i = 0; i < sessions; i++) receivers.push(await Receiver.open());
     const rtspPort = await freePort();
@@ -243,7 +279,7 @@ async function runLevel(sessions: number, kills: number, settleMs: number, watch
       for (let attempt = 1; ; attempt++) {
         const member = await start('standby', attempt === 1 ? name : `${name}-${attempt}`, watch);
         try {
-          await until(member, (s) => s.processPair?.state === 'Secondary' && s.sessions === sessions + rtspViewers, 'following');
+          await until(member, (s) => s.processPair?.state === 'Secondary' && s.sessions === sessions + rtspViewers + tcpViewers, 'following');
           return member;
         } catch (err) {
           member.child.kill('SIGKILL');
@@ -257,10 +293,16 @@ async function runLevel(sessions: number, kills: number, settleMs: number, watch
     let primary = await start('primary', 'p0');
     await until(primary, (s) => s.sessions === sessions, 'every broadcast open');
     for (let i = 0; i < rtspViewers; i++) viewers.push(await pausedViewer(rtspPort));
-    const rtspControl = { viewers: rtspViewers, checks: 0, lost: 0 };
+    for (let i = 0; i < tcpViewers; i++) tcp.push(await tcpViewer(rtspPort));
+    const rtspControl = { viewers: rtspViewers + tcpViewers, checks: 0, lost: 0 };
     let standby = await startFollowing('s1', watches[0]);
     const events: Event[] = [];
     for (let k = 0; k < kills; k++) {
+      // The 12 s sample from its start again: streaming at the crash and at the kill.
+      for (const v of tcp) {
+        const play = v.client.closed ? undefined : await v.client.play('/sample.ts', 'npt=0-').catch(() => undefined);
+        if (play?.status !== 200) throw new Error(`TCP viewer: PLAY before kill ${k + 1} answered ${play?.status ?? 'nothing'}`);
+      }
       await sleep(settleMs);
       // In process: crash the primary's sending path; its twin takes over.
       const before = await status(primary);
@@ -285,7 +327,7 @@ async function runLevel(sessions: number, kills: number, settleMs: number, watch
       const took = await until(standby, (s) => s.processPair?.state === 'Secondary_No_Primary', 'took over');
       const takeover = took.processPair!.takeover!;
       events.push({ kind: 'process', atMs, takeoverMs: Date.parse(takeover.at) - killedAt, watch: watches[k % watches.length], switchMs: takeover.switchMs });
-      for (const v of viewers) {
+      for (const v of [...viewers, ...tcp]) {
         rtspControl.checks++;
         const answer = v.client.closed ? undefined : await v.client.getParameter('/sample.ts', undefined, { timeoutMs: KEEPALIVE_TIMEOUT_MS }).catch(() => undefined);
         if (answer?.status !== 200) rtspControl.lost++;
@@ -296,7 +338,8 @@ async function runLevel(sessions: number, kills: number, settleMs: number, watch
       process.stderr.write(`  ${sessions} session(s): kill ${k + 1}/${kills}\n`);
     }
     await sleep(WINDOW_AFTER_MS);
-    const worst = (e: Event) => receivers.map((r) => r.around(e.atMs)).reduce((a, b) => ({ firstMs: Math.max(a.firstMs, b.firstMs), gapMs: Math.max(a.gapMs, b.gapMs) }));
+    const worstOf = (arrivals: readonly Arrivals[], e: Event) => arrivals.map((r) => r.around(e.atMs)).reduce((a, b) => ({ firstMs: Math.max(a.firstMs, b.firstMs), gapMs: Math.max(a.gapMs, b.gapMs) }));
+    const worst = (e: Event) => worstOf(receivers.map((r) => r.rtp), e);
     const measured = (kind: Event['kind'], watch?: Watch) => events.filter((e) => e.kind === kind && e.watch === watch)
       .map((e) => ({ ...worst(e), takeoverMs: e.takeoverMs ?? Number.NaN, switchMs: e.switchMs ?? Number.NaN }));
     const processFigures = (watch: Watch): ProcessFigures => {
@@ -304,7 +347,9 @@ async function runLevel(sessions: number, kills: number, settleMs: number, watch
       return { watch, first: summarize(proc.map((m) => m.firstMs)), gap: summarize(proc.map((m) => m.gapMs)), takeover: summarize(proc.map((m) => m.takeoverMs)), switchMs: summarize(proc.map((m) => m.switchMs)) };
     };
     const paths = measured('path');
-    const totals = receivers.map((r) => r.totals());
+    const totals = receivers.map((r) => r.rtp.totals());
+    const tcpKills = tcp.length === 0 ? [] : events.filter((e) => e.kind === 'process').map((e) => worstOf(tcp.map((v) => v.rtp), e));
+    const tcpTotals = tcp.map((v) => v.rtp.totals());
     return {
       sessions, kills,
       process: [...new Set(watches)].map(processFigures),
@@ -314,12 +359,18 @@ async function runLevel(sessions: number, kills: number, settleMs: number, watch
       received: totals.reduce((a, t) => a + t.received, 0),
       failedStarts,
       rtspControl,
+      tcp: {
+        viewers: tcp.length, first: summarize(tcpKills.map((m) => m.firstMs)), gap: summarize(tcpKills.map((m) => m.gapMs)),
+        lost: tcpTotals.reduce((a, t) => a + t.lost, 0), duplicated: tcpTotals.reduce((a, t) => a + t.duplicated, 0),
+        received: tcpTotals.reduce((a, t) => a + t.received, 0), corrupt: tcp.filter((v) => v.client.closed).length,
+      },
     };
   } finally {
     for (const v of viewers) {
       await v.client.release();
       await v.receiver.close();
     }
+    for (const v of tcp) await v.client.release();
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
     await Promise.all(children.map((c) => (c.exitCode === null && c.signalCode === null ? new Promise((r) => c.once('exit', r)) : Promise.resolve())));
     for (const r of receivers) r.close();
@@ -342,9 +393,14 @@ function row(label: string, s: Summary): string {
 }
 
 async function main(): Promise<void> {
-  const flags = Flags.parse(process.argv.slice(2), { kills: 'string', sessions: 'string', 'settle-ms': 'string', watch: 'string', hog: 'string', 'rtsp-viewers': 'string', quick: 'boolean' }, USAGE);
-  const rtspViewers = flags.number('rtsp-viewers') ?? 2;
-  if (!Number.isInteger(rtspViewers) || rtspViewers < 0) throw new Error(`--rtsp-viewers: a whole number, 0 or more\n${USAGE}`);
+  const flags = Flags.parse(process.argv.slice(2), { kills: 'string', sessions: 'string', 'settle-ms': 'string', watch: 'string', hog: 'string', 'rtsp-viewers': 'string', 'tcp-viewers': 'string', quick: 'boolean' }, USAGE);
+  const viewerCount = (name: string, fallback: number): number => {
+    const n = flags.number(name) ?? fallback;
+    if (!Number.isInteger(n) || n < 0) throw new Error(`--${name}: a whole number, 0 or more\n${USAGE}`);
+    return n;
+  };
+  const rtspViewers = viewerCount('rtsp-viewers', 2);
+  const tcpViewers = viewerCount('tcp-viewers', 1);
   const quick = flags.has('quick');
   const kills = flags.number('kills', { positive: true }) ?? (quick ? 5 : 100);
   const levels = (flags.list('sessions') ?? ['1', '20']).map(Number);
@@ -359,7 +415,7 @@ async function main(): Promise<void> {
   const load: number[] = [];
   const loadTimer = setInterval(() => load.push(loadavg()[0]), 10_000);
   try {
-    for (const sessions of levels) results.push(await runLevel(sessions, kills, settleMs, watches, rtspViewers));
+    for (const sessions of levels) results.push(await runLevel(sessions, kills, settleMs, watches, rtspViewers, tcpViewers));
   } finally {
     clearInterval(loadTimer);
     for (const hog of hogs) hog.kill('SIGKILL');
@@ -379,6 +435,12 @@ async function main(): Promise<void> {
     }
     console.log(row('path crash → first datagram after it', r.path.first));
     console.log(row('path crash: largest gap', r.path.gap));
+    if (r.tcp.viewers > 0) {
+      const c = r.tcp;
+      console.log(`RTP on the RTSP connection, ${c.viewers} viewer(s): received ${c.received}, lost ${c.lost}, duplicated ${c.duplicated}, frame streams broken ${c.corrupt}`);
+      console.log(row('process kill → first interleaved frame after it (any watch)', c.first));
+      console.log(row('process kill: largest gap between interleaved frames', c.gap));
+    }
   }
   const resultsDir = fileURLToPath(new URL('../../../bench/results/', import.meta.url));
   await mkdir(resultsDir, { recursive: true });

@@ -58,9 +58,15 @@
 // setSendBuffer(fd, bytes): SO_SNDBUF of a connection that carries interleaved
 // RTP (bounds what the kernel queues for a viewer that reads slowly); 0 or errno.
 //
+// socketBytesWritten(fd): every byte the process(es) ever wrote to a TCP socket,
+// as the kernel counts them: acknowledged by the peer (TCP_INFO tcpi_bytes_acked)
+// plus still queued (SIOCOUTQ); -errno on failure. A process pair's survivor
+// reads it to learn where a dead writer's last send really ended.
+//
 // The wire (src/shared/wire.ts): the bytes of one RTSP connection that carries
 // interleaved RTP, as a ring in a SharedArrayBuffer that every thread of the
-// process appends to and flushes from, one holder at a time (its LOCK word).
+// process (and of the other process of a pair, mapping the same region) appends
+// to and flushes from, one holder at a time (its LOCK word).
 // Positions are byte counts that wrap at 2^32; the ring size is a power of two.
 // wireAppend(wire, buffers, lengths, first, count, channel, mediaNext) appends
 // frames first..first+count-1: with channel >= 0 each as an interleaved frame
@@ -74,8 +80,9 @@
 // the count appended. wireSetMedia(wire, mediaNext) publishes a media cursor
 // alone. wireFlush(fd, wire) sends from the tail to the head (MSG_DONTWAIT |
 // MSG_NOSIGNAL) and stores the new tail in the same call, so bytes that left are
-// never sent again; returns the bytes sent, or -errno (-EAGAIN: the socket's
-// buffer is full).
+// never sent again by this process (a process killed between a send and its
+// store: the survivor learns the real tail from socketBytesWritten, Wire.claim);
+// returns the bytes sent, or -errno (-EAGAIN: the socket's buffer is full).
 //
 // The process pair's primitives (issue 17) are in their own files, defined on
 // the exports by init through pair_native.h: shared_region.cc, fd_passing.c,
@@ -95,8 +102,11 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <stdint.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <linux/sockios.h>
+#include <linux/tcp.h>
 #include <time.h>
 #include <unistd.h>
 #include <node_api.h>
@@ -451,6 +461,26 @@ static napi_value set_send_buffer(napi_env env, napi_callback_info info) {
   return int_result(env, setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof bytes) == 0 ? 0 : errno);
 }
 
+static napi_value socket_bytes_written(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  int32_t fd = -1;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 ||
+      napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) {
+    napi_throw_type_error(env, NULL, "socketBytesWritten(fd: non-negative integer)");
+    return NULL;
+  }
+  struct tcp_info tcp;
+  socklen_t len = sizeof tcp;
+  memset(&tcp, 0, sizeof tcp);
+  int queued = 0;
+  if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &tcp, &len) != 0 || ioctl(fd, SIOCOUTQ, &queued) != 0) return int_result(env, -errno);
+  if (len < offsetof(struct tcp_info, tcpi_bytes_acked) + sizeof tcp.tcpi_bytes_acked) return int_result(env, -ENOTSUP);
+  napi_value result;
+  napi_create_double(env, (double)(tcp.tcpi_bytes_acked + (uint64_t)queued), &result);
+  return result;
+}
+
 // The wire's header, in Int32 words (src/shared/wire.ts, WIRE_I32: keep in step).
 #define WIRE_TAIL 1
 #define WIRE_COMMIT 2 /* 64-bit: head (low word), media cursor (high word) */
@@ -607,6 +637,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "sendBatch", NULL, send_batch, NULL, NULL, NULL, napi_default, NULL },
     { "dupFd", NULL, dup_fd, NULL, NULL, NULL, napi_default, NULL },
     { "setSendBuffer", NULL, set_send_buffer, NULL, NULL, NULL, napi_default, NULL },
+    { "socketBytesWritten", NULL, socket_bytes_written, NULL, NULL, NULL, napi_default, NULL },
     { "peerUid", NULL, peer_uid, NULL, NULL, NULL, napi_default, NULL },
     { "closeFd", NULL, udp_close, NULL, NULL, NULL, napi_default, NULL },
     { "wireAppend", NULL, wire_append, NULL, NULL, NULL, napi_default, NULL },

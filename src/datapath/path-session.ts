@@ -12,7 +12,7 @@ import { constants as osConstants } from 'node:os';
 import { getSystemErrorName } from 'node:util';
 import { ControlBlock, type SegmentParams } from '../shared/control-block.js';
 import type { InterleavedOutput, MulticastOutput, OpenSessionCommand } from '../shared/commands.js';
-import { Wire, isForeignHolder, localTag, mainTag, wireTag, type LockSpace } from '../shared/wire.js';
+import { MAIN_LOCAL_TAG, Wire, wireTag, type LockSpace } from '../shared/wire.js';
 import { monoNowMs } from '../shared/clock.js';
 import type { PathId } from '../shared/layout.js';
 import { AssetReader, NOT_READ, type TrickTable } from './asset-reader.js';
@@ -235,17 +235,12 @@ export class PathSession implements BatchSocket {
     }
   }
 
-  /**
-   * The wire's lock: free, or taken from a path that died holding it (never from
-   * this process's main thread), or from a thread of the other process of a pair
-   * (this one sends: that one died).
-   */
+  /** The wire's lock (Wire.lockIn): taken over from a path that died holding it, never from this process's main thread. */
   private lockWire(wire: Wire): boolean {
-    const holder = wire.lock(this.wireTag);
-    if (holder === 0) return true;
-    if (isForeignHolder(holder, this.lockSpace)) return wire.steal(holder, this.wireTag);
-    return holder !== mainTag(this.lockSpace) && this.cb.claimHolderDead(localTag(holder)) && wire.steal(holder, this.wireTag);
+    return wire.lockIn(this.wireTag, this.lockSpace, this.holderDead);
   }
+
+  private readonly holderDead = (holder: number): boolean => holder !== MAIN_LOCAL_TAG && this.cb.claimHolderDead(holder);
 
   private flushWire(wire: Wire): void {
     const sent = wire.flush(this.interleaved!.fd);

@@ -172,6 +172,18 @@ export function adoptDescriptor(fd: number): void {
   if (rc !== 0) throw errnoError(-rc, `adopt descriptor ${fd}`);
 }
 
+/** A second descriptor of the same socket (close-on-exec), this thread's to close with closeDescriptor. */
+export function duplicateDescriptor(fd: number): number {
+  const dup = requirePairNative().dupFd(fd);
+  if (dup < 0) throw errnoError(dup, `duplicate descriptor ${fd}`);
+  return dup;
+}
+
+/** Close a descriptor duplicateDescriptor made. */
+export function closeDescriptor(fd: number): void {
+  requirePairNative().closeFd(fd);
+}
+
 /** Block this thread until `fd` is readable (an FdChannel: a message or its end is waiting), at most timeoutMs (-1: no limit); false on timeout. */
 export function waitReadable(fd: number, timeoutMs: number): boolean {
   const result = requirePairNative().waitReadable(fd, timeoutMs);

@@ -17,7 +17,7 @@ import type { RtspSessionFeed } from './rtsp-sessions.js';
 import type { ConnectionHandoff } from './rtsp-handoff.js';
 import type { BroadcastTableLink } from './broadcast-table.js';
 import { holdLifeLock, type HeldLifeLock } from './native-life-lock.js';
-import { handOverSending, refuseInterleaved } from './role-switch.js';
+import { handOverSending } from './role-switch.js';
 import type { RtspHandover } from '../rtsp/server.js';
 
 /** A standby this far behind in reading the link is dropped (it resynchronizes when it reconnects). */
@@ -187,7 +187,6 @@ export class PairPrimary {
     for (const deadline = Date.now() + ARMED_WAIT_MS; !standby.armed; await new Promise((r) => setTimeout(r, 10))) {
       if (Date.now() > deadline || this.standby !== standby) throw new TwinframeError('TF_PAIR_SWITCH', 'the standby is not ready to take over yet (it is synchronizing)');
     }
-    refuseInterleaved(this.options.engine);
     // Without its copies, letting go of this process's would close every viewer's connection.
     if (rtsp && !this.options.connections.handing) throw new TwinframeError('TF_PAIR_SWITCH', 'the standby holds no copy of the viewers\' RTSP connections (its descriptor channel is down): a switch would close them');
     const handover = await rtsp?.quiesce(RTSP_QUIESCE_MS);

@@ -9,13 +9,21 @@
 // again, so it is as good as dead, only a system call already under way (a send)
 // may still finish.
 
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import { openPidfd, waitProcessExit } from './native-pair.js';
 
 /** How often waitExit looks again. */
 const POLL_MS = 1;
 /** The kernel's PF_EXITING task flag (include/linux/sched.h). */
 const PF_EXITING = 0x4;
+
+/** A task's stat line says it is a zombie, dead, or exiting. */
+function exiting(stat: string): boolean {
+  // "pid (comm) S ppid pgrp session tty tpgid flags ...": comm may hold spaces, so count from the last ')'.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const state = fields[0];
+  return state === 'Z' || state === 'X' || (Number(fields[6]) & PF_EXITING) !== 0;
+}
 
 export class ProcessWatch {
   private pidfd: number;
@@ -43,11 +51,24 @@ export class ProcessWatch {
     } catch {
       return true; // reaped meanwhile
     }
-    // "pid (comm) S ppid pgrp session tty tpgid flags ...": comm may hold spaces, so count from the last ')'.
-    const text = this.stat.toString('latin1', 0, length);
-    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    const state = fields[0];
-    return state === 'Z' || state === 'X' || (Number(fields[6]) & PF_EXITING) !== 0;
+    return exiting(this.stat.toString('latin1', 0, length));
+  }
+
+  /**
+   * Every thread of `tids` (of this process) has exited or begun to (PF_EXITING):
+   * none is inside a system call any more, nor will enter one.
+   */
+  threadsDying(tids: readonly number[]): boolean {
+    if (this.gone()) return true;
+    return tids.every((tid) => {
+      let text: string;
+      try {
+        text = readFileSync(`/proc/${this.pid}/task/${tid}/stat`, 'latin1');
+      } catch {
+        return true; // gone
+      }
+      return exiting(text);
+    });
   }
 
   /** Resolves true as soon as the process is dying, false if it still runs after `timeoutMs`. */

@@ -7,8 +7,12 @@
 // names nobody only a send that passed its fence before can still leave, and
 // its session's send claim is held from before the hold until its cursor moved
 // past it. Waiting until every claim was seen free once is waiting for those.
+// RTP on an RTSP connection goes on in the same wire (shared-wires.ts): its
+// WRITER word then names the other process, and once no thread here holds its
+// lock, nothing here writes to it again (src/shared/wire.ts).
 
-import type { Engine } from '../engine/engine.js';
+import type { Engine, SessionInfo } from '../engine/engine.js';
+import { Wire, isForeignHolder, processLockSpace } from '../shared/wire.js';
 import { TwinframeError } from '../errors.js';
 import { monoNowMs } from '../shared/clock.js';
 import type { HeldLifeLock } from './native-life-lock.js';
@@ -29,12 +33,6 @@ export interface RoleSwitchResult {
   readonly switchMs: number | null;
 }
 
-/** TF_PAIR_SWITCH while a session has RTP on its RTSP connection: only this process holds it. Checked before anything stops. */
-export function refuseInterleaved(engine: Engine): void {
-  if (engine.listSessions().some((s) => s.interleaved)) {
-    throw new TwinframeError('TF_PAIR_SWITCH', 'a session has RTP on its RTSP connection, which only this process holds: it cannot move');
-  }
-}
 
 /** Stop this process's sending at a batch boundary and hand it to the standby waiting on `lifeLock`. Resolves with the settle time, ms. */
 export async function handOverSending(engine: Engine, lifeLock: HeldLifeLock): Promise<number> {
@@ -51,9 +49,34 @@ export async function handOverSending(engine: Engine, lifeLock: HeldLifeLock): P
     }
     Atomics.wait(SPIN, 0, 0, 0.05);
   }
+  handOverWires(engine, sessions, started);
   const settleMs = monoNowMs() - started;
   await lifeLock.release();
   return settleMs;
+}
+
+/**
+ * The wires of RTP on RTSP connections are the other process's to write from now
+ * on: name it their writer, then wait until no thread here holds one (a data
+ * path's flush of a full socket's backlog, µs). On a timeout this process sends on.
+ */
+function handOverWires(engine: Engine, sessions: readonly SessionInfo[], started: number): void {
+  const own = processLockSpace();
+  const wires = sessions.flatMap((s) => {
+    const shared = engine.interleavedWire(s.id);
+    return shared ? [new Wire(shared.wire)] : [];
+  });
+  const other = own === 0 ? 1 : 0;
+  for (const wire of wires) wire.handTo(other);
+  const heldHere = (wire: Wire): boolean => wire.holder() !== 0 && !isForeignHolder(wire.holder(), own);
+  while (wires.some(heldHere)) {
+    if (monoNowMs() - started > SETTLE_TIMEOUT_MS) {
+      for (const wire of wires) wire.handTo(own);
+      engine.takeOver([]);
+      throw new TwinframeError('TF_PAIR_SWITCH', `a wire of RTP on an RTSP connection stayed locked here for ${SETTLE_TIMEOUT_MS} ms; this process sends on`);
+    }
+    Atomics.wait(SPIN, 0, 0, 0.05);
+  }
 }
 
 const SPIN = new Int32Array(new SharedArrayBuffer(4));

@@ -21,7 +21,7 @@
 import fs from 'node:fs';
 import type net from 'node:net';
 import type { Logger } from '../log.js';
-import { FdChannel, FdChannelListener, descriptorOf, openPeerPidfd } from './native-pair.js';
+import { FdChannel, FdChannelListener, descriptorOf, duplicateDescriptor, openPeerPidfd } from './native-pair.js';
 import { ReadableWatcher } from './native-watcher.js';
 import type { HandoffMessage } from './link-messages.js';
 import type { ConnectionWatcher, RtspHandover } from '../rtsp/server.js';
@@ -46,6 +46,8 @@ export function handoffPath(link: string): string {
   return `${link}.fds`;
 }
 
+/** Closed connections a standby remembers (a wait for one of them fails at once). */
+const CLOSED_KEPT = 4096;
 /** How long the primary waits for the standby it linked to connect its descriptor channel, and how often it looks. */
 const CHANNEL_WAIT_MS = 2000;
 const CHANNEL_POLL_MS = 5;
@@ -189,6 +191,8 @@ export class HeldConnections {
   readonly #connections = new Map<number, number>();
   /** Who waits for a connection's descriptor (an interleaved session's open step can cross the link first). */
   readonly #heldWaiters = new Map<number, Array<(fd: number | undefined) => void>>();
+  /** Connections the primary said closed since this channel opened (the latest CLOSED_KEPT): a wait for one fails at once. */
+  readonly #closedIds = new Set<number>();
   /** What the primary released at a role switch, and who waits for it. */
   #released: ReleasedConnections | undefined;
   #releaseWaiter: ((released: ReleasedConnections | undefined) => void) | undefined;
@@ -221,27 +225,35 @@ export class HeldConnections {
   }
 
   /**
-   * The descriptor held for the primary's connection `id`, once the channel
-   * brought it (it may come after the link's step that names it); an Error if it
-   * does not within `timeoutMs`, or the connection closed. Still held here: a
-   * caller that keeps it duplicates it.
+   * A duplicate of the descriptor held for the primary's connection `id` (the
+   * caller's to close: closeDescriptor), once the channel brought it: it may come
+   * after the link's step that names it. An Error at once if the connection
+   * closed or there is no channel, or if it is not passed within `timeoutMs`.
    */
   whenHeld(id: number, timeoutMs: number): Promise<number> {
     const channel = this.#channel;
     if (channel) this.#drain(channel);
     const fd = this.#connections.get(id);
-    if (fd !== undefined) return Promise.resolve(fd);
+    if (fd !== undefined) return Promise.resolve(duplicateDescriptor(fd));
+    if (!this.#channel || this.#closedIds.has(id)) return Promise.reject(new Error(`the primary's RTSP connection ${id} ${this.#channel ? 'closed' : 'cannot be passed: no descriptor channel'}`));
     return new Promise((resolve, reject) => {
       const waiters = this.#heldWaiters.get(id) ?? [];
       this.#heldWaiters.set(id, waiters);
       const timer = setTimeout(() => settle(undefined), timeoutMs);
+      // Called while the descriptor is held (before a later message may close it): duplicated at once.
       const settle = (held: number | undefined): void => {
         clearTimeout(timer);
         const left = (this.#heldWaiters.get(id) ?? []).filter((w) => w !== settle);
         if (left.length > 0) this.#heldWaiters.set(id, left);
         else this.#heldWaiters.delete(id);
         if (held === undefined) reject(new Error(`the primary's RTSP connection ${id} was not passed within ${timeoutMs} ms, or it closed`));
-        else resolve(held);
+        else {
+          try {
+            resolve(duplicateDescriptor(held));
+          } catch (err) {
+            reject(err instanceof Error ? err : new Error(String(err)));
+          }
+        }
       };
       waiters.push(settle);
     });
@@ -330,6 +342,8 @@ export class HeldConnections {
       case 'closed': {
         const held = this.#connections.get(message.id);
         this.#connections.delete(message.id);
+        this.#closedIds.add(message.id);
+        if (this.#closedIds.size > CLOSED_KEPT) this.#closedIds.delete(this.#closedIds.values().next().value!);
         for (const settle of this.#heldWaiters.get(message.id) ?? []) settle(undefined);
         if (held !== undefined) fs.closeSync(held);
         break;
@@ -346,6 +360,8 @@ export class HeldConnections {
 
   #release(): void {
     this.#stopWatching();
+    for (const waiters of [...this.#heldWaiters.values()]) for (const settle of waiters) settle(undefined);
+    this.#closedIds.clear();
     this.#released = undefined;
     this.#releaseWaiter?.(undefined);
     for (const fd of this.#connections.values()) fs.closeSync(fd);

@@ -1,5 +1,5 @@
 // Viewers keep their RTSP sessions across a takeover (issue 17 item 3). The
-// primary's RTSP server tells its standby of every UDP session's SETUP and
+// primary's RTSP server tells its standby of every session's SETUP and
 // change of state (PLAY, PAUSE, end of asset) as 'rtsp-session' records on the
 // link, after the engine's own steps and in the same snapshot for a standby
 // that joins mid-stream; the session's end is the engine's close step. The
@@ -34,7 +34,7 @@ export class RtspSessionFeed {
     });
   }
 
-  /** Every UDP session as it stands now. */
+  /** Every session as it stands now. */
   snapshot(): RtspSessionRecord[] {
     return this.#server?.sessionRecords() ?? [];
   }

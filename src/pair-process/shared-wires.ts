@@ -5,11 +5,13 @@
 // where the dead primary's writes stopped (a frame half sent is finished, none
 // is sent twice, and datagrams already in the ring are not appended again).
 //
-// Names: `wire-<link tag>-<pid>-<n>` in the pair's private directory. A process
+// Names: `wire-<link tag>-<pid>-<nonce>-<n>` in the pair's private directory. A process
 // removes the names of the wires its RTSP server is done with, and every name it
 // still owns when it stops. A standby that takes over owns the names of the wires
-// it followed, and removes the dead primary's others (sessions it never saw).
+// it followed (a primary that hands over forgets them), and after a death removes
+// the dead primary's others (sessions it never saw).
 
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { WireMemory } from '../rtsp/server.js';
@@ -19,6 +21,7 @@ import { pairRegionPath } from './shared-blocks.js';
 export class SharedWires implements WireMemory {
   readonly #link: string;
   #next = 0;
+  readonly #nonce = randomBytes(4).toString('hex');
   /** Names this process removes when it stops: the wires it made, and those it took over. */
   readonly #owned = new Set<string>();
 
@@ -27,8 +30,8 @@ export class SharedWires implements WireMemory {
   }
 
   create(bytes: number): { sab: SharedArrayBuffer; region: string } {
-    const region = `${pairRegionPath(this.#link, 'wire')}${this.#next++}`;
-    removeSharedRegion(region); // a dead process of the same pid left it
+    // The nonce: a dead process of the same pid may have left a name that a survivor still carries.
+    const region = `${pairRegionPath(this.#link, 'wire')}${this.#nonce}-${this.#next++}`;
     const sab = createSharedRegion(region, bytes);
     this.#owned.add(region);
     return { sab, region };
@@ -39,23 +42,33 @@ export class SharedWires implements WireMemory {
     this.#owned.delete(region);
   }
 
+  forget(region: string): void {
+    this.#owned.delete(region);
+  }
+
   /** Map a wire the primary made (a standby follows its session). */
   map(region: string, bytes: number): SharedArrayBuffer {
     return openSharedRegion(region, bytes);
   }
 
+  /** This process took the sessions of these wires over (a death or a role switch): their names are its to remove. */
+  own(regions: Iterable<string>): void {
+    for (const region of regions) this.#owned.add(region);
+  }
+
   /**
-   * The primary `pid` died and this process took its sessions over: the wires it
-   * followed are this process's to remove from now on, and the dead one's others go now.
+   * The primary died: the pair's wires no session here carries (`keep`) go, the
+   * dead one's (sessions this process never followed) and any it had taken over
+   * itself. Only the two processes of the pair name wires of this link.
    */
-  tookOver(pid: number, followed: Iterable<string>): void {
-    const keep = new Set(followed);
-    for (const region of keep) this.#owned.add(region);
-    const prefix = pairRegionPath(this.#link, 'wire', pid);
-    const dir = path.dirname(prefix);
+  removeUnused(keep: Iterable<string>): void {
+    const kept = new Set(keep);
+    const ownPrefix = pairRegionPath(this.#link, 'wire');
+    const linkPrefix = ownPrefix.slice(0, ownPrefix.length - `${process.pid}-`.length);
+    const dir = path.dirname(ownPrefix);
     for (const name of fs.readdirSync(dir)) {
       const region = path.join(dir, name);
-      if (region.startsWith(prefix) && !keep.has(region)) removeSharedRegion(region);
+      if (region.startsWith(linkPrefix) && !region.startsWith(ownPrefix) && !kept.has(region)) removeSharedRegion(region);
     }
   }
 

@@ -9,7 +9,7 @@
 import { createConnection } from 'node:net';
 import { TwinframeError } from '../errors.js';
 import type { Engine, InterleavedOptions, ReplicaCursor, ReplicationEvent, SessionReplica } from '../engine/engine.js';
-import { processLockSpace, setProcessLockSpace, type LockSpace } from '../shared/wire.js';
+import { Wire, processLockSpace, setProcessLockSpace, type LockSpace } from '../shared/wire.js';
 import type { SharedWires } from './shared-wires.js';
 import { ControlBlock, type SegmentParams } from '../shared/control-block.js';
 import { monoNowMs } from '../shared/clock.js';
@@ -19,7 +19,7 @@ import type { LinkMessage, SharedBlocksInfo } from './link-messages.js';
 import type { PeerState, ProcessPairStatus, TakeoverRecord } from './pair-status.js';
 import { ProcessWatch } from './process-exit.js';
 import { mapPeerBlocks } from './shared-blocks.js';
-import { removeSharedRegion } from './native-pair.js';
+import { closeDescriptor, removeSharedRegion } from './native-pair.js';
 import type { RtspAdoption } from './rtsp-sessions.js';
 import type { HeldConnections } from './rtsp-handoff.js';
 import type { BroadcastTableLink } from './broadcast-table.js';
@@ -39,6 +39,10 @@ const DEATH_POLL_MS = 2;
 const SWITCH_TIMEOUT_MS = 5000;
 /** How long an interleaved session's open step waits for its connection's descriptor (it crosses the channel beside the link). */
 const HELD_WAIT_MS = 2000;
+/** After a death: how long the dead primary's threads may take to be past their last system call before its wires are taken anyway. */
+const CLAIM_WAIT_MS = 1000;
+/** Turns of the event loop a wire's claim waits for a data path here to let go of its lock (it holds it for one failed try). */
+const CLAIM_TRIES = 1000;
 
 export interface PairStandbyOptions {
   readonly engine: Engine;
@@ -276,12 +280,19 @@ export class PairStandby {
         const s = step.session;
         this.primarySlots.set(s.id, s.primarySlot);
         this.updateDeathPoll();
-        if (!this.ownSessions?.has(s.id)) await engine.openSession({
-          asset: s.asset, assetName: s.assetName, destination: s.destination, transport: s.transport, source: s.source.address,
-          ...(s.multicast ? { multicast: s.multicast } : {}), ...(s.broadcast === undefined ? {} : { broadcast: s.broadcast }),
-          ...(s.loop ? { loop: s.loop } : {}), replica: s,
-          ...(s.interleaved ? { interleaved: await this.followedWire(s.id, s.interleaved) } : {}),
-        });
+        if (!this.ownSessions?.has(s.id)) {
+          const interleaved = s.interleaved && await this.followedWire(s.interleaved);
+          try {
+            await engine.openSession({
+              asset: s.asset, assetName: s.assetName, destination: s.destination, transport: s.transport, source: s.source.address,
+              ...(s.multicast ? { multicast: s.multicast } : {}), ...(s.broadcast === undefined ? {} : { broadcast: s.broadcast }),
+              ...(s.loop ? { loop: s.loop } : {}), replica: s, ...(interleaved ? { interleaved: interleaved.options } : {}),
+            });
+            if (s.interleaved) this.followedWires.set(s.id, s.interleaved.region);
+          } finally {
+            interleaved?.close(); // the engine keeps its own duplicate of the connection
+          }
+        }
         const here = engine.getSession(s.id);
         if (here) this.takeoverTable.locked(() => this.takeoverTable.follow(here.pair, here.slot, s.primarySlot.pair, s.primarySlot.slot, engine.replicaSegmentOf(s.id) ?? 0));
         break;
@@ -318,14 +329,63 @@ export class PairStandby {
    * primary's region, mapped), so that at a takeover this process's data path
    * writes on where the primary's stopped.
    */
-  private async followedWire(id: string, shared: NonNullable<SessionReplica['interleaved']>): Promise<InterleavedOptions> {
+  private async followedWire(shared: NonNullable<SessionReplica['interleaved']>): Promise<{ options: InterleavedOptions; close: () => void }> {
     const connectionFd = await this.options.connections.whenHeld(shared.connection, HELD_WAIT_MS);
-    const wire = this.options.wires.map(shared.region, shared.bytes);
-    this.followedWires.set(id, shared.region);
-    return {
-      connectionFd, channel: shared.channel, wire, backlogMs: shared.backlogMs,
-      shared: { connection: shared.connection, region: shared.region, bytes: shared.bytes },
-    };
+    const close = (): void => closeDescriptor(connectionFd);
+    try {
+      const wire = this.options.wires.map(shared.region, shared.bytes);
+      const options: InterleavedOptions = {
+        connectionFd, channel: shared.channel, wire, backlogMs: shared.backlogMs,
+        shared: { connection: shared.connection, region: shared.region, bytes: shared.bytes },
+      };
+      return { options, close };
+    } catch (err) {
+      close();
+      throw err;
+    }
+  }
+
+  /**
+   * After a death: the dead primary's wires are this process's to write once every
+   * thread of it that wrote them (its main thread, its data paths) is past its
+   * last system call (Wire.claim moves each one's tail to where its socket is).
+   * Until then a data path here finds the wire the other process's, and waits.
+   */
+  private async claimWires(primary: ProcessWatch | undefined): Promise<void> {
+    const { engine } = this.options;
+    const wires = [...this.followedWires.keys()].flatMap((id) => {
+      const shared = engine.interleavedWire(id);
+      return shared ? [{ id, wire: new Wire(shared.wire), fd: shared.fd }] : [];
+    });
+    try {
+      if (wires.length === 0) return;
+      const started = monoNowMs();
+      if (primary) {
+        // Without its mapped blocks the paths' threads are unknown: then the whole process must be gone.
+        const tids = this.primaryBlocks.length === 0 ? undefined : [primary.pid, ...this.primaryBlocks.flatMap((cb) => [cb.threadId(0), cb.threadId(1)]).filter((tid) => tid > 0)];
+        for (;;) {
+          if (tids ? primary.threadsDying(tids) : primary.gone()) break;
+          if (monoNowMs() - started > CLAIM_WAIT_MS) {
+            this.log.error({ waitedMs: CLAIM_WAIT_MS }, 'process pair: the dead primary\'s threads still run; its wires of RTP on RTSP connections are taken anyway');
+            break;
+          }
+          await new Promise((resolve) => setTimeout(resolve, 1));
+        }
+      }
+      const space = processLockSpace();
+      for (const { id, wire, fd } of wires) {
+        let moved = wire.claim(fd, space);
+        for (let tries = 0; moved === undefined && tries < CLAIM_TRIES; tries++) {
+          await new Promise((resolve) => setImmediate(resolve));
+          moved = wire.claim(fd, space);
+        }
+        if (moved === undefined) this.log.error({ session: id }, 'process pair: cannot take the lock of a wire of RTP on an RTSP connection; that stream stops');
+        else if (moved > 0) this.log.warn({ session: id, bytes: moved }, 'process pair: the dead primary had sent bytes it did not record; the wire goes on after them');
+      }
+      this.log.info({ wires: wires.length, waitedMs: Math.round((monoNowMs() - started) * 100) / 100 }, 'process pair: the dead primary\'s wires of RTP on RTSP connections are this process\'s');
+    } finally {
+      primary?.close();
+    }
   }
 
   /**
@@ -524,12 +584,18 @@ export class PairStandby {
     const switchMs = byThread?.switchMs ?? monoNowMs() - noticedAtMs;
     const died = byThread?.died ?? true;
     // The dead primary cannot remove its regions' names any more (one that handed over keeps them: it maps them on).
+    this.options.wires.own(this.followedWires.values());
+    const primary = this.primary;
+    this.primary = undefined;
     if (died) {
-      if (this.primaryPid !== null) this.options.wires.tookOver(this.primaryPid, this.followedWires.values());
       for (const file of this.primaryBlockFiles) removeSharedRegion(file);
       if (this.primaryLifeLockFile !== undefined) removeSharedRegion(this.primaryLifeLockFile);
+      void this.claimWires(primary);
+      // Once every step that crossed the link is applied (an open still waiting maps its region): the wires no session here carries go.
+      void this.settled().then(() => this.options.wires.removeUnused(this.followedWires.values()));
+    } else {
+      primary?.close();
     }
-    this.primary?.close();
     this.phase = 'took-over';
     this.peer = died ? 'dead' : 'none';
     const record: TakeoverRecord = {

@@ -58,6 +58,8 @@ export interface RtspSharedWire {
   readonly wire: SharedArrayBuffer;
   /** Its shared region, whose name this process removes once done with it. */
   readonly region: string | undefined;
+  /** A new wire replaced it on the connection: nobody writes it any more. */
+  readonly retired: boolean;
   /** As RtspSessionInfo.wireHolderDead. */
   holderDead(tag: number): boolean;
 }
@@ -115,7 +117,7 @@ export interface RtspBackend {
   closeSession(sessionId: string): void;
   /** An interleaved session's wire, as the data paths write it; undefined for any other session. */
   interleavedWire(sessionId: string): RtspSharedWire | undefined;
-    /** Datagrams sent so far; undefined once the backend no longer has the session. */
+  /** Datagrams sent so far; undefined once the backend no longer has the session. */
   sent(sessionId: string): number | undefined;
   /** Throws (TF_SESSION_LIMIT, TF_BANDWIDTH_LIMIT) if a session of this bitrate would exceed the limits as they are now. */
   checkAdmission(bitrate: number, excludingSessionId: string): void;

@@ -110,6 +110,8 @@ export interface WireMemory {
   create(bytes: number): { readonly sab: SharedArrayBuffer; readonly region: string };
   /** This process's writer is done with the region: its name goes (the memory lives while a process maps it). */
   remove(region: string): void;
+  /** The other process writes on the region now (a role switch): its name is that one's to remove. */
+  forget(region: string): void;
 }
 
 /** What a reload may change on a running server: each applies to what comes next (requests, connections, sessions). */
@@ -202,6 +204,8 @@ class Connection {
   interleaved: RtspSession | undefined;
   /** A role switch passed this connection to the other process of the pair: its close here is no close of the connection. */
   handedOver = false;
+  /** The other process of the pair accepted it (a takeover): sessions of that process's records may name it. */
+  adopted = false;
 
   constructor(id: number, socket: net.Socket, maxRequestBytes: number, log: Logger) {
     this.id = id;
@@ -316,7 +320,7 @@ export class RtspServer {
   readonly #server: net.Server;
   readonly #connections = new Set<Connection>();
   readonly #sessions = new Map<string, RtspSession>();
-  /** A process pair's primary: told of every UDP session's SETUP and change of state (watchSessions). */
+  /** A process pair's primary: told of every session's SETUP and change of state (watchSessions). */
   readonly #sessionWatchers = new Set<(record: RtspSessionRecord) => void>();
   readonly #broadcastViewers: BroadcastViewers;
   readonly #cname = `twinframe@${hostname()}`;
@@ -540,9 +544,9 @@ export class RtspServer {
     socket.on('close', () => {
       conn.clearRequestTimer();
       conn.wire?.close();
-      // RTP on this connection has nowhere to go any more: a reset ends its session.
+      // RTP on this connection has nowhere to go any more: a reset ends its session (unless it was handed on).
       const interleaved = conn.interleaved;
-      if (interleaved) {
+      if (interleaved && !conn.handedOver) {
         this.#teardown(interleaved, 'connection closed').catch((err: Error) => interleaved.log.error({ err: err.message }, 'teardown failed'));
       }
       this.#connections.delete(conn);
@@ -842,7 +846,7 @@ export class RtspServer {
     limitSendBuffer(conn.fd, backlogBytes);
     let region: string | undefined;
     const memory = this.#wireMemory;
-    const sab = createWire(backlogBytes, memory && ((bytes) => {
+    const sab = createWire(backlogBytes, conn.fd, memory && ((bytes) => {
       const shared = memory.create(bytes);
       region = shared.region;
       return shared.sab;
@@ -862,7 +866,7 @@ export class RtspServer {
         else conn.log.warn({ reason }, 'interleaved connection dropped');
         conn.socket.destroy();
       },
-      ...(memory && region !== undefined ? { release: () => memory.remove(region) } : {}),
+      ...(memory && region !== undefined ? { release: (handedOver: boolean) => (handedOver ? memory.forget(region) : memory.remove(region)) } : {}),
     });
     conn.wire = wire;
     return wire;
@@ -944,8 +948,10 @@ export class RtspServer {
    * Answer for a session of the primary process this standby follows. It is
    * dormant (no timer, no RTCP) until this server listens, at the takeover; then
    * a request naming it on any connection works as on the primary (RFC 2326
-   * sessions are not tied to a connection). It belongs to no connection here:
-   * per-address limits count it, per-connection limits do not. Adopting it again
+   * sessions are not tied to a connection). A UDP one belongs to no connection
+   * here: per-address limits count it, per-connection limits do not; one with RTP
+   * on its connection belongs to that one, served here under the same id once the
+   * takeover adopts it (adoptConnection). Adopting it again
    * takes the primary's newer state.
    */
   async adoptSession(record: RtspSessionRecord): Promise<void> {
@@ -964,8 +970,8 @@ export class RtspServer {
     session.restore(record);
     this.#sessions.set(session.id, session);
     session.log.info({ state: session.state, peer: session.peer }, 'session of the primary process adopted');
-    // Its connection served here already (a takeover before this record was adopted).
-    const conn = record.connectionId === undefined ? undefined : [...this.#connections].find((c) => c.id === record.connectionId);
+    // Its connection served here already (a takeover before this record was adopted); not a new one that reuses its id.
+    const conn = record.connectionId === undefined ? undefined : [...this.#connections].find((c) => c.adopted && c.id === record.connectionId);
     if (conn && session.transport.lower === 'tcp') this.#adoptInterleaved(conn, session);
     if (this.#listening) this.#wakeAdopted(session);
   }
@@ -992,9 +998,10 @@ export class RtspServer {
    * served as one accepted here, `pending` first (what the primary had received
    * on it and not answered, at a role switch).
    */
-  adoptConnection(fd: number, pending?: Buffer, id?: number): void {
+  adoptConnection(fd: number, pending: Buffer | undefined, id: number): void {
     const conn = this.#accept(new net.Socket({ fd, readable: true, writable: true }), id);
     if (!conn) return;
+    conn.adopted = true;
     for (const session of this.#sessions.values()) {
       if (session.connectionId === conn.id && session.dormant && session.transport.lower === 'tcp') this.#adoptInterleaved(conn, session);
     }
@@ -1012,6 +1019,7 @@ export class RtspServer {
       session.log.warn('its RTP on the connection is not followed here; its stream ended with the other process');
       return;
     }
+    if (shared.retired) return; // an older session of the connection, whose close has not crossed the link yet
     const wire = this.#attachWire(conn, shared.wire, shared.region);
     wire.holderDead = (tag) => shared.holderDead(tag);
     conn.interleaved = session;
@@ -1023,8 +1031,8 @@ export class RtspServer {
    * unparsed) and wait until every request read so far is answered and its
    * reply written. Then commit() (the other process answers) or resume().
    * Refused (TF_PAIR_SWITCH, and answering goes on) when a request is still
-   * being answered after `timeoutMs`. The caller refuses a switch of RTP on a
-   * connection first (role-switch.ts refuseInterleaved).
+   * being answered after `timeoutMs`. A reply on a connection that carries RTP
+   * counts as written once in its wire (the other process flushes the wire on).
    */
   async quiesce(timeoutMs: number): Promise<RtspHandover> {
     if (this.#held) throw new TwinframeError('TF_PAIR_SWITCH', 'a switch is under way');
@@ -1043,7 +1051,8 @@ export class RtspServer {
       let busy = 0;
       for (const conn of this.#connections) {
         if (conn.ending || conn.socket.destroyed) continue;
-        if (conn.ordered.waiting > 0 || conn.socket.writableLength > 0 || !conn.parser.atBoundary) busy++;
+        // A reply on an interleaved connection is written once its wire holds it (the other process flushes it on).
+        if (conn.ordered.waiting > 0 || conn.socket.writableLength > 0 || (conn.wire?.queuedBytes ?? 0) > 0 || !conn.parser.atBoundary) busy++;
       }
       if (busy === 0) break;
       if (monoNowMs() > deadline) {
@@ -1064,6 +1073,7 @@ export class RtspServer {
           handed.push({ id: conn.id, pending: Buffer.concat([conn.parser.takeBuffered(), ...(held.get(conn) ?? [])]) });
           conn.handedOver = true;
           conn.clearRequestTimer();
+          conn.wire?.close(true); // its RTP goes on from the other process, in the same wire
           conn.socket.destroy(); // this process's descriptor only: no FIN, no reset
         }
         this.stopListening();

@@ -9,7 +9,7 @@
 
 import { constants } from 'node:os';
 import { getSystemErrorName } from 'node:util';
-import { Wire, interleavedFrame, isForeignHolder, localTag, mainTag, type LockSpace } from '../shared/wire.js';
+import { Wire, interleavedFrame, mainTag, type LockSpace } from '../shared/wire.js';
 
 const PEER_GONE = new Set([constants.errno.EPIPE, constants.errno.ECONNRESET, constants.errno.EBADF]);
 /** How soon to try again while bytes wait (a lock held for a path's turn, a full socket). */
@@ -27,8 +27,11 @@ export interface WireWriterOptions {
   readonly onFailure: (reason: string, peerGone: boolean) => void;
   /** This process's half of the lock's tags (src/shared/wire.ts). */
   readonly lockSpace: LockSpace;
-  /** Called once, at close: the wire's memory is no longer this writer's (a shared region's name is removed). */
-  readonly release?: () => void;
+  /**
+   * Called once, at close: the wire's memory is no longer this writer's (a shared
+   * region's name is removed, unless `handedOver`: the other process of the pair writes on).
+   */
+  readonly release?: (handedOver: boolean) => void;
 }
 
 export class WireWriter {
@@ -87,6 +90,11 @@ export class WireWriter {
     this.wire.unlock(this.#tag);
   }
 
+  /** Bytes written here and not yet appended to the ring (its lock was busy, or the ring full). */
+  get queuedBytes(): number {
+    return this.#queuedBytes;
+  }
+
   /** Nothing queued here and nothing left in the ring. */
   get drained(): boolean {
     return this.#queue.length === 0 && this.wire.pending() === 0;
@@ -114,28 +122,29 @@ export class WireWriter {
   async retire(timeoutMs: number): Promise<boolean> {
     await this.hold();
     const drained = await this.whenDrained(timeoutMs);
+    this.wire.retire(); // and in the other process of a pair, whose data path may still follow the old session
     this.#retired = true;
     this.close();
     return drained;
   }
 
-  close(): void {
+  /** `handedOver`: the other process of a pair writes on (a role switch); the wire's region is its own now. */
+  close(handedOver = false): void {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = undefined;
     if (this.#held && !this.#retired) this.wire.unlock(this.#tag);
     this.#held = false;
-    this.#options.release?.();
+    this.#options.release?.(handedOver);
   }
 
-  /** Free, or held by a dead data path of this process, or by a thread of the pair's other process (which no longer writes). */
+  /** The wire's lock (Wire.lockIn): taken over from a data path of this process that died holding it. */
   #lock(): boolean {
-    const holder = this.wire.lock(this.#tag);
-    if (holder === 0) return true;
-    const dead = isForeignHolder(holder, this.#options.lockSpace) || this.holderDead(localTag(holder));
-    return dead && this.wire.steal(holder, this.#tag);
+    return this.wire.lockIn(this.#tag, this.#options.lockSpace, this.#holderDead);
   }
+
+  readonly #holderDead = (holder: number): boolean => this.holderDead(holder);
 
   /** Append what is queued and flush, under the lock (held already, or taken for this pass). */
   #pump(): void {

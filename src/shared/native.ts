@@ -45,6 +45,8 @@ export interface NativeAddon {
   setSendBuffer(fd: number, bytes: number): number;
   /** Close a descriptor made by dupFd; 0 or an errno. */
   closeFd(fd: number): number;
+  /** Bytes ever written to a TCP socket, as the kernel counts them (acknowledged + queued); or -errno. */
+  socketBytesWritten(fd: number): number;
   /** The wire (src/shared/wire.ts): append whole frames and publish them with the media cursor; returns how many fitted. */
   wireAppend(wire: Int32Array, buffers: readonly Buffer[], lengths: Int32Array, first: number, count: number, channel: number, mediaNext: number): number;
   /** The wire: publish a media cursor alone. */
@@ -82,7 +84,7 @@ export interface NativeAddon {
 /** Every function of a current build (`satisfies`: the list cannot miss one the interface adds). */
 const FUNCTIONS = Object.keys({
   setRealtimePriority: 1, threadCpuNs: 1, setMmapThreshold: 1, mallocTrim: 1, demoteThread: 1, udpOpen: 1, udpConnect: 1, udpMulticast: 1, udpClose: 1, sendBatch: 1, dupFd: 1,
-  peerUid: 1, setSendBuffer: 1, closeFd: 1, wireAppend: 1, wireSetMedia: 1, wireFlush: 1, sharedRegionOpen: 1, pidfdOpen: 1, peerPidfd: 1,
+  peerUid: 1, setSendBuffer: 1, socketBytesWritten: 1, closeFd: 1, wireAppend: 1, wireSetMedia: 1, wireFlush: 1, sharedRegionOpen: 1, pidfdOpen: 1, peerPidfd: 1,
   waitReadable: 1, seqpacketListen: 1, seqpacketConnect: 1, seqpacketAccept: 1, sendFds: 1, recvFds: 1, adoptFd: 1, lifeLockInit: 1,
   lifeLockAcquire: 1, lifeLockRelease: 1,
 } satisfies Record<keyof NativeAddon, 1>) as ReadonlyArray<keyof NativeAddon>;

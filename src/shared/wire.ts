@@ -22,15 +22,22 @@
 // A process pair maps the same wire in both processes (its memory is a shared
 // region, src/pair-process/shared-wires.ts), and their threads' tags would
 // collide: each process takes one half of the tag space (its lock space, bit
-// 30). Only one process writes at a time: the standby's threads lock a wire
-// only once it sends, after the primary died, so a holder of the other half is
-// a dead process's thread, and its lock is taken over.
+// 30). One process writes at a time, the one the WRITER word names: a thread
+// that took the lock while it names the other process lets go at once, and a
+// lock held by a thread of the other process is taken over only while it names
+// this one. The WRITER word changes hands twice: a process that hands sending
+// over (a role switch) names the other once none of its threads will write
+// again, and a survivor names itself (claim) once every thread of the dead
+// primary that wrote wires is past its last system call. Then it moves the tail
+// to where the socket really is (the kernel's count of bytes written, against
+// BASE, the count when the wire was made): a send the dead writer made but did
+// not record is not made again. A retired wire (RETIRED) is written by nobody.
 
 import { nativeAddon, type NativeAddon } from './native.js';
 
 /** Int32 words of the header (native/src/twinframe_native.c, WIRE_*: keep in step). */
 const WIRE_I32 = {
-  /** 0 free, else the holder's tag: a data path's claim tag, or MAIN_TAG. */
+  /** 0 free, else the holder's tag (wireTag): a data path's claim tag, or the main thread's (mainTag), in its process's space. */
   LOCK: 0,
   /** Bytes flushed so far (wraps at 2^32). */
   TAIL: 1,
@@ -40,13 +47,19 @@ const WIRE_I32 = {
   MEDIA: 3,
   /** Ring bytes, a power of two. */
   CAPACITY: 4,
+  /** The lock space whose process writes (a process pair), or RETIRED. */
+  WRITER: 5,
+  /** The socket's byte count (socketBytesWritten, low 32 bits) when the wire was made: TAIL counts from there. */
+  BASE: 6,
 } as const;
+/** WRITER of a wire taken out of use for a new one on the same connection. */
+const RETIRED = 2;
 const DATA_OFFSET = 64;
 
 /** A lock tag's process half: set in the tags of a process in lock space 1. */
 const SPACE_BIT = 0x40000000;
 /** The main thread's tag within a space: never a data path's claim tag ((incarnation << 1 | path) + 1 stays far below). */
-const MAIN_LOCAL = 0x3fffffff;
+export const MAIN_LOCAL_TAG = 0x3fffffff;
 
 /** Which half of a pair's tag space a process's threads lock wires with. */
 export type LockSpace = 0 | 1;
@@ -58,7 +71,7 @@ export function wireTag(local: number, space: LockSpace): number {
 
 /** The main thread's tag in `space`. */
 export function mainTag(space: LockSpace): number {
-  return wireTag(MAIN_LOCAL, space);
+  return wireTag(MAIN_LOCAL_TAG, space);
 }
 
 /** `holder` locked from the other process of a pair (which no longer writes, as this one does). */
@@ -73,7 +86,7 @@ export function localTag(holder: number): number {
 
 let processSpace: LockSpace = 0;
 
-/** This process's lock space (0 unless it is the standby of a primary in space 0). */
+/** This process's lock space: 0, unless it joined a primary in space 0 as its standby (it keeps it after a takeover). */
 export function processLockSpace(): LockSpace {
   return processSpace;
 }
@@ -93,11 +106,24 @@ export function wireBytes(bytes: number): number {
   return DATA_OFFSET + capacity;
 }
 
-/** A new wire in `memory` (zeroed, wireBytes long; default: this process's heap). */
-export function createWire(bytes: number, memory: (size: number) => SharedArrayBuffer = (size) => new SharedArrayBuffer(size)): SharedArrayBuffer {
+/**
+ * A new wire in `memory` (zeroed, wireBytes long; default: this process's heap),
+ * written by this process, for the connection `fd`: everything written to it so
+ * far must be in the kernel already (BASE counts from there).
+ */
+export function createWire(bytes: number, fd: number, memory: (size: number) => SharedArrayBuffer = (size) => new SharedArrayBuffer(size)): SharedArrayBuffer {
   const sab = memory(wireBytes(bytes));
-  Atomics.store(new Int32Array(sab), WIRE_I32.CAPACITY, sab.byteLength - DATA_OFFSET);
+  const words = new Int32Array(sab);
+  Atomics.store(words, WIRE_I32.CAPACITY, sab.byteLength - DATA_OFFSET);
+  Atomics.store(words, WIRE_I32.WRITER, processSpace);
+  const written = fd >= 0 && wireAddon ? wireAddon.socketBytesWritten(fd) : -1;
+  if (written >= 0) Atomics.store(words, WIRE_I32.BASE, low32(written));
   return sab;
+}
+
+/** The low 32 bits of a byte count up to 2^53, as the wire's positions keep them. */
+function low32(count: number): number {
+  return (count % 2 ** 32) | 0;
 }
 
 /**
@@ -137,6 +163,79 @@ export class Wire {
 
   unlock(tag: number): void {
     Atomics.compareExchange(this.words, WIRE_I32.LOCK, tag, 0);
+  }
+
+  /** Whether the process of `space` writes this wire (else the other, or nobody: retired). */
+  writesHere(space: LockSpace): boolean {
+    return Atomics.load(this.words, WIRE_I32.WRITER) === space;
+  }
+
+  /** A role switch: the process of `space` (the other) writes from now on. */
+  handTo(space: LockSpace): void {
+    Atomics.compareExchange(this.words, WIRE_I32.WRITER, space === 1 ? 0 : 1, space);
+  }
+
+  /** Nobody writes this wire again (a new one replaced it on the connection). */
+  retire(): void {
+    Atomics.store(this.words, WIRE_I32.WRITER, RETIRED);
+  }
+
+  get retired(): boolean {
+    return Atomics.load(this.words, WIRE_I32.WRITER) === RETIRED;
+  }
+
+  /** The lock's holder now (0: free). */
+  holder(): number {
+    return Atomics.load(this.words, WIRE_I32.LOCK);
+  }
+
+  /**
+   * Take the lock as `tag`, a thread of `space`: free, or held by a thread of the
+   * other process while this one writes (it writes nothing more), or by a thread
+   * of this process that `deadHere` says is dead. Then keep it only if this
+   * process writes the wire (else let go: false).
+   */
+  lockIn(tag: number, space: LockSpace, deadHere: (holder: number) => boolean): boolean {
+    const holder = this.lock(tag);
+    if (holder !== 0) {
+      const dead = isForeignHolder(holder, space) ? this.writesHere(space) : deadHere(localTag(holder));
+      if (!dead || !this.steal(holder, tag)) return false;
+    }
+    if (this.writesHere(space)) return true;
+    this.unlock(tag);
+    return false;
+  }
+
+  /**
+   * A survivor's main thread, once every writer of the dead primary is past its
+   * last system call: this process writes from now on, and the tail moves to
+   * where the socket `fd` really is (a send the dead writer made but did not
+   * record). Returns the bytes the tail moved; -1 when nothing changed hands
+   * (retired, or this process writes already), undefined when the lock is busy
+   * (a thread of this process holds it for a moment: try again).
+   */
+  claim(fd: number, space: LockSpace): number | undefined {
+    const writer = Atomics.load(this.words, WIRE_I32.WRITER);
+    if (writer === RETIRED || writer === space) return -1;
+    const tag = mainTag(space);
+    const holder = this.lock(tag);
+    if (holder !== 0 && (!isForeignHolder(holder, space) || !this.steal(holder, tag))) return undefined;
+    try {
+      let moved = 0;
+      const written = fd >= 0 ? this.addon.socketBytesWritten(fd) : -1;
+      if (written >= 0) {
+        const flushed = (low32(written) - Atomics.load(this.words, WIRE_I32.BASE)) >>> 0;
+        const tail = Atomics.load(this.words, WIRE_I32.TAIL) >>> 0;
+        moved = (flushed - tail) >>> 0;
+        // Past the head cannot be (the socket took only what the ring held): leave the tail then.
+        if (moved > this.pending()) moved = 0;
+        else Atomics.store(this.words, WIRE_I32.TAIL, flushed | 0);
+      }
+      Atomics.store(this.words, WIRE_I32.WRITER, space);
+      return moved;
+    } finally {
+      this.unlock(tag);
+    }
   }
 
   /** Bytes appended and not yet flushed. */

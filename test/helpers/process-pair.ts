@@ -4,7 +4,7 @@
 // service do. Every child is SIGKILLed at teardown, whatever the test did.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,7 +13,7 @@ import type { StatusResult } from '../../src/admin/backend.js';
 import { pairRuntimeDir } from '../../src/pair-process/native-pair.js';
 import { freeTcpPort } from './free-port.js';
 import { freeUdpPortRange } from './port-range.js';
-import { runToString, TWINFRAMECTL } from './run.js';
+import { runCapture, runToString, TWINFRAMECTL } from './run.js';
 import { SERVER_NODE_FLAGS } from '../../src/shared/node-flags.js';
 import { RtspClient, UdpReceiver } from './rtsp-client.js';
 
@@ -128,4 +128,31 @@ export async function startViewer(rtspPort: number, urlPath: string): Promise<Pa
     await receiver.close();
     throw err;
   }
+}
+
+/** GStreamer (rtspsrc) playing `urlPath` into `out` over `protocol`: rtpmp2tdepay writes the RTP payloads as they come, the MPEG-TS bytes the viewer got, in order. */
+export function startGstreamer(rtspPort: number, urlPath: string, protocol: 'udp' | 'tcp', out: string): ReturnType<typeof runCapture> {
+  return runCapture(['gst-launch-1.0', 'rtspsrc', `location=rtsp://127.0.0.1:${rtspPort}${urlPath}`, `protocols=${protocol}`,
+    '!', 'rtpmp2tdepay', '!', 'filesink', `location=${out}`], { limitMs: 60_000 });
+}
+
+/**
+ * GStreamer ended well (its BYE-driven EOS) and its capture in `out` is `asset`,
+ * byte for byte. At its end rtspsrc sends TEARDOWN, closes its connection, then
+ * tries a PAUSE on it as the pipeline goes to NULL: that last write fails
+ * ("Received end-of-file") and gst-launch exits 1. Only that error is allowed.
+ */
+export async function checkGstreamerCapture(t: ExecutionContext, run: Awaited<ReturnType<typeof runCapture>>, out: string, asset: Buffer, server: PairMember, across: string): Promise<void> {
+  const { code, stdout, stderr } = run;
+  const errors = (stderr.match(/^ERROR:/gm) ?? []).length;
+  const afterTeardown = (stderr.match(/Could not send message\. \(Received end-of-file\)/g) ?? []).length;
+  t.true(code === 0 || (errors > 0 && errors === afterTeardown), `exit ${code}: ${stdout.slice(-1500)}\n${stderr.slice(-1500)}\n${server.role}:\n${server.output().slice(-4000)}`);
+  t.regex(stdout, /Got EOS/, 'the BYE at the end of the asset ended the pipeline');
+  const captured = await readFile(out);
+  t.is(captured.length, asset.length, 'every byte of the asset arrived');
+  t.true(captured.equals(asset), `byte for byte, in order, ${across}`);
+  // The request's log line follows its reply: GStreamer may have exited before it reached our pipe.
+  const teardown = /"method":"TEARDOWN"[^\n]*"status":200/;
+  for (const deadline = Date.now() + 5000; !teardown.test(server.output()) && Date.now() < deadline;) await new Promise((r) => setTimeout(r, 50));
+  t.regex(server.output(), teardown, `GStreamer's TEARDOWN answered by ${server.role}, on the connection it opened first`);
 }
