@@ -318,7 +318,12 @@ for (const { protocol, kills, title } of GST_CASES) {
       survivor = third;
     }
     await checkGstreamerCapture(t, await gst, out, sample.bytes, survivor, `across ${kills} kill(s)`);
-    if (protocol === 'tcp') t.log(/"waitedMs":[\d.]+/.exec(survivor.output())?.[0] ?? 'no claim logged');
+    if (protocol === 'tcp') {
+      // The takeover thread claimed the wire right after its step (not the main thread, later).
+      const claimed = /"wires":1,"unclaimed":0,"waitedMs":([\d.]+)[^\n]*\(takeover thread\)/.exec(survivor.output());
+      t.truthy(claimed, 'the takeover thread claimed the wire');
+      t.log(`the dead primary's writers were gone ${claimed?.[1]} ms after the step`);
+    }
     await untilStatus(survivor, (x) => x.sessions === 0, 'the session closed by the TEARDOWN');
   });
 }

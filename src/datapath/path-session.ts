@@ -12,7 +12,7 @@ import { constants as osConstants } from 'node:os';
 import { getSystemErrorName } from 'node:util';
 import { ControlBlock, type SegmentParams } from '../shared/control-block.js';
 import type { InterleavedOutput, MulticastOutput, OpenSessionCommand } from '../shared/commands.js';
-import { MAIN_LOCAL_TAG, Wire, wireTag, type LockSpace } from '../shared/wire.js';
+import { Wire, wireTag, type LockSpace } from '../shared/wire.js';
 import { monoNowMs } from '../shared/clock.js';
 import type { PathId } from '../shared/layout.js';
 import { AssetReader, NOT_READ, type TrickTable } from './asset-reader.js';
@@ -235,12 +235,12 @@ export class PathSession implements BatchSocket {
     }
   }
 
-  /** The wire's lock (Wire.lockIn): taken over from a path that died holding it, never from this process's main thread. */
+  /** The wire's lock (Wire.lockIn): taken over from a path that died holding it. */
   private lockWire(wire: Wire): boolean {
-    return wire.lockIn(this.wireTag, this.lockSpace, this.holderDead);
+    return wire.lockIn(this.wireTag, this.lockSpace, this.interleaved!.fd, this.holderDead);
   }
 
-  private readonly holderDead = (holder: number): boolean => holder !== MAIN_LOCAL_TAG && this.cb.claimHolderDead(holder);
+  private readonly holderDead = (holder: number): boolean => this.cb.claimHolderDead(holder);
 
   private flushWire(wire: Wire): void {
     const sent = wire.flush(this.interleaved!.fd);

@@ -17,18 +17,23 @@
 // (a session half adopted would send the wrong datagrams); both hold it for
 // microseconds.
 
-import { Worker } from 'node:worker_threads';
+import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
+import { processLockSpace } from '../shared/wire.js';
 import { ControlBlock } from '../shared/control-block.js';
 import type { PathId } from '../shared/layout.js';
-import type { TakeoverStep, TakeoverToMain, TakeoverWorkerData } from '../shared/messages.js';
+import type { MainToTakeover, TakeoverStep, TakeoverToMain, TakeoverWorkerData } from '../shared/messages.js';
 import type { PriorityResult } from '../shared/thread-priority.js';
 import { requirePairNative } from './native-pair.js';
+import { WATCH_SLICE_MS } from './native-watcher.js';
+import { CLAIM_WAIT_MS } from './wire-claim.js';
 
 /** Which thread learns of the primary's death: 'thread' (the takeover thread, on the life lock: the default) or 'main' (the main thread polls /proc every 2 ms; TWINFRAME_PAIR_WATCH=main, for comparison). */
 export function takeoverWatch(): 'thread' | 'main' {
   return process.env.TWINFRAME_PAIR_WATCH === 'main' ? 'main' : 'thread';
 }
 
+/** How long stop() waits for the thread to end by itself: a wait slice, or a claim after a death. */
+const STOP_WAIT_MS = 2 * WATCH_SLICE_MS + CLAIM_WAIT_MS;
 const LOCK = 0;
 const TOOK_OVER = 1;
 const HEADER = 2;
@@ -151,6 +156,10 @@ export interface TakeoverThreadOptions {
   readonly onReady: (priority: PriorityResult) => void;
   /** The step ran on the thread (it did nothing if the main thread had run it first: step.ran false). */
   readonly onTookOver: (message: Extract<TakeoverToMain, { type: 'took-over' }>) => void;
+  /** After a death: the followed wires are claimed. */
+  readonly onWiresClaimed: (message: Extract<TakeoverToMain, { type: 'wires-claimed' }>) => void;
+  /** The primary process (its threads are waited for before a wire is claimed). */
+  readonly primaryPid: number;
   readonly onError: (err: Error) => void;
 }
 
@@ -159,9 +168,12 @@ export class TakeoverThread {
   readonly #worker: Worker;
   /** [STOP]: the owner's stop request. */
   readonly #control = new Int32Array(new SharedArrayBuffer(4));
+  readonly #wires: MessagePort;
 
   constructor(options: TakeoverThreadOptions) {
     requirePairNative();
+    const { port1, port2 } = new MessageChannel();
+    this.#wires = port1;
     const workerData: TakeoverWorkerData = {
       lock: options.lock,
       control: this.#control,
@@ -171,19 +183,48 @@ export class TakeoverThread {
       own: options.own.map((cb) => cb.sab),
       primary: options.primary.map((cb) => cb.sab),
       primaryMaxSessions: options.primary[0]?.layout.maxSessions ?? 0,
+      primaryPid: options.primaryPid,
+      lockSpace: processLockSpace(),
+      wires: port2,
     };
-    this.#worker = new Worker(new URL('./native-takeover-thread.js', import.meta.url), { workerData, name: 'twinframe-takeover' });
+    this.#worker = new Worker(new URL('./native-takeover-thread.js', import.meta.url), { workerData, transferList: [port2], name: 'twinframe-takeover' });
     this.#worker.on('message', (message: TakeoverToMain) => {
       if (message.type === 'ready') options.onReady(message.priority);
       else if (message.type === 'took-over') options.onTookOver(message);
+      else if (message.type === 'wires-claimed') options.onWiresClaimed(message);
       else options.onError(new Error(message.message));
     });
     this.#worker.on('error', options.onError);
   }
 
-  /** Stop waiting (within the thread's wait slice). */
+  /** A followed session's wire of RTP on an RTSP connection, for the thread to claim after a death (it reads it within a wait slice). */
+  followWire(id: string, wire: SharedArrayBuffer): void {
+    this.#post({ type: 'wire', id, wire });
+  }
+
+  unfollowWire(id: string): void {
+    this.#post({ type: 'unwire', id });
+  }
+
+  #post(message: MainToTakeover): void {
+    this.#wires.postMessage(message);
+  }
+
+  /**
+   * Stop waiting: the thread ends within its wait slice, or once it claimed the
+   * wires after a death (never cut off inside a claim: it would leave a wire
+   * locked); terminated only if it does not end in time.
+   */
   async stop(): Promise<void> {
     Atomics.store(this.#control, 0, 1);
-    await this.#worker.terminate();
+    this.#wires.close();
+    const ended = new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), STOP_WAIT_MS);
+      this.#worker.once('exit', () => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
+    if (!(await ended)) await this.#worker.terminate();
   }
 }

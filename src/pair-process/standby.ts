@@ -9,7 +9,8 @@
 import { createConnection } from 'node:net';
 import { TwinframeError } from '../errors.js';
 import type { Engine, InterleavedOptions, ReplicaCursor, ReplicationEvent, SessionReplica } from '../engine/engine.js';
-import { Wire, processLockSpace, setProcessLockSpace, type LockSpace } from '../shared/wire.js';
+import { processLockSpace, setProcessLockSpace, type LockSpace } from '../shared/wire.js';
+import { CLAIM_WAIT_MS, claimAll, writerThreads, writersGone } from './wire-claim.js';
 import type { SharedWires } from './shared-wires.js';
 import { ControlBlock, type SegmentParams } from '../shared/control-block.js';
 import { monoNowMs } from '../shared/clock.js';
@@ -39,10 +40,6 @@ const DEATH_POLL_MS = 2;
 const SWITCH_TIMEOUT_MS = 5000;
 /** How long an interleaved session's open step waits for its connection's descriptor (it crosses the channel beside the link). */
 const HELD_WAIT_MS = 2000;
-/** After a death: how long the dead primary's threads may take to be past their last system call before its wires are taken anyway. */
-const CLAIM_WAIT_MS = 1000;
-/** Turns of the event loop a wire's claim waits for a data path here to let go of its lock (it holds it for one failed try). */
-const CLAIM_TRIES = 1000;
 
 export interface PairStandbyOptions {
   readonly engine: Engine;
@@ -288,7 +285,10 @@ export class PairStandby {
               ...(s.multicast ? { multicast: s.multicast } : {}), ...(s.broadcast === undefined ? {} : { broadcast: s.broadcast }),
               ...(s.loop ? { loop: s.loop } : {}), replica: s, ...(interleaved ? { interleaved: interleaved.options } : {}),
             });
-            if (s.interleaved) this.followedWires.set(s.id, s.interleaved.region);
+            if (s.interleaved) {
+              this.followedWires.set(s.id, s.interleaved.region);
+              this.takeoverThread?.followWire(s.id, interleaved!.options.wire);
+            }
           } finally {
             interleaved?.close(); // the engine keeps its own duplicate of the connection
           }
@@ -313,7 +313,7 @@ export class PairStandby {
         break;
       case 'close': {
         this.primarySlots.delete(step.id);
-        this.followedWires.delete(step.id);
+        if (this.followedWires.delete(step.id)) this.takeoverThread?.unfollowWire(step.id);
         this.updateDeathPoll();
         const here = engine.getSession(step.id);
         if (here) this.takeoverTable.locked(() => this.takeoverTable.unfollow(here.pair, here.slot));
@@ -348,23 +348,18 @@ export class PairStandby {
   /**
    * After a death: the dead primary's wires are this process's to write once every
    * thread of it that wrote them (its main thread, its data paths) is past its
-   * last system call (Wire.claim moves each one's tail to where its socket is).
-   * Until then a data path here finds the wire the other process's, and waits.
+   * last system call (Wire.claim). The takeover thread claims them first (it
+   * waits on the same condition, at its priority); this is for a takeover without
+   * it, and for a wire it missed (a claimed one is left as it is).
    */
   private async claimWires(primary: ProcessWatch | undefined): Promise<void> {
     const { engine } = this.options;
-    const wires = [...this.followedWires.keys()].flatMap((id) => {
-      const shared = engine.interleavedWire(id);
-      return shared ? [{ id, wire: new Wire(shared.wire), fd: shared.fd }] : [];
-    });
+    const wires = [...this.followedWires.keys()].flatMap((id) => engine.interleavedWire(id)?.wire ?? []);
     try {
       if (wires.length === 0) return;
       const started = monoNowMs();
       if (primary) {
-        // Without its mapped blocks the paths' threads are unknown: then the whole process must be gone.
-        const tids = this.primaryBlocks.length === 0 ? undefined : [primary.pid, ...this.primaryBlocks.flatMap((cb) => [cb.threadId(0), cb.threadId(1)]).filter((tid) => tid > 0)];
-        for (;;) {
-          if (tids ? primary.threadsDying(tids) : primary.gone()) break;
+        for (const tids = writerThreads(primary.pid, this.primaryBlocks); !writersGone(primary, tids);) {
           if (monoNowMs() - started > CLAIM_WAIT_MS) {
             this.log.error({ waitedMs: CLAIM_WAIT_MS }, 'process pair: the dead primary\'s threads still run; its wires of RTP on RTSP connections are taken anyway');
             break;
@@ -372,17 +367,8 @@ export class PairStandby {
           await new Promise((resolve) => setTimeout(resolve, 1));
         }
       }
-      const space = processLockSpace();
-      for (const { id, wire, fd } of wires) {
-        let moved = wire.claim(fd, space);
-        for (let tries = 0; moved === undefined && tries < CLAIM_TRIES; tries++) {
-          await new Promise((resolve) => setImmediate(resolve));
-          moved = wire.claim(fd, space);
-        }
-        if (moved === undefined) this.log.error({ session: id }, 'process pair: cannot take the lock of a wire of RTP on an RTSP connection; that stream stops');
-        else if (moved > 0) this.log.warn({ session: id, bytes: moved }, 'process pair: the dead primary had sent bytes it did not record; the wire goes on after them');
-      }
-      this.log.info({ wires: wires.length, waitedMs: Math.round((monoNowMs() - started) * 100) / 100 }, 'process pair: the dead primary\'s wires of RTP on RTSP connections are this process\'s');
+      const unclaimed = claimAll(wires, processLockSpace());
+      if (unclaimed > 0) this.log.error({ unclaimed }, 'process pair: cannot take the lock of a wire of RTP on an RTSP connection; those streams stop');
     } finally {
       primary?.close();
     }
@@ -497,6 +483,12 @@ export class PairStandby {
       onTookOver: (message) => {
         if (this.takeoverThread === thread) this.takenOverByThread(message);
       },
+      onWiresClaimed: ({ wires, unclaimed, waitedMs }) => {
+        const fields = { wires, unclaimed, waitedMs: Math.round(waitedMs * 100) / 100 };
+        if (unclaimed > 0) this.log.error(fields, 'process pair: some wires of RTP on RTSP connections of the dead primary could not be claimed; those streams stop');
+        else this.log.info(fields, 'process pair: the dead primary\'s wires of RTP on RTSP connections are this process\'s (takeover thread)');
+      },
+      primaryPid: this.primaryPid ?? 0,
       onError: (err) => {
         this.log.error({ err: err.message }, 'process pair: the takeover thread failed; the primary\'s death is looked for from the main thread');
         if (this.takeoverThread !== thread) return;
@@ -505,6 +497,10 @@ export class PairStandby {
       },
     });
     this.takeoverThread = thread;
+    for (const id of this.followedWires.keys()) {
+      const wire = engine.interleavedWire(id)?.wire;
+      if (wire) thread.followWire(id, wire);
+    }
     this.stopDeathPoll();
   }
 

@@ -141,7 +141,7 @@ export class WireWriter {
 
   /** The wire's lock (Wire.lockIn): taken over from a data path of this process that died holding it. */
   #lock(): boolean {
-    return this.wire.lockIn(this.#tag, this.#options.lockSpace, this.#holderDead);
+    return this.wire.lockIn(this.#tag, this.#options.lockSpace, this.#options.fd(), this.#holderDead);
   }
 
   readonly #holderDead = (holder: number): boolean => this.holderDead(holder);

@@ -214,7 +214,17 @@ export interface TakeoverWorkerData {
   readonly own: readonly SharedArrayBuffer[];
   readonly primary: readonly SharedArrayBuffer[];
   readonly primaryMaxSessions: number;
+  /** The primary process, and this process's half of the wire lock's tags: after a death the thread claims the followed wires. */
+  readonly primaryPid: number;
+  readonly lockSpace: LockSpace;
+  /** Where the followed wires arrive (MainToTakeover). */
+  readonly wires: MessagePort;
 }
+
+/** Main → takeover thread: a wire of RTP on an RTSP connection it claims after a death, or no longer. */
+export type MainToTakeover =
+  | { readonly type: 'wire'; readonly id: string; readonly wire: SharedArrayBuffer }
+  | { readonly type: 'unwire'; readonly id: string };
 
 /** What the takeover step did. */
 export interface TakeoverStep {
@@ -231,6 +241,8 @@ export type TakeoverToMain =
   | { readonly type: 'ready'; readonly priority: PriorityResult }
   /** The life lock changed hands (died: the holder died; else it let go: a role switch); ran: the step was this thread's. */
   | { readonly type: 'took-over'; readonly at: bigint; readonly switchedAt: bigint; readonly died: boolean; readonly ran: boolean; readonly step: TakeoverStep }
+  /** After a death, the followed wires: claimed, and how long the dead primary's writers took to be past their last system call. */
+  | { readonly type: 'wires-claimed'; readonly wires: number; readonly unclaimed: number; readonly waitedMs: number }
   | { readonly type: 'error'; readonly message: string };
 
 /** What the watcher saw (at: process.hrtime.bigint() then), or that its wait failed. */

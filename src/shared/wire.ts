@@ -28,10 +28,12 @@
 // this one. The WRITER word changes hands twice: a process that hands sending
 // over (a role switch) names the other once none of its threads will write
 // again, and a survivor names itself (claim) once every thread of the dead
-// primary that wrote wires is past its last system call. Then it moves the tail
-// to where the socket really is (the kernel's count of bytes written, against
-// BASE, the count when the wire was made): a send the dead writer made but did
-// not record is not made again. A retired wire (RETIRED) is written by nobody.
+// primary that wrote wires is past its last system call, and marks the wire
+// RESYNC: its first writer then moves the tail, under the lock and before it
+// sends, to where the socket really is (the kernel's count of bytes written,
+// against BASE, the count when the wire was made), so a send the dead writer
+// made but did not record is not made again. A retired wire (RETIRED) is
+// written by nobody.
 
 import { nativeAddon, type NativeAddon } from './native.js';
 
@@ -51,6 +53,8 @@ const WIRE_I32 = {
   WRITER: 5,
   /** The socket's byte count (socketBytesWritten, low 32 bits) when the wire was made: TAIL counts from there. */
   BASE: 6,
+  /** 1: claimed from a dead writer, the tail is checked against the socket before the next send. */
+  RESYNC: 7,
 } as const;
 /** WRITER of a wire taken out of use for a new one on the same connection. */
 const RETIRED = 2;
@@ -59,7 +63,9 @@ const DATA_OFFSET = 64;
 /** A lock tag's process half: set in the tags of a process in lock space 1. */
 const SPACE_BIT = 0x40000000;
 /** The main thread's tag within a space: never a data path's claim tag ((incarnation << 1 | path) + 1 stays far below). */
-export const MAIN_LOCAL_TAG = 0x3fffffff;
+const MAIN_LOCAL_TAG = 0x3fffffff;
+/** The tag a survivor's claim locks with (the takeover thread, or the main thread): never taken for a dead path's. */
+const CLAIM_LOCAL_TAG = 0x3ffffffe;
 
 /** Which half of a pair's tag space a process's threads lock wires with. */
 export type LockSpace = 0 | 1;
@@ -190,52 +196,62 @@ export class Wire {
   }
 
   /**
-   * Take the lock as `tag`, a thread of `space`: free, or held by a thread of the
-   * other process while this one writes (it writes nothing more), or by a thread
-   * of this process that `deadHere` says is dead. Then keep it only if this
-   * process writes the wire (else let go: false).
+   * Take the lock as `tag`, a thread of `space` that writes on the socket `fd`:
+   * free, or held by a thread of the other process while this one writes (it
+   * writes nothing more), or by a data path of this process that `deadHere`
+   * says is dead (never this process's main thread or claim). Then keep it only
+   * if this process writes the wire (else let go: false), the tail checked
+   * against the socket first if the wire was just claimed.
    */
-  lockIn(tag: number, space: LockSpace, deadHere: (holder: number) => boolean): boolean {
+  lockIn(tag: number, space: LockSpace, fd: number, deadHere: (holder: number) => boolean): boolean {
     const holder = this.lock(tag);
     if (holder !== 0) {
-      const dead = isForeignHolder(holder, space) ? this.writesHere(space) : deadHere(localTag(holder));
+      const dead = isForeignHolder(holder, space) ? this.writesHere(space) : localTag(holder) < CLAIM_LOCAL_TAG && deadHere(localTag(holder));
       if (!dead || !this.steal(holder, tag)) return false;
     }
-    if (this.writesHere(space)) return true;
-    this.unlock(tag);
-    return false;
+    if (!this.writesHere(space)) {
+      this.unlock(tag);
+      return false;
+    }
+    if (Atomics.load(this.words, WIRE_I32.RESYNC) === 1) this.resync(fd);
+    return true;
   }
 
   /**
-   * A survivor's main thread, once every writer of the dead primary is past its
-   * last system call: this process writes from now on, and the tail moves to
-   * where the socket `fd` really is (a send the dead writer made but did not
-   * record). Returns the bytes the tail moved; -1 when nothing changed hands
-   * (retired, or this process writes already), undefined when the lock is busy
-   * (a thread of this process holds it for a moment: try again).
+   * A survivor, once every writer of the dead primary is past its last system
+   * call: this process writes from now on (a lock the dead one held is taken
+   * over), and its first writer checks the tail against the socket. True once
+   * claimed or when there is nothing to claim (retired, or this process writes
+   * already); false when the lock is busy (a thread of this process holds it for
+   * a moment, finding the wire not its own: try again).
    */
-  claim(fd: number, space: LockSpace): number | undefined {
-    const writer = Atomics.load(this.words, WIRE_I32.WRITER);
-    if (writer === RETIRED || writer === space) return -1;
-    const tag = mainTag(space);
+  claim(space: LockSpace): boolean {
+    if (this.retired || this.writesHere(space)) return true;
+    const tag = wireTag(CLAIM_LOCAL_TAG, space);
     const holder = this.lock(tag);
-    if (holder !== 0 && (!isForeignHolder(holder, space) || !this.steal(holder, tag))) return undefined;
-    try {
-      let moved = 0;
-      const written = fd >= 0 ? this.addon.socketBytesWritten(fd) : -1;
-      if (written >= 0) {
-        const flushed = (low32(written) - Atomics.load(this.words, WIRE_I32.BASE)) >>> 0;
-        const tail = Atomics.load(this.words, WIRE_I32.TAIL) >>> 0;
-        moved = (flushed - tail) >>> 0;
-        // Past the head cannot be (the socket took only what the ring held): leave the tail then.
-        if (moved > this.pending()) moved = 0;
-        else Atomics.store(this.words, WIRE_I32.TAIL, flushed | 0);
-      }
+    if (holder !== 0 && (!isForeignHolder(holder, space) || !this.steal(holder, tag))) return false;
+    // Under the lock: a claim of the other thread (takeover thread, main thread) may have come first.
+    if (!this.retired && !this.writesHere(space)) {
+      Atomics.store(this.words, WIRE_I32.RESYNC, 1);
       Atomics.store(this.words, WIRE_I32.WRITER, space);
-      return moved;
-    } finally {
-      this.unlock(tag);
     }
+    this.unlock(tag);
+    return true;
+  }
+
+  /**
+   * Under the lock, on a claimed wire: the tail moves to where the socket `fd`
+   * really is (a send the dead writer made but did not record). Past the head it
+   * cannot be (the socket took only what the ring held): the tail stays then.
+   */
+  private resync(fd: number): void {
+    const written = fd >= 0 ? this.addon.socketBytesWritten(fd) : -1;
+    if (written >= 0) {
+      const flushed = (low32(written) - Atomics.load(this.words, WIRE_I32.BASE)) >>> 0;
+      const moved = (flushed - (Atomics.load(this.words, WIRE_I32.TAIL) >>> 0)) >>> 0;
+      if (moved <= this.pending()) Atomics.store(this.words, WIRE_I32.TAIL, flushed | 0);
+    }
+    Atomics.store(this.words, WIRE_I32.RESYNC, 0);
   }
 
   /** Bytes appended and not yet flushed. */
