@@ -191,21 +191,32 @@ test.serial('pair switch moves the viewers\' RTSP connections and sessions: a re
   }
 });
 
-test.serial('pair switch with RTP on the viewer\'s RTSP connection (GStreamer over TCP): the other process writes on in the same wire, there and back; the capture is the asset byte for byte, and its TEARDOWN is answered', async (t) => {
-  const pair = await pairSetup(t, { logLevel: 'debug' });
-  const p = await pair.start('primary', 'p');
-  const s = await pair.start('standby', 's');
-  await untilStatus(s, (x) => x.processPair?.state === 'Secondary', 'Secondary');
-  const out = path.join(pair.dir, 'gst-tcp.ts');
-  const gst = startGstreamer(pair.rtspPort, URL_PATH, 'tcp', out);
-  await untilStatus(s, (x) => x.sessions === 1, 'GStreamer\'s session followed');
-  await new Promise((r) => setTimeout(r, 1000));
-  t.regex(await pairSwitch(p), /this process is the standby now/);
-  await until(p, (x) => x.processPair?.state === 'Secondary', 'p follows s');
-  await new Promise((r) => setTimeout(r, 1000));
-  t.like(await admin(p, (c) => c.request('pair_switch', {})), { role: 'primary', sessions: 1 }, 'and back, asked of the standby');
-  // p answers its TEARDOWN, primary again.
-  await checkGstreamerCapture(t, await gst, out, sample.bytes, p, 'across both switches');
-  t.regex(s.output(), /sending and the RTSP connections handed over/, 's was the primary between the switches');
-  await untilStatus(p, (x) => x.sessions === 0, 'the session closed by the TEARDOWN');
-});
+for (const then of ['switch back', 'SIGKILL'] as const) {
+  const title = then === 'switch back'
+    ? 'pair switch with RTP on the viewer\'s RTSP connection (GStreamer over TCP): the other process writes on in the same wire, there and back; the capture is the asset byte for byte, and its TEARDOWN is answered'
+    : 'pair switch with RTP on the viewer\'s RTSP connection, then a SIGKILL of the new primary: the old one, its standby, claims the wire it made and writes on; the capture is the asset byte for byte';
+  test.serial(title, async (t) => {
+    const pair = await pairSetup(t, { logLevel: 'debug' });
+    const p = await pair.start('primary', 'p');
+    const s = await pair.start('standby', 's');
+    await untilStatus(s, (x) => x.processPair?.state === 'Secondary', 'Secondary');
+    const out = path.join(pair.dir, 'gst-tcp.ts');
+    const gst = startGstreamer(pair.rtspPort, URL_PATH, 'tcp', out);
+    await untilStatus(s, (x) => x.sessions === 1, 'GStreamer\'s session followed');
+    await new Promise((r) => setTimeout(r, 1000));
+    t.regex(await pairSwitch(p), /this process is the standby now/);
+    await until(p, (x) => x.processPair?.state === 'Secondary', 'p follows s');
+    await new Promise((r) => setTimeout(r, 1000));
+    if (then === 'switch back') {
+      t.like(await admin(p, (c) => c.request('pair_switch', {})), { role: 'primary', sessions: 1 }, 'and back, asked of the standby');
+    } else {
+      s.child.kill('SIGKILL');
+      await until(p, (x) => x.processPair?.state === 'Secondary_No_Primary', 'p took over');
+    }
+    // p answers its TEARDOWN, primary again.
+    await checkGstreamerCapture(t, await gst, out, sample.bytes, p, then === 'switch back' ? 'across both switches' : 'across the switch and the kill');
+    t.regex(p.output(), /sending and the RTSP connections handed over/, 'p handed over at the switch');
+    if (then === 'SIGKILL') t.regex(p.output(), /"wires":1,"unclaimed":0[^\n]*\(takeover thread\)/, 'p\'s takeover thread claimed the wire it had made');
+    await untilStatus(p, (x) => x.sessions === 0, 'the session closed by the TEARDOWN');
+  });
+}

@@ -128,3 +128,25 @@ test('a lock held by a live thread of this process is waited for; by a dead one 
   t.is(received().toString(), 'one');
   w.close();
 });
+
+test('a role switch hands the wire over in two steps: while it hands, nobody writes or takes a lock over; then only the other process writes; a death meanwhile is left to the survivor\'s claim', (t) => {
+  const wire = new Wire(createWire(4096, -1));
+  const sender = wireTag(3, 0);
+  t.is(wire.lock(sender), 0, 'a path of the primary (space 0) is mid-flush');
+  wire.beginHandOver(0);
+  for (const space of [0, 1] as const) t.false(wire.lockIn(wireTag(5, space), space, -1, () => false), `space ${space} neither writes nor takes the lock over while handing`);
+  t.is(wire.holder(), sender, 'the primary\'s thread finishes');
+  wire.unlock(sender);
+  wire.handTo(1);
+  t.false(wire.lockIn(wireTag(5, 0), 0, -1, () => true), 'the old primary no longer writes');
+  t.true(wire.lockIn(wireTag(5, 1), 1, -1, () => false), 'the new one does');
+  wire.unlock(wireTag(5, 1));
+
+  // The primary dies while handing (its thread still holds the lock): the survivor's claim takes it.
+  const dying = new Wire(createWire(4096, -1));
+  t.is(dying.lock(sender), 0);
+  dying.beginHandOver(0);
+  t.true(dying.claim(1));
+  t.true(dying.writesHere(1));
+  t.is(dying.holder(), 0, 'the dead holder\'s lock is gone with the claim');
+});

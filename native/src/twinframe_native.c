@@ -470,15 +470,24 @@ static napi_value socket_bytes_written(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "socketBytesWritten(fd: non-negative integer)");
     return NULL;
   }
-  struct tcp_info tcp;
-  socklen_t len = sizeof tcp;
-  memset(&tcp, 0, sizeof tcp);
-  int queued = 0;
-  if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &tcp, &len) != 0 || ioctl(fd, SIOCOUTQ, &queued) != 0) return int_result(env, -errno);
-  if (len < offsetof(struct tcp_info, tcpi_bytes_acked) + sizeof tcp.tcpi_bytes_acked) return int_result(env, -ENOTSUP);
-  napi_value result;
-  napi_create_double(env, (double)(tcp.tcpi_bytes_acked + (uint64_t)queued), &result);
-  return result;
+  // Two readings: an acknowledgement between them would make the sum short. Read the
+  // acknowledged count again after the queue and retry until it did not move.
+  for (int attempt = 0; attempt < 16; attempt++) {
+    struct tcp_info before, after;
+    socklen_t len = sizeof before;
+    memset(&before, 0, sizeof before);
+    int queued = 0;
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &before, &len) != 0) return int_result(env, -errno);
+    if (len < offsetof(struct tcp_info, tcpi_bytes_acked) + sizeof before.tcpi_bytes_acked) return int_result(env, -ENOTSUP);
+    if (ioctl(fd, SIOCOUTQ, &queued) != 0) return int_result(env, -errno);
+    len = sizeof after;
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &after, &len) != 0) return int_result(env, -errno);
+    if (after.tcpi_bytes_acked != before.tcpi_bytes_acked) continue;
+    napi_value result;
+    napi_create_double(env, (double)(before.tcpi_bytes_acked + (uint64_t)queued), &result);
+    return result;
+  }
+  return int_result(env, -EAGAIN);
 }
 
 // The wire's header, in Int32 words (src/shared/wire.ts, WIRE_I32: keep in step).

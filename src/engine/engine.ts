@@ -641,11 +641,11 @@ export class Engine extends EventEmitter<EngineEventArgs> {
 
   // ── Process pair: a standby process's engine follows its primary's ─────────
 
-  /** An interleaved session's wire, its shared region (a process pair), the engine's descriptor of its connection and its pair; undefined for any other session. */
-  interleavedWire(sessionId: string): { wire: SharedArrayBuffer; region: string | undefined; fd: number; pair: number } | undefined {
+  /** An interleaved session's wire, its shared region (a process pair) and its pair; undefined for any other session. */
+  interleavedWire(sessionId: string): { wire: SharedArrayBuffer; region: string | undefined; pair: number } | undefined {
     const session = this.table.get(sessionId);
     const interleaved = session?.interleaved;
-    return interleaved && { wire: interleaved.wire, region: interleaved.shared?.region, fd: interleaved.fd, pair: session.pair };
+    return interleaved && { wire: interleaved.wire, region: interleaved.shared?.region, pair: session.pair };
   }
 
   /** Every open session as the steps that bring a fresh standby process to it (a snapshot). */

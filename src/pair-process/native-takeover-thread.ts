@@ -15,6 +15,7 @@ import { ProcessWatch } from './process-exit.js';
 import { CLAIM_WAIT_MS, claimAll, writerThreads, writersGone } from './wire-claim.js';
 
 const data = workerData as TakeoverWorkerData;
+const PAUSE = new Int32Array(new SharedArrayBuffer(4));
 const post = (message: TakeoverToMain): void => parentPort!.postMessage(message);
 
 try {
@@ -38,6 +39,11 @@ try {
     const outcome = acquireLifeLock(data.lock, WATCH_SLICE_MS);
     takeWires();
     if (outcome === 'timeout') continue;
+    if (Atomics.load(data.control, 0) !== 0) {
+      // Stopped meanwhile: the main thread took over itself (or closes); it claims the wires too.
+      releaseLifeLock(data.lock);
+      break;
+    }
     const at = process.hrtime.bigint();
     const step: TakeoverStep = { moved: 0, leftToMain: 0, pairsSwitched: 0 };
     const ran = table.locked(() => table.switchSending(own, primary, step));
@@ -49,7 +55,8 @@ try {
     if (died && wires.size > 0) {
       const tids = writerThreads(data.primaryPid, primary);
       const since = performance.now();
-      while (!writersGone(watch, tids) && performance.now() - since < CLAIM_WAIT_MS) Atomics.wait(data.control, 0, 0, 0.1);
+      // Not on the control word: a stop request (the main thread's, right after this report) would end the wait, and this loop would spin.
+      while (!writersGone(watch, tids) && performance.now() - since < CLAIM_WAIT_MS) Atomics.wait(PAUSE, 0, 0, 0.1);
       const waitedMs = performance.now() - since;
       post({ type: 'wires-claimed', wires: wires.size, unclaimed: claimAll(wires.values(), data.lockSpace), waitedMs });
     }

@@ -32,8 +32,8 @@ export function takeoverWatch(): 'thread' | 'main' {
   return process.env.TWINFRAME_PAIR_WATCH === 'main' ? 'main' : 'thread';
 }
 
-/** How long stop() waits for the thread to end by itself: a wait slice, or a claim after a death. */
-const STOP_WAIT_MS = 2 * WATCH_SLICE_MS + CLAIM_WAIT_MS;
+/** How long stop() waits for the thread to end by itself: a wait slice, or a claim after a death (its wait, then each wire's, with room). */
+const STOP_WAIT_MS = 2 * WATCH_SLICE_MS + 3 * CLAIM_WAIT_MS;
 const LOCK = 0;
 const TOOK_OVER = 1;
 const HEADER = 2;
@@ -169,6 +169,8 @@ export class TakeoverThread {
   /** [STOP]: the owner's stop request. */
   readonly #control = new Int32Array(new SharedArrayBuffer(4));
   readonly #wires: MessagePort;
+  /** Ends once the worker has exited (by itself after a takeover, or stopped). */
+  readonly #exited: Promise<void>;
 
   constructor(options: TakeoverThreadOptions) {
     requirePairNative();
@@ -195,6 +197,7 @@ export class TakeoverThread {
       else options.onError(new Error(message.message));
     });
     this.#worker.on('error', options.onError);
+    this.#exited = new Promise((resolve) => this.#worker.once('exit', () => resolve()));
   }
 
   /** A followed session's wire of RTP on an RTSP connection, for the thread to claim after a death (it reads it within a wait slice). */
@@ -218,13 +221,13 @@ export class TakeoverThread {
   async stop(): Promise<void> {
     Atomics.store(this.#control, 0, 1);
     this.#wires.close();
-    const ended = new Promise<boolean>((resolve) => {
-      const timer = setTimeout(() => resolve(false), STOP_WAIT_MS);
-      this.#worker.once('exit', () => {
-        clearTimeout(timer);
-        resolve(true);
-      });
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(true), STOP_WAIT_MS);
+      timer.unref();
     });
-    if (!(await ended)) await this.#worker.terminate();
+    const tooLate = await Promise.race([this.#exited.then(() => false), late]);
+    clearTimeout(timer);
+    if (tooLate) await this.#worker.terminate();
   }
 }

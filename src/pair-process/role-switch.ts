@@ -66,8 +66,9 @@ function handOverWires(engine: Engine, sessions: readonly SessionInfo[], started
     const shared = engine.interleavedWire(s.id);
     return shared ? [new Wire(shared.wire)] : [];
   });
-  const other = own === 0 ? 1 : 0;
-  for (const wire of wires) wire.handTo(other);
+  // Handing: nobody writes and nobody takes a lock over until this process's threads let go
+  // (a death meanwhile leaves them to the survivor's claim, which checks the tail).
+  for (const wire of wires) wire.beginHandOver(own);
   const heldHere = (wire: Wire): boolean => wire.holder() !== 0 && !isForeignHolder(wire.holder(), own);
   while (wires.some(heldHere)) {
     if (monoNowMs() - started > SETTLE_TIMEOUT_MS) {
@@ -77,6 +78,7 @@ function handOverWires(engine: Engine, sessions: readonly SessionInfo[], started
     }
     Atomics.wait(SPIN, 0, 0, 0.05);
   }
+  for (const wire of wires) wire.handTo(own === 0 ? 1 : 0);
 }
 
 const SPIN = new Int32Array(new SharedArrayBuffer(4));

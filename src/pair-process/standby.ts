@@ -285,13 +285,17 @@ export class PairStandby {
               ...(s.multicast ? { multicast: s.multicast } : {}), ...(s.broadcast === undefined ? {} : { broadcast: s.broadcast }),
               ...(s.loop ? { loop: s.loop } : {}), replica: s, ...(interleaved ? { interleaved: interleaved.options } : {}),
             });
-            if (s.interleaved) {
-              this.followedWires.set(s.id, s.interleaved.region);
-              this.takeoverThread?.followWire(s.id, interleaved!.options.wire);
-            }
           } finally {
             interleaved?.close(); // the engine keeps its own duplicate of the connection
           }
+        }
+        // Its own session too (a primary turned standby keeps them): the same wire, claimed like the others after a death.
+        const wire = s.interleaved && engine.interleavedWire(s.id)?.wire;
+        if (s.interleaved && wire) {
+          this.followedWires.set(s.id, s.interleaved.region);
+          this.takeoverThread?.followWire(s.id, wire);
+          // Applied after a death (it waited for its connection): the claim at the takeover did not know it.
+          if (this.phase === 'took-over' && this.takeover?.cause === 'death') claimAll([wire], processLockSpace());
         }
         const here = engine.getSession(s.id);
         if (here) this.takeoverTable.locked(() => this.takeoverTable.follow(here.pair, here.slot, s.primarySlot.pair, s.primarySlot.slot, engine.replicaSegmentOf(s.id) ?? 0));

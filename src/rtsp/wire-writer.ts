@@ -139,7 +139,7 @@ export class WireWriter {
     this.#options.release?.(handedOver);
   }
 
-  /** The wire's lock (Wire.lockIn): taken over from a data path of this process that died holding it. */
+  /** The wire's lock (Wire.lockIn): taken over from a data path of this process that died holding it, or from the pair's other process once this one writes. */
   #lock(): boolean {
     return this.wire.lockIn(this.#tag, this.#options.lockSpace, this.#options.fd(), this.#holderDead);
   }

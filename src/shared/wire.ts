@@ -12,7 +12,9 @@
 // after the last frame appended (one 64-bit store in the addon), so a path that
 // takes over knows exactly which datagrams a dead sender put in the ring, and
 // flushing stores the new tail in the same native call as the send: nothing a
-// dying writer did is ever done twice or lost. The ring is bounded: a client
+// thread that dies in this process did is ever done twice or lost (a killed
+// process may die between a send and that store: see the pair's claim below).
+// The ring is bounded: a client
 // that does not read fills it, and its datagrams stay due until the session's
 // backlog bound ends it (src/datapath/path-session.ts).
 //
@@ -55,9 +57,13 @@ const WIRE_I32 = {
   BASE: 6,
   /** 1: claimed from a dead writer, the tail is checked against the socket before the next send. */
   RESYNC: 7,
+  /** 1: BASE holds the socket's count (it could be read when the wire was made). */
+  BASE_KNOWN: 8,
 } as const;
 /** WRITER of a wire taken out of use for a new one on the same connection. */
 const RETIRED = 2;
+/** WRITER while a role switch hands the wire over: nobody writes, nobody takes a lock over, until the sender's threads let go. */
+const HANDING = 3;
 const DATA_OFFSET = 64;
 
 /** A lock tag's process half: set in the tags of a process in lock space 1. */
@@ -123,7 +129,10 @@ export function createWire(bytes: number, fd: number, memory: (size: number) => 
   Atomics.store(words, WIRE_I32.CAPACITY, sab.byteLength - DATA_OFFSET);
   Atomics.store(words, WIRE_I32.WRITER, processSpace);
   const written = fd >= 0 && wireAddon ? wireAddon.socketBytesWritten(fd) : -1;
-  if (written >= 0) Atomics.store(words, WIRE_I32.BASE, low32(written));
+  if (written >= 0) {
+    Atomics.store(words, WIRE_I32.BASE, low32(written));
+    Atomics.store(words, WIRE_I32.BASE_KNOWN, 1);
+  }
   return sab;
 }
 
@@ -176,9 +185,18 @@ export class Wire {
     return Atomics.load(this.words, WIRE_I32.WRITER) === space;
   }
 
-  /** A role switch: the process of `space` (the other) writes from now on. */
+  /**
+   * A role switch, first half: nobody writes and nobody takes a lock over (a
+   * holder of this process finishes), until handTo. A survivor's claim takes a
+   * wire left in this state by a death (its tail checked, as after any death).
+   */
+  beginHandOver(space: LockSpace): void {
+    Atomics.compareExchange(this.words, WIRE_I32.WRITER, space, HANDING);
+  }
+
+  /** A role switch, second half (no thread of this process holds the lock): the process of `space` writes from now on. */
   handTo(space: LockSpace): void {
-    Atomics.compareExchange(this.words, WIRE_I32.WRITER, space === 1 ? 0 : 1, space);
+    Atomics.compareExchange(this.words, WIRE_I32.WRITER, HANDING, space);
   }
 
   /** Nobody writes this wire again (a new one replaced it on the connection). */
@@ -197,11 +215,12 @@ export class Wire {
 
   /**
    * Take the lock as `tag`, a thread of `space` that writes on the socket `fd`:
-   * free, or held by a thread of the other process while this one writes (it
-   * writes nothing more), or by a data path of this process that `deadHere`
-   * says is dead (never this process's main thread or claim). Then keep it only
-   * if this process writes the wire (else let go: false), the tail checked
-   * against the socket first if the wire was just claimed.
+   * free, or held by a thread of the other process while the WRITER word names
+   * this one (that process handed over or was claimed from: its threads write
+   * nothing more), or by a data path of this process that `deadHere` says is
+   * dead (never this process's main thread or a claim). Then keep it only if
+   * this process writes the wire (else let go: false), the tail checked against
+   * the socket first if the wire was just claimed.
    */
   lockIn(tag: number, space: LockSpace, fd: number, deadHere: (holder: number) => boolean): boolean {
     const holder = this.lock(tag);
@@ -223,7 +242,8 @@ export class Wire {
    * over), and its first writer checks the tail against the socket. True once
    * claimed or when there is nothing to claim (retired, or this process writes
    * already); false when the lock is busy (a thread of this process holds it for
-   * a moment, finding the wire not its own: try again).
+   * a moment, finding the wire not its own, or the other claim, takeover thread
+   * or main thread, holds it: try again).
    */
   claim(space: LockSpace): boolean {
     if (this.retired || this.writesHere(space)) return true;
@@ -245,8 +265,10 @@ export class Wire {
    * cannot be (the socket took only what the ring held): the tail stays then.
    */
   private resync(fd: number): void {
-    const written = fd >= 0 ? this.addon.socketBytesWritten(fd) : -1;
-    if (written >= 0) {
+    // Without the count at creation there is nothing to compare with: the tail stays (a send not recorded may repeat).
+    if (Atomics.load(this.words, WIRE_I32.BASE_KNOWN) === 1) {
+      const written = fd >= 0 ? this.addon.socketBytesWritten(fd) : -1;
+      if (written < 0) return; // not read now: the next writer tries again
       const flushed = (low32(written) - Atomics.load(this.words, WIRE_I32.BASE)) >>> 0;
       const moved = (flushed - (Atomics.load(this.words, WIRE_I32.TAIL) >>> 0)) >>> 0;
       if (moved <= this.pending()) Atomics.store(this.words, WIRE_I32.TAIL, flushed | 0);
