@@ -28,8 +28,9 @@
 // that took the lock while it names the other process lets go at once, and a
 // lock held by a thread of the other process is taken over only while it names
 // this one. The WRITER word changes hands twice: a process that hands sending
-// over (a role switch) names the other once none of its threads will write
-// again, and a survivor names itself (claim) once every thread of the dead
+// over (a role switch) marks it HANDING (nobody writes or takes a lock over),
+// and names the other once none of its threads holds the lock; and a survivor
+// names itself (claim) once every thread of the dead
 // primary that wrote wires is past its last system call, and marks the wire
 // RESYNC: its first writer then moves the tail, under the lock and before it
 // sends, to where the socket really is (the kernel's count of bytes written,
@@ -112,7 +113,7 @@ export function setProcessLockSpace(space: LockSpace): void {
 export const wireAddon: NativeAddon | undefined = typeof nativeAddon?.wireFlush === 'function' ? nativeAddon : undefined;
 
 /** The bytes of a wire whose ring holds at least `bytes` (rounded up to a power of two). */
-export function wireBytes(bytes: number): number {
+function wireBytes(bytes: number): number {
   let capacity = 4096;
   while (capacity < bytes) capacity *= 2;
   return DATA_OFFSET + capacity;
